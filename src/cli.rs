@@ -1,0 +1,200 @@
+//! The command line (CONTRACT.md, "CLI for operators"). Only definitions live here; each
+//! command's work is in its own module.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Hangar: durable jobs with retry state, worker pools, and the tools to steer them.
+#[derive(Debug, Parser)]
+#[command(name = "hangar", version, about)]
+pub struct Cli {
+    /// Database URL: postgres://… or sqlite://PATH.
+    #[arg(long, global = true, env = "HANGAR_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Folder of pool files (*.toml).
+    #[arg(long, global = true, env = "HANGAR_WORKERS_DIR")]
+    pub workers_dir: Option<PathBuf>,
+    /// Configuration file (default ./hangar.toml when present).
+    #[arg(long = "config", global = true)]
+    pub config_file: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run everything in one process: HTTP (health, metrics) and every pool.
+    Serve(ServeArgs),
+    /// Run worker pools only (all, or the ones named).
+    Worker(WorkerArgs),
+    /// Apply pending database migrations.
+    Migrate,
+    /// Enqueue one job; prints its id.
+    Enqueue(EnqueueArgs),
+    /// Inspect and steer jobs.
+    Jobs {
+        /// What to do with jobs.
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
+    /// Inspect and acknowledge alerts.
+    Alerts {
+        /// What to do with alerts.
+        #[command(subcommand)]
+        command: AlertsCommand,
+    },
+    /// Measure throughput and latency on the configured database.
+    Bench {
+        /// Which benchmark.
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+/// `hangar serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Listen address of the HTTP server.
+    #[arg(long, env = "HANGAR_BIND")]
+    pub bind: Option<String>,
+}
+
+/// `hangar worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Run only this pool (repeatable); default: every pool.
+    #[arg(long = "pool")]
+    pub pools: Vec<String>,
+    /// Listen address of the health and metrics server.
+    #[arg(long, env = "HANGAR_BIND")]
+    pub bind: Option<String>,
+}
+
+/// `hangar enqueue`.
+#[derive(Debug, Args)]
+pub struct EnqueueArgs {
+    /// The job kind.
+    pub kind: String,
+    /// The job's arguments, a JSON object.
+    #[arg(long, default_value = "{}")]
+    pub args: String,
+    /// The workspace the job belongs to.
+    #[arg(long)]
+    pub workspace: Option<String>,
+    /// Run no earlier than this RFC 3339 time.
+    #[arg(long)]
+    pub run_at: Option<String>,
+    /// Makes the enqueue idempotent (unique per kind).
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+    /// The queue (default: the queue of the pool that runs the kind).
+    #[arg(long)]
+    pub queue: Option<String>,
+    /// Smaller numbers run first.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub priority: i16,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `hangar jobs …`.
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// List jobs, newest first.
+    List {
+        /// Only jobs in this state.
+        #[arg(long)]
+        state: Option<String>,
+        /// Only jobs of this kind.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only jobs of this workspace.
+        #[arg(long)]
+        workspace: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one job with its attempts.
+    Show {
+        /// The job id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a failed, cancelled or waiting job again now.
+    Retry {
+        /// The job id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a job that has not finished.
+    Cancel {
+        /// The job id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `hangar alerts …`.
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// List open alerts (or all).
+    List {
+        /// Include resolved alerts.
+        #[arg(long)]
+        all: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Acknowledge an alert.
+    Ack {
+        /// The alert id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `hangar bench …`.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Enqueue N noop jobs in batches, then drain them with the normal pool runtime.
+    Throughput {
+        /// How many jobs.
+        #[arg(long, default_value_t = 50_000)]
+        jobs: usize,
+        /// Pool concurrency.
+        #[arg(long, default_value_t = 100)]
+        concurrency: usize,
+        /// Print JSON as well.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Enqueue N noop jobs one at a time into an idle pool; measure enqueue-to-start.
+    Latency {
+        /// How many jobs.
+        #[arg(long, default_value_t = 1_000)]
+        jobs: usize,
+        /// Pause between jobs, in milliseconds.
+        #[arg(long, default_value_t = 20)]
+        interval_ms: u64,
+        /// Print JSON as well.
+        #[arg(long)]
+        json: bool,
+    },
+}

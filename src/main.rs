@@ -1,0 +1,118 @@
+//! The `hangar` binary: parses the command line, loads configuration once, sets up logging
+//! and runs one command. Exit status: 0 on success, 2 for bad input or configuration (one
+//! message on stderr), 1 for other failures.
+
+mod bench;
+mod cli;
+mod config;
+mod exit;
+mod http;
+mod ops;
+mod runtime;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use hangar_workers::store::Store;
+
+use crate::cli::{BenchCommand, Cli, Command};
+use crate::config::{Config, Overrides};
+use crate::exit::Fatal;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("hangar: cannot start the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(fatal) => {
+            eprintln!("hangar: {fatal}");
+            ExitCode::from(fatal.status)
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("HANGAR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("HANGAR_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Connects to the configured database (an unreachable one is a configuration error).
+pub async fn connect(config: &Config) -> Result<Store, Fatal> {
+    Ok(Store::connect(&config.database_url, 16).await?)
+}
+
+async fn run(cli: Cli) -> Result<(), Fatal> {
+    let mut overrides = Overrides {
+        database_url: cli.database_url,
+        workers_dir: cli.workers_dir,
+        bind: None,
+        config_file: cli.config_file,
+    };
+    match cli.command {
+        Command::Serve(args) => {
+            overrides.bind = args.bind;
+            let config = Config::load(&overrides)?;
+            let pools = config.pools.clone();
+            runtime::run(&config, runtime::Plan { migrate: true, pools }).await
+        }
+        Command::Worker(args) => {
+            overrides.bind = args.bind;
+            let config = Config::load(&overrides)?;
+            let pools = if args.pools.is_empty() {
+                config.pools.clone()
+            } else {
+                let mut chosen = Vec::new();
+                for name in &args.pools {
+                    match config.pools.iter().find(|p| &p.name == name) {
+                        Some(pool) => chosen.push(pool.clone()),
+                        None => {
+                            let known: Vec<&str> = config.pools.iter().map(|p| p.name.as_str()).collect();
+                            return Err(Fatal::config(format!(
+                                "--pool: unknown pool '{name}' (known: {})",
+                                known.join(", ")
+                            )));
+                        }
+                    }
+                }
+                chosen
+            };
+            runtime::run(&config, runtime::Plan { migrate: false, pools }).await
+        }
+        Command::Migrate => {
+            let config = Config::load(&overrides)?;
+            let store = connect(&config).await?;
+            store.migrate().await?;
+            eprintln!("migrations applied ({})", store.backend_name());
+            Ok(())
+        }
+        Command::Enqueue(args) => ops::enqueue(&Config::load(&overrides)?, args).await,
+        Command::Jobs { command } => ops::jobs(&Config::load(&overrides)?, command).await,
+        Command::Alerts { command } => ops::alerts(&Config::load(&overrides)?, command).await,
+        Command::Bench { command } => {
+            let config = Config::load(&overrides)?;
+            match command {
+                BenchCommand::Throughput { jobs, concurrency, json } => {
+                    bench::throughput(&config, jobs, concurrency, json).await
+                }
+                BenchCommand::Latency { jobs, interval_ms, json } => {
+                    bench::latency(&config, jobs, interval_ms, json).await
+                }
+            }
+        }
+    }
+}

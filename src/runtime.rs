@@ -1,0 +1,114 @@
+//! `hangar serve` and `hangar worker`: connect, migrate (serve only), start the pools, the
+//! LISTEN task and the HTTP server, and shut all of it down on SIGTERM or SIGINT.
+
+use std::sync::Arc;
+
+use hangar_workers::kinds::Registry;
+use hangar_workers::pool::{Pool, PoolDeps};
+use hangar_workers::pool_config::PoolSpec;
+use hangar_workers::refresher::NoRefresher;
+use hangar_workers::store::Store;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::exit::Fatal;
+use crate::http;
+
+/// What to run in this process.
+pub struct Plan {
+    /// Apply migrations first (`serve`).
+    pub migrate: bool,
+    /// The pools to run.
+    pub pools: Vec<PoolSpec>,
+}
+
+/// Runs the plan until a signal; returns once everything has drained.
+pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
+    let store = crate::connect(config).await?;
+    if plan.migrate {
+        store.migrate().await?;
+    }
+    let registry = Arc::new(Registry::builtin());
+    check_kinds(&registry, &plan.pools)?;
+    let listener = http::bind(config.bind).await?;
+    let _ = http::metrics_handle();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(signal_watch(shutdown.clone()));
+
+    let mut tasks = JoinSet::new();
+    if let Store::Postgres(pg) = &store {
+        let pg = pg.clone();
+        let stop = shutdown.clone();
+        tasks.spawn(async move { pg.listen(stop).await });
+    }
+    let deps = PoolDeps {
+        store: store.clone(),
+        registry,
+        refresher: Arc::new(NoRefresher),
+        worker_id: worker_id(),
+    };
+    for spec in plan.pools {
+        tracing::info!(pool = %spec.name, queue = %spec.queue, concurrency = spec.concurrency, "pool started");
+        let pool = Pool::new(spec, deps.clone());
+        tasks.spawn(pool.run(shutdown.clone()));
+    }
+    tasks.spawn(http::serve(listener, store.clone(), shutdown.clone()));
+    tracing::info!(
+        addr = %config.bind,
+        database = store.backend_name(),
+        pools = %config.pools_source,
+        "hangar is running"
+    );
+    while tasks.join_next().await.is_some() {}
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Every kind a pool names must have a handler in this binary.
+fn check_kinds(registry: &Registry, pools: &[PoolSpec]) -> Result<(), Fatal> {
+    for pool in pools {
+        for kind in &pool.kinds {
+            if registry.get(kind).is_none() {
+                return Err(Fatal::config(format!(
+                    "pool '{}': kinds: unknown job kind '{kind}' (known: {})",
+                    pool.name,
+                    registry.kinds().join(", ")
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `host:pid`, the name leases and attempt rows record.
+pub fn worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "host".to_owned());
+    format!("{host}:{}", std::process::id())
+}
+
+async fn signal_watch(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    shutdown.cancel();
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down: finishing running jobs");
+    shutdown.cancel();
+}

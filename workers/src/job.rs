@@ -1,0 +1,262 @@
+//! The job model: ids, the closed set of states, what a caller enqueues and what an operator
+//! sees. Storage backends translate these to rows; nothing here does I/O.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error_class::ErrorClass;
+
+/// A job's id: the row id, unique across queues and kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobId(pub i64);
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for JobId {
+    type Err = std::num::ParseIntError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.trim().parse().map(JobId)
+    }
+}
+
+/// The state of a job. Each variant says which service moves a job into and out of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Enqueued to run now. In: enqueue, operator retry, rescuer. Out: a pool's claim, cancel.
+    Available,
+    /// Enqueued or snoozed to run at a later `run_at`. In: enqueue with `run_at`, a rate-limit
+    /// snooze. Out: a pool's claim once `run_at` has passed, cancel.
+    Scheduled,
+    /// Claimed by a worker holding a lease. In: claim. Out: completion, failure handling, the
+    /// rescuer when the lease runs out, cancel.
+    Running,
+    /// Failed an attempt and waits for `run_at` to try again. In: failure handling, rescuer.
+    /// Out: a pool's claim, cancel.
+    Retryable,
+    /// Finished successfully. In: the completer. Out: the pruner after the retention time.
+    Completed,
+    /// Gave up: retries exhausted or an error that is never retried. Kept for replay.
+    /// In: failure handling. Out: operator retry.
+    Failed,
+    /// Cancelled by an operator. In: cancel. Out: operator retry.
+    Cancelled,
+}
+
+impl JobState {
+    /// Every state, in lifecycle order.
+    pub const ALL: [JobState; 7] = [
+        JobState::Available,
+        JobState::Scheduled,
+        JobState::Running,
+        JobState::Retryable,
+        JobState::Completed,
+        JobState::Failed,
+        JobState::Cancelled,
+    ];
+
+    /// The name used in the database, the API and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Available => "available",
+            JobState::Scheduled => "scheduled",
+            JobState::Running => "running",
+            JobState::Retryable => "retryable",
+            JobState::Completed => "completed",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the job will never run again unless an operator retries it.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            JobState::Completed | JobState::Failed | JobState::Cancelled
+        )
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A state name that is not one of [`JobState::ALL`].
+#[derive(Debug, thiserror::Error)]
+#[error("unknown job state '{0}' (expected one of available, scheduled, running, retryable, completed, failed, cancelled)")]
+pub struct UnknownJobState(pub String);
+
+impl FromStr for JobState {
+    type Err = UnknownJobState;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        JobState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| UnknownJobState(s.to_owned()))
+    }
+}
+
+/// What a caller hands over to enqueue one job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJob {
+    /// The job kind; a handler for it must be registered in some pool.
+    pub kind: String,
+    /// The queue (and so the pool) that runs it.
+    pub queue: String,
+    /// The handler's arguments.
+    pub args: serde_json::Value,
+    /// Run no earlier than this; `None` means now.
+    pub run_at: Option<DateTime<Utc>>,
+    /// Smaller numbers run first.
+    pub priority: i16,
+    /// The ceiling on budget-consuming failures.
+    pub max_attempts: i32,
+    /// The workspace the job belongs to, if any.
+    pub workspace_id: Option<String>,
+    /// With the kind, makes the enqueue idempotent.
+    pub idempotency_key: Option<String>,
+}
+
+impl NewJob {
+    /// A job of `kind` on the `default` queue with the default budget.
+    pub fn new(kind: impl Into<String>, args: serde_json::Value) -> Self {
+        NewJob {
+            kind: kind.into(),
+            queue: "default".to_owned(),
+            args,
+            run_at: None,
+            priority: 0,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            workspace_id: None,
+            idempotency_key: None,
+        }
+    }
+}
+
+/// The default ceiling on budget-consuming failures: one try plus the longest class budget
+/// of the default retry policy (5 server retries).
+pub const DEFAULT_MAX_ATTEMPTS: i32 = 6;
+
+/// The result of an enqueue: the job's id and whether this call created it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Enqueued {
+    /// The job's id (the existing job's, when the idempotency key matched one).
+    pub id: JobId,
+    /// False when an existing job with the same kind and idempotency key was returned.
+    pub created: bool,
+}
+
+/// One attempt of a job as operators see it (CONTRACT.md, job JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    /// 1 for the first attempt.
+    pub attempt: i32,
+    /// When the worker started it.
+    pub started_at: DateTime<Utc>,
+    /// When it ended (success, failure or the lease running out).
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The class of the failure; `None` for a success.
+    pub error_class: Option<ErrorClass>,
+    /// The failure's message.
+    pub error: Option<String>,
+    /// The HTTP status the attempt got, if it made a request.
+    pub http_status: Option<i32>,
+    /// How long the retry rules waited before the next attempt.
+    pub next_delay_ms: Option<i64>,
+    /// The retry decision in words (class, budget, delay, alert).
+    pub decision: Option<String>,
+}
+
+/// A job as the API and `--json` show it (CONTRACT.md, job JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// The job's id.
+    pub id: JobId,
+    /// The job kind.
+    pub kind: String,
+    /// The queue it runs on.
+    pub queue: String,
+    /// Its current state.
+    pub state: JobState,
+    /// How many attempts have started.
+    pub attempt: i32,
+    /// The ceiling on budget-consuming failures.
+    pub max_attempts: i32,
+    /// Smaller numbers run first.
+    pub priority: i16,
+    /// When it runs (next).
+    pub run_at: DateTime<Utc>,
+    /// When it was enqueued.
+    pub created_at: DateTime<Utc>,
+    /// When its row last changed.
+    pub updated_at: DateTime<Utc>,
+    /// The workspace it belongs to.
+    pub workspace_id: Option<String>,
+    /// Its idempotency key.
+    pub idempotency_key: Option<String>,
+    /// The handler's arguments.
+    pub args: serde_json::Value,
+    /// The message of the latest failure.
+    pub last_error: Option<String>,
+    /// Every attempt so far, oldest first (empty in listings).
+    pub attempts: Vec<AttemptRecord>,
+}
+
+/// A job as a worker receives it from a claim.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    /// The job's id.
+    pub id: JobId,
+    /// The job kind.
+    pub kind: String,
+    /// The handler's arguments.
+    pub args: serde_json::Value,
+    /// This attempt's number (1 for the first).
+    pub attempt: i32,
+    /// The ceiling on budget-consuming failures.
+    pub max_attempts: i32,
+    /// Rate-limit snoozes so far.
+    pub snoozes: i32,
+    /// The workspace it belongs to.
+    pub workspace_id: Option<String>,
+    /// The class of the previous attempt's failure, if it failed.
+    pub previous_class: Option<ErrorClass>,
+    /// The fencing token of this claim: results carrying another token are rejected.
+    pub lease_token: i64,
+    /// When it was enqueued.
+    pub created_at: DateTime<Utc>,
+    /// When it was due (start lag = `started_at - run_at`).
+    pub run_at: DateTime<Utc>,
+    /// When this attempt was claimed.
+    pub started_at: DateTime<Utc>,
+}
+
+impl ClaimedJob {
+    /// Budget-consuming failures before this attempt.
+    pub fn failures_so_far(&self) -> u32 {
+        u32::try_from((self.attempt - 1 - self.snoozes).max(0)).unwrap_or(0)
+    }
+}
+
+/// Filters for listing jobs.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    /// Only jobs in this state.
+    pub state: Option<JobState>,
+    /// Only jobs of this kind.
+    pub kind: Option<String>,
+    /// Only jobs of this workspace.
+    pub workspace_id: Option<String>,
+    /// At most this many (newest first).
+    pub limit: i64,
+}

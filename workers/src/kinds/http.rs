@@ -1,0 +1,175 @@
+//! `http`: one HTTP request, classified by the default mapping of the retry rules (2xx
+//! completes; 401 auth; 429 rate limit with its `Retry-After`; 5xx server; other 4xx and
+//! any 3xx client, since redirects are never followed; timeouts and connection errors
+//! timeout). Args (CONTRACT.md): `{"url", "method" (default POST), "headers": {…},
+//! "body": <JSON value or string>, "timeout_ms" (default 15000)}`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
+use serde::Deserialize;
+
+use super::{BoxFuture, Handler, JobFailure};
+use crate::error_class::ErrorClass;
+use crate::job::ClaimedJob;
+
+/// How much of a failed response's body is kept in the attempt history.
+const EXCERPT_BYTES: usize = 512;
+
+/// The arguments of an `http` job.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpArgs {
+    /// Absolute http(s) URL.
+    pub url: String,
+    /// HTTP method, default POST.
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// Request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Body: a string is sent as is, any other JSON value as JSON.
+    #[serde(default)]
+    pub body: Option<serde_json::Value>,
+    /// Whole-request timeout in milliseconds, default 15000.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_method() -> String {
+    "POST".to_owned()
+}
+
+fn default_timeout_ms() -> u64 {
+    15_000
+}
+
+impl HttpArgs {
+    /// Parses and checks the arguments; the error says which field is wrong.
+    pub fn parse(args: &serde_json::Value) -> Result<HttpArgs, String> {
+        let parsed: HttpArgs =
+            serde_json::from_value(args.clone()).map_err(|e| format!("http args: {e}"))?;
+        let url = reqwest::Url::parse(&parsed.url)
+            .map_err(|e| format!("http args: url '{}': {e}", parsed.url))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!(
+                "http args: url '{}': scheme must be http or https",
+                parsed.url
+            ));
+        }
+        reqwest::Method::from_bytes(parsed.method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| format!("http args: method '{}' is not an HTTP method", parsed.method))?;
+        for (name, value) in &parsed.headers {
+            HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("http args: headers: '{name}' is not a header name"))?;
+            HeaderValue::from_str(value)
+                .map_err(|_| format!("http args: headers: value of '{name}' is not valid"))?;
+        }
+        if parsed.timeout_ms == 0 || parsed.timeout_ms > 3_600_000 {
+            return Err("http args: timeout_ms must be between 1 and 3600000".to_owned());
+        }
+        Ok(parsed)
+    }
+}
+
+/// The `http` kind. Redirects are not followed.
+#[derive(Debug, Clone)]
+pub struct HttpHandler {
+    client: reqwest::Client,
+}
+
+impl HttpHandler {
+    /// A handler with its own connection pool.
+    pub fn new() -> Self {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("hangar/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        HttpHandler { client }
+    }
+}
+
+impl Default for HttpHandler {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Handler for HttpHandler {
+    fn validate(&self, args: &serde_json::Value) -> Result<(), String> {
+        HttpArgs::parse(args).map(|_| ())
+    }
+
+    fn run(&self, job: ClaimedJob) -> BoxFuture<'static, Result<(), JobFailure>> {
+        let client = self.client.clone();
+        Box::pin(async move {
+            let args = HttpArgs::parse(&job.args)
+                .map_err(|message| JobFailure::new(ErrorClass::Client, message))?;
+            let method = reqwest::Method::from_bytes(args.method.to_ascii_uppercase().as_bytes())
+                .unwrap_or(reqwest::Method::POST);
+            let mut request = client
+                .request(method, &args.url)
+                .timeout(Duration::from_millis(args.timeout_ms));
+            for (name, value) in &args.headers {
+                request = request.header(name, value);
+            }
+            request = match &args.body {
+                None | Some(serde_json::Value::Null) => request,
+                Some(serde_json::Value::String(text)) => request.body(text.clone()),
+                Some(value) => request
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(value.to_string()),
+            };
+            let response = request.send().await.map_err(transport_failure)?;
+            let status = response.status().as_u16();
+            let Some(class) = ErrorClass::from_http_status(status) else {
+                return Ok(());
+            };
+            let retry_after = response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let excerpt = body_excerpt(response).await;
+            Err(JobFailure {
+                class,
+                message: format!("HTTP {status}: {excerpt}"),
+                http_status: Some(status),
+                retry_after,
+            })
+        })
+    }
+}
+
+/// Classifies an error that produced no response: all are treated as timeouts (the network
+/// or the server did not answer in time), except a request we could not even build.
+fn transport_failure(error: reqwest::Error) -> JobFailure {
+    let class = if error.is_builder() {
+        ErrorClass::Client
+    } else {
+        ErrorClass::Timeout
+    };
+    let what = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    // reqwest's Display includes the URL, which may carry a token in its query: leave it out.
+    let error = error.without_url();
+    JobFailure::new(class, format!("{what}: {error}"))
+}
+
+async fn body_excerpt(response: reqwest::Response) -> String {
+    let bytes = response.bytes().await.unwrap_or_default();
+    let cut = bytes.len().min(EXCERPT_BYTES);
+    let mut text = String::from_utf8_lossy(&bytes[..cut]).into_owned();
+    if bytes.len() > cut {
+        text.push('…');
+    }
+    text
+}

@@ -1,0 +1,88 @@
+//! Job kinds: the [`Handler`] trait every kind implements and the [`Registry`] that maps a
+//! kind's name to its handler. A handler reports failures as a [`JobFailure`] that is already
+//! classified (the connector knows its provider's signals); the pool turns it into a retry
+//! decision. The built-in kinds are `noop` and `http`.
+
+mod http;
+mod noop;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+pub use http::{HttpArgs, HttpHandler};
+pub use noop::NoopHandler;
+
+use crate::error_class::ErrorClass;
+use crate::job::ClaimedJob;
+
+/// A boxed, sendable future, the return type of handler methods.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A failed attempt, classified by the handler.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobFailure {
+    /// The class of the failure (drives the retry decision).
+    pub class: ErrorClass,
+    /// What went wrong, for the attempt history (never a secret).
+    pub message: String,
+    /// The HTTP status, when a response was received.
+    pub http_status: Option<u16>,
+    /// The raw `Retry-After` header of the response.
+    pub retry_after: Option<String>,
+}
+
+impl JobFailure {
+    /// A failure of `class` with `message`.
+    pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
+        JobFailure {
+            class,
+            message: message.into(),
+            http_status: None,
+            retry_after: None,
+        }
+    }
+}
+
+/// One job kind.
+pub trait Handler: Send + Sync + 'static {
+    /// Checks a job's arguments at enqueue time, so bad input is refused before it is stored.
+    fn validate(&self, args: &serde_json::Value) -> Result<(), String>;
+
+    /// Runs one attempt. The future is dropped when the job is cancelled or its lease lost.
+    fn run(&self, job: ClaimedJob) -> BoxFuture<'static, Result<(), JobFailure>>;
+}
+
+/// The handlers known to this process, by kind name.
+#[derive(Clone, Default)]
+pub struct Registry {
+    handlers: HashMap<String, Arc<dyn Handler>>,
+}
+
+impl Registry {
+    /// The built-in kinds: `noop` and `http`.
+    pub fn builtin() -> Self {
+        let mut registry = Registry::default();
+        registry.register("noop", NoopHandler);
+        registry.register("http", HttpHandler::new());
+        registry
+    }
+
+    /// Adds or replaces the handler of `kind`.
+    pub fn register(&mut self, kind: &str, handler: impl Handler) {
+        self.handlers.insert(kind.to_owned(), Arc::new(handler));
+    }
+
+    /// The handler of `kind`.
+    pub fn get(&self, kind: &str) -> Option<&Arc<dyn Handler>> {
+        self.handlers.get(kind)
+    }
+
+    /// The registered kind names, sorted.
+    pub fn kinds(&self) -> Vec<&str> {
+        let mut kinds: Vec<&str> = self.handlers.keys().map(String::as_str).collect();
+        kinds.sort_unstable();
+        kinds
+    }
+}

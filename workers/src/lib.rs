@@ -1,0 +1,13 @@
+//! Hangar's engine: the job model, the job store on PostgreSQL and SQLite, the retry rules,
+//! the pool runtime and the built-in job kinds. Library code never reads the environment or
+//! flags: the `hangar` binary loads configuration once and passes values down.
+
+pub mod error_class;
+pub mod job;
+pub mod kinds;
+pub mod pool;
+pub mod pool_config;
+pub mod refresher;
+pub mod retry_after;
+pub mod retry_policy;
+pub mod store;

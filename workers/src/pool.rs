@@ -1,0 +1,515 @@
+//! The pool runtime: runs one [`PoolSpec`] against the store until shutdown.
+//!
+//! Four tasks per pool: the **producer** claims as many jobs as there are free slots
+//! (`FOR UPDATE SKIP LOCKED LIMIT n`) and spawns each attempt; when a claim comes back short
+//! it sleeps until a wake-up (NOTIFY or an in-process enqueue), the next `run_at`, or the
+//! poll tick. The **completer** writes successes in batches, fenced by lease token. The
+//! **heartbeat** renews leases every third of the lease and stops attempts whose lease is
+//! gone (cancelled by an operator, or rescued after a stall). The **maintainer** rescues jobs
+//! of dead workers (expired leases) and prunes completed jobs past retention.
+//!
+//! Shutdown: the producer stops claiming; running attempts get `shutdown_grace` to finish;
+//! the rest are aborted and handed back (available again, attempt not counted); the
+//! completer flushes what it holds.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use chrono::Utc;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::error_class::ErrorClass;
+use crate::job::{ClaimedJob, JobId, JobState};
+use crate::kinds::{JobFailure, Registry};
+use crate::pool_config::PoolSpec;
+use crate::refresher::TokenRefresher;
+use crate::retry_policy::{Decision, FailureInput, RefreshOutcome, Verdict, decide};
+use crate::store::{Completion, FailureRecord, Store, StoreError};
+
+/// What a pool needs besides its spec.
+#[derive(Clone)]
+pub struct PoolDeps {
+    /// The job store.
+    pub store: Store,
+    /// The handlers of this process.
+    pub registry: Arc<Registry>,
+    /// Refreshes credentials after a 401.
+    pub refresher: Arc<dyn TokenRefresher>,
+    /// This process's name in leases and attempt rows (host:pid).
+    pub worker_id: String,
+}
+
+/// Counts of one maintenance pass, for logs and tests.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct MaintenanceCounts {
+    /// Jobs of dead workers made runnable again (or failed when out of budget).
+    pub rescued: u64,
+    /// Completed jobs deleted.
+    pub pruned: u64,
+}
+
+/// Leases this process holds, with the token that stops each attempt.
+type Running = Arc<Mutex<HashMap<JobId, (i64, CancellationToken)>>>;
+
+/// One pool, ready to run.
+pub struct Pool {
+    spec: Arc<PoolSpec>,
+    deps: PoolDeps,
+    running: Running,
+}
+
+impl Pool {
+    /// A pool for `spec`.
+    pub fn new(spec: PoolSpec, deps: PoolDeps) -> Self {
+        Pool {
+            spec: Arc::new(spec),
+            deps,
+            running: Arc::default(),
+        }
+    }
+
+    /// Runs until `shutdown` is cancelled, then drains as the module doc says.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let (done_tx, done_rx) = mpsc::channel::<Completion>(self.spec.batch_size * 4);
+        let stop_background = CancellationToken::new();
+        let completer = tokio::spawn(complete_loop(
+            self.deps.store.clone(),
+            done_rx,
+            self.spec.batch_size,
+        ));
+        let heartbeat = tokio::spawn(heartbeat_loop(
+            self.deps.store.clone(),
+            self.running.clone(),
+            self.spec.lease,
+            stop_background.clone(),
+        ));
+        let maintainer = tokio::spawn(maintain_loop(
+            self.spec.clone(),
+            self.deps.clone(),
+            stop_background.clone(),
+        ));
+
+        let mut attempts = JoinSet::new();
+        self.produce(&mut attempts, done_tx, &shutdown).await;
+
+        // Drain: finish within the grace period, then hand back what is left.
+        let grace = tokio::time::sleep(self.spec.shutdown_grace);
+        tokio::pin!(grace);
+        while !attempts.is_empty() {
+            tokio::select! {
+                _ = attempts.join_next() => {}
+                _ = &mut grace => break,
+            }
+        }
+        attempts.abort_all();
+        while attempts.join_next().await.is_some() {}
+        let leftover: Vec<(JobId, i64)> = {
+            let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            running.iter().map(|(id, (token, _))| (*id, *token)).collect()
+        };
+        if !leftover.is_empty() {
+            match self.deps.store.release(&leftover).await {
+                Ok(n) => tracing::info!(pool = %self.spec.name, released = n, "handed unfinished jobs back"),
+                Err(error) => tracing::warn!(pool = %self.spec.name, %error, "could not hand jobs back; their leases will expire"),
+            }
+        }
+        // The completer ends once every sender (the attempts' clones) is gone.
+        let _ = completer.await;
+        stop_background.cancel();
+        let _ = heartbeat.await;
+        let _ = maintainer.await;
+    }
+
+    /// The producer loop: claim while there is room and work, sleep otherwise.
+    async fn produce(
+        &self,
+        attempts: &mut JoinSet<()>,
+        done_tx: mpsc::Sender<Completion>,
+        shutdown: &CancellationToken,
+    ) {
+        let spec = &self.spec;
+        let store = &self.deps.store;
+        let slots = Arc::new(Semaphore::new(spec.concurrency));
+        let wakeup = store.wakeups().queue(&spec.queue);
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            // Reap finished attempts so the set does not grow.
+            while attempts.try_join_next().is_some() {}
+            let first = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                permit = slots.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => return,
+                },
+            };
+            let mut permits = vec![first];
+            while permits.len() < spec.batch_size {
+                match slots.clone().try_acquire_owned() {
+                    Ok(permit) => permits.push(permit),
+                    Err(_) => break,
+                }
+            }
+            let wanted = permits.len();
+            let claimed = match store
+                .claim(&spec.queue, &self.deps.worker_id, wanted as i64, spec.lease)
+                .await
+            {
+                Ok(claimed) => {
+                    backoff = Duration::from_millis(100);
+                    claimed
+                }
+                Err(error) => {
+                    tracing::warn!(pool = %spec.name, %error, "claim failed; retrying");
+                    drop(permits);
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            let got = claimed.len();
+            for job in claimed {
+                let Some(permit) = permits.pop() else { break };
+                let cancel = CancellationToken::new();
+                self.running
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(job.id, (job.lease_token, cancel.clone()));
+                let attempt = Attempt {
+                    spec: spec.clone(),
+                    deps: self.deps.clone(),
+                    running: self.running.clone(),
+                    done_tx: done_tx.clone(),
+                };
+                attempts.spawn(async move {
+                    attempt.run(job, cancel).await;
+                    drop(permit);
+                });
+            }
+            drop(permits);
+            if got == wanted {
+                continue; // Busy: there may be more right now.
+            }
+            let sleep_for = match store.next_run_at(&spec.queue).await {
+                Ok(Some(next)) => (next - Utc::now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .min(spec.poll_interval),
+                _ => spec.poll_interval,
+            };
+            if sleep_for.is_zero() && got > 0 {
+                continue;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = wakeup.notified() => {}
+                _ = tokio::time::sleep(sleep_for.max(Duration::from_millis(1))) => {}
+            }
+        }
+    }
+
+    /// One rescue-and-prune pass over this pool's queue.
+    pub async fn maintain_once(&self) -> Result<MaintenanceCounts, StoreError> {
+        maintain_once(&self.spec, &self.deps).await
+    }
+}
+
+/// One attempt of one job: run the handler, then report the result.
+struct Attempt {
+    spec: Arc<PoolSpec>,
+    deps: PoolDeps,
+    running: Running,
+    done_tx: mpsc::Sender<Completion>,
+}
+
+enum Outcome {
+    Succeeded,
+    Failed(JobFailure),
+    Stopped,
+}
+
+impl Attempt {
+    async fn run(self, job: ClaimedJob, cancel: CancellationToken) {
+        let queue = self.spec.queue.clone();
+        let start_lag = (Utc::now() - job.run_at).to_std().unwrap_or_default();
+        metrics::histogram!("hangar_job_start_lag_seconds", "queue" => queue.clone())
+            .record(start_lag.as_secs_f64());
+        let started = Instant::now();
+        let outcome = self.execute(&job, &cancel).await;
+        let elapsed = started.elapsed();
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&job.id);
+        metrics::histogram!("hangar_attempt_duration_seconds", "queue" => queue.clone(), "kind" => job.kind.clone())
+            .record(elapsed.as_secs_f64());
+        match outcome {
+            Outcome::Succeeded => {
+                let completion = Completion {
+                    id: job.id,
+                    lease_token: job.lease_token,
+                    attempt: job.attempt,
+                    finished_at: Utc::now(),
+                };
+                // The completer only stops after every sender is gone, so this cannot fail
+                // while the attempt runs; if it did, the lease expires and the job reruns.
+                let _ = self.done_tx.send(completion).await;
+            }
+            Outcome::Failed(failure) => self.fail(&job, failure).await,
+            Outcome::Stopped => {
+                metrics::counter!("hangar_jobs_total", "queue" => queue, "outcome" => "stopped")
+                    .increment(1);
+            }
+        }
+    }
+
+    async fn execute(&self, job: &ClaimedJob, cancel: &CancellationToken) -> Outcome {
+        let Some(handler) = self.deps.registry.get(&job.kind) else {
+            return Outcome::Failed(JobFailure::new(
+                ErrorClass::Internal,
+                format!("no handler for kind '{}' in this worker", job.kind),
+            ));
+        };
+        // The handler runs in its own task so that a panic becomes a failed attempt.
+        let mut task = tokio::spawn(handler.run(job.clone()));
+        let result = tokio::select! {
+            joined = &mut task => joined,
+            _ = tokio::time::sleep(self.spec.timeout) => {
+                task.abort();
+                return Outcome::Failed(JobFailure::new(
+                    ErrorClass::Timeout,
+                    format!("attempt exceeded the pool timeout of {} ms", self.spec.timeout.as_millis()),
+                ));
+            }
+            _ = cancel.cancelled() => {
+                task.abort();
+                return Outcome::Stopped;
+            }
+        };
+        match result {
+            Ok(Ok(())) => Outcome::Succeeded,
+            Ok(Err(failure)) => Outcome::Failed(failure),
+            Err(join_error) if join_error.is_panic() => Outcome::Failed(JobFailure::new(
+                ErrorClass::Internal,
+                "the handler panicked",
+            )),
+            Err(_) => Outcome::Stopped,
+        }
+    }
+
+    async fn fail(&self, job: &ClaimedJob, failure: JobFailure) {
+        let refresh = if failure.class == ErrorClass::Auth
+            && job.previous_class != Some(ErrorClass::Auth)
+        {
+            Some(self.deps.refresher.refresh(job, &failure).await)
+        } else {
+            None
+        };
+        let decision = decide_failure(&self.spec, job, &failure, refresh);
+        if decision.needs_reauth {
+            self.deps
+                .refresher
+                .mark_needs_reauth(job, &decision.reason)
+                .await;
+        }
+        let record = failure_record(job, &failure, &decision, &self.deps.worker_id);
+        let outcome = match decision.verdict {
+            Verdict::Retry => "retried",
+            Verdict::Snooze => "snoozed",
+            Verdict::Fail => "failed",
+        };
+        metrics::counter!("hangar_jobs_total", "queue" => self.spec.queue.clone(), "outcome" => outcome)
+            .increment(1);
+        let mut backoff = Duration::from_millis(100);
+        // The store may be briefly unreachable: keep the decision and try again while the
+        // lease lasts; after that the rescuer owns the job.
+        let deadline = Instant::now() + self.spec.lease;
+        loop {
+            match self.deps.store.record_failure(&record).await {
+                Ok(true) => {
+                    tracing::debug!(job = %job.id, class = %failure.class, decision = %decision.reason, "attempt failed");
+                    return;
+                }
+                Ok(false) => {
+                    metrics::counter!("hangar_stale_results_total", "queue" => self.spec.queue.clone())
+                        .increment(1);
+                    tracing::info!(job = %job.id, "result rejected: the lease was taken over");
+                    return;
+                }
+                Err(error) if Instant::now() < deadline => {
+                    tracing::warn!(job = %job.id, %error, "recording a failure failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+                Err(error) => {
+                    tracing::error!(job = %job.id, %error, "could not record a failure; the rescuer will retry the job");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Turns a classified failure into the retry decision of `spec`'s policy.
+pub fn decide_failure(
+    spec: &PoolSpec,
+    job: &ClaimedJob,
+    failure: &JobFailure,
+    refresh: Option<RefreshOutcome>,
+) -> Decision {
+    let counted = u32::from(failure.class != ErrorClass::RateLimit);
+    let input = FailureInput {
+        class: failure.class,
+        failures: job.failures_so_far().saturating_add(counted),
+        snoozes: u32::try_from(job.snoozes.max(0)).unwrap_or(0),
+        max_attempts: u32::try_from(job.max_attempts.max(1)).unwrap_or(1),
+        previous_class: job.previous_class,
+        retry_after: failure.retry_after.as_deref(),
+        refresh,
+        now: SystemTime::now(),
+        jitter_sample: fastrand::f64() * 2.0 - 1.0,
+    };
+    decide(&spec.retry, &input)
+}
+
+/// The row-level record of a failed attempt and its decision.
+pub fn failure_record(
+    job: &ClaimedJob,
+    failure: &JobFailure,
+    decision: &Decision,
+    worker: &str,
+) -> FailureRecord {
+    FailureRecord {
+        id: job.id,
+        lease_token: job.lease_token,
+        attempt: job.attempt,
+        workspace_id: job.workspace_id.clone(),
+        started_at: job.started_at,
+        finished_at: Utc::now(),
+        class: failure.class,
+        error: failure.message.clone(),
+        http_status: failure.http_status.map(i32::from),
+        next_state: match decision.verdict {
+            Verdict::Retry => JobState::Retryable,
+            Verdict::Snooze => JobState::Scheduled,
+            Verdict::Fail => JobState::Failed,
+        },
+        delay: decision.delay,
+        snoozed: !decision.consumes_budget,
+        decision: decision.reason.clone(),
+        alert: decision.alert.clone(),
+        worker: worker.to_owned(),
+    }
+}
+
+/// Writes completions in batches: waits for one, takes whatever else is queued (up to
+/// `batch`), writes them in one statement. A failed write is retried; nothing is dropped.
+async fn complete_loop(store: Store, mut rx: mpsc::Receiver<Completion>, batch: usize) {
+    let mut buffer = Vec::with_capacity(batch);
+    while rx.recv_many(&mut buffer, batch).await > 0 {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match store.complete(&buffer).await {
+                Ok(rejected) => {
+                    let accepted = buffer.len() - rejected.len();
+                    metrics::counter!("hangar_jobs_total", "outcome" => "completed")
+                        .increment(accepted as u64);
+                    if !rejected.is_empty() {
+                        metrics::counter!("hangar_stale_results_total")
+                            .increment(rejected.len() as u64);
+                        tracing::info!(?rejected, "completions rejected: leases were taken over");
+                    }
+                    break;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, jobs = buffer.len(), "writing completions failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+        buffer.clear();
+    }
+}
+
+/// Renews the leases held by this pool; stops attempts whose lease is gone.
+async fn heartbeat_loop(
+    store: Store,
+    running: Running,
+    lease: Duration,
+    stop: CancellationToken,
+) {
+    let period = lease / 3;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(period) => {}
+        }
+        let held: Vec<(JobId, i64)> = {
+            let running = running.lock().unwrap_or_else(|e| e.into_inner());
+            running.iter().map(|(id, (token, _))| (*id, *token)).collect()
+        };
+        if held.is_empty() {
+            continue;
+        }
+        match store.heartbeat(&held, lease).await {
+            Ok(still) => {
+                let still: std::collections::HashSet<JobId> = still.into_iter().collect();
+                let running = running.lock().unwrap_or_else(|e| e.into_inner());
+                for (id, _) in held.iter().filter(|(id, _)| !still.contains(id)) {
+                    if let Some((_, cancel)) = running.get(id) {
+                        tracing::info!(job = %id, "lease lost (cancelled or rescued): stopping the attempt");
+                        cancel.cancel();
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "heartbeat failed"),
+        }
+    }
+}
+
+/// Rescues and prunes every few seconds.
+async fn maintain_loop(spec: Arc<PoolSpec>, deps: PoolDeps, stop: CancellationToken) {
+    let period = (spec.lease / 3).max(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(period) => {}
+        }
+        match maintain_once(&spec, &deps).await {
+            Ok(counts) if counts != MaintenanceCounts::default() => {
+                tracing::info!(pool = %spec.name, rescued = counts.rescued, pruned = counts.pruned, "maintenance");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(pool = %spec.name, %error, "maintenance failed"),
+        }
+    }
+}
+
+/// Gives every expired lease of the pool's queue the retry decision of an `internal`
+/// failure (the worker is gone), then prunes completed jobs past retention.
+async fn maintain_once(spec: &PoolSpec, deps: &PoolDeps) -> Result<MaintenanceCounts, StoreError> {
+    let mut counts = MaintenanceCounts::default();
+    for expired in deps.store.expired_leases(&spec.queue, 500).await? {
+        let failure = JobFailure::new(
+            ErrorClass::Internal,
+            format!(
+                "lease expired: worker {} stopped heartbeating",
+                expired.leased_by.as_deref().unwrap_or("?")
+            ),
+        );
+        let decision = decide_failure(spec, &expired.job, &failure, None);
+        let record = failure_record(&expired.job, &failure, &decision, &deps.worker_id);
+        if deps.store.record_failure(&record).await? {
+            counts.rescued += 1;
+            deps.store.wakeups().wake(&spec.queue);
+        }
+    }
+    counts.pruned = deps.store.prune_completed(spec.retention, 10_000).await?;
+    Ok(counts)
+}

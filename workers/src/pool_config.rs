@@ -1,0 +1,306 @@
+//! Pool declarations: `workers/*.toml` files, each with one or more `[[pool]]` tables, parsed
+//! and validated once at start. An error names the file and the field. `Cargo.toml` in the
+//! same folder (the engine crate lives there too) is not a pool file and is skipped.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::retry_policy::{ClassPolicy, RateLimitPolicy, RetryPolicy};
+
+/// The pool file compiled into the binary, used when no workers folder exists.
+pub const BUILTIN_POOLS: &str = include_str!("../default.toml");
+
+/// A validated pool: one queue, its kinds, its concurrency, timeout and retry policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolSpec {
+    /// The pool's name (`hangar worker --pool NAME`).
+    pub name: String,
+    /// The queue it claims from.
+    pub queue: String,
+    /// The job kinds it runs (and that enqueue routes to its queue by default).
+    pub kinds: Vec<String>,
+    /// Jobs run at once by one process.
+    pub concurrency: usize,
+    /// Longest time one attempt may take; past it, the attempt is a timeout failure.
+    pub timeout: Duration,
+    /// Ceiling on budget-consuming failures for jobs enqueued to this pool's kinds.
+    pub max_attempts: i32,
+    /// How long a claim is leased; heartbeats renew it every third of it.
+    pub lease: Duration,
+    /// Idle poll interval (the fallback to LISTEN/NOTIFY and in-process wake-ups).
+    pub poll_interval: Duration,
+    /// Most jobs claimed or completed in one statement.
+    pub batch_size: usize,
+    /// How long shutdown waits for running jobs before handing them back.
+    pub shutdown_grace: Duration,
+    /// Completed jobs are deleted this long after they finish.
+    pub retention: Duration,
+    /// The retry rules.
+    pub retry: RetryPolicy,
+}
+
+/// A pool file that cannot be used; the message names the file and the field.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct PoolConfigError {
+    /// The file (or `built-in pools`).
+    pub file: String,
+    /// What is wrong, and where.
+    pub message: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PoolFile {
+    #[serde(default)]
+    pool: Vec<RawPool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPool {
+    name: String,
+    queue: Option<String>,
+    kinds: Vec<String>,
+    concurrency: Option<i64>,
+    timeout_ms: Option<i64>,
+    max_attempts: Option<i64>,
+    lease_ms: Option<i64>,
+    poll_interval_ms: Option<i64>,
+    batch_size: Option<i64>,
+    shutdown_grace_ms: Option<i64>,
+    retention_ms: Option<i64>,
+    #[serde(default)]
+    retry: RawRetry,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetry {
+    timeout: Option<RawClass>,
+    server: Option<RawClass>,
+    internal: Option<RawClass>,
+    rate_limit: Option<RawRateLimit>,
+    auth_retries: Option<i64>,
+    server_alert_after: Option<i64>,
+    jitter: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClass {
+    max_retries: Option<i64>,
+    base_delay_ms: Option<i64>,
+    max_delay_ms: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRateLimit {
+    max_snoozes: Option<i64>,
+    max_wait_ms: Option<i64>,
+    default_wait_ms: Option<i64>,
+}
+
+/// Reads every `*.toml` of `dir` (except `Cargo.toml`), in name order.
+pub fn load_dir(dir: &Path) -> Result<Vec<PoolSpec>, PoolConfigError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| PoolConfigError {
+        file: dir.display().to_string(),
+        message: format!("cannot read the workers folder: {e}"),
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "toml")
+                && p.file_name().is_some_and(|n| n != "Cargo.toml")
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(PoolConfigError {
+            file: dir.display().to_string(),
+            message: "no pool files (*.toml) in the workers folder".to_owned(),
+        });
+    }
+    let mut pools = Vec::new();
+    for path in &files {
+        let text = std::fs::read_to_string(path).map_err(|e| PoolConfigError {
+            file: path.display().to_string(),
+            message: format!("cannot read: {e}"),
+        })?;
+        pools.extend(parse(&path.display().to_string(), &text)?);
+    }
+    check_unique(&dir.display().to_string(), &pools)?;
+    Ok(pools)
+}
+
+/// The built-in pools.
+pub fn builtin() -> Vec<PoolSpec> {
+    parse("built-in pools", BUILTIN_POOLS).unwrap_or_default()
+}
+
+/// Parses and validates one pool file's text; `file` names it in errors.
+pub fn parse(file: &str, text: &str) -> Result<Vec<PoolSpec>, PoolConfigError> {
+    let error = |message: String| PoolConfigError {
+        file: file.to_owned(),
+        message,
+    };
+    let raw: PoolFile = toml::from_str(text).map_err(|e| error(toml_message(&e, text)))?;
+    if raw.pool.is_empty() {
+        return Err(error("no [[pool]] table".to_owned()));
+    }
+    let pools = raw
+        .pool
+        .into_iter()
+        .map(|p| validate(p).map_err(&error))
+        .collect::<Result<Vec<_>, _>>()?;
+    check_unique(file, &pools)?;
+    Ok(pools)
+}
+
+fn toml_message(e: &toml::de::Error, text: &str) -> String {
+    let message = e.message().trim().to_owned();
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].lines().count().max(1);
+            format!("line {line}: {message}")
+        }
+        None => message,
+    }
+}
+
+fn check_unique(file: &str, pools: &[PoolSpec]) -> Result<(), PoolConfigError> {
+    let mut names = HashSet::new();
+    let mut kinds = HashSet::new();
+    for pool in pools {
+        if !names.insert(pool.name.as_str()) {
+            return Err(PoolConfigError {
+                file: file.to_owned(),
+                message: format!("pool '{}': name: declared twice", pool.name),
+            });
+        }
+        for kind in &pool.kinds {
+            if !kinds.insert(kind.as_str()) {
+                return Err(PoolConfigError {
+                    file: file.to_owned(),
+                    message: format!(
+                        "pool '{}': kinds: '{kind}' is already run by another pool",
+                        pool.name
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `value` checked against `min..=max`, or the message naming `field`.
+fn ranged(pool: &str, field: &str, value: Option<i64>, default: i64, min: i64, max: i64) -> Result<i64, String> {
+    let value = value.unwrap_or(default);
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!(
+            "pool '{pool}': {field}: {value} is out of range (allowed {min}..={max})"
+        ))
+    }
+}
+
+fn ms(value: i64) -> Duration {
+    Duration::from_millis(u64::try_from(value).unwrap_or(0))
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+fn validate(raw: RawPool) -> Result<PoolSpec, String> {
+    let name = raw.name.trim().to_owned();
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)) {
+        return Err(format!(
+            "pool '{}': name: use letters, digits, '-' and '_' only",
+            raw.name
+        ));
+    }
+    let queue = raw.queue.unwrap_or_else(|| name.clone());
+    if queue.is_empty() || queue.len() > 64 {
+        return Err(format!("pool '{name}': queue: must be 1 to 64 characters"));
+    }
+    if raw.kinds.is_empty() {
+        return Err(format!("pool '{name}': kinds: list at least one job kind"));
+    }
+    let n = name.as_str();
+    let lease = ranged(n, "lease_ms", raw.lease_ms, 15_000, 1_000, 600_000)?;
+    let defaults = RetryPolicy::default();
+    let retry = RetryPolicy {
+        timeout: class(n, "retry.timeout", raw.retry.timeout, &defaults.timeout)?,
+        server: class(n, "retry.server", raw.retry.server, &defaults.server)?,
+        internal: class(n, "retry.internal", raw.retry.internal, &defaults.internal)?,
+        rate_limit: rate_limit(n, raw.retry.rate_limit, &defaults.rate_limit)?,
+        auth_retries: ranged(n, "retry.auth_retries", raw.retry.auth_retries, i64::from(defaults.auth_retries), 0, 1)? as u32,
+        server_alert_after: ranged(
+            n,
+            "retry.server_alert_after",
+            raw.retry.server_alert_after,
+            i64::from(defaults.server_alert_after),
+            1,
+            1_000,
+        )? as u32,
+        jitter: match raw.retry.jitter {
+            None => defaults.jitter,
+            Some(j) if (0.0..=0.2).contains(&j) => j,
+            Some(j) => {
+                return Err(format!(
+                    "pool '{name}': retry.jitter: {j} is out of range (allowed 0.0..=0.2)"
+                ));
+            }
+        },
+    };
+    Ok(PoolSpec {
+        concurrency: ranged(n, "concurrency", raw.concurrency, 50, 1, 10_000)? as usize,
+        timeout: ms(ranged(n, "timeout_ms", raw.timeout_ms, 60_000, 1, DAY_MS)?),
+        max_attempts: ranged(n, "max_attempts", raw.max_attempts, 6, 1, 1_000)? as i32,
+        lease: ms(lease),
+        poll_interval: ms(ranged(n, "poll_interval_ms", raw.poll_interval_ms, 1_000, 10, 60_000)?),
+        batch_size: ranged(n, "batch_size", raw.batch_size, 500, 1, 10_000)? as usize,
+        shutdown_grace: ms(ranged(n, "shutdown_grace_ms", raw.shutdown_grace_ms, 10_000, 0, 600_000)?),
+        retention: ms(ranged(n, "retention_ms", raw.retention_ms, DAY_MS, 0, 365 * DAY_MS)?),
+        kinds: raw.kinds,
+        retry,
+        name,
+        queue,
+    })
+}
+
+fn class(pool: &str, field: &str, raw: Option<RawClass>, default: &ClassPolicy) -> Result<ClassPolicy, String> {
+    let Some(raw) = raw else {
+        return Ok(default.clone());
+    };
+    let max_retries = ranged(pool, &format!("{field}.max_retries"), raw.max_retries, i64::from(default.max_retries), 0, 1_000)?;
+    let base = ranged(pool, &format!("{field}.base_delay_ms"), raw.base_delay_ms, default.base_delay.as_millis() as i64, 0, DAY_MS)?;
+    let max = ranged(pool, &format!("{field}.max_delay_ms"), raw.max_delay_ms, default.max_delay.as_millis() as i64, 0, 7 * DAY_MS)?;
+    if max < base {
+        return Err(format!(
+            "pool '{pool}': {field}.max_delay_ms: {max} is below base_delay_ms {base}"
+        ));
+    }
+    Ok(ClassPolicy {
+        max_retries: max_retries as u32,
+        base_delay: ms(base),
+        max_delay: ms(max),
+    })
+}
+
+fn rate_limit(pool: &str, raw: Option<RawRateLimit>, default: &RateLimitPolicy) -> Result<RateLimitPolicy, String> {
+    let Some(raw) = raw else {
+        return Ok(default.clone());
+    };
+    let field = "retry.rate_limit";
+    Ok(RateLimitPolicy {
+        max_snoozes: ranged(pool, &format!("{field}.max_snoozes"), raw.max_snoozes, i64::from(default.max_snoozes), 0, 10_000)? as u32,
+        max_wait: ms(ranged(pool, &format!("{field}.max_wait_ms"), raw.max_wait_ms, default.max_wait.as_millis() as i64, 0, 7 * DAY_MS)?),
+        default_wait: ms(ranged(pool, &format!("{field}.default_wait_ms"), raw.default_wait_ms, default.default_wait.as_millis() as i64, 0, 7 * DAY_MS)?),
+    })
+}

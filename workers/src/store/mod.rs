@@ -1,0 +1,485 @@
+//! The job store: one design on two backends, PostgreSQL (production, many processes on many
+//! machines) and SQLite (the embedded default). [`Store`] is the one type the rest of Hangar
+//! uses; each backend module holds that backend's SQL. Every write that reports a worker's
+//! result is fenced by the lease token of the claim, so a worker whose lease was taken over
+//! cannot overwrite a newer attempt.
+
+mod postgres;
+mod sqlite;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use crate::error_class::ErrorClass;
+use crate::job::{ClaimedJob, Enqueued, Job, JobFilter, JobId, JobState, NewJob};
+use crate::retry_policy::Alert;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// What can go wrong talking to the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database URL is neither `postgres://…` nor `sqlite://…`.
+    #[error("HANGAR_DATABASE_URL: unsupported database URL '{0}' (expected postgres://… or sqlite://PATH)")]
+    UnsupportedUrl(String),
+    /// The database could not be reached or refused the connection.
+    #[error("cannot connect to the database at {url}: {source}")]
+    Connect {
+        /// The URL with any password removed.
+        url: String,
+        /// What the driver said.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A migration failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// No job with this id.
+    #[error("job {0} not found")]
+    JobNotFound(JobId),
+    /// The job is in a state the action does not apply to.
+    #[error("job {id} is {state}: cannot {action} it")]
+    JobConflict {
+        /// The job.
+        id: JobId,
+        /// Its current state.
+        state: JobState,
+        /// What was asked.
+        action: &'static str,
+    },
+    /// No alert with this id.
+    #[error("alert {0} not found")]
+    AlertNotFound(i64),
+    /// A stored value that Hangar does not understand (a row written by something else).
+    #[error("corrupt row in {table}: {detail}")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+/// A successful attempt reported by a worker, fenced by its lease token.
+#[derive(Debug, Clone, Copy)]
+pub struct Completion {
+    /// The job.
+    pub id: JobId,
+    /// The lease token of the claim that ran it.
+    pub lease_token: i64,
+    /// The attempt number (attempts after the first may have an alert to resolve).
+    pub attempt: i32,
+    /// When the handler returned.
+    pub finished_at: DateTime<Utc>,
+}
+
+/// What to do with a job after a failed attempt: the retry decision, made durable.
+#[derive(Debug, Clone)]
+pub struct FailureRecord {
+    /// The job.
+    pub id: JobId,
+    /// The lease token of the claim that ran it.
+    pub lease_token: i64,
+    /// The attempt number.
+    pub attempt: i32,
+    /// The job's workspace (for the alert).
+    pub workspace_id: Option<String>,
+    /// When the attempt started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: DateTime<Utc>,
+    /// The class of the failure.
+    pub class: ErrorClass,
+    /// The failure's message.
+    pub error: String,
+    /// The HTTP status, when the attempt got a response.
+    pub http_status: Option<i32>,
+    /// The state the job moves to: retryable, scheduled (snooze) or failed.
+    pub next_state: JobState,
+    /// Wait before the next attempt.
+    pub delay: Duration,
+    /// Whether this failure was a rate-limit snooze (not counted in the budget).
+    pub snoozed: bool,
+    /// The decision in words.
+    pub decision: String,
+    /// The alert to raise (deduplicated while open).
+    pub alert: Option<Alert>,
+    /// The worker that ran it.
+    pub worker: String,
+}
+
+/// A running job whose lease ran out: its worker is gone or stuck.
+#[derive(Debug, Clone)]
+pub struct ExpiredLease {
+    /// The job as it was claimed.
+    pub job: ClaimedJob,
+    /// The worker that held the lease.
+    pub leased_by: Option<String>,
+}
+
+/// An alert row (CONTRACT.md, alert JSON).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertRow {
+    /// The alert's id.
+    pub id: i64,
+    /// The workspace it concerns.
+    pub workspace_id: Option<String>,
+    /// What kind of condition (`job_failing`, `job_failed`, `reauth_required`).
+    pub kind: String,
+    /// `warning` or `critical`.
+    pub severity: String,
+    /// What happened, for a person.
+    pub message: String,
+    /// The job it concerns.
+    pub job_id: Option<JobId>,
+    /// The integration it concerns.
+    pub integration: Option<String>,
+    /// When the incident was first seen.
+    pub created_at: DateTime<Utc>,
+    /// When it was last seen.
+    pub last_seen_at: DateTime<Utc>,
+    /// How many times it was seen while open.
+    pub occurrences: i32,
+    /// When an operator acknowledged it.
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    /// When the condition cleared.
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+/// Depth and lag of one queue, for `/metrics`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueueStats {
+    /// The queue.
+    pub queue: String,
+    /// Jobs per non-final state, plus `failed`.
+    pub counts: Vec<(JobState, i64)>,
+    /// Seconds the oldest runnable job has waited past its `run_at`.
+    pub lag_seconds: f64,
+}
+
+/// Wakes idle pools of this process when a queue gets a runnable job. PostgreSQL feeds it
+/// from LISTEN/NOTIFY (so enqueues from any process count); both backends feed it from
+/// enqueues made through this process's [`Store`].
+#[derive(Debug, Default)]
+pub struct Wakeups {
+    queues: Mutex<HashMap<String, Arc<Notify>>>,
+}
+
+impl Wakeups {
+    /// The notifier of one queue; a pool awaits `notified()` on it when idle.
+    pub fn queue(&self, queue: &str) -> Arc<Notify> {
+        let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        queues.entry(queue.to_owned()).or_default().clone()
+    }
+
+    /// Wakes the pools of `queue`.
+    pub fn wake(&self, queue: &str) {
+        let notify = {
+            let queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+            queues.get(queue).cloned()
+        };
+        if let Some(notify) = notify {
+            notify.notify_one();
+        }
+    }
+
+    /// Wakes every pool (after a lost LISTEN connection, when notifications may be missed).
+    pub fn wake_all(&self) {
+        let queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        for notify in queues.values() {
+            notify.notify_one();
+        }
+    }
+}
+
+/// The job store. Cheap to clone: clones share the connection pool.
+#[derive(Clone, Debug)]
+pub enum Store {
+    /// PostgreSQL.
+    Postgres(PgStore),
+    /// SQLite.
+    Sqlite(SqliteStore),
+}
+
+/// Dispatches one method call to the backend.
+macro_rules! backend {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            Store::Postgres($store) => $call,
+            Store::Sqlite($store) => $call,
+        }
+    };
+}
+
+impl Store {
+    /// Connects to `url` (`postgres://…` or `sqlite://PATH`, created when missing).
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Store::Postgres(
+                PgStore::connect(url, max_connections).await?,
+            ))
+        } else if url.starts_with("sqlite:") {
+            Ok(Store::Sqlite(
+                SqliteStore::connect(url, max_connections).await?,
+            ))
+        } else {
+            Err(StoreError::UnsupportedUrl(redact_url(url)))
+        }
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        backend!(self, s => s.migrate().await)
+    }
+
+    /// `postgres` or `sqlite`.
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Store::Postgres(_) => "postgres",
+            Store::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// The wake-ups of this process's pools.
+    pub fn wakeups(&self) -> &Arc<Wakeups> {
+        backend!(self, s => &s.wakeups)
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        backend!(self, s => s.ping().await)
+    }
+
+    /// Enqueues one job; with an idempotency key that already exists for its kind, returns
+    /// the existing job instead.
+    pub async fn enqueue(&self, job: &NewJob) -> Result<Enqueued, StoreError> {
+        let enqueued = backend!(self, s => s.enqueue(job).await)?;
+        if enqueued.created {
+            self.wakeups().wake(&job.queue);
+        }
+        Ok(enqueued)
+    }
+
+    /// Enqueues many jobs in one statement (jobs whose idempotency key exists are skipped).
+    pub async fn enqueue_many(&self, jobs: &[NewJob]) -> Result<u64, StoreError> {
+        let n = backend!(self, s => s.enqueue_many(jobs).await)?;
+        let mut queues: Vec<&str> = jobs.iter().map(|j| j.queue.as_str()).collect();
+        queues.sort_unstable();
+        queues.dedup();
+        for queue in queues {
+            self.wakeups().wake(queue);
+        }
+        Ok(n)
+    }
+
+    /// Claims up to `limit` runnable jobs of `queue` for `worker`, leasing them for `lease`.
+    pub async fn claim(
+        &self,
+        queue: &str,
+        worker: &str,
+        limit: i64,
+        lease: Duration,
+    ) -> Result<Vec<ClaimedJob>, StoreError> {
+        let token = fastrand::i64(1..i64::MAX);
+        backend!(self, s => s.claim(queue, worker, limit, lease, token).await)
+    }
+
+    /// Marks jobs completed; returns the ids whose result was rejected (lease taken over).
+    pub async fn complete(&self, done: &[Completion]) -> Result<Vec<JobId>, StoreError> {
+        if done.is_empty() {
+            return Ok(Vec::new());
+        }
+        backend!(self, s => s.complete(done).await)
+    }
+
+    /// Records a failed attempt and the retry decision; false when the result was rejected
+    /// because the lease was taken over (nothing is written then).
+    pub async fn record_failure(&self, failure: &FailureRecord) -> Result<bool, StoreError> {
+        backend!(self, s => s.record_failure(failure).await)
+    }
+
+    /// Extends the leases of running jobs; returns the ids whose lease is still held (the
+    /// others were cancelled or rescued and must stop).
+    pub async fn heartbeat(
+        &self,
+        leases: &[(JobId, i64)],
+        lease: Duration,
+    ) -> Result<Vec<JobId>, StoreError> {
+        if leases.is_empty() {
+            return Ok(Vec::new());
+        }
+        backend!(self, s => s.heartbeat(leases, lease).await)
+    }
+
+    /// Hands running jobs back unfinished (graceful shutdown): they become available again
+    /// at once and the interrupted attempt is not counted.
+    pub async fn release(&self, leases: &[(JobId, i64)]) -> Result<u64, StoreError> {
+        if leases.is_empty() {
+            return Ok(0);
+        }
+        backend!(self, s => s.release(leases).await)
+    }
+
+    /// Running jobs whose lease ran out, oldest first.
+    pub async fn expired_leases(
+        &self,
+        queue: &str,
+        limit: i64,
+    ) -> Result<Vec<ExpiredLease>, StoreError> {
+        backend!(self, s => s.expired_leases(queue, limit).await)
+    }
+
+    /// Deletes up to `limit` completed jobs finished more than `retention` ago.
+    pub async fn prune_completed(
+        &self,
+        retention: Duration,
+        limit: i64,
+    ) -> Result<u64, StoreError> {
+        backend!(self, s => s.prune_completed(retention, limit).await)
+    }
+
+    /// The earliest `run_at` of a job of `queue` that waits for its time.
+    pub async fn next_run_at(&self, queue: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        backend!(self, s => s.next_run_at(queue).await)
+    }
+
+    /// One job with its attempts.
+    pub async fn job(&self, id: JobId) -> Result<Job, StoreError> {
+        backend!(self, s => s.job(id).await)
+    }
+
+    /// Jobs matching `filter`, newest first, without their attempts.
+    pub async fn jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
+        backend!(self, s => s.jobs(filter).await)
+    }
+
+    /// Makes a finished or waiting job run again now, with room for one more failure.
+    pub async fn retry_job(&self, id: JobId) -> Result<Job, StoreError> {
+        let job = backend!(self, s => s.retry_job(id).await)?;
+        self.wakeups().wake(&job.queue);
+        Ok(job)
+    }
+
+    /// Cancels a job that has not finished; a running one stops at its next heartbeat.
+    pub async fn cancel_job(&self, id: JobId) -> Result<Job, StoreError> {
+        backend!(self, s => s.cancel_job(id).await)
+    }
+
+    /// Alerts, newest first; only open ones unless `all`.
+    pub async fn alerts(&self, all: bool) -> Result<Vec<AlertRow>, StoreError> {
+        backend!(self, s => s.alerts(all).await)
+    }
+
+    /// Acknowledges an alert (idempotent).
+    pub async fn ack_alert(&self, id: i64) -> Result<AlertRow, StoreError> {
+        backend!(self, s => s.ack_alert(id).await)
+    }
+
+    /// Deletes every job of `queue` (benchmarks clean up their own queue with it).
+    pub async fn delete_queue(&self, queue: &str) -> Result<u64, StoreError> {
+        backend!(self, s => s.delete_queue(queue).await)
+    }
+
+    /// Counts jobs of `queue` in `state` (`equal`) or in any other state (`!equal`).
+    pub async fn count_in_queue(
+        &self,
+        queue: &str,
+        state: JobState,
+        equal: bool,
+    ) -> Result<i64, StoreError> {
+        backend!(self, s => s.count_in_queue(queue, state, equal).await)
+    }
+
+    /// Depth and lag per queue.
+    pub async fn queue_stats(&self) -> Result<Vec<QueueStats>, StoreError> {
+        backend!(self, s => s.queue_stats().await)
+    }
+}
+
+/// `url` with any password replaced, safe to print.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+/// The ids of `done` that are not in `accepted`: results rejected by the lease fence.
+pub(crate) fn rejected(done: &[Completion], accepted: &[i64]) -> Vec<JobId> {
+    let accepted: std::collections::HashSet<i64> = accepted.iter().copied().collect();
+    done.iter()
+        .filter(|c| !accepted.contains(&c.id.0))
+        .map(|c| c.id)
+        .collect()
+}
+
+/// Alert incident key for a job: one open alert per job.
+pub(crate) fn job_incident_key(id: JobId) -> String {
+    format!("job:{id}")
+}
+
+/// Whole milliseconds of `d`, saturating.
+pub(crate) fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Parses a stored state name.
+pub(crate) fn parse_state(table: &'static str, s: &str) -> Result<JobState, StoreError> {
+    s.parse().map_err(|e: crate::job::UnknownJobState| StoreError::Corrupt {
+        table,
+        detail: e.to_string(),
+    })
+}
+
+/// Parses a stored error class name (absent stays absent).
+pub(crate) fn parse_class(
+    table: &'static str,
+    s: Option<String>,
+) -> Result<Option<ErrorClass>, StoreError> {
+    s.map(|s| {
+        s.parse().map_err(|e: crate::error_class::UnknownErrorClass| StoreError::Corrupt {
+            table,
+            detail: e.to_string(),
+        })
+    })
+    .transpose()
+}
+
+/// The attempt of a job that succeeded is not written as its own row (it would double the
+/// writes on the hot path); it is rebuilt from the job row's `attempted_at`/`finalized_at`.
+pub(crate) fn synthesize_success(
+    job: &mut Job,
+    attempted_at: Option<DateTime<Utc>>,
+    finalized_at: Option<DateTime<Utc>>,
+) {
+    if job.state == JobState::Completed
+        && let Some(started_at) = attempted_at
+        && !job.attempts.iter().any(|a| a.attempt == job.attempt)
+    {
+        job.attempts.push(crate::job::AttemptRecord {
+            attempt: job.attempt,
+            started_at,
+            finished_at: finalized_at,
+            error_class: None,
+            error: None,
+            http_status: None,
+            next_delay_ms: None,
+            decision: Some("completed".to_owned()),
+        });
+    }
+}

@@ -1,0 +1,648 @@
+//! The PostgreSQL backend. Claims take `FOR UPDATE SKIP LOCKED LIMIT n` in one statement,
+//! completions and heartbeats are one `UNNEST` statement per batch, and a trigger NOTIFYs
+//! `hangar_jobs` (payload: the queue) when a job becomes runnable now; [`PgStore::listen`]
+//! turns those notifications into wake-ups of this process's pools.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgListener, PgPoolOptions, PgRow};
+use sqlx::{PgPool, Row};
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    AlertRow, Completion, ExpiredLease, FailureRecord, QueueStats, StoreError, Wakeups,
+    job_incident_key, millis, parse_class, parse_state, redact_url, rejected, synthesize_success,
+};
+use crate::job::{AttemptRecord, ClaimedJob, Enqueued, Job, JobFilter, JobId, JobState, NewJob};
+
+/// The channel the notify trigger of the migrations sends on.
+const CHANNEL: &str = "hangar_jobs";
+
+/// PostgreSQL job store.
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: PgPool,
+    url: Arc<str>,
+    pub(super) wakeups: Arc<Wakeups>,
+}
+
+const JOB_COLUMNS: &str = "id, kind, queue, state, attempt, max_attempts, priority, run_at, \
+     created_at, updated_at, workspace_id, idempotency_key, args, last_error, attempted_at, \
+     finalized_at";
+
+const CLAIMED_COLUMNS: &str = "j.id, j.kind, j.args, j.attempt, j.max_attempts, j.snoozes, \
+     j.workspace_id, j.last_error_class, j.lease_token, j.created_at, j.run_at, j.attempted_at";
+
+impl PgStore {
+    /// Connects a pool of at most `max_connections`.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<PgStore, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(2))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await
+            .map_err(|source| StoreError::Connect {
+                url: redact_url(url),
+                source,
+            })?;
+        Ok(PgStore {
+            pool,
+            url: url.into(),
+            wakeups: Arc::default(),
+        })
+    }
+
+    /// The underlying pool, for callers that enqueue inside their own transaction.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub(super) async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate!("../migrations/postgres")
+            .run(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub(super) async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Forwards NOTIFYs to the wake-ups until `shutdown`; reconnects with backoff and wakes
+    /// every pool after a reconnect, since notifications sent meanwhile are lost.
+    pub async fn listen(&self, shutdown: CancellationToken) {
+        let mut backoff = Duration::from_millis(100);
+        while !shutdown.is_cancelled() {
+            let mut listener = match PgListener::connect(&self.url).await {
+                Ok(listener) => listener,
+                Err(error) => {
+                    tracing::warn!(%error, "LISTEN connection failed; polling meanwhile");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            if let Err(error) = listener.listen(CHANNEL).await {
+                tracing::warn!(%error, "LISTEN failed; polling meanwhile");
+                continue;
+            }
+            backoff = Duration::from_millis(100);
+            self.wakeups.wake_all();
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    received = listener.try_recv() => match received {
+                        Ok(Some(notification)) => self.wakeups.wake(notification.payload()),
+                        Ok(None) => {
+                            // The connection dropped and was re-established by the listener.
+                            self.wakeups.wake_all();
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "LISTEN connection lost; reconnecting");
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) async fn enqueue(&self, job: &NewJob) -> Result<Enqueued, StoreError> {
+        let inserted: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO hangar_jobs (kind, queue, args, state, max_attempts, priority, run_at, \
+                 workspace_id, idempotency_key) \
+             VALUES ($1, $2, $3, \
+                 CASE WHEN $4::timestamptz IS NULL OR $4 <= now() THEN 'available' ELSE 'scheduled' END, \
+                 $5, $6, COALESCE($4, now()), $7, $8) \
+             ON CONFLICT (kind, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+             RETURNING id",
+        )
+        .bind(&job.kind)
+        .bind(&job.queue)
+        .bind(&job.args)
+        .bind(job.run_at)
+        .bind(job.max_attempts)
+        .bind(job.priority)
+        .bind(&job.workspace_id)
+        .bind(&job.idempotency_key)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(id) = inserted {
+            return Ok(Enqueued {
+                id: JobId(id),
+                created: true,
+            });
+        }
+        let id: i64 = sqlx::query_scalar(
+            "SELECT id FROM hangar_jobs WHERE kind = $1 AND idempotency_key = $2",
+        )
+        .bind(&job.kind)
+        .bind(&job.idempotency_key)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Enqueued {
+            id: JobId(id),
+            created: false,
+        })
+    }
+
+    pub(super) async fn enqueue_many(&self, jobs: &[NewJob]) -> Result<u64, StoreError> {
+        let kinds: Vec<&str> = jobs.iter().map(|j| j.kind.as_str()).collect();
+        let queues: Vec<&str> = jobs.iter().map(|j| j.queue.as_str()).collect();
+        let args: Vec<&serde_json::Value> = jobs.iter().map(|j| &j.args).collect();
+        let run_at: Vec<Option<DateTime<Utc>>> = jobs.iter().map(|j| j.run_at).collect();
+        let max_attempts: Vec<i32> = jobs.iter().map(|j| j.max_attempts).collect();
+        let priority: Vec<i16> = jobs.iter().map(|j| j.priority).collect();
+        let workspace: Vec<Option<&str>> =
+            jobs.iter().map(|j| j.workspace_id.as_deref()).collect();
+        let keys: Vec<Option<&str>> = jobs.iter().map(|j| j.idempotency_key.as_deref()).collect();
+        let result = sqlx::query(
+            "INSERT INTO hangar_jobs (kind, queue, args, state, max_attempts, priority, run_at, \
+                 workspace_id, idempotency_key) \
+             SELECT kind, queue, args, \
+                 CASE WHEN run_at IS NULL OR run_at <= now() THEN 'available' ELSE 'scheduled' END, \
+                 max_attempts, priority, COALESCE(run_at, now()), workspace_id, idempotency_key \
+             FROM UNNEST($1::text[], $2::text[], $3::jsonb[], $4::timestamptz[], $5::int[], \
+                 $6::smallint[], $7::text[], $8::text[]) \
+                 AS t(kind, queue, args, run_at, max_attempts, priority, workspace_id, idempotency_key) \
+             ON CONFLICT (kind, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
+        )
+        .bind(kinds)
+        .bind(queues)
+        .bind(args)
+        .bind(run_at)
+        .bind(max_attempts)
+        .bind(priority)
+        .bind(workspace)
+        .bind(keys)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected())
+    }
+
+    pub(super) async fn claim(
+        &self,
+        queue: &str,
+        worker: &str,
+        limit: i64,
+        lease: Duration,
+        token: i64,
+    ) -> Result<Vec<ClaimedJob>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "WITH picked AS ( \
+                 SELECT id FROM hangar_jobs \
+                 WHERE queue = $1 AND state IN ('available', 'scheduled', 'retryable') \
+                   AND run_at <= now() \
+                 ORDER BY priority, run_at, id \
+                 LIMIT $2 \
+                 FOR UPDATE SKIP LOCKED) \
+             UPDATE hangar_jobs j SET state = 'running', attempt = j.attempt + 1, \
+                 lease_token = $3, leased_by = $4, \
+                 lease_expires_at = now() + make_interval(secs => $5), \
+                 attempted_at = now(), updated_at = now() \
+             FROM picked WHERE j.id = picked.id \
+             RETURNING {CLAIMED_COLUMNS}"
+        )))
+        .bind(queue)
+        .bind(limit)
+        .bind(token)
+        .bind(worker)
+        .bind(lease.as_secs_f64())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(claimed_from_row).collect()
+    }
+
+    pub(super) async fn complete(&self, done: &[Completion]) -> Result<Vec<JobId>, StoreError> {
+        let ids: Vec<i64> = done.iter().map(|c| c.id.0).collect();
+        let tokens: Vec<i64> = done.iter().map(|c| c.lease_token).collect();
+        let finished: Vec<DateTime<Utc>> = done.iter().map(|c| c.finished_at).collect();
+        let accepted: Vec<i64> = sqlx::query_scalar(
+            "UPDATE hangar_jobs j SET state = 'completed', finalized_at = d.finished_at, \
+                 updated_at = now(), lease_token = NULL, lease_expires_at = NULL \
+             FROM UNNEST($1::bigint[], $2::bigint[], $3::timestamptz[]) AS d(id, token, finished_at) \
+             WHERE j.id = d.id AND j.lease_token = d.token AND j.state = 'running' \
+             RETURNING j.id",
+        )
+        .bind(&ids)
+        .bind(&tokens)
+        .bind(&finished)
+        .fetch_all(&self.pool)
+        .await?;
+        // A success after earlier failures clears the job's open alert.
+        let retried: Vec<i64> = done
+            .iter()
+            .filter(|c| c.attempt > 1 && accepted.contains(&c.id.0))
+            .map(|c| c.id.0)
+            .collect();
+        if !retried.is_empty() {
+            sqlx::query(
+                "UPDATE hangar_alerts SET resolved_at = now() \
+                 WHERE job_id = ANY($1) AND resolved_at IS NULL",
+            )
+            .bind(&retried)
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(rejected(done, &accepted))
+    }
+
+    pub(super) async fn record_failure(&self, f: &FailureRecord) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE hangar_jobs SET state = $3, \
+                 run_at = now() + make_interval(secs => $4), \
+                 snoozes = snoozes + $5, last_error = $6, last_error_class = $7, \
+                 finalized_at = CASE WHEN $3 = 'failed' THEN now() END, updated_at = now(), \
+                 lease_token = NULL, lease_expires_at = NULL \
+             WHERE id = $1 AND lease_token = $2 AND state = 'running'",
+        )
+        .bind(f.id.0)
+        .bind(f.lease_token)
+        .bind(f.next_state.as_str())
+        .bind(f.delay.as_secs_f64())
+        .bind(i32::from(f.snoozed))
+        .bind(&f.error)
+        .bind(f.class.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO hangar_job_attempts (job_id, attempt, started_at, finished_at, \
+                 error_class, error, http_status, next_delay_ms, decision, worker) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (job_id, attempt) DO NOTHING",
+        )
+        .bind(f.id.0)
+        .bind(f.attempt)
+        .bind(f.started_at)
+        .bind(f.finished_at)
+        .bind(f.class.as_str())
+        .bind(&f.error)
+        .bind(f.http_status)
+        .bind((f.next_state != JobState::Failed).then(|| millis(f.delay)))
+        .bind(&f.decision)
+        .bind(&f.worker)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(alert) = &f.alert {
+            sqlx::query(
+                "INSERT INTO hangar_alerts (workspace_id, kind, severity, message, job_id, \
+                     incident_key) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (incident_key) WHERE resolved_at IS NULL DO UPDATE SET \
+                     occurrences = hangar_alerts.occurrences + 1, last_seen_at = now(), \
+                     kind = EXCLUDED.kind, message = EXCLUDED.message, \
+                     severity = CASE WHEN hangar_alerts.severity = 'critical' THEN 'critical' \
+                                     ELSE EXCLUDED.severity END",
+            )
+            .bind(&f.workspace_id)
+            .bind(alert.kind.as_str())
+            .bind(alert.severity.as_str())
+            .bind(&alert.message)
+            .bind(f.id.0)
+            .bind(job_incident_key(f.id))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub(super) async fn heartbeat(
+        &self,
+        leases: &[(JobId, i64)],
+        lease: Duration,
+    ) -> Result<Vec<JobId>, StoreError> {
+        let ids: Vec<i64> = leases.iter().map(|(id, _)| id.0).collect();
+        let tokens: Vec<i64> = leases.iter().map(|(_, token)| *token).collect();
+        let held: Vec<i64> = sqlx::query_scalar(
+            "UPDATE hangar_jobs j SET lease_expires_at = now() + make_interval(secs => $3) \
+             FROM UNNEST($1::bigint[], $2::bigint[]) AS d(id, token) \
+             WHERE j.id = d.id AND j.lease_token = d.token AND j.state = 'running' \
+             RETURNING j.id",
+        )
+        .bind(&ids)
+        .bind(&tokens)
+        .bind(lease.as_secs_f64())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(held.into_iter().map(JobId).collect())
+    }
+
+    pub(super) async fn release(&self, leases: &[(JobId, i64)]) -> Result<u64, StoreError> {
+        let ids: Vec<i64> = leases.iter().map(|(id, _)| id.0).collect();
+        let tokens: Vec<i64> = leases.iter().map(|(_, token)| *token).collect();
+        let result = sqlx::query(
+            "UPDATE hangar_jobs j SET state = 'available', run_at = now(), updated_at = now(), \
+                 attempt = j.attempt - 1, lease_token = NULL, lease_expires_at = NULL \
+             FROM UNNEST($1::bigint[], $2::bigint[]) AS d(id, token) \
+             WHERE j.id = d.id AND j.lease_token = d.token AND j.state = 'running'",
+        )
+        .bind(&ids)
+        .bind(&tokens)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected())
+    }
+
+    pub(super) async fn expired_leases(
+        &self,
+        queue: &str,
+        limit: i64,
+    ) -> Result<Vec<ExpiredLease>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CLAIMED_COLUMNS}, j.leased_by FROM hangar_jobs j \
+             WHERE j.state = 'running' AND j.lease_expires_at < now() AND j.queue = $2 \
+             ORDER BY j.lease_expires_at LIMIT $1"
+        )))
+        .bind(limit)
+        .bind(queue)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ExpiredLease {
+                    job: claimed_from_row(row)?,
+                    leased_by: row.try_get("leased_by")?,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn prune_completed(
+        &self,
+        retention: Duration,
+        limit: i64,
+    ) -> Result<u64, StoreError> {
+        let result = sqlx::query(
+            "DELETE FROM hangar_jobs WHERE id IN ( \
+                 SELECT id FROM hangar_jobs WHERE state = 'completed' \
+                   AND finalized_at < now() - make_interval(secs => $1) LIMIT $2)",
+        )
+        .bind(retention.as_secs_f64())
+        .bind(limit)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected())
+    }
+
+    pub(super) async fn next_run_at(
+        &self,
+        queue: &str,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT min(run_at) FROM hangar_jobs \
+             WHERE queue = $1 AND state IN ('available', 'scheduled', 'retryable')",
+        )
+        .bind(queue)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    pub(super) async fn job(&self, id: JobId) -> Result<Job, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {JOB_COLUMNS} FROM hangar_jobs WHERE id = $1"
+        )))
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::JobNotFound(id))?;
+        let mut job = job_from_row(&row)?;
+        let attempts = sqlx::query(
+            "SELECT attempt, started_at, finished_at, error_class, error, http_status, \
+                 next_delay_ms, decision \
+             FROM hangar_job_attempts WHERE job_id = $1 ORDER BY attempt",
+        )
+        .bind(id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        job.attempts = attempts
+            .iter()
+            .map(|row| {
+                Ok(AttemptRecord {
+                    attempt: row.try_get("attempt")?,
+                    started_at: row.try_get("started_at")?,
+                    finished_at: row.try_get("finished_at")?,
+                    error_class: parse_class("hangar_job_attempts", row.try_get("error_class")?)?,
+                    error: row.try_get("error")?,
+                    http_status: row.try_get("http_status")?,
+                    next_delay_ms: row.try_get("next_delay_ms")?,
+                    decision: row.try_get("decision")?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        synthesize_success(
+            &mut job,
+            row.try_get("attempted_at")?,
+            row.try_get("finalized_at")?,
+        );
+        Ok(job)
+    }
+
+    pub(super) async fn jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {JOB_COLUMNS} FROM hangar_jobs \
+             WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR kind = $2) \
+               AND ($3::text IS NULL OR workspace_id = $3) \
+             ORDER BY id DESC LIMIT $4"
+        )))
+        .bind(filter.state.map(JobState::as_str))
+        .bind(&filter.kind)
+        .bind(&filter.workspace_id)
+        .bind(filter.limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    pub(super) async fn retry_job(&self, id: JobId) -> Result<Job, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE hangar_jobs SET state = 'available', run_at = now(), updated_at = now(), \
+                 finalized_at = NULL, \
+                 max_attempts = GREATEST(max_attempts, attempt - snoozes + 1) \
+             WHERE id = $1 AND state IN ('scheduled', 'retryable', 'completed', 'failed', 'cancelled')",
+        )
+        .bind(id.0)
+        .execute(&self.pool)
+        .await?;
+        self.after_transition(id, updated.rows_affected(), "retry")
+            .await
+    }
+
+    pub(super) async fn cancel_job(&self, id: JobId) -> Result<Job, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE hangar_jobs SET state = 'cancelled', finalized_at = now(), updated_at = now(), \
+                 last_error = COALESCE(last_error, 'cancelled by an operator'), \
+                 lease_token = NULL, lease_expires_at = NULL \
+             WHERE id = $1 AND state IN ('available', 'scheduled', 'running', 'retryable')",
+        )
+        .bind(id.0)
+        .execute(&self.pool)
+        .await?;
+        self.after_transition(id, updated.rows_affected(), "cancel")
+            .await
+    }
+
+    /// The job after an operator action, or why the action did not apply.
+    async fn after_transition(
+        &self,
+        id: JobId,
+        rows: u64,
+        action: &'static str,
+    ) -> Result<Job, StoreError> {
+        let job = self.job(id).await?;
+        if rows == 0 {
+            return Err(StoreError::JobConflict {
+                id,
+                state: job.state,
+                action,
+            });
+        }
+        Ok(job)
+    }
+
+    pub(super) async fn alerts(&self, all: bool) -> Result<Vec<AlertRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, workspace_id, kind, severity, message, job_id, integration, created_at, \
+                 last_seen_at, occurrences, acknowledged_at, resolved_at \
+             FROM hangar_alerts WHERE $1 OR resolved_at IS NULL ORDER BY id DESC LIMIT 1000",
+        )
+        .bind(all)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(alert_from_row).collect()
+    }
+
+    pub(super) async fn ack_alert(&self, id: i64) -> Result<AlertRow, StoreError> {
+        let row = sqlx::query(
+            "UPDATE hangar_alerts SET acknowledged_at = COALESCE(acknowledged_at, now()) \
+             WHERE id = $1 \
+             RETURNING id, workspace_id, kind, severity, message, job_id, integration, \
+                 created_at, last_seen_at, occurrences, acknowledged_at, resolved_at",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::AlertNotFound(id))?;
+        alert_from_row(&row)
+    }
+
+    pub(super) async fn delete_queue(&self, queue: &str) -> Result<u64, StoreError> {
+        let result = sqlx::query("DELETE FROM hangar_jobs WHERE queue = $1")
+            .bind(queue)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
+    }
+
+    pub(super) async fn count_in_queue(
+        &self,
+        queue: &str,
+        state: JobState,
+        equal: bool,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT count(*) FROM hangar_jobs WHERE queue = $1 AND (state = $2) = $3",
+        )
+        .bind(queue)
+        .bind(state.as_str())
+        .bind(equal)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    pub(super) async fn queue_stats(&self) -> Result<Vec<QueueStats>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT queue, state, count(*) AS n, \
+                 COALESCE(EXTRACT(EPOCH FROM max(now() - run_at) \
+                     FILTER (WHERE state <> 'running' AND run_at <= now()))::float8, 0) AS lag \
+             FROM hangar_jobs \
+             WHERE state IN ('available', 'scheduled', 'running', 'retryable', 'failed') \
+             GROUP BY queue, state ORDER BY queue",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut stats: Vec<QueueStats> = Vec::new();
+        for row in &rows {
+            let queue: String = row.try_get("queue")?;
+            let state = parse_state("hangar_jobs", row.try_get::<&str, _>("state")?)?;
+            let n: i64 = row.try_get("n")?;
+            let lag: f64 = row.try_get("lag")?;
+            match stats.last_mut() {
+                Some(last) if last.queue == queue => {
+                    last.counts.push((state, n));
+                    last.lag_seconds = last.lag_seconds.max(lag);
+                }
+                _ => stats.push(QueueStats {
+                    queue,
+                    counts: vec![(state, n)],
+                    lag_seconds: lag,
+                }),
+            }
+        }
+        Ok(stats)
+    }
+}
+
+fn claimed_from_row(row: &PgRow) -> Result<ClaimedJob, StoreError> {
+    Ok(ClaimedJob {
+        id: JobId(row.try_get("id")?),
+        kind: row.try_get("kind")?,
+        args: row.try_get("args")?,
+        attempt: row.try_get("attempt")?,
+        max_attempts: row.try_get("max_attempts")?,
+        snoozes: row.try_get("snoozes")?,
+        workspace_id: row.try_get("workspace_id")?,
+        previous_class: parse_class("hangar_jobs", row.try_get("last_error_class")?)?,
+        lease_token: row.try_get("lease_token")?,
+        created_at: row.try_get("created_at")?,
+        run_at: row.try_get("run_at")?,
+        started_at: row.try_get("attempted_at")?,
+    })
+}
+
+fn job_from_row(row: &PgRow) -> Result<Job, StoreError> {
+    Ok(Job {
+        id: JobId(row.try_get("id")?),
+        kind: row.try_get("kind")?,
+        queue: row.try_get("queue")?,
+        state: parse_state("hangar_jobs", row.try_get::<&str, _>("state")?)?,
+        attempt: row.try_get("attempt")?,
+        max_attempts: row.try_get("max_attempts")?,
+        priority: row.try_get("priority")?,
+        run_at: row.try_get("run_at")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        workspace_id: row.try_get("workspace_id")?,
+        idempotency_key: row.try_get("idempotency_key")?,
+        args: row.try_get("args")?,
+        last_error: row.try_get("last_error")?,
+        attempts: Vec::new(),
+    })
+}
+
+fn alert_from_row(row: &PgRow) -> Result<AlertRow, StoreError> {
+    Ok(AlertRow {
+        id: row.try_get("id")?,
+        workspace_id: row.try_get("workspace_id")?,
+        kind: row.try_get("kind")?,
+        severity: row.try_get("severity")?,
+        message: row.try_get("message")?,
+        job_id: row.try_get::<Option<i64>, _>("job_id")?.map(JobId),
+        integration: row.try_get("integration")?,
+        created_at: row.try_get("created_at")?,
+        last_seen_at: row.try_get("last_seen_at")?,
+        occurrences: row.try_get("occurrences")?,
+        acknowledged_at: row.try_get("acknowledged_at")?,
+        resolved_at: row.try_get("resolved_at")?,
+    })
+}
