@@ -1,0 +1,409 @@
+//! Test support: fresh databases (a new PostgreSQL database per test, or an SQLite file in a
+//! temporary folder), the real `hangar` binary as a child process, and a scripted HTTP
+//! receiver on loopback that plays provider or webhook endpoint.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use hangar_workers::job::{Job, JobId, JobState};
+use hangar_workers::store::Store;
+use tempfile::TempDir;
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_hangar");
+
+fn admin_url() -> String {
+    std::env::var("HANGAR_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// Which backend a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// A fresh, empty database and a working folder for the processes of one test.
+pub struct TestDb {
+    pub url: String,
+    pub dir: TempDir,
+    pg_name: Option<String>,
+}
+
+impl TestDb {
+    /// A fresh database of `backend`.
+    pub async fn new(backend: Backend) -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        match backend {
+            Backend::Sqlite => TestDb {
+                url: format!("sqlite://{}", dir.path().join("hangar.db").display()),
+                dir,
+                pg_name: None,
+            },
+            Backend::Postgres => {
+                let name = format!("hangar_test_{:016x}", fastrand::u64(..));
+                let admin = admin_url();
+                let status = Command::new("psql")
+                    .args([admin.as_str(), "-qAtc", &format!("CREATE DATABASE {name}")])
+                    .status()
+                    .expect("psql runs");
+                assert!(status.success(), "CREATE DATABASE failed on {admin}");
+                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+                TestDb {
+                    url: format!("{base}/{name}"),
+                    dir,
+                    pg_name: Some(name),
+                }
+            }
+        }
+    }
+
+    /// A migrated store on this database, for setting up and inspecting state.
+    pub async fn store(&self) -> Store {
+        let store = Store::connect(&self.url, 8).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        store
+    }
+
+    /// Writes a pool file into this test's `workers` folder and returns the folder.
+    pub fn pools(&self, toml: &str) -> PathBuf {
+        let dir = self.dir.path().join("workers");
+        std::fs::create_dir_all(&dir).expect("workers dir");
+        std::fs::write(dir.join("pools.toml"), toml).expect("write pools");
+        dir
+    }
+
+    /// Runs `hangar ARGS…` to completion against this database.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("hangar runs")
+    }
+
+    /// A `hangar` command against this database, in this test's folder.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("HANGAR_DATABASE_URL", &self.url)
+            .env_remove("HANGAR_WORKERS_DIR")
+            .env_remove("HANGAR_BIND")
+            .env("HANGAR_LOG", "info");
+        if self.dir.path().join("workers").is_dir() {
+            command.env("HANGAR_WORKERS_DIR", self.dir.path().join("workers"));
+        }
+        command
+    }
+
+    /// Starts `hangar ARGS…` in the background; its stderr goes to `NAME.log`.
+    pub fn spawn(&self, name: &str, args: &[&str]) -> Proc {
+        let log = self.dir.path().join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = self
+            .command(args)
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("spawn hangar");
+        Proc { child, log }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(name) = &self.pg_name {
+            let _ = Command::new("psql")
+                .args([
+                    admin_url().as_str(),
+                    "-qAtc",
+                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                ])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// A running `hangar` process, killed when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    /// SIGKILL: the process gets no chance to clean up.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for the exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().expect("wait")
+    }
+
+    /// What the process logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// stdout of a finished command, asserting it succeeded.
+pub fn stdout_ok(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "command failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, or panics after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until job `id` reaches a final state and returns it.
+pub async fn wait_final(store: &Store, id: JobId, timeout: Duration) -> Job {
+    wait_for(&format!("job {id} to finish"), timeout, || async {
+        let job = store.job(id).await.ok()?;
+        job.state.is_final().then_some(job)
+    })
+    .await
+}
+
+/// Waits until job `id` is in `state`.
+pub async fn wait_state(store: &Store, id: JobId, state: JobState, timeout: Duration) -> Job {
+    wait_for(&format!("job {id} to be {state}"), timeout, || async {
+        let job = store.job(id).await.ok()?;
+        (job.state == state).then_some(job)
+    })
+    .await
+}
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub path: String,
+    pub at: Instant,
+    pub body: String,
+}
+
+/// A scripted HTTP server on loopback. Routes:
+/// - `/status/{code}`: answers `code`;
+/// - `/retry-after/{value}`: 429 with `Retry-After: value`;
+/// - `/hang`: never answers (well, after 10 minutes);
+/// - `/flaky/{key}/{fails}/{code}`: answers `code` the first `fails` times, then 200;
+/// - `/ratelimited/{key}/{times}/{retry_after}`: 429 with that `Retry-After` the first
+///   `times` times, then 200;
+/// - `/slow/{ms}`: 200 after `ms` milliseconds;
+/// - anything else: 200.
+#[derive(Clone)]
+pub struct Receiver {
+    pub base: String,
+    hits: Arc<Mutex<Vec<Hit>>>,
+    counters: Arc<Mutex<HashMap<String, u32>>>,
+}
+
+impl Receiver {
+    pub async fn start() -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind receiver");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let receiver = Receiver {
+            base,
+            hits: Arc::default(),
+            counters: Arc::default(),
+        };
+        let app = Router::new()
+            .route("/{*path}", any(respond))
+            .with_state(receiver.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        receiver
+    }
+
+    /// `base` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Every request so far.
+    pub fn hits(&self) -> Vec<Hit> {
+        self.hits.lock().unwrap().clone()
+    }
+
+    /// Requests whose path starts with `prefix`.
+    pub fn hits_on(&self, prefix: &str) -> Vec<Hit> {
+        self.hits()
+            .into_iter()
+            .filter(|h| h.path.starts_with(prefix))
+            .collect()
+    }
+}
+
+async fn respond(
+    State(receiver): State<Receiver>,
+    UrlPath(path): UrlPath<String>,
+    body: Bytes,
+) -> Response {
+    let path = format!("/{path}");
+    receiver.hits.lock().unwrap().push(Hit {
+        path: path.clone(),
+        at: Instant::now(),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    });
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["status", code] => {
+            let code = code.parse().unwrap_or(500);
+            (StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), "scripted").into_response()
+        }
+        ["retry-after", value] => {
+            let value = percent_decode(value);
+            let mut headers = HeaderMap::new();
+            headers.insert("retry-after", HeaderValue::from_str(&value).expect("header"));
+            (StatusCode::TOO_MANY_REQUESTS, headers, "slow down").into_response()
+        }
+        ["hang"] => {
+            tokio::time::sleep(Duration::from_secs(600)).await;
+            StatusCode::OK.into_response()
+        }
+        ["flaky", key, fails, code] => {
+            let fails: u32 = fails.parse().unwrap_or(1);
+            let seen = {
+                let mut counters = receiver.counters.lock().unwrap();
+                let n = counters.entry((*key).to_owned()).or_default();
+                *n += 1;
+                *n
+            };
+            if seen <= fails {
+                let code = code.parse().unwrap_or(500);
+                (StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), "flaky").into_response()
+            } else {
+                (StatusCode::OK, "ok").into_response()
+            }
+        }
+        ["ratelimited", key, times, value] => {
+            let times: u32 = times.parse().unwrap_or(1);
+            let seen = {
+                let mut counters = receiver.counters.lock().unwrap();
+                let n = counters.entry((*key).to_owned()).or_default();
+                *n += 1;
+                *n
+            };
+            if seen <= times {
+                let mut headers = HeaderMap::new();
+                headers.insert("retry-after", HeaderValue::from_str(&percent_decode(value)).expect("header"));
+                (StatusCode::TOO_MANY_REQUESTS, headers, "slow down").into_response()
+            } else {
+                (StatusCode::OK, "ok").into_response()
+            }
+        }
+        ["slow", ms] => {
+            tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(100))).await;
+            (StatusCode::OK, "ok").into_response()
+        }
+        _ => (StatusCode::OK, "ok").into_response(),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 3 <= bytes.len()
+            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Enqueues an `http` job through the library (as the Rust client would).
+pub async fn enqueue_http(store: &Store, url: &str, extra: serde_json::Value) -> JobId {
+    let mut args = serde_json::json!({"url": url, "method": "POST"});
+    if let (Some(args), Some(extra)) = (args.as_object_mut(), extra.as_object()) {
+        for (k, v) in extra {
+            args.insert(k.clone(), v.clone());
+        }
+    }
+    let job = hangar_workers::job::NewJob::new("http", args);
+    store.enqueue(&job).await.expect("enqueue").id
+}
+
+/// A pool file for the built-in kinds with fast retry delays, so tests take seconds.
+/// `keys` go into the `[[pool]]` table, `tables` after it.
+pub fn fast_pools(keys: &str, tables: &str) -> String {
+    format!(
+        r#"
+[[pool]]
+name = "default"
+queue = "default"
+kinds = ["noop", "http"]
+concurrency = 20
+lease_ms = 2000
+poll_interval_ms = 100
+shutdown_grace_ms = 3000
+{keys}
+
+[pool.retry.timeout]
+max_retries = 3
+base_delay_ms = 200
+max_delay_ms = 1600
+
+[pool.retry.server]
+max_retries = 5
+base_delay_ms = 200
+max_delay_ms = 10000
+
+[pool.retry.internal]
+max_retries = 3
+base_delay_ms = 200
+max_delay_ms = 10000
+
+{tables}
+"#
+    )
+}
