@@ -34,7 +34,10 @@ impl Handler for Probe {
     fn run(&self, job: ClaimedJob) -> BoxFuture<'static, Result<(), JobFailure>> {
         let now = Instant::now();
         // Enqueue-to-start as the database saw it: claim time minus insert time.
-        let waited_ms = (job.started_at - job.created_at).num_microseconds().unwrap_or(0) as f64 / 1000.0;
+        let waited_ms = (job.started_at - job.created_at)
+            .num_microseconds()
+            .unwrap_or(0) as f64
+            / 1000.0;
         let _ = self.started.send((job.id, now, waited_ms));
         Box::pin(async { Ok(()) })
     }
@@ -52,7 +55,12 @@ fn bench_pool(config: &Config, concurrency: usize) -> PoolSpec {
     spec
 }
 
-fn start_pool(store: &Store, spec: PoolSpec, probe: Probe, shutdown: &CancellationToken) -> tokio::task::JoinHandle<()> {
+fn start_pool(
+    store: &Store,
+    spec: PoolSpec,
+    probe: Probe,
+    shutdown: &CancellationToken,
+) -> tokio::task::JoinHandle<()> {
     let mut registry = Registry::builtin();
     registry.register("noop", probe);
     let deps = PoolDeps {
@@ -98,7 +106,12 @@ fn peak_rss_mib() -> f64 {
 }
 
 /// `hangar bench throughput`.
-pub async fn throughput(config: &Config, jobs: usize, concurrency: usize, json: bool) -> Result<(), Fatal> {
+pub async fn throughput(
+    config: &Config,
+    jobs: usize,
+    concurrency: usize,
+    json: bool,
+) -> Result<(), Fatal> {
     if jobs == 0 {
         return Err(Fatal::config("--jobs: must be at least 1"));
     }
@@ -118,12 +131,20 @@ pub async fn throughput(config: &Config, jobs: usize, concurrency: usize, json: 
         store.enqueue_many(&batch).await?;
     }
     let enqueue_secs = enqueue_started.elapsed().as_secs_f64();
-    eprintln!("enqueued {jobs} jobs in {enqueue_secs:.2}s ({:.0}/s); draining", jobs as f64 / enqueue_secs);
+    eprintln!(
+        "enqueued {jobs} jobs in {enqueue_secs:.2}s ({:.0}/s); draining",
+        jobs as f64 / enqueue_secs
+    );
 
     let (tx, mut rx) = mpsc::unbounded_channel();
     let shutdown = CancellationToken::new();
     let drain_started = Instant::now();
-    let pool = start_pool(&store, bench_pool(config, concurrency), Probe { started: tx }, &shutdown);
+    let pool = start_pool(
+        &store,
+        bench_pool(config, concurrency),
+        Probe { started: tx },
+        &shutdown,
+    );
     let mut waits = Vec::with_capacity(jobs);
     let seen = AtomicUsize::new(0);
     while seen.load(Ordering::Relaxed) < jobs {
@@ -140,7 +161,9 @@ pub async fn throughput(config: &Config, jobs: usize, concurrency: usize, json: 
     }
     // Started is not done: wait until the completions are committed.
     loop {
-        let open = store.count_in_queue(BENCH_QUEUE, JobState::Completed, false).await?;
+        let open = store
+            .count_in_queue(BENCH_QUEUE, JobState::Completed, false)
+            .await?;
         if open == 0 {
             break;
         }
@@ -149,7 +172,9 @@ pub async fn throughput(config: &Config, jobs: usize, concurrency: usize, json: 
     let drain_secs = drain_started.elapsed().as_secs_f64();
     shutdown.cancel();
     let _ = pool.await;
-    let completed = store.count_in_queue(BENCH_QUEUE, JobState::Completed, true).await?;
+    let completed = store
+        .count_in_queue(BENCH_QUEUE, JobState::Completed, true)
+        .await?;
     store.delete_queue(BENCH_QUEUE).await?;
     waits.sort_by(f64::total_cmp);
     let jobs_per_sec = jobs as f64 / drain_secs;
@@ -171,14 +196,24 @@ pub async fn throughput(config: &Config, jobs: usize, concurrency: usize, json: 
 }
 
 /// `hangar bench latency`.
-pub async fn latency(config: &Config, jobs: usize, interval_ms: u64, json: bool) -> Result<(), Fatal> {
+pub async fn latency(
+    config: &Config,
+    jobs: usize,
+    interval_ms: u64,
+    json: bool,
+) -> Result<(), Fatal> {
     if jobs == 0 {
         return Err(Fatal::config("--jobs: must be at least 1"));
     }
     let store = prepare(config).await?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let shutdown = CancellationToken::new();
-    let pool = start_pool(&store, bench_pool(config, 10), Probe { started: tx }, &shutdown);
+    let pool = start_pool(
+        &store,
+        bench_pool(config, 10),
+        Probe { started: tx },
+        &shutdown,
+    );
     // Let the pool reach its idle wait (and LISTEN) before measuring.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut latencies = Vec::with_capacity(jobs);
@@ -196,7 +231,9 @@ pub async fn latency(config: &Config, jobs: usize, interval_ms: u64, json: bool)
                 Ok(Some(_)) => {}
                 _ => {
                     shutdown.cancel();
-                    return Err(Fatal::runtime(format!("bench: job {id} did not start within 10 s")));
+                    return Err(Fatal::runtime(format!(
+                        "bench: job {id} did not start within 10 s"
+                    )));
                 }
             }
         }
@@ -208,7 +245,11 @@ pub async fn latency(config: &Config, jobs: usize, interval_ms: u64, json: bool)
     latencies.sort_by(f64::total_cmp);
     let (p50, p99) = (percentile(&latencies, 50.0), percentile(&latencies, 99.0));
     let max = latencies.last().copied().unwrap_or(0.0);
-    eprintln!("backend={} jobs={jobs} interval_ms={interval_ms} peak_rss_mib={:.1}", store.backend_name(), peak_rss_mib());
+    eprintln!(
+        "backend={} jobs={jobs} interval_ms={interval_ms} peak_rss_mib={:.1}",
+        store.backend_name(),
+        peak_rss_mib()
+    );
     if json {
         println!(
             "{}",

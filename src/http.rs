@@ -25,8 +25,8 @@ pub fn metrics_handle() -> PrometheusHandle {
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
                 .set_buckets(&[
-                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-                    5.0, 10.0, 30.0, 60.0,
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0, 30.0, 60.0,
                 ])
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             match builder.install_recorder() {
@@ -41,6 +41,8 @@ pub fn metrics_handle() -> PrometheusHandle {
 struct AppState {
     store: Store,
     metrics: PrometheusHandle,
+    /// The queues of the configured pools: reported (as zero) even when empty.
+    queues: Vec<String>,
 }
 
 /// Binds `addr` (an error here is a configuration error) and serves until `shutdown`.
@@ -51,10 +53,16 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, Fatal> {
 }
 
 /// Serves the routes on `listener` until `shutdown` is cancelled.
-pub async fn serve(listener: TcpListener, store: Store, shutdown: CancellationToken) {
+pub async fn serve(
+    listener: TcpListener,
+    store: Store,
+    queues: Vec<String>,
+    shutdown: CancellationToken,
+) {
     let state = AppState {
         store,
         metrics: metrics_handle(),
+        queues,
     };
     let app = Router::new()
         .route("/healthz", get(healthz))
@@ -85,11 +93,21 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     match state.store.queue_stats().await {
-        Ok(stats) => {
+        Ok(mut stats) => {
+            for queue in &state.queues {
+                if !stats.iter().any(|s| &s.queue == queue) {
+                    stats.push(hangar_workers::store::QueueStats {
+                        queue: queue.clone(),
+                        counts: Vec::new(),
+                        lag_seconds: 0.0,
+                    });
+                }
+            }
             for queue in stats {
-                for state_name in JobState::ALL.iter().filter(|s| {
-                    !matches!(s, JobState::Completed | JobState::Cancelled)
-                }) {
+                for state_name in JobState::ALL
+                    .iter()
+                    .filter(|s| !matches!(s, JobState::Completed | JobState::Cancelled))
+                {
                     let n = queue
                         .counts
                         .iter()

@@ -22,7 +22,10 @@ use crate::exit::Fatal;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("hangar: cannot start the async runtime: {error}");
@@ -68,7 +71,14 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
             overrides.bind = args.bind;
             let config = Config::load(&overrides)?;
             let pools = config.pools.clone();
-            runtime::run(&config, runtime::Plan { migrate: true, pools }).await
+            runtime::run(
+                &config,
+                runtime::Plan {
+                    migrate: true,
+                    pools,
+                },
+            )
+            .await
         }
         Command::Worker(args) => {
             overrides.bind = args.bind;
@@ -81,7 +91,8 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
                     match config.pools.iter().find(|p| &p.name == name) {
                         Some(pool) => chosen.push(pool.clone()),
                         None => {
-                            let known: Vec<&str> = config.pools.iter().map(|p| p.name.as_str()).collect();
+                            let known: Vec<&str> =
+                                config.pools.iter().map(|p| p.name.as_str()).collect();
                             return Err(Fatal::config(format!(
                                 "--pool: unknown pool '{name}' (known: {})",
                                 known.join(", ")
@@ -91,7 +102,14 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
                 }
                 chosen
             };
-            runtime::run(&config, runtime::Plan { migrate: false, pools }).await
+            runtime::run(
+                &config,
+                runtime::Plan {
+                    migrate: false,
+                    pools,
+                },
+            )
+            .await
         }
         Command::Migrate => {
             let config = Config::load(&overrides)?;
@@ -106,12 +124,16 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
         Command::Bench { command } => {
             let config = Config::load(&overrides)?;
             match command {
-                BenchCommand::Throughput { jobs, concurrency, json } => {
-                    bench::throughput(&config, jobs, concurrency, json).await
-                }
-                BenchCommand::Latency { jobs, interval_ms, json } => {
-                    bench::latency(&config, jobs, interval_ms, json).await
-                }
+                BenchCommand::Throughput {
+                    jobs,
+                    concurrency,
+                    json,
+                } => bench::throughput(&config, jobs, concurrency, json).await,
+                BenchCommand::Latency {
+                    jobs,
+                    interval_ms,
+                    json,
+                } => bench::latency(&config, jobs, interval_ms, json).await,
             }
         }
     }

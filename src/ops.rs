@@ -93,9 +93,9 @@ fn parse_id(text: &str) -> Result<JobId, Fatal> {
 /// Not found and wrong-state errors are the user's input, not a crash.
 fn job_error(error: StoreError) -> Fatal {
     match error {
-        StoreError::JobNotFound(_) | StoreError::JobConflict { .. } | StoreError::AlertNotFound(_) => {
-            Fatal::runtime(error.to_string())
-        }
+        StoreError::JobNotFound(_)
+        | StoreError::JobConflict { .. }
+        | StoreError::AlertNotFound(_) => Fatal::runtime(error.to_string()),
         other => Fatal::from(other),
     }
 }
@@ -203,7 +203,12 @@ fn print_jobs(jobs: &[Job]) {
             job.attempt,
             job.max_attempts,
             short_time(&job.run_at),
-            job.last_error.as_deref().unwrap_or("").chars().take(60).collect::<String>()
+            job.last_error
+                .as_deref()
+                .unwrap_or("")
+                .chars()
+                .take(60)
+                .collect::<String>()
         );
     }
 }
@@ -213,7 +218,10 @@ fn show_job(job: &Job, json: bool) {
         print_json(job);
         return;
     }
-    println!("job {}  {}  kind={} queue={}", job.id, job.state, job.kind, job.queue);
+    println!(
+        "job {}  {}  kind={} queue={}",
+        job.id, job.state, job.kind, job.queue
+    );
     println!(
         "attempt {}/{}  priority {}  run_at {}  workspace {}",
         job.attempt,
@@ -251,7 +259,11 @@ fn print_alerts(alerts: &[AlertRow]) {
             alert.kind,
             alert.occurrences,
             alert.job_id.map_or("-".to_owned(), |j| j.to_string()),
-            if alert.acknowledged_at.is_some() { "[acked] " } else { "" },
+            if alert.acknowledged_at.is_some() {
+                "[acked] "
+            } else {
+                ""
+            },
             alert.message
         );
     }

@@ -48,12 +48,18 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
         refresher: Arc::new(NoRefresher),
         worker_id: worker_id(),
     };
+    let queues: Vec<String> = config.pools.iter().map(|p| p.queue.clone()).collect();
     for spec in plan.pools {
         tracing::info!(pool = %spec.name, queue = %spec.queue, concurrency = spec.concurrency, "pool started");
         let pool = Pool::new(spec, deps.clone());
         tasks.spawn(pool.run(shutdown.clone()));
     }
-    tasks.spawn(http::serve(listener, store.clone(), shutdown.clone()));
+    tasks.spawn(http::serve(
+        listener,
+        store.clone(),
+        queues,
+        shutdown.clone(),
+    ));
     tracing::info!(
         addr = %config.bind,
         database = store.backend_name(),

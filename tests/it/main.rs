@@ -1,5 +1,9 @@
 //! Hangar's integration tests, one test binary: the real `hangar` binary and the engine
 //! library against real PostgreSQL, real SQLite and real HTTP servers on loopback.
 
+mod auth;
+mod cli;
+mod durability;
 mod retry_rules;
+mod store;
 mod support;

@@ -16,7 +16,9 @@ fn assert_backoff(job: &Job, base_ms: f64) {
     for pair in job.attempts.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);
         let expected = base_ms * 2f64.powi(a.attempt - 1);
-        let delay = a.next_delay_ms.expect("a retried attempt records its delay") as f64;
+        let delay = a
+            .next_delay_ms
+            .expect("a retried attempt records its delay") as f64;
         assert!(
             delay >= expected * 0.8 - 1.0 && delay <= expected * 1.2 + 1.0,
             "job {} attempt {}: delay {delay} ms not within ±20 % of {expected} ms",
@@ -53,9 +55,12 @@ async fn error_classes(backend: Backend) {
     let server = Receiver::start().await;
     db.pools(&fast_pools("", ""));
 
-    let server_error = enqueue_http(&store, &server.url("/status/500"), serde_json::json!({})).await;
-    let client_error = enqueue_http(&store, &server.url("/status/400"), serde_json::json!({})).await;
-    let unauthorized = enqueue_http(&store, &server.url("/status/401"), serde_json::json!({})).await;
+    let server_error =
+        enqueue_http(&store, &server.url("/status/500"), serde_json::json!({})).await;
+    let client_error =
+        enqueue_http(&store, &server.url("/status/400"), serde_json::json!({})).await;
+    let unauthorized =
+        enqueue_http(&store, &server.url("/status/401"), serde_json::json!({})).await;
     let silent = enqueue_http(
         &store,
         &server.url("/hang"),
@@ -79,20 +84,33 @@ async fn error_classes(backend: Backend) {
     let job = wait_final(&store, server_error, timeout).await;
     assert_eq!(job.state, JobState::Failed, "{job:?}");
     assert_eq!(job.attempts.len(), 6, "{:?}", job.attempts);
-    assert!(job.attempts.iter().all(|a| a.error_class == Some(ErrorClass::Server) && a.http_status == Some(500)));
+    assert!(
+        job.attempts
+            .iter()
+            .all(|a| a.error_class == Some(ErrorClass::Server) && a.http_status == Some(500))
+    );
     assert_backoff(&job, 200.0);
     let alerts = store.alerts(true).await.expect("alerts");
     let mine = alerts_of(&alerts, &job);
     assert_eq!(mine.len(), 1, "one alert per incident: {mine:?}");
-    assert_eq!(mine[0].occurrences, 2, "raised at the 3rd failure and when it failed: {mine:?}");
-    assert_eq!((mine[0].kind.as_str(), mine[0].severity.as_str()), ("job_failed", "critical"));
+    assert_eq!(
+        mine[0].occurrences, 2,
+        "raised at the 3rd failure and when it failed: {mine:?}"
+    );
+    assert_eq!(
+        (mine[0].kind.as_str(), mine[0].severity.as_str()),
+        ("job_failed", "critical")
+    );
 
     // Other 4xx: not retried, alert.
     let job = wait_final(&store, client_error, timeout).await;
     assert_eq!(job.state, JobState::Failed);
     assert_eq!(job.attempts.len(), 1);
     assert_eq!(job.attempts[0].error_class, Some(ErrorClass::Client));
-    assert_eq!(alerts_of(&store.alerts(true).await.unwrap(), &job)[0].kind, "job_failed");
+    assert_eq!(
+        alerts_of(&store.alerts(true).await.unwrap(), &job)[0].kind,
+        "job_failed"
+    );
 
     // 401 with no token refresher: fails at once and asks for re-authorisation.
     let job = wait_final(&store, unauthorized, timeout).await;
@@ -100,15 +118,25 @@ async fn error_classes(backend: Backend) {
     assert_eq!(job.attempts.len(), 1);
     assert_eq!(job.attempts[0].error_class, Some(ErrorClass::Auth));
     let mine = alerts_of(&store.alerts(true).await.unwrap(), &job);
-    assert_eq!((mine[0].kind.as_str(), mine[0].severity.as_str()), ("reauth_required", "critical"));
+    assert_eq!(
+        (mine[0].kind.as_str(), mine[0].severity.as_str()),
+        ("reauth_required", "critical")
+    );
 
     // A server that never answers: timeout class, 200, 400, 800 ms, then it gives up.
     let job = wait_final(&store, silent, timeout).await;
     assert_eq!(job.state, JobState::Failed);
     assert_eq!(job.attempts.len(), 4, "{:?}", job.attempts);
-    assert!(job.attempts.iter().all(|a| a.error_class == Some(ErrorClass::Timeout)));
+    assert!(
+        job.attempts
+            .iter()
+            .all(|a| a.error_class == Some(ErrorClass::Timeout))
+    );
     assert_backoff(&job, 200.0);
-    assert_eq!(alerts_of(&store.alerts(true).await.unwrap(), &job)[0].kind, "job_failed");
+    assert_eq!(
+        alerts_of(&store.alerts(true).await.unwrap(), &job)[0].kind,
+        "job_failed"
+    );
 
     // 429 + Retry-After: 1: waits at least a second each time, then completes; the two
     // snoozes did not use the budget of one failure.
@@ -120,14 +148,20 @@ async fn error_classes(backend: Backend) {
         let (a, b) = (&pair[0], &pair[1]);
         assert_eq!(a.error_class, Some(ErrorClass::RateLimit));
         let delay = a.next_delay_ms.unwrap();
-        assert!((1_000..=1_200).contains(&delay), "Retry-After 1 gave {delay} ms");
+        assert!(
+            (1_000..=1_200).contains(&delay),
+            "Retry-After 1 gave {delay} ms"
+        );
         let gap = (b.started_at - a.finished_at.unwrap()).num_milliseconds();
         assert!(gap >= 1_000 - 15, "ran {gap} ms after a Retry-After of 1 s");
     }
     let hits = server.hits_on("/ratelimited/rl/");
     assert_eq!(hits.len(), 3);
     for pair in hits.windows(2) {
-        assert!(pair[1].at - pair[0].at >= Duration::from_millis(990), "the server saw a retry before Retry-After");
+        assert!(
+            pair[1].at - pair[0].at >= Duration::from_millis(990),
+            "the server saw a retry before Retry-After"
+        );
     }
     assert!(alerts_of(&store.alerts(true).await.unwrap(), &job).is_empty());
 

@@ -291,12 +291,19 @@ async fn respond(
     match parts.as_slice() {
         ["status", code] => {
             let code = code.parse().unwrap_or(500);
-            (StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), "scripted").into_response()
+            (
+                StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                "scripted",
+            )
+                .into_response()
         }
         ["retry-after", value] => {
             let value = percent_decode(value);
             let mut headers = HeaderMap::new();
-            headers.insert("retry-after", HeaderValue::from_str(&value).expect("header"));
+            headers.insert(
+                "retry-after",
+                HeaderValue::from_str(&value).expect("header"),
+            );
             (StatusCode::TOO_MANY_REQUESTS, headers, "slow down").into_response()
         }
         ["hang"] => {
@@ -313,7 +320,11 @@ async fn respond(
             };
             if seen <= fails {
                 let code = code.parse().unwrap_or(500);
-                (StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), "flaky").into_response()
+                (
+                    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                    "flaky",
+                )
+                    .into_response()
             } else {
                 (StatusCode::OK, "ok").into_response()
             }
@@ -328,7 +339,10 @@ async fn respond(
             };
             if seen <= times {
                 let mut headers = HeaderMap::new();
-                headers.insert("retry-after", HeaderValue::from_str(&percent_decode(value)).expect("header"));
+                headers.insert(
+                    "retry-after",
+                    HeaderValue::from_str(&percent_decode(value)).expect("header"),
+                );
                 (StatusCode::TOO_MANY_REQUESTS, headers, "slow down").into_response()
             } else {
                 (StatusCode::OK, "ok").into_response()

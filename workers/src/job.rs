@@ -93,7 +93,9 @@ impl fmt::Display for JobState {
 
 /// A state name that is not one of [`JobState::ALL`].
 #[derive(Debug, thiserror::Error)]
-#[error("unknown job state '{0}' (expected one of available, scheduled, running, retryable, completed, failed, cancelled)")]
+#[error(
+    "unknown job state '{0}' (expected one of available, scheduled, running, retryable, completed, failed, cancelled)"
+)]
 pub struct UnknownJobState(pub String);
 
 impl FromStr for JobState {

@@ -108,12 +108,19 @@ impl Pool {
         while attempts.join_next().await.is_some() {}
         let leftover: Vec<(JobId, i64)> = {
             let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-            running.iter().map(|(id, (token, _))| (*id, *token)).collect()
+            running
+                .iter()
+                .map(|(id, (token, _))| (*id, *token))
+                .collect()
         };
         if !leftover.is_empty() {
             match self.deps.store.release(&leftover).await {
-                Ok(n) => tracing::info!(pool = %self.spec.name, released = n, "handed unfinished jobs back"),
-                Err(error) => tracing::warn!(pool = %self.spec.name, %error, "could not hand jobs back; their leases will expire"),
+                Ok(n) => {
+                    tracing::info!(pool = %self.spec.name, released = n, "handed unfinished jobs back")
+                }
+                Err(error) => {
+                    tracing::warn!(pool = %self.spec.name, %error, "could not hand jobs back; their leases will expire")
+                }
             }
         }
         // The completer ends once every sender (the attempts' clones) is gone.
@@ -303,13 +310,12 @@ impl Attempt {
     }
 
     async fn fail(&self, job: &ClaimedJob, failure: JobFailure) {
-        let refresh = if failure.class == ErrorClass::Auth
-            && job.previous_class != Some(ErrorClass::Auth)
-        {
-            Some(self.deps.refresher.refresh(job, &failure).await)
-        } else {
-            None
-        };
+        let refresh =
+            if failure.class == ErrorClass::Auth && job.previous_class != Some(ErrorClass::Auth) {
+                Some(self.deps.refresher.refresh(job, &failure).await)
+            } else {
+                None
+            };
         let decision = decide_failure(&self.spec, job, &failure, refresh);
         if decision.needs_reauth {
             self.deps
@@ -438,12 +444,7 @@ async fn complete_loop(store: Store, mut rx: mpsc::Receiver<Completion>, batch: 
 }
 
 /// Renews the leases held by this pool; stops attempts whose lease is gone.
-async fn heartbeat_loop(
-    store: Store,
-    running: Running,
-    lease: Duration,
-    stop: CancellationToken,
-) {
+async fn heartbeat_loop(store: Store, running: Running, lease: Duration, stop: CancellationToken) {
     let period = lease / 3;
     loop {
         tokio::select! {
@@ -452,7 +453,10 @@ async fn heartbeat_loop(
         }
         let held: Vec<(JobId, i64)> = {
             let running = running.lock().unwrap_or_else(|e| e.into_inner());
-            running.iter().map(|(id, (token, _))| (*id, *token)).collect()
+            running
+                .iter()
+                .map(|(id, (token, _))| (*id, *token))
+                .collect()
         };
         if held.is_empty() {
             continue;

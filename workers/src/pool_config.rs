@@ -199,7 +199,14 @@ fn check_unique(file: &str, pools: &[PoolSpec]) -> Result<(), PoolConfigError> {
 }
 
 /// `value` checked against `min..=max`, or the message naming `field`.
-fn ranged(pool: &str, field: &str, value: Option<i64>, default: i64, min: i64, max: i64) -> Result<i64, String> {
+fn ranged(
+    pool: &str,
+    field: &str,
+    value: Option<i64>,
+    default: i64,
+    min: i64,
+    max: i64,
+) -> Result<i64, String> {
     let value = value.unwrap_or(default);
     if (min..=max).contains(&value) {
         Ok(value)
@@ -218,7 +225,11 @@ const DAY_MS: i64 = 86_400_000;
 
 fn validate(raw: RawPool) -> Result<PoolSpec, String> {
     let name = raw.name.trim().to_owned();
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)) {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+    {
         return Err(format!(
             "pool '{}': name: use letters, digits, '-' and '_' only",
             raw.name
@@ -239,7 +250,14 @@ fn validate(raw: RawPool) -> Result<PoolSpec, String> {
         server: class(n, "retry.server", raw.retry.server, &defaults.server)?,
         internal: class(n, "retry.internal", raw.retry.internal, &defaults.internal)?,
         rate_limit: rate_limit(n, raw.retry.rate_limit, &defaults.rate_limit)?,
-        auth_retries: ranged(n, "retry.auth_retries", raw.retry.auth_retries, i64::from(defaults.auth_retries), 0, 1)? as u32,
+        auth_retries: ranged(
+            n,
+            "retry.auth_retries",
+            raw.retry.auth_retries,
+            i64::from(defaults.auth_retries),
+            0,
+            1,
+        )? as u32,
         server_alert_after: ranged(
             n,
             "retry.server_alert_after",
@@ -263,10 +281,31 @@ fn validate(raw: RawPool) -> Result<PoolSpec, String> {
         timeout: ms(ranged(n, "timeout_ms", raw.timeout_ms, 60_000, 1, DAY_MS)?),
         max_attempts: ranged(n, "max_attempts", raw.max_attempts, 6, 1, 1_000)? as i32,
         lease: ms(lease),
-        poll_interval: ms(ranged(n, "poll_interval_ms", raw.poll_interval_ms, 1_000, 10, 60_000)?),
+        poll_interval: ms(ranged(
+            n,
+            "poll_interval_ms",
+            raw.poll_interval_ms,
+            1_000,
+            10,
+            60_000,
+        )?),
         batch_size: ranged(n, "batch_size", raw.batch_size, 500, 1, 10_000)? as usize,
-        shutdown_grace: ms(ranged(n, "shutdown_grace_ms", raw.shutdown_grace_ms, 10_000, 0, 600_000)?),
-        retention: ms(ranged(n, "retention_ms", raw.retention_ms, DAY_MS, 0, 365 * DAY_MS)?),
+        shutdown_grace: ms(ranged(
+            n,
+            "shutdown_grace_ms",
+            raw.shutdown_grace_ms,
+            10_000,
+            0,
+            600_000,
+        )?),
+        retention: ms(ranged(
+            n,
+            "retention_ms",
+            raw.retention_ms,
+            DAY_MS,
+            0,
+            365 * DAY_MS,
+        )?),
         kinds: raw.kinds,
         retry,
         name,
@@ -274,13 +313,39 @@ fn validate(raw: RawPool) -> Result<PoolSpec, String> {
     })
 }
 
-fn class(pool: &str, field: &str, raw: Option<RawClass>, default: &ClassPolicy) -> Result<ClassPolicy, String> {
+fn class(
+    pool: &str,
+    field: &str,
+    raw: Option<RawClass>,
+    default: &ClassPolicy,
+) -> Result<ClassPolicy, String> {
     let Some(raw) = raw else {
-        return Ok(default.clone());
+        return Ok(*default);
     };
-    let max_retries = ranged(pool, &format!("{field}.max_retries"), raw.max_retries, i64::from(default.max_retries), 0, 1_000)?;
-    let base = ranged(pool, &format!("{field}.base_delay_ms"), raw.base_delay_ms, default.base_delay.as_millis() as i64, 0, DAY_MS)?;
-    let max = ranged(pool, &format!("{field}.max_delay_ms"), raw.max_delay_ms, default.max_delay.as_millis() as i64, 0, 7 * DAY_MS)?;
+    let max_retries = ranged(
+        pool,
+        &format!("{field}.max_retries"),
+        raw.max_retries,
+        i64::from(default.max_retries),
+        0,
+        1_000,
+    )?;
+    let base = ranged(
+        pool,
+        &format!("{field}.base_delay_ms"),
+        raw.base_delay_ms,
+        default.base_delay.as_millis() as i64,
+        0,
+        DAY_MS,
+    )?;
+    let max = ranged(
+        pool,
+        &format!("{field}.max_delay_ms"),
+        raw.max_delay_ms,
+        default.max_delay.as_millis() as i64,
+        0,
+        7 * DAY_MS,
+    )?;
     if max < base {
         return Err(format!(
             "pool '{pool}': {field}.max_delay_ms: {max} is below base_delay_ms {base}"
@@ -293,14 +358,39 @@ fn class(pool: &str, field: &str, raw: Option<RawClass>, default: &ClassPolicy) 
     })
 }
 
-fn rate_limit(pool: &str, raw: Option<RawRateLimit>, default: &RateLimitPolicy) -> Result<RateLimitPolicy, String> {
+fn rate_limit(
+    pool: &str,
+    raw: Option<RawRateLimit>,
+    default: &RateLimitPolicy,
+) -> Result<RateLimitPolicy, String> {
     let Some(raw) = raw else {
-        return Ok(default.clone());
+        return Ok(*default);
     };
     let field = "retry.rate_limit";
     Ok(RateLimitPolicy {
-        max_snoozes: ranged(pool, &format!("{field}.max_snoozes"), raw.max_snoozes, i64::from(default.max_snoozes), 0, 10_000)? as u32,
-        max_wait: ms(ranged(pool, &format!("{field}.max_wait_ms"), raw.max_wait_ms, default.max_wait.as_millis() as i64, 0, 7 * DAY_MS)?),
-        default_wait: ms(ranged(pool, &format!("{field}.default_wait_ms"), raw.default_wait_ms, default.default_wait.as_millis() as i64, 0, 7 * DAY_MS)?),
+        max_snoozes: ranged(
+            pool,
+            &format!("{field}.max_snoozes"),
+            raw.max_snoozes,
+            i64::from(default.max_snoozes),
+            0,
+            10_000,
+        )? as u32,
+        max_wait: ms(ranged(
+            pool,
+            &format!("{field}.max_wait_ms"),
+            raw.max_wait_ms,
+            default.max_wait.as_millis() as i64,
+            0,
+            7 * DAY_MS,
+        )?),
+        default_wait: ms(ranged(
+            pool,
+            &format!("{field}.default_wait_ms"),
+            raw.default_wait_ms,
+            default.default_wait.as_millis() as i64,
+            0,
+            7 * DAY_MS,
+        )?),
     })
 }

@@ -276,7 +276,10 @@ fn decide_backoff(
 fn decide_auth(policy: &RetryPolicy, input: &FailureInput) -> Decision {
     let failure = input.failures.max(1);
     let why = match &input.refresh {
-        Some(RefreshOutcome::Refreshed) if input.previous_class == Some(ErrorClass::Auth) => {
+        // An auth failure is only ever followed by another attempt after a refresh, so a
+        // 401 after a 401 means the refreshed token was refused too; callers do not refresh
+        // again (no loop).
+        _ if input.previous_class == Some(ErrorClass::Auth) => {
             "got 401 again after refresh".to_owned()
         }
         // "Retry once" is per incident: the previous attempt's class says whether this 401
@@ -599,7 +602,9 @@ mod tests {
 
     #[test]
     fn auth_retry_once_ignores_earlier_failures_of_other_classes() {
-        let d = run(Auth, 3, &|i| (i.refresh, i.previous_class) = (Some(Refreshed), Some(Timeout)));
+        let d = run(Auth, 3, &|i| {
+            (i.refresh, i.previous_class) = (Some(Refreshed), Some(Timeout))
+        });
         check(&d, Retry, 0, None);
         let policy = RetryPolicy {
             auth_retries: 0,
@@ -607,7 +612,10 @@ mod tests {
         };
         let d = run_with(&policy, Auth, 1, &|i| i.refresh = Some(Refreshed));
         assert_eq!(d.verdict, Fail);
-        assert!(d.needs_reauth && d.reason.contains("auth retries are disabled"), "{d:?}");
+        assert!(
+            d.needs_reauth && d.reason.contains("auth retries are disabled"),
+            "{d:?}"
+        );
     }
 
     #[test]
@@ -622,12 +630,11 @@ mod tests {
         let cases = [
             (1, Some(Refreshed), Some(Auth), again),
             (2, Some(Refreshed), Some(Auth), again),
-
             (1, bad.clone(), None, failed),
-            (1, bad, Some(Auth), failed),
+            (1, bad, Some(Auth), again),
             (1, Some(NotConfigured), None, unset),
             (1, None, None, none),
-            (u32::MAX, None, Some(Auth), none),
+            (u32::MAX, None, Some(Auth), again),
         ];
         for (f, refresh, prev, why) in cases {
             let d = run(Auth, f, &|i| {

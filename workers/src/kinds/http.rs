@@ -58,8 +58,14 @@ impl HttpArgs {
                 parsed.url
             ));
         }
-        reqwest::Method::from_bytes(parsed.method.to_ascii_uppercase().as_bytes())
-            .map_err(|_| format!("http args: method '{}' is not an HTTP method", parsed.method))?;
+        reqwest::Method::from_bytes(parsed.method.to_ascii_uppercase().as_bytes()).map_err(
+            |_| {
+                format!(
+                    "http args: method '{}' is not an HTTP method",
+                    parsed.method
+                )
+            },
+        )?;
         for (name, value) in &parsed.headers {
             HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| format!("http args: headers: '{name}' is not a header name"))?;

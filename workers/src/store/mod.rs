@@ -26,7 +26,9 @@ pub use sqlite::SqliteStore;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database URL is neither `postgres://…` nor `sqlite://…`.
-    #[error("HANGAR_DATABASE_URL: unsupported database URL '{0}' (expected postgres://… or sqlite://PATH)")]
+    #[error(
+        "HANGAR_DATABASE_URL: unsupported database URL '{0}' (expected postgres://… or sqlite://PATH)"
+    )]
     UnsupportedUrl(String),
     /// The database could not be reached or refused the connection.
     #[error("cannot connect to the database at {url}: {source}")]
@@ -440,10 +442,11 @@ pub(crate) fn millis(d: Duration) -> i64 {
 
 /// Parses a stored state name.
 pub(crate) fn parse_state(table: &'static str, s: &str) -> Result<JobState, StoreError> {
-    s.parse().map_err(|e: crate::job::UnknownJobState| StoreError::Corrupt {
-        table,
-        detail: e.to_string(),
-    })
+    s.parse()
+        .map_err(|e: crate::job::UnknownJobState| StoreError::Corrupt {
+            table,
+            detail: e.to_string(),
+        })
 }
 
 /// Parses a stored error class name (absent stays absent).
@@ -452,10 +455,12 @@ pub(crate) fn parse_class(
     s: Option<String>,
 ) -> Result<Option<ErrorClass>, StoreError> {
     s.map(|s| {
-        s.parse().map_err(|e: crate::error_class::UnknownErrorClass| StoreError::Corrupt {
-            table,
-            detail: e.to_string(),
-        })
+        s.parse().map_err(
+            |e: crate::error_class::UnknownErrorClass| StoreError::Corrupt {
+                table,
+                detail: e.to_string(),
+            },
+        )
     })
     .transpose()
 }

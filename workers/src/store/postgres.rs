@@ -159,8 +159,7 @@ impl PgStore {
         let run_at: Vec<Option<DateTime<Utc>>> = jobs.iter().map(|j| j.run_at).collect();
         let max_attempts: Vec<i32> = jobs.iter().map(|j| j.max_attempts).collect();
         let priority: Vec<i16> = jobs.iter().map(|j| j.priority).collect();
-        let workspace: Vec<Option<&str>> =
-            jobs.iter().map(|j| j.workspace_id.as_deref()).collect();
+        let workspace: Vec<Option<&str>> = jobs.iter().map(|j| j.workspace_id.as_deref()).collect();
         let keys: Vec<Option<&str>> = jobs.iter().map(|j| j.idempotency_key.as_deref()).collect();
         let result = sqlx::query(
             "INSERT INTO hangar_jobs (kind, queue, args, state, max_attempts, priority, run_at, \

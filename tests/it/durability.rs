@@ -1,0 +1,236 @@
+//! No job lost: kill -9 of a worker mid-run, two workers on one database, a restart while a
+//! job waits for its retry, graceful shutdown, and cancellation of a running job.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use hangar_workers::job::{JobState, NewJob};
+use hangar_workers::store::Store;
+
+use crate::support::{
+    Backend, Receiver, TestDb, enqueue_http, fast_pools, stdout_ok, wait_final, wait_for,
+    wait_state,
+};
+
+/// Enqueues `n` http jobs to `path`, each with body `{"n": i}`.
+async fn enqueue_numbered(store: &Store, url: &str, n: usize) {
+    let jobs: Vec<NewJob> = (0..n)
+        .map(|i| NewJob::new("http", serde_json::json!({"url": url, "body": {"n": i}})))
+        .collect();
+    for chunk in jobs.chunks(1_000) {
+        store.enqueue_many(chunk).await.expect("enqueue");
+    }
+}
+
+/// How many times the receiver saw each job number.
+fn deliveries(server: &Receiver, prefix: &str) -> HashMap<u64, usize> {
+    let mut seen = HashMap::new();
+    for hit in server.hits_on(prefix) {
+        let body: serde_json::Value = serde_json::from_str(&hit.body).expect("json body");
+        *seen.entry(body["n"].as_u64().expect("n")).or_default() += 1;
+    }
+    seen
+}
+
+async fn count(store: &Store, state: JobState) -> i64 {
+    store
+        .count_in_queue("default", state, true)
+        .await
+        .expect("count")
+}
+
+async fn kill9_loses_nothing(backend: Backend, jobs: usize) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let server = Receiver::start().await;
+    db.pools(&fast_pools("", ""));
+    enqueue_numbered(&store, &server.url("/slow/25"), jobs).await;
+
+    let mut first = db.spawn("first", &["worker", "--bind", "127.0.0.1:0"]);
+    wait_for(
+        "the first worker to be mid-run",
+        Duration::from_secs(30),
+        || async { (server.hits_on("/slow").len() >= jobs / 5).then_some(()) },
+    )
+    .await;
+    first.kill9();
+    let running = count(&store, JobState::Running).await;
+    assert!(
+        running > 0,
+        "the killed worker held no jobs; the test proves nothing"
+    );
+
+    let _second = db.spawn("second", &["worker", "--bind", "127.0.0.1:0"]);
+    wait_for("every job to complete", Duration::from_secs(90), || async {
+        (count(&store, JobState::Completed).await == jobs as i64).then_some(())
+    })
+    .await;
+    let seen = deliveries(&server, "/slow");
+    assert_eq!(seen.len(), jobs, "every job reached the server");
+    assert_eq!(count(&store, JobState::Failed).await, 0);
+    // The jobs the dead worker held were rescued and run again: at least once, as promised.
+    let rescued = store
+        .jobs(&hangar_workers::job::JobFilter {
+            limit: 10_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.attempt > 1)
+        .count();
+    assert!(rescued > 0, "no job was rescued after kill -9");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_of_a_worker_loses_no_job_on_postgres() {
+    kill9_loses_nothing(Backend::Postgres, 3_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_of_a_worker_loses_no_job_on_sqlite() {
+    kill9_loses_nothing(Backend::Sqlite, 1_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_never_run_the_same_attempt_twice() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = db.store().await;
+    let server = Receiver::start().await;
+    db.pools(&fast_pools("", ""));
+    let jobs = 3_000;
+    enqueue_numbered(&store, &server.url("/record"), jobs).await;
+    let a = db.spawn("a", &["worker", "--bind", "127.0.0.1:0"]);
+    let b = db.spawn("b", &["worker", "--bind", "127.0.0.1:0"]);
+    wait_for("every job to complete", Duration::from_secs(90), || async {
+        (count(&store, JobState::Completed).await == jobs as i64).then_some(())
+    })
+    .await;
+    let seen = deliveries(&server, "/record");
+    assert_eq!(seen.len(), jobs);
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "jobs run more than once: {twice:?}");
+    drop((a, b));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_survives_a_restart_and_runs_on_time() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = db.store().await;
+    let server = Receiver::start().await;
+    db.pools(&fast_pools("", "").replace(
+        "base_delay_ms = 200\nmax_delay_ms = 10000\n\n[pool.retry.internal]",
+        "base_delay_ms = 3000\nmax_delay_ms = 10000\n\n[pool.retry.internal]",
+    ));
+    let id = enqueue_http(
+        &store,
+        &server.url("/flaky/restart/1/500"),
+        serde_json::json!({}),
+    )
+    .await;
+    let mut first = db.spawn("first", &["worker", "--bind", "127.0.0.1:0"]);
+    let job = wait_state(&store, id, JobState::Retryable, Duration::from_secs(20)).await;
+    let delay = Duration::from_millis(job.attempts[0].next_delay_ms.unwrap() as u64);
+    assert!(
+        delay >= Duration::from_millis(2_400),
+        "expected a ~3 s backoff, got {delay:?}"
+    );
+    assert!(first.terminate().success());
+    let _second = db.spawn("second", &["worker", "--bind", "127.0.0.1:0"]);
+    let job = wait_final(&store, id, Duration::from_secs(20)).await;
+    assert_eq!(job.state, JobState::Completed);
+    let hits = server.hits_on("/flaky/restart");
+    assert_eq!(hits.len(), 2);
+    let gap = hits[1].at - hits[0].at;
+    assert!(
+        gap + Duration::from_millis(20) >= delay,
+        "retried after {gap:?}, before its {delay:?}"
+    );
+    assert!(
+        gap <= delay + Duration::from_millis(1_500),
+        "retried after {gap:?}, late for {delay:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_the_running_job() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = db.store().await;
+    let server = Receiver::start().await;
+    db.pools(&fast_pools("", ""));
+    let id = enqueue_http(&store, &server.url("/slow/1500"), serde_json::json!({})).await;
+    let mut worker = db.spawn("worker", &["worker", "--bind", "127.0.0.1:0"]);
+    wait_for("the job to start", Duration::from_secs(20), || async {
+        (!server.hits_on("/slow").is_empty()).then_some(())
+    })
+    .await;
+    let stopping = Instant::now();
+    assert!(worker.terminate().success(), "{}", worker.log());
+    assert!(
+        stopping.elapsed() < Duration::from_secs(3),
+        "shutdown waited past the grace period"
+    );
+    let job = store.job(id).await.unwrap();
+    assert_eq!(
+        job.state,
+        JobState::Completed,
+        "the running job was finished before exit"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_hands_back_a_job_that_outlives_the_grace_period() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let store = db.store().await;
+    let server = Receiver::start().await;
+    db.pools(&fast_pools("", "").replace("shutdown_grace_ms = 3000", "shutdown_grace_ms = 200"));
+    let id = enqueue_http(&store, &server.url("/slow/5000"), serde_json::json!({})).await;
+    let mut worker = db.spawn("worker", &["worker", "--bind", "127.0.0.1:0"]);
+    wait_state(&store, id, JobState::Running, Duration::from_secs(20)).await;
+    assert!(worker.terminate().success());
+    let job = store.job(id).await.unwrap();
+    assert_eq!(
+        job.state,
+        JobState::Available,
+        "handed back, ready for another worker"
+    );
+    assert_eq!(job.attempt, 0, "the interrupted attempt is not counted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_stops_running_and_scheduled_jobs() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = db.store().await;
+    let server = Receiver::start().await;
+    db.pools(&fast_pools("", ""));
+    let running = enqueue_http(&store, &server.url("/slow/20000"), serde_json::json!({})).await;
+    let mut later = NewJob::new("noop", serde_json::json!({}));
+    later.run_at = Some(chrono::Utc::now() + chrono::Duration::seconds(2));
+    let scheduled = store.enqueue(&later).await.unwrap().id;
+    let worker = db.spawn("worker", &["worker", "--bind", "127.0.0.1:0"]);
+    wait_state(&store, running, JobState::Running, Duration::from_secs(20)).await;
+
+    for id in [running, scheduled] {
+        let out = stdout_ok(&db.run(&["jobs", "cancel", &id.to_string(), "--json"]));
+        let job: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(job["state"], "cancelled");
+    }
+    wait_for(
+        "the worker to stop the attempt",
+        Duration::from_secs(10),
+        || async { worker.log().contains("lease lost").then_some(()) },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    for id in [running, scheduled] {
+        assert_eq!(
+            store.job(id).await.unwrap().state,
+            JobState::Cancelled,
+            "job {id}"
+        );
+    }
+    assert_eq!(server.hits_on("/slow").len(), 1);
+    let cancel_again = db.run(&["jobs", "cancel", &running.to_string()]);
+    assert_eq!(cancel_again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&cancel_again.stderr).contains("is cancelled: cannot cancel"));
+}
