@@ -217,11 +217,13 @@ pub async fn latency(
     // Let the pool reach its idle wait (and LISTEN) before measuring.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut latencies = Vec::with_capacity(jobs);
+    let mut enqueue_ms = Vec::with_capacity(jobs);
     for _ in 0..jobs {
         let mut job = NewJob::new("noop", serde_json::json!({}));
         job.queue = BENCH_QUEUE.to_owned();
         let sent = Instant::now();
         let id = store.enqueue(&job).await?.id;
+        enqueue_ms.push(sent.elapsed().as_secs_f64() * 1000.0);
         loop {
             match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
                 Ok(Some((started_id, started, _))) if started_id == id => {
@@ -243,8 +245,14 @@ pub async fn latency(
     let _ = pool.await;
     store.delete_queue(BENCH_QUEUE).await?;
     latencies.sort_by(f64::total_cmp);
+    enqueue_ms.sort_by(f64::total_cmp);
     let (p50, p99) = (percentile(&latencies, 50.0), percentile(&latencies, 99.0));
     let max = latencies.last().copied().unwrap_or(0.0);
+    eprintln!(
+        "enqueue call alone: p50_ms={:.2} p99_ms={:.2}",
+        percentile(&enqueue_ms, 50.0),
+        percentile(&enqueue_ms, 99.0)
+    );
     eprintln!(
         "backend={} jobs={jobs} interval_ms={interval_ms} peak_rss_mib={:.1}",
         store.backend_name(),

@@ -36,8 +36,11 @@ CREATE INDEX hangar_jobs_runnable ON hangar_jobs (queue, priority, run_at, id)
     WHERE state IN ('available', 'scheduled', 'retryable');
 -- The rescuer: running rows whose lease ran out.
 CREATE INDEX hangar_jobs_leases ON hangar_jobs (lease_expires_at) WHERE state = 'running';
--- The pruner and listings by state.
-CREATE INDEX hangar_jobs_state_finalized ON hangar_jobs (state, finalized_at);
+-- The pruner. BRIN, not B-tree: every completion would otherwise insert an index entry, and
+-- finished rows are laid down roughly in finalized_at order anyway.
+CREATE INDEX hangar_jobs_finalized_brin ON hangar_jobs USING brin (finalized_at);
+-- Operators list failed jobs; they are few among many completed ones.
+CREATE INDEX hangar_jobs_failed ON hangar_jobs (id) WHERE state = 'failed';
 
 CREATE TABLE hangar_job_attempts (
     job_id        BIGINT      NOT NULL REFERENCES hangar_jobs (id) ON DELETE CASCADE,

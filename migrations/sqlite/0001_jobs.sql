@@ -33,7 +33,8 @@ CREATE UNIQUE INDEX hangar_jobs_idempotency_key ON hangar_jobs (kind, idempotenc
 CREATE INDEX hangar_jobs_runnable ON hangar_jobs (queue, priority, run_at, id)
     WHERE state IN ('available', 'scheduled', 'retryable');
 CREATE INDEX hangar_jobs_leases ON hangar_jobs (lease_expires_at) WHERE state = 'running';
-CREATE INDEX hangar_jobs_state_finalized ON hangar_jobs (state, finalized_at);
+CREATE INDEX hangar_jobs_completed ON hangar_jobs (finalized_at) WHERE state = 'completed';
+CREATE INDEX hangar_jobs_failed ON hangar_jobs (id) WHERE state = 'failed';
 
 CREATE TABLE hangar_job_attempts (
     job_id        INTEGER NOT NULL REFERENCES hangar_jobs (id) ON DELETE CASCADE,

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::Utc;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -92,8 +92,23 @@ impl Pool {
             stop_background.clone(),
         ));
 
+        // Claimed jobs wait in `ready` (leased and heartbeated) until a slot frees up. At most
+        // `concurrency + prefetch` jobs are in hand, so a claim can fill a whole batch even
+        // while every slot is busy, without taking more than a pool can start soon.
+        let in_hand = Arc::new(Semaphore::new(self.spec.concurrency + self.spec.prefetch));
+        let (ready_tx, ready_rx) = mpsc::unbounded_channel();
+        let producer = tokio::spawn(produce(
+            self.spec.clone(),
+            self.deps.clone(),
+            self.running.clone(),
+            in_hand,
+            ready_tx,
+            shutdown.clone(),
+        ));
         let mut attempts = JoinSet::new();
-        self.produce(&mut attempts, done_tx, &shutdown).await;
+        self.dispatch(&mut attempts, ready_rx, done_tx, &shutdown)
+            .await;
+        let _ = producer.await;
 
         // Drain: finish within the grace period, then hand back what is left.
         let grace = tokio::time::sleep(self.spec.shutdown_grace);
@@ -130,99 +145,134 @@ impl Pool {
         let _ = maintainer.await;
     }
 
-    /// The producer loop: claim while there is room and work, sleep otherwise.
-    async fn produce(
+    /// Starts claimed jobs as slots free up, until shutdown.
+    async fn dispatch(
         &self,
         attempts: &mut JoinSet<()>,
+        mut ready: mpsc::UnboundedReceiver<Ready>,
         done_tx: mpsc::Sender<Completion>,
         shutdown: &CancellationToken,
     ) {
-        let spec = &self.spec;
-        let store = &self.deps.store;
-        let slots = Arc::new(Semaphore::new(spec.concurrency));
-        let wakeup = store.wakeups().queue(&spec.queue);
-        let mut backoff = Duration::from_millis(100);
+        let slots = Arc::new(Semaphore::new(self.spec.concurrency));
         loop {
             // Reap finished attempts so the set does not grow.
             while attempts.try_join_next().is_some() {}
-            let first = tokio::select! {
+            let slot = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                permit = slots.clone().acquire_owned() => match permit {
-                    Ok(permit) => permit,
+                slot = slots.clone().acquire_owned() => match slot {
+                    Ok(slot) => slot,
                     Err(_) => return,
                 },
             };
-            let mut permits = vec![first];
-            while permits.len() < spec.batch_size {
-                match slots.clone().try_acquire_owned() {
-                    Ok(permit) => permits.push(permit),
-                    Err(_) => break,
-                }
-            }
-            let wanted = permits.len();
-            let claimed = match store
-                .claim(&spec.queue, &self.deps.worker_id, wanted as i64, spec.lease)
-                .await
-            {
-                Ok(claimed) => {
-                    backoff = Duration::from_millis(100);
-                    claimed
-                }
-                Err(error) => {
-                    tracing::warn!(pool = %spec.name, %error, "claim failed; retrying");
-                    drop(permits);
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                    continue;
-                }
-            };
-            let got = claimed.len();
-            for job in claimed {
-                let Some(permit) = permits.pop() else { break };
-                let cancel = CancellationToken::new();
-                self.running
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(job.id, (job.lease_token, cancel.clone()));
-                let attempt = Attempt {
-                    spec: spec.clone(),
-                    deps: self.deps.clone(),
-                    running: self.running.clone(),
-                    done_tx: done_tx.clone(),
-                };
-                attempts.spawn(async move {
-                    attempt.run(job, cancel).await;
-                    drop(permit);
-                });
-            }
-            drop(permits);
-            if got == wanted {
-                continue; // Busy: there may be more right now.
-            }
-            let sleep_for = match store.next_run_at(&spec.queue).await {
-                Ok(Some(next)) => (next - Utc::now())
-                    .to_std()
-                    .unwrap_or(Duration::ZERO)
-                    .min(spec.poll_interval),
-                _ => spec.poll_interval,
-            };
-            if sleep_for.is_zero() && got > 0 {
-                continue;
-            }
-            tokio::select! {
+            let (job, cancel, in_hand) = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = wakeup.notified() => {}
-                _ = tokio::time::sleep(sleep_for.max(Duration::from_millis(1))) => {}
-            }
+                ready = ready.recv() => match ready {
+                    Some(ready) => ready,
+                    None => return,
+                },
+            };
+            let attempt = Attempt {
+                spec: self.spec.clone(),
+                deps: self.deps.clone(),
+                running: self.running.clone(),
+                done_tx: done_tx.clone(),
+            };
+            attempts.spawn(async move {
+                attempt.run(job, cancel).await;
+                drop((slot, in_hand));
+            });
         }
     }
 
     /// One rescue-and-prune pass over this pool's queue.
     pub async fn maintain_once(&self) -> Result<MaintenanceCounts, StoreError> {
         maintain_once(&self.spec, &self.deps).await
+    }
+}
+
+/// A claimed job waiting for a slot: the job, the token that stops it, its place in hand.
+type Ready = (ClaimedJob, CancellationToken, OwnedSemaphorePermit);
+
+/// The producer loop: claims as many jobs as there is room in hand (up to `batch_size`) while
+/// there is work; when a claim comes back short, sleeps until a wake-up, the next `run_at` or
+/// the poll tick.
+async fn produce(
+    spec: Arc<PoolSpec>,
+    deps: PoolDeps,
+    running: Running,
+    in_hand: Arc<Semaphore>,
+    ready: mpsc::UnboundedSender<Ready>,
+    shutdown: CancellationToken,
+) {
+    let store = &deps.store;
+    let wakeup = store.wakeups().queue(&spec.queue);
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let first = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            permit = in_hand.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+        };
+        let mut permits = vec![first];
+        while permits.len() < spec.batch_size {
+            match in_hand.clone().try_acquire_owned() {
+                Ok(permit) => permits.push(permit),
+                Err(_) => break,
+            }
+        }
+        let wanted = permits.len();
+        let claimed = match store
+            .claim(&spec.queue, &deps.worker_id, wanted as i64, spec.lease)
+            .await
+        {
+            Ok(claimed) => {
+                backoff = Duration::from_millis(100);
+                claimed
+            }
+            Err(error) => {
+                tracing::warn!(pool = %spec.name, %error, "claim failed; retrying");
+                drop(permits);
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        let got = claimed.len();
+        {
+            let mut held = running.lock().unwrap_or_else(|e| e.into_inner());
+            for job in claimed {
+                let Some(permit) = permits.pop() else { break };
+                let cancel = CancellationToken::new();
+                held.insert(job.id, (job.lease_token, cancel.clone()));
+                // The dispatcher outlives the producer, so the send only fails at shutdown,
+                // where the job is handed back with the others in hand.
+                let _ = ready.send((job, cancel, permit));
+            }
+        }
+        drop(permits);
+        if got == wanted {
+            continue; // Busy: there may be more right now.
+        }
+        let sleep_for = match store.next_run_at(&spec.queue).await {
+            Ok(Some(next)) => (next - Utc::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .min(spec.poll_interval),
+            _ => spec.poll_interval,
+        };
+        if sleep_for.is_zero() && got > 0 {
+            continue;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = wakeup.notified() => {}
+            _ = tokio::time::sleep(sleep_for.max(Duration::from_millis(1))) => {}
+        }
     }
 }
 
@@ -276,6 +326,9 @@ impl Attempt {
     }
 
     async fn execute(&self, job: &ClaimedJob, cancel: &CancellationToken) -> Outcome {
+        if cancel.is_cancelled() {
+            return Outcome::Stopped; // Cancelled or rescued while it waited for a slot.
+        }
         let Some(handler) = self.deps.registry.get(&job.kind) else {
             return Outcome::Failed(JobFailure::new(
                 ErrorClass::Internal,

@@ -24,6 +24,9 @@ pub struct PoolSpec {
     pub kinds: Vec<String>,
     /// Jobs run at once by one process.
     pub concurrency: usize,
+    /// Jobs claimed ahead of free slots (leased, waiting in memory), so claims stay batched
+    /// under load. 0 claims only for free slots.
+    pub prefetch: usize,
     /// Longest time one attempt may take; past it, the attempt is a timeout failure.
     pub timeout: Duration,
     /// Ceiling on budget-consuming failures for jobs enqueued to this pool's kinds.
@@ -66,6 +69,7 @@ struct RawPool {
     queue: Option<String>,
     kinds: Vec<String>,
     concurrency: Option<i64>,
+    prefetch: Option<i64>,
     timeout_ms: Option<i64>,
     max_attempts: Option<i64>,
     lease_ms: Option<i64>,
@@ -276,8 +280,10 @@ fn validate(raw: RawPool) -> Result<PoolSpec, String> {
             }
         },
     };
+    let concurrency = ranged(n, "concurrency", raw.concurrency, 50, 1, 10_000)?;
     Ok(PoolSpec {
-        concurrency: ranged(n, "concurrency", raw.concurrency, 50, 1, 10_000)? as usize,
+        concurrency: concurrency as usize,
+        prefetch: ranged(n, "prefetch", raw.prefetch, concurrency.min(500), 0, 10_000)? as usize,
         timeout: ms(ranged(n, "timeout_ms", raw.timeout_ms, 60_000, 1, DAY_MS)?),
         max_attempts: ranged(n, "max_attempts", raw.max_attempts, 6, 1, 1_000)? as i32,
         lease: ms(lease),

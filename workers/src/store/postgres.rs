@@ -3,11 +3,12 @@
 //! `hangar_jobs` (payload: the queue) when a job becomes runnable now; [`PgStore::listen`]
 //! turns those notifications into wake-ups of this process's pools.
 
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgListener, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
 use sqlx::{PgPool, Row};
 use tokio_util::sync::CancellationToken;
 
@@ -23,7 +24,12 @@ const CHANNEL: &str = "hangar_jobs";
 /// PostgreSQL job store.
 #[derive(Clone, Debug)]
 pub struct PgStore {
+    /// Durable writes: enqueues, completions, failures, operator actions.
     pool: PgPool,
+    /// Claims, heartbeats and hand-backs, committed with `synchronous_commit = off`. Losing
+    /// one of those in a server crash only means a job runs again, which leases allow
+    /// anyway, and it takes a WAL flush off the path from enqueue to start.
+    lease_pool: PgPool,
     url: Arc<str>,
     pub(super) wakeups: Arc<Wakeups>,
 }
@@ -38,17 +44,30 @@ const CLAIMED_COLUMNS: &str = "j.id, j.kind, j.args, j.attempt, j.max_attempts, 
 impl PgStore {
     /// Connects a pool of at most `max_connections`.
     pub async fn connect(url: &str, max_connections: u32) -> Result<PgStore, StoreError> {
+        let connect_error = |source| StoreError::Connect {
+            url: redact_url(url),
+            source,
+        };
+        let options = PgConnectOptions::from_str(url).map_err(connect_error)?;
+        // No ping before each use: it doubles the round trips of every query; a broken
+        // connection shows up as a query error, which every caller retries.
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(2))
             .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
+            .test_before_acquire(false)
+            .connect_with(options.clone())
             .await
-            .map_err(|source| StoreError::Connect {
-                url: redact_url(url),
-                source,
-            })?;
+            .map_err(connect_error)?;
+        let lease_pool = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .test_before_acquire(false)
+            .connect_with(options.options([("synchronous_commit", "off")]))
+            .await
+            .map_err(connect_error)?;
         Ok(PgStore {
             pool,
+            lease_pool,
             url: url.into(),
             wakeups: Arc::default(),
         })
@@ -213,7 +232,7 @@ impl PgStore {
         .bind(token)
         .bind(worker)
         .bind(lease.as_secs_f64())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.lease_pool)
         .await?;
         rows.iter().map(claimed_from_row).collect()
     }
@@ -332,7 +351,7 @@ impl PgStore {
         .bind(&ids)
         .bind(&tokens)
         .bind(lease.as_secs_f64())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.lease_pool)
         .await?;
         Ok(held.into_iter().map(JobId).collect())
     }
@@ -348,7 +367,7 @@ impl PgStore {
         )
         .bind(&ids)
         .bind(&tokens)
-        .execute(&self.pool)
+        .execute(&self.lease_pool)
         .await?;
         Ok(result.rows_affected())
     }

@@ -66,6 +66,7 @@ impl SqliteStore {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.clamp(1, 8))
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(connect_error)?;
