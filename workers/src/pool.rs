@@ -13,10 +13,12 @@
 //! completer flushes what it holds.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::Utc;
+use futures_util::FutureExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -335,30 +337,25 @@ impl Attempt {
                 format!("no handler for kind '{}' in this worker", job.kind),
             ));
         };
-        // The handler runs in its own task so that a panic becomes a failed attempt.
-        let mut task = tokio::spawn(handler.run(job.clone()));
+        // A panic in the handler becomes a failed attempt, not a dead worker.
+        let run = AssertUnwindSafe(handler.run(job.clone())).catch_unwind();
         let result = tokio::select! {
-            joined = &mut task => joined,
+            result = run => result,
             _ = tokio::time::sleep(self.spec.timeout) => {
-                task.abort();
                 return Outcome::Failed(JobFailure::new(
                     ErrorClass::Timeout,
                     format!("attempt exceeded the pool timeout of {} ms", self.spec.timeout.as_millis()),
                 ));
             }
-            _ = cancel.cancelled() => {
-                task.abort();
-                return Outcome::Stopped;
-            }
+            _ = cancel.cancelled() => return Outcome::Stopped,
         };
         match result {
             Ok(Ok(())) => Outcome::Succeeded,
             Ok(Err(failure)) => Outcome::Failed(failure),
-            Err(join_error) if join_error.is_panic() => Outcome::Failed(JobFailure::new(
+            Err(_panic) => Outcome::Failed(JobFailure::new(
                 ErrorClass::Internal,
                 "the handler panicked",
             )),
-            Err(_) => Outcome::Stopped,
         }
     }
 

@@ -23,7 +23,12 @@ use crate::job::{AttemptRecord, ClaimedJob, Enqueued, Job, JobFilter, JobId, Job
 /// SQLite job store.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
+    /// Durable writes (`synchronous=FULL`): enqueues, completions, failures, operator actions.
     pool: SqlitePool,
+    /// Claims, heartbeats and hand-backs with `synchronous=NORMAL` (no fsync at commit; the
+    /// next durable commit flushes them). Losing one in a power cut only means a job runs
+    /// again, as after an expired lease.
+    lease_pool: SqlitePool,
     pub(super) wakeups: Arc<Wakeups>,
 }
 
@@ -67,11 +72,18 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.clamp(1, 8))
             .test_before_acquire(false)
-            .connect_with(options)
+            .connect_with(options.clone())
+            .await
+            .map_err(connect_error)?;
+        let lease_pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .test_before_acquire(false)
+            .connect_with(options.synchronous(SqliteSynchronous::Normal))
             .await
             .map_err(connect_error)?;
         Ok(SqliteStore {
             pool,
+            lease_pool,
             wakeups: Arc::default(),
         })
     }
@@ -203,7 +215,7 @@ impl SqliteStore {
         .bind(worker)
         .bind(now)
         .bind(millis(lease))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.lease_pool)
         .await?;
         rows.iter().map(claimed_from_row).collect()
     }
@@ -216,13 +228,13 @@ impl SqliteStore {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         let accepted: Vec<i64> = sqlx::query_scalar(
-            "UPDATE hangar_jobs SET state = 'completed', \
-                 finalized_at = (SELECT d.value ->> 2 FROM json_each(?1) d \
-                                 WHERE d.value ->> 0 = hangar_jobs.id), \
+            "UPDATE hangar_jobs SET state = 'completed', finalized_at = d.finished_at, \
                  updated_at = ?2, lease_token = NULL, lease_expires_at = NULL \
-             WHERE state = 'running' AND (id, lease_token) IN \
-                 (SELECT value ->> 0, value ->> 1 FROM json_each(?1)) \
-             RETURNING id",
+             FROM (SELECT value ->> 0 AS id, value ->> 1 AS token, value ->> 2 AS finished_at \
+                   FROM json_each(?1)) AS d \
+             WHERE hangar_jobs.id = d.id AND hangar_jobs.lease_token = d.token \
+               AND hangar_jobs.state = 'running' \
+             RETURNING hangar_jobs.id",
         )
         .bind(serde_json::to_string(&batch).unwrap_or_default())
         .bind(now)
@@ -327,7 +339,7 @@ impl SqliteStore {
         )
         .bind(serde_json::to_string(&batch).unwrap_or_default())
         .bind(now_ms().saturating_add(millis(lease)))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.lease_pool)
         .await?;
         Ok(held.into_iter().map(JobId).collect())
     }
@@ -342,7 +354,7 @@ impl SqliteStore {
         )
         .bind(serde_json::to_string(&batch).unwrap_or_default())
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.lease_pool)
         .await?;
         Ok(result.rows_affected())
     }
