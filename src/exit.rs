@@ -40,9 +40,11 @@ impl From<hangar_workers::store::StoreError> for Fatal {
     fn from(error: hangar_workers::store::StoreError) -> Self {
         use hangar_workers::store::StoreError;
         match error {
-            StoreError::UnsupportedUrl(_) | StoreError::Connect { .. } | StoreError::Migrate(_) => {
-                Fatal::config(error.to_string())
-            }
+            StoreError::UnsupportedUrl(_)
+            | StoreError::Connect { .. }
+            | StoreError::Migrate(_)
+            | StoreError::NoDatabase(_)
+            | StoreError::NotMigrated { .. } => Fatal::config(error.to_string()),
             other => Fatal::runtime(other.to_string()),
         }
     }

@@ -54,9 +54,18 @@ fn init_tracing() {
     }
 }
 
-/// Connects to the configured database (an unreachable one is a configuration error).
+/// Connects to the configured database (an unreachable one is a configuration error),
+/// creating an SQLite file when missing.
 pub async fn connect(config: &Config) -> Result<Store, Fatal> {
     Ok(Store::connect(&config.database_url, 16).await?)
+}
+
+/// Connects to the configured database, which must exist with an up-to-date schema: the
+/// processes that do not own the schema (`worker`, operator commands) never change it.
+pub async fn connect_migrated(config: &Config) -> Result<Store, Fatal> {
+    let store = Store::connect_existing(&config.database_url, 16).await?;
+    store.check_migrated().await?;
+    Ok(store)
 }
 
 async fn run(cli: Cli) -> Result<(), Fatal> {

@@ -14,8 +14,7 @@ use crate::exit::Fatal;
 /// `hangar enqueue`: validates everything before anything is written.
 pub async fn enqueue(config: &Config, args: EnqueueArgs) -> Result<(), Fatal> {
     let job = build_job(config, &args)?;
-    let store = crate::connect(config).await?;
-    store.migrate().await?;
+    let store = crate::connect_migrated(config).await?;
     let enqueued = store.enqueue(&job).await?;
     if args.json {
         print_json(&enqueued);
@@ -102,8 +101,7 @@ fn job_error(error: StoreError) -> Fatal {
 
 /// `hangar jobs …`.
 pub async fn jobs(config: &Config, command: JobsCommand) -> Result<(), Fatal> {
-    let store = crate::connect(config).await?;
-    store.migrate().await?;
+    let store = crate::connect_migrated(config).await?;
     match command {
         JobsCommand::List {
             state,
@@ -151,8 +149,7 @@ pub async fn jobs(config: &Config, command: JobsCommand) -> Result<(), Fatal> {
 
 /// `hangar alerts …`.
 pub async fn alerts(config: &Config, command: AlertsCommand) -> Result<(), Fatal> {
-    let store = crate::connect(config).await?;
-    store.migrate().await?;
+    let store = crate::connect_migrated(config).await?;
     match command {
         AlertsCommand::List { all, json } => {
             let alerts = store.alerts(all).await?;

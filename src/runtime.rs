@@ -25,12 +25,16 @@ pub struct Plan {
 
 /// Runs the plan until a signal; returns once everything has drained.
 pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
-    let store = crate::connect(config).await?;
-    if plan.migrate {
-        store.migrate().await?;
-    }
+    // Configuration first: a bad pool file is reported before the database is touched.
     let registry = Arc::new(Registry::builtin());
     check_kinds(&registry, &plan.pools)?;
+    let store = if plan.migrate {
+        let store = crate::connect(config).await?;
+        store.migrate().await?;
+        store
+    } else {
+        crate::connect_migrated(config).await?
+    };
     let listener = http::bind(config.bind).await?;
     let _ = http::metrics_handle();
     let shutdown = CancellationToken::new();

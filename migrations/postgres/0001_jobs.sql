@@ -28,6 +28,20 @@ CREATE TABLE hangar_jobs (
     CONSTRAINT hangar_jobs_max_attempts_check CHECK (max_attempts >= 1)
 );
 
+-- A queue table churns: every claim and completion leaves a dead row version and a dead
+-- entry in the runnable index, which claims must step over until VACUUM removes it. Vacuum
+-- this table after a fixed number of changes (not a fraction of a growing table), without
+-- the cost-based throttle.
+ALTER TABLE hangar_jobs SET (
+    autovacuum_vacuum_scale_factor = 0,
+    autovacuum_vacuum_threshold = 5000,
+    autovacuum_vacuum_insert_scale_factor = 0,
+    autovacuum_vacuum_insert_threshold = 50000,
+    autovacuum_analyze_scale_factor = 0,
+    autovacuum_analyze_threshold = 20000,
+    autovacuum_vacuum_cost_delay = 0
+);
+
 -- Idempotency key unique per kind, for as long as the job row exists.
 CREATE UNIQUE INDEX hangar_jobs_idempotency_key ON hangar_jobs (kind, idempotency_key)
     WHERE idempotency_key IS NOT NULL;

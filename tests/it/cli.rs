@@ -246,3 +246,36 @@ async fn a_bad_pool_file_exits_2_naming_file_and_field() {
         );
     }
 }
+
+#[tokio::test]
+async fn only_migrate_and_serve_change_the_schema() {
+    // SQLite: a missing file is not created by a worker or an operator command.
+    let db = TestDb::new(Backend::Sqlite).await;
+    for args in [
+        &["worker", "--bind", "127.0.0.1:0"][..],
+        &["enqueue", "noop"],
+        &["jobs", "list"],
+    ] {
+        assert_exit2(&db.run(args), "no database at");
+    }
+    assert!(
+        !db.dir.path().join("hangar.db").exists(),
+        "a command created the database file"
+    );
+
+    // PostgreSQL: an empty database is not migrated behind the operator's back.
+    let pg = TestDb::new(Backend::Postgres).await;
+    assert_exit2(&pg.run(&["enqueue", "noop"]), "run `hangar migrate` first");
+    assert_exit2(
+        &pg.run(&["worker", "--bind", "127.0.0.1:0"]),
+        "run `hangar migrate` first",
+    );
+    let migrated = pg.run(&["migrate"]);
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    let id = stdout_ok(&pg.run(&["enqueue", "noop"]));
+    assert!(id.trim().parse::<i64>().is_ok());
+}

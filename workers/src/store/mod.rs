@@ -45,6 +45,17 @@ pub enum StoreError {
     /// A query failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The SQLite file does not exist (and this command does not create it).
+    #[error("no database at {0}: run `hangar migrate` or `hangar serve` to create it")]
+    NoDatabase(String),
+    /// The schema lacks migrations this binary needs.
+    #[error(
+        "the database schema is not up to date ({pending} migration(s) pending): run `hangar migrate` first"
+    )]
+    NotMigrated {
+        /// How many migrations are missing.
+        pending: usize,
+    },
     /// No job with this id.
     #[error("job {0} not found")]
     JobNotFound(JobId),
@@ -225,16 +236,43 @@ macro_rules! backend {
 impl Store {
     /// Connects to `url` (`postgres://…` or `sqlite://PATH`, created when missing).
     pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+        Self::open(url, max_connections, true).await
+    }
+
+    /// Connects to an existing database: a missing SQLite file is an error, not created.
+    pub async fn connect_existing(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+        Self::open(url, max_connections, false).await
+    }
+
+    async fn open(url: &str, max_connections: u32, create: bool) -> Result<Store, StoreError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(Store::Postgres(
                 PgStore::connect(url, max_connections).await?,
             ))
         } else if url.starts_with("sqlite:") {
             Ok(Store::Sqlite(
-                SqliteStore::connect(url, max_connections).await?,
+                SqliteStore::connect(url, max_connections, create).await?,
             ))
         } else {
             Err(StoreError::UnsupportedUrl(redact_url(url)))
+        }
+    }
+
+    /// Fails with [`StoreError::NotMigrated`] unless every migration has been applied; for
+    /// the processes that must not change the schema themselves (`worker`, operator commands).
+    pub async fn check_migrated(&self) -> Result<(), StoreError> {
+        let (applied, migrator) = match self {
+            Store::Postgres(s) => (s.applied_migrations().await?, &postgres::MIGRATOR),
+            Store::Sqlite(s) => (s.applied_migrations().await?, &sqlite::MIGRATOR),
+        };
+        let pending = migrator
+            .iter()
+            .filter(|m| !applied.contains(&m.version))
+            .count();
+        if pending == 0 {
+            Ok(())
+        } else {
+            Err(StoreError::NotMigrated { pending })
         }
     }
 

@@ -18,6 +18,9 @@ use super::{
 };
 use crate::job::{AttemptRecord, ClaimedJob, Enqueued, Job, JobFilter, JobId, JobState, NewJob};
 
+/// The PostgreSQL migrations, compiled in.
+pub(super) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
 /// The channel the notify trigger of the migrations sends on.
 const CHANNEL: &str = "hangar_jobs";
 
@@ -79,10 +82,21 @@ impl PgStore {
     }
 
     pub(super) async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("../migrations/postgres")
-            .run(&self.pool)
-            .await?;
+        MIGRATOR.run(&self.pool).await?;
         Ok(())
+    }
+
+    /// Versions of the migrations applied to this database (none when it has no schema).
+    pub(super) async fn applied_migrations(&self) -> Result<Vec<i64>, StoreError> {
+        match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(&self.pool)
+            .await
+        {
+            Ok(versions) => Ok(versions),
+            // The bookkeeping table itself is missing: nothing was ever applied.
+            Err(sqlx::Error::Database(_)) => Ok(Vec::new()),
+            Err(other) => Err(other.into()),
+        }
     }
 
     pub(super) async fn ping(&self) -> Result<(), StoreError> {
@@ -342,10 +356,19 @@ impl PgStore {
     ) -> Result<Vec<JobId>, StoreError> {
         let ids: Vec<i64> = leases.iter().map(|(id, _)| id.0).collect();
         let tokens: Vec<i64> = leases.iter().map(|(_, token)| *token).collect();
+        // SKIP LOCKED: a heartbeat never waits for (or deadlocks with) a transaction that is
+        // changing one of these rows. The changer is this process's completer (the attempt
+        // has ended), an operator's cancel or a rescuer: in each case the attempt must stop
+        // or already has, which is what "not held" makes the caller do.
         let held: Vec<i64> = sqlx::query_scalar(
-            "UPDATE hangar_jobs j SET lease_expires_at = now() + make_interval(secs => $3) \
-             FROM UNNEST($1::bigint[], $2::bigint[]) AS d(id, token) \
-             WHERE j.id = d.id AND j.lease_token = d.token AND j.state = 'running' \
+            "WITH target AS ( \
+                 SELECT j.id FROM hangar_jobs j \
+                 JOIN UNNEST($1::bigint[], $2::bigint[]) AS d(id, token) \
+                   ON j.id = d.id AND j.lease_token = d.token \
+                 WHERE j.state = 'running' \
+                 FOR UPDATE OF j SKIP LOCKED) \
+             UPDATE hangar_jobs j SET lease_expires_at = now() + make_interval(secs => $3) \
+             FROM target WHERE j.id = target.id \
              RETURNING j.id",
         )
         .bind(&ids)

@@ -32,6 +32,9 @@ pub struct SqliteStore {
     pub(super) wakeups: Arc<Wakeups>,
 }
 
+/// The SQLite migrations, compiled in.
+pub(super) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+
 const JOB_COLUMNS: &str = "id, kind, queue, state, attempt, max_attempts, priority, run_at, \
      created_at, updated_at, workspace_id, idempotency_key, args, last_error, attempted_at, \
      finalized_at";
@@ -55,20 +58,28 @@ fn opt_time(ms: Option<i64>) -> Option<DateTime<Utc>> {
 }
 
 impl SqliteStore {
-    /// Opens (creating when missing) the database file of `url` in WAL mode with
-    /// `synchronous=FULL`, so a committed job survives a power cut.
-    pub async fn connect(url: &str, max_connections: u32) -> Result<SqliteStore, StoreError> {
+    /// Opens the database file of `url` (creating it when missing, if `create`) in WAL mode
+    /// with `synchronous=FULL`, so a committed job survives a power cut.
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        create: bool,
+    ) -> Result<SqliteStore, StoreError> {
         let connect_error = |source| StoreError::Connect {
             url: url.to_owned(),
             source,
         };
         let options = SqliteConnectOptions::from_str(url)
             .map_err(connect_error)?
-            .create_if_missing(true)
+            .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        let file = options.get_filename();
+        if !create && file != std::path::Path::new(":memory:") && !file.exists() {
+            return Err(StoreError::NoDatabase(file.display().to_string()));
+        }
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.clamp(1, 8))
             .test_before_acquire(false)
@@ -94,10 +105,20 @@ impl SqliteStore {
     }
 
     pub(super) async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("../migrations/sqlite")
-            .run(&self.pool)
-            .await?;
+        MIGRATOR.run(&self.pool).await?;
         Ok(())
+    }
+
+    /// Versions of the migrations applied to this database (none when it has no schema).
+    pub(super) async fn applied_migrations(&self) -> Result<Vec<i64>, StoreError> {
+        match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(&self.pool)
+            .await
+        {
+            Ok(versions) => Ok(versions),
+            Err(sqlx::Error::Database(_)) => Ok(Vec::new()),
+            Err(other) => Err(other.into()),
+        }
     }
 
     pub(super) async fn ping(&self) -> Result<(), StoreError> {
