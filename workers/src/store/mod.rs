@@ -261,9 +261,17 @@ impl Store {
     /// Fails with [`StoreError::NotMigrated`] unless every migration has been applied; for
     /// the processes that must not change the schema themselves (`worker`, operator commands).
     pub async fn check_migrated(&self) -> Result<(), StoreError> {
-        let (applied, migrator) = match self {
-            Store::Postgres(s) => (s.applied_migrations().await?, &postgres::MIGRATOR),
-            Store::Sqlite(s) => (s.applied_migrations().await?, &sqlite::MIGRATOR),
+        let query = "SELECT version FROM _sqlx_migrations WHERE success";
+        let applied: Vec<i64> = match backend!(self, s => sqlx::query_scalar(query).fetch_all(s.pool()).await)
+        {
+            Ok(versions) => versions,
+            // The bookkeeping table itself is missing: nothing was ever applied.
+            Err(sqlx::Error::Database(_)) => Vec::new(),
+            Err(other) => return Err(other.into()),
+        };
+        let migrator = match self {
+            Store::Postgres(_) => &postgres::MIGRATOR,
+            Store::Sqlite(_) => &sqlite::MIGRATOR,
         };
         let pending = migrator
             .iter()
@@ -404,14 +412,34 @@ impl Store {
 
     /// Makes a finished or waiting job run again now, with room for one more failure.
     pub async fn retry_job(&self, id: JobId) -> Result<Job, StoreError> {
-        let job = backend!(self, s => s.retry_job(id).await)?;
+        let rows = backend!(self, s => s.retry_job(id).await)?;
+        let job = self.after_transition(id, rows, "retry").await?;
         self.wakeups().wake(&job.queue);
         Ok(job)
     }
 
     /// Cancels a job that has not finished; a running one stops at its next heartbeat.
     pub async fn cancel_job(&self, id: JobId) -> Result<Job, StoreError> {
-        backend!(self, s => s.cancel_job(id).await)
+        let rows = backend!(self, s => s.cancel_job(id).await)?;
+        self.after_transition(id, rows, "cancel").await
+    }
+
+    /// The job after an operator action that changed `rows` rows, or why it did not apply.
+    async fn after_transition(
+        &self,
+        id: JobId,
+        rows: u64,
+        action: &'static str,
+    ) -> Result<Job, StoreError> {
+        let job = self.job(id).await?;
+        if rows == 0 {
+            return Err(StoreError::JobConflict {
+                id,
+                state: job.state,
+                action,
+            });
+        }
+        Ok(job)
     }
 
     /// Alerts, newest first; only open ones unless `all`.
@@ -457,6 +485,26 @@ pub fn redact_url(url: &str) -> String {
         Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
         None => url.to_owned(),
     }
+}
+
+/// Groups `(queue, state, count, lag seconds)` rows, ordered by queue, into one
+/// [`QueueStats`] per queue.
+pub(crate) fn fold_queue_stats(rows: Vec<(String, JobState, i64, f64)>) -> Vec<QueueStats> {
+    let mut stats: Vec<QueueStats> = Vec::new();
+    for (queue, state, n, lag) in rows {
+        match stats.last_mut() {
+            Some(last) if last.queue == queue => {
+                last.counts.push((state, n));
+                last.lag_seconds = last.lag_seconds.max(lag);
+            }
+            _ => stats.push(QueueStats {
+                queue,
+                counts: vec![(state, n)],
+                lag_seconds: lag,
+            }),
+        }
+    }
+    stats
 }
 
 /// The ids of `done` that are not in `accepted`: results rejected by the lease fence.

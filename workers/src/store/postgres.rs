@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     AlertRow, Completion, ExpiredLease, FailureRecord, QueueStats, StoreError, Wakeups,
-    job_incident_key, millis, parse_class, parse_state, redact_url, rejected, synthesize_success,
+    fold_queue_stats, job_incident_key, millis, parse_class, parse_state, redact_url, rejected,
+    synthesize_success,
 };
 use crate::job::{AttemptRecord, ClaimedJob, Enqueued, Job, JobFilter, JobId, JobState, NewJob};
 
@@ -84,19 +85,6 @@ impl PgStore {
     pub(super) async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATOR.run(&self.pool).await?;
         Ok(())
-    }
-
-    /// Versions of the migrations applied to this database (none when it has no schema).
-    pub(super) async fn applied_migrations(&self) -> Result<Vec<i64>, StoreError> {
-        match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-            .fetch_all(&self.pool)
-            .await
-        {
-            Ok(versions) => Ok(versions),
-            // The bookkeeping table itself is missing: nothing was ever applied.
-            Err(sqlx::Error::Database(_)) => Ok(Vec::new()),
-            Err(other) => Err(other.into()),
-        }
     }
 
     pub(super) async fn ping(&self) -> Result<(), StoreError> {
@@ -505,7 +493,7 @@ impl PgStore {
         rows.iter().map(job_from_row).collect()
     }
 
-    pub(super) async fn retry_job(&self, id: JobId) -> Result<Job, StoreError> {
+    pub(super) async fn retry_job(&self, id: JobId) -> Result<u64, StoreError> {
         let updated = sqlx::query(
             "UPDATE hangar_jobs SET state = 'available', run_at = now(), updated_at = now(), \
                  finalized_at = NULL, \
@@ -515,11 +503,10 @@ impl PgStore {
         .bind(id.0)
         .execute(&self.pool)
         .await?;
-        self.after_transition(id, updated.rows_affected(), "retry")
-            .await
+        Ok(updated.rows_affected())
     }
 
-    pub(super) async fn cancel_job(&self, id: JobId) -> Result<Job, StoreError> {
+    pub(super) async fn cancel_job(&self, id: JobId) -> Result<u64, StoreError> {
         let updated = sqlx::query(
             "UPDATE hangar_jobs SET state = 'cancelled', finalized_at = now(), updated_at = now(), \
                  last_error = COALESCE(last_error, 'cancelled by an operator'), \
@@ -529,26 +516,7 @@ impl PgStore {
         .bind(id.0)
         .execute(&self.pool)
         .await?;
-        self.after_transition(id, updated.rows_affected(), "cancel")
-            .await
-    }
-
-    /// The job after an operator action, or why the action did not apply.
-    async fn after_transition(
-        &self,
-        id: JobId,
-        rows: u64,
-        action: &'static str,
-    ) -> Result<Job, StoreError> {
-        let job = self.job(id).await?;
-        if rows == 0 {
-            return Err(StoreError::JobConflict {
-                id,
-                state: job.state,
-                action,
-            });
-        }
-        Ok(job)
+        Ok(updated.rows_affected())
     }
 
     pub(super) async fn alerts(&self, all: bool) -> Result<Vec<AlertRow>, StoreError> {
@@ -612,25 +580,18 @@ impl PgStore {
         )
         .fetch_all(&self.pool)
         .await?;
-        let mut stats: Vec<QueueStats> = Vec::new();
-        for row in &rows {
-            let queue: String = row.try_get("queue")?;
-            let state = parse_state("hangar_jobs", row.try_get::<&str, _>("state")?)?;
-            let n: i64 = row.try_get("n")?;
-            let lag: f64 = row.try_get("lag")?;
-            match stats.last_mut() {
-                Some(last) if last.queue == queue => {
-                    last.counts.push((state, n));
-                    last.lag_seconds = last.lag_seconds.max(lag);
-                }
-                _ => stats.push(QueueStats {
-                    queue,
-                    counts: vec![(state, n)],
-                    lag_seconds: lag,
-                }),
-            }
-        }
-        Ok(stats)
+        rows.iter()
+            .map(|row| {
+                let state = parse_state("hangar_jobs", row.try_get::<&str, _>("state")?)?;
+                Ok((
+                    row.try_get("queue")?,
+                    state,
+                    row.try_get("n")?,
+                    row.try_get("lag")?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()
+            .map(fold_queue_stats)
     }
 }
 

@@ -16,7 +16,8 @@ use sqlx::{Row, SqlitePool};
 
 use super::{
     AlertRow, Completion, ExpiredLease, FailureRecord, QueueStats, StoreError, Wakeups,
-    job_incident_key, millis, parse_class, parse_state, rejected, synthesize_success,
+    fold_queue_stats, job_incident_key, millis, parse_class, parse_state, rejected,
+    synthesize_success,
 };
 use crate::job::{AttemptRecord, ClaimedJob, Enqueued, Job, JobFilter, JobId, JobState, NewJob};
 
@@ -107,18 +108,6 @@ impl SqliteStore {
     pub(super) async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATOR.run(&self.pool).await?;
         Ok(())
-    }
-
-    /// Versions of the migrations applied to this database (none when it has no schema).
-    pub(super) async fn applied_migrations(&self) -> Result<Vec<i64>, StoreError> {
-        match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-            .fetch_all(&self.pool)
-            .await
-        {
-            Ok(versions) => Ok(versions),
-            Err(sqlx::Error::Database(_)) => Ok(Vec::new()),
-            Err(other) => Err(other.into()),
-        }
     }
 
     pub(super) async fn ping(&self) -> Result<(), StoreError> {
@@ -492,7 +481,7 @@ impl SqliteStore {
         rows.iter().map(job_from_row).collect()
     }
 
-    pub(super) async fn retry_job(&self, id: JobId) -> Result<Job, StoreError> {
+    pub(super) async fn retry_job(&self, id: JobId) -> Result<u64, StoreError> {
         let now = now_ms();
         let updated = sqlx::query(
             "UPDATE hangar_jobs SET state = 'available', run_at = ?2, updated_at = ?2, \
@@ -503,11 +492,10 @@ impl SqliteStore {
         .bind(now)
         .execute(&self.pool)
         .await?;
-        self.after_transition(id, updated.rows_affected(), "retry")
-            .await
+        Ok(updated.rows_affected())
     }
 
-    pub(super) async fn cancel_job(&self, id: JobId) -> Result<Job, StoreError> {
+    pub(super) async fn cancel_job(&self, id: JobId) -> Result<u64, StoreError> {
         let updated = sqlx::query(
             "UPDATE hangar_jobs SET state = 'cancelled', finalized_at = ?2, updated_at = ?2, \
                  last_error = COALESCE(last_error, 'cancelled by an operator'), \
@@ -518,25 +506,7 @@ impl SqliteStore {
         .bind(now_ms())
         .execute(&self.pool)
         .await?;
-        self.after_transition(id, updated.rows_affected(), "cancel")
-            .await
-    }
-
-    async fn after_transition(
-        &self,
-        id: JobId,
-        rows: u64,
-        action: &'static str,
-    ) -> Result<Job, StoreError> {
-        let job = self.job(id).await?;
-        if rows == 0 {
-            return Err(StoreError::JobConflict {
-                id,
-                state: job.state,
-                action,
-            });
-        }
-        Ok(job)
+        Ok(updated.rows_affected())
     }
 
     pub(super) async fn alerts(&self, all: bool) -> Result<Vec<AlertRow>, StoreError> {
@@ -599,25 +569,14 @@ impl SqliteStore {
         .bind(now_ms())
         .fetch_all(&self.pool)
         .await?;
-        let mut stats: Vec<QueueStats> = Vec::new();
-        for row in &rows {
-            let queue: String = row.try_get("queue")?;
-            let state = parse_state("hangar_jobs", row.try_get::<&str, _>("state")?)?;
-            let n: i64 = row.try_get("n")?;
-            let lag = row.try_get::<i64, _>("lag_ms")? as f64 / 1000.0;
-            match stats.last_mut() {
-                Some(last) if last.queue == queue => {
-                    last.counts.push((state, n));
-                    last.lag_seconds = last.lag_seconds.max(lag);
-                }
-                _ => stats.push(QueueStats {
-                    queue,
-                    counts: vec![(state, n)],
-                    lag_seconds: lag,
-                }),
-            }
-        }
-        Ok(stats)
+        rows.iter()
+            .map(|row| {
+                let state = parse_state("hangar_jobs", row.try_get::<&str, _>("state")?)?;
+                let lag = row.try_get::<i64, _>("lag_ms")? as f64 / 1000.0;
+                Ok((row.try_get("queue")?, state, row.try_get("n")?, lag))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()
+            .map(fold_queue_stats)
     }
 }
 
