@@ -95,3 +95,47 @@ async fn panics_and_overruns_fail_the_attempt_not_the_pool() {
     shutdown.cancel();
     running.await.unwrap();
 }
+
+/// While a pool drains a backlog it claims after the last key it took (see `ClaimKey`); a
+/// job that arrives ahead of that key (here: a higher priority) must still run soon, not
+/// after the backlog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_higher_priority_job_overtakes_a_backlog() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = db.store().await;
+    let server = crate::support::Receiver::start().await;
+    db.pools(&fast_pools("", ""));
+    let backlog: Vec<NewJob> = (0..3_000)
+        .map(|i| {
+            let mut job = NewJob::new(
+                "http",
+                serde_json::json!({"url": server.url("/slow/5"), "body": {"n": i}}),
+            );
+            job.priority = 5;
+            job
+        })
+        .collect();
+    for chunk in backlog.chunks(1_000) {
+        store.enqueue_many(chunk).await.unwrap();
+    }
+    let _worker = db.spawn("worker", &["worker", "--bind", "127.0.0.1:0"]);
+    crate::support::wait_for(
+        "the backlog to be draining",
+        Duration::from_secs(30),
+        || async { (server.hits_on("/slow").len() >= 300).then_some(()) },
+    )
+    .await;
+    let mut urgent = NewJob::new("noop", serde_json::json!({}));
+    urgent.priority = 0;
+    let urgent = store.enqueue(&urgent).await.unwrap().id;
+    let job = wait_final(&store, urgent, Duration::from_secs(30)).await;
+    assert_eq!(job.state, JobState::Completed);
+    let done = store
+        .count_in_queue("default", JobState::Completed, true)
+        .await
+        .unwrap();
+    assert!(
+        done < 2_000,
+        "the urgent job waited for {done} of 3000 backlog jobs"
+    );
+}

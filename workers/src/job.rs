@@ -229,6 +229,8 @@ pub struct ClaimedJob {
     pub max_attempts: i32,
     /// Rate-limit snoozes so far.
     pub snoozes: i32,
+    /// Smaller numbers run first.
+    pub priority: i16,
     /// The workspace it belongs to.
     pub workspace_id: Option<String>,
     /// The class of the previous attempt's failure, if it failed.

@@ -29,7 +29,7 @@ use crate::kinds::{JobFailure, Registry};
 use crate::pool_config::PoolSpec;
 use crate::refresher::TokenRefresher;
 use crate::retry_policy::{Decision, FailureInput, RefreshOutcome, Verdict, decide};
-use crate::store::{Completion, FailureRecord, Store, StoreError};
+use crate::store::{ClaimKey, Completion, FailureRecord, Store, StoreError};
 
 /// What a pool needs besides its spec.
 #[derive(Clone)]
@@ -192,6 +192,9 @@ impl Pool {
     }
 }
 
+/// How often a busy pool claims from the start of its queue (see [`ClaimKey`]).
+const FULL_SCAN_EVERY: Duration = Duration::from_millis(100);
+
 /// A claimed job waiting for a slot: the job, the token that stops it, its place in hand.
 type Ready = (ClaimedJob, CancellationToken, OwnedSemaphorePermit);
 
@@ -209,6 +212,9 @@ async fn produce(
     let store = &deps.store;
     let wakeup = store.wakeups().queue(&spec.queue);
     let mut backoff = Duration::from_millis(100);
+    // See ClaimKey: claim after the last claimed key while busy, from the start regularly.
+    let mut resume: Option<ClaimKey> = None;
+    let mut last_full_scan = Instant::now();
     loop {
         let first = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -225,8 +231,21 @@ async fn produce(
             }
         }
         let wanted = permits.len();
+        if last_full_scan.elapsed() >= FULL_SCAN_EVERY {
+            resume = None;
+        }
+        let after = resume;
+        if after.is_none() {
+            last_full_scan = Instant::now();
+        }
         let claimed = match store
-            .claim(&spec.queue, &deps.worker_id, wanted as i64, spec.lease)
+            .claim_after(
+                &spec.queue,
+                &deps.worker_id,
+                wanted as i64,
+                spec.lease,
+                after.as_ref(),
+            )
             .await
         {
             Ok(claimed) => {
@@ -245,6 +264,7 @@ async fn produce(
             }
         };
         let got = claimed.len();
+        resume = claimed.iter().map(ClaimKey::of).max().or(after);
         {
             let mut held = running.lock().unwrap_or_else(|e| e.into_inner());
             for job in claimed {
@@ -259,6 +279,10 @@ async fn produce(
         drop(permits);
         if got == wanted {
             continue; // Busy: there may be more right now.
+        }
+        resume = None;
+        if after.is_some() {
+            continue; // Short past the last key: look from the start before sleeping.
         }
         let sleep_for = match store.next_run_at(&spec.queue).await {
             Ok(Some(next)) => (next - Utc::now())

@@ -82,6 +82,36 @@ pub enum StoreError {
     },
 }
 
+/// A position in a queue's claim order `(priority, run_at, id)`.
+///
+/// On PostgreSQL every claimed row leaves a dead entry at the front of the runnable index
+/// until VACUUM removes it, so under a large backlog each claim that scans from the start
+/// steps over more of them (a 1M-job drain slowed to a fifth). A busy pool therefore claims
+/// after the last key it claimed, and from the start at least every 100 ms and whenever such
+/// a claim comes back short: jobs that arrive out of order (a higher priority, a past
+/// `run_at`, a transaction that committed late) wait at most that long, and only while the
+/// pool has a backlog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ClaimKey {
+    /// The job's priority.
+    pub priority: i16,
+    /// The job's `run_at`.
+    pub run_at: DateTime<Utc>,
+    /// The job's id.
+    pub id: JobId,
+}
+
+impl ClaimKey {
+    /// The key of a claimed job.
+    pub fn of(job: &ClaimedJob) -> ClaimKey {
+        ClaimKey {
+            priority: job.priority,
+            run_at: job.run_at,
+            id: job.id,
+        }
+    }
+}
+
 /// A successful attempt reported by a worker, fenced by its lease token.
 #[derive(Debug, Clone, Copy)]
 pub struct Completion {
@@ -337,8 +367,24 @@ impl Store {
         limit: i64,
         lease: Duration,
     ) -> Result<Vec<ClaimedJob>, StoreError> {
+        self.claim_after(queue, worker, limit, lease, None).await
+    }
+
+    /// Like [`Store::claim`], but only rows ordered after `after` (see [`ClaimKey`]).
+    pub async fn claim_after(
+        &self,
+        queue: &str,
+        worker: &str,
+        limit: i64,
+        lease: Duration,
+        after: Option<&ClaimKey>,
+    ) -> Result<Vec<ClaimedJob>, StoreError> {
         let token = fastrand::i64(1..i64::MAX);
-        backend!(self, s => s.claim(queue, worker, limit, lease, token).await)
+        match self {
+            Store::Postgres(s) => s.claim(queue, worker, limit, lease, token, after).await,
+            // SQLite deletes index entries in place: there is nothing to step over.
+            Store::Sqlite(s) => s.claim(queue, worker, limit, lease, token).await,
+        }
     }
 
     /// Marks jobs completed; returns the ids whose result was rejected (lease taken over).

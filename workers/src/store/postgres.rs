@@ -13,7 +13,7 @@ use sqlx::{PgPool, Row};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    AlertRow, Completion, ExpiredLease, FailureRecord, QueueStats, StoreError, Wakeups,
+    AlertRow, ClaimKey, Completion, ExpiredLease, FailureRecord, QueueStats, StoreError, Wakeups,
     fold_queue_stats, job_incident_key, millis, parse_class, parse_state, redact_url, rejected,
     synthesize_success,
 };
@@ -43,7 +43,7 @@ const JOB_COLUMNS: &str = "id, kind, queue, state, attempt, max_attempts, priori
      finalized_at";
 
 const CLAIMED_COLUMNS: &str = "j.id, j.kind, j.args, j.attempt, j.max_attempts, j.snoozes, \
-     j.workspace_id, j.last_error_class, j.lease_token, j.created_at, j.run_at, j.attempted_at";
+     j.priority, j.workspace_id, j.last_error_class, j.lease_token, j.created_at, j.run_at, j.attempted_at";
 
 impl PgStore {
     /// Connects a pool of at most `max_connections`.
@@ -213,12 +213,20 @@ impl PgStore {
         limit: i64,
         lease: Duration,
         token: i64,
+        after: Option<&ClaimKey>,
     ) -> Result<Vec<ClaimedJob>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        // With `after`, the index scan starts past the rows this pool claimed last instead
+        // of stepping over their dead index entries again (see ClaimKey).
+        let bound = if after.is_some() {
+            "AND (priority, run_at, id) > ($6, $7, $8)"
+        } else {
+            ""
+        };
+        let query = sqlx::query(sqlx::AssertSqlSafe(format!(
             "WITH picked AS ( \
                  SELECT id FROM hangar_jobs \
                  WHERE queue = $1 AND state IN ('available', 'scheduled', 'retryable') \
-                   AND run_at <= now() \
+                   AND run_at <= now() {bound} \
                  ORDER BY priority, run_at, id \
                  LIMIT $2 \
                  FOR UPDATE SKIP LOCKED) \
@@ -233,9 +241,12 @@ impl PgStore {
         .bind(limit)
         .bind(token)
         .bind(worker)
-        .bind(lease.as_secs_f64())
-        .fetch_all(&self.lease_pool)
-        .await?;
+        .bind(lease.as_secs_f64());
+        let query = match after {
+            Some(key) => query.bind(key.priority).bind(key.run_at).bind(key.id.0),
+            None => query,
+        };
+        let rows = query.fetch_all(&self.lease_pool).await?;
         rows.iter().map(claimed_from_row).collect()
     }
 
@@ -603,6 +614,7 @@ fn claimed_from_row(row: &PgRow) -> Result<ClaimedJob, StoreError> {
         attempt: row.try_get("attempt")?,
         max_attempts: row.try_get("max_attempts")?,
         snoozes: row.try_get("snoozes")?,
+        priority: row.try_get("priority")?,
         workspace_id: row.try_get("workspace_id")?,
         previous_class: parse_class("hangar_jobs", row.try_get("last_error_class")?)?,
         lease_token: row.try_get("lease_token")?,

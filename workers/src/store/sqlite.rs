@@ -40,7 +40,7 @@ const JOB_COLUMNS: &str = "id, kind, queue, state, attempt, max_attempts, priori
      created_at, updated_at, workspace_id, idempotency_key, args, last_error, attempted_at, \
      finalized_at";
 
-const CLAIMED_COLUMNS: &str = "id, kind, args, attempt, max_attempts, snoozes, workspace_id, \
+const CLAIMED_COLUMNS: &str = "id, kind, args, attempt, max_attempts, snoozes, priority, workspace_id, \
      last_error_class, lease_token, created_at, run_at, attempted_at";
 
 const ALERT_COLUMNS: &str = "id, workspace_id, kind, severity, message, job_id, integration, \
@@ -595,6 +595,7 @@ fn claimed_from_row(row: &SqliteRow) -> Result<ClaimedJob, StoreError> {
         attempt: row.try_get("attempt")?,
         max_attempts: row.try_get("max_attempts")?,
         snoozes: row.try_get("snoozes")?,
+        priority: row.try_get("priority")?,
         workspace_id: row.try_get("workspace_id")?,
         previous_class: parse_class("hangar_jobs", row.try_get("last_error_class")?)?,
         lease_token: row.try_get("lease_token")?,
