@@ -267,6 +267,14 @@ impl Receiver {
         self.hits.lock().unwrap().clone()
     }
 
+    /// Counts one more request for `key` and returns the count so far.
+    fn count_hit(&self, key: &str) -> u32 {
+        let mut counters = self.counters.lock().unwrap();
+        let n = counters.entry(key.to_owned()).or_default();
+        *n += 1;
+        *n
+    }
+
     /// Requests whose path starts with `prefix`.
     pub fn hits_on(&self, prefix: &str) -> Vec<Hit> {
         self.hits()
@@ -312,12 +320,7 @@ async fn respond(
         }
         ["flaky", key, fails, code] => {
             let fails: u32 = fails.parse().unwrap_or(1);
-            let seen = {
-                let mut counters = receiver.counters.lock().unwrap();
-                let n = counters.entry((*key).to_owned()).or_default();
-                *n += 1;
-                *n
-            };
+            let seen = receiver.count_hit(key);
             if seen <= fails {
                 let code = code.parse().unwrap_or(500);
                 (
@@ -331,12 +334,7 @@ async fn respond(
         }
         ["ratelimited", key, times, value] => {
             let times: u32 = times.parse().unwrap_or(1);
-            let seen = {
-                let mut counters = receiver.counters.lock().unwrap();
-                let n = counters.entry((*key).to_owned()).or_default();
-                *n += 1;
-                *n
-            };
+            let seen = receiver.count_hit(key);
             if seen <= times {
                 let mut headers = HeaderMap::new();
                 headers.insert(
