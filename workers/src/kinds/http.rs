@@ -166,8 +166,16 @@ fn transport_failure(error: reqwest::Error) -> JobFailure {
         "request failed"
     };
     // reqwest's Display includes the URL, which may carry a token in its query: leave it out.
+    // Its own message is generic ("error sending request"); the cause is in the sources.
     let error = error.without_url();
-    JobFailure::new(class, format!("{what}: {error}"))
+    let mut message = format!("{what}: {error}");
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    JobFailure::new(class, message)
 }
 
 async fn body_excerpt(response: reqwest::Response) -> String {
