@@ -234,3 +234,31 @@ async fn cancelling_stops_running_and_scheduled_jobs() {
     assert_eq!(cancel_again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&cancel_again.stderr).contains("is cancelled: cannot cancel"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_wakes_an_idle_worker_in_another_process() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = db.store().await;
+    // A poll tick of a minute: only LISTEN/NOTIFY can start the job quickly.
+    db.pools(&fast_pools("", "").replace("poll_interval_ms = 100", "poll_interval_ms = 60000"));
+    let worker = db.spawn("worker", &["worker", "--bind", "127.0.0.1:0"]);
+    wait_for("the worker to be up", Duration::from_secs(20), || async {
+        worker.log().contains("hangar is running").then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for _ in 0..3 {
+        // Enqueued by another process (the CLI), so no in-process wake-up can help.
+        let out = stdout_ok(&db.run(&["enqueue", "noop"]));
+        let id: hangar_workers::job::JobId = out.trim().parse().unwrap();
+        let enqueued = Instant::now();
+        let job = wait_final(&store, id, Duration::from_secs(30)).await;
+        assert_eq!(job.state, JobState::Completed);
+        assert!(
+            enqueued.elapsed() < Duration::from_secs(2),
+            "an idle worker took {:?} to run a job: NOTIFY did not wake it",
+            enqueued.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
