@@ -3,6 +3,8 @@
 //! flags: the `hangar` binary loads configuration once and passes values down.
 
 pub mod error_class;
+pub mod events;
+pub mod ingress;
 pub mod job;
 pub mod kinds;
 pub mod pool;
