@@ -1,16 +1,18 @@
 //! The pool runtime: runs one [`PoolSpec`] against the store until shutdown.
 //!
-//! Four tasks per pool: the **producer** claims as many jobs as there are free slots
-//! (`FOR UPDATE SKIP LOCKED LIMIT n`) and spawns each attempt; when a claim comes back short
-//! it sleeps until a wake-up (NOTIFY or an in-process enqueue), the next `run_at`, or the
-//! poll tick. The **completer** writes successes in batches, fenced by lease token. The
-//! **heartbeat** renews leases every third of the lease and stops attempts whose lease is
+//! Five parts per pool. The **producer** claims as many jobs as there is room in hand
+//! (`concurrency + prefetch`, at most `batch_size` a claim; `FOR UPDATE SKIP LOCKED LIMIT n`)
+//! and queues them, leased, for the dispatcher; when a claim comes back short it sleeps until
+//! a wake-up (NOTIFY or an in-process enqueue), the next `run_at`, or the poll tick. The
+//! **dispatcher** starts a queued job whenever one of `concurrency` slots is free. The
+//! **completer** writes successes in batches, fenced by lease token. The **heartbeat** renews
+//! the leases of every job in hand every third of the lease and stops those whose lease is
 //! gone (cancelled by an operator, or rescued after a stall). The **maintainer** rescues jobs
 //! of dead workers (expired leases) and prunes completed jobs past retention.
 //!
-//! Shutdown: the producer stops claiming; running attempts get `shutdown_grace` to finish;
-//! the rest are aborted and handed back (available again, attempt not counted); the
-//! completer flushes what it holds.
+//! Shutdown: the producer and dispatcher stop; running attempts get `shutdown_grace` to
+//! finish; the rest, and the jobs still queued, are handed back (available again, attempt not
+//! counted); the completer flushes what it holds.
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
