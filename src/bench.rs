@@ -3,7 +3,6 @@
 //! after. The last line printed is the machine-readable result.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hangar_workers::job::{ClaimedJob, JobId, JobState, NewJob};
@@ -69,11 +68,8 @@ fn start_pool(
         refresher: Arc::new(NoRefresher),
         worker_id: crate::runtime::worker_id(),
     };
-    if let Store::Postgres(pg) = store {
-        let pg = pg.clone();
-        let stop = shutdown.clone();
-        tokio::spawn(async move { pg.listen(stop).await });
-    }
+    let (listener, stop) = (store.clone(), shutdown.clone());
+    tokio::spawn(async move { listener.listen(stop).await });
     tokio::spawn(Pool::new(spec, deps).run(shutdown.clone()))
 }
 
@@ -146,13 +142,9 @@ pub async fn throughput(
         &shutdown,
     );
     let mut waits = Vec::with_capacity(jobs);
-    let seen = AtomicUsize::new(0);
-    while seen.load(Ordering::Relaxed) < jobs {
+    while waits.len() < jobs {
         match tokio::time::timeout(Duration::from_secs(60), rx.recv()).await {
-            Ok(Some((_, _, waited_ms))) => {
-                waits.push(waited_ms);
-                seen.fetch_add(1, Ordering::Relaxed);
-            }
+            Ok(Some((_, _, waited_ms))) => waits.push(waited_ms),
             _ => {
                 shutdown.cancel();
                 return Err(Fatal::runtime("bench: no job started for 60 s; giving up"));

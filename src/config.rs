@@ -110,11 +110,9 @@ impl Config {
 
 fn has_pool_files(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|entries| {
-        entries.filter_map(Result::ok).any(|e| {
-            let path = e.path();
-            path.extension().is_some_and(|x| x == "toml")
-                && path.file_name().is_some_and(|n| n != "Cargo.toml")
-        })
+        entries
+            .filter_map(Result::ok)
+            .any(|e| pool_config::is_pool_file(&e.path()))
     })
 }
 

@@ -7,7 +7,6 @@ use hangar_workers::kinds::Registry;
 use hangar_workers::pool::{Pool, PoolDeps};
 use hangar_workers::pool_config::PoolSpec;
 use hangar_workers::refresher::NoRefresher;
-use hangar_workers::store::Store;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -41,10 +40,9 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
     tokio::spawn(signal_watch(shutdown.clone()));
 
     let mut tasks = JoinSet::new();
-    if let Store::Postgres(pg) = &store {
-        let pg = pg.clone();
-        let stop = shutdown.clone();
-        tasks.spawn(async move { pg.listen(stop).await });
+    {
+        let (store, stop) = (store.clone(), shutdown.clone());
+        tasks.spawn(async move { store.listen(stop).await });
     }
     let deps = PoolDeps {
         store: store.clone(),

@@ -109,7 +109,13 @@ struct RawRateLimit {
     default_wait_ms: Option<i64>,
 }
 
-/// Reads every `*.toml` of `dir` (except `Cargo.toml`), in name order.
+/// Whether `path` is a pool file: a `*.toml` other than `Cargo.toml`.
+pub fn is_pool_file(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "toml")
+        && path.file_name().is_some_and(|n| n != "Cargo.toml")
+}
+
+/// Reads every pool file of `dir` (see [`is_pool_file`]), in name order.
 pub fn load_dir(dir: &Path) -> Result<Vec<PoolSpec>, PoolConfigError> {
     let entries = std::fs::read_dir(dir).map_err(|e| PoolConfigError {
         file: dir.display().to_string(),
@@ -118,10 +124,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<PoolSpec>, PoolConfigError> {
     let mut files: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| {
-            p.extension().is_some_and(|e| e == "toml")
-                && p.file_name().is_some_and(|n| n != "Cargo.toml")
-        })
+        .filter(|p| is_pool_file(p))
         .collect();
     files.sort();
     if files.is_empty() {

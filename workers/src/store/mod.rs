@@ -14,6 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use crate::error_class::ErrorClass;
 use crate::job::{ClaimedJob, Enqueued, Job, JobFilter, JobId, JobState, NewJob};
@@ -324,6 +325,14 @@ impl Store {
         match self {
             Store::Postgres(_) => "postgres",
             Store::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// Turns PostgreSQL NOTIFYs into wake-ups until `shutdown` (see [`PgStore::listen`]);
+    /// returns at once on SQLite, whose wake-ups come from this process's own enqueues.
+    pub async fn listen(&self, shutdown: CancellationToken) {
+        if let Store::Postgres(pg) = self {
+            pg.listen(shutdown).await;
         }
     }
 
