@@ -15,6 +15,19 @@ pub struct Cli {
     /// Folder of pool files (*.toml).
     #[arg(long, global = true, env = "HANGAR_WORKERS_DIR")]
     pub workers_dir: Option<PathBuf>,
+    /// Redis URL of the ingress stream (unset: no Redis ingress).
+    #[arg(long, global = true, env = "HANGAR_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Key prefix of the ingress streams (default `hangar`).
+    #[arg(long, global = true, env = "HANGAR_REDIS_PREFIX")]
+    pub redis_prefix: Option<String>,
+    /// Entries read per XREADGROUP (default 500).
+    #[arg(long, global = true, env = "HANGAR_INGRESS_BATCH")]
+    pub ingress_batch: Option<usize>,
+    /// Idle time after which a dead consumer's unacknowledged entries are reclaimed, in
+    /// milliseconds (default 30000).
+    #[arg(long, global = true, env = "HANGAR_INGRESS_CLAIM_IDLE_MS")]
+    pub ingress_claim_idle_ms: Option<u64>,
     /// Configuration file (default ./hangar.toml when present).
     #[arg(long = "config", global = true)]
     pub config_file: Option<PathBuf>,
@@ -45,6 +58,12 @@ pub enum Command {
         /// What to do with alerts.
         #[command(subcommand)]
         command: AlertsCommand,
+    },
+    /// Inspect the Redis ingress.
+    Ingress {
+        /// What to look at.
+        #[command(subcommand)]
+        command: IngressCommand,
     },
     /// Measure throughput and latency on the configured database.
     Bench {
@@ -164,6 +183,20 @@ pub enum AlertsCommand {
     Ack {
         /// The alert id.
         id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `hangar ingress …`.
+#[derive(Debug, Subcommand)]
+pub enum IngressCommand {
+    /// List the dead-letter stream, newest first: entries refused with the reason.
+    Dead {
+        /// How many entries.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
         /// Print JSON.
         #[arg(long)]
         json: bool,

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use hangar_workers::pool_config::{self, PoolSpec};
 use serde::Deserialize;
@@ -25,6 +26,14 @@ pub struct Overrides {
     pub bind: Option<String>,
     /// `--config`: the `hangar.toml` to read (default `./hangar.toml` when present).
     pub config_file: Option<PathBuf>,
+    /// `--redis-url` / `HANGAR_REDIS_URL`.
+    pub redis_url: Option<String>,
+    /// `--redis-prefix` / `HANGAR_REDIS_PREFIX`.
+    pub redis_prefix: Option<String>,
+    /// `--ingress-batch` / `HANGAR_INGRESS_BATCH`.
+    pub ingress_batch: Option<usize>,
+    /// `--ingress-claim-idle-ms` / `HANGAR_INGRESS_CLAIM_IDLE_MS`.
+    pub ingress_claim_idle_ms: Option<u64>,
 }
 
 /// `hangar.toml`.
@@ -34,6 +43,38 @@ struct FileConfig {
     database_url: Option<String>,
     bind: Option<String>,
     workers_dir: Option<PathBuf>,
+    redis_url: Option<String>,
+    redis_prefix: Option<String>,
+    ingress_batch: Option<usize>,
+    ingress_claim_idle_ms: Option<u64>,
+}
+
+/// The default key prefix of the ingress streams.
+pub const DEFAULT_REDIS_PREFIX: &str = "hangar";
+
+/// The Redis ingress settings (present when `HANGAR_REDIS_URL` is set).
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `redis://…`.
+    pub url: String,
+    /// Streams are `{prefix}:ingress` and `{prefix}:ingress:dead`.
+    pub prefix: String,
+    /// Entries read per XREADGROUP.
+    pub batch: usize,
+    /// A dead consumer's entries are reclaimed after this idle time.
+    pub claim_idle: Duration,
+}
+
+impl RedisConfig {
+    /// The ingress stream.
+    pub fn stream(&self) -> String {
+        format!("{}:ingress", self.prefix)
+    }
+
+    /// The dead-letter stream.
+    pub fn dead_stream(&self) -> String {
+        format!("{}:ingress:dead", self.prefix)
+    }
 }
 
 /// The loaded configuration.
@@ -47,6 +88,8 @@ pub struct Config {
     pub pools: Vec<PoolSpec>,
     /// Where the pools came from, for logs.
     pub pools_source: String,
+    /// The Redis ingress, when configured.
+    pub redis: Option<RedisConfig>,
 }
 
 impl Config {
@@ -92,11 +135,23 @@ impl Config {
             ),
             None => (pool_config::builtin(), "built-in pools".to_owned()),
         };
+        let redis = match overrides.redis_url.clone().or(file.redis_url) {
+            None => None,
+            Some(url) => Some(redis_config(
+                url,
+                overrides.redis_prefix.clone().or(file.redis_prefix),
+                overrides.ingress_batch.or(file.ingress_batch),
+                overrides
+                    .ingress_claim_idle_ms
+                    .or(file.ingress_claim_idle_ms),
+            )?),
+        };
         Ok(Config {
             database_url,
             bind,
             pools,
             pools_source,
+            redis,
         })
     }
 
@@ -106,6 +161,44 @@ impl Config {
             .iter()
             .find(|p| p.kinds.iter().any(|k| k == kind))
     }
+}
+
+fn redis_config(
+    url: String,
+    prefix: Option<String>,
+    batch: Option<usize>,
+    claim_idle_ms: Option<u64>,
+) -> Result<RedisConfig, Fatal> {
+    if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix:")) {
+        return Err(Fatal::config(format!(
+            "HANGAR_REDIS_URL: '{}' is not a Redis URL (expected redis://HOST:PORT)",
+            hangar_workers::store::redact_url(&url)
+        )));
+    }
+    let prefix = prefix.unwrap_or_else(|| DEFAULT_REDIS_PREFIX.to_owned());
+    if prefix.is_empty() || prefix.contains(char::is_whitespace) {
+        return Err(Fatal::config(format!(
+            "HANGAR_REDIS_PREFIX: '{prefix}' must be non-empty and without spaces"
+        )));
+    }
+    let batch = batch.unwrap_or(500);
+    if !(1..=10_000).contains(&batch) {
+        return Err(Fatal::config(format!(
+            "HANGAR_INGRESS_BATCH: {batch} is out of range (1 to 10000)"
+        )));
+    }
+    let claim_idle_ms = claim_idle_ms.unwrap_or(30_000);
+    if !(100..=86_400_000).contains(&claim_idle_ms) {
+        return Err(Fatal::config(format!(
+            "HANGAR_INGRESS_CLAIM_IDLE_MS: {claim_idle_ms} is out of range (100 to 86400000)"
+        )));
+    }
+    Ok(RedisConfig {
+        url,
+        prefix,
+        batch,
+        claim_idle: Duration::from_millis(claim_idle_ms),
+    })
 }
 
 fn has_pool_files(dir: &Path) -> bool {

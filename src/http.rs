@@ -3,19 +3,21 @@
 //! at scrape time, plus the counters and histograms the pools record).
 
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use hangar_workers::client::Client;
 use hangar_workers::job::JobState;
 use hangar_workers::store::Store;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::{self, ApiState};
 use crate::exit::Fatal;
 
 /// Installs the process-wide Prometheus recorder once and returns its handle.
@@ -56,9 +58,14 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, Fatal> {
 pub async fn serve(
     listener: TcpListener,
     store: Store,
+    client: Arc<Client>,
     queues: Vec<String>,
     shutdown: CancellationToken,
 ) {
+    let api = api::routes(ApiState {
+        store: store.clone(),
+        client,
+    });
     let state = AppState {
         store,
         metrics: metrics_handle(),
@@ -68,7 +75,8 @@ pub async fn serve(
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(state);
+        .with_state(state)
+        .merge(api);
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await;

@@ -2,11 +2,13 @@
 //! and runs one command. Exit status: 0 on success, 2 for bad input or configuration (one
 //! message on stderr), 1 for other failures.
 
+mod api;
 mod bench;
 mod cli;
 mod config;
 mod exit;
 mod http;
+mod ingress;
 mod ops;
 mod runtime;
 
@@ -15,7 +17,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use hangar_workers::store::Store;
 
-use crate::cli::{BenchCommand, Cli, Command};
+use crate::cli::{BenchCommand, Cli, Command, IngressCommand};
 use crate::config::{Config, Overrides};
 use crate::exit::Fatal;
 
@@ -74,6 +76,10 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
         workers_dir: cli.workers_dir,
         bind: None,
         config_file: cli.config_file,
+        redis_url: cli.redis_url,
+        redis_prefix: cli.redis_prefix,
+        ingress_batch: cli.ingress_batch,
+        ingress_claim_idle_ms: cli.ingress_claim_idle_ms,
     };
     match cli.command {
         Command::Serve(args) => {
@@ -130,6 +136,14 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
         Command::Enqueue(args) => ops::enqueue(&Config::load(&overrides)?, args).await,
         Command::Jobs { command } => ops::jobs(&Config::load(&overrides)?, command).await,
         Command::Alerts { command } => ops::alerts(&Config::load(&overrides)?, command).await,
+        Command::Ingress { command } => {
+            let config = Config::load(&overrides)?;
+            match command {
+                IngressCommand::Dead { limit, json } => {
+                    ingress::list_dead(&config, limit, json).await
+                }
+            }
+        }
         Command::Bench { command } => {
             let config = Config::load(&overrides)?;
             match command {

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use hangar_workers::client::Client;
 use hangar_workers::kinds::Registry;
 use hangar_workers::pool::{Pool, PoolDeps};
 use hangar_workers::pool_config::PoolSpec;
@@ -13,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::exit::Fatal;
 use crate::http;
+use crate::ingress::Consumer;
 
 /// What to run in this process.
 pub struct Plan {
@@ -50,6 +52,11 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
         refresher: Arc::new(NoRefresher),
         worker_id: worker_id(),
     };
+    let client = Arc::new(Client::new(deps.registry.clone(), config.pools.clone()));
+    if let Some(redis) = &config.redis {
+        let consumer = Consumer::new(store.clone(), client.clone(), redis.clone(), worker_id())?;
+        tasks.spawn(consumer.run(shutdown.clone()));
+    }
     let queues: Vec<String> = config.pools.iter().map(|p| p.queue.clone()).collect();
     for spec in plan.pools {
         tracing::info!(pool = %spec.name, queue = %spec.queue, concurrency = spec.concurrency, "pool started");
@@ -59,6 +66,7 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
     tasks.spawn(http::serve(
         listener,
         store.clone(),
+        client,
         queues,
         shutdown.clone(),
     ));

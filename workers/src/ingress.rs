@@ -90,6 +90,31 @@ pub enum Rejection {
         /// What was given.
         value: String,
     },
+    /// A string holds a NUL character, which the databases cannot store in JSON text.
+    #[error("field {0}: contains a NUL character (\\u0000), which cannot be stored")]
+    NulCharacter(String),
+    /// The job kind has no handler in this binary.
+    #[error("field job.kind: unknown job kind '{kind}' (known: {known})")]
+    UnknownJobKind {
+        /// What was asked for.
+        kind: String,
+        /// The kinds this binary runs, comma-separated.
+        known: String,
+    },
+    /// No configured pool runs the kind.
+    #[error("field job.kind: no pool runs job kind '{0}'")]
+    NoPool(String),
+    /// The queue is not one of the configured pools' queues.
+    #[error("field job.queue: unknown queue '{queue}' (known: {known})")]
+    UnknownQueue {
+        /// What was asked for.
+        queue: String,
+        /// The configured queues, comma-separated.
+        known: String,
+    },
+    /// The job kind's handler refused the arguments.
+    #[error("field job.args: {0}")]
+    InvalidArgs(String),
     /// The event data holds what looks like personal data.
     #[error("personal data is not allowed in event payloads (internal ids only): {path} {why}")]
     PersonalData {
@@ -102,10 +127,7 @@ pub enum Rejection {
 
 /// Parses and validates one message.
 pub fn parse(msg: &str) -> Result<IngressMessage, Rejection> {
-    if msg.len() > MAX_MESSAGE_BYTES {
-        return Err(Rejection::TooLarge { bytes: msg.len() });
-    }
-    let value: Value = serde_json::from_str(msg).map_err(|e| Rejection::NotJson(e.to_string()))?;
+    let value = json(msg.as_bytes())?;
     let root = object(&value, "message")?;
     match text(root, "", "kind")?.as_str() {
         "event" => {
@@ -113,6 +135,54 @@ pub fn parse(msg: &str) -> Result<IngressMessage, Rejection> {
         }
         "job" => parse_job(object(field(root, "", "job")?, "job")?).map(IngressMessage::Job),
         other => Err(Rejection::UnknownKind(other.to_owned())),
+    }
+}
+
+/// Parses the body of `POST /api/v1/events`: the event envelope alone.
+pub fn parse_event_body(body: &[u8]) -> Result<EventEnvelope, Rejection> {
+    parse_event(object(&json(body)?, "event")?)
+}
+
+/// Parses the body of `POST /api/v1/jobs`: the `job` object alone.
+pub fn parse_job_body(body: &[u8]) -> Result<JobRequest, Rejection> {
+    parse_job(object(&json(body)?, "job")?)
+}
+
+/// The size limit, JSON syntax and the NUL rule, shared by every entry point.
+fn json(bytes: &[u8]) -> Result<Value, Rejection> {
+    if bytes.len() > MAX_MESSAGE_BYTES {
+        return Err(Rejection::TooLarge { bytes: bytes.len() });
+    }
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|e| Rejection::NotJson(e.to_string()))?;
+    check_nul(&value, "")?;
+    Ok(value)
+}
+
+/// PostgreSQL's jsonb refuses `\u0000`; refusing it here keeps one entry from failing the
+/// batch it arrives in, and gives the same answer on both backends.
+fn check_nul(value: &Value, at: &str) -> Result<(), Rejection> {
+    match value {
+        Value::String(s) if s.contains('\0') => Err(Rejection::NulCharacter(if at.is_empty() {
+            "message".to_owned()
+        } else {
+            at.to_owned()
+        })),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, item)| check_nul(item, &format!("{at}[{i}]"))),
+        Value::Object(map) => map.iter().try_for_each(|(key, item)| {
+            if key.contains('\0') {
+                Err(Rejection::NulCharacter(format!(
+                    "{} (a key)",
+                    path(at, "…")
+                )))
+            } else {
+                check_nul(item, &path(at, key))
+            }
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -361,6 +431,41 @@ mod tests {
                 "{msg}: got {error:?}, expected {reason:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_nul_character_anywhere_is_refused_with_its_path() {
+        let msg = event(json!({"legs": [{"note_id": "a\u{0}b"}]}));
+        assert_eq!(
+            parse(&msg),
+            Err(Rejection::NulCharacter(
+                "event.data.legs[0].note_id".to_owned()
+            ))
+        );
+        let body = json!({"kind": "sync", "workspace_id": "ws", "args": {"k": "\u{0}"},
+            "idempotency_key": "k"});
+        assert_eq!(
+            parse_job_body(body.to_string().as_bytes()),
+            Err(Rejection::NulCharacter("args.k".to_owned()))
+        );
+    }
+
+    #[test]
+    fn http_bodies_are_the_bare_envelope_and_job_object() {
+        let event = json!({"id": "evt_1", "type": "trip.created", "workspace_id": "ws_1",
+            "timestamp": "2026-11-22T10:00:00Z", "data": {"trip_id": "t_1"}});
+        assert_eq!(
+            parse_event_body(event.to_string().as_bytes()).map(|e| e.id),
+            Ok("evt_1".to_owned())
+        );
+        assert_eq!(
+            parse_job_body(b"[1]"),
+            Err(Rejection::WrongType {
+                field: "job".to_owned(),
+                expected: "a JSON object"
+            })
+        );
+        assert!(matches!(parse_event_body(b"{"), Err(Rejection::NotJson(_))));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! the pool runtime and the built-in job kinds. Library code never reads the environment or
 //! flags: the `hangar` binary loads configuration once and passes values down.
 
+pub mod client;
 pub mod error_class;
 pub mod events;
 pub mod ingress;

@@ -17,11 +17,14 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::error_class::ErrorClass;
+use crate::ingress::EventEnvelope;
 use crate::job::{ClaimedJob, Enqueued, Job, JobFilter, JobId, JobState, NewJob};
 use crate::retry_policy::Alert;
 
 pub use postgres::PgStore;
+pub(crate) use postgres::{enqueue as pg_enqueue, insert_events as pg_insert_events};
 pub use sqlite::SqliteStore;
+pub(crate) use sqlite::{enqueue as sqlite_enqueue, insert_events as sqlite_insert_events};
 
 /// What can go wrong talking to the store.
 #[derive(Debug, thiserror::Error)]
@@ -245,6 +248,19 @@ impl Wakeups {
     }
 }
 
+/// What [`Store::ingest`] wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ingested {
+    /// Events stored for the first time.
+    pub events_new: u64,
+    /// Events already stored (same workspace and id).
+    pub events_duplicate: u64,
+    /// Jobs created.
+    pub jobs_new: u64,
+    /// Jobs whose kind and idempotency key already existed.
+    pub jobs_duplicate: u64,
+}
+
 /// The job store. Cheap to clone: clones share the connection pool.
 #[derive(Clone, Debug)]
 pub enum Store {
@@ -366,6 +382,64 @@ impl Store {
             self.wakeups().wake(queue);
         }
         Ok(n)
+    }
+
+    /// Stores one event once per `(workspace_id, id)`; false when it was already stored.
+    pub async fn publish_event(&self, event: &EventEnvelope) -> Result<bool, StoreError> {
+        let inserted = match self {
+            Store::Postgres(s) => {
+                postgres::insert_events(
+                    &mut *s.pool().acquire().await?,
+                    std::slice::from_ref(event),
+                )
+                .await?
+            }
+            Store::Sqlite(s) => {
+                sqlite::insert_events(&mut *s.pool().acquire().await?, std::slice::from_ref(event))
+                    .await?
+            }
+        };
+        Ok(inserted == 1)
+    }
+
+    /// Writes a batch of ingress entries in one transaction: events once per
+    /// `(workspace_id, id)`, jobs once per idempotency key. Nothing is written unless all of
+    /// it is (the Redis consumer acknowledges the entries only after this returns).
+    pub async fn ingest(
+        &self,
+        events: &[EventEnvelope],
+        jobs: &[NewJob],
+    ) -> Result<Ingested, StoreError> {
+        let (events_new, jobs_new) = match self {
+            Store::Postgres(s) => {
+                let mut tx = s.pool().begin().await?;
+                let e = postgres::insert_events(&mut tx, events).await?;
+                let j = postgres::enqueue_many(&mut tx, jobs).await?;
+                tx.commit().await?;
+                (e, j)
+            }
+            Store::Sqlite(s) => {
+                let mut tx = s.pool().begin().await?;
+                let e = sqlite::insert_events(&mut tx, events).await?;
+                let j = sqlite::enqueue_many(&mut tx, jobs).await?;
+                tx.commit().await?;
+                (e, j)
+            }
+        };
+        if jobs_new > 0 {
+            let mut queues: Vec<&str> = jobs.iter().map(|j| j.queue.as_str()).collect();
+            queues.sort_unstable();
+            queues.dedup();
+            for queue in queues {
+                self.wakeups().wake(queue);
+            }
+        }
+        Ok(Ingested {
+            events_new,
+            events_duplicate: events.len() as u64 - events_new,
+            jobs_new,
+            jobs_duplicate: jobs.len() as u64 - jobs_new,
+        })
     }
 
     /// Claims up to `limit` runnable jobs of `queue` for `worker`, leasing them for `lease`.

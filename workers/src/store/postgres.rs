@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgRow};
-use sqlx::{PgPool, Row};
+use sqlx::{PgConnection, PgPool, Row};
 use tokio_util::sync::CancellationToken;
 
 use super::{
@@ -17,6 +17,7 @@ use super::{
     fold_queue_stats, job_incident_key, millis, parse_class, parse_state, redact_url, rejected,
     synthesize_success,
 };
+use crate::ingress::EventEnvelope;
 use crate::job::{AttemptRecord, ClaimedJob, Enqueued, Job, JobFilter, JobId, JobState, NewJob};
 
 /// The PostgreSQL migrations, compiled in.
@@ -135,75 +136,11 @@ impl PgStore {
     }
 
     pub(super) async fn enqueue(&self, job: &NewJob) -> Result<Enqueued, StoreError> {
-        let inserted: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO hangar_jobs (kind, queue, args, state, max_attempts, priority, run_at, \
-                 workspace_id, idempotency_key) \
-             VALUES ($1, $2, $3, \
-                 CASE WHEN $4::timestamptz IS NULL OR $4 <= now() THEN 'available' ELSE 'scheduled' END, \
-                 $5, $6, COALESCE($4, now()), $7, $8) \
-             ON CONFLICT (kind, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
-             RETURNING id",
-        )
-        .bind(&job.kind)
-        .bind(&job.queue)
-        .bind(&job.args)
-        .bind(job.run_at)
-        .bind(job.max_attempts)
-        .bind(job.priority)
-        .bind(&job.workspace_id)
-        .bind(&job.idempotency_key)
-        .fetch_optional(&self.pool)
-        .await?;
-        if let Some(id) = inserted {
-            return Ok(Enqueued {
-                id: JobId(id),
-                created: true,
-            });
-        }
-        let id: i64 = sqlx::query_scalar(
-            "SELECT id FROM hangar_jobs WHERE kind = $1 AND idempotency_key = $2",
-        )
-        .bind(&job.kind)
-        .bind(&job.idempotency_key)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(Enqueued {
-            id: JobId(id),
-            created: false,
-        })
+        enqueue(&mut *self.pool.acquire().await?, job).await
     }
 
     pub(super) async fn enqueue_many(&self, jobs: &[NewJob]) -> Result<u64, StoreError> {
-        let kinds: Vec<&str> = jobs.iter().map(|j| j.kind.as_str()).collect();
-        let queues: Vec<&str> = jobs.iter().map(|j| j.queue.as_str()).collect();
-        let args: Vec<&serde_json::Value> = jobs.iter().map(|j| &j.args).collect();
-        let run_at: Vec<Option<DateTime<Utc>>> = jobs.iter().map(|j| j.run_at).collect();
-        let max_attempts: Vec<i32> = jobs.iter().map(|j| j.max_attempts).collect();
-        let priority: Vec<i16> = jobs.iter().map(|j| j.priority).collect();
-        let workspace: Vec<Option<&str>> = jobs.iter().map(|j| j.workspace_id.as_deref()).collect();
-        let keys: Vec<Option<&str>> = jobs.iter().map(|j| j.idempotency_key.as_deref()).collect();
-        let result = sqlx::query(
-            "INSERT INTO hangar_jobs (kind, queue, args, state, max_attempts, priority, run_at, \
-                 workspace_id, idempotency_key) \
-             SELECT kind, queue, args, \
-                 CASE WHEN run_at IS NULL OR run_at <= now() THEN 'available' ELSE 'scheduled' END, \
-                 max_attempts, priority, COALESCE(run_at, now()), workspace_id, idempotency_key \
-             FROM UNNEST($1::text[], $2::text[], $3::jsonb[], $4::timestamptz[], $5::int[], \
-                 $6::smallint[], $7::text[], $8::text[]) \
-                 AS t(kind, queue, args, run_at, max_attempts, priority, workspace_id, idempotency_key) \
-             ON CONFLICT (kind, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
-        )
-        .bind(kinds)
-        .bind(queues)
-        .bind(args)
-        .bind(run_at)
-        .bind(max_attempts)
-        .bind(priority)
-        .bind(workspace)
-        .bind(keys)
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected())
+        enqueue_many(&mut *self.pool.acquire().await?, jobs).await
     }
 
     pub(super) async fn claim(
@@ -659,4 +596,111 @@ fn alert_from_row(row: &PgRow) -> Result<AlertRow, StoreError> {
         acknowledged_at: row.try_get("acknowledged_at")?,
         resolved_at: row.try_get("resolved_at")?,
     })
+}
+
+// Writes that also run inside a caller's transaction (Client, ingest).
+
+pub(crate) async fn enqueue(conn: &mut PgConnection, job: &NewJob) -> Result<Enqueued, StoreError> {
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO hangar_jobs (kind, queue, args, state, max_attempts, priority, run_at, \
+             workspace_id, idempotency_key) \
+         VALUES ($1, $2, $3, \
+             CASE WHEN $4::timestamptz IS NULL OR $4 <= now() THEN 'available' ELSE 'scheduled' END, \
+             $5, $6, COALESCE($4, now()), $7, $8) \
+         ON CONFLICT (kind, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+         RETURNING id",
+    )
+    .bind(&job.kind)
+    .bind(&job.queue)
+    .bind(&job.args)
+    .bind(job.run_at)
+    .bind(job.max_attempts)
+    .bind(job.priority)
+    .bind(&job.workspace_id)
+    .bind(&job.idempotency_key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(id) = inserted {
+        return Ok(Enqueued {
+            id: JobId(id),
+            created: true,
+        });
+    }
+    let id: i64 =
+        sqlx::query_scalar("SELECT id FROM hangar_jobs WHERE kind = $1 AND idempotency_key = $2")
+            .bind(&job.kind)
+            .bind(&job.idempotency_key)
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok(Enqueued {
+        id: JobId(id),
+        created: false,
+    })
+}
+
+pub(crate) async fn enqueue_many(
+    conn: &mut PgConnection,
+    jobs: &[NewJob],
+) -> Result<u64, StoreError> {
+    let kinds: Vec<&str> = jobs.iter().map(|j| j.kind.as_str()).collect();
+    let queues: Vec<&str> = jobs.iter().map(|j| j.queue.as_str()).collect();
+    let args: Vec<&serde_json::Value> = jobs.iter().map(|j| &j.args).collect();
+    let run_at: Vec<Option<DateTime<Utc>>> = jobs.iter().map(|j| j.run_at).collect();
+    let max_attempts: Vec<i32> = jobs.iter().map(|j| j.max_attempts).collect();
+    let priority: Vec<i16> = jobs.iter().map(|j| j.priority).collect();
+    let workspace: Vec<Option<&str>> = jobs.iter().map(|j| j.workspace_id.as_deref()).collect();
+    let keys: Vec<Option<&str>> = jobs.iter().map(|j| j.idempotency_key.as_deref()).collect();
+    let result = sqlx::query(
+        "INSERT INTO hangar_jobs (kind, queue, args, state, max_attempts, priority, run_at, \
+             workspace_id, idempotency_key) \
+         SELECT kind, queue, args, \
+             CASE WHEN run_at IS NULL OR run_at <= now() THEN 'available' ELSE 'scheduled' END, \
+             max_attempts, priority, COALESCE(run_at, now()), workspace_id, idempotency_key \
+         FROM UNNEST($1::text[], $2::text[], $3::jsonb[], $4::timestamptz[], $5::int[], \
+             $6::smallint[], $7::text[], $8::text[]) \
+             AS t(kind, queue, args, run_at, max_attempts, priority, workspace_id, idempotency_key) \
+         ON CONFLICT (kind, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
+    )
+    .bind(kinds)
+    .bind(queues)
+    .bind(args)
+    .bind(run_at)
+    .bind(max_attempts)
+    .bind(priority)
+    .bind(workspace)
+    .bind(keys)
+    .execute(&mut *conn)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+/// Stores events once per `(workspace_id, event_id)`; returns how many were new.
+pub(crate) async fn insert_events(
+    conn: &mut PgConnection,
+    events: &[EventEnvelope],
+) -> Result<u64, StoreError> {
+    if events.is_empty() {
+        return Ok(0);
+    }
+    let workspaces: Vec<&str> = events.iter().map(|e| e.workspace_id.as_str()).collect();
+    let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    let times: Vec<DateTime<Utc>> = events.iter().map(|e| e.timestamp).collect();
+    let data: Vec<serde_json::Value> = events
+        .iter()
+        .map(|e| serde_json::Value::Object(e.data.clone()))
+        .collect();
+    let result = sqlx::query(
+        "INSERT INTO hangar_events (workspace_id, event_id, type, occurred_at, data) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::jsonb[]) \
+         ON CONFLICT (workspace_id, event_id) DO NOTHING",
+    )
+    .bind(workspaces)
+    .bind(ids)
+    .bind(types)
+    .bind(times)
+    .bind(data)
+    .execute(&mut *conn)
+    .await?;
+    Ok(result.rows_affected())
 }

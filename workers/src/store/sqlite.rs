@@ -12,13 +12,14 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row, SqlitePool};
+use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::{
     AlertRow, Completion, ExpiredLease, FailureRecord, QueueStats, StoreError, Wakeups,
     fold_queue_stats, job_incident_key, millis, parse_class, parse_state, rejected,
     synthesize_success,
 };
+use crate::ingress::EventEnvelope;
 use crate::job::{AttemptRecord, ClaimedJob, Enqueued, Job, JobFilter, JobId, JobState, NewJob};
 
 /// SQLite job store.
@@ -116,88 +117,11 @@ impl SqliteStore {
     }
 
     pub(super) async fn enqueue(&self, job: &NewJob) -> Result<Enqueued, StoreError> {
-        let now = now_ms();
-        let run_at = job.run_at.map_or(now, |t| t.timestamp_millis());
-        let state = if run_at <= now {
-            JobState::Available
-        } else {
-            JobState::Scheduled
-        };
-        let inserted: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO hangar_jobs (kind, queue, args, state, max_attempts, priority, run_at, \
-                 created_at, updated_at, workspace_id, idempotency_key) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10) \
-             ON CONFLICT (kind, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
-             RETURNING id",
-        )
-        .bind(&job.kind)
-        .bind(&job.queue)
-        .bind(job.args.to_string())
-        .bind(state.as_str())
-        .bind(job.max_attempts)
-        .bind(job.priority)
-        .bind(run_at)
-        .bind(now)
-        .bind(&job.workspace_id)
-        .bind(&job.idempotency_key)
-        .fetch_optional(&self.pool)
-        .await?;
-        if let Some(id) = inserted {
-            return Ok(Enqueued {
-                id: JobId(id),
-                created: true,
-            });
-        }
-        let id: i64 = sqlx::query_scalar(
-            "SELECT id FROM hangar_jobs WHERE kind = ?1 AND idempotency_key = ?2",
-        )
-        .bind(&job.kind)
-        .bind(&job.idempotency_key)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(Enqueued {
-            id: JobId(id),
-            created: false,
-        })
+        enqueue(&mut *self.pool.acquire().await?, job).await
     }
 
     pub(super) async fn enqueue_many(&self, jobs: &[NewJob]) -> Result<u64, StoreError> {
-        let now = now_ms();
-        let rows: Vec<serde_json::Value> = jobs
-            .iter()
-            .map(|job| {
-                let run_at = job.run_at.map_or(now, |t| t.timestamp_millis());
-                let state = if run_at <= now {
-                    JobState::Available
-                } else {
-                    JobState::Scheduled
-                };
-                serde_json::json!([
-                    job.kind,
-                    job.queue,
-                    job.args.to_string(),
-                    state.as_str(),
-                    job.max_attempts,
-                    job.priority,
-                    run_at,
-                    job.workspace_id,
-                    job.idempotency_key
-                ])
-            })
-            .collect();
-        let result = sqlx::query(
-            "INSERT INTO hangar_jobs (kind, queue, args, state, max_attempts, priority, run_at, \
-                 created_at, updated_at, workspace_id, idempotency_key) \
-             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
-                 value ->> 5, value ->> 6, ?2, ?2, value ->> 7, value ->> 8 \
-             FROM json_each(?1) WHERE true \
-             ON CONFLICT (kind, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
-        )
-        .bind(serde_json::Value::Array(rows).to_string())
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected())
+        enqueue_many(&mut *self.pool.acquire().await?, jobs).await
     }
 
     pub(super) async fn claim(
@@ -640,4 +564,129 @@ fn alert_from_row(row: &SqliteRow) -> Result<AlertRow, StoreError> {
         acknowledged_at: opt_time(row.try_get("acknowledged_at")?),
         resolved_at: opt_time(row.try_get("resolved_at")?),
     })
+}
+
+// Writes that also run inside a caller's transaction (Client, ingest).
+
+pub(crate) async fn enqueue(
+    conn: &mut SqliteConnection,
+    job: &NewJob,
+) -> Result<Enqueued, StoreError> {
+    let now = now_ms();
+    let run_at = job.run_at.map_or(now, |t| t.timestamp_millis());
+    let state = if run_at <= now {
+        JobState::Available
+    } else {
+        JobState::Scheduled
+    };
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO hangar_jobs (kind, queue, args, state, max_attempts, priority, run_at, \
+             created_at, updated_at, workspace_id, idempotency_key) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10) \
+         ON CONFLICT (kind, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+         RETURNING id",
+    )
+    .bind(&job.kind)
+    .bind(&job.queue)
+    .bind(job.args.to_string())
+    .bind(state.as_str())
+    .bind(job.max_attempts)
+    .bind(job.priority)
+    .bind(run_at)
+    .bind(now)
+    .bind(&job.workspace_id)
+    .bind(&job.idempotency_key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(id) = inserted {
+        return Ok(Enqueued {
+            id: JobId(id),
+            created: true,
+        });
+    }
+    let id: i64 =
+        sqlx::query_scalar("SELECT id FROM hangar_jobs WHERE kind = ?1 AND idempotency_key = ?2")
+            .bind(&job.kind)
+            .bind(&job.idempotency_key)
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok(Enqueued {
+        id: JobId(id),
+        created: false,
+    })
+}
+
+pub(crate) async fn enqueue_many(
+    conn: &mut SqliteConnection,
+    jobs: &[NewJob],
+) -> Result<u64, StoreError> {
+    let now = now_ms();
+    let rows: Vec<serde_json::Value> = jobs
+        .iter()
+        .map(|job| {
+            let run_at = job.run_at.map_or(now, |t| t.timestamp_millis());
+            let state = if run_at <= now {
+                JobState::Available
+            } else {
+                JobState::Scheduled
+            };
+            serde_json::json!([
+                job.kind,
+                job.queue,
+                job.args.to_string(),
+                state.as_str(),
+                job.max_attempts,
+                job.priority,
+                run_at,
+                job.workspace_id,
+                job.idempotency_key
+            ])
+        })
+        .collect();
+    let result = sqlx::query(
+        "INSERT INTO hangar_jobs (kind, queue, args, state, max_attempts, priority, run_at, \
+             created_at, updated_at, workspace_id, idempotency_key) \
+         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
+             value ->> 5, value ->> 6, ?2, ?2, value ->> 7, value ->> 8 \
+         FROM json_each(?1) WHERE true \
+         ON CONFLICT (kind, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
+    )
+    .bind(serde_json::Value::Array(rows).to_string())
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+/// Stores events once per `(workspace_id, event_id)`; returns how many were new.
+pub(crate) async fn insert_events(
+    conn: &mut SqliteConnection,
+    events: &[EventEnvelope],
+) -> Result<u64, StoreError> {
+    if events.is_empty() {
+        return Ok(0);
+    }
+    let rows: Vec<serde_json::Value> = events
+        .iter()
+        .map(|e| {
+            serde_json::json!([
+                e.workspace_id,
+                e.id,
+                e.event_type,
+                e.timestamp.timestamp_millis(),
+                serde_json::Value::Object(e.data.clone()).to_string()
+            ])
+        })
+        .collect();
+    let result = sqlx::query(
+        "INSERT INTO hangar_events (workspace_id, event_id, type, occurred_at, data, received_at) \
+         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, ?2 \
+         FROM json_each(?1) WHERE true \
+         ON CONFLICT (workspace_id, event_id) DO NOTHING",
+    )
+    .bind(serde_json::Value::Array(rows).to_string())
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    Ok(result.rows_affected())
 }

@@ -1,0 +1,150 @@
+//! Enqueueing from Rust, inside the caller's own transaction: a job or an event written with
+//! the caller's business rows commits or rolls back with them, so no job is enqueued for a row
+//! that was never saved, and none is lost for one that was.
+//!
+//! ```ignore
+//! let client = Client::builtin();
+//! let mut tx = pool.begin().await?;
+//! sqlx::query("INSERT INTO trips …").execute(&mut *tx).await?;
+//! let job = client.job("http", json!({"url": "https://example.com/hook"}))?;
+//! client.enqueue(&mut *tx, &job).await?;
+//! tx.commit().await?; // PostgreSQL's NOTIFY reaches the workers at commit
+//! ```
+//!
+//! The [`Client`] also turns wire-format job requests (Redis ingress, `POST /api/v1/jobs`)
+//! into jobs: it knows the registered kinds and which pool (queue, attempt budget) runs each.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use serde_json::Value;
+use sqlx::{PgConnection, SqliteConnection};
+
+use crate::ingress::{EventEnvelope, JobRequest, Rejection};
+use crate::job::{Enqueued, NewJob};
+use crate::kinds::Registry;
+use crate::pool_config::{self, PoolSpec};
+use crate::store::{self, StoreError};
+
+/// A database connection a [`Client`] can write through: `&mut *tx` of a PostgreSQL or
+/// SQLite transaction (or a plain connection).
+pub trait Conn: Send + sealed::Sealed {
+    /// Inserts a job; an existing `(kind, idempotency_key)` returns that job instead.
+    fn insert_job(
+        &mut self,
+        job: &NewJob,
+    ) -> impl Future<Output = Result<Enqueued, StoreError>> + Send;
+    /// Inserts an event once per `(workspace_id, id)`; false when it already existed.
+    fn insert_event(
+        &mut self,
+        event: &EventEnvelope,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for sqlx::PgConnection {}
+    impl Sealed for sqlx::SqliteConnection {}
+}
+
+impl Conn for PgConnection {
+    async fn insert_job(&mut self, job: &NewJob) -> Result<Enqueued, StoreError> {
+        store::pg_enqueue(self, job).await
+    }
+    async fn insert_event(&mut self, event: &EventEnvelope) -> Result<bool, StoreError> {
+        Ok(store::pg_insert_events(self, std::slice::from_ref(event)).await? == 1)
+    }
+}
+
+impl Conn for SqliteConnection {
+    async fn insert_job(&mut self, job: &NewJob) -> Result<Enqueued, StoreError> {
+        store::sqlite_enqueue(self, job).await
+    }
+    async fn insert_event(&mut self, event: &EventEnvelope) -> Result<bool, StoreError> {
+        Ok(store::sqlite_insert_events(self, std::slice::from_ref(event)).await? == 1)
+    }
+}
+
+/// Builds and writes jobs and events the way every entry point does.
+#[derive(Clone)]
+pub struct Client {
+    registry: Arc<Registry>,
+    pools: Vec<PoolSpec>,
+}
+
+impl Client {
+    /// A client for these kinds and pools (those of the processes that will run the jobs).
+    pub fn new(registry: Arc<Registry>, pools: Vec<PoolSpec>) -> Client {
+        Client { registry, pools }
+    }
+
+    /// The built-in kinds and pools.
+    pub fn builtin() -> Client {
+        Client::new(Arc::new(Registry::builtin()), pool_config::builtin())
+    }
+
+    /// A job of `kind` with `args`, checked by the kind's handler, on the queue of the pool
+    /// that runs the kind, with that pool's attempt budget. Set the other public fields of
+    /// the result (workspace, idempotency key, run_at, priority) before enqueueing.
+    pub fn job(&self, kind: &str, args: Value) -> Result<NewJob, Rejection> {
+        let Some(handler) = self.registry.get(kind) else {
+            return Err(Rejection::UnknownJobKind {
+                kind: kind.to_owned(),
+                known: self.registry.kinds().join(", "),
+            });
+        };
+        let Some(pool) = self
+            .pools
+            .iter()
+            .find(|p| p.kinds.iter().any(|k| k == kind))
+        else {
+            return Err(Rejection::NoPool(kind.to_owned()));
+        };
+        handler.validate(&args).map_err(Rejection::InvalidArgs)?;
+        let mut job = NewJob::new(kind, args);
+        job.queue = pool.queue.clone();
+        job.max_attempts = pool.max_attempts;
+        Ok(job)
+    }
+
+    /// The job a wire-format request asks for (Redis ingress, `POST /api/v1/jobs`).
+    pub fn resolve(&self, request: &JobRequest) -> Result<NewJob, Rejection> {
+        let mut job = self.job(&request.kind, Value::Object(request.args.clone()))?;
+        if let Some(queue) = &request.queue {
+            if !self.pools.iter().any(|p| &p.queue == queue) {
+                let known: Vec<&str> = self.pools.iter().map(|p| p.queue.as_str()).collect();
+                return Err(Rejection::UnknownQueue {
+                    queue: queue.clone(),
+                    known: known.join(", "),
+                });
+            }
+            job.queue = queue.clone();
+        }
+        job.workspace_id = Some(request.workspace_id.clone());
+        job.idempotency_key = Some(request.idempotency_key.clone());
+        job.run_at = request.run_at;
+        Ok(job)
+    }
+
+    /// Enqueues `job` through `conn` (typically `&mut *tx`): it becomes visible to workers when
+    /// the caller commits. With an idempotency key that already exists for the kind, returns
+    /// the existing job (`created: false`).
+    pub async fn enqueue<C: Conn + ?Sized>(
+        &self,
+        conn: &mut C,
+        job: &NewJob,
+    ) -> Result<Enqueued, StoreError> {
+        conn.insert_job(job).await
+    }
+
+    /// Stores `event` through `conn`, once per `(workspace_id, id)`; false when it was
+    /// already stored. Check it first with [`crate::ingress::parse_event`] when it comes from
+    /// outside.
+    pub async fn publish_event<C: Conn + ?Sized>(
+        &self,
+        conn: &mut C,
+        event: &EventEnvelope,
+    ) -> Result<bool, StoreError> {
+        conn.insert_event(event).await
+    }
+}
