@@ -98,6 +98,10 @@ impl TestDb {
             .env("HANGAR_DATABASE_URL", &self.url)
             .env_remove("HANGAR_WORKERS_DIR")
             .env_remove("HANGAR_BIND")
+            .env_remove("HANGAR_REDIS_URL")
+            .env_remove("HANGAR_REDIS_PREFIX")
+            .env_remove("HANGAR_INGRESS_BATCH")
+            .env_remove("HANGAR_INGRESS_CLAIM_IDLE_MS")
             .env("HANGAR_LOG", "info");
         if self.dir.path().join("workers").is_dir() {
             command.env("HANGAR_WORKERS_DIR", self.dir.path().join("workers"));
@@ -107,10 +111,14 @@ impl TestDb {
 
     /// Starts `hangar ARGS…` in the background; its stderr goes to `NAME.log`.
     pub fn spawn(&self, name: &str, args: &[&str]) -> Proc {
+        self.spawn_command(name, self.command(args))
+    }
+
+    /// Starts a prepared `hangar` command (see [`TestDb::command`]) in the background.
+    pub fn spawn_command(&self, name: &str, mut command: Command) -> Proc {
         let log = self.dir.path().join(format!("{name}.log"));
         let file = std::fs::File::create(&log).expect("log file");
-        let child = self
-            .command(args)
+        let child = command
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
@@ -418,4 +426,163 @@ max_delay_ms = 10000
 {tables}
 "#
     )
+}
+
+/// The Redis of the machine with a key prefix of this test's own, driven with `redis-cli`
+/// (a plain client, not Hangar's code). The test's keys are deleted when dropped.
+pub struct TestRedis {
+    pub url: String,
+    pub prefix: String,
+}
+
+impl TestRedis {
+    pub fn new() -> TestRedis {
+        TestRedis::at(
+            &std::env::var("HANGAR_TEST_REDIS_URL")
+                .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned()),
+        )
+    }
+
+    /// The same, on another Redis server.
+    pub fn at(url: &str) -> TestRedis {
+        TestRedis {
+            url: url.to_owned(),
+            prefix: format!("hangar_test_{:016x}", fastrand::u64(..)),
+        }
+    }
+
+    pub fn stream(&self) -> String {
+        format!("{}:ingress", self.prefix)
+    }
+
+    pub fn dead_stream(&self) -> String {
+        format!("{}:ingress:dead", self.prefix)
+    }
+
+    /// Runs one `redis-cli` command and returns its `--json` output parsed.
+    pub fn cli(&self, args: &[&str]) -> serde_json::Value {
+        let output = Command::new("redis-cli")
+            .args(["-u", self.url.as_str(), "--json"])
+            .args(args)
+            .output()
+            .expect("redis-cli runs");
+        let text = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        assert!(
+            output.status.success() && !text.starts_with("error:"),
+            "redis-cli {args:?}: {text} {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+    }
+
+    /// `XADD <stream> * msg <msg>`; returns the entry id. The value goes through stdin
+    /// (`redis-cli -x`), so that it may be larger than a command-line argument.
+    pub fn xadd(&self, msg: &str) -> String {
+        use std::io::Write;
+        let mut child = Command::new("redis-cli")
+            .args(["-u", self.url.as_str(), "-x", "XADD", &self.stream(), "*", "msg"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("redis-cli -x");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(msg.as_bytes())
+            .expect("write");
+        let output = child.wait_with_output().expect("wait");
+        let id = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        assert!(id.contains('-'), "XADD failed: {id}");
+        id
+    }
+
+    /// Many `XADD`s at once through `redis-cli --pipe` (the wire protocol, unquoted).
+    pub fn xadd_many(&self, msgs: &[String]) {
+        use std::io::Write;
+        let mut resp = Vec::new();
+        let stream = self.stream();
+        for msg in msgs {
+            let args = ["XADD", stream.as_str(), "*", "msg", msg.as_str()];
+            write!(resp, "*{}\r\n", args.len()).unwrap();
+            for arg in args {
+                write!(resp, "${}\r\n{arg}\r\n", arg.len()).unwrap();
+            }
+        }
+        let mut child = Command::new("redis-cli")
+            .args(["-u", self.url.as_str(), "--pipe"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-cli --pipe");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(&resp)
+            .expect("write");
+        assert!(
+            child.wait().expect("wait").success(),
+            "redis-cli --pipe failed"
+        );
+    }
+
+    /// The dead letters: (entry fields by name), oldest first.
+    pub fn dead_letters(&self) -> Vec<HashMap<String, String>> {
+        let entries = self.cli(&["XRANGE", &self.dead_stream(), "-", "+"]);
+        entries
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|entry| {
+                let fields = entry[1].as_array().cloned().unwrap_or_default();
+                fields
+                    .chunks(2)
+                    .map(|kv| {
+                        (
+                            kv[0].as_str().unwrap_or_default().to_owned(),
+                            kv[1].as_str().unwrap_or_default().to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Entries of the group `hangar` read but not acknowledged.
+    pub fn pending(&self) -> i64 {
+        let summary = self.cli(&["XPENDING", &self.stream(), "hangar"]);
+        summary[0].as_i64().unwrap_or(0)
+    }
+
+    /// Entries not acknowledged by the group `hangar`: read and pending, or not yet read.
+    pub fn unacknowledged(&self) -> i64 {
+        let groups = self.cli(&["XINFO", "GROUPS", &self.stream()]);
+        let group = &groups[0];
+        group["pending"].as_i64().unwrap_or(0) + group["lag"].as_i64().unwrap_or(0)
+    }
+
+    /// Points a `hangar` command at this Redis and prefix.
+    pub fn env(&self, command: &mut Command) {
+        command
+            .env("HANGAR_REDIS_URL", &self.url)
+            .env("HANGAR_REDIS_PREFIX", &self.prefix);
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        let _ = Command::new("redis-cli")
+            .args([
+                "-u",
+                self.url.as_str(),
+                "DEL",
+                &self.stream(),
+                &self.dead_stream(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
 }

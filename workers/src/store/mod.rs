@@ -357,6 +357,11 @@ impl Store {
         backend!(self, s => &s.wakeups)
     }
 
+    /// Closes the connections (waiting for the ones in use to come back).
+    pub async fn close(&self) {
+        backend!(self, s => s.close().await)
+    }
+
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         backend!(self, s => s.ping().await)

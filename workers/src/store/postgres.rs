@@ -79,6 +79,12 @@ impl PgStore {
     }
 
     /// The underlying pool, for callers that enqueue inside their own transaction.
+    /// Closes both connection pools.
+    pub async fn close(&self) {
+        self.pool.close().await;
+        self.lease_pool.close().await;
+    }
+
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }

@@ -102,6 +102,12 @@ impl SqliteStore {
     }
 
     /// The underlying pool, for callers that enqueue inside their own transaction.
+    /// Closes both connection pools.
+    pub async fn close(&self) {
+        self.pool.close().await;
+        self.lease_pool.close().await;
+    }
+
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }

@@ -1,0 +1,640 @@
+//! How jobs and events enter: the Redis stream written by a plain client (`redis-cli`), the
+//! HTTP routes, and the Rust client inside the caller's own transaction. Exactly once through
+//! duplicates, a consumer killed mid-batch, a database outage and a Redis restart; every
+//! malformed entry in the dead-letter stream with its reason.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use hangar_workers::client::Client;
+use hangar_workers::ingress::{EventEnvelope, parse_event_body};
+use hangar_workers::store::Store;
+use serde_json::{Value, json};
+
+use crate::support::{Backend, Proc, TestDb, TestRedis, stdout_ok, wait_for};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+fn job_msg(key: &str) -> String {
+    json!({"kind": "job", "job": {"kind": "noop", "workspace_id": "ws_1", "args": {},
+        "idempotency_key": key}})
+    .to_string()
+}
+
+fn event_msg(id: &str) -> String {
+    json!({"kind": "event", "event": {"id": id, "type": "trip.created", "workspace_id": "ws_1",
+        "timestamp": "2026-11-22T10:00:00Z", "data": {"trip_id": "trp_1"}}})
+    .to_string()
+}
+
+/// `hangar serve` on this database and Redis prefix, reclaiming after `claim_idle_ms`.
+fn serve(db: &TestDb, redis: &TestRedis, name: &str, port: u16, extra: &[(&str, &str)]) -> Proc {
+    let bind = format!("127.0.0.1:{port}");
+    let mut command = db.command(&["serve", "--bind", &bind]);
+    redis.env(&mut command);
+    command.env("HANGAR_INGRESS_CLAIM_IDLE_MS", "500");
+    for (key, value) in extra {
+        command.env(key, value);
+    }
+    db.spawn_command(name, command)
+}
+
+async fn scalar(store: &Store, sql: &str) -> i64 {
+    match store {
+        Store::Postgres(pg) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(pg.pool())
+            .await
+            .expect("query"),
+        Store::Sqlite(lite) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(lite.pool())
+            .await
+            .expect("query"),
+    }
+}
+
+async fn jobs_with_keys(store: &Store) -> i64 {
+    scalar(
+        store,
+        "SELECT count(*) FROM hangar_jobs WHERE idempotency_key IS NOT NULL",
+    )
+    .await
+}
+
+async fn events(store: &Store) -> i64 {
+    scalar(store, "SELECT count(*) FROM hangar_events").await
+}
+
+async fn same_entries_twice_are_stored_once(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let redis = TestRedis::new();
+    let _serve = serve(&db, &redis, "serve", free_port(), &[]);
+    for _ in 0..2 {
+        redis.xadd(&job_msg("order-1"));
+        redis.xadd(&job_msg("order-2"));
+        redis.xadd(&event_msg("evt_1"));
+    }
+    wait_for("2 jobs and 1 event", Duration::from_secs(20), || async {
+        (jobs_with_keys(&store).await == 2 && events(&store).await == 1 && redis.pending() == 0)
+            .then_some(())
+    })
+    .await;
+    // Nothing more arrives later, and the jobs ran.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(jobs_with_keys(&store).await, 2);
+    assert_eq!(events(&store).await, 1);
+    wait_for("the jobs to complete", Duration::from_secs(20), || async {
+        (scalar(
+            &store,
+            "SELECT count(*) FROM hangar_jobs WHERE state = 'completed'",
+        )
+        .await
+            == 2)
+            .then_some(())
+    })
+    .await;
+    let stored: String = match &store {
+        Store::Postgres(pg) => sqlx::query_scalar(
+            "SELECT workspace_id || ' ' || type || ' ' || (data->>'trip_id') FROM hangar_events",
+        )
+        .fetch_one(pg.pool())
+        .await
+        .expect("event row"),
+        Store::Sqlite(lite) => sqlx::query_scalar(
+            "SELECT workspace_id || ' ' || type || ' ' || (data->>'trip_id') FROM hangar_events",
+        )
+        .fetch_one(lite.pool())
+        .await
+        .expect("event row"),
+    };
+    assert_eq!(stored, "ws_1 trip.created trp_1");
+    assert!(redis.dead_letters().is_empty());
+}
+
+#[tokio::test]
+async fn redis_entries_sent_twice_become_one_job_and_one_event_postgres() {
+    same_entries_twice_are_stored_once(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn redis_entries_sent_twice_become_one_job_and_one_event_sqlite() {
+    same_entries_twice_are_stored_once(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn every_malformed_entry_lands_in_the_dead_letter_stream_with_its_reason() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = db.store().await;
+    let redis = TestRedis::new();
+    let event = |data: Value, ty: &str| {
+        json!({"kind": "event", "event": {"id": "evt_9", "type": ty, "workspace_id": "ws_1",
+            "timestamp": "2026-11-22T10:00:00Z", "data": data}})
+        .to_string()
+    };
+    let cases: Vec<(String, &str)> = vec![
+        ("not json".to_owned(), "not JSON"),
+        (
+            json!({"kind": "invoice"}).to_string(),
+            "unknown kind 'invoice'",
+        ),
+        (
+            event(json!({}), "trip.teleported"),
+            "unknown event type 'trip.teleported'",
+        ),
+        (
+            json!({"kind": "event", "event": {"id": "evt_2", "type": "trip.created",
+                "timestamp": "2026-11-22T10:00:00Z", "data": {}}})
+            .to_string(),
+            "missing field event.workspace_id",
+        ),
+        (
+            json!({"kind": "job", "job": {"kind": "noop", "workspace_id": "ws_1", "args": {}}})
+                .to_string(),
+            "missing field job.idempotency_key",
+        ),
+        (
+            event(
+                json!({"crew": {"email": "pilot@example.com"}}),
+                "trip.created",
+            ),
+            "personal data",
+        ),
+        (
+            event(json!({"contact": "+1 415 555 0100"}), "trip.created"),
+            "looks like a phone number",
+        ),
+        (
+            event(json!({"note_id": "x".repeat(300 * 1024)}), "trip.created"),
+            "over the limit of 262144",
+        ),
+        (
+            event(json!({"time": "tomorrow"}), "trip.created")
+                .replace("2026-11-22T10:00:00Z", "yesterday"),
+            "not an RFC 3339 time",
+        ),
+        (
+            json!({"kind": "job", "job": {"kind": "teleport", "workspace_id": "ws_1",
+                "args": {}, "idempotency_key": "k"}})
+            .to_string(),
+            "unknown job kind 'teleport'",
+        ),
+        (
+            json!({"kind": "job", "job": {"kind": "http", "workspace_id": "ws_1",
+                "args": {"method": "POST"}, "idempotency_key": "k"}})
+            .to_string(),
+            "field job.args",
+        ),
+        (
+            event(json!({"note_id": "a\u{0}b"}), "trip.created"),
+            "NUL character",
+        ),
+    ];
+    let mut sources = Vec::new();
+    for (msg, _) in &cases {
+        sources.push(redis.xadd(msg));
+    }
+    // An entry without the msg field, and one good entry after all of them.
+    let no_msg = redis
+        .cli(&["XADD", &redis.stream(), "*", "message", "hello"])
+        .as_str()
+        .expect("id")
+        .to_owned();
+    redis.xadd(&job_msg("good-1"));
+
+    let _serve = serve(&db, &redis, "serve", free_port(), &[]);
+    wait_for("the good job", Duration::from_secs(20), || async {
+        (jobs_with_keys(&store).await == 1 && redis.pending() == 0).then_some(())
+    })
+    .await;
+    let dead = redis.dead_letters();
+    assert_eq!(
+        dead.len(),
+        cases.len() + 1,
+        "one dead letter per bad entry: {dead:?}"
+    );
+    for ((msg, reason), source) in cases.iter().zip(&sources) {
+        let letter = dead
+            .iter()
+            .find(|d| d.get("source_id") == Some(source))
+            .unwrap_or_else(|| panic!("no dead letter for {source} ({reason})"));
+        assert!(
+            letter["error"].contains(reason),
+            "{source}: error {:?} should say {reason:?}",
+            letter["error"]
+        );
+        assert_eq!(&letter["msg"], msg, "the original msg is kept");
+    }
+    let letter = dead
+        .iter()
+        .find(|d| d.get("source_id") == Some(&no_msg))
+        .expect("dead letter of the entry without msg");
+    assert!(letter["error"].contains("no field msg"), "{letter:?}");
+    assert_eq!(
+        letter["fields"], r#"{"message":"hello"}"#,
+        "its fields are kept"
+    );
+
+    // The operator's view of the same.
+    let mut command = db.command(&["ingress", "dead", "--json", "--limit", "100"]);
+    redis.env(&mut command);
+    let listed: Value =
+        serde_json::from_str(&stdout_ok(&command.output().expect("runs"))).expect("json");
+    let listed = listed.as_array().expect("array");
+    assert_eq!(listed.len(), cases.len() + 1);
+    assert_eq!(listed[0]["source_id"], no_msg.as_str(), "newest first");
+    assert!(listed.iter().any(|l| {
+        l["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("unknown job kind 'teleport'"))
+    }));
+}
+
+#[tokio::test]
+async fn entries_of_a_consumer_that_died_before_acknowledging_are_reclaimed() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = db.store().await;
+    let redis = TestRedis::new();
+    // A consumer of the group reads three entries and dies without acknowledging them.
+    redis.cli(&[
+        "XGROUP",
+        "CREATE",
+        &redis.stream(),
+        "hangar",
+        "0",
+        "MKSTREAM",
+    ]);
+    for key in ["a", "b", "c"] {
+        redis.xadd(&job_msg(key));
+    }
+    let read = redis.cli(&[
+        "XREADGROUP",
+        "GROUP",
+        "hangar",
+        "crashed-host:1",
+        "COUNT",
+        "10",
+        "STREAMS",
+        &redis.stream(),
+        ">",
+    ]);
+    assert_eq!(
+        read[redis.stream().as_str()].as_array().map(Vec::len),
+        Some(3),
+        "{read}"
+    );
+    assert_eq!(redis.pending(), 3);
+
+    let _serve = serve(&db, &redis, "serve", free_port(), &[]);
+    wait_for(
+        "the reclaimed entries as jobs",
+        Duration::from_secs(20),
+        || async { (jobs_with_keys(&store).await == 3 && redis.pending() == 0).then_some(()) },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_consumer_killed_mid_stream_loses_and_duplicates_nothing() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = db.store().await;
+    let redis = TestRedis::new();
+    let total = 4000;
+    let msgs: Vec<String> = (0..total).map(|i| job_msg(&format!("k{i}"))).collect();
+    redis.xadd_many(&msgs);
+    // Small batches, so the kill lands between reads, commits and acknowledgements.
+    let mut first = serve(
+        &db,
+        &redis,
+        "first",
+        free_port(),
+        &[("HANGAR_INGRESS_BATCH", "10")],
+    );
+    wait_for(
+        "the first consumer to be mid-stream",
+        Duration::from_secs(30),
+        || async { (jobs_with_keys(&store).await >= 200).then_some(()) },
+    )
+    .await;
+    first.kill9();
+    let at_kill = jobs_with_keys(&store).await;
+    assert!(
+        at_kill < total,
+        "the consumer finished before the kill; the test proves nothing"
+    );
+
+    let _second = serve(&db, &redis, "second", free_port(), &[]);
+    wait_for("every entry as a job", Duration::from_secs(60), || async {
+        (jobs_with_keys(&store).await == total && redis.pending() == 0).then_some(())
+    })
+    .await;
+    let distinct = scalar(
+        &store,
+        "SELECT count(DISTINCT idempotency_key) FROM hangar_jobs WHERE idempotency_key IS NOT NULL",
+    )
+    .await;
+    assert_eq!(distinct, total);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(jobs_with_keys(&store).await, total, "no job appears twice");
+    assert!(redis.dead_letters().is_empty());
+}
+
+fn psql(sql: &str) {
+    let admin = std::env::var("HANGAR_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let status = Command::new("psql")
+        .args([admin.as_str(), "-qAtc", sql])
+        .stdout(Stdio::null())
+        .status()
+        .expect("psql");
+    assert!(status.success(), "psql: {sql}");
+}
+
+#[tokio::test]
+async fn while_the_database_is_down_nothing_is_acknowledged_and_nothing_is_lost() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = db.store().await;
+    let redis = TestRedis::new();
+    let name = db.url.rsplit('/').next().expect("db name").to_owned();
+    let _serve = serve(&db, &redis, "serve", free_port(), &[]);
+    redis.xadd(&job_msg("before"));
+    wait_for("the first job", Duration::from_secs(20), || async {
+        (jobs_with_keys(&store).await == 1).then_some(())
+    })
+    .await;
+    store.close().await;
+
+    // The database refuses every connection.
+    psql(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"));
+    psql(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+    ));
+    for i in 0..5 {
+        redis.xadd(&job_msg(&format!("during-{i}")));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(redis.pending() >= 1, "the consumer read entries it cannot commit");
+    assert_eq!(
+        redis.unacknowledged(),
+        5,
+        "nothing acknowledged while the database is down"
+    );
+    assert!(
+        redis.dead_letters().is_empty(),
+        "an outage is not a malformed entry"
+    );
+
+    psql(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"));
+    let store = db.store().await;
+    wait_for(
+        "the jobs written during the outage",
+        Duration::from_secs(30),
+        || async { (jobs_with_keys(&store).await == 6 && redis.pending() == 0).then_some(()) },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_consumer_reconnects_after_a_redis_restart() {
+    let port = free_port();
+    let start_redis = || {
+        Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server")
+    };
+    let mut server = start_redis();
+    let redis = TestRedis::at(&format!("redis://127.0.0.1:{port}"));
+    wait_for("the private Redis", Duration::from_secs(10), || async {
+        Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "PING"])
+            .output()
+            .ok()
+            .filter(|o| String::from_utf8_lossy(&o.stdout).contains("PONG"))
+            .map(|_| ())
+    })
+    .await;
+    let db = TestDb::new(Backend::Sqlite).await;
+    let store = db.store().await;
+    let serve = serve(&db, &redis, "serve", free_port(), &[]);
+    redis.xadd(&job_msg("before"));
+    wait_for("the first job", Duration::from_secs(20), || async {
+        (jobs_with_keys(&store).await == 1).then_some(())
+    })
+    .await;
+
+    let _ = server.kill();
+    let _ = server.wait();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut server = start_redis();
+    // The new server is empty: entries written now reach the reconnected consumer.
+    let id = wait_for("the restarted Redis", Duration::from_secs(10), || async {
+        let out = Command::new("redis-cli")
+            .args([
+                "-p",
+                &port.to_string(),
+                "XADD",
+                &redis.stream(),
+                "*",
+                "msg",
+                &job_msg("after"),
+            ])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        text.contains('-').then_some(text)
+    })
+    .await;
+    wait_for(
+        "the job sent after the restart",
+        Duration::from_secs(30),
+        || async { (jobs_with_keys(&store).await == 2).then_some(()) },
+    )
+    .await;
+    assert!(
+        serve.log().contains("Redis unavailable"),
+        "the outage is logged: {}",
+        serve.log()
+    );
+    assert!(!id.is_empty());
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+#[tokio::test]
+async fn http_ingress_answers_202_once_and_refuses_bad_bodies_with_the_error_body() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let store = db.store().await;
+    let port = free_port();
+    let _serve = db.spawn("serve", &["serve", "--bind", &format!("127.0.0.1:{port}")]);
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    wait_for("the server", Duration::from_secs(20), || async {
+        http.get(format!("{base}/healthz"))
+            .send()
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+    let post = |path: &str, body: String| {
+        let request = http.post(format!("{base}{path}")).body(body);
+        async move {
+            let response = request.send().await.expect("response");
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.expect("json body"))
+        }
+    };
+
+    let job = json!({"kind": "noop", "workspace_id": "ws_1", "args": {}, "idempotency_key": "h-1"});
+    let (status, first) = post("/api/v1/jobs", job.to_string()).await;
+    assert_eq!(
+        (status, &first["duplicate"]),
+        (202, &json!(false)),
+        "{first}"
+    );
+    let (status, again) = post("/api/v1/jobs", job.to_string()).await;
+    assert_eq!((status, &again["duplicate"]), (202, &json!(true)));
+    assert_eq!(first["id"], again["id"], "the same job");
+    assert_eq!(jobs_with_keys(&store).await, 1);
+
+    let event = json!({"id": "evt_h", "type": "crew.training_due", "workspace_id": "ws_1",
+        "timestamp": "2026-11-22T10:00:00Z", "data": {"crew_member_id": "cm_1"}});
+    let (status, body) = post("/api/v1/events", event.to_string()).await;
+    assert_eq!((status, &body["id"]), (202, &json!("evt_h")));
+    let (_, body) = post("/api/v1/events", event.to_string()).await;
+    assert_eq!(body["duplicate"], json!(true));
+    assert_eq!(events(&store).await, 1);
+
+    for (path, body, status, code, says) in [
+        (
+            "/api/v1/jobs",
+            "{".to_owned(),
+            400,
+            "invalid_json",
+            "not JSON",
+        ),
+        (
+            "/api/v1/jobs",
+            json!({"kind": "teleport", "workspace_id": "ws", "args": {},
+            "idempotency_key": "k"})
+            .to_string(),
+            422,
+            "invalid_job",
+            "unknown job kind",
+        ),
+        (
+            "/api/v1/events",
+            json!({"id": "e", "type": "trip.created", "workspace_id": "ws",
+            "timestamp": "2026-11-22T10:00:00Z", "data": {"passenger": {"name": "A B"}}})
+            .to_string(),
+            422,
+            "invalid_event",
+            "event.data.passenger.name",
+        ),
+        (
+            "/api/v1/events",
+            "x".repeat(300 * 1024),
+            413,
+            "too_large",
+            "over the limit",
+        ),
+    ] {
+        let (got, error) = post(path, body).await;
+        assert_eq!(got, status, "{path}: {error}");
+        assert_eq!(error["error"]["code"], code, "{error}");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(says)),
+            "{error}"
+        );
+    }
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics
+            .contains(r#"hangar_ingress_entries_total{source="http",outcome="job_duplicate"} 1"#),
+        "{metrics}"
+    );
+}
+
+async fn client_writes_with_the_callers_transaction(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let client = Client::builtin();
+    let mut job = client.job("noop", json!({})).expect("a noop job");
+    job.workspace_id = Some("ws_1".to_owned());
+    let event: EventEnvelope = parse_event_body(
+        json!({"id": "evt_tx", "type": "trip.created", "workspace_id": "ws_1",
+            "timestamp": "2026-11-22T10:00:00Z", "data": {"trip_id": "trp_9"}})
+        .to_string()
+        .as_bytes(),
+    )
+    .expect("event");
+    macro_rules! in_transaction {
+        ($pool:expr, $commit:expr) => {{
+            let mut tx = $pool.begin().await.expect("begin");
+            let enqueued = client.enqueue(&mut *tx, &job).await.expect("enqueue");
+            assert!(
+                client
+                    .publish_event(&mut *tx, &event)
+                    .await
+                    .expect("publish")
+            );
+            if $commit {
+                tx.commit().await.expect("commit");
+            } else {
+                tx.rollback().await.expect("rollback");
+            }
+            enqueued
+        }};
+    }
+    let rolled_back = match &store {
+        Store::Postgres(pg) => in_transaction!(pg.pool(), false),
+        Store::Sqlite(lite) => in_transaction!(lite.pool(), false),
+    };
+    assert!(
+        store.job(rolled_back.id).await.is_err(),
+        "a rolled-back enqueue leaves no job"
+    );
+    assert_eq!(events(&store).await, 0);
+    let committed = match &store {
+        Store::Postgres(pg) => in_transaction!(pg.pool(), true),
+        Store::Sqlite(lite) => in_transaction!(lite.pool(), true),
+    };
+    let stored = store.job(committed.id).await.expect("the committed job");
+    assert_eq!(stored.kind, "noop");
+    assert_eq!(stored.workspace_id.as_deref(), Some("ws_1"));
+    assert_eq!(events(&store).await, 1);
+}
+
+#[tokio::test]
+async fn client_enqueue_and_publish_commit_and_roll_back_with_the_caller_postgres() {
+    client_writes_with_the_callers_transaction(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn client_enqueue_and_publish_commit_and_roll_back_with_the_caller_sqlite() {
+    client_writes_with_the_callers_transaction(Backend::Sqlite).await;
+}
