@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::exit::Fatal;
 
-const BENCH_QUEUE: &str = "hangar-bench";
+pub(crate) const BENCH_QUEUE: &str = "hangar-bench";
 const ENQUEUE_BATCH: usize = 5_000;
 
 /// A `noop` that reports when it started.
@@ -42,7 +42,7 @@ impl Handler for Probe {
     }
 }
 
-fn bench_pool(config: &Config, concurrency: usize) -> PoolSpec {
+pub(crate) fn bench_pool(config: &Config, concurrency: usize) -> PoolSpec {
     let mut spec = config
         .pool_for_kind("noop")
         .cloned()
@@ -73,14 +73,14 @@ fn start_pool(
     tokio::spawn(Pool::new(spec, deps).run(shutdown.clone()))
 }
 
-async fn prepare(config: &Config) -> Result<Store, Fatal> {
+pub(crate) async fn prepare(config: &Config) -> Result<Store, Fatal> {
     let store = crate::connect(config).await?;
     store.migrate().await?;
     store.delete_queue(BENCH_QUEUE).await?;
     Ok(store)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -89,7 +89,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// Peak resident memory of this process in MiB (Linux), 0 elsewhere.
-fn peak_rss_mib() -> f64 {
+pub(crate) fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

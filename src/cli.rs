@@ -218,6 +218,22 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Redis ingress: drain a backlog of N entries, then time single entries from XADD to
+    /// committed job.
+    Ingress {
+        /// Entries in the backlog.
+        #[arg(long, default_value_t = 50_000)]
+        entries: usize,
+        /// Entries sent one at a time for the latency figures.
+        #[arg(long, default_value_t = 500)]
+        latency_entries: usize,
+        /// Pause between the latency entries, in milliseconds.
+        #[arg(long, default_value_t = 20)]
+        interval_ms: u64,
+        /// Print JSON as well.
+        #[arg(long)]
+        json: bool,
+    },
     /// Enqueue N noop jobs one at a time into an idle pool; measure enqueue-to-start.
     Latency {
         /// How many jobs.

@@ -137,6 +137,9 @@ impl Consumer {
         shutdown: &CancellationToken,
         backoff: &mut Duration,
     ) -> redis::RedisResult<()> {
+        // Two connections: a blocked XREADGROUP holds its connection, and the
+        // acknowledgements of one batch go out while the next one is being read.
+        let mut reader = connect(&self.redis).await?;
         let mut conn = connect(&self.redis).await?;
         self.ensure_group(&mut conn).await?;
         metrics::gauge!("hangar_ingress_redis_up").set(1.0);
@@ -157,8 +160,13 @@ impl Consumer {
             (self.config.claim_idle / 2).clamp(Duration::from_millis(50), Duration::from_secs(10));
         let mut next_reclaim = Instant::now();
         let mut next_forget = Instant::now() + Duration::from_secs(60);
+        // Read and not yet handled.
+        let mut batch: Vec<StreamId> = Vec::new();
         loop {
             if shutdown.is_cancelled() {
+                if !batch.is_empty() {
+                    self.handle(&mut conn, batch, shutdown).await?;
+                }
                 return Ok(());
             }
             let now = Instant::now();
@@ -176,13 +184,29 @@ impl Consumer {
             let block = next_reclaim
                 .saturating_duration_since(Instant::now())
                 .clamp(Duration::from_millis(1), MAX_BLOCK);
-            let entries = tokio::select! {
-                read = self.read(&mut conn, ">", Some(block)) => read?,
-                // A read blocks for at most MAX_BLOCK: let it finish unless Redis hangs.
-                _ = async { shutdown.cancelled().await; tokio::time::sleep(MAX_BLOCK * 2).await } => return Ok(()),
+            let read_next = async {
+                tokio::select! {
+                    read = self.read(&mut reader, ">", Some(block)) => read.map(Some),
+                    // A read blocks for at most MAX_BLOCK: let it finish unless Redis hangs.
+                    _ = async { shutdown.cancelled().await; tokio::time::sleep(MAX_BLOCK * 2).await } => Ok(None),
+                }
             };
-            if !entries.is_empty() && !self.handle(&mut conn, entries, shutdown).await? {
-                return Ok(());
+            let next = if batch.is_empty() {
+                read_next.await?
+            } else {
+                // Commit and acknowledge this batch while the next one is read.
+                let (handled, next) = tokio::join!(
+                    self.handle(&mut conn, std::mem::take(&mut batch), shutdown),
+                    read_next
+                );
+                if !handled? {
+                    return Ok(());
+                }
+                next?
+            };
+            match next {
+                Some(entries) => batch = entries,
+                None => return Ok(()),
             }
         }
     }

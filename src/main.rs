@@ -4,6 +4,7 @@
 
 mod api;
 mod bench;
+mod bench_ingress;
 mod cli;
 mod config;
 mod exit;
@@ -157,6 +158,15 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
                     interval_ms,
                     json,
                 } => bench::latency(&config, jobs, interval_ms, json).await,
+                BenchCommand::Ingress {
+                    entries,
+                    latency_entries,
+                    interval_ms,
+                    json,
+                } => {
+                    bench_ingress::ingress(&config, entries, latency_entries, interval_ms, json)
+                        .await
+                }
             }
         }
     }

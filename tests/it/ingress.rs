@@ -377,7 +377,10 @@ async fn while_the_database_is_down_nothing_is_acknowledged_and_nothing_is_lost(
         redis.xadd(&job_msg(&format!("during-{i}")));
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(redis.pending() >= 1, "the consumer read entries it cannot commit");
+    assert!(
+        redis.pending() >= 1,
+        "the consumer read entries it cannot commit"
+    );
     assert_eq!(
         redis.unacknowledged(),
         5,

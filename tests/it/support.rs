@@ -480,7 +480,15 @@ impl TestRedis {
     pub fn xadd(&self, msg: &str) -> String {
         use std::io::Write;
         let mut child = Command::new("redis-cli")
-            .args(["-u", self.url.as_str(), "-x", "XADD", &self.stream(), "*", "msg"])
+            .args([
+                "-u",
+                self.url.as_str(),
+                "-x",
+                "XADD",
+                &self.stream(),
+                "*",
+                "msg",
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
