@@ -1,7 +1,11 @@
 //! The operator commands: `enqueue`, `jobs list|show|retry|cancel`, `alerts list|ack`. Each
 //! prints a readable table or, with `--json`, the JSON of CONTRACT.md.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
+use hangar_workers::client::Client;
+use hangar_workers::ingress::Rejection;
 use hangar_workers::job::{Job, JobFilter, JobId, JobState, NewJob};
 use hangar_workers::kinds::Registry;
 use hangar_workers::store::{AlertRow, StoreError};
@@ -25,28 +29,25 @@ pub async fn enqueue(config: &Config, args: EnqueueArgs) -> Result<(), Fatal> {
 }
 
 fn build_job(config: &Config, args: &EnqueueArgs) -> Result<NewJob, Fatal> {
-    let registry = Registry::builtin();
-    let Some(handler) = registry.get(&args.kind) else {
-        return Err(Fatal::config(format!(
-            "unknown job kind '{}' (known: {})",
-            args.kind,
-            registry.kinds().join(", ")
-        )));
-    };
-    let Some(pool) = config.pool_for_kind(&args.kind) else {
-        return Err(Fatal::config(format!(
-            "no pool runs job kind '{}' (pools from {})",
-            args.kind, config.pools_source
-        )));
-    };
     let json: serde_json::Value = serde_json::from_str(&args.args)
         .map_err(|e| Fatal::config(format!("--args: not valid JSON: {e}")))?;
     if !json.is_object() {
         return Err(Fatal::config("--args: must be a JSON object"));
     }
-    handler
-        .validate(&json)
-        .map_err(|e| Fatal::config(format!("--args: {e}")))?;
+    let client = Client::new(Arc::new(Registry::builtin()), config.pools.clone());
+    let mut job = client.job(&args.kind, json).map_err(|rejection| {
+        Fatal::config(match rejection {
+            Rejection::UnknownJobKind { kind, known } => {
+                format!("unknown job kind '{kind}' (known: {known})")
+            }
+            Rejection::NoPool(kind) => format!(
+                "no pool runs job kind '{kind}' (pools from {})",
+                config.pools_source
+            ),
+            Rejection::InvalidArgs(error) => format!("--args: {error}"),
+            other => other.to_string(),
+        })
+    })?;
     let queue = match &args.queue {
         Some(queue) => {
             if !config.pools.iter().any(|p| &p.queue == queue) {
@@ -58,7 +59,7 @@ fn build_job(config: &Config, args: &EnqueueArgs) -> Result<NewJob, Fatal> {
             }
             queue.clone()
         }
-        None => pool.queue.clone(),
+        None => job.queue,
     };
     let run_at = args
         .run_at
@@ -72,16 +73,12 @@ fn build_job(config: &Config, args: &EnqueueArgs) -> Result<NewJob, Fatal> {
     if args.idempotency_key.as_deref().is_some_and(str::is_empty) {
         return Err(Fatal::config("--idempotency-key: must not be empty"));
     }
-    Ok(NewJob {
-        kind: args.kind.clone(),
-        queue,
-        args: json,
-        run_at,
-        priority: args.priority,
-        max_attempts: pool.max_attempts,
-        workspace_id: args.workspace.clone(),
-        idempotency_key: args.idempotency_key.clone(),
-    })
+    job.queue = queue;
+    job.run_at = run_at;
+    job.priority = args.priority;
+    job.workspace_id = args.workspace.clone();
+    job.idempotency_key = args.idempotency_key.clone();
+    Ok(job)
 }
 
 fn parse_id(text: &str) -> Result<JobId, Fatal> {
