@@ -5,6 +5,9 @@
 #               5 runs, median;
 #   latency:    1 000 noop jobs one at a time, 20 ms apart, into an idle pool, 3 runs, median
 #               of each percentile;
+#   ingress:    Redis ingress (`hangar bench ingress`): a 50 000-entry backlog drained by one
+#               consumer (XADD to committed job), then 500 entries one at a time 20 ms apart,
+#               3 runs per backend, medians;
 #   memory:     peak RSS of draining 1 000 000 jobs (PostgreSQL), and `hangar serve` idle;
 #   compare:    graphile-worker and BullMQ with the same protocol (benches/compare), when
 #               Node is installed, in the same run.
@@ -12,8 +15,9 @@
 # (SKIP_COMPARE=1 leaves out the other engines.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUNS=5; LAT_RUNS=3; JOBS=50000; LAT_JOBS=1000; BIG=1000000
-if [ "${1:-}" = "--quick" ]; then RUNS=1; LAT_RUNS=1; JOBS=10000; LAT_JOBS=200; BIG=0; fi
+RUNS=5; LAT_RUNS=3; JOBS=50000; LAT_JOBS=1000; BIG=1000000; ING_RUNS=3; ING_ENTRIES=50000
+if [ "${1:-}" = "--quick" ]; then RUNS=1; LAT_RUNS=1; JOBS=10000; LAT_JOBS=200; BIG=0; ING_RUNS=1; ING_ENTRIES=10000; fi
+export HANGAR_REDIS_URL="${HANGAR_REDIS_URL:-redis://127.0.0.1:6379}"
 PG_ADMIN="${HANGAR_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 PG_BASE="${PG_ADMIN%/*}"
 cargo build --release --quiet
@@ -84,6 +88,19 @@ if [ -z "${SKIP_COMPARE:-}" ] && command -v node >/dev/null 2>&1 && [ -f $COMPAR
         echo "| $tool | $([ $tool = bullmq ] && echo redis || echo postgres) | $(printf '%s\n' "${p50s[@]}" | median) | **$(printf '%s\n' "${p99s[@]}" | median)** | $(printf '%s\n' "${maxs[@]}" | median) |"
     done
 fi
+echo
+echo "| Redis ingress | backend | entries/s XADD → committed (median of $ING_RUNS) | runs | p50 ms | p99 ms | max ms (500 entries, 20 ms apart) |"
+echo "|---|---|---|---|---|---|---|"
+for backend in postgres sqlite; do
+    rates=(); p50s=(); p99s=(); maxs=()
+    for _ in $(seq "$ING_RUNS"); do
+        if [ $backend = postgres ]; then url=$(fresh_pg); else url=$(fresh_sqlite); fi
+        out=$(HANGAR_DATABASE_URL=$url "$BIN" bench ingress --entries "$ING_ENTRIES" --latency-entries 500 2>/dev/null | tail -1)
+        rates+=("$(echo "$out" | field entries_per_sec)"); p50s+=("$(echo "$out" | field p50_ms)")
+        p99s+=("$(echo "$out" | field p99_ms)"); maxs+=("$(echo "$out" | field max_ms)")
+    done
+    echo "| hangar | $backend | **$(printf '%s\n' "${rates[@]}" | median)** | ${rates[*]} | $(printf '%s\n' "${p50s[@]}" | median) | **$(printf '%s\n' "${p99s[@]}" | median)** | $(printf '%s\n' "${maxs[@]}" | median) |"
+done
 echo
 if [ "$BIG" -gt 0 ]; then
     url=$(fresh_pg)
