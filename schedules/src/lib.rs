@@ -5,3 +5,4 @@
 //! loads configuration once and passes values down.
 
 pub mod spec;
+pub mod file;
