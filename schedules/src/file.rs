@@ -248,9 +248,9 @@ fn validate(file: &str, raw: RawSchedule) -> Result<FileSchedule, String> {
                 "schedule '{name}': cron: missing; give cron (6 fields, seconds first) or frequency"
             ));
         }
-        (Some(cron), None) => Spec::Cron(
-            CronSpec::parse(&cron).map_err(|e| format!("schedule '{name}': cron: {e}"))?,
-        ),
+        (Some(cron), None) => {
+            Spec::Cron(CronSpec::parse(&cron).map_err(|e| format!("schedule '{name}': cron: {e}"))?)
+        }
         (None, Some(frequency)) => match Frequency::parse(frequency.trim()) {
             Some(frequency) => Spec::Every(frequency),
             None => {
@@ -391,7 +391,9 @@ queue = "default"
             .unwrap_err()
             .to_string();
         assert!(
-            message.starts_with("schedules/a.toml: schedule 'a': queue: no pool serves queue 'webhooks'"),
+            message.starts_with(
+                "schedules/a.toml: schedule 'a': queue: no pool serves queue 'webhooks'"
+            ),
             "{message}"
         );
     }
@@ -406,7 +408,11 @@ queue = "default"
         // Its commented examples are valid schedules once uncommented.
         let uncommented: String = BUILTIN_SCHEDULES
             .lines()
-            .map(|l| l.strip_prefix("# ").filter(|l| !l.starts_with(' ')).unwrap_or(""))
+            .map(|l| {
+                l.strip_prefix("# ")
+                    .filter(|l| !l.starts_with(' '))
+                    .unwrap_or("")
+            })
             .filter(|l| l.starts_with('[') || l.contains(" = "))
             .collect::<Vec<_>>()
             .join("\n");

@@ -4,5 +4,13 @@
 //! processes run. Library code never reads the environment or flags: the `hangar` binary
 //! loads configuration once and passes values down.
 
-pub mod spec;
+pub mod batch;
 pub mod file;
+pub mod planner;
+pub mod spec;
+pub mod store;
+
+pub use file::{FileSchedule, ScheduleFileError};
+pub use planner::{Planner, PlannerConfig};
+pub use spec::{Frequency, Spec};
+pub use store::{NewSchedule, ScheduleError, ScheduleFilter, ScheduleRow, Schedules, Source};

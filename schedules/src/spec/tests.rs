@@ -133,12 +133,7 @@ fn offsets_are_stable_distinct_and_within_the_period() {
     distinct.dedup();
     assert_eq!(distinct.len(), offsets.len(), "offsets collide");
     // Spread: the offsets cover the hour rather than bunching up.
-    let quarters = [0, 1, 2, 3].map(|q| {
-        offsets
-            .iter()
-            .filter(|o| **o / 900_000 == q)
-            .count()
-    });
+    let quarters = [0, 1, 2, 3].map(|q| offsets.iter().filter(|o| **o / 900_000 == q).count());
     assert!(quarters.iter().all(|n| *n >= 30), "{quarters:?}");
     assert_eq!(spec.offset_ms("same"), spec.offset_ms("same"));
     assert_eq!(Spec::parse("0 * * * * *").unwrap().offset_ms("x"), 0);
