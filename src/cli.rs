@@ -15,6 +15,9 @@ pub struct Cli {
     /// Folder of pool files (*.toml).
     #[arg(long, global = true, env = "HANGAR_WORKERS_DIR")]
     pub workers_dir: Option<PathBuf>,
+    /// Folder of schedule files (*.toml).
+    #[arg(long, global = true, env = "HANGAR_SCHEDULES_DIR")]
+    pub schedules_dir: Option<PathBuf>,
     /// Configuration file (default ./hangar.toml when present).
     #[arg(long = "config", global = true)]
     pub config_file: Option<PathBuf>,
@@ -26,10 +29,12 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run everything in one process: HTTP (health, metrics) and every pool.
+    /// Run everything in one process: HTTP (health, metrics), every pool and the planner.
     Serve(ServeArgs),
     /// Run worker pools only (all, or the ones named).
     Worker(WorkerArgs),
+    /// Run the cron planner only (any number of them may run).
+    Planner(PlannerArgs),
     /// Apply pending database migrations.
     Migrate,
     /// Enqueue one job; prints its id.
@@ -45,6 +50,12 @@ pub enum Command {
         /// What to do with alerts.
         #[command(subcommand)]
         command: AlertsCommand,
+    },
+    /// Inspect the planner's schedules.
+    Schedules {
+        /// What to do with schedules.
+        #[command(subcommand)]
+        command: SchedulesCommand,
     },
     /// Measure throughput and latency on the configured database.
     Bench {
@@ -68,6 +79,14 @@ pub struct WorkerArgs {
     /// Run only this pool (repeatable); default: every pool.
     #[arg(long = "pool")]
     pub pools: Vec<String>,
+    /// Listen address of the health and metrics server.
+    #[arg(long, env = "HANGAR_BIND")]
+    pub bind: Option<String>,
+}
+
+/// `hangar planner`.
+#[derive(Debug, Args)]
+pub struct PlannerArgs {
     /// Listen address of the health and metrics server.
     #[arg(long, env = "HANGAR_BIND")]
     pub bind: Option<String>,
@@ -170,6 +189,23 @@ pub enum AlertsCommand {
     },
 }
 
+/// `hangar schedules …`.
+#[derive(Debug, Subcommand)]
+pub enum SchedulesCommand {
+    /// List schedules by name: spec, next run, last run and its outcome, skips.
+    List {
+        /// Only schedules of this workspace.
+        #[arg(long)]
+        workspace: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 1_000)]
+        limit: i64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 /// `hangar bench …`.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -193,6 +229,16 @@ pub enum BenchCommand {
         /// Pause between jobs, in milliseconds.
         #[arg(long, default_value_t = 20)]
         interval_ms: u64,
+        /// Print JSON as well.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Store N schedules due within the next minute, plan them with one planner, then make
+    /// all of them due at once; measure lateness and schedules planned per second.
+    Planner {
+        /// How many schedules.
+        #[arg(long, default_value_t = 100_000)]
+        schedules: usize,
         /// Print JSON as well.
         #[arg(long)]
         json: bool,

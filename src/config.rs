@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use hangar_schedules::file::{self as schedule_file, FileSchedule};
+use hangar_workers::kinds::Registry;
 use hangar_workers::pool_config::{self, PoolSpec};
 use serde::Deserialize;
 
@@ -21,6 +23,8 @@ pub struct Overrides {
     pub database_url: Option<String>,
     /// `--workers-dir` / `HANGAR_WORKERS_DIR`.
     pub workers_dir: Option<PathBuf>,
+    /// `--schedules-dir` / `HANGAR_SCHEDULES_DIR`.
+    pub schedules_dir: Option<PathBuf>,
     /// `--bind` / `HANGAR_BIND`.
     pub bind: Option<String>,
     /// `--config`: the `hangar.toml` to read (default `./hangar.toml` when present).
@@ -34,6 +38,7 @@ struct FileConfig {
     database_url: Option<String>,
     bind: Option<String>,
     workers_dir: Option<PathBuf>,
+    schedules_dir: Option<PathBuf>,
 }
 
 /// The loaded configuration.
@@ -47,6 +52,10 @@ pub struct Config {
     pub pools: Vec<PoolSpec>,
     /// Where the pools came from, for logs.
     pub pools_source: String,
+    /// The file schedules, validated against the pools, from the schedules folder or built in.
+    pub schedules: Vec<FileSchedule>,
+    /// Where the schedules came from, for logs.
+    pub schedules_source: String,
 }
 
 impl Config {
@@ -92,11 +101,17 @@ impl Config {
             ),
             None => (pool_config::builtin(), "built-in pools".to_owned()),
         };
+        let (schedules, schedules_source) = load_schedules(
+            overrides.schedules_dir.clone().or(file.schedules_dir),
+            &pools,
+        )?;
         Ok(Config {
             database_url,
             bind,
             pools,
             pools_source,
+            schedules,
+            schedules_source,
         })
     }
 
@@ -106,6 +121,42 @@ impl Config {
             .iter()
             .find(|p| p.kinds.iter().any(|k| k == kind))
     }
+}
+
+/// The schedule files of `dir` (`HANGAR_SCHEDULES_DIR`), else of `./schedules` when it has
+/// any, else the built-in file; each schedule's kind and queue checked against the pools.
+fn load_schedules(
+    dir: Option<PathBuf>,
+    pools: &[PoolSpec],
+) -> Result<(Vec<FileSchedule>, String), Fatal> {
+    let (mut schedules, source) = match dir {
+        Some(dir) => {
+            if !dir.is_dir() {
+                return Err(Fatal::config(format!(
+                    "HANGAR_SCHEDULES_DIR: '{}' is not a folder",
+                    dir.display()
+                )));
+            }
+            (
+                schedule_file::load_dir(&dir).map_err(|e| Fatal::config(e.to_string()))?,
+                dir.display().to_string(),
+            )
+        }
+        None if schedule_file::has_schedule_files(Path::new("schedules")) => (
+            schedule_file::load_dir(Path::new("schedules"))
+                .map_err(|e| Fatal::config(e.to_string()))?,
+            "schedules".to_owned(),
+        ),
+        None => (schedule_file::builtin(), "built-in schedules".to_owned()),
+    };
+    let registry = Registry::builtin();
+    let pool_kinds: Vec<(&str, &[String])> = pools
+        .iter()
+        .map(|p| (p.queue.as_str(), p.kinds.as_slice()))
+        .collect();
+    schedule_file::check_refs(&mut schedules, &registry.kinds(), &pool_kinds)
+        .map_err(|e| Fatal::config(e.to_string()))?;
+    Ok((schedules, source))
 }
 
 fn has_pool_files(dir: &Path) -> bool {

@@ -9,6 +9,7 @@ mod exit;
 mod http;
 mod ops;
 mod runtime;
+mod schedules;
 
 use std::process::ExitCode;
 
@@ -72,6 +73,7 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
     let mut overrides = Overrides {
         database_url: cli.database_url,
         workers_dir: cli.workers_dir,
+        schedules_dir: cli.schedules_dir,
         bind: None,
         config_file: cli.config_file,
     };
@@ -85,6 +87,7 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
                 runtime::Plan {
                     migrate: true,
                     pools,
+                    planner: true,
                 },
             )
             .await
@@ -116,6 +119,20 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
                 runtime::Plan {
                     migrate: false,
                     pools,
+                    planner: false,
+                },
+            )
+            .await
+        }
+        Command::Planner(args) => {
+            overrides.bind = args.bind;
+            let config = Config::load(&overrides)?;
+            runtime::run(
+                &config,
+                runtime::Plan {
+                    migrate: false,
+                    pools: Vec::new(),
+                    planner: true,
                 },
             )
             .await
@@ -130,6 +147,9 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
         Command::Enqueue(args) => ops::enqueue(&Config::load(&overrides)?, args).await,
         Command::Jobs { command } => ops::jobs(&Config::load(&overrides)?, command).await,
         Command::Alerts { command } => ops::alerts(&Config::load(&overrides)?, command).await,
+        Command::Schedules { command } => {
+            schedules::command(&Config::load(&overrides)?, command).await
+        }
         Command::Bench { command } => {
             let config = Config::load(&overrides)?;
             match command {
@@ -143,6 +163,9 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
                     interval_ms,
                     json,
                 } => bench::latency(&config, jobs, interval_ms, json).await,
+                BenchCommand::Planner { schedules, json } => {
+                    bench::planner(&config, schedules, json).await
+                }
             }
         }
     }

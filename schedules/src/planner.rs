@@ -144,7 +144,7 @@ fn record(report: &BatchReport) {
     for skip in &report.skipped {
         tracing::info!(
             schedule = %skip.name,
-            slot = %skip.slot.to_rfc3339(),
+            slot = %skip.slot.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             previous = %skip.previous_state,
             "slot skipped: the previous run is still active"
         );
