@@ -203,7 +203,12 @@ impl CronSpec {
         }
         let schedule = cron::Schedule::from_str(&text).map_err(|e| SpecError::Cron {
             text: text.clone(),
-            reason: e.to_string(),
+            // One line: the parser's message may span several.
+            reason: e
+                .to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
         })?;
         Ok(CronSpec { text, schedule })
     }

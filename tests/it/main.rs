@@ -4,6 +4,7 @@
 mod auth;
 mod cli;
 mod durability;
+mod planner;
 mod pool;
 mod retry_rules;
 mod store;
