@@ -180,9 +180,7 @@ pub fn check_refs(
                 }
             }
             None => {
-                let Some((queue, _)) = pools
-                    .iter()
-                    .find(|(_, ks)| ks.iter().any(|k| *k == schedule.kind))
+                let Some((queue, _)) = pools.iter().find(|(_, ks)| ks.contains(&schedule.kind))
                 else {
                     return Err(error(format!(
                         "kind: no pool runs job kind '{}'; name a queue or add the kind to a pool",

@@ -72,7 +72,8 @@ pub enum Spec {
 #[derive(Debug, Clone)]
 pub struct CronSpec {
     text: String,
-    schedule: cron::Schedule,
+    // Boxed: a parsed schedule is ~270 bytes, the other specs one.
+    schedule: Box<cron::Schedule>,
 }
 
 /// A spec that cannot be used.
@@ -210,7 +211,10 @@ impl CronSpec {
                 .collect::<Vec<_>>()
                 .join(" "),
         })?;
-        Ok(CronSpec { text, schedule })
+        Ok(CronSpec {
+            text,
+            schedule: Box::new(schedule),
+        })
     }
 }
 

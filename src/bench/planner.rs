@@ -3,10 +3,11 @@
 //!
 //! Phase 1 (spread): one planner runs; N API schedules are stored with cron specs
 //! `"<i mod 60> * * * * *"`, so their first due times fall within the next minute; it waits
-//! until each has enqueued its first job and reports the lateness of those jobs (`created_at
-//! - run_at`: due time to insert). Phase 2 (burst): every schedule is made due at once and the
-//! time until all N jobs exist gives the planner's rate. No worker runs; the jobs go to the
-//! bench queue, which is emptied before and after, as are the bench schedules.
+//! until each has enqueued its first job and reports the lateness of those jobs (job
+//! `created_at` minus `run_at`: due time to insert). Phase 2 (burst): every schedule is made
+//! due at once and the time until all N jobs exist gives the planner's rate. No worker runs;
+//! the jobs go to the bench queue, which is emptied before and after, as are the bench
+//! schedules.
 
 use std::time::{Duration, Instant};
 
