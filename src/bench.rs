@@ -1,6 +1,11 @@
 //! `hangar bench throughput|latency` (CONTRACT.md): measurements through the normal pool
 //! runtime on the configured database, on a queue of their own that is emptied before and
-//! after. The last line printed is the machine-readable result.
+//! after; `hangar bench planner` measures the cron planner (`bench/planner.rs`). The last line
+//! printed is the machine-readable result.
+
+mod planner;
+
+pub use planner::planner;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

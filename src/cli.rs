@@ -28,6 +28,9 @@ pub struct Cli {
     /// milliseconds (default 30000).
     #[arg(long, global = true, env = "HANGAR_INGRESS_CLAIM_IDLE_MS")]
     pub ingress_claim_idle_ms: Option<u64>,
+    /// Folder of schedule files (*.toml).
+    #[arg(long, global = true, env = "HANGAR_SCHEDULES_DIR")]
+    pub schedules_dir: Option<PathBuf>,
     /// Configuration file (default ./hangar.toml when present).
     #[arg(long = "config", global = true)]
     pub config_file: Option<PathBuf>,
@@ -39,10 +42,12 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run everything in one process: HTTP (health, metrics) and every pool.
+    /// Run everything in one process: HTTP (health, metrics), every pool and the planner.
     Serve(ServeArgs),
     /// Run worker pools only (all, or the ones named).
     Worker(WorkerArgs),
+    /// Run the cron planner only (any number of them may run).
+    Planner(PlannerArgs),
     /// Apply pending database migrations.
     Migrate,
     /// Enqueue one job; prints its id.
@@ -64,6 +69,12 @@ pub enum Command {
         /// What to look at.
         #[command(subcommand)]
         command: IngressCommand,
+    },
+    /// Inspect the planner's schedules.
+    Schedules {
+        /// What to do with schedules.
+        #[command(subcommand)]
+        command: SchedulesCommand,
     },
     /// Measure throughput and latency on the configured database.
     Bench {
@@ -87,6 +98,14 @@ pub struct WorkerArgs {
     /// Run only this pool (repeatable); default: every pool.
     #[arg(long = "pool")]
     pub pools: Vec<String>,
+    /// Listen address of the health and metrics server.
+    #[arg(long, env = "HANGAR_BIND")]
+    pub bind: Option<String>,
+}
+
+/// `hangar planner`.
+#[derive(Debug, Args)]
+pub struct PlannerArgs {
     /// Listen address of the health and metrics server.
     #[arg(long, env = "HANGAR_BIND")]
     pub bind: Option<String>,
@@ -203,6 +222,23 @@ pub enum IngressCommand {
     },
 }
 
+/// `hangar schedules …`.
+#[derive(Debug, Subcommand)]
+pub enum SchedulesCommand {
+    /// List schedules by name: spec, next run, last run and its outcome, skips.
+    List {
+        /// Only schedules of this workspace.
+        #[arg(long)]
+        workspace: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 1_000)]
+        limit: i64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 /// `hangar bench …`.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -242,6 +278,16 @@ pub enum BenchCommand {
         /// Pause between jobs, in milliseconds.
         #[arg(long, default_value_t = 20)]
         interval_ms: u64,
+        /// Print JSON as well.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Store N schedules due within the next minute, plan them with one planner, then make
+    /// all of them due at once; measure lateness and schedules planned per second.
+    Planner {
+        /// How many schedules.
+        #[arg(long, default_value_t = 100_000)]
+        schedules: usize,
         /// Print JSON as well.
         #[arg(long)]
         json: bool,

@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use hangar_schedules::file::{self as schedule_file, FileSchedule};
+use hangar_workers::kinds::Registry;
 use hangar_workers::pool_config::{self, PoolSpec};
 use serde::Deserialize;
 
@@ -22,6 +24,8 @@ pub struct Overrides {
     pub database_url: Option<String>,
     /// `--workers-dir` / `HANGAR_WORKERS_DIR`.
     pub workers_dir: Option<PathBuf>,
+    /// `--schedules-dir` / `HANGAR_SCHEDULES_DIR`.
+    pub schedules_dir: Option<PathBuf>,
     /// `--bind` / `HANGAR_BIND`.
     pub bind: Option<String>,
     /// `--config`: the `hangar.toml` to read (default `./hangar.toml` when present).
@@ -47,6 +51,7 @@ struct FileConfig {
     redis_prefix: Option<String>,
     ingress_batch: Option<usize>,
     ingress_claim_idle_ms: Option<u64>,
+    schedules_dir: Option<PathBuf>,
 }
 
 /// The default key prefix of the ingress streams.
@@ -90,6 +95,10 @@ pub struct Config {
     pub pools_source: String,
     /// The Redis ingress, when configured.
     pub redis: Option<RedisConfig>,
+    /// The file schedules, validated against the pools, from the schedules folder or built in.
+    pub schedules: Vec<FileSchedule>,
+    /// Where the schedules came from, for logs.
+    pub schedules_source: String,
 }
 
 impl Config {
@@ -146,12 +155,18 @@ impl Config {
                     .or(file.ingress_claim_idle_ms),
             )?),
         };
+        let (schedules, schedules_source) = load_schedules(
+            overrides.schedules_dir.clone().or(file.schedules_dir),
+            &pools,
+        )?;
         Ok(Config {
             database_url,
             bind,
             pools,
             pools_source,
             redis,
+            schedules,
+            schedules_source,
         })
     }
 
@@ -199,6 +214,42 @@ fn redis_config(
         batch,
         claim_idle: Duration::from_millis(claim_idle_ms),
     })
+}
+
+/// The schedule files of `dir` (`HANGAR_SCHEDULES_DIR`), else of `./schedules` when it has
+/// any, else the built-in file; each schedule's kind and queue checked against the pools.
+fn load_schedules(
+    dir: Option<PathBuf>,
+    pools: &[PoolSpec],
+) -> Result<(Vec<FileSchedule>, String), Fatal> {
+    let (mut schedules, source) = match dir {
+        Some(dir) => {
+            if !dir.is_dir() {
+                return Err(Fatal::config(format!(
+                    "HANGAR_SCHEDULES_DIR: '{}' is not a folder",
+                    dir.display()
+                )));
+            }
+            (
+                schedule_file::load_dir(&dir).map_err(|e| Fatal::config(e.to_string()))?,
+                dir.display().to_string(),
+            )
+        }
+        None if schedule_file::has_schedule_files(Path::new("schedules")) => (
+            schedule_file::load_dir(Path::new("schedules"))
+                .map_err(|e| Fatal::config(e.to_string()))?,
+            "schedules".to_owned(),
+        ),
+        None => (schedule_file::builtin(), "built-in schedules".to_owned()),
+    };
+    let registry = Registry::builtin();
+    let pool_kinds: Vec<(&str, &[String])> = pools
+        .iter()
+        .map(|p| (p.queue.as_str(), p.kinds.as_slice()))
+        .collect();
+    schedule_file::check_refs(&mut schedules, &registry.kinds(), &pool_kinds)
+        .map_err(|e| Fatal::config(e.to_string()))?;
+    Ok((schedules, source))
 }
 
 fn has_pool_files(dir: &Path) -> bool {

@@ -12,6 +12,7 @@ mod http;
 mod ingress;
 mod ops;
 mod runtime;
+mod schedules;
 
 use std::process::ExitCode;
 
@@ -75,6 +76,7 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
     let mut overrides = Overrides {
         database_url: cli.database_url,
         workers_dir: cli.workers_dir,
+        schedules_dir: cli.schedules_dir,
         bind: None,
         config_file: cli.config_file,
         redis_url: cli.redis_url,
@@ -92,6 +94,7 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
                 runtime::Plan {
                     migrate: true,
                     pools,
+                    planner: true,
                 },
             )
             .await
@@ -123,6 +126,20 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
                 runtime::Plan {
                     migrate: false,
                     pools,
+                    planner: false,
+                },
+            )
+            .await
+        }
+        Command::Planner(args) => {
+            overrides.bind = args.bind;
+            let config = Config::load(&overrides)?;
+            runtime::run(
+                &config,
+                runtime::Plan {
+                    migrate: false,
+                    pools: Vec::new(),
+                    planner: true,
                 },
             )
             .await
@@ -145,6 +162,9 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
                 }
             }
         }
+        Command::Schedules { command } => {
+            schedules::command(&Config::load(&overrides)?, command).await
+        }
         Command::Bench { command } => {
             let config = Config::load(&overrides)?;
             match command {
@@ -166,6 +186,9 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
                 } => {
                     bench_ingress::ingress(&config, entries, latency_entries, interval_ms, json)
                         .await
+                }
+                BenchCommand::Planner { schedules, json } => {
+                    bench::planner(&config, schedules, json).await
                 }
             }
         }

@@ -171,14 +171,16 @@ pub async fn alerts(config: &Config, command: AlertsCommand) -> Result<(), Fatal
     Ok(())
 }
 
-fn print_json<T: Serialize + ?Sized>(value: &T) {
+/// Prints `value` as pretty JSON on stdout (the `--json` output of every command).
+pub(crate) fn print_json<T: Serialize + ?Sized>(value: &T) {
     match serde_json::to_string_pretty(value) {
         Ok(text) => println!("{text}"),
         Err(error) => eprintln!("cannot print JSON: {error}"),
     }
 }
 
-fn short_time(t: &DateTime<Utc>) -> String {
+/// `YYYY-MM-DD HH:MM:SS` (UTC), for tables.
+pub(crate) fn short_time(t: &DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S").to_string()
 }
 

@@ -1,5 +1,6 @@
-//! `hangar serve` and `hangar worker`: connect, migrate (serve only), start the pools, the
-//! LISTEN task and the HTTP server, and shut all of it down on SIGTERM or SIGINT.
+//! `hangar serve`, `hangar worker` and `hangar planner`: connect, migrate (serve only), start
+//! the pools, the planner, the LISTEN task and the HTTP server, and shut all of it down on
+//! SIGTERM or SIGINT.
 
 use std::sync::Arc;
 
@@ -22,6 +23,8 @@ pub struct Plan {
     pub migrate: bool,
     /// The pools to run.
     pub pools: Vec<PoolSpec>,
+    /// Run the cron planner (`serve`, `planner`).
+    pub planner: bool,
 }
 
 /// Runs the plan until a signal; returns once everything has drained.
@@ -56,6 +59,10 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
     if let Some(redis) = &config.redis {
         let consumer = Consumer::new(store.clone(), client.clone(), redis.clone(), worker_id())?;
         tasks.spawn(consumer.run(shutdown.clone()));
+    }
+    if plan.planner {
+        let planner = crate::schedules::start_planner(config, &store).await?;
+        tasks.spawn(planner.run(shutdown.clone()));
     }
     let queues: Vec<String> = config.pools.iter().map(|p| p.queue.clone()).collect();
     for spec in plan.pools {

@@ -5,6 +5,7 @@ mod auth;
 mod cli;
 mod durability;
 mod ingress;
+mod planner;
 mod pool;
 mod retry_rules;
 mod store;

@@ -97,6 +97,7 @@ impl TestDb {
             .current_dir(self.dir.path())
             .env("HANGAR_DATABASE_URL", &self.url)
             .env_remove("HANGAR_WORKERS_DIR")
+            .env_remove("HANGAR_SCHEDULES_DIR")
             .env_remove("HANGAR_BIND")
             .env_remove("HANGAR_REDIS_URL")
             .env_remove("HANGAR_REDIS_PREFIX")

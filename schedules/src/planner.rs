@@ -1,0 +1,174 @@
+//! The planner loop: enqueues one job per schedule slot, correct with any number of planner
+//! processes on one database.
+//!
+//! [`Planner::run_once`] plans one batch: it claims up to `batch_size` due rows (`enabled AND
+//! next_run_at <= now`; PostgreSQL `FOR UPDATE SKIP LOCKED`, SQLite `BEGIN IMMEDIATE`) and, in
+//! the same transaction, for each row takes the latest slot that is due (one catch-up run
+//! after downtime, not one per missed slot), skips it if the schedule's previous job is still
+//! active, else inserts its job with the idempotency key `schedule:<name>:<slot>` (`ON
+//! CONFLICT DO NOTHING`: the unique key makes one job per slot certain even if two planners
+//! ever raced), and moves `next_run_at` to the first due time after now.
+//!
+//! [`Planner::run`] loops around it: a full batch goes again at once; otherwise it sleeps
+//! until the earliest `next_run_at`, at most `max_sleep` (so rows added or changed by other
+//! processes are seen), and wakes early on shutdown. It wakes the pools of this process for
+//! the queues it filled; on PostgreSQL the jobs table's NOTIFY trigger wakes other processes.
+//! Shutdown: a batch in progress commits or rolls back as a whole; the loop then returns.
+
+use std::time::Duration;
+
+use hangar_workers::pool_config::PoolSpec;
+use tokio_util::sync::CancellationToken;
+
+use crate::batch::{Routes, SpecCache};
+use crate::store::{BatchReport, ScheduleError, Schedules};
+
+/// How the planner runs.
+#[derive(Debug, Clone)]
+pub struct PlannerConfig {
+    /// Most rows claimed and planned in one transaction.
+    pub batch_size: i64,
+    /// Longest sleep between looks at the table.
+    pub max_sleep: Duration,
+    /// Shortest sleep after a batch that was not full: rows that are due but locked by
+    /// another planner are not polled in a tight loop.
+    pub min_sleep: Duration,
+}
+
+impl Default for PlannerConfig {
+    fn default() -> Self {
+        PlannerConfig {
+            batch_size: 1_000,
+            max_sleep: Duration::from_secs(1),
+            min_sleep: Duration::from_millis(10),
+        }
+    }
+}
+
+/// The planner of one process.
+pub struct Planner {
+    schedules: Schedules,
+    routes: Routes,
+    specs: SpecCache,
+    config: PlannerConfig,
+}
+
+impl Planner {
+    /// A planner over `schedules` whose jobs go to the queues of `pools` (a schedule without
+    /// a queue goes to the pool that runs its kind, with that pool's `max_attempts`).
+    pub fn new(schedules: Schedules, pools: &[PoolSpec], config: PlannerConfig) -> Planner {
+        Planner {
+            schedules,
+            routes: Routes::from_pools(pools),
+            specs: SpecCache::default(),
+            config,
+        }
+    }
+
+    /// Plans one batch of due schedules and wakes the pools of this process that got jobs.
+    pub async fn run_once(&mut self) -> Result<BatchReport, ScheduleError> {
+        let report = self
+            .schedules
+            .plan_batch(self.config.batch_size, &self.routes, &mut self.specs)
+            .await?;
+        for queue in &report.queues {
+            self.schedules.store().wakeups().wake(queue);
+        }
+        record(&report);
+        Ok(report)
+    }
+
+    /// Runs until `shutdown` is cancelled.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        tracing::info!(batch_size = self.config.batch_size, "planner started");
+        let mut failures: u32 = 0;
+        while !shutdown.is_cancelled() {
+            let pause = match self.run_once().await {
+                Ok(report) if report.claimed as i64 >= self.config.batch_size => {
+                    failures = 0;
+                    continue;
+                }
+                Ok(_) => {
+                    failures = 0;
+                    self.idle_pause().await
+                }
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    let pause = backoff(failures);
+                    tracing::warn!(%error, retry_in_ms = pause.as_millis() as u64, "planner batch failed");
+                    pause
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+        tracing::info!("planner stopped");
+    }
+
+    /// How long to sleep when nothing more is due: until the earliest due time, within
+    /// `[min_sleep, max_sleep]`.
+    async fn idle_pause(&self) -> Duration {
+        match self.schedules.next_due().await {
+            Ok((Some(next), now)) => (next - now)
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .clamp(self.config.min_sleep, self.config.max_sleep),
+            Ok((None, _)) => self.config.max_sleep,
+            Err(error) => {
+                tracing::warn!(%error, "planner cannot read the next due time");
+                self.config.max_sleep
+            }
+        }
+    }
+}
+
+/// Wait after `failures` failed batches in a row: 100 ms doubling, at most 5 s.
+fn backoff(failures: u32) -> Duration {
+    let exp = failures.saturating_sub(1).min(6);
+    Duration::from_millis(100u64 << exp).min(Duration::from_secs(5))
+}
+
+/// Metrics and logs of one batch. No per-schedule labels: 100 000 schedules must not become
+/// 100 000 series.
+fn record(report: &BatchReport) {
+    if report.claimed == 0 {
+        return;
+    }
+    metrics::counter!("hangar_planner_enqueued_total").increment(report.enqueued);
+    metrics::counter!("hangar_planner_skipped_total").increment(report.skipped.len() as u64);
+    metrics::counter!("hangar_planner_deduplicated_total").increment(report.deduplicated);
+    let lateness = report.lateness.num_milliseconds().max(0) as f64 / 1000.0;
+    metrics::gauge!("hangar_planner_lag_seconds").set(lateness);
+    for skip in &report.skipped {
+        tracing::info!(
+            schedule = %skip.name,
+            slot = %skip.slot.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            previous = %skip.previous_state,
+            "slot skipped: the previous run is still active"
+        );
+    }
+    tracing::debug!(
+        claimed = report.claimed,
+        enqueued = report.enqueued,
+        skipped = report.skipped.len(),
+        deduplicated = report.deduplicated,
+        lateness_ms = report.lateness.num_milliseconds(),
+        "planned a batch"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_back_off_to_five_seconds() {
+        assert_eq!(backoff(1), Duration::from_millis(100));
+        assert_eq!(backoff(2), Duration::from_millis(200));
+        assert_eq!(backoff(6), Duration::from_millis(3_200));
+        assert_eq!(backoff(7), Duration::from_secs(5));
+        assert_eq!(backoff(u32::MAX), Duration::from_secs(5));
+    }
+}
