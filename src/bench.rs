@@ -3,8 +3,10 @@
 //! after; `hangar bench planner` measures the cron planner (`bench/planner.rs`). The last line
 //! printed is the machine-readable result.
 
+mod ingress;
 mod planner;
 
+pub use ingress::ingress;
 pub use planner::planner;
 
 use std::sync::Arc;

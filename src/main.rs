@@ -4,7 +4,6 @@
 
 mod api;
 mod bench;
-mod bench_ingress;
 mod cli;
 mod config;
 mod exit;
@@ -183,10 +182,7 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
                     latency_entries,
                     interval_ms,
                     json,
-                } => {
-                    bench_ingress::ingress(&config, entries, latency_entries, interval_ms, json)
-                        .await
-                }
+                } => bench::ingress(&config, entries, latency_entries, interval_ms, json).await,
                 BenchCommand::Planner { schedules, json } => {
                     bench::planner(&config, schedules, json).await
                 }

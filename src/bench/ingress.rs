@@ -12,7 +12,7 @@ use hangar_workers::job::JobState;
 use hangar_workers::kinds::Registry;
 use tokio_util::sync::CancellationToken;
 
-use crate::bench::{BENCH_QUEUE, bench_pool, peak_rss_mib, percentile, prepare};
+use super::{BENCH_QUEUE, bench_pool, peak_rss_mib, percentile, prepare};
 use crate::config::Config;
 use crate::exit::Fatal;
 use crate::ingress::{Consumer, redis_client};
