@@ -5,15 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{BIN, Backend, TestDb, stdout_ok, wait_for};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::support::{BIN, Backend, TestDb, free_port, stdout_ok, wait_for};
 
 /// `hangar ARGS` in `dir` with no Hangar variables at all: the defaults.
 fn bare(dir: &std::path::Path, args: &[&str]) -> Command {

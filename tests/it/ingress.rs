@@ -11,14 +11,7 @@ use hangar_workers::ingress::{EventEnvelope, parse_event_body};
 use hangar_workers::store::Store;
 use serde_json::{Value, json};
 
-use crate::support::{Backend, Proc, TestDb, TestRedis, stdout_ok, wait_for};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
+use crate::support::{Backend, Proc, TestDb, TestRedis, free_port, stdout_ok, wait_for};
 
 fn job_msg(key: &str) -> String {
     json!({"kind": "job", "job": {"kind": "noop", "workspace_id": "ws_1", "args": {},

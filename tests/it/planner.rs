@@ -11,15 +11,7 @@ use hangar_schedules::{NewSchedule, Schedules};
 use hangar_workers::job::{Job, JobFilter};
 use hangar_workers::store::Store;
 
-use crate::support::{Backend, TestDb, stdout_ok, wait_for};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::support::{Backend, TestDb, free_port, stdout_ok, wait_for};
 
 /// Writes `schedules/NAME` in the test's folder (the processes run there and read
 /// `./schedules` by default).

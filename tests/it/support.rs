@@ -19,6 +19,14 @@ use hangar_workers::job::{Job, JobId, JobState};
 use hangar_workers::store::Store;
 use tempfile::TempDir;
 
+/// A port nobody listens on right now (for `--bind` of a process under test).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_hangar");
 
