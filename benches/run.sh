@@ -8,6 +8,8 @@
 #   ingress:    Redis ingress (`hangar bench ingress`): a 50 000-entry backlog drained by one
 #               consumer (XADD to committed job), then 500 entries one at a time 20 ms apart,
 #               3 runs per backend, medians;
+#   planner:    `hangar bench planner --schedules 100000`, one run per backend (it takes over a
+#               minute: the schedules' first due times are spread over one minute);
 #   memory:     peak RSS of draining 1 000 000 jobs (PostgreSQL), and `hangar serve` idle;
 #   compare:    graphile-worker and BullMQ with the same protocol (benches/compare), when
 #               Node is installed, in the same run.
@@ -15,8 +17,8 @@
 # (SKIP_COMPARE=1 leaves out the other engines.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUNS=5; LAT_RUNS=3; JOBS=50000; LAT_JOBS=1000; BIG=1000000; ING_RUNS=3; ING_ENTRIES=50000
-if [ "${1:-}" = "--quick" ]; then RUNS=1; LAT_RUNS=1; JOBS=10000; LAT_JOBS=200; BIG=0; ING_RUNS=1; ING_ENTRIES=10000; fi
+RUNS=5; LAT_RUNS=3; JOBS=50000; LAT_JOBS=1000; BIG=1000000; ING_RUNS=3; ING_ENTRIES=50000; SCHEDULES=100000
+if [ "${1:-}" = "--quick" ]; then RUNS=1; LAT_RUNS=1; JOBS=10000; LAT_JOBS=200; BIG=0; ING_RUNS=1; ING_ENTRIES=10000; SCHEDULES=10000; fi
 export HANGAR_REDIS_URL="${HANGAR_REDIS_URL:-redis://127.0.0.1:6379}"
 PG_ADMIN="${HANGAR_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 PG_BASE="${PG_ADMIN%/*}"
@@ -100,6 +102,14 @@ for backend in postgres sqlite; do
         p99s+=("$(echo "$out" | field p99_ms)"); maxs+=("$(echo "$out" | field max_ms)")
     done
     echo "| hangar | $backend | **$(printf '%s\n' "${rates[@]}" | median)** | ${rates[*]} | $(printf '%s\n' "${p50s[@]}" | median) | **$(printf '%s\n' "${p99s[@]}" | median)** | $(printf '%s\n' "${maxs[@]}" | median) |"
+done
+echo
+echo "| planner | backend | schedules | planned/s, all due at once | lateness p99 ms | max ms (first due times spread over a minute) |"
+echo "|---|---|---|---|---|---|"
+for backend in postgres sqlite; do
+    if [ $backend = postgres ]; then url=$(fresh_pg); else url=$(fresh_sqlite); fi
+    out=$(HANGAR_DATABASE_URL=$url HANGAR_LOG=warn "$BIN" bench planner --schedules "$SCHEDULES" 2>/dev/null | tail -1)
+    echo "| hangar | $backend | $SCHEDULES | **$(echo "$out" | field schedules_per_sec)** | $(echo "$out" | field lateness_p99_ms) | $(echo "$out" | field max_lateness_ms) |"
 done
 echo
 if [ "$BIG" -gt 0 ]; then

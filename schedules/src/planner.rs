@@ -141,12 +141,21 @@ fn record(report: &BatchReport) {
     metrics::counter!("hangar_planner_deduplicated_total").increment(report.deduplicated);
     let lateness = report.lateness.num_milliseconds().max(0) as f64 / 1000.0;
     metrics::gauge!("hangar_planner_lag_seconds").set(lateness);
-    for skip in &report.skipped {
+    // A fleet of schedules overlapping at once must not flood the log: the first few by name,
+    // then one line with the count (the metric and `skipped_count` have every one).
+    const LOGGED_SKIPS: usize = 10;
+    for skip in report.skipped.iter().take(LOGGED_SKIPS) {
         tracing::info!(
             schedule = %skip.name,
             slot = %skip.slot.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             previous = %skip.previous_state,
             "slot skipped: the previous run is still active"
+        );
+    }
+    if report.skipped.len() > LOGGED_SKIPS {
+        tracing::info!(
+            more = report.skipped.len() - LOGGED_SKIPS,
+            "more slots skipped in this batch: their previous runs are still active"
         );
     }
     tracing::debug!(
