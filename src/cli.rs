@@ -64,6 +64,12 @@ pub enum Command {
         #[command(subcommand)]
         command: AlertsCommand,
     },
+    /// Create, list and revoke API tokens.
+    Tokens {
+        /// What to do with tokens.
+        #[command(subcommand)]
+        command: TokensCommand,
+    },
     /// Inspect the Redis ingress.
     Ingress {
         /// What to look at.
@@ -202,6 +208,40 @@ pub enum AlertsCommand {
     Ack {
         /// The alert id.
         id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `hangar tokens …`.
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Create a token; prints it (the only line on stdout). It is shown this once.
+    Create {
+        /// owner, admin, safety_manager, operator or viewer.
+        #[arg(long)]
+        role: String,
+        /// Limit the token to one workspace (default: every workspace).
+        #[arg(long)]
+        workspace: Option<String>,
+        /// A name to recognise it by.
+        #[arg(long)]
+        name: Option<String>,
+        /// Print JSON (with the token) instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tokens (never the tokens themselves).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token.
+    Revoke {
+        /// The token's id.
+        id: i64,
         /// Print JSON.
         #[arg(long)]
         json: bool,

@@ -62,10 +62,7 @@ pub async fn serve(
     queues: Vec<String>,
     shutdown: CancellationToken,
 ) {
-    let api = api::routes(ApiState {
-        store: store.clone(),
-        client,
-    });
+    let api = api::routes(ApiState::new(store.clone(), client));
     let state = AppState {
         store,
         metrics: metrics_handle(),

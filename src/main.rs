@@ -12,6 +12,7 @@ mod ingress;
 mod ops;
 mod runtime;
 mod schedules;
+mod tokens;
 
 use std::process::ExitCode;
 
@@ -153,6 +154,7 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
         Command::Enqueue(args) => ops::enqueue(&Config::load(&overrides)?, args).await,
         Command::Jobs { command } => ops::jobs(&Config::load(&overrides)?, command).await,
         Command::Alerts { command } => ops::alerts(&Config::load(&overrides)?, command).await,
+        Command::Tokens { command } => tokens::command(&Config::load(&overrides)?, command).await,
         Command::Ingress { command } => {
             let config = Config::load(&overrides)?;
             match command {

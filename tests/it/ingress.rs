@@ -487,8 +487,14 @@ async fn http_ingress_answers_202_once_and_refuses_bad_bodies_with_the_error_bod
             .map(|_| ())
     })
     .await;
+    let token = stdout_ok(&db.run(&["tokens", "create", "--role", "operator"]))
+        .trim()
+        .to_owned();
     let post = |path: &str, body: String| {
-        let request = http.post(format!("{base}{path}")).body(body);
+        let request = http
+            .post(format!("{base}{path}"))
+            .bearer_auth(&token)
+            .body(body);
         async move {
             let response = request.send().await.expect("response");
             let status = response.status().as_u16();

@@ -1,0 +1,408 @@
+//! Bearer tokens and roles (MISSION.md §9, CONTRACT.md "HTTP API"). A token is `hgr_` and 64
+//! hex digits (32 random bytes from the OS); only its SHA-256 is stored. Every route but the
+//! OpenAPI document takes a [`Caller`], which answers 401 for a missing, unknown or revoked
+//! token and 429 past the per-token rate; the handler then asks [`Caller::require`] for the
+//! role it needs (403 otherwise) and keeps to the token's workspace.
+//!
+//! Roles: `viewer` reads; `operator` also retries, cancels, acknowledges and hands over jobs
+//! and events; `admin` (operations) and `safety_manager` (safety) each add their domain;
+//! `owner` may do everything.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use chrono::{DateTime, Utc};
+use hangar_workers::store::{Store, StoreError};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use super::{ApiError, ApiState};
+
+/// A role of CONTRACT.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Everything.
+    Owner,
+    /// Operations: ops integrations, non-safety webhook endpoints, and all an operator does.
+    Admin,
+    /// Safety: safety integrations and safety webhook endpoints, and all an operator does.
+    SafetyManager,
+    /// Reads, retries, cancels, acknowledges; hands over jobs and events.
+    Operator,
+    /// Reads.
+    Viewer,
+}
+
+impl Role {
+    /// Every role, most powerful first.
+    pub const ALL: [Role; 5] = [
+        Role::Owner,
+        Role::Admin,
+        Role::SafetyManager,
+        Role::Operator,
+        Role::Viewer,
+    ];
+
+    /// The name used on the command line, in the API and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::SafetyManager => "safety_manager",
+            Role::Operator => "operator",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    /// Parses a role name.
+    pub fn parse(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
+    /// Whether this role may do what `need` asks.
+    pub fn allows(self, need: Role) -> bool {
+        match need {
+            Role::Viewer => true,
+            Role::Operator => self != Role::Viewer,
+            Role::Admin => matches!(self, Role::Owner | Role::Admin),
+            Role::SafetyManager => matches!(self, Role::Owner | Role::SafetyManager),
+            Role::Owner => self == Role::Owner,
+        }
+    }
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The token's id.
+    pub token_id: i64,
+    /// Its role.
+    pub role: Role,
+    /// Its workspace; `None` is valid for every workspace.
+    pub workspace: Option<String>,
+}
+
+impl Caller {
+    /// 403 unless the caller's role allows `need`.
+    pub fn require(&self, need: Role) -> Result<(), ApiError> {
+        if self.role.allows(need) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "this needs the role {} (or one that includes it); the token's role is {}",
+                    need.as_str(),
+                    self.role.as_str()
+                ),
+            ))
+        }
+    }
+
+    /// Whether the caller may see a resource of `workspace`.
+    pub fn sees(&self, workspace: Option<&str>) -> bool {
+        match &self.workspace {
+            None => true,
+            Some(own) => workspace == Some(own.as_str()),
+        }
+    }
+
+    /// 403 unless the caller may act in `workspace`.
+    pub fn require_workspace(&self, workspace: &str) -> Result<(), ApiError> {
+        if self.sees(Some(workspace)) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("the token is not valid for workspace '{workspace}'"),
+            ))
+        }
+    }
+}
+
+fn unauthorized(message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+}
+
+impl FromRequestParts<ApiState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or_else(|| unauthorized("missing Authorization: Bearer <token>"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| unauthorized("the Authorization header is not Bearer <token>"))?;
+        let caller = find_token(&state.store, &hash(token))
+            .await
+            .map_err(|e| ApiError::unavailable(&e))?
+            .ok_or_else(|| unauthorized("unknown or revoked token"))?;
+        state.limiter.check(caller.token_id)?;
+        Ok(caller)
+    }
+}
+
+/// SHA-256 of a token, lowercase hex: what the database keeps.
+pub fn hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A new random token.
+pub fn generate() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(format!("hgr_{}", hex::encode(bytes)))
+}
+
+async fn find_token(store: &Store, token_hash: &str) -> Result<Option<Caller>, StoreError> {
+    let sql = "SELECT id, role, workspace_id FROM hangar_api_tokens \
+               WHERE token_hash = $1 AND revoked_at IS NULL";
+    let row = match store {
+        Store::Postgres(pg) => {
+            let row = sqlx::query(sql)
+                .bind(token_hash)
+                .fetch_optional(pg.pool())
+                .await?;
+            row.map(|r| -> Result<_, sqlx::Error> {
+                Ok((
+                    r.try_get("id")?,
+                    r.try_get("role")?,
+                    r.try_get("workspace_id")?,
+                ))
+            })
+        }
+        Store::Sqlite(lite) => {
+            let row = sqlx::query(sql)
+                .bind(token_hash)
+                .fetch_optional(lite.pool())
+                .await?;
+            row.map(|r| -> Result<_, sqlx::Error> {
+                Ok((
+                    r.try_get("id")?,
+                    r.try_get("role")?,
+                    r.try_get("workspace_id")?,
+                ))
+            })
+        }
+    };
+    let Some(row) = row.transpose()? else {
+        return Ok(None);
+    };
+    let (token_id, role, workspace): (i64, String, Option<String>) = row;
+    Ok(Role::parse(&role).map(|role| Caller {
+        token_id,
+        role,
+        workspace,
+    }))
+}
+
+/// A token as `hangar tokens list` shows it (never the token itself).
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenInfo {
+    /// Its id.
+    pub id: i64,
+    /// Its name.
+    pub name: String,
+    /// Its role.
+    pub role: String,
+    /// Its workspace, if scoped.
+    pub workspace_id: Option<String>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it was revoked.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Stores a new token; returns its id and the token (shown once).
+pub async fn create_token(
+    store: &Store,
+    name: &str,
+    role: Role,
+    workspace: Option<&str>,
+) -> Result<(i64, String), StoreError> {
+    let token = generate().map_err(|e| {
+        StoreError::Database(sqlx::Error::Protocol(format!(
+            "the OS random generator failed: {e}"
+        )))
+    })?;
+    let token_hash = hash(&token);
+    let id: i64 =
+        match store {
+            Store::Postgres(pg) => {
+                sqlx::query_scalar(
+                    "INSERT INTO hangar_api_tokens (name, role, workspace_id, token_hash) \
+                 VALUES ($1, $2, $3, $4) RETURNING id",
+                )
+                .bind(name)
+                .bind(role.as_str())
+                .bind(workspace)
+                .bind(&token_hash)
+                .fetch_one(pg.pool())
+                .await?
+            }
+            Store::Sqlite(lite) => sqlx::query_scalar(
+                "INSERT INTO hangar_api_tokens (name, role, workspace_id, token_hash, created_at) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(name)
+            .bind(role.as_str())
+            .bind(workspace)
+            .bind(&token_hash)
+            .bind(Utc::now().timestamp_millis())
+            .fetch_one(lite.pool())
+            .await?,
+        };
+    Ok((id, token))
+}
+
+/// Every token, newest first.
+pub async fn list_tokens(store: &Store) -> Result<Vec<TokenInfo>, StoreError> {
+    let sql = "SELECT id, name, role, workspace_id, created_at, revoked_at \
+               FROM hangar_api_tokens ORDER BY id DESC";
+    let tokens = match store {
+        Store::Postgres(pg) => sqlx::query(sql)
+            .fetch_all(pg.pool())
+            .await?
+            .iter()
+            .map(|r| -> Result<TokenInfo, sqlx::Error> {
+                Ok(TokenInfo {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    role: r.try_get("role")?,
+                    workspace_id: r.try_get("workspace_id")?,
+                    created_at: r.try_get("created_at")?,
+                    revoked_at: r.try_get("revoked_at")?,
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        Store::Sqlite(lite) => sqlx::query(sql)
+            .fetch_all(lite.pool())
+            .await?
+            .iter()
+            .map(|r| -> Result<TokenInfo, sqlx::Error> {
+                let ms = |t: i64| DateTime::from_timestamp_millis(t).unwrap_or_default();
+                Ok(TokenInfo {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    role: r.try_get("role")?,
+                    workspace_id: r.try_get("workspace_id")?,
+                    created_at: ms(r.try_get("created_at")?),
+                    revoked_at: r.try_get::<Option<i64>, _>("revoked_at")?.map(ms),
+                })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(tokens)
+}
+
+/// Revokes a token; false when no unrevoked token has this id.
+pub async fn revoke_token(store: &Store, id: i64) -> Result<bool, StoreError> {
+    let done = match store {
+        Store::Postgres(pg) => sqlx::query(
+            "UPDATE hangar_api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .execute(pg.pool())
+        .await?
+        .rows_affected(),
+        Store::Sqlite(lite) => sqlx::query(
+            "UPDATE hangar_api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .bind(Utc::now().timestamp_millis())
+        .execute(lite.pool())
+        .await?
+        .rows_affected(),
+    };
+    Ok(done == 1)
+}
+
+/// Requests per second each token may make, and the burst it may save up.
+pub const RATE_PER_SEC: f64 = 50.0;
+/// See [`RATE_PER_SEC`].
+pub const BURST: f64 = 200.0;
+
+/// A token bucket per token, in this process.
+#[derive(Debug, Default)]
+pub struct RateLimiter {
+    buckets: Mutex<HashMap<i64, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    /// Takes one request from the token's bucket; 429 with `Retry-After` when it is empty.
+    pub fn check(&self, token_id: i64) -> Result<(), ApiError> {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let (tokens, last) = buckets.entry(token_id).or_insert((BURST, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * RATE_PER_SEC).min(BURST);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            let wait = ((1.0 - *tokens) / RATE_PER_SEC).ceil().max(1.0) as u64;
+            Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("more than {RATE_PER_SEC} requests per second with this token; retry in {wait} s"),
+            )
+            .with_retry_after(wait))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_allow_what_mission_section_9_says() {
+        use Role::*;
+        let expect = [
+            (Owner, [true, true, true, true, true]),
+            (Admin, [false, true, false, true, true]),
+            (SafetyManager, [false, false, true, true, true]),
+            (Operator, [false, false, false, true, true]),
+            (Viewer, [false, false, false, false, true]),
+        ];
+        for (role, allowed) in expect {
+            for (need, ok) in Role::ALL.into_iter().zip(allowed) {
+                assert_eq!(role.allows(need), ok, "{role:?} needs {need:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn tokens_are_random_and_only_their_hash_is_kept() {
+        let (a, b) = (generate().unwrap(), generate().unwrap());
+        assert_ne!(a, b);
+        assert!(a.starts_with("hgr_") && a.len() == 68);
+        assert_eq!(hash(&a).len(), 64);
+        assert_ne!(hash(&a), hash(&b));
+    }
+
+    #[test]
+    fn the_bucket_empties_and_says_when_to_retry() {
+        let limiter = RateLimiter::default();
+        for _ in 0..BURST as usize {
+            limiter.check(1).expect("within the burst");
+        }
+        assert!(limiter.check(1).is_err());
+        limiter.check(2).expect("another token has its own bucket");
+    }
+}

@@ -1,0 +1,119 @@
+//! `POST /api/v1/events` and `POST /api/v1/jobs`: the Redis ingress over HTTP, with the same
+//! validation and deduplication (CONTRACT.md, "Redis ingress").
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use hangar_workers::ingress::{self, MAX_MESSAGE_BYTES, Rejection};
+use serde_json::json;
+
+use super::auth::{Caller, Role};
+use super::{ApiError, ApiState};
+
+/// A refused ingress body.
+fn rejected(rejection: Rejection, code: &'static str) -> ApiError {
+    metrics::counter!("hangar_ingress_entries_total", "source" => "http", "outcome" => "refused")
+        .increment(1);
+    let (status, code) = match rejection {
+        Rejection::NotJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
+        Rejection::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+        _ => (StatusCode::UNPROCESSABLE_ENTITY, code),
+    };
+    ApiError::new(status, code, rejection.to_string())
+}
+
+/// The body, or the error for one over the limit or cut short.
+fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("the body is over the limit of {MAX_MESSAGE_BYTES} bytes"),
+            )
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "bad_body", rejection.body_text())
+        }
+    })
+}
+
+fn count(outcome: &'static str) {
+    metrics::counter!("hangar_ingress_entries_total", "source" => "http", "outcome" => outcome)
+        .increment(1);
+}
+
+/// Hands over one event (the envelope of the webhook document); stored once per
+/// `(workspace_id, id)`.
+#[utoipa::path(post, path = "/api/v1/events", tag = "ingress",
+    request_body(content = Object, description = "the event envelope: id, type, workspace_id, timestamp, data", content_type = "application/json"),
+    responses(
+        (status = 202, description = "stored, or already stored: {\"id\": <event id>, \"duplicate\": bool}", body = Object),
+        (status = 400, description = "not JSON"), (status = 401, description = "no valid token"),
+        (status = 403, description = "role or workspace not allowed"), (status = 413, description = "over 256 KiB"),
+        (status = 422, description = "invalid event (the reason names the field)"),
+        (status = 429, description = "rate limited"), (status = 503, description = "database unavailable")),
+    security(("bearer" = ["operator"])))]
+pub async fn post_event(
+    caller: Caller,
+    State(state): State<ApiState>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(Role::Operator)?;
+    let event = ingress::parse_event_body(&body(raw)?).map_err(|r| rejected(r, "invalid_event"))?;
+    caller.require_workspace(&event.workspace_id)?;
+    let created = state
+        .store
+        .publish_event(&event)
+        .await
+        .map_err(|e| ApiError::unavailable(&e))?;
+    count(if created {
+        "event_new"
+    } else {
+        "event_duplicate"
+    });
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"id": event.id, "duplicate": !created})),
+    ))
+}
+
+/// Hands over one job request; stored once per kind and idempotency key.
+#[utoipa::path(post, path = "/api/v1/jobs", tag = "ingress",
+    request_body(content = Object, description = "the job request: kind, workspace_id, args, idempotency_key, run_at?, queue?", content_type = "application/json"),
+    responses(
+        (status = 202, description = "stored, or already stored: {\"id\": <job id>, \"duplicate\": bool}", body = Object),
+        (status = 400, description = "not JSON"), (status = 401, description = "no valid token"),
+        (status = 403, description = "role or workspace not allowed"), (status = 413, description = "over 256 KiB"),
+        (status = 422, description = "invalid job request (the reason names the field)"),
+        (status = 429, description = "rate limited"), (status = 503, description = "database unavailable")),
+    security(("bearer" = ["operator"])))]
+pub async fn post_job(
+    caller: Caller,
+    State(state): State<ApiState>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    caller.require(Role::Operator)?;
+    let request = ingress::parse_job_body(&body(raw)?).map_err(|r| rejected(r, "invalid_job"))?;
+    caller.require_workspace(&request.workspace_id)?;
+    let job = state
+        .client
+        .resolve(&request)
+        .map_err(|r| rejected(r, "invalid_job"))?;
+    let enqueued = state
+        .store
+        .enqueue(&job)
+        .await
+        .map_err(|e| ApiError::unavailable(&e))?;
+    count(if enqueued.created {
+        "job_new"
+    } else {
+        "job_duplicate"
+    });
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"id": enqueued.id, "duplicate": !enqueued.created})),
+    ))
+}

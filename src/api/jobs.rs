@@ -1,0 +1,226 @@
+//! The jobs and alerts routes (CONTRACT.md, "HTTP API"): read with `viewer`, act with
+//! `operator`. A workspace token sees only its workspace's jobs and alerts; another
+//! workspace's job or alert answers 404, as if it did not exist.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use hangar_workers::job::{Job, JobFilter, JobId, JobState};
+use hangar_workers::store::{AlertRow, StoreError};
+use serde::Deserialize;
+
+use super::auth::{Caller, Role};
+use super::{ApiError, ApiState};
+
+/// The most jobs one list returns.
+const MAX_LIMIT: i64 = 1_000;
+
+fn store_error(error: StoreError) -> ApiError {
+    match error {
+        StoreError::JobNotFound(id) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("job {id} not found"),
+        ),
+        StoreError::AlertNotFound(id) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("alert {id} not found"),
+        ),
+        conflict @ StoreError::JobConflict { .. } => {
+            ApiError::new(StatusCode::CONFLICT, "conflict", conflict.to_string())
+        }
+        other => ApiError::unavailable(&other),
+    }
+}
+
+/// The job, if the caller may see it (404 otherwise).
+async fn visible_job(state: &ApiState, caller: &Caller, id: i64) -> Result<Job, ApiError> {
+    let job = state.store.job(JobId(id)).await.map_err(store_error)?;
+    if caller.sees(job.workspace_id.as_deref()) {
+        Ok(job)
+    } else {
+        Err(store_error(StoreError::JobNotFound(JobId(id))))
+    }
+}
+
+/// Filters of `GET /api/v1/jobs`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct JobsQuery {
+    /// available, scheduled, running, retryable, completed, failed or cancelled.
+    state: Option<String>,
+    /// A job kind.
+    kind: Option<String>,
+    /// A workspace (a workspace token always sees only its own).
+    workspace_id: Option<String>,
+    /// At most this many, newest first (default 100, at most 1000).
+    limit: Option<i64>,
+}
+
+/// Lists jobs, newest first.
+#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(JobsQuery),
+    responses((status = 200, description = "the jobs (job JSON of CONTRACT.md)", body = [Object]),
+        (status = 400, description = "bad filter"), (status = 401, description = "no valid token"),
+        (status = 403, description = "role or workspace not allowed"), (status = 429, description = "rate limited")),
+    security(("bearer" = ["viewer"])))]
+pub async fn list_jobs(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Query(query): Query<JobsQuery>,
+) -> Result<Json<Vec<Job>>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let job_state = query
+        .state
+        .as_deref()
+        .map(|s| {
+            s.parse::<JobState>().map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    format!("state: {e}"),
+                )
+            })
+        })
+        .transpose()?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("limit: {limit} is out of range (1 to {MAX_LIMIT})"),
+        ));
+    }
+    let workspace_id = match (&caller.workspace, query.workspace_id) {
+        (Some(own), Some(asked)) if *own != asked => {
+            caller.require_workspace(&asked)?;
+            None
+        }
+        (Some(own), _) => Some(own.clone()),
+        (None, asked) => asked,
+    };
+    let filter = JobFilter {
+        state: job_state,
+        kind: query.kind,
+        workspace_id,
+        limit,
+    };
+    Ok(Json(state.store.jobs(&filter).await.map_err(store_error)?))
+}
+
+/// One job with its attempts.
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs", params(("id" = i64, Path, description = "job id")),
+    responses((status = 200, description = "the job JSON of CONTRACT.md", body = Object),
+        (status = 401, description = "no valid token"), (status = 403, description = "role not allowed"),
+        (status = 404, description = "no such job (or another workspace's)"), (status = 429, description = "rate limited")),
+    security(("bearer" = ["viewer"])))]
+pub async fn get_job(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(id): Path<i64>,
+) -> Result<Json<Job>, ApiError> {
+    caller.require(Role::Viewer)?;
+    Ok(Json(visible_job(&state, &caller, id).await?))
+}
+
+/// Runs a job again now (and grants one more failure if its budget is spent).
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/retry", tag = "jobs", params(("id" = i64, Path, description = "job id")),
+    responses((status = 200, description = "the job after the change", body = Object),
+        (status = 401, description = "no valid token"), (status = 403, description = "role not allowed"),
+        (status = 404, description = "no such job"), (status = 409, description = "the job is running or available"),
+        (status = 429, description = "rate limited")),
+    security(("bearer" = ["operator"])))]
+pub async fn retry_job(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(id): Path<i64>,
+) -> Result<Json<Job>, ApiError> {
+    caller.require(Role::Operator)?;
+    visible_job(&state, &caller, id).await?;
+    Ok(Json(
+        state
+            .store
+            .retry_job(JobId(id))
+            .await
+            .map_err(store_error)?,
+    ))
+}
+
+/// Cancels an unfinished job (a running attempt stops at its next heartbeat).
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", tag = "jobs", params(("id" = i64, Path, description = "job id")),
+    responses((status = 200, description = "the job after the change", body = Object),
+        (status = 401, description = "no valid token"), (status = 403, description = "role not allowed"),
+        (status = 404, description = "no such job"), (status = 409, description = "the job is already finished"),
+        (status = 429, description = "rate limited")),
+    security(("bearer" = ["operator"])))]
+pub async fn cancel_job(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(id): Path<i64>,
+) -> Result<Json<Job>, ApiError> {
+    caller.require(Role::Operator)?;
+    visible_job(&state, &caller, id).await?;
+    Ok(Json(
+        state
+            .store
+            .cancel_job(JobId(id))
+            .await
+            .map_err(store_error)?,
+    ))
+}
+
+/// Filters of `GET /api/v1/alerts`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct AlertsQuery {
+    /// Include resolved alerts.
+    all: Option<bool>,
+}
+
+/// Open alerts (or all), newest first.
+#[utoipa::path(get, path = "/api/v1/alerts", tag = "alerts", params(AlertsQuery),
+    responses((status = 200, description = "the alert JSON of CONTRACT.md", body = [Object]),
+        (status = 401, description = "no valid token"), (status = 403, description = "role not allowed"),
+        (status = 429, description = "rate limited")),
+    security(("bearer" = ["viewer"])))]
+pub async fn list_alerts(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Query(query): Query<AlertsQuery>,
+) -> Result<Json<Vec<AlertRow>>, ApiError> {
+    caller.require(Role::Viewer)?;
+    let alerts = state
+        .store
+        .alerts(query.all.unwrap_or(false))
+        .await
+        .map_err(store_error)?;
+    Ok(Json(
+        alerts
+            .into_iter()
+            .filter(|a| caller.sees(a.workspace_id.as_deref()))
+            .collect(),
+    ))
+}
+
+/// Acknowledges an alert.
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/ack", tag = "alerts", params(("id" = i64, Path, description = "alert id")),
+    responses((status = 200, description = "the alert after the change", body = Object),
+        (status = 401, description = "no valid token"), (status = 403, description = "role not allowed"),
+        (status = 404, description = "no such alert (or another workspace's)"), (status = 429, description = "rate limited")),
+    security(("bearer" = ["operator"])))]
+pub async fn ack_alert(
+    caller: Caller,
+    State(state): State<ApiState>,
+    Path(id): Path<i64>,
+) -> Result<Json<AlertRow>, ApiError> {
+    caller.require(Role::Operator)?;
+    let visible = state
+        .store
+        .alerts(true)
+        .await
+        .map_err(store_error)?
+        .into_iter()
+        .any(|a| a.id == id && caller.sees(a.workspace_id.as_deref()));
+    if !visible {
+        return Err(store_error(StoreError::AlertNotFound(id)));
+    }
+    Ok(Json(state.store.ack_alert(id).await.map_err(store_error)?))
+}

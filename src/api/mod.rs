@@ -1,0 +1,170 @@
+//! The JSON API under `/api/v1` (CONTRACT.md, "HTTP API"). Every route is declared with
+//! `#[utoipa::path]` beside its handler, with the role it needs as the operation's bearer
+//! scope, and registered through `utoipa_axum::routes!`, so `GET /api/v1/openapi.json` is
+//! generated from the handlers and cannot drift; the integration tests walk that document and
+//! check every route against every role. Every error is `{"error": {"code", "message"}}`;
+//! no SQL or internals leak.
+
+mod auth;
+mod ingress;
+mod jobs;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use hangar_workers::client::Client;
+use hangar_workers::ingress::MAX_MESSAGE_BYTES;
+use hangar_workers::store::Store;
+use serde_json::json;
+use utoipa::openapi::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use auth::{Role, create_token, list_tokens, revoke_token};
+
+/// The longest a request may take before it is answered 503.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the API handlers need.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The job store.
+    pub store: Store,
+    /// Turns job requests into jobs (kinds, pools).
+    pub client: Arc<Client>,
+    /// Per-token request rate.
+    pub limiter: Arc<auth::RateLimiter>,
+}
+
+impl ApiState {
+    /// The state over `store` and `client`.
+    pub fn new(store: Store, client: Arc<Client>) -> ApiState {
+        ApiState {
+            store,
+            client,
+            limiter: Arc::default(),
+        }
+    }
+}
+
+/// Every route with its OpenAPI description.
+fn documented() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(ingress::post_event))
+        .routes(routes!(ingress::post_job, jobs::list_jobs))
+        .routes(routes!(jobs::get_job))
+        .routes(routes!(jobs::retry_job))
+        .routes(routes!(jobs::cancel_job))
+        .routes(routes!(jobs::list_alerts))
+        .routes(routes!(jobs::ack_alert))
+}
+
+/// The OpenAPI document of the API.
+pub fn openapi() -> OpenApi {
+    let (_, mut doc) = documented().split_for_parts();
+    doc.info.title = "Hangar API".to_owned();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc.info.description = Some(
+        "Bearer tokens from `hangar tokens create`. Each operation's `bearer` scope is the role \
+         it needs: viewer < operator < admin | safety_manager < owner."
+            .to_owned(),
+    );
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+    );
+    doc
+}
+
+/// The `/api/v1` routes.
+pub fn routes(state: ApiState) -> Router {
+    let (router, _) = documented().split_for_parts();
+    let doc = Arc::new(openapi());
+    router
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { Json(doc.as_ref().clone()) }
+            }),
+        )
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route")
+        })
+        .layer(DefaultBodyLimit::max(MAX_MESSAGE_BYTES))
+        .layer(middleware::from_fn(timeout))
+        .with_state(state)
+}
+
+async fn timeout(request: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            format!(
+                "the request took longer than {} s",
+                REQUEST_TIMEOUT.as_secs()
+            ),
+        )
+        .into_response(),
+    }
+}
+
+/// An API error: status, stable code, message for people.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// An error with this status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// Adds a `Retry-After` header (seconds).
+    pub fn with_retry_after(mut self, seconds: u64) -> ApiError {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    /// The database is unreachable or failed: logged here, not shown to the caller.
+    fn unavailable(error: &dyn std::fmt::Display) -> ApiError {
+        tracing::warn!(%error, "API: database error");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the database is unavailable; nothing was changed, retry later",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
