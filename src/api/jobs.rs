@@ -3,14 +3,14 @@
 //! workspace's job or alert answers 404, as if it did not exist.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use hangar_workers::job::{Job, JobFilter, JobId, JobState};
 use hangar_workers::store::{AlertRow, StoreError};
 use serde::Deserialize;
 
 use super::auth::{Caller, Role};
-use super::{ApiError, ApiState};
+use super::{ApiError, ApiPath, ApiQuery, ApiState};
 
 /// The most jobs one list returns.
 const MAX_LIMIT: i64 = 1_000;
@@ -66,7 +66,7 @@ pub struct JobsQuery {
 pub async fn list_jobs(
     caller: Caller,
     State(state): State<ApiState>,
-    Query(query): Query<JobsQuery>,
+    ApiQuery(query): ApiQuery<JobsQuery>,
 ) -> Result<Json<Vec<Job>>, ApiError> {
     caller.require(Role::Viewer)?;
     let job_state = query
@@ -116,7 +116,7 @@ pub async fn list_jobs(
 pub async fn get_job(
     caller: Caller,
     State(state): State<ApiState>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Job>, ApiError> {
     caller.require(Role::Viewer)?;
     Ok(Json(visible_job(&state, &caller, id).await?))
@@ -132,7 +132,7 @@ pub async fn get_job(
 pub async fn retry_job(
     caller: Caller,
     State(state): State<ApiState>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Job>, ApiError> {
     caller.require(Role::Operator)?;
     visible_job(&state, &caller, id).await?;
@@ -155,7 +155,7 @@ pub async fn retry_job(
 pub async fn cancel_job(
     caller: Caller,
     State(state): State<ApiState>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Job>, ApiError> {
     caller.require(Role::Operator)?;
     visible_job(&state, &caller, id).await?;
@@ -184,7 +184,7 @@ pub struct AlertsQuery {
 pub async fn list_alerts(
     caller: Caller,
     State(state): State<ApiState>,
-    Query(query): Query<AlertsQuery>,
+    ApiQuery(query): ApiQuery<AlertsQuery>,
 ) -> Result<Json<Vec<AlertRow>>, ApiError> {
     caller.require(Role::Viewer)?;
     let alerts = state
@@ -209,7 +209,7 @@ pub async fn list_alerts(
 pub async fn ack_alert(
     caller: Caller,
     State(state): State<ApiState>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<AlertRow>, ApiError> {
     caller.require(Role::Operator)?;
     let visible = state
