@@ -262,3 +262,47 @@ async fn notify_wakes_an_idle_worker_in_another_process() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
+
+#[tokio::test]
+async fn notify_keeps_waking_the_worker_after_its_listen_connection_is_killed() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = db.store().await;
+    db.pools(&fast_pools("", "").replace("poll_interval_ms = 100", "poll_interval_ms = 60000"));
+    let worker = db.spawn("worker", &["worker", "--bind", "127.0.0.1:0"]);
+    wait_for("the worker to be up", Duration::from_secs(20), || async {
+        worker.log().contains("hangar is running").then_some(())
+    })
+    .await;
+    let name = db.url.rsplit('/').next().expect("db name").to_owned();
+    let admin = std::env::var("HANGAR_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    // The LISTEN session is the one whose last statement was LISTEN.
+    let killed = wait_for("the LISTEN session", Duration::from_secs(10), || async {
+        let out = std::process::Command::new("psql")
+            .args([
+                admin.as_str(),
+                "-qAtc",
+                &format!(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                     WHERE datname = '{name}' AND query ILIKE 'LISTEN%'"
+                ),
+            ])
+            .output()
+            .ok()?;
+        let n: i64 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+        (n > 0).then_some(n)
+    })
+    .await;
+    assert_eq!(killed, 1, "one LISTEN session per worker process");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let out = stdout_ok(&db.run(&["enqueue", "noop"]));
+    let id: hangar_workers::job::JobId = out.trim().parse().unwrap();
+    let enqueued = Instant::now();
+    let job = wait_final(&store, id, Duration::from_secs(30)).await;
+    assert_eq!(job.state, JobState::Completed);
+    assert!(
+        enqueued.elapsed() < Duration::from_secs(3),
+        "after losing its LISTEN connection the worker took {:?}: it did not listen again",
+        enqueued.elapsed()
+    );
+}
