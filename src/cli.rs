@@ -31,6 +31,10 @@ pub struct Cli {
     /// Folder of schedule files (*.toml).
     #[arg(long, global = true, env = "HANGAR_SCHEDULES_DIR")]
     pub schedules_dir: Option<PathBuf>,
+    /// Let job URLs reach loopback and private addresses: `1`, or a comma-separated list of
+    /// CIDR networks (default: public addresses only).
+    #[arg(long, global = true, env = "HANGAR_ALLOW_PRIVATE_TARGETS")]
+    pub allow_private_targets: Option<String>,
     /// Configuration file (default ./hangar.toml when present).
     #[arg(long = "config", global = true)]
     pub config_file: Option<PathBuf>,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use hangar_schedules::file::{self as schedule_file, FileSchedule};
 use hangar_workers::kinds::Registry;
 use hangar_workers::pool_config::{self, PoolSpec};
+use hangar_workers::targets::TargetPolicy;
 use serde::Deserialize;
 
 use crate::exit::Fatal;
@@ -38,6 +39,8 @@ pub struct Overrides {
     pub ingress_batch: Option<usize>,
     /// `--ingress-claim-idle-ms` / `HANGAR_INGRESS_CLAIM_IDLE_MS`.
     pub ingress_claim_idle_ms: Option<u64>,
+    /// `--allow-private-targets` / `HANGAR_ALLOW_PRIVATE_TARGETS`.
+    pub allow_private_targets: Option<String>,
 }
 
 /// `hangar.toml`.
@@ -51,6 +54,7 @@ struct FileConfig {
     redis_prefix: Option<String>,
     ingress_batch: Option<usize>,
     ingress_claim_idle_ms: Option<u64>,
+    allow_private_targets: Option<String>,
     schedules_dir: Option<PathBuf>,
 }
 
@@ -95,6 +99,8 @@ pub struct Config {
     pub pools_source: String,
     /// The Redis ingress, when configured.
     pub redis: Option<RedisConfig>,
+    /// Which addresses job URLs may reach.
+    pub targets: TargetPolicy,
     /// The file schedules, validated against the pools, from the schedules folder or built in.
     pub schedules: Vec<FileSchedule>,
     /// Where the schedules came from, for logs.
@@ -159,7 +165,16 @@ impl Config {
             overrides.schedules_dir.clone().or(file.schedules_dir),
             &pools,
         )?;
+        let targets = TargetPolicy::parse(
+            overrides
+                .allow_private_targets
+                .clone()
+                .or(file.allow_private_targets)
+                .as_deref(),
+        )
+        .map_err(|e| Fatal::config(format!("HANGAR_ALLOW_PRIVATE_TARGETS: {e}")))?;
         Ok(Config {
+            targets,
             database_url,
             bind,
             pools,

@@ -83,6 +83,7 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
         redis_prefix: cli.redis_prefix,
         ingress_batch: cli.ingress_batch,
         ingress_claim_idle_ms: cli.ingress_claim_idle_ms,
+        allow_private_targets: cli.allow_private_targets,
     };
     match cli.command {
         Command::Serve(args) => {

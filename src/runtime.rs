@@ -30,7 +30,7 @@ pub struct Plan {
 /// Runs the plan until a signal; returns once everything has drained.
 pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
     // Configuration first: a bad pool file is reported before the database is touched.
-    let registry = Arc::new(Registry::builtin());
+    let registry = Arc::new(Registry::builtin_with(config.targets.clone()));
     check_kinds(&registry, &plan.pools)?;
     let store = if plan.migrate {
         let store = crate::connect(config).await?;

@@ -14,6 +14,7 @@ use hangar_workers::pool::{Pool, PoolDeps};
 use hangar_workers::pool_config;
 use hangar_workers::refresher::TokenRefresher;
 use hangar_workers::retry_policy::RefreshOutcome;
+use hangar_workers::targets::TargetPolicy;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{Backend, Receiver, TestDb, enqueue_http, fast_pools, wait_final};
@@ -69,7 +70,7 @@ async fn run_auth_case(
         spec,
         PoolDeps {
             store: store.clone(),
-            registry: Arc::new(Registry::builtin()),
+            registry: Arc::new(Registry::builtin_with(TargetPolicy::AllowAll)),
             refresher: refresher.clone(),
             worker_id: "test".to_owned(),
         },

@@ -10,6 +10,7 @@ use hangar_workers::kinds::{BoxFuture, Handler, JobFailure, Registry};
 use hangar_workers::pool::{Pool, PoolDeps};
 use hangar_workers::pool_config;
 use hangar_workers::refresher::NoRefresher;
+use hangar_workers::targets::TargetPolicy;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{Backend, TestDb, fast_pools, wait_final};
@@ -42,7 +43,7 @@ async fn panics_and_overruns_fail_the_attempt_not_the_pool() {
     let toml = fast_pools("timeout_ms = 300", "")
         .replace("kinds = [\"noop\", \"http\"]", "kinds = [\"odd\"]");
     let spec = pool_config::parse("test", &toml).unwrap().remove(0);
-    let mut registry = Registry::builtin();
+    let mut registry = Registry::builtin_with(TargetPolicy::AllowAll);
     registry.register("odd", Misbehaving);
     let pool = Pool::new(
         spec,

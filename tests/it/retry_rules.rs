@@ -185,3 +185,57 @@ async fn error_classes_on_postgres() {
 async fn error_classes_on_sqlite() {
     error_classes(Backend::Sqlite).await;
 }
+
+#[tokio::test]
+async fn job_urls_reach_internal_addresses_only_when_allowed() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let store: Store = db.store().await;
+    let server = Receiver::start().await;
+    db.pools(&fast_pools("", ""));
+    let literal = server.url("/status/200");
+    let by_name = literal.replace("127.0.0.1", "localhost");
+    let refused = [
+        enqueue_http(&store, &literal, serde_json::json!({})).await,
+        enqueue_http(&store, &by_name, serde_json::json!({})).await,
+    ];
+
+    // The default: public addresses only.
+    let mut command = db.command(&["worker", "--bind", "127.0.0.1:0"]);
+    command.env_remove("HANGAR_ALLOW_PRIVATE_TARGETS");
+    let mut worker = db.spawn_command("guarded", command);
+    for id in refused {
+        let job = wait_final(&store, id, Duration::from_secs(20)).await;
+        assert_eq!(job.state, JobState::Failed, "job {id}: {job:?}");
+        assert_eq!(job.attempts.len(), 1, "a refused target is not retried");
+        assert_eq!(job.attempts[0].error_class, Some(ErrorClass::Client));
+        let error = job.attempts[0].error.clone().unwrap_or_default();
+        assert!(
+            error.contains("refused") && error.contains("HANGAR_ALLOW_PRIVATE_TARGETS"),
+            "job {id}: {error}"
+        );
+    }
+    assert!(
+        server.hits().is_empty(),
+        "nothing reached the loopback server"
+    );
+    worker.terminate();
+
+    // A CIDR list lets exactly those networks through.
+    let mut command = db.command(&["worker", "--bind", "127.0.0.1:0"]);
+    command.env("HANGAR_ALLOW_PRIVATE_TARGETS", "10.0.0.0/8, 127.0.0.0/8");
+    let _allowed = db.spawn_command("allowed", command);
+    let id = enqueue_http(&store, &by_name, serde_json::json!({})).await;
+    let job = wait_final(&store, id, Duration::from_secs(20)).await;
+    assert_eq!(job.state, JobState::Completed, "{job:?}");
+    assert_eq!(server.hits().len(), 1);
+
+    let mut command = db.command(&["worker"]);
+    command.env("HANGAR_ALLOW_PRIVATE_TARGETS", "10.0.0.0/99");
+    let out = command.output().expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("HANGAR_ALLOW_PRIVATE_TARGETS"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -11,6 +11,7 @@ use hangar_workers::pool::{Pool, PoolDeps};
 use hangar_workers::pool_config;
 use hangar_workers::refresher::NoRefresher;
 use hangar_workers::store::{Completion, Store, StoreError};
+use hangar_workers::targets::TargetPolicy;
 
 use crate::support::{Backend, TestDb, fast_pools};
 
@@ -22,7 +23,7 @@ fn pool(store: &Store) -> Pool {
         spec,
         PoolDeps {
             store: store.clone(),
-            registry: Arc::new(Registry::builtin()),
+            registry: Arc::new(Registry::builtin_with(TargetPolicy::AllowAll)),
             refresher: Arc::new(NoRefresher),
             worker_id: "test:rescuer".to_owned(),
         },

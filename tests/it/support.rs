@@ -111,6 +111,8 @@ impl TestDb {
             .env_remove("HANGAR_REDIS_PREFIX")
             .env_remove("HANGAR_INGRESS_BATCH")
             .env_remove("HANGAR_INGRESS_CLAIM_IDLE_MS")
+            // The receivers of the tests listen on loopback.
+            .env("HANGAR_ALLOW_PRIVATE_TARGETS", "1")
             .env("HANGAR_LOG", "info");
         if self.dir.path().join("workers").is_dir() {
             command.env("HANGAR_WORKERS_DIR", self.dir.path().join("workers"));

@@ -14,3 +14,4 @@ pub mod refresher;
 pub mod retry_after;
 pub mod retry_policy;
 pub mod store;
+pub mod targets;

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use super::{BoxFuture, Handler, JobFailure};
 use crate::error_class::ErrorClass;
 use crate::job::ClaimedJob;
+use crate::targets::{self, RefusedTarget, TargetPolicy};
 
 /// How much of a failed response's body is kept in the attempt history.
 const EXCERPT_BYTES: usize = 512;
@@ -83,18 +84,24 @@ impl HttpArgs {
 #[derive(Debug, Clone)]
 pub struct HttpHandler {
     client: reqwest::Client,
+    targets: TargetPolicy,
 }
 
 impl HttpHandler {
-    /// A handler with its own connection pool.
+    /// A handler with its own connection pool that reaches public addresses only.
     pub fn new() -> Self {
-        let client = reqwest::Client::builder()
+        Self::with_targets(TargetPolicy::default())
+    }
+
+    /// A handler whose requests may reach what `targets` allows.
+    pub fn with_targets(targets: TargetPolicy) -> Self {
+        let client = targets::client_builder(&targets)
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("hangar/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
-        HttpHandler { client }
+        HttpHandler { client, targets }
     }
 }
 
@@ -111,9 +118,15 @@ impl Handler for HttpHandler {
 
     fn run(&self, job: ClaimedJob) -> BoxFuture<'static, Result<(), JobFailure>> {
         let client = self.client.clone();
+        let policy = self.targets.clone();
         Box::pin(async move {
             let args = HttpArgs::parse(&job.args)
                 .map_err(|message| JobFailure::new(ErrorClass::Client, message))?;
+            if let Ok(url) = reqwest::Url::parse(&args.url) {
+                targets::check_literal(&policy, &url).map_err(|refused| {
+                    JobFailure::new(ErrorClass::Client, format!("refused: {refused}"))
+                })?;
+            }
             let method = reqwest::Method::from_bytes(args.method.to_ascii_uppercase().as_bytes())
                 .unwrap_or(reqwest::Method::POST);
             let mut request = client
@@ -153,6 +166,13 @@ impl Handler for HttpHandler {
 /// Classifies an error that produced no response: all are treated as timeouts (the network
 /// or the server did not answer in time), except a request we could not even build.
 fn transport_failure(error: reqwest::Error) -> JobFailure {
+    let mut cause = std::error::Error::source(&error);
+    while let Some(inner) = cause {
+        if let Some(refused) = inner.downcast_ref::<RefusedTarget>() {
+            return JobFailure::new(ErrorClass::Client, format!("refused: {refused}"));
+        }
+        cause = inner.source();
+    }
     let class = if error.is_builder() {
         ErrorClass::Client
     } else {

@@ -16,6 +16,7 @@ pub use noop::NoopHandler;
 
 use crate::error_class::ErrorClass;
 use crate::job::ClaimedJob;
+use crate::targets::TargetPolicy;
 
 /// A boxed, sendable future, the return type of handler methods.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -61,11 +62,16 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// The built-in kinds: `noop` and `http`.
+    /// The built-in kinds: `noop` and `http`, whose requests reach public addresses only.
     pub fn builtin() -> Self {
+        Self::builtin_with(TargetPolicy::default())
+    }
+
+    /// The built-in kinds, with outbound requests limited by `targets`.
+    pub fn builtin_with(targets: TargetPolicy) -> Self {
         let mut registry = Registry::default();
         registry.register("noop", NoopHandler);
-        registry.register("http", HttpHandler::new());
+        registry.register("http", HttpHandler::with_targets(targets));
         registry
     }
 
