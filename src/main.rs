@@ -4,11 +4,13 @@
 
 mod api;
 mod bench;
+mod channels;
 mod cli;
 mod config;
 mod exit;
 mod http;
 mod ingress;
+mod keys;
 mod ops;
 mod runtime;
 mod schedules;
@@ -82,6 +84,8 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
         redis_prefix: cli.redis_prefix,
         ingress_batch: cli.ingress_batch,
         ingress_claim_idle_ms: cli.ingress_claim_idle_ms,
+        master_key: cli.master_key,
+        alert_tick_ms: cli.alert_tick_ms,
     };
     match cli.command {
         Command::Serve(args) => {
@@ -153,6 +157,7 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
         Command::Enqueue(args) => ops::enqueue(&Config::load(&overrides)?, args).await,
         Command::Jobs { command } => ops::jobs(&Config::load(&overrides)?, command).await,
         Command::Alerts { command } => ops::alerts(&Config::load(&overrides)?, command).await,
+        Command::Keys { command } => keys::command(&Config::load(&overrides)?, command).await,
         Command::Ingress { command } => {
             let config = Config::load(&overrides)?;
             match command {
