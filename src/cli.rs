@@ -35,6 +35,14 @@ pub struct Cli {
     /// CIDR networks (default: public addresses only).
     #[arg(long, global = true, env = "HANGAR_ALLOW_PRIVATE_TARGETS")]
     pub allow_private_targets: Option<String>,
+    /// The master key that encrypts secrets at rest: base64 of 32 bytes (`hangar keys
+    /// generate`); during a rotation `NEW,OLD`. Never read from hangar.toml.
+    #[arg(long, global = true, env = "HANGAR_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
+    /// How often the alert dispatcher looks for notices to send, in milliseconds (default
+    /// 1000).
+    #[arg(long, global = true, env = "HANGAR_ALERT_TICK_MS")]
+    pub alert_tick_ms: Option<u64>,
     /// Configuration file (default ./hangar.toml when present).
     #[arg(long = "config", global = true)]
     pub config_file: Option<PathBuf>,
@@ -73,6 +81,12 @@ pub enum Command {
         /// What to do with tokens.
         #[command(subcommand)]
         command: TokensCommand,
+    },
+    /// Manage the master key that encrypts secrets at rest.
+    Keys {
+        /// What to do with keys.
+        #[command(subcommand)]
+        command: KeysCommand,
     },
     /// Inspect the Redis ingress.
     Ingress {
@@ -212,6 +226,122 @@ pub enum AlertsCommand {
     Ack {
         /// The alert id.
         id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The channels alerts are delivered to (Slack, email, webhook).
+    Channels {
+        /// What to do with channels.
+        #[command(subcommand)]
+        command: ChannelsCommand,
+    },
+}
+
+/// `hangar alerts channels …`.
+#[derive(Debug, Subcommand)]
+pub enum ChannelsCommand {
+    /// Add a channel; prints its id.
+    Add {
+        /// Where it delivers.
+        #[command(subcommand)]
+        target: ChannelTarget,
+    },
+    /// List channels (secrets are never shown).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a channel.
+    Remove {
+        /// The channel id (`ach_…`).
+        id: String,
+    },
+    /// Send a test notice now and report the outcome.
+    Test {
+        /// The channel id (`ach_…`).
+        id: String,
+    },
+}
+
+/// Settings every channel has.
+#[derive(Debug, Args)]
+pub struct ChannelCommon {
+    /// The workspace; without it, the channel hears every workspace's alerts.
+    #[arg(long)]
+    pub workspace: Option<String>,
+    /// `warning` (everything) or `critical`.
+    #[arg(long, default_value = "warning")]
+    pub min_severity: String,
+    /// Remind this often (milliseconds) while an alert is open and unacknowledged.
+    #[arg(long)]
+    pub remind_every_ms: Option<i64>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The kind of a new channel and its settings.
+#[derive(Debug, Subcommand)]
+pub enum ChannelTarget {
+    /// A Slack incoming webhook.
+    Slack {
+        /// The incoming-webhook URL (a secret: stored encrypted, never shown).
+        #[arg(long)]
+        url: String,
+        #[command(flatten)]
+        common: ChannelCommon,
+    },
+    /// Email over SMTP.
+    Email {
+        /// SMTP server host.
+        #[arg(long)]
+        smtp_host: String,
+        /// SMTP server port.
+        #[arg(long, default_value_t = 587)]
+        smtp_port: u16,
+        /// SMTP AUTH user.
+        #[arg(long)]
+        smtp_user: Option<String>,
+        /// SMTP AUTH password (or env HANGAR_SMTP_PASSWORD, to keep it out of shell history).
+        #[arg(long, env = "HANGAR_SMTP_PASSWORD", hide_env_values = true)]
+        smtp_password: Option<String>,
+        /// `starttls` (587), `implicit` (465) or `none` (a trusted local relay).
+        #[arg(long, default_value = "starttls")]
+        tls: String,
+        /// Sender address.
+        #[arg(long)]
+        from: String,
+        /// Recipient (repeatable).
+        #[arg(long = "to", required = true)]
+        to: Vec<String>,
+        #[command(flatten)]
+        common: ChannelCommon,
+    },
+    /// A generic webhook, signed like the outbound event webhooks.
+    Webhook {
+        /// The endpoint URL.
+        #[arg(long)]
+        url: String,
+        /// The signing secret `whsec_…`; a new one is made (and shown once) when absent.
+        #[arg(long)]
+        secret: Option<String>,
+        #[command(flatten)]
+        common: ChannelCommon,
+    },
+}
+
+/// `hangar keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print a new master key (the only line on stdout).
+    Generate,
+    /// Re-encrypt every stored secret under a new key, in one transaction.
+    Rotate {
+        /// The new key (base64 of 32 bytes).
+        #[arg(long, env = "HANGAR_NEW_MASTER_KEY", hide_env_values = true)]
+        new_key: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,

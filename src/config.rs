@@ -41,6 +41,10 @@ pub struct Overrides {
     pub ingress_claim_idle_ms: Option<u64>,
     /// `--allow-private-targets` / `HANGAR_ALLOW_PRIVATE_TARGETS`.
     pub allow_private_targets: Option<String>,
+    /// `--master-key` / `HANGAR_MASTER_KEY` (never from the file).
+    pub master_key: Option<String>,
+    /// `--alert-tick-ms` / `HANGAR_ALERT_TICK_MS`.
+    pub alert_tick_ms: Option<u64>,
 }
 
 /// `hangar.toml`.
@@ -56,6 +60,9 @@ struct FileConfig {
     ingress_claim_idle_ms: Option<u64>,
     allow_private_targets: Option<String>,
     schedules_dir: Option<PathBuf>,
+    alert_tick_ms: Option<u64>,
+    /// Refused with a clear message: a key in a file next to the config defeats the point.
+    master_key: Option<toml::Value>,
 }
 
 /// The default key prefix of the ingress streams.
@@ -105,12 +112,22 @@ pub struct Config {
     pub schedules: Vec<FileSchedule>,
     /// Where the schedules came from, for logs.
     pub schedules_source: String,
+    /// `HANGAR_MASTER_KEY` as given (`NEW[,OLD…]`); see `keys::keyring`.
+    pub master_key: Option<String>,
+    /// How often the alert dispatcher looks for notices to send (`HANGAR_ALERT_TICK_MS`,
+    /// default 1000).
+    pub alert_tick_ms: u64,
 }
 
 impl Config {
     /// Loads and validates everything.
     pub fn load(overrides: &Overrides) -> Result<Config, Fatal> {
         let file = read_file_config(overrides.config_file.as_deref())?;
+        if file.master_key.is_some() {
+            return Err(Fatal::config(
+                "hangar.toml: master_key: not allowed in the configuration file (a key stored next to the config protects nothing); set HANGAR_MASTER_KEY or pass --master-key",
+            ));
+        }
         let database_url = overrides
             .database_url
             .clone()
@@ -182,6 +199,11 @@ impl Config {
             redis,
             schedules,
             schedules_source,
+            master_key: overrides
+                .master_key
+                .clone()
+                .filter(|k| !k.trim().is_empty()),
+            alert_tick_ms: alert_tick_ms(overrides.alert_tick_ms.or(file.alert_tick_ms))?,
         })
     }
 
@@ -265,6 +287,16 @@ fn load_schedules(
     schedule_file::check_refs(&mut schedules, &registry.kinds(), &pool_kinds)
         .map_err(|e| Fatal::config(e.to_string()))?;
     Ok((schedules, source))
+}
+
+fn alert_tick_ms(value: Option<u64>) -> Result<u64, Fatal> {
+    let ms = value.unwrap_or(1_000);
+    if !(50..=600_000).contains(&ms) {
+        return Err(Fatal::config(format!(
+            "HANGAR_ALERT_TICK_MS: {ms} is out of range (50 to 600000)"
+        )));
+    }
+    Ok(ms)
 }
 
 fn has_pool_files(dir: &Path) -> bool {

@@ -4,11 +4,13 @@
 
 mod api;
 mod bench;
+mod channels;
 mod cli;
 mod config;
 mod exit;
 mod http;
 mod ingress;
+mod keys;
 mod ops;
 mod runtime;
 mod schedules;
@@ -84,6 +86,8 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
         ingress_batch: cli.ingress_batch,
         ingress_claim_idle_ms: cli.ingress_claim_idle_ms,
         allow_private_targets: cli.allow_private_targets,
+        master_key: cli.master_key,
+        alert_tick_ms: cli.alert_tick_ms,
     };
     match cli.command {
         Command::Serve(args) => {
@@ -156,6 +160,7 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
         Command::Jobs { command } => ops::jobs(&Config::load(&overrides)?, command).await,
         Command::Alerts { command } => ops::alerts(&Config::load(&overrides)?, command).await,
         Command::Tokens { command } => tokens::command(&Config::load(&overrides)?, command).await,
+        Command::Keys { command } => keys::command(&Config::load(&overrides)?, command).await,
         Command::Ingress { command } => {
             let config = Config::load(&overrides)?;
             match command {

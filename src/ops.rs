@@ -167,6 +167,9 @@ pub async fn alerts(config: &Config, command: AlertsCommand) -> Result<(), Fatal
                 print_alerts(std::slice::from_ref(&alert));
             }
         }
+        AlertsCommand::Channels { command } => {
+            return crate::channels::command(config, command).await;
+        }
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use hangar_workers::alerts::{self, AlertContext, dispatcher::Dispatcher};
 use hangar_workers::client::Client;
 use hangar_workers::kinds::Registry;
 use hangar_workers::pool::{Pool, PoolDeps};
@@ -30,8 +31,20 @@ pub struct Plan {
 /// Runs the plan until a signal; returns once everything has drained.
 pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
     // Configuration first: a bad pool file is reported before the database is touched.
-    let registry = Arc::new(Registry::builtin_with(config.targets.clone()));
+    let mut registry = Registry::builtin_with(config.targets.clone());
     check_kinds(&registry, &plan.pools)?;
+    // The alert dispatcher runs in `serve` and in every worker that runs the alert kinds;
+    // both need the master key (on PostgreSQL a missing key stops them here, exit 2).
+    let runs_alerts = plan.planner && plan.migrate
+        || plan
+            .pools
+            .iter()
+            .any(|p| p.kinds.iter().any(|k| alerts::KINDS.contains(&k.as_str())));
+    let keyring = if runs_alerts {
+        Some(crate::keys::keyring(config)?.0)
+    } else {
+        None
+    };
     let store = if plan.migrate {
         let store = crate::connect(config).await?;
         store.migrate().await?;
@@ -39,6 +52,16 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
     } else {
         crate::connect_migrated(config).await?
     };
+    if let Some(keyring) = keyring.clone() {
+        let context = AlertContext::new(
+            store.clone(),
+            Arc::new(keyring),
+            format!("http://{}", config.bind),
+            config.targets.clone(),
+        );
+        alerts::register(&mut registry, &context);
+    }
+    let registry = Arc::new(registry);
     let listener = http::bind(config.bind).await?;
     let _ = http::metrics_handle();
     let shutdown = CancellationToken::new();
@@ -59,6 +82,14 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
     if let Some(redis) = &config.redis {
         let consumer = Consumer::new(store.clone(), client.clone(), redis.clone(), worker_id())?;
         tasks.spawn(consumer.run(shutdown.clone()));
+    }
+    if keyring.is_some() {
+        let dispatcher = Dispatcher::new(
+            store.clone(),
+            &config.pools,
+            std::time::Duration::from_millis(config.alert_tick_ms),
+        );
+        tasks.spawn(dispatcher.run(shutdown.clone()));
     }
     if plan.planner {
         let planner = crate::schedules::start_planner(config, &store).await?;
@@ -88,11 +119,12 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
     Ok(())
 }
 
-/// Every kind a pool names must have a handler in this binary.
+/// Every kind a pool names must have a handler in this binary (the alert delivery kinds
+/// are registered once the store is open).
 fn check_kinds(registry: &Registry, pools: &[PoolSpec]) -> Result<(), Fatal> {
     for pool in pools {
         for kind in &pool.kinds {
-            if registry.get(kind).is_none() {
+            if registry.get(kind).is_none() && !alerts::KINDS.contains(&kind.as_str()) {
                 return Err(Fatal::config(format!(
                     "pool '{}': kinds: unknown job kind '{kind}' (known: {})",
                     pool.name,

@@ -1,6 +1,7 @@
 //! Hangar's integration tests, one test binary: the real `hangar` binary and the engine
 //! library against real PostgreSQL, real SQLite and real HTTP servers on loopback.
 
+mod alert_delivery;
 mod api;
 mod auth;
 mod cli;

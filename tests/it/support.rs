@@ -27,6 +27,10 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// The master key the processes of the tests get (`HANGAR_MASTER_KEY`), so that `serve` on
+/// PostgreSQL starts; a test that needs another key, or none, overrides it.
+pub const TEST_MASTER_KEY: &str = "dGVzdC1tYXN0ZXIta2V5LTMyLWJ5dGVzLWxvbmchISE=";
+
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_hangar");
 
@@ -113,6 +117,9 @@ impl TestDb {
             .env_remove("HANGAR_INGRESS_CLAIM_IDLE_MS")
             // The receivers of the tests listen on loopback.
             .env("HANGAR_ALLOW_PRIVATE_TARGETS", "1")
+            .env_remove("HANGAR_NEW_MASTER_KEY")
+            .env_remove("HANGAR_ALERT_TICK_MS")
+            .env("HANGAR_MASTER_KEY", TEST_MASTER_KEY)
             .env("HANGAR_LOG", "info");
         if self.dir.path().join("workers").is_dir() {
             command.env("HANGAR_WORKERS_DIR", self.dir.path().join("workers"));
@@ -238,6 +245,8 @@ pub struct Hit {
     pub path: String,
     pub at: Instant,
     pub body: String,
+    /// Header names in lowercase.
+    pub headers: HashMap<String, String>,
 }
 
 /// A scripted HTTP server on loopback. Routes:
@@ -306,6 +315,7 @@ impl Receiver {
 async fn respond(
     State(receiver): State<Receiver>,
     UrlPath(path): UrlPath<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let path = format!("/{path}");
@@ -313,6 +323,10 @@ async fn respond(
         path: path.clone(),
         at: Instant::now(),
         body: String::from_utf8_lossy(&body).into_owned(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+            .collect(),
     });
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match parts.as_slice() {

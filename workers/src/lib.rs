@@ -2,6 +2,7 @@
 //! the pool runtime and the built-in job kinds. Library code never reads the environment or
 //! flags: the `hangar` binary loads configuration once and passes values down.
 
+pub mod alerts;
 pub mod client;
 pub mod error_class;
 pub mod events;
@@ -13,5 +14,7 @@ pub mod pool_config;
 pub mod refresher;
 pub mod retry_after;
 pub mod retry_policy;
+pub mod secrets;
+pub mod signing;
 pub mod store;
 pub mod targets;

@@ -207,6 +207,18 @@ pub fn client_builder(policy: &TargetPolicy) -> reqwest::ClientBuilder {
     }
 }
 
+/// The refusal inside a request error, if the policy is why the request failed.
+pub fn refusal(error: &reqwest::Error) -> Option<&RefusedTarget> {
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        if let Some(refused) = inner.downcast_ref::<RefusedTarget>() {
+            return Some(refused);
+        }
+        cause = inner.source();
+    }
+    None
+}
+
 /// Refuses a URL whose host is a literal IP address the policy does not allow.
 pub fn check_literal(policy: &TargetPolicy, url: &reqwest::Url) -> Result<(), RefusedTarget> {
     let Some(ip) = url

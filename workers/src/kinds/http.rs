@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::{BoxFuture, Handler, JobFailure};
 use crate::error_class::ErrorClass;
 use crate::job::ClaimedJob;
-use crate::targets::{self, RefusedTarget, TargetPolicy};
+use crate::targets::{self, TargetPolicy};
 
 /// How much of a failed response's body is kept in the attempt history.
 const EXCERPT_BYTES: usize = 512;
@@ -166,12 +166,8 @@ impl Handler for HttpHandler {
 /// Classifies an error that produced no response: all are treated as timeouts (the network
 /// or the server did not answer in time), except a request we could not even build.
 fn transport_failure(error: reqwest::Error) -> JobFailure {
-    let mut cause = std::error::Error::source(&error);
-    while let Some(inner) = cause {
-        if let Some(refused) = inner.downcast_ref::<RefusedTarget>() {
-            return JobFailure::new(ErrorClass::Client, format!("refused: {refused}"));
-        }
-        cause = inner.source();
+    if let Some(refused) = targets::refusal(&error) {
+        return JobFailure::new(ErrorClass::Client, format!("refused: {refused}"));
     }
     let class = if error.is_builder() {
         ErrorClass::Client

@@ -1,0 +1,107 @@
+//! The master key of this process (`HANGAR_MASTER_KEY`, or the SQLite default's local key
+//! file) and `hangar keys generate|rotate`. On PostgreSQL a missing key is a start-up error;
+//! on SQLite a key file `<db>.key` (mode 0600) is created next to the database on first use.
+
+use std::path::PathBuf;
+
+use hangar_workers::alerts::channels;
+use hangar_workers::secrets::{self, Keyring, MasterKey};
+use hangar_workers::store::Store;
+
+use crate::cli::KeysCommand;
+use crate::config::Config;
+use crate::exit::Fatal;
+
+/// Where the key comes from.
+pub enum KeySource {
+    /// `HANGAR_MASTER_KEY` / `--master-key`.
+    Env,
+    /// The SQLite default's key file.
+    File(PathBuf),
+}
+
+/// The key file of an SQLite database URL: `<db path>.key`.
+pub fn key_file(database_url: &str) -> Option<PathBuf> {
+    let rest = database_url.strip_prefix("sqlite:")?;
+    let path = rest.trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() || path.starts_with(":memory:") {
+        return None;
+    }
+    Some(PathBuf::from(format!("{path}.key")))
+}
+
+/// The keyring of this process: `HANGAR_MASTER_KEY` when set; else, on SQLite, the local
+/// key file (created on first use); else (PostgreSQL) a configuration error.
+pub fn keyring(config: &Config) -> Result<(Keyring, KeySource), Fatal> {
+    if let Some(text) = &config.master_key {
+        let ring =
+            Keyring::parse(text, "HANGAR_MASTER_KEY").map_err(|e| Fatal::config(e.to_string()))?;
+        return Ok((ring, KeySource::Env));
+    }
+    let Some(path) = key_file(&config.database_url) else {
+        return Err(Fatal::config(
+            "HANGAR_MASTER_KEY is not set: on PostgreSQL Hangar does not start without the key that encrypts secrets at rest. Run `hangar keys generate` and set HANGAR_MASTER_KEY to its output, the same on every process",
+        ));
+    };
+    let (key, created) =
+        secrets::load_or_create_key_file(&path).map_err(|e| Fatal::config(e.to_string()))?;
+    if created {
+        tracing::info!(file = %path.display(), key_id = key.id(), "created a local master key file (mode 0600) for the SQLite database; set HANGAR_MASTER_KEY to manage the key yourself");
+    }
+    Ok((Keyring::new(key), KeySource::File(path)))
+}
+
+/// `hangar keys …`.
+pub async fn command(config: &Config, command: KeysCommand) -> Result<(), Fatal> {
+    match command {
+        KeysCommand::Generate => {
+            println!("{}", MasterKey::generate().to_base64());
+            Ok(())
+        }
+        KeysCommand::Rotate { new_key, json } => {
+            let Some(new_key) = new_key.filter(|k| !k.trim().is_empty()) else {
+                return Err(Fatal::config(
+                    "--new-key: missing (or set HANGAR_NEW_MASTER_KEY); make one with `hangar keys generate`",
+                ));
+            };
+            let new_key = MasterKey::parse(&new_key, "--new-key")
+                .map_err(|e| Fatal::config(e.to_string()))?;
+            let store = crate::connect_migrated(config).await?;
+            let (ring, source) = keyring(config)?;
+            let n = rotate(&store, &ring, &new_key).await?;
+            let next = match &source {
+                KeySource::File(path) => {
+                    secrets::replace_key_file(&path.clone(), &new_key)
+                        .map_err(|e| Fatal::runtime(e.to_string()))?;
+                    format!(
+                        "the key file {} now holds the new key; restart the running processes",
+                        path.display()
+                    )
+                }
+                KeySource::Env => format!(
+                    "set HANGAR_MASTER_KEY to the new key on every process (while they restart, `NEW,OLD` lets them read both: old key id {})",
+                    ring.current().id()
+                ),
+            };
+            if json {
+                crate::ops::print_json(&serde_json::json!({
+                    "reencrypted": n,
+                    "key_id": new_key.id(),
+                    "previous_key_id": ring.current().id(),
+                    "next": next,
+                }));
+            } else {
+                println!("re-encrypted {n} secret(s) with key {}", new_key.id());
+                eprintln!("next: {next}");
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn rotate(store: &Store, ring: &Keyring, new_key: &MasterKey) -> Result<u64, Fatal> {
+    channels::reseal_all(store, ring, new_key)
+        .await
+        .map_err(|e| Fatal::runtime(e.to_string()))
+}

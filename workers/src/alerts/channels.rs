@@ -1,0 +1,486 @@
+//! Alert channel rows (`hangar_alert_channels`, migration 0005): add, list, remove, disable,
+//! open the sealed configuration, and re-seal every configuration under a new master key.
+//! The configuration is sealed with the row id as associated data; listings carry only the
+//! `summary` (a host, a recipient count), never a secret or a URL with its token.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use super::AlertError;
+use crate::secrets::{Keyring, MasterKey};
+use crate::signing::WebhookSecret;
+use crate::store::{AlertRow, Store, StoreError};
+
+/// Runs `$body` with `$pool` bound to the backend's pool; the SQL is the same on both
+/// backends (`$N` parameters, times as Unix milliseconds).
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            Store::Postgres(s) => {
+                let $pool = s.pool();
+                $body
+            }
+            Store::Sqlite(s) => {
+                let $pool = s.pool();
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// Where a channel delivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelKind {
+    /// A Slack incoming webhook.
+    Slack,
+    /// Email over SMTP.
+    Email,
+    /// A generic webhook, signed like the outbound event webhooks.
+    Webhook,
+}
+
+impl ChannelKind {
+    /// Every kind.
+    pub const ALL: [ChannelKind; 3] =
+        [ChannelKind::Slack, ChannelKind::Email, ChannelKind::Webhook];
+
+    /// `slack`, `email` or `webhook`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::Slack => "slack",
+            ChannelKind::Email => "email",
+            ChannelKind::Webhook => "webhook",
+        }
+    }
+
+    /// The job kind that delivers to this kind of channel.
+    pub fn job_kind(self) -> &'static str {
+        match self {
+            ChannelKind::Slack => "alert_slack",
+            ChannelKind::Email => "alert_email",
+            ChannelKind::Webhook => "alert_webhook",
+        }
+    }
+
+    fn parse(text: &str) -> Result<ChannelKind, StoreError> {
+        ChannelKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == text)
+            .ok_or_else(|| StoreError::Corrupt {
+                table: "hangar_alert_channels",
+                detail: format!("unknown channel kind '{text}'"),
+            })
+    }
+}
+
+/// How an SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsMode {
+    /// STARTTLS required (port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Implicit,
+    /// No TLS: a local relay on a trusted network (and tests).
+    None,
+}
+
+/// SMTP settings of an email channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailConfig {
+    /// SMTP server host.
+    pub host: String,
+    /// SMTP server port.
+    pub port: u16,
+    /// SMTP AUTH user, if the server needs one.
+    pub username: Option<String>,
+    /// SMTP AUTH password (secret).
+    pub password: Option<String>,
+    /// The sender address.
+    pub from: String,
+    /// The recipients.
+    pub to: Vec<String>,
+    /// How the connection is secured.
+    pub tls: TlsMode,
+}
+
+/// A channel's configuration; stored sealed because every variant holds a secret.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ChannelConfig {
+    /// The incoming-webhook URL is the secret.
+    Slack {
+        /// `https://hooks.slack.com/services/…`.
+        webhook_url: String,
+    },
+    /// SMTP settings.
+    Email(EmailConfig),
+    /// URL and `whsec_…` signing secret.
+    Webhook {
+        /// The endpoint.
+        url: String,
+        /// The signing secret.
+        secret: String,
+    },
+}
+
+impl std::fmt::Debug for ChannelConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ChannelConfig({})", self.summary())
+    }
+}
+
+impl ChannelConfig {
+    /// The channel kind.
+    pub fn kind(&self) -> ChannelKind {
+        match self {
+            ChannelConfig::Slack { .. } => ChannelKind::Slack,
+            ChannelConfig::Email(_) => ChannelKind::Email,
+            ChannelConfig::Webhook { .. } => ChannelKind::Webhook,
+        }
+    }
+
+    /// What is safe to show: the host, never a token or a password.
+    pub fn summary(&self) -> String {
+        match self {
+            ChannelConfig::Slack { webhook_url } => host_of(webhook_url),
+            ChannelConfig::Webhook { url, .. } => host_of(url),
+            ChannelConfig::Email(e) => format!(
+                "{}:{} ({} recipient{})",
+                e.host,
+                e.port,
+                e.to.len(),
+                if e.to.len() == 1 { "" } else { "s" }
+            ),
+        }
+    }
+
+    /// Checks the settings; the error names the field.
+    pub fn validate(&self) -> Result<(), AlertError> {
+        let url_ok = |field: &str, url: &str| match reqwest::Url::parse(url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+            _ => Err(AlertError::Invalid(format!("{field}: not an http(s) URL"))),
+        };
+        match self {
+            ChannelConfig::Slack { webhook_url } => url_ok("--url", webhook_url),
+            ChannelConfig::Webhook { url, secret } => {
+                url_ok("--url", url)?;
+                WebhookSecret::parse(secret)
+                    .map(|_| ())
+                    .map_err(|e| AlertError::Invalid(format!("--secret: {e}")))
+            }
+            ChannelConfig::Email(e) => {
+                if e.host.trim().is_empty() {
+                    return Err(AlertError::Invalid("--smtp-host: must not be empty".into()));
+                }
+                if e.port == 0 {
+                    return Err(AlertError::Invalid("--smtp-port: must not be 0".into()));
+                }
+                if e.from.parse::<lettre::message::Mailbox>().is_err() {
+                    return Err(AlertError::Invalid(format!(
+                        "--from: '{}' is not an email address",
+                        e.from
+                    )));
+                }
+                if e.to.is_empty() {
+                    return Err(AlertError::Invalid("--to: at least one recipient".into()));
+                }
+                for to in &e.to {
+                    if to.parse::<lettre::message::Mailbox>().is_err() {
+                        return Err(AlertError::Invalid(format!(
+                            "--to: '{to}' is not an email address"
+                        )));
+                    }
+                }
+                if e.username.is_some() != e.password.is_some() {
+                    return Err(AlertError::Invalid(
+                        "--smtp-user and --smtp-password go together".into(),
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn host_of(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
+}
+
+/// A channel to create.
+#[derive(Debug, Clone)]
+pub struct NewChannel {
+    /// The workspace; `None` = every workspace.
+    pub workspace_id: Option<String>,
+    /// Where it delivers.
+    pub config: ChannelConfig,
+    /// `warning` (everything) or `critical`.
+    pub min_severity: String,
+    /// Remind this often while an alert is open and unacknowledged; `None` = never.
+    pub reminder_every_ms: Option<i64>,
+}
+
+/// A channel as listed: everything but the secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Channel {
+    /// `ach_…`.
+    pub id: String,
+    /// The workspace; `None` = every workspace.
+    pub workspace_id: Option<String>,
+    /// Where it delivers.
+    pub kind: ChannelKind,
+    /// The safe part of the configuration (a host).
+    pub summary: String,
+    /// `warning` or `critical`.
+    pub min_severity: String,
+    /// Reminder interval.
+    pub reminder_every_ms: Option<i64>,
+    /// Whether notices go out.
+    pub enabled: bool,
+    /// Why it was disabled (e.g. 410 Gone).
+    pub disabled_reason: Option<String>,
+    /// When it was added.
+    pub created_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, workspace_id, kind, summary, min_severity, reminder_every_ms, \
+     enabled, disabled_reason, created_at";
+
+/// The associated data that binds a channel's sealed configuration to its row.
+fn aad(id: &str) -> String {
+    format!("hangar_alert_channels:{id}:config")
+}
+
+fn what(id: &str) -> String {
+    format!("the configuration of alert channel {id}")
+}
+
+/// `warning` < `critical`; anything else is refused.
+pub fn severity_rank(severity: &str) -> Option<u8> {
+    match severity {
+        "warning" => Some(0),
+        "critical" => Some(1),
+        _ => None,
+    }
+}
+
+/// Adds a channel; returns it as listed.
+pub async fn add(
+    store: &Store,
+    keyring: &Keyring,
+    new: &NewChannel,
+) -> Result<Channel, AlertError> {
+    new.config.validate()?;
+    if severity_rank(&new.min_severity).is_none() {
+        return Err(AlertError::Invalid(format!(
+            "--min-severity: '{}' (expected warning or critical)",
+            new.min_severity
+        )));
+    }
+    if new.reminder_every_ms.is_some_and(|ms| ms < 1_000) {
+        return Err(AlertError::Invalid(
+            "--remind-every-ms: at least 1000".into(),
+        ));
+    }
+    let id = format!("ach_{:016x}", fastrand::u64(..));
+    let plaintext =
+        serde_json::to_vec(&new.config).map_err(|e| AlertError::Invalid(e.to_string()))?;
+    let sealed = keyring.seal(&plaintext, &aad(&id));
+    let now = Utc::now().timestamp_millis();
+    let sql = "INSERT INTO hangar_alert_channels (id, workspace_id, kind, summary, config_sealed, \
+                   min_severity, reminder_every_ms, enabled, created_at) \
+               VALUES ($1, $2, $3, $4, $5, $6, $7, TRUE, $8)";
+    on_pool!(store, pool => sqlx::query(sql)
+        .bind(&id)
+        .bind(&new.workspace_id)
+        .bind(new.config.kind().as_str())
+        .bind(new.config.summary())
+        .bind(&sealed)
+        .bind(&new.min_severity)
+        .bind(new.reminder_every_ms)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map_err(StoreError::from)
+        .map(|_| ())?);
+    get(store, &id).await
+}
+
+/// Every channel, oldest first.
+pub async fn list(store: &Store) -> Result<Vec<Channel>, AlertError> {
+    let sql = format!("SELECT {COLUMNS} FROM hangar_alert_channels ORDER BY created_at, id");
+    on_pool!(store, pool => {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).fetch_all(pool).await.map_err(StoreError::from)?;
+        rows.iter().map(|row| Ok(Channel {
+            id: row.try_get("id").map_err(StoreError::from)?,
+            workspace_id: row.try_get("workspace_id").map_err(StoreError::from)?,
+            kind: ChannelKind::parse(&row.try_get::<String, _>("kind").map_err(StoreError::from)?)?,
+            summary: row.try_get("summary").map_err(StoreError::from)?,
+            min_severity: row.try_get("min_severity").map_err(StoreError::from)?,
+            reminder_every_ms: row.try_get("reminder_every_ms").map_err(StoreError::from)?,
+            enabled: row.try_get("enabled").map_err(StoreError::from)?,
+            disabled_reason: row.try_get("disabled_reason").map_err(StoreError::from)?,
+            created_at: to_time(row.try_get("created_at").map_err(StoreError::from)?),
+        })).collect()
+    })
+}
+
+/// One channel.
+pub async fn get(store: &Store, id: &str) -> Result<Channel, AlertError> {
+    list(store)
+        .await?
+        .into_iter()
+        .find(|c| c.id == id)
+        .ok_or_else(|| AlertError::ChannelNotFound(id.to_owned()))
+}
+
+/// One channel with its configuration opened.
+pub async fn open(
+    store: &Store,
+    keyring: &Keyring,
+    id: &str,
+) -> Result<(Channel, ChannelConfig), AlertError> {
+    let channel = get(store, id).await?;
+    let sql = "SELECT config_sealed FROM hangar_alert_channels WHERE id = $1";
+    let sealed: String = on_pool!(store, pool => sqlx::query_scalar(sql)
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .map_err(StoreError::from)?);
+    let plaintext = keyring.open(&sealed, &aad(id), &what(id))?;
+    let config = serde_json::from_slice(&plaintext).map_err(|_| StoreError::Corrupt {
+        table: "hangar_alert_channels",
+        detail: format!("{} does not parse", what(id)),
+    })?;
+    Ok((channel, config))
+}
+
+/// Removes a channel (its pending notices are skipped when they run).
+pub async fn remove(store: &Store, id: &str) -> Result<(), AlertError> {
+    let sql = "DELETE FROM hangar_alert_channels WHERE id = $1";
+    let rows = on_pool!(store, pool => sqlx::query(sql).bind(id).execute(pool).await.map_err(StoreError::from)?.rows_affected());
+    if rows == 0 {
+        return Err(AlertError::ChannelNotFound(id.to_owned()));
+    }
+    Ok(())
+}
+
+/// Disables a channel with a reason and raises a `channel_disabled` alert (once: the
+/// incident key is the channel). Returns false when it was already disabled.
+pub async fn disable(store: &Store, channel: &Channel, reason: &str) -> Result<bool, AlertError> {
+    let sql = "UPDATE hangar_alert_channels SET enabled = FALSE, disabled_reason = $2 \
+               WHERE id = $1 AND enabled";
+    let rows = on_pool!(store, pool => sqlx::query(sql).bind(&channel.id).bind(reason).execute(pool).await.map_err(StoreError::from)?.rows_affected());
+    if rows == 0 {
+        return Ok(false);
+    }
+    let message = format!(
+        "alert channel {} ({} to {}) disabled: {reason}",
+        channel.id,
+        channel.kind.as_str(),
+        channel.summary
+    );
+    let key = format!("channel:{}:disabled", channel.id);
+    let (now_sql, now) = match store {
+        Store::Postgres(_) => ("now()", None),
+        Store::Sqlite(_) => ("$6", Some(Utc::now().timestamp_millis())),
+    };
+    let sql = format!(
+        "INSERT INTO hangar_alerts (workspace_id, kind, severity, message, incident_key, \
+             created_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, {now_sql}, {now_sql}) \
+         ON CONFLICT (incident_key) WHERE resolved_at IS NULL DO UPDATE SET \
+             occurrences = hangar_alerts.occurrences + 1, last_seen_at = EXCLUDED.last_seen_at"
+    );
+    on_pool!(store, pool => {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(&channel.workspace_id)
+            .bind(super::CHANNEL_DISABLED)
+            .bind("critical")
+            .bind(&message)
+            .bind(&key);
+        if let Some(now) = now {
+            query = query.bind(now);
+        }
+        query.execute(pool).await.map_err(StoreError::from)?;
+    });
+    tracing::warn!(channel = %channel.id, kind = channel.kind.as_str(), %reason, "alert channel disabled");
+    Ok(true)
+}
+
+/// Re-seals every channel's configuration under `new` in one transaction (`hangar keys
+/// rotate`); `keyring` must open every current value. Returns how many were re-sealed.
+pub async fn reseal_all(
+    store: &Store,
+    keyring: &Keyring,
+    new: &MasterKey,
+) -> Result<u64, AlertError> {
+    let target = Keyring::new(new.clone());
+    let select = "SELECT id, config_sealed FROM hangar_alert_channels ORDER BY id";
+    let update = "UPDATE hangar_alert_channels SET config_sealed = $2 WHERE id = $1";
+    on_pool!(store, pool => {
+        let mut tx = pool.begin().await.map_err(StoreError::from)?;
+        let rows: Vec<(String, String)> = sqlx::query_as(select).fetch_all(&mut *tx).await.map_err(StoreError::from)?;
+        let mut n = 0;
+        for (id, sealed) in rows {
+            let plaintext = keyring.open(&sealed, &aad(&id), &what(&id))?;
+            let resealed = target.seal(&plaintext, &aad(&id));
+            sqlx::query(update).bind(&id).bind(&resealed).execute(&mut *tx).await.map_err(StoreError::from)?;
+            n += 1;
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(n)
+    })
+}
+
+/// `EXTRACT`-style milliseconds of a `hangar_alerts` time column on this backend.
+pub(crate) fn alert_ms(store: &Store, column: &str) -> String {
+    match store {
+        Store::Postgres(_) => format!("(EXTRACT(EPOCH FROM {column}) * 1000)::BIGINT"),
+        Store::Sqlite(_) => column.to_owned(),
+    }
+}
+
+/// One alert row.
+pub async fn alert(store: &Store, id: i64) -> Result<Option<AlertRow>, AlertError> {
+    let ms = |c: &str| alert_ms(store, c);
+    let sql = format!(
+        "SELECT id, workspace_id, kind, severity, message, job_id, integration, \
+             {} AS created_ms, {} AS last_seen_ms, occurrences, {} AS acked_ms, {} AS resolved_ms \
+         FROM hangar_alerts WHERE id = $1",
+        ms("created_at"),
+        ms("last_seen_at"),
+        ms("acknowledged_at"),
+        ms("resolved_at")
+    );
+    on_pool!(store, pool => {
+        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(pool).await.map_err(StoreError::from)? else {
+            return Ok(None);
+        };
+        let get_ms = |name: &str| -> Result<Option<i64>, StoreError> { Ok(row.try_get::<Option<i64>, _>(name)?) };
+        Ok(Some(AlertRow {
+            id: row.try_get("id").map_err(StoreError::from)?,
+            workspace_id: row.try_get("workspace_id").map_err(StoreError::from)?,
+            kind: row.try_get("kind").map_err(StoreError::from)?,
+            severity: row.try_get("severity").map_err(StoreError::from)?,
+            message: row.try_get("message").map_err(StoreError::from)?,
+            job_id: row.try_get::<Option<i64>, _>("job_id").map_err(StoreError::from)?.map(crate::job::JobId),
+            integration: row.try_get("integration").map_err(StoreError::from)?,
+            created_at: to_time(get_ms("created_ms")?.unwrap_or_default()),
+            last_seen_at: to_time(get_ms("last_seen_ms")?.unwrap_or_default()),
+            occurrences: row.try_get("occurrences").map_err(StoreError::from)?,
+            acknowledged_at: get_ms("acked_ms")?.map(to_time),
+            resolved_at: get_ms("resolved_ms")?.map(to_time),
+        }))
+    })
+}
+
+pub(crate) fn to_time(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}

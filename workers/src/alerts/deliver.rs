@@ -1,0 +1,360 @@
+//! Delivery of one notice, as the job kinds `alert_slack`, `alert_email` and `alert_webhook`.
+//! Each attempt loads the channel (a removed or disabled channel completes the job without
+//! sending), opens its sealed configuration, renders the notice and sends it:
+//!
+//! - Slack and webhook: classified by HTTP status like the `http` kind; **410 Gone** (Slack:
+//!   channel archived) disables the channel, raises a `channel_disabled` alert and fails the
+//!   job without retry.
+//! - Email: SMTP 4xx replies are transient (`server` class, retried with backoff), 5xx
+//!   permanent (`client`), `535` bad credentials (`auth`); no answer is a `timeout`.
+//!
+//! Every outcome counts in `hangar_alert_deliveries_total{channel,outcome}`. Messages carry
+//! the workspace, kind, severity, message, job id, occurrences and a link to `/jobs/{id}`,
+//! never a secret or a provider URL.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::json;
+
+use super::channels::{self, Channel, ChannelConfig, ChannelKind, EmailConfig, TlsMode};
+use super::{AlertContext, AlertError, NoticeArgs};
+use crate::error_class::ErrorClass;
+use crate::job::ClaimedJob;
+use crate::kinds::{BoxFuture, Handler, JobFailure};
+use crate::signing::{SignedRequest, WebhookSecret, signature_headers};
+use crate::store::AlertRow;
+
+/// The handler of one delivery kind.
+pub struct DeliveryHandler {
+    context: AlertContext,
+    kind: ChannelKind,
+}
+
+impl DeliveryHandler {
+    /// The handler of `kind`'s job kind.
+    pub fn new(context: AlertContext, kind: ChannelKind) -> Self {
+        DeliveryHandler { context, kind }
+    }
+}
+
+impl Handler for DeliveryHandler {
+    fn validate(&self, args: &serde_json::Value) -> Result<(), String> {
+        serde_json::from_value::<NoticeArgs>(args.clone())
+            .map(|_| ())
+            .map_err(|e| format!("{} args: {e}", self.kind.job_kind()))
+    }
+
+    fn run(&self, job: ClaimedJob) -> BoxFuture<'static, Result<(), JobFailure>> {
+        let context = self.context.clone();
+        let kind = self.kind;
+        Box::pin(async move {
+            let result = deliver_job(&context, &job).await;
+            let outcome = match &result {
+                Ok(true) => "delivered",
+                Ok(false) => "skipped",
+                Err(failure) => failure.class.as_str(),
+            };
+            metrics::counter!("hangar_alert_deliveries_total", "channel" => kind.as_str(), "outcome" => outcome)
+                .increment(1);
+            result.map(|_| ())
+        })
+    }
+}
+
+/// Sends the notice of `job`; false when there was nothing to send.
+async fn deliver_job(context: &AlertContext, job: &ClaimedJob) -> Result<bool, JobFailure> {
+    let args: NoticeArgs = serde_json::from_value(job.args.clone())
+        .map_err(|e| JobFailure::new(ErrorClass::Client, format!("alert notice args: {e}")))?;
+    let internal = |e: AlertError| JobFailure::new(ErrorClass::Internal, e.to_string());
+    let (channel, config) =
+        match channels::open(&context.store, &context.keyring, &args.channel_id).await {
+            Ok(found) => found,
+            Err(AlertError::ChannelNotFound(_)) => {
+                tracing::info!(channel = %args.channel_id, "alert channel removed; notice skipped");
+                return Ok(false);
+            }
+            Err(other) => return Err(internal(other)),
+        };
+    if !channel.enabled {
+        tracing::info!(channel = %channel.id, "alert channel disabled; notice skipped");
+        return Ok(false);
+    }
+    let alert = channels::alert(&context.store, args.alert_id)
+        .await
+        .map_err(internal)?;
+    let notice = Notice::new(&args, alert.as_ref(), &context.public_url);
+    send(context, &channel, &config, &notice).await?;
+    Ok(true)
+}
+
+/// Sends a test notice to a channel now (`hangar alerts channels test`), with the same
+/// classification as a delivery job.
+pub async fn send_test(context: &AlertContext, channel_id: &str) -> Result<(), JobFailure> {
+    let (channel, config) = channels::open(&context.store, &context.keyring, channel_id)
+        .await
+        .map_err(|e| JobFailure::new(ErrorClass::Client, e.to_string()))?;
+    let args = NoticeArgs {
+        alert_id: 0,
+        channel_id: channel.id.clone(),
+        event: format!("test:{}", Utc::now().timestamp_millis()),
+    };
+    let notice = Notice::new(&args, None, &context.public_url);
+    let result = send(context, &channel, &config, &notice).await;
+    let outcome = result
+        .as_ref()
+        .map_or_else(|f| f.class.as_str(), |_| "delivered");
+    metrics::counter!("hangar_alert_deliveries_total", "channel" => channel.kind.as_str(), "outcome" => outcome)
+        .increment(1);
+    result
+}
+
+/// A rendered notice.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    /// `opened`, `reminder:<n>`, `resolved` or `test:<ms>`.
+    pub event: String,
+    /// The delivery id (`alert:<id>:<channel>:<event>`).
+    pub delivery_id: String,
+    /// One line, for a subject or a Slack header.
+    pub title: String,
+    /// The text body.
+    pub text: String,
+    /// The webhook body's `data`.
+    pub data: serde_json::Value,
+    /// The alert's workspace.
+    pub workspace_id: Option<String>,
+}
+
+impl Notice {
+    /// Renders a notice about `alert` (None: a test notice).
+    pub fn new(args: &NoticeArgs, alert: Option<&AlertRow>, public_url: &str) -> Notice {
+        let event_kind = args.event.split(':').next().unwrap_or("opened").to_owned();
+        let Some(alert) = alert else {
+            return Notice {
+                event: event_kind.clone(),
+                delivery_id: args.key(),
+                title: "[Hangar] test notice".to_owned(),
+                text: format!(
+                    "Test notice from Hangar alert channel {}: delivery works.",
+                    args.channel_id
+                ),
+                data: json!({"event": "test", "channel_id": args.channel_id}),
+                workspace_id: None,
+            };
+        };
+        let what = match event_kind.as_str() {
+            "reminder" => format!(
+                "reminder {}: alert still open and unacknowledged",
+                args.event.split(':').nth(1).unwrap_or("1")
+            ),
+            "resolved" => "alert resolved".to_owned(),
+            _ => "alert opened".to_owned(),
+        };
+        let link = alert.job_id.map(|id| format!("{public_url}/jobs/{id}"));
+        let title = format!("[Hangar] {} {what}: {}", alert.severity, alert.kind);
+        let mut lines = vec![
+            title.clone(),
+            alert.message.clone(),
+            format!(
+                "workspace: {}  ·  alert: {}  ·  seen {} time{}",
+                alert.workspace_id.as_deref().unwrap_or("-"),
+                alert.id,
+                alert.occurrences,
+                if alert.occurrences == 1 { "" } else { "s" }
+            ),
+        ];
+        if let Some(job) = alert.job_id {
+            lines.push(format!("job: {job}"));
+        }
+        if let Some(link) = &link {
+            lines.push(link.clone());
+        }
+        Notice {
+            event: event_kind.clone(),
+            delivery_id: args.key(),
+            title,
+            text: lines.join("\n"),
+            data: json!({
+                "event": event_kind,
+                "notice": args.event,
+                "alert": alert,
+                "url": link,
+            }),
+            workspace_id: alert.workspace_id.clone(),
+        }
+    }
+}
+
+async fn send(
+    context: &AlertContext,
+    channel: &Channel,
+    config: &ChannelConfig,
+    notice: &Notice,
+) -> Result<(), JobFailure> {
+    let result = match config {
+        ChannelConfig::Slack { webhook_url } => {
+            let body = json!({"text": notice.text}).to_string();
+            post(context, webhook_url, body, Vec::new()).await
+        }
+        ChannelConfig::Webhook { url, secret } => {
+            let secret = WebhookSecret::parse(secret)
+                .map_err(|e| JobFailure::new(ErrorClass::Client, format!("webhook secret: {e}")))?;
+            let at = Utc::now();
+            let body = json!({
+                "id": notice.delivery_id,
+                "type": format!("alert.{}", notice.event),
+                "workspace_id": notice.workspace_id,
+                "timestamp": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "data": notice.data,
+            })
+            .to_string();
+            let event_type = format!("alert.{}", notice.event);
+            let headers = signature_headers(
+                &[secret],
+                &SignedRequest {
+                    event_type: &event_type,
+                    message_id: &notice.delivery_id,
+                    delivery_id: &notice.delivery_id,
+                    body: body.as_bytes(),
+                    at,
+                },
+            );
+            post(context, url, body, headers).await
+        }
+        ChannelConfig::Email(email) => send_email(email, notice).await,
+    };
+    if let Err(failure) = &result
+        && failure.http_status == Some(410)
+        && matches!(channel.kind, ChannelKind::Slack | ChannelKind::Webhook)
+    {
+        let reason = match channel.kind {
+            ChannelKind::Slack => "the Slack webhook answered 410 Gone (channel archived)",
+            _ => "the webhook endpoint answered 410 Gone",
+        };
+        if let Err(error) = channels::disable(&context.store, channel, reason).await {
+            tracing::warn!(channel = %channel.id, %error, "could not disable the alert channel");
+        }
+    }
+    result
+}
+
+/// POSTs `body` and classifies the answer like the `http` kind (410 is a client error:
+/// no retry).
+async fn post(
+    context: &AlertContext,
+    url: &str,
+    body: String,
+    headers: Vec<(&'static str, String)>,
+) -> Result<(), JobFailure> {
+    if let Ok(parsed) = reqwest::Url::parse(url) {
+        crate::targets::check_literal(&context.targets, &parsed).map_err(|refused| {
+            JobFailure::new(ErrorClass::Client, format!("refused: {refused}"))
+        })?;
+    }
+    let mut request = context
+        .http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body);
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.map_err(|error| {
+        if let Some(refused) = crate::targets::refusal(&error) {
+            return JobFailure::new(ErrorClass::Client, format!("refused: {refused}"));
+        }
+        // Never the URL: for Slack it is the secret.
+        let what = if error.is_timeout() {
+            "timed out"
+        } else if error.is_connect() {
+            "connection failed"
+        } else {
+            "request failed"
+        };
+        JobFailure::new(ErrorClass::Timeout, what.to_owned())
+    })?;
+    let status = response.status().as_u16();
+    let Some(class) = ErrorClass::from_http_status(status) else {
+        return Ok(());
+    };
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let bytes = response.bytes().await.unwrap_or_default();
+    let excerpt: String = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned();
+    let class = if status == 410 {
+        ErrorClass::Client
+    } else {
+        class
+    };
+    Err(JobFailure {
+        class,
+        message: format!("HTTP {status}: {excerpt}"),
+        http_status: Some(status),
+        retry_after,
+    })
+}
+
+/// Sends one email; classifies SMTP replies (4xx transient, 5xx permanent, 535 auth).
+async fn send_email(config: &EmailConfig, notice: &Notice) -> Result<(), JobFailure> {
+    use lettre::message::{Mailbox, header::ContentType};
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+    let client_error = |m: String| JobFailure::new(ErrorClass::Client, m);
+    let from: Mailbox = config
+        .from
+        .parse()
+        .map_err(|_| client_error("email from: not an address".into()))?;
+    let mut builder = Message::builder().from(from).subject(notice.title.clone());
+    for to in &config.to {
+        builder = builder.to(to
+            .parse()
+            .map_err(|_| client_error("email to: not an address".into()))?);
+    }
+    let message = builder
+        .header(ContentType::TEXT_PLAIN)
+        .body(notice.text.clone())
+        .map_err(|e| client_error(format!("email: {e}")))?;
+    let transport = match config.tls {
+        TlsMode::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&config.host),
+        TlsMode::Implicit => AsyncSmtpTransport::<Tokio1Executor>::relay(&config.host),
+        TlsMode::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
+            config.host.clone(),
+        )),
+    }
+    .map_err(|e| smtp_failure(&e))?;
+    let mut transport = transport
+        .port(config.port)
+        .timeout(Some(Duration::from_secs(30)));
+    if let (Some(user), Some(password)) = (&config.username, &config.password) {
+        transport = transport.credentials(Credentials::new(user.clone(), password.clone()));
+    }
+    transport
+        .build()
+        .send(message)
+        .await
+        .map(|_| ())
+        .map_err(|e| smtp_failure(&e))
+}
+
+/// The class of an SMTP failure: 535 auth, other 4xx server (transient), other 5xx client
+/// (permanent); no reply (connect, TLS, timeout) timeout.
+pub fn smtp_failure(error: &lettre::transport::smtp::Error) -> JobFailure {
+    let code = error.status().map(|c| c.to_string());
+    let class = match code.as_deref() {
+        Some("535") => ErrorClass::Auth,
+        Some(c) if c.starts_with('4') => ErrorClass::Server,
+        Some(c) if c.starts_with('5') => ErrorClass::Client,
+        _ if error.is_client() => ErrorClass::Client,
+        _ => ErrorClass::Timeout,
+    };
+    let message = match &code {
+        Some(code) => format!("SMTP {code}: {error}"),
+        None => format!("SMTP: {error}"),
+    };
+    JobFailure::new(class, message)
+}

@@ -1,0 +1,365 @@
+//! The alert dispatcher: turns alert rows into delivery jobs. [`Dispatcher::run_once`] reads
+//! the enabled channels and the recent alerts, decides with the pure [`plan`] which notices
+//! are due, and for each one inserts its `hangar_alert_notices` row and its delivery job in
+//! one transaction; the notice's primary key (alert, channel, event) makes several
+//! dispatchers in several processes send each notice once, and the job's idempotency key
+//! (`alert:<id>:<channel>:<event>`) says the same on the job side. [`Dispatcher::run`] loops
+//! around it on a tick until shutdown.
+//!
+//! Rules: `opened` once per incident and channel (a repeat raising `occurrences` is the same
+//! incident); `reminder:<n>` when `n × reminder_every_ms` has passed since `opened` while the
+//! alert is open and unacknowledged (only the latest due reminder, never a backlog);
+//! `resolved` once the alert's `resolved_at` is set, for channels that got `opened`. A
+//! channel hears about alerts of its workspace (or all, when it has none) at or above its
+//! `min_severity`, raised after it was added. Alerts about the delivery jobs themselves are
+//! never notified.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use chrono::Utc;
+use sqlx::Row;
+use tokio_util::sync::CancellationToken;
+
+use super::channels::{self, Channel, alert_ms, on_pool, severity_rank};
+use super::{AlertError, KINDS, NoticeArgs};
+use crate::client::Conn;
+use crate::job::NewJob;
+use crate::pool_config::PoolSpec;
+use crate::store::{Store, StoreError};
+
+/// How far back the dispatcher looks for alerts to open or resolve.
+const LOOKBACK_MS: i64 = 24 * 3_600_000;
+
+/// The alert facts the plan needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertFacts {
+    /// The alert.
+    pub id: i64,
+    /// Its workspace.
+    pub workspace_id: Option<String>,
+    /// `warning` or `critical`.
+    pub severity: String,
+    /// Unix ms.
+    pub created_ms: i64,
+    /// Unix ms, when acknowledged.
+    pub acked_ms: Option<i64>,
+    /// Unix ms, when resolved.
+    pub resolved_ms: Option<i64>,
+}
+
+/// A notice already sent: `(alert, channel, event) → created ms`.
+pub type Sent = HashMap<(i64, String, String), i64>;
+
+/// The notices due now.
+pub fn plan(
+    channels: &[Channel],
+    alerts: &[AlertFacts],
+    sent: &Sent,
+    now_ms: i64,
+) -> Vec<NoticeArgs> {
+    let mut due = Vec::new();
+    for channel in channels.iter().filter(|c| c.enabled) {
+        let min = severity_rank(&channel.min_severity).unwrap_or(0);
+        for alert in alerts {
+            let in_scope =
+                channel.workspace_id.is_none() || channel.workspace_id == alert.workspace_id;
+            if !in_scope
+                || severity_rank(&alert.severity).unwrap_or(1) < min
+                || alert.created_ms < channel.created_at.timestamp_millis()
+            {
+                continue;
+            }
+            let notice = |event: String| NoticeArgs {
+                alert_id: alert.id,
+                channel_id: channel.id.clone(),
+                event,
+            };
+            let was_sent = |event: &str| {
+                sent.get(&(alert.id, channel.id.clone(), event.to_owned()))
+                    .copied()
+            };
+            let Some(opened_ms) = was_sent("opened") else {
+                // An incident that opened and cleared between two ticks is not announced.
+                if alert.resolved_ms.is_none() {
+                    due.push(notice("opened".to_owned()));
+                }
+                continue;
+            };
+            if alert.resolved_ms.is_some() {
+                if was_sent("resolved").is_none() {
+                    due.push(notice("resolved".to_owned()));
+                }
+                continue;
+            }
+            if alert.acked_ms.is_some() {
+                continue;
+            }
+            if let Some(every) = channel.reminder_every_ms.filter(|ms| *ms > 0) {
+                let n = (now_ms - opened_ms) / every;
+                let event = format!("reminder:{n}");
+                if n >= 1 && was_sent(&event).is_none() {
+                    due.push(notice(event));
+                }
+            }
+        }
+    }
+    due
+}
+
+/// Counts of one pass.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DispatchCounts {
+    /// Notices (and delivery jobs) created.
+    pub enqueued: u64,
+}
+
+/// The dispatcher of one process.
+#[derive(Clone)]
+pub struct Dispatcher {
+    store: Store,
+    /// Queue and attempt budget per delivery kind, from the pool that runs it.
+    routes: HashMap<String, (String, i32)>,
+    tick: Duration,
+}
+
+impl Dispatcher {
+    /// A dispatcher routing each delivery kind to the pool of `pools` that runs it (the
+    /// `alerts` queue when none does), checking every `tick`.
+    pub fn new(store: Store, pools: &[PoolSpec], tick: Duration) -> Dispatcher {
+        let routes = KINDS
+            .iter()
+            .map(|kind| {
+                let route = pools
+                    .iter()
+                    .find(|p| p.kinds.iter().any(|k| k == kind))
+                    .map_or(
+                        ("alerts".to_owned(), crate::job::DEFAULT_MAX_ATTEMPTS),
+                        |p| (p.queue.clone(), p.max_attempts),
+                    );
+                ((*kind).to_owned(), route)
+            })
+            .collect();
+        Dispatcher {
+            store,
+            routes,
+            tick,
+        }
+    }
+
+    /// One pass: enqueue every notice due now.
+    pub async fn run_once(&self) -> Result<DispatchCounts, AlertError> {
+        let channels: Vec<Channel> = channels::list(&self.store)
+            .await?
+            .into_iter()
+            .filter(|c| c.enabled)
+            .collect();
+        if channels.is_empty() {
+            return Ok(DispatchCounts::default());
+        }
+        let now_ms = Utc::now().timestamp_millis();
+        let alerts = self.alerts(now_ms).await?;
+        let Some(min_id) = alerts.iter().map(|a| a.id).min() else {
+            return Ok(DispatchCounts::default());
+        };
+        let sent = self.sent(min_id).await?;
+        let due = plan(&channels, &alerts, &sent, now_ms);
+        let kinds: HashMap<&str, &str> = channels
+            .iter()
+            .map(|c| (c.id.as_str(), c.kind.job_kind()))
+            .collect();
+        let mut counts = DispatchCounts::default();
+        let mut queues = HashSet::new();
+        for notice in due {
+            let kind = kinds
+                .get(notice.channel_id.as_str())
+                .copied()
+                .unwrap_or("alert_webhook");
+            let (queue, max_attempts) = self
+                .routes
+                .get(kind)
+                .cloned()
+                .unwrap_or(("alerts".to_owned(), 6));
+            let workspace = alerts
+                .iter()
+                .find(|a| a.id == notice.alert_id)
+                .and_then(|a| a.workspace_id.clone());
+            let mut job = NewJob::new(kind, serde_json::to_value(&notice).unwrap_or_default());
+            job.queue = queue.clone();
+            job.max_attempts = max_attempts;
+            job.workspace_id = workspace;
+            job.idempotency_key = Some(notice.key());
+            if self.insert(&notice, &job, now_ms).await? {
+                counts.enqueued += 1;
+                queues.insert(queue);
+                tracing::info!(alert = notice.alert_id, channel = %notice.channel_id, event = %notice.event, "alert notice queued");
+            }
+        }
+        for queue in queues {
+            self.store.wakeups().wake(&queue);
+        }
+        Ok(counts)
+    }
+
+    /// Runs passes every tick until `shutdown`; a failing pass is logged and retried.
+    pub async fn run(self, shutdown: CancellationToken) {
+        loop {
+            if let Err(error) = self.run_once().await {
+                tracing::warn!(%error, "alert dispatch failed; retrying");
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(self.tick) => {}
+            }
+        }
+    }
+
+    async fn alerts(&self, now_ms: i64) -> Result<Vec<AlertFacts>, AlertError> {
+        let ms = |c: &str| alert_ms(&self.store, c);
+        let kinds = KINDS.map(|k| format!("'{k}'")).join(", ");
+        let sql = format!(
+            "SELECT a.id, a.workspace_id, a.severity, {} AS created_ms, {} AS acked_ms, \
+                 {} AS resolved_ms \
+             FROM hangar_alerts a LEFT JOIN hangar_jobs j ON j.id = a.job_id \
+             WHERE (j.kind IS NULL OR j.kind NOT IN ({kinds})) \
+               AND (a.resolved_at IS NULL OR {} > $1) \
+             ORDER BY a.id DESC LIMIT 5000",
+            ms("a.created_at"),
+            ms("a.acknowledged_at"),
+            ms("a.resolved_at"),
+            ms("a.resolved_at"),
+        );
+        on_pool!(&self.store, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(now_ms - LOOKBACK_MS).fetch_all(pool).await.map_err(StoreError::from)?;
+            rows.iter().map(|row| -> Result<AlertFacts, AlertError> { Ok(AlertFacts {
+                id: row.try_get("id").map_err(StoreError::from)?,
+                workspace_id: row.try_get("workspace_id").map_err(StoreError::from)?,
+                severity: row.try_get("severity").map_err(StoreError::from)?,
+                created_ms: row.try_get("created_ms").map_err(StoreError::from)?,
+                acked_ms: row.try_get("acked_ms").map_err(StoreError::from)?,
+                resolved_ms: row.try_get("resolved_ms").map_err(StoreError::from)?,
+            })}).collect()
+        })
+    }
+
+    async fn sent(&self, min_alert_id: i64) -> Result<Sent, AlertError> {
+        let sql = "SELECT alert_id, channel_id, event, created_at FROM hangar_alert_notices \
+                   WHERE alert_id >= $1";
+        let rows: Vec<(i64, String, String, i64)> = on_pool!(&self.store, pool => sqlx::query_as(sql)
+            .bind(min_alert_id)
+            .fetch_all(pool)
+            .await
+            .map_err(StoreError::from)?);
+        Ok(rows
+            .into_iter()
+            .map(|(a, c, e, t)| ((a, c, e), t))
+            .collect())
+    }
+
+    /// Inserts the notice row and its job in one transaction; false when another
+    /// dispatcher got there first.
+    async fn insert(
+        &self,
+        notice: &NoticeArgs,
+        job: &NewJob,
+        now_ms: i64,
+    ) -> Result<bool, AlertError> {
+        let sql = "INSERT INTO hangar_alert_notices (alert_id, channel_id, event, created_at) \
+                   VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
+        let link = "UPDATE hangar_alert_notices SET job_id = $4 \
+                    WHERE alert_id = $1 AND channel_id = $2 AND event = $3";
+        on_pool!(&self.store, pool => {
+            let mut tx = pool.begin().await.map_err(StoreError::from)?;
+            let inserted = sqlx::query(sql)
+                .bind(notice.alert_id).bind(&notice.channel_id).bind(&notice.event).bind(now_ms)
+                .execute(&mut *tx).await.map_err(StoreError::from)?.rows_affected();
+            if inserted == 0 {
+                return Ok(false);
+            }
+            let enqueued = (*tx).insert_job(job).await?;
+            sqlx::query(link)
+                .bind(notice.alert_id).bind(&notice.channel_id).bind(&notice.event).bind(enqueued.id.0)
+                .execute(&mut *tx).await.map_err(StoreError::from)?;
+            tx.commit().await.map_err(StoreError::from)?;
+            Ok(true)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerts::ChannelKind;
+
+    fn channel(reminder: Option<i64>) -> Channel {
+        Channel {
+            id: "ach_1".into(),
+            workspace_id: Some("ws_1".into()),
+            kind: ChannelKind::Slack,
+            summary: "h".into(),
+            min_severity: "warning".into(),
+            reminder_every_ms: reminder,
+            enabled: true,
+            disabled_reason: None,
+            created_at: channels::to_time(0),
+        }
+    }
+
+    fn alert() -> AlertFacts {
+        AlertFacts {
+            id: 7,
+            workspace_id: Some("ws_1".into()),
+            severity: "warning".into(),
+            created_ms: 1_000,
+            acked_ms: None,
+            resolved_ms: None,
+        }
+    }
+
+    fn events(due: &[NoticeArgs]) -> Vec<&str> {
+        due.iter().map(|n| n.event.as_str()).collect()
+    }
+
+    #[test]
+    fn opened_once_then_reminders_then_resolved() {
+        let c = [channel(Some(10_000))];
+        let mut sent = Sent::new();
+        assert_eq!(events(&plan(&c, &[alert()], &sent, 2_000)), ["opened"]);
+        sent.insert((7, "ach_1".into(), "opened".into()), 2_000);
+        assert!(plan(&c, &[alert()], &sent, 11_000).is_empty());
+        assert_eq!(events(&plan(&c, &[alert()], &sent, 12_000)), ["reminder:1"]);
+        // Only the latest reminder, not a backlog.
+        assert_eq!(events(&plan(&c, &[alert()], &sent, 42_000)), ["reminder:4"]);
+        let acked = AlertFacts {
+            acked_ms: Some(3_000),
+            ..alert()
+        };
+        assert!(plan(&c, &[acked], &sent, 42_000).is_empty());
+        let resolved = AlertFacts {
+            resolved_ms: Some(5_000),
+            ..alert()
+        };
+        assert_eq!(
+            events(&plan(&c, &[resolved.clone()], &sent, 42_000)),
+            ["resolved"]
+        );
+        sent.insert((7, "ach_1".into(), "resolved".into()), 43_000);
+        assert!(plan(&c, &[resolved], &sent, 50_000).is_empty());
+    }
+
+    #[test]
+    fn scope_severity_and_age() {
+        let mut c = channel(None);
+        c.workspace_id = Some("ws_2".into());
+        assert!(plan(&[c.clone()], &[alert()], &Sent::new(), 2_000).is_empty());
+        c.workspace_id = None;
+        c.min_severity = "critical".into();
+        assert!(plan(&[c.clone()], &[alert()], &Sent::new(), 2_000).is_empty());
+        c.min_severity = "warning".into();
+        c.created_at = channels::to_time(5_000);
+        assert!(plan(&[c.clone()], &[alert()], &Sent::new(), 6_000).is_empty());
+        c.enabled = false;
+        c.created_at = channels::to_time(0);
+        assert!(plan(&[c], &[alert()], &Sent::new(), 6_000).is_empty());
+    }
+}
