@@ -6,6 +6,7 @@ mod api;
 mod bench;
 mod cli;
 mod config;
+mod dashboard;
 mod exit;
 mod http;
 mod ingress;
