@@ -3,7 +3,9 @@
 
 mod api;
 mod auth;
+mod cdp;
 mod cli;
+mod dashboard;
 mod durability;
 mod ingress;
 mod planner;
