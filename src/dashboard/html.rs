@@ -98,6 +98,9 @@ input,select{font:inherit;padding:4px 6px;border:1px solid var(--line);border-ra
 .login{max-width:420px;margin:10vh auto;background:var(--card);border:1px solid var(--line);border-radius:8px;padding:20px}
 .login input{width:100%;margin:6px 0 12px}
 .asof{float:right;font-size:12px;color:var(--mut)}
+h1 .mono{font-size:inherit}
+@media (max-width:600px){main{padding:10px 10px 24px}.asof{float:none;display:block;margin-bottom:4px}
+.card{min-width:0;flex:1}}
 "#;
 
 const SCRIPT: &str = "(function(){var m=document.querySelector('main[data-live]');if(!m)return;\

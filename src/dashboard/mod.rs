@@ -11,6 +11,7 @@
 
 mod actions;
 mod html;
+mod overview;
 mod pages;
 mod session;
 
@@ -37,7 +38,7 @@ pub struct DashState {
 /// The dashboard's routes.
 pub fn routes(api: ApiState, redis: Option<RedisConfig>) -> Router {
     Router::new()
-        .route("/", get(pages::overview))
+        .route("/", get(overview::overview))
         .route("/jobs", get(pages::jobs))
         .route("/jobs/{id}", get(pages::job))
         .route("/jobs/{id}/retry", post(actions::retry))

@@ -1,5 +1,5 @@
-//! The dashboard's pages (all GET, all `viewer` and up): overview, jobs, one job, alerts,
-//! dead letters, schedules. Every value that came from a user, a job or a remote server goes
+//! The dashboard's pages but the overview (all GET, all `viewer` and up): jobs, one job,
+//! alerts, dead letters, schedules. Every value that came from a user, a job or a remote server goes
 //! through [`esc`] on its way into the page.
 
 use std::fmt::Write;
@@ -10,7 +10,6 @@ use axum::response::Response;
 use chrono::Utc;
 use hangar_schedules::{ScheduleFilter, Schedules};
 use hangar_workers::job::{JobFilter, JobState};
-use hangar_workers::store::QueueThroughput;
 use serde::Deserialize;
 
 use super::actions::visible_job;
@@ -20,17 +19,15 @@ use super::{DashState, Page, Problem};
 use crate::api::Role;
 use crate::ingress::read_dead_letters;
 
-/// The window of the overview's throughput and failure rate.
-const RATE_WINDOW: Duration = Duration::from_secs(300);
-/// How long the overview waits for Redis before it says it could not reach it.
-const REDIS_WAIT: Duration = Duration::from_secs(2);
+/// How long a page waits for Redis before it says it could not reach it.
+pub(super) const REDIS_WAIT: Duration = Duration::from_secs(2);
 /// Jobs one list shows.
 const JOBS_LIMIT: i64 = 200;
 /// Dead letters the page shows.
 const DEAD_LIMIT: usize = 100;
 
 /// A table with a horizontal scroll box around it (phones).
-fn table(head: &str, rows: &str, empty: &str) -> String {
+pub(super) fn table(head: &str, rows: &str, empty: &str) -> String {
     if rows.is_empty() {
         return format!("<p class=note>{empty}</p>");
     }
@@ -39,7 +36,7 @@ fn table(head: &str, rows: &str, empty: &str) -> String {
     )
 }
 
-fn as_of() -> String {
+pub(super) fn as_of() -> String {
     format!(
         "<span class=asof>as of {} UTC · refreshes every 5 s</span>",
         Utc::now().format("%H:%M:%S")
@@ -54,142 +51,6 @@ fn done_note(done: Option<&str>) -> String {
         _ => return String::new(),
     };
     format!("<p class=\"note done\">{text}</p>")
-}
-
-/// `GET /`: queues, open alerts, dead letters.
-pub async fn overview(
-    session: Session,
-    State(state): State<DashState>,
-) -> Result<Response, Problem> {
-    let now = Utc::now();
-    let store = &state.api.store;
-    let global = session.caller.workspace.is_none();
-    let alerts = store
-        .alerts(false)
-        .await?
-        .into_iter()
-        .filter(|a| session.caller.sees(a.workspace_id.as_deref()))
-        .count();
-    let mut main = format!("{}<h1>Overview</h1><div class=cards>", as_of());
-    let alert_class = if alerts > 0 { "bad" } else { "ok" };
-    let _ = write!(
-        main,
-        "<div class=card><a href=\"/alerts\">Open alerts<b class={alert_class}>{alerts}</b></a></div>"
-    );
-    if global {
-        let dead = match &state.redis {
-            None => "<span class=mut>no Redis</span>".to_owned(),
-            Some(redis) => {
-                match tokio::time::timeout(REDIS_WAIT, read_dead_letters(redis, 1)).await {
-                    Ok(Ok((_, n))) => format!(
-                        "<span class={}>{n}</span>",
-                        if n > 0 { "warn" } else { "ok" }
-                    ),
-                    _ => "<span class=bad>Redis unreachable</span>".to_owned(),
-                }
-            }
-        };
-        let _ = write!(
-            main,
-            "<div class=card><a href=\"/dead-letters\">Dead letters<b>{dead}</b></a></div></div>"
-        );
-        main.push_str(&queue_table(&state, now).await?);
-    } else {
-        main.push_str(
-            "</div><p class=note>Queue totals span every workspace, so they are shown only to \
-             tokens valid for every workspace. <a href=\"/jobs\">Your workspace's jobs</a>.</p>",
-        );
-    }
-    Ok(Page {
-        title: "Overview".to_owned(),
-        nav: Nav::Overview,
-        main,
-    }
-    .render(&session))
-}
-
-async fn queue_table(state: &DashState, now: chrono::DateTime<Utc>) -> Result<String, Problem> {
-    let store = &state.api.store;
-    let stats = store.queue_stats().await?;
-    let since = now - chrono::Duration::from_std(RATE_WINDOW).unwrap_or_default();
-    let rates = store.queue_throughput(since).await?;
-    let mut queues: Vec<&str> = stats.iter().map(|s| s.queue.as_str()).collect();
-    queues.extend(rates.iter().map(|r| r.queue.as_str()));
-    queues.sort_unstable();
-    queues.dedup();
-    let shown = [
-        JobState::Available,
-        JobState::Scheduled,
-        JobState::Running,
-        JobState::Retryable,
-        JobState::Failed,
-    ];
-    let mut head = "<th>queue</th>".to_owned();
-    for s in shown {
-        let _ = write!(head, "<th class=num>{}</th>", s.as_str());
-    }
-    head.push_str(
-        "<th class=num>lag</th><th class=num>completed/min</th><th class=num>failed (5 min)</th>\
-         <th class=num>failure rate</th>",
-    );
-    let mut rows = String::new();
-    for queue in queues {
-        let stat = stats.iter().find(|s| s.queue == queue);
-        let rate = rates
-            .iter()
-            .find(|r| r.queue == queue)
-            .cloned()
-            .unwrap_or(QueueThroughput {
-                queue: queue.to_owned(),
-                completed: 0,
-                failed: 0,
-            });
-        let _ = write!(rows, "<tr><td class=mono>{}</td>", esc(queue));
-        for s in shown {
-            let n = stat
-                .and_then(|st| st.counts.iter().find(|(c, _)| *c == s))
-                .map_or(0, |(_, n)| *n);
-            let class = match (s, n) {
-                (_, 0) => "num mut",
-                (JobState::Failed, _) => "num bad",
-                (JobState::Retryable, _) => "num warn",
-                _ => "num",
-            };
-            let _ = write!(
-                rows,
-                "<td class=\"{class}\"><a href=\"/jobs?state={}\">{n}</a></td>",
-                s.as_str()
-            );
-        }
-        let lag = stat.map_or(0.0, |s| s.lag_seconds);
-        let lag_class = if lag >= 60.0 { "num bad" } else { "num" };
-        let finished = rate.completed + rate.failed;
-        let failure = if finished == 0 {
-            "<span class=mut>–</span>".to_owned()
-        } else {
-            let pct = 100.0 * rate.failed as f64 / finished as f64;
-            let class = if pct >= 10.0 {
-                "bad"
-            } else if pct > 0.0 {
-                "warn"
-            } else {
-                "ok"
-            };
-            format!("<span class={class}>{pct:.1} %</span>")
-        };
-        let _ = write!(
-            rows,
-            "<td class=\"{lag_class}\">{}</td><td class=num>{:.1}</td><td class=num>{}</td>\
-             <td class=num>{failure}</td></tr>",
-            html::duration_words(lag as u64),
-            rate.completed as f64 / (RATE_WINDOW.as_secs_f64() / 60.0),
-            rate.failed,
-        );
-    }
-    Ok(format!(
-        "<h2>Queues</h2>{}",
-        table(&head, &rows, "No jobs in any queue yet.")
-    ))
 }
 
 /// Filters of `GET /jobs`.

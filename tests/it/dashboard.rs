@@ -18,6 +18,9 @@ use crate::support::{
     wait_for,
 };
 
+/// Form fields or headers of a request.
+type Pairs<'a> = &'a [(&'a str, &'a str)];
+
 /// A running `hangar serve` and an HTTP client that follows no redirects.
 struct Dash {
     db: TestDb,
@@ -257,7 +260,7 @@ async fn forms_need_the_session_csrf_token_the_operator_role_and_the_workspace()
 
     // Refused, and nothing changes: no token, a wrong one, another session's, cross-site.
     let viewer_csrf = dash.csrf(&viewer).await;
-    let cases: [(&str, &[(&str, &str)], &[(&str, &str)]); 6] = [
+    let cases: [(&str, Pairs, Pairs); 6] = [
         ("no CSRF token", &[], &[]),
         ("a wrong CSRF token", &[("csrf", "0123")], &[]),
         ("another session's token", &[("csrf", &viewer_csrf)], &[]),
