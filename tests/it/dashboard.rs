@@ -497,3 +497,46 @@ async fn in_a_browser_an_operator_signs_in_retries_a_failed_job_and_sees_it_comp
         "at phone width only tables scroll, not the page"
     );
 }
+
+async fn throughput_counts_finished_jobs_per_queue(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let receiver = Receiver::start().await;
+    db.pools(&fast_pools("", ""));
+    let _worker = db.spawn("worker", &["worker", "--bind", "127.0.0.1:0"]);
+    let before = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let ok = enqueue_http(&store, &receiver.url("/ok"), json!({})).await;
+    let bad = enqueue_http(&store, &receiver.url("/status/400"), json!({})).await;
+    assert_eq!(
+        wait_final(&store, ok, Duration::from_secs(30)).await.state,
+        JobState::Completed
+    );
+    assert_eq!(
+        wait_final(&store, bad, Duration::from_secs(30)).await.state,
+        JobState::Failed
+    );
+    let rates = store.queue_throughput(before).await.expect("throughput");
+    assert_eq!(rates.len(), 1, "{rates:?}");
+    assert_eq!(
+        (rates[0].queue.as_str(), rates[0].completed, rates[0].failed),
+        ("default", 1, 1)
+    );
+    let later = chrono::Utc::now() + chrono::Duration::seconds(5);
+    assert!(
+        store
+            .queue_throughput(later)
+            .await
+            .expect("throughput")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn throughput_counts_finished_jobs_per_queue_on_postgres() {
+    throughput_counts_finished_jobs_per_queue(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn throughput_counts_finished_jobs_per_queue_on_sqlite() {
+    throughput_counts_finished_jobs_per_queue(Backend::Sqlite).await;
+}
