@@ -1,6 +1,7 @@
 //! The HTTP server of `serve` and `worker`: `/healthz` (the process is up), `/readyz` (the
 //! database answers) and `/metrics` (Prometheus text: queue depth and lag read from the store
-//! at scrape time, plus the counters and histograms the pools record).
+//! at scrape time, plus the counters and histograms the pools record), the API under
+//! `/api/v1` and the dashboard at `/`.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -18,6 +19,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState};
+use crate::config::RedisConfig;
+use crate::dashboard;
 use crate::exit::Fatal;
 
 /// Installs the process-wide Prometheus recorder once and returns its handle.
@@ -60,9 +63,11 @@ pub async fn serve(
     store: Store,
     client: Arc<Client>,
     queues: Vec<String>,
+    redis: Option<RedisConfig>,
     shutdown: CancellationToken,
 ) {
-    let api = api::routes(ApiState::new(store.clone(), client));
+    let api_state = ApiState::new(store.clone(), client);
+    let api = api::routes(api_state.clone());
     let state = AppState {
         store,
         metrics: metrics_handle(),
@@ -73,7 +78,8 @@ pub async fn serve(
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state)
-        .merge(api);
+        .merge(api)
+        .merge(dashboard::routes(api_state, redis));
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await;

@@ -595,24 +595,28 @@ fn value_int(value: &redis::Value) -> Option<i64> {
 
 /// One dead letter as `hangar ingress dead --json` prints it.
 #[derive(Debug, Serialize)]
-struct DeadLetter {
-    id: String,
-    source_id: String,
-    error: String,
-    msg: String,
+pub struct DeadLetter {
+    /// The dead-letter entry's id.
+    pub id: String,
+    /// The id of the original ingress entry.
+    pub source_id: String,
+    /// Why it was refused.
+    pub error: String,
+    /// The original `msg` value.
+    pub msg: String,
     /// Only for an entry that had no `msg`: its fields.
     #[serde(skip_serializing_if = "Option::is_none")]
-    fields: Option<serde_json::Value>,
-    dead_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub fields: Option<serde_json::Value>,
+    /// When it was dead-lettered (from the entry id).
+    pub dead_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-/// `hangar ingress dead`: the newest dead letters.
-pub async fn list_dead(config: &Config, limit: usize, json: bool) -> Result<(), Fatal> {
-    let Some(redis_config) = &config.redis else {
-        return Err(Fatal::config(
-            "HANGAR_REDIS_URL is not set: there is no Redis ingress to inspect",
-        ));
-    };
+/// The newest `limit` entries of the dead-letter stream, newest first: what `hangar ingress
+/// dead` prints and the dashboard shows. `Err` says what failed, for people.
+pub async fn read_dead_letters(
+    redis_config: &RedisConfig,
+    limit: usize,
+) -> Result<(Vec<DeadLetter>, u64), Fatal> {
     let client = redis_client(&redis_config.url)?;
     let mut conn = connect(&client).await.map_err(|e| {
         Fatal::runtime(format!(
@@ -629,7 +633,12 @@ pub async fn list_dead(config: &Config, limit: usize, json: bool) -> Result<(), 
         .query_async(&mut conn)
         .await
         .map_err(|e| Fatal::runtime(format!("cannot read the dead-letter stream: {e}")))?;
-    let letters: Vec<DeadLetter> = reply
+    let total: u64 = redis::cmd("XLEN")
+        .arg(redis_config.dead_stream())
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| Fatal::runtime(format!("cannot read the dead-letter stream: {e}")))?;
+    let letters = reply
         .ids
         .iter()
         .map(|entry| DeadLetter {
@@ -647,6 +656,17 @@ pub async fn list_dead(config: &Config, limit: usize, json: bool) -> Result<(), 
                 .and_then(|f| serde_json::from_str(&f).ok()),
         })
         .collect();
+    Ok((letters, total))
+}
+
+/// `hangar ingress dead`: the newest dead letters.
+pub async fn list_dead(config: &Config, limit: usize, json: bool) -> Result<(), Fatal> {
+    let Some(redis_config) = &config.redis else {
+        return Err(Fatal::config(
+            "HANGAR_REDIS_URL is not set: there is no Redis ingress to inspect",
+        ));
+    };
+    let (letters, _) = read_dead_letters(redis_config, limit).await?;
     if json {
         println!(
             "{}",
@@ -677,7 +697,8 @@ pub async fn list_dead(config: &Config, limit: usize, json: bool) -> Result<(), 
     Ok(())
 }
 
-fn excerpt(text: &str, max_chars: usize) -> String {
+/// The first `max_chars` characters of `text`, with `…` when cut.
+pub fn excerpt(text: &str, max_chars: usize) -> String {
     let mut chars = text.chars();
     let head: String = chars.by_ref().take(max_chars).collect();
     if chars.next().is_some() {

@@ -7,6 +7,7 @@ mod bench;
 mod channels;
 mod cli;
 mod config;
+mod dashboard;
 mod exit;
 mod http;
 mod ingress;

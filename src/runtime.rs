@@ -106,6 +106,7 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
         store.clone(),
         client,
         queues,
+        config.redis.clone(),
         shutdown.clone(),
     ));
     tracing::info!(

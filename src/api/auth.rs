@@ -148,13 +148,20 @@ impl FromRequestParts<ApiState> for Caller {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| unauthorized("the Authorization header is not Bearer <token>"))?;
-        let caller = find_token(&state.store, &hash(token))
-            .await
-            .map_err(|e| ApiError::unavailable(&e))?
-            .ok_or_else(|| unauthorized("unknown or revoked token"))?;
-        state.limiter.check(caller.token_id)?;
-        Ok(caller)
+        authenticate(state, token).await
     }
+}
+
+/// The caller a presented token stands for, after taking one request from its rate bucket:
+/// 401 for an unknown or revoked token, 429 past the rate. The one lookup both the API's
+/// `Authorization: Bearer` header and the dashboard's session cookie go through.
+pub async fn authenticate(state: &ApiState, token: &str) -> Result<Caller, ApiError> {
+    let caller = find_token(&state.store, &hash(token))
+        .await
+        .map_err(|e| ApiError::unavailable(&e))?
+        .ok_or_else(|| unauthorized("unknown or revoked token"))?;
+    state.limiter.check(caller.token_id)?;
+    Ok(caller)
 }
 
 /// SHA-256 of a token, lowercase hex: what the database keeps.

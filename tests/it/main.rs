@@ -4,7 +4,9 @@
 mod alert_delivery;
 mod api;
 mod auth;
+mod cdp;
 mod cli;
+mod dashboard;
 mod durability;
 mod ingress;
 mod planner;

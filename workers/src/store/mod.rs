@@ -213,6 +213,18 @@ pub struct QueueStats {
     pub lag_seconds: f64,
 }
 
+/// Jobs of one queue that finished since a moment, for the dashboard's throughput and
+/// failure rate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueueThroughput {
+    /// The queue.
+    pub queue: String,
+    /// Jobs that completed since then.
+    pub completed: i64,
+    /// Jobs that failed for good since then.
+    pub failed: i64,
+}
+
 /// Wakes idle pools of this process when a queue gets a runnable job. PostgreSQL feeds it
 /// from LISTEN/NOTIFY (so enqueues from any process count); both backends feed it from
 /// enqueues made through this process's [`Store`].
@@ -604,6 +616,15 @@ impl Store {
     /// Depth and lag per queue.
     pub async fn queue_stats(&self) -> Result<Vec<QueueStats>, StoreError> {
         backend!(self, s => s.queue_stats().await)
+    }
+
+    /// Per queue, the jobs that completed or failed for good since `since` (by
+    /// `finalized_at`, which the finalized-at index covers), ordered by queue.
+    pub async fn queue_throughput(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<QueueThroughput>, StoreError> {
+        backend!(self, s => s.queue_throughput(since).await)
     }
 }
 

@@ -13,9 +13,9 @@ use sqlx::{PgConnection, PgPool, Row};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    AlertRow, ClaimKey, Completion, ExpiredLease, FailureRecord, QueueStats, StoreError, Wakeups,
-    fold_queue_stats, job_incident_key, millis, parse_class, parse_state, redact_url, rejected,
-    synthesize_success,
+    AlertRow, ClaimKey, Completion, ExpiredLease, FailureRecord, QueueStats, QueueThroughput,
+    StoreError, Wakeups, fold_queue_stats, job_incident_key, millis, parse_class, parse_state,
+    redact_url, rejected, synthesize_success,
 };
 use crate::ingress::EventEnvelope;
 use crate::job::{AttemptRecord, ClaimedJob, Enqueued, Job, JobFilter, JobId, JobState, NewJob};
@@ -546,6 +546,32 @@ impl PgStore {
             })
             .collect::<Result<Vec<_>, StoreError>>()
             .map(fold_queue_stats)
+    }
+
+    pub(super) async fn queue_throughput(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<QueueThroughput>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT queue, \
+                 count(*) FILTER (WHERE state = 'completed') AS completed, \
+                 count(*) FILTER (WHERE state = 'failed') AS failed \
+             FROM hangar_jobs \
+             WHERE finalized_at >= $1 AND state IN ('completed', 'failed') \
+             GROUP BY queue ORDER BY queue",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(QueueThroughput {
+                    queue: row.try_get("queue")?,
+                    completed: row.try_get("completed")?,
+                    failed: row.try_get("failed")?,
+                })
+            })
+            .collect()
     }
 }
 

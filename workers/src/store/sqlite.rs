@@ -15,8 +15,8 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::{
-    AlertRow, Completion, ExpiredLease, FailureRecord, QueueStats, StoreError, Wakeups,
-    fold_queue_stats, job_incident_key, millis, parse_class, parse_state, rejected,
+    AlertRow, Completion, ExpiredLease, FailureRecord, QueueStats, QueueThroughput, StoreError,
+    Wakeups, fold_queue_stats, job_incident_key, millis, parse_class, parse_state, rejected,
     synthesize_success,
 };
 use crate::ingress::EventEnvelope;
@@ -507,6 +507,32 @@ impl SqliteStore {
             })
             .collect::<Result<Vec<_>, StoreError>>()
             .map(fold_queue_stats)
+    }
+
+    pub(super) async fn queue_throughput(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<QueueThroughput>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT queue, \
+                 sum(CASE WHEN state = 'completed' THEN 1 ELSE 0 END) AS completed, \
+                 sum(CASE WHEN state = 'failed' THEN 1 ELSE 0 END) AS failed \
+             FROM hangar_jobs \
+             WHERE finalized_at >= ?1 AND state IN ('completed', 'failed') \
+             GROUP BY queue ORDER BY queue",
+        )
+        .bind(since.timestamp_millis())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(QueueThroughput {
+                    queue: row.try_get("queue")?,
+                    completed: row.try_get("completed")?,
+                    failed: row.try_get("failed")?,
+                })
+            })
+            .collect()
     }
 }
 
