@@ -340,7 +340,7 @@ mod tests {
             ..alert()
         };
         assert_eq!(
-            events(&plan(&c, &[resolved.clone()], &sent, 42_000)),
+            events(&plan(&c, std::slice::from_ref(&resolved), &sent, 42_000)),
             ["resolved"]
         );
         sent.insert((7, "ach_1".into(), "resolved".into()), 43_000);
