@@ -4,13 +4,11 @@
 //! revoked token stops working, and the per-token rate limit answers 429 with Retry-After.
 //! Every error has CONTRACT.md's body; nothing answers 5xx.
 
-use std::time::Duration;
-
 use hangar_workers::job::NewJob;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::{Backend, TestDb, free_port, stdout_ok, wait_for};
+use crate::support::{Backend, TestDb, serve_http, stdout_ok};
 
 const ROLES: [&str; 5] = ["owner", "admin", "safety_manager", "operator", "viewer"];
 
@@ -74,21 +72,11 @@ fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code: &s
 async fn every_route_of_the_openapi_document_enforces_its_role_for_every_role_and_workspace() {
     let db = TestDb::new(Backend::Sqlite).await;
     let store = db.store().await;
-    let port = free_port();
-    let _serve = db.spawn("serve", &["serve", "--bind", &format!("127.0.0.1:{port}")]);
+    let (_serve, base) = serve_http(&db).await;
     let api = Api {
-        base: format!("http://127.0.0.1:{port}"),
+        base,
         http: reqwest::Client::new(),
     };
-    wait_for("the server", Duration::from_secs(20), || async {
-        api.http
-            .get(format!("{}/healthz", api.base))
-            .send()
-            .await
-            .ok()
-            .map(|_| ())
-    })
-    .await;
     let token = |args: &[&str]| {
         let mut all = vec!["tokens", "create"];
         all.extend_from_slice(args);
@@ -271,21 +259,11 @@ async fn every_route_of_the_openapi_document_enforces_its_role_for_every_role_an
 async fn a_workspace_token_sees_and_acts_on_its_workspace_only() {
     let db = TestDb::new(Backend::Postgres).await;
     let store = db.store().await;
-    let port = free_port();
-    let _serve = db.spawn("serve", &["serve", "--bind", &format!("127.0.0.1:{port}")]);
+    let (_serve, base) = serve_http(&db).await;
     let api = Api {
-        base: format!("http://127.0.0.1:{port}"),
+        base,
         http: reqwest::Client::new(),
     };
-    wait_for("the server", Duration::from_secs(30), || async {
-        api.http
-            .get(format!("{}/healthz", api.base))
-            .send()
-            .await
-            .ok()
-            .map(|_| ())
-    })
-    .await;
     let token = stdout_ok(&db.run(&[
         "tokens",
         "create",
@@ -474,21 +452,11 @@ fn random_segment() -> String {
 #[tokio::test]
 async fn random_requests_against_the_openapi_document_never_get_a_5xx() {
     let db = TestDb::new(Backend::Postgres).await;
-    let port = free_port();
-    let _serve = db.spawn("serve", &["serve", "--bind", &format!("127.0.0.1:{port}")]);
+    let (_serve, base) = serve_http(&db).await;
     let api = Api {
-        base: format!("http://127.0.0.1:{port}"),
+        base,
         http: reqwest::Client::new(),
     };
-    wait_for("the server", Duration::from_secs(30), || async {
-        api.http
-            .get(format!("{}/healthz", api.base))
-            .send()
-            .await
-            .ok()
-            .map(|_| ())
-    })
-    .await;
     let owner = stdout_ok(&db.run(&["tokens", "create", "--role", "owner"]))
         .trim()
         .to_owned();

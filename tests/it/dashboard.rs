@@ -14,8 +14,7 @@ use serde_json::json;
 
 use crate::cdp::Browser;
 use crate::support::{
-    Backend, Proc, Receiver, TestDb, enqueue_http, fast_pools, free_port, stdout_ok, wait_final,
-    wait_for,
+    Backend, Proc, Receiver, TestDb, enqueue_http, fast_pools, serve_http, stdout_ok, wait_final,
 };
 
 /// Form fields or headers of a request.
@@ -35,21 +34,11 @@ impl Dash {
         if pools {
             db.pools(&fast_pools("", ""));
         }
-        let port = free_port();
-        let serve = db.spawn("serve", &["serve", "--bind", &format!("127.0.0.1:{port}")]);
+        let (serve, base) = serve_http(&db).await;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client");
-        let base = format!("http://127.0.0.1:{port}");
-        wait_for("the server", Duration::from_secs(20), || async {
-            http.get(format!("{base}/healthz"))
-                .send()
-                .await
-                .ok()
-                .map(|_| ())
-        })
-        .await;
         Dash {
             db,
             base,

@@ -11,7 +11,9 @@ use hangar_workers::ingress::{EventEnvelope, parse_event_body};
 use hangar_workers::store::Store;
 use serde_json::{Value, json};
 
-use crate::support::{Backend, Proc, TestDb, TestRedis, free_port, stdout_ok, wait_for};
+use crate::support::{
+    Backend, Proc, TestDb, TestRedis, free_port, serve_http, stdout_ok, wait_for,
+};
 
 fn job_msg(key: &str) -> String {
     json!({"kind": "job", "job": {"kind": "noop", "workspace_id": "ws_1", "args": {},
@@ -475,18 +477,8 @@ async fn the_consumer_reconnects_after_a_redis_restart() {
 async fn http_ingress_answers_202_once_and_refuses_bad_bodies_with_the_error_body() {
     let db = TestDb::new(Backend::Sqlite).await;
     let store = db.store().await;
-    let port = free_port();
-    let _serve = db.spawn("serve", &["serve", "--bind", &format!("127.0.0.1:{port}")]);
-    let base = format!("http://127.0.0.1:{port}");
+    let (_serve, base) = serve_http(&db).await;
     let http = reqwest::Client::new();
-    wait_for("the server", Duration::from_secs(20), || async {
-        http.get(format!("{base}/healthz"))
-            .send()
-            .await
-            .ok()
-            .map(|_| ())
-    })
-    .await;
     let token = stdout_ok(&db.run(&["tokens", "create", "--role", "operator"]))
         .trim()
         .to_owned();

@@ -31,6 +31,19 @@ pub fn free_port() -> u16 {
 /// PostgreSQL starts; a test that needs another key, or none, overrides it.
 pub const TEST_MASTER_KEY: &str = "dGVzdC1tYXN0ZXIta2V5LTMyLWJ5dGVzLWxvbmchISE=";
 
+/// `hangar serve` on a free port, returned once it answers `/healthz`, with its base URL.
+pub async fn serve_http(db: &TestDb) -> (Proc, String) {
+    let port = free_port();
+    let serve = db.spawn("serve", &["serve", "--bind", &format!("127.0.0.1:{port}")]);
+    let base = format!("http://127.0.0.1:{port}");
+    let health = format!("{base}/healthz");
+    wait_for("the server", Duration::from_secs(30), || async {
+        reqwest::get(&health).await.ok().map(|_| ())
+    })
+    .await;
+    (serve, base)
+}
+
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_hangar");
 
