@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use hangar_workers::alerts::AlertContext;
 use hangar_workers::client::Client;
 use hangar_workers::job::JobState;
 use hangar_workers::store::Store;
@@ -64,9 +65,10 @@ pub async fn serve(
     client: Arc<Client>,
     queues: Vec<String>,
     redis: Option<RedisConfig>,
+    alerts: Option<AlertContext>,
     shutdown: CancellationToken,
 ) {
-    let api_state = ApiState::new(store.clone(), client);
+    let api_state = ApiState::new(store.clone(), client).with_alerts(alerts);
     let api = api::routes(api_state.clone());
     let state = AppState {
         store,
@@ -79,13 +81,33 @@ pub async fn serve(
         .route("/metrics", get(metrics))
         .with_state(state)
         .merge(api)
-        .merge(dashboard::routes(api_state, redis));
+        .merge(dashboard::routes(api_state, redis))
+        .layer(axum::middleware::from_fn(refuse_nul));
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await;
     if let Err(error) = result {
         tracing::error!(%error, "HTTP server stopped");
     }
+}
+
+/// A NUL character (`%00`) in the path or query is refused before any handler: no text
+/// column can store it, and a filter holding one can match nothing.
+async fn refuse_nul(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let uri = request.uri();
+    let has_nul = |part: &str| part.contains("%00");
+    if has_nul(uri.path()) || uri.query().is_some_and(has_nul) {
+        return api::ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the URL holds a NUL character (%00)",
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 async fn healthz() -> impl IntoResponse {

@@ -52,14 +52,16 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
     } else {
         crate::connect_migrated(config).await?
     };
-    if let Some(keyring) = keyring.clone() {
-        let context = AlertContext::new(
+    let alert_context = keyring.clone().map(|keyring| {
+        AlertContext::new(
             store.clone(),
             Arc::new(keyring),
             format!("http://{}", config.bind),
             config.targets.clone(),
-        );
-        alerts::register(&mut registry, &context);
+        )
+    });
+    if let Some(context) = &alert_context {
+        alerts::register(&mut registry, context);
     }
     let registry = Arc::new(registry);
     let listener = http::bind(config.bind).await?;
@@ -107,6 +109,7 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
         client,
         queues,
         config.redis.clone(),
+        alert_context,
         shutdown.clone(),
     ));
     tracing::info!(

@@ -6,6 +6,7 @@
 //! no SQL or internals leak.
 
 mod auth;
+mod channels;
 mod ingress;
 mod jobs;
 
@@ -18,6 +19,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use hangar_workers::alerts::AlertContext;
 use hangar_workers::client::Client;
 use hangar_workers::ingress::MAX_MESSAGE_BYTES;
 use hangar_workers::store::Store;
@@ -41,6 +43,8 @@ pub struct ApiState {
     pub client: Arc<Client>,
     /// Per-token request rate.
     pub limiter: Arc<auth::RateLimiter>,
+    /// Keyring and HTTP client of the alert channels (present with the master key).
+    pub alerts: Option<AlertContext>,
 }
 
 impl ApiState {
@@ -50,7 +54,14 @@ impl ApiState {
             store,
             client,
             limiter: Arc::default(),
+            alerts: None,
         }
+    }
+
+    /// The same, able to manage alert channels.
+    pub fn with_alerts(mut self, alerts: Option<AlertContext>) -> ApiState {
+        self.alerts = alerts;
+        self
     }
 }
 
@@ -64,6 +75,9 @@ fn documented() -> OpenApiRouter<ApiState> {
         .routes(routes!(jobs::cancel_job))
         .routes(routes!(jobs::list_alerts))
         .routes(routes!(jobs::ack_alert))
+        .routes(routes!(channels::list_channels, channels::add_channel))
+        .routes(routes!(channels::remove_channel))
+        .routes(routes!(channels::test_channel))
 }
 
 /// The OpenAPI document of the API.

@@ -117,7 +117,9 @@ async fn every_route_of_the_openapi_document_enforces_its_role_for_every_role_an
             let need = scopes[0].as_str().expect("role");
             operations += 1;
 
-            let path = template.replace("{id}", &job_id.to_string());
+            let path = template
+                .replace("{id}", &job_id.to_string())
+                .replace("{ws}", "ws_1");
             let body = |n: usize| match template.as_str() {
                 "/api/v1/jobs" => Some(json!({"kind": "noop", "workspace_id": "ws_1", "args": {},
                     "idempotency_key": format!("matrix-{n}")})),
@@ -181,7 +183,7 @@ async fn every_route_of_the_openapi_document_enforces_its_role_for_every_role_an
         }
     }
     assert!(
-        operations >= 8,
+        operations >= 12,
         "the document lists the routes ({operations})"
     );
 
@@ -476,7 +478,9 @@ async fn random_requests_against_the_openapi_document_never_get_a_5xx() {
     fastrand::seed(seed);
     for i in 0..600 {
         let (method, template) = &operations[fastrand::usize(0..operations.len())];
-        let mut path = template.replace("{id}", &random_segment());
+        let mut path = template
+            .replace("{id}", &random_segment())
+            .replace("{ws}", &random_segment());
         if fastrand::bool() {
             let params = ["state", "kind", "workspace_id", "limit", "all"];
             let value = random_segment();
@@ -516,4 +520,127 @@ async fn random_requests_against_the_openapi_document_never_get_a_5xx() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn a_workspace_admin_manages_its_alert_channels_and_never_sees_a_secret_again() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let receiver = crate::support::Receiver::start().await;
+    let (_serve, base) = serve_http(&db).await;
+    let api = Api {
+        base,
+        http: reqwest::Client::new(),
+    };
+    let admin = stdout_ok(&db.run(&["tokens", "create", "--role", "admin", "--workspace", "ws_1"]))
+        .trim()
+        .to_owned();
+    let operator = stdout_ok(&db.run(&["tokens", "create", "--role", "operator"]))
+        .trim()
+        .to_owned();
+    let channels = "/api/v1/workspaces/ws_1/alert-channels";
+    let url = receiver.url("/status/200");
+    let new = json!({"kind": "webhook", "url": url, "min_severity": "critical"});
+
+    let (status, error) = api
+        .call(&Method::POST, channels, Some(&operator), Some(&new))
+        .await;
+    assert_error(
+        status,
+        &error,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        "an operator adding a channel",
+    );
+    let (status, error) = api
+        .call(
+            &Method::GET,
+            "/api/v1/workspaces/ws_2/alert-channels",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_error(
+        status,
+        &error,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        "another workspace's channels",
+    );
+    let bad = json!({"kind": "pigeon"});
+    let (status, error) = api
+        .call(&Method::POST, channels, Some(&admin), Some(&bad))
+        .await;
+    assert_error(
+        status,
+        &error,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_channel",
+        "an unknown kind",
+    );
+
+    let (status, created) = api
+        .call(&Method::POST, channels, Some(&admin), Some(&new))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let secret = created["secret"]
+        .as_str()
+        .expect("the generated secret, shown once");
+    assert!(secret.starts_with("whsec_"), "{created}");
+    let id = created["id"].as_str().expect("id").to_owned();
+    assert_eq!(created["min_severity"], "critical");
+
+    let (status, listed) = api.call(&Method::GET, channels, Some(&admin), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    let text = listed.to_string();
+    assert!(
+        !text.contains(secret) && !text.contains("/status/200"),
+        "no secret or URL: {text}"
+    );
+
+    let (status, sent) = api
+        .call(
+            &Method::POST,
+            &format!("{channels}/{id}/test"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, &sent["delivered"]),
+        (StatusCode::OK, &json!(true)),
+        "{sent}"
+    );
+    let hits = receiver.hits_on("/status/200");
+    assert_eq!(hits.len(), 1);
+    assert!(
+        hits[0].headers.contains_key("x-planeconnection-signature"),
+        "the test notice is signed: {:?}",
+        hits[0].headers
+    );
+
+    let (status, _) = api
+        .call(
+            &Method::DELETE,
+            &format!("{channels}/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, error) = api
+        .call(
+            &Method::DELETE,
+            &format!("{channels}/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_error(
+        status,
+        &error,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "a removed channel",
+    );
 }

@@ -1,0 +1,210 @@
+//! A workspace's alert channels (Slack, e-mail, signed webhook): list, add, remove, send a
+//! test notice. Workspace settings, so `admin` (or `owner`). The configuration is write-only:
+//! listings show the kind and host, never a URL with its token, a password or a secret; a
+//! webhook secret Hangar generates is shown once, in the answer to the add.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use hangar_workers::alerts::deliver::send_test;
+use hangar_workers::alerts::{
+    AlertContext, AlertError, Channel, ChannelConfig, NewChannel, channels,
+};
+use hangar_workers::signing::WebhookSecret;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::{Caller, Role};
+use super::{ApiError, ApiPath, ApiState};
+
+fn alert_error(error: AlertError) -> ApiError {
+    match error {
+        AlertError::ChannelNotFound(id) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("alert channel {id} not found"),
+        ),
+        AlertError::Invalid(message) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_channel", message)
+        }
+        other => ApiError::unavailable(&other),
+    }
+}
+
+/// The alert context (keyring, HTTP client), present when the master key is configured.
+fn context(state: &ApiState) -> Result<&AlertContext, ApiError> {
+    state.alerts.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "alert channels need the master key (HANGAR_MASTER_KEY) in this process",
+        )
+    })
+}
+
+/// The workspace's channel `id`, or 404.
+async fn channel_in(state: &ApiState, workspace: &str, id: &str) -> Result<Channel, ApiError> {
+    let channel = channels::get(&state.store, id).await.map_err(alert_error)?;
+    if channel.workspace_id.as_deref() == Some(workspace) {
+        Ok(channel)
+    } else {
+        Err(alert_error(AlertError::ChannelNotFound(id.to_owned())))
+    }
+}
+
+/// The workspace's alert channels (workspace-wide ones only; global channels are the
+/// operator's, managed with `hangar alerts channels`).
+#[utoipa::path(get, path = "/api/v1/workspaces/{ws}/alert-channels", tag = "alerts",
+    params(("ws" = String, Path, description = "workspace id")),
+    responses((status = 200, description = "the channels, without secrets", body = [Object]),
+        (status = 401, description = "no valid token"), (status = 403, description = "role or workspace not allowed"),
+        (status = 429, description = "rate limited")),
+    security(("bearer" = ["admin"])))]
+pub async fn list_channels(
+    caller: Caller,
+    State(state): State<ApiState>,
+    ApiPath(ws): ApiPath<String>,
+) -> Result<Json<Vec<Channel>>, ApiError> {
+    caller.require(Role::Admin)?;
+    caller.require_workspace(&ws)?;
+    let all = channels::list(&state.store).await.map_err(alert_error)?;
+    Ok(Json(
+        all.into_iter()
+            .filter(|c| c.workspace_id.as_deref() == Some(ws.as_str()))
+            .collect(),
+    ))
+}
+
+/// A new channel: the configuration (tagged by `kind`) and the notice settings.
+#[derive(Deserialize)]
+struct ChannelBody {
+    #[serde(flatten)]
+    config: ChannelConfig,
+    #[serde(default = "default_severity")]
+    min_severity: String,
+    reminder_every_ms: Option<i64>,
+}
+
+fn default_severity() -> String {
+    "warning".to_owned()
+}
+
+/// Adds a channel. Body: `{"kind": "slack", "webhook_url"}`, `{"kind": "email", "host",
+/// "port", "username"?, "password"?, "from", "to": [...], "tls": "starttls|implicit|none"}` or
+/// `{"kind": "webhook", "url", "secret"?}` (a `whsec_…` secret is generated when absent), with
+/// `min_severity` (`warning` or `critical`) and `reminder_every_ms`.
+#[utoipa::path(post, path = "/api/v1/workspaces/{ws}/alert-channels", tag = "alerts",
+    params(("ws" = String, Path, description = "workspace id")),
+    request_body(content = Object, description = "the channel", content_type = "application/json"),
+    responses((status = 201, description = "the channel (with `secret` when Hangar generated it)", body = Object),
+        (status = 400, description = "not JSON"), (status = 401, description = "no valid token"),
+        (status = 403, description = "role or workspace not allowed"),
+        (status = 422, description = "invalid channel (the message names the field)"),
+        (status = 429, description = "rate limited"), (status = 503, description = "no master key in this process")),
+    security(("bearer" = ["admin"])))]
+pub async fn add_channel(
+    caller: Caller,
+    State(state): State<ApiState>,
+    ApiPath(ws): ApiPath<String>,
+    raw: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(Role::Admin)?;
+    caller.require_workspace(&ws)?;
+    let raw = raw.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", e.body_text()))?;
+    if raw.windows(6).any(|w| w == b"\\u0000") {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_channel",
+            "the channel holds a NUL character (\\u0000)",
+        ));
+    }
+    let mut body: Value = serde_json::from_slice(&raw).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("not JSON: {e}"),
+        )
+    })?;
+    let mut generated = None;
+    if let Some(object) = body.as_object_mut()
+        && object.get("kind").and_then(Value::as_str) == Some("webhook")
+        && !object.contains_key("secret")
+    {
+        let secret = WebhookSecret::generate().expose();
+        object.insert("secret".to_owned(), secret.clone().into());
+        generated = Some(secret);
+    }
+    let body: ChannelBody = serde_json::from_value(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_channel",
+            e.to_string(),
+        )
+    })?;
+    let new = NewChannel {
+        workspace_id: Some(ws),
+        config: body.config,
+        min_severity: body.min_severity,
+        reminder_every_ms: body.reminder_every_ms,
+    };
+    new.config.validate().map_err(alert_error)?;
+    let context = context(&state)?;
+    let channel = channels::add(&state.store, &context.keyring, &new)
+        .await
+        .map_err(alert_error)?;
+    let mut answer = serde_json::to_value(&channel).unwrap_or_default();
+    if let (Some(object), Some(secret)) = (answer.as_object_mut(), generated) {
+        object.insert("secret".to_owned(), secret.into());
+    }
+    Ok((StatusCode::CREATED, Json(answer)))
+}
+
+/// Removes a channel.
+#[utoipa::path(delete, path = "/api/v1/workspaces/{ws}/alert-channels/{id}", tag = "alerts",
+    params(("ws" = String, Path, description = "workspace id"), ("id" = String, Path, description = "channel id")),
+    responses((status = 204, description = "removed"),
+        (status = 401, description = "no valid token"), (status = 403, description = "role or workspace not allowed"),
+        (status = 404, description = "no such channel in this workspace"), (status = 429, description = "rate limited")),
+    security(("bearer" = ["admin"])))]
+pub async fn remove_channel(
+    caller: Caller,
+    State(state): State<ApiState>,
+    ApiPath((ws, id)): ApiPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(Role::Admin)?;
+    caller.require_workspace(&ws)?;
+    channel_in(&state, &ws, &id).await?;
+    channels::remove(&state.store, &id)
+        .await
+        .map_err(alert_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sends a test notice through a channel now.
+#[utoipa::path(post, path = "/api/v1/workspaces/{ws}/alert-channels/{id}/test", tag = "alerts",
+    params(("ws" = String, Path, description = "workspace id"), ("id" = String, Path, description = "channel id")),
+    responses((status = 200, description = "delivered", body = Object),
+        (status = 401, description = "no valid token"), (status = 403, description = "role or workspace not allowed"),
+        (status = 404, description = "no such channel in this workspace"),
+        (status = 422, description = "the channel refused or could not be reached (the message says how)"),
+        (status = 429, description = "rate limited"), (status = 503, description = "no master key in this process")),
+    security(("bearer" = ["admin"])))]
+pub async fn test_channel(
+    caller: Caller,
+    State(state): State<ApiState>,
+    ApiPath((ws, id)): ApiPath<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Admin)?;
+    caller.require_workspace(&ws)?;
+    channel_in(&state, &ws, &id).await?;
+    send_test(context(&state)?, &id).await.map_err(|failure| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "delivery_failed",
+            format!("{} ({})", failure.message, failure.class.as_str()),
+        )
+    })?;
+    Ok(Json(json!({"delivered": true})))
+}
