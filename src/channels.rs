@@ -43,6 +43,15 @@ pub async fn command(config: &Config, command: ChannelsCommand) -> Result<(), Fa
             eprintln!("removed {id}");
             Ok(())
         }
+        ChannelsCommand::Enable { id } => {
+            let store = crate::connect_migrated(config).await?;
+            if channels::enable(&store, &id).await.map_err(fatal)? {
+                eprintln!("enabled {id}");
+            } else {
+                eprintln!("{id} was already enabled");
+            }
+            Ok(())
+        }
         ChannelsCommand::Test { id } => {
             let store = crate::connect_migrated(config).await?;
             let (keyring, _) = crate::keys::keyring(config)?;

@@ -258,6 +258,11 @@ pub enum ChannelsCommand {
         /// The channel id (`ach_…`).
         id: String,
     },
+    /// Enable a channel again (a 410 answer disables it) and resolve its alert.
+    Enable {
+        /// The channel id (`ach_…`).
+        id: String,
+    },
     /// Send a test notice now and report the outcome.
     Test {
         /// The channel id (`ach_…`).

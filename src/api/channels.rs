@@ -208,3 +208,29 @@ pub async fn test_channel(
     })?;
     Ok(Json(json!({"delivered": true})))
 }
+
+/// Enables a channel again (a 410 from Slack or a webhook disables it) and resolves its
+/// `channel_disabled` alert.
+#[utoipa::path(post, path = "/api/v1/workspaces/{ws}/alert-channels/{id}/enable", tag = "alerts",
+    params(("ws" = String, Path, description = "workspace id"), ("id" = String, Path, description = "channel id")),
+    responses((status = 200, description = "the channel, enabled", body = Object),
+        (status = 401, description = "no valid token"), (status = 403, description = "role or workspace not allowed"),
+        (status = 404, description = "no such channel in this workspace"), (status = 429, description = "rate limited")),
+    security(("bearer" = ["admin"])))]
+pub async fn enable_channel(
+    caller: Caller,
+    State(state): State<ApiState>,
+    ApiPath((ws, id)): ApiPath<(String, String)>,
+) -> Result<Json<Channel>, ApiError> {
+    caller.require(Role::Admin)?;
+    caller.require_workspace(&ws)?;
+    channel_in(&state, &ws, &id).await?;
+    channels::enable(&state.store, &id)
+        .await
+        .map_err(alert_error)?;
+    Ok(Json(
+        channels::get(&state.store, &id)
+            .await
+            .map_err(alert_error)?,
+    ))
+}

@@ -78,6 +78,7 @@ fn documented() -> OpenApiRouter<ApiState> {
         .routes(routes!(channels::list_channels, channels::add_channel))
         .routes(routes!(channels::remove_channel))
         .routes(routes!(channels::test_channel))
+        .routes(routes!(channels::enable_channel))
 }
 
 /// The OpenAPI document of the API.

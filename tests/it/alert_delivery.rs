@@ -290,6 +290,21 @@ async fn slack_410_disables(backend: Backend) {
     assert_eq!(receiver.hits_on("/status/410").len(), 1);
     let list = stdout_ok(&db.run(&["alerts", "channels", "list"]));
     assert!(list.contains("410"), "{list}");
+
+    // The operator fixes the cause and enables it again: its alert is resolved.
+    stdout_ok(&db.run(&["alerts", "channels", "enable", &id]));
+    let channel = channels::get(&store, &id).await.unwrap();
+    assert!(
+        channel.enabled && channel.disabled_reason.is_none(),
+        "{channel:?}"
+    );
+    let open = store.alerts(false).await.unwrap();
+    assert!(
+        !open
+            .iter()
+            .any(|a| a.kind == "channel_disabled" && a.message.contains(&id)),
+        "the channel_disabled alert is resolved: {open:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -414,6 +414,35 @@ pub async fn disable(store: &Store, channel: &Channel, reason: &str) -> Result<b
     Ok(true)
 }
 
+/// Enables a channel again (after a 410 or an operator's removal of the cause) and resolves
+/// its `channel_disabled` alert. Returns false when it was already enabled.
+pub async fn enable(store: &Store, id: &str) -> Result<bool, AlertError> {
+    get(store, id).await?;
+    let sql = "UPDATE hangar_alert_channels SET enabled = TRUE, disabled_reason = NULL \
+               WHERE id = $1 AND NOT enabled";
+    let rows = on_pool!(store, pool => sqlx::query(sql).bind(id).execute(pool).await.map_err(StoreError::from)?.rows_affected());
+    let key = format!("channel:{id}:disabled");
+    let (now_sql, now) = match store {
+        Store::Postgres(_) => ("now()", None),
+        Store::Sqlite(_) => ("$2", Some(Utc::now().timestamp_millis())),
+    };
+    let sql = format!(
+        "UPDATE hangar_alerts SET resolved_at = {now_sql} \
+         WHERE incident_key = $1 AND resolved_at IS NULL"
+    );
+    on_pool!(store, pool => {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(&key);
+        if let Some(now) = now {
+            query = query.bind(now);
+        }
+        query.execute(pool).await.map_err(StoreError::from)?;
+    });
+    if rows > 0 {
+        tracing::info!(channel = %id, "alert channel enabled");
+    }
+    Ok(rows > 0)
+}
+
 /// Re-seals every channel's configuration under `new` in one transaction (`hangar keys
 /// rotate`); `keyring` must open every current value. Returns how many were re-sealed.
 pub async fn reseal_all(
