@@ -58,7 +58,7 @@ pub async fn command(config: &Config, command: ChannelsCommand) -> Result<(), Fa
             let context = AlertContext::new(
                 store,
                 Arc::new(keyring),
-                format!("http://{}", config.bind),
+                config.public_url.clone(),
                 config.targets.clone(),
             );
             match send_test(&context, &id).await {

@@ -43,6 +43,9 @@ pub struct Cli {
     /// 1000).
     #[arg(long, global = true, env = "HANGAR_ALERT_TICK_MS")]
     pub alert_tick_ms: Option<u64>,
+    /// The URL people reach this Hangar at (links in alert notices; default http://BIND).
+    #[arg(long, global = true, env = "HANGAR_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Configuration file (default ./hangar.toml when present).
     #[arg(long = "config", global = true)]
     pub config_file: Option<PathBuf>,

@@ -41,6 +41,8 @@ pub struct Overrides {
     pub ingress_claim_idle_ms: Option<u64>,
     /// `--allow-private-targets` / `HANGAR_ALLOW_PRIVATE_TARGETS`.
     pub allow_private_targets: Option<String>,
+    /// `--public-url` / `HANGAR_PUBLIC_URL`.
+    pub public_url: Option<String>,
     /// `--master-key` / `HANGAR_MASTER_KEY` (never from the file).
     pub master_key: Option<String>,
     /// `--alert-tick-ms` / `HANGAR_ALERT_TICK_MS`.
@@ -59,6 +61,7 @@ struct FileConfig {
     ingress_batch: Option<usize>,
     ingress_claim_idle_ms: Option<u64>,
     allow_private_targets: Option<String>,
+    public_url: Option<String>,
     schedules_dir: Option<PathBuf>,
     alert_tick_ms: Option<u64>,
     /// Refused with a clear message: a key in a file next to the config defeats the point.
@@ -108,6 +111,8 @@ pub struct Config {
     pub redis: Option<RedisConfig>,
     /// Which addresses job URLs may reach.
     pub targets: TargetPolicy,
+    /// Where people reach this Hangar (links in alert notices), without a trailing slash.
+    pub public_url: String,
     /// The file schedules, validated against the pools, from the schedules folder or built in.
     pub schedules: Vec<FileSchedule>,
     /// Where the schedules came from, for logs.
@@ -190,8 +195,20 @@ impl Config {
                 .as_deref(),
         )
         .map_err(|e| Fatal::config(format!("HANGAR_ALLOW_PRIVATE_TARGETS: {e}")))?;
+        let public_url = overrides
+            .public_url
+            .clone()
+            .or(file.public_url)
+            .unwrap_or_else(|| format!("http://{bind}"));
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            return Err(Fatal::config(format!(
+                "HANGAR_PUBLIC_URL: '{public_url}' is not an http:// or https:// URL"
+            )));
+        }
+        let public_url = public_url.trim_end_matches('/').to_owned();
         Ok(Config {
             targets,
+            public_url,
             database_url,
             bind,
             pools,

@@ -87,6 +87,7 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
         ingress_batch: cli.ingress_batch,
         ingress_claim_idle_ms: cli.ingress_claim_idle_ms,
         allow_private_targets: cli.allow_private_targets,
+        public_url: cli.public_url,
         master_key: cli.master_key,
         alert_tick_ms: cli.alert_tick_ms,
     };

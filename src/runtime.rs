@@ -56,7 +56,7 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
         AlertContext::new(
             store.clone(),
             Arc::new(keyring),
-            format!("http://{}", config.bind),
+            config.public_url.clone(),
             config.targets.clone(),
         )
     });

@@ -179,7 +179,9 @@ async fn once_per_incident_reminder_ack_resolved(backend: Backend) {
 
     let port = free_port().to_string();
     let mut command = db.command(&["serve", "--bind", &format!("127.0.0.1:{port}")]);
-    command.env("HANGAR_ALERT_TICK_MS", "100");
+    command
+        .env("HANGAR_ALERT_TICK_MS", "100")
+        .env("HANGAR_PUBLIC_URL", "https://hangar.example.com/");
     let serve = db.spawn_command("serve", command);
     let job = enqueue_flaky(&db, &receiver.url("/flaky/inc/2/400")).await;
 
@@ -196,7 +198,7 @@ async fn once_per_incident_reminder_ack_resolved(backend: Backend) {
     assert_eq!(body["data"]["alert"]["job_id"], job.0);
     let slack = &receiver.hits_on("/slack")[0].body;
     assert!(
-        slack.contains("ws_1") && slack.contains(&format!("/jobs/{job}")),
+        slack.contains("ws_1") && slack.contains(&format!("https://hangar.example.com/jobs/{job}")),
         "{slack}"
     );
 
