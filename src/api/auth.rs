@@ -17,6 +17,7 @@ use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
+use hangar_workers::job::{Job, JobId};
 use hangar_workers::store::{Store, StoreError};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -112,6 +113,31 @@ impl Caller {
         match &self.workspace {
             None => true,
             Some(own) => workspace == Some(own.as_str()),
+        }
+    }
+
+    /// The job, if the caller may see it: another workspace's job is "not found", as if it did
+    /// not exist.
+    pub async fn job(&self, store: &Store, id: JobId) -> Result<Job, StoreError> {
+        let job = store.job(id).await?;
+        if self.sees(job.workspace_id.as_deref()) {
+            Ok(job)
+        } else {
+            Err(StoreError::JobNotFound(id))
+        }
+    }
+
+    /// "Not found" unless the caller may see alert `id`.
+    pub async fn check_alert(&self, store: &Store, id: i64) -> Result<(), StoreError> {
+        let visible = store
+            .alerts(true)
+            .await?
+            .into_iter()
+            .any(|a| a.id == id && self.sees(a.workspace_id.as_deref()));
+        if visible {
+            Ok(())
+        } else {
+            Err(StoreError::AlertNotFound(id))
         }
     }
 

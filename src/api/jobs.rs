@@ -36,12 +36,10 @@ fn store_error(error: StoreError) -> ApiError {
 
 /// The job, if the caller may see it (404 otherwise).
 async fn visible_job(state: &ApiState, caller: &Caller, id: i64) -> Result<Job, ApiError> {
-    let job = state.store.job(JobId(id)).await.map_err(store_error)?;
-    if caller.sees(job.workspace_id.as_deref()) {
-        Ok(job)
-    } else {
-        Err(store_error(StoreError::JobNotFound(JobId(id))))
-    }
+    caller
+        .job(&state.store, JobId(id))
+        .await
+        .map_err(store_error)
 }
 
 /// Filters of `GET /api/v1/jobs`.
@@ -212,15 +210,9 @@ pub async fn ack_alert(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<AlertRow>, ApiError> {
     caller.require(Role::Operator)?;
-    let visible = state
-        .store
-        .alerts(true)
+    caller
+        .check_alert(&state.store, id)
         .await
-        .map_err(store_error)?
-        .into_iter()
-        .any(|a| a.id == id && caller.sees(a.workspace_id.as_deref()));
-    if !visible {
-        return Err(store_error(StoreError::AlertNotFound(id)));
-    }
+        .map_err(store_error)?;
     Ok(Json(state.store.ack_alert(id).await.map_err(store_error)?))
 }

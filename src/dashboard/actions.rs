@@ -9,7 +9,6 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use hangar_workers::job::{Job, JobId};
-use hangar_workers::store::StoreError;
 
 use super::session::{CsrfForm, Session, same_origin};
 use super::{DashState, Problem};
@@ -36,12 +35,7 @@ fn admit(
 
 /// The job, if the session may see it (404 otherwise, as if it did not exist).
 pub async fn visible_job(state: &DashState, session: &Session, id: i64) -> Result<Job, Problem> {
-    let job = state.api.store.job(JobId(id)).await?;
-    if session.caller.sees(job.workspace_id.as_deref()) {
-        Ok(job)
-    } else {
-        Err(StoreError::JobNotFound(JobId(id)).into())
-    }
+    Ok(session.caller.job(&state.api.store, JobId(id)).await?)
 }
 
 /// `POST /jobs/{id}/retry`.
@@ -81,16 +75,7 @@ pub async fn ack(
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Result<Response, Problem> {
     admit(&session, &headers, form)?;
-    let visible = state
-        .api
-        .store
-        .alerts(true)
-        .await?
-        .into_iter()
-        .any(|a| a.id == id && session.caller.sees(a.workspace_id.as_deref()));
-    if !visible {
-        return Err(StoreError::AlertNotFound(id).into());
-    }
+    session.caller.check_alert(&state.api.store, id).await?;
     state.api.store.ack_alert(id).await?;
     Ok(Redirect::to("/alerts?done=acknowledged").into_response())
 }
