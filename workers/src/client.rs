@@ -24,7 +24,7 @@ use crate::ingress::{EventEnvelope, JobRequest, Rejection};
 use crate::job::{Enqueued, NewJob};
 use crate::kinds::Registry;
 use crate::pool_config::{self, PoolSpec};
-use crate::store::{self, StoreError};
+use crate::store::{self, Keyed, StoreError};
 
 /// A database connection a [`Client`] can write through: `&mut *tx` of a PostgreSQL or
 /// SQLite transaction (or a plain connection).
@@ -34,6 +34,11 @@ pub trait Conn: Send + sealed::Sealed {
         &mut self,
         job: &NewJob,
     ) -> impl Future<Output = Result<Enqueued, StoreError>> + Send;
+    /// Inserts jobs in one statement; every job's id by (kind, idempotency key).
+    fn insert_jobs_keyed(
+        &mut self,
+        jobs: &[NewJob],
+    ) -> impl Future<Output = Result<Keyed, StoreError>> + Send;
     /// Inserts an event once per `(workspace_id, id)`; false when it already existed.
     fn insert_event(
         &mut self,
@@ -51,6 +56,9 @@ impl Conn for PgConnection {
     async fn insert_job(&mut self, job: &NewJob) -> Result<Enqueued, StoreError> {
         store::pg_enqueue(self, job).await
     }
+    async fn insert_jobs_keyed(&mut self, jobs: &[NewJob]) -> Result<Keyed, StoreError> {
+        store::pg_enqueue_keyed(self, jobs).await
+    }
     async fn insert_event(&mut self, event: &EventEnvelope) -> Result<bool, StoreError> {
         Ok(store::pg_insert_events(self, std::slice::from_ref(event)).await? == 1)
     }
@@ -59,6 +67,9 @@ impl Conn for PgConnection {
 impl Conn for SqliteConnection {
     async fn insert_job(&mut self, job: &NewJob) -> Result<Enqueued, StoreError> {
         store::sqlite_enqueue(self, job).await
+    }
+    async fn insert_jobs_keyed(&mut self, jobs: &[NewJob]) -> Result<Keyed, StoreError> {
+        store::sqlite_enqueue_keyed(self, jobs).await
     }
     async fn insert_event(&mut self, event: &EventEnvelope) -> Result<bool, StoreError> {
         Ok(store::sqlite_insert_events(self, std::slice::from_ref(event)).await? == 1)
@@ -135,6 +146,17 @@ impl Client {
         job: &NewJob,
     ) -> Result<Enqueued, StoreError> {
         conn.insert_job(job).await
+    }
+
+    /// Enqueues many jobs through `conn` in one statement and tells every job's id by (kind,
+    /// idempotency key), the existing job's where the key was taken (the planner's batches).
+    /// Jobs without an idempotency key are inserted but not in the map.
+    pub async fn enqueue_keyed<C: Conn + ?Sized>(
+        &self,
+        conn: &mut C,
+        jobs: &[NewJob],
+    ) -> Result<Keyed, StoreError> {
+        conn.insert_jobs_keyed(jobs).await
     }
 
     /// Stores `event` through `conn`, once per `(workspace_id, id)`; false when it was

@@ -48,6 +48,9 @@ pub enum ScheduleError {
     /// A stored value Hangar does not understand.
     #[error("corrupt row in hangar_schedules: {0}")]
     Corrupt(String),
+    /// The job store failed.
+    #[error(transparent)]
+    Store(#[from] hangar_workers::store::StoreError),
 }
 
 /// Where a schedule comes from.

@@ -3,9 +3,8 @@
 //! `UNNEST` statement (`ON CONFLICT DO NOTHING` on the idempotency key) and moves every claimed
 //! row on with one more, all in one transaction; times are the database's `now()`.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
+use hangar_workers::client::Conn;
 use hangar_workers::job::JobId;
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Postgres, Row, Transaction};
@@ -273,8 +272,9 @@ pub(super) async fn plan_batch(
     Ok(report(planned, claimed, enqueued))
 }
 
-/// Inserts the planned jobs in one statement and records each slot's job id (found by its
-/// idempotency key when the job already existed). Returns how many were inserted.
+/// Inserts the planned jobs in one statement (the engine's own insert, inside this
+/// transaction) and records each slot's job id, the existing job's when the idempotency key
+/// was taken. Returns how many were inserted.
 async fn insert_jobs(
     tx: &mut Transaction<'static, Postgres>,
     planned: &mut Planned,
@@ -282,68 +282,9 @@ async fn insert_jobs(
     if planned.jobs.is_empty() {
         return Ok(0);
     }
-    let jobs = &planned.jobs;
-    let kinds: Vec<&str> = jobs.iter().map(|j| j.kind.as_str()).collect();
-    let keys: Vec<Option<&str>> = jobs.iter().map(|j| j.idempotency_key.as_deref()).collect();
-    // Mirrors the job store's enqueue_many (hangar-workers), inside this transaction, and
-    // stamps created_at at insert time, so `created_at - run_at` is the planner's lateness.
-    let inserted = sqlx::query(
-        "INSERT INTO hangar_jobs (kind, queue, args, state, max_attempts, priority, run_at, \
-             workspace_id, idempotency_key, created_at, updated_at) \
-         SELECT kind, queue, args, \
-             CASE WHEN run_at <= now() THEN 'available' ELSE 'scheduled' END, \
-             max_attempts, priority, run_at, workspace_id, idempotency_key, \
-             clock_timestamp(), clock_timestamp() \
-         FROM UNNEST($1::text[], $2::text[], $3::jsonb[], $4::timestamptz[], $5::int[], \
-             $6::smallint[], $7::text[], $8::text[]) \
-             AS t(kind, queue, args, run_at, max_attempts, priority, workspace_id, idempotency_key) \
-         ON CONFLICT (kind, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
-         RETURNING id, kind, idempotency_key",
-    )
-    .bind(&kinds)
-    .bind(jobs.iter().map(|j| j.queue.as_str()).collect::<Vec<_>>())
-    .bind(jobs.iter().map(|j| &j.args).collect::<Vec<_>>())
-    .bind(jobs.iter().map(|j| j.run_at).collect::<Vec<_>>())
-    .bind(jobs.iter().map(|j| j.max_attempts).collect::<Vec<_>>())
-    .bind(jobs.iter().map(|j| j.priority).collect::<Vec<_>>())
-    .bind(
-        jobs.iter()
-            .map(|j| j.workspace_id.as_deref())
-            .collect::<Vec<_>>(),
-    )
-    .bind(&keys)
-    .fetch_all(&mut **tx)
-    .await?;
-    let enqueued = inserted.len() as u64;
-    let mut ids: HashMap<(String, String), i64> = inserted
-        .iter()
-        .map(|row| {
-            Ok((
-                (row.try_get("kind")?, row.try_get("idempotency_key")?),
-                row.try_get("id")?,
-            ))
-        })
-        .collect::<Result<_, sqlx::Error>>()?;
-    if ids.len() < jobs.len() {
-        // The backstop fired: a job for the slot already existed. Point the schedule at it.
-        let existing = sqlx::query(
-            "SELECT j.id, j.kind, j.idempotency_key FROM hangar_jobs j \
-             JOIN UNNEST($1::text[], $2::text[]) AS k(kind, key) \
-               ON j.kind = k.kind AND j.idempotency_key = k.key",
-        )
-        .bind(&kinds)
-        .bind(&keys)
-        .fetch_all(&mut **tx)
-        .await?;
-        for row in &existing {
-            ids.insert(
-                (row.try_get("kind")?, row.try_get("idempotency_key")?),
-                row.try_get("id")?,
-            );
-        }
-    }
-    planned.fill_job_ids(&ids);
-    Ok(enqueued)
+    let keyed = (**tx).insert_jobs_keyed(&planned.jobs).await?;
+    planned.fill_job_ids(&keyed.ids);
+    Ok(keyed.created)
 }
 
 /// Moves every claimed row on in one statement.

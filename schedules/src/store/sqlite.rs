@@ -3,10 +3,9 @@
 //! the other, never the same row twice. Batches travel as JSON arrays read with `json_each`;
 //! times are integer Unix milliseconds from this process's clock, as in the job store.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
-use hangar_workers::job::{JobId, JobState};
+use hangar_workers::client::Conn;
+use hangar_workers::job::JobId;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
@@ -302,8 +301,9 @@ pub(super) async fn plan_batch(
     Ok(report(planned, claimed, enqueued))
 }
 
-/// Inserts the planned jobs in one statement (mirroring the job store's `enqueue_many`) and
-/// records each slot's job id. Returns how many were inserted.
+/// Inserts the planned jobs in one statement (the engine's own insert, inside this
+/// transaction) and records each slot's job id, the existing job's when the idempotency key
+/// was taken. Returns how many were inserted.
 async fn insert_jobs(
     tx: &mut Transaction<'static, Sqlite>,
     planned: &mut Planned,
@@ -311,71 +311,9 @@ async fn insert_jobs(
     if planned.jobs.is_empty() {
         return Ok(0);
     }
-    let now = Utc::now().timestamp_millis();
-    let batch: Vec<serde_json::Value> = planned
-        .jobs
-        .iter()
-        .map(|job| {
-            let run_at = job.run_at.map_or(now, ms);
-            let state = if run_at <= now {
-                JobState::Available
-            } else {
-                JobState::Scheduled
-            };
-            serde_json::json!([
-                job.kind,
-                job.queue,
-                job.args.to_string(),
-                state.as_str(),
-                job.max_attempts,
-                job.priority,
-                run_at,
-                job.workspace_id,
-                job.idempotency_key
-            ])
-        })
-        .collect();
-    let batch = serde_json::Value::Array(batch).to_string();
-    let inserted = sqlx::query(
-        "INSERT INTO hangar_jobs (kind, queue, args, state, max_attempts, priority, run_at, \
-             created_at, updated_at, workspace_id, idempotency_key) \
-         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
-             value ->> 5, value ->> 6, ?2, ?2, value ->> 7, value ->> 8 \
-         FROM json_each(?1) WHERE true \
-         ON CONFLICT (kind, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
-         RETURNING id, kind, idempotency_key",
-    )
-    .bind(&batch)
-    .bind(now)
-    .fetch_all(&mut **tx)
-    .await?;
-    let enqueued = inserted.len() as u64;
-    let mut ids: HashMap<(String, String), i64> = HashMap::with_capacity(inserted.len());
-    for row in &inserted {
-        ids.insert(
-            (row.try_get("kind")?, row.try_get("idempotency_key")?),
-            row.try_get("id")?,
-        );
-    }
-    if ids.len() < planned.jobs.len() {
-        // The backstop fired: a job for the slot already existed. Point the schedule at it.
-        let existing = sqlx::query(
-            "SELECT j.id, j.kind, j.idempotency_key FROM hangar_jobs j \
-             JOIN json_each(?1) AS k \
-               ON j.kind = k.value ->> 0 AND j.idempotency_key = k.value ->> 8",
-        )
-        .bind(&batch)
-        .fetch_all(&mut **tx)
-        .await?;
-        for row in &existing {
-            ids.insert(
-                (row.try_get("kind")?, row.try_get("idempotency_key")?),
-                row.try_get("id")?,
-            );
-        }
-    }
-    planned.fill_job_ids(&ids);
-    Ok(enqueued)
+    let keyed = (**tx).insert_jobs_keyed(&planned.jobs).await?;
+    planned.fill_job_ids(&keyed.ids);
+    Ok(keyed.created)
 }
 
 /// Moves every claimed row on in one statement.

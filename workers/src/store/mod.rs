@@ -22,9 +22,14 @@ use crate::job::{ClaimedJob, Enqueued, Job, JobFilter, JobId, JobState, NewJob};
 use crate::retry_policy::Alert;
 
 pub use postgres::PgStore;
-pub(crate) use postgres::{enqueue as pg_enqueue, insert_events as pg_insert_events};
+pub(crate) use postgres::{
+    enqueue as pg_enqueue, enqueue_keyed as pg_enqueue_keyed, insert_events as pg_insert_events,
+};
 pub use sqlite::SqliteStore;
-pub(crate) use sqlite::{enqueue as sqlite_enqueue, insert_events as sqlite_insert_events};
+pub(crate) use sqlite::{
+    enqueue as sqlite_enqueue, enqueue_keyed as sqlite_enqueue_keyed,
+    insert_events as sqlite_insert_events,
+};
 
 /// What can go wrong talking to the store.
 #[derive(Debug, thiserror::Error)]
@@ -256,6 +261,25 @@ impl Wakeups {
         let queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
         for notify in queues.values() {
             notify.notify_one();
+        }
+    }
+}
+
+/// Jobs inserted by [`crate::client::Client::enqueue_keyed`]: how many were new, and every
+/// job's id by (kind, idempotency key).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Keyed {
+    /// Jobs created (the others' keys were taken).
+    pub created: u64,
+    /// Each job's id, the existing job's where the key was taken.
+    pub ids: HashMap<(String, String), JobId>,
+}
+
+impl Keyed {
+    /// Records a job; one without a key cannot be looked up and is left out.
+    fn insert(&mut self, kind: String, key: Option<String>, id: i64) {
+        if let Some(key) = key {
+            self.ids.insert((kind, key), JobId(id));
         }
     }
 }

@@ -13,9 +13,9 @@ use sqlx::{PgConnection, PgPool, Row};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    AlertRow, ClaimKey, Completion, ExpiredLease, FailureRecord, QueueStats, QueueThroughput,
-    StoreError, Wakeups, fold_queue_stats, job_incident_key, millis, parse_class, parse_state,
-    redact_url, rejected, synthesize_success,
+    AlertRow, ClaimKey, Completion, ExpiredLease, FailureRecord, Keyed, QueueStats,
+    QueueThroughput, StoreError, Wakeups, fold_queue_stats, job_incident_key, millis, parse_class,
+    parse_state, redact_url, rejected, synthesize_success,
 };
 use crate::ingress::EventEnvelope;
 use crate::job::{AttemptRecord, ClaimedJob, Enqueued, Job, JobFilter, JobId, JobState, NewJob};
@@ -670,19 +670,8 @@ pub(crate) async fn enqueue(conn: &mut PgConnection, job: &NewJob) -> Result<Enq
     })
 }
 
-pub(crate) async fn enqueue_many(
-    conn: &mut PgConnection,
-    jobs: &[NewJob],
-) -> Result<u64, StoreError> {
-    let kinds: Vec<&str> = jobs.iter().map(|j| j.kind.as_str()).collect();
-    let queues: Vec<&str> = jobs.iter().map(|j| j.queue.as_str()).collect();
-    let args: Vec<&serde_json::Value> = jobs.iter().map(|j| &j.args).collect();
-    let run_at: Vec<Option<DateTime<Utc>>> = jobs.iter().map(|j| j.run_at).collect();
-    let max_attempts: Vec<i32> = jobs.iter().map(|j| j.max_attempts).collect();
-    let priority: Vec<i16> = jobs.iter().map(|j| j.priority).collect();
-    let workspace: Vec<Option<&str>> = jobs.iter().map(|j| j.workspace_id.as_deref()).collect();
-    let keys: Vec<Option<&str>> = jobs.iter().map(|j| j.idempotency_key.as_deref()).collect();
-    let result = sqlx::query(
+macro_rules! insert_many_sql {
+    () => {
         "INSERT INTO hangar_jobs (kind, queue, args, state, max_attempts, priority, run_at, \
              workspace_id, idempotency_key) \
          SELECT kind, queue, args, \
@@ -691,19 +680,90 @@ pub(crate) async fn enqueue_many(
          FROM UNNEST($1::text[], $2::text[], $3::jsonb[], $4::timestamptz[], $5::int[], \
              $6::smallint[], $7::text[], $8::text[]) \
              AS t(kind, queue, args, run_at, max_attempts, priority, workspace_id, idempotency_key) \
-         ON CONFLICT (kind, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
-    )
-    .bind(kinds)
-    .bind(queues)
-    .bind(args)
-    .bind(run_at)
-    .bind(max_attempts)
-    .bind(priority)
-    .bind(workspace)
-    .bind(keys)
-    .execute(&mut *conn)
-    .await?;
+         ON CONFLICT (kind, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
+    };
+}
+
+/// Inserts jobs in one statement (existing kind + idempotency key skipped); returns how many
+/// were inserted.
+pub(crate) async fn enqueue_many(
+    conn: &mut PgConnection,
+    jobs: &[NewJob],
+) -> Result<u64, StoreError> {
+    let result = bind_many(sqlx::query(insert_many_sql!()), jobs)
+        .execute(&mut *conn)
+        .await?;
     Ok(result.rows_affected())
+}
+
+/// [`enqueue_many`] that also tells each job's id by (kind, idempotency key), the existing
+/// job's where the key was taken. Every job must have a key.
+pub(crate) async fn enqueue_keyed(
+    conn: &mut PgConnection,
+    jobs: &[NewJob],
+) -> Result<Keyed, StoreError> {
+    let rows = bind_many(
+        sqlx::query(concat!(
+            insert_many_sql!(),
+            " RETURNING id, kind, idempotency_key"
+        )),
+        jobs,
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut keyed = Keyed::default();
+    for row in &rows {
+        keyed.insert(
+            row.try_get("kind")?,
+            row.try_get("idempotency_key")?,
+            row.try_get("id")?,
+        );
+    }
+    keyed.created = rows.len() as u64;
+    if keyed.ids.len() < jobs.len() {
+        let kinds: Vec<&str> = jobs.iter().map(|j| j.kind.as_str()).collect();
+        let keys: Vec<Option<&str>> = jobs.iter().map(|j| j.idempotency_key.as_deref()).collect();
+        let existing = sqlx::query(
+            "SELECT j.id, j.kind, j.idempotency_key FROM hangar_jobs j \
+             JOIN UNNEST($1::text[], $2::text[]) AS k(kind, key) \
+               ON j.kind = k.kind AND j.idempotency_key = k.key",
+        )
+        .bind(kinds)
+        .bind(keys)
+        .fetch_all(&mut *conn)
+        .await?;
+        for row in &existing {
+            keyed.insert(
+                row.try_get("kind")?,
+                row.try_get("idempotency_key")?,
+                row.try_get("id")?,
+            );
+        }
+    }
+    Ok(keyed)
+}
+
+fn bind_many<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    jobs: &'q [NewJob],
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    query
+        .bind(jobs.iter().map(|j| j.kind.as_str()).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.queue.as_str()).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| &j.args).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.run_at).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.max_attempts).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| j.priority).collect::<Vec<_>>())
+        .bind(
+            jobs.iter()
+                .map(|j| j.workspace_id.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            jobs.iter()
+                .map(|j| j.idempotency_key.as_deref())
+                .collect::<Vec<_>>(),
+        )
 }
 
 /// Stores events once per `(workspace_id, event_id)`; returns how many were new.

@@ -15,9 +15,9 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::{
-    AlertRow, Completion, ExpiredLease, FailureRecord, QueueStats, QueueThroughput, StoreError,
-    Wakeups, fold_queue_stats, job_incident_key, millis, parse_class, parse_state, rejected,
-    synthesize_success,
+    AlertRow, Completion, ExpiredLease, FailureRecord, Keyed, QueueStats, QueueThroughput,
+    StoreError, Wakeups, fold_queue_stats, job_incident_key, millis, parse_class, parse_state,
+    rejected, synthesize_success,
 };
 use crate::ingress::EventEnvelope;
 use crate::job::{AttemptRecord, ClaimedJob, Enqueued, Job, JobFilter, JobId, JobState, NewJob};
@@ -648,10 +648,19 @@ pub(crate) async fn enqueue(
     })
 }
 
-pub(crate) async fn enqueue_many(
-    conn: &mut SqliteConnection,
-    jobs: &[NewJob],
-) -> Result<u64, StoreError> {
+macro_rules! insert_many_sql {
+    () => {
+        "INSERT INTO hangar_jobs (kind, queue, args, state, max_attempts, priority, run_at, \
+             created_at, updated_at, workspace_id, idempotency_key) \
+         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
+             value ->> 5, value ->> 6, ?2, ?2, value ->> 7, value ->> 8 \
+         FROM json_each(?1) WHERE true \
+         ON CONFLICT (kind, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
+    };
+}
+
+/// The jobs as one JSON array of rows for `json_each`, with the time they were stamped.
+fn job_rows(jobs: &[NewJob]) -> (String, i64) {
     let now = now_ms();
     let rows: Vec<serde_json::Value> = jobs
         .iter()
@@ -675,19 +684,66 @@ pub(crate) async fn enqueue_many(
             ])
         })
         .collect();
-    let result = sqlx::query(
-        "INSERT INTO hangar_jobs (kind, queue, args, state, max_attempts, priority, run_at, \
-             created_at, updated_at, workspace_id, idempotency_key) \
-         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
-             value ->> 5, value ->> 6, ?2, ?2, value ->> 7, value ->> 8 \
-         FROM json_each(?1) WHERE true \
-         ON CONFLICT (kind, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
-    )
-    .bind(serde_json::Value::Array(rows).to_string())
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
+    (serde_json::Value::Array(rows).to_string(), now)
+}
+
+/// Inserts jobs in one statement (existing kind + idempotency key skipped); returns how many
+/// were inserted.
+pub(crate) async fn enqueue_many(
+    conn: &mut SqliteConnection,
+    jobs: &[NewJob],
+) -> Result<u64, StoreError> {
+    let (rows, now) = job_rows(jobs);
+    let result = sqlx::query(insert_many_sql!())
+        .bind(rows)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
     Ok(result.rows_affected())
+}
+
+/// [`enqueue_many`] that also tells each job's id by (kind, idempotency key), the existing
+/// job's where the key was taken. Every job must have a key.
+pub(crate) async fn enqueue_keyed(
+    conn: &mut SqliteConnection,
+    jobs: &[NewJob],
+) -> Result<Keyed, StoreError> {
+    let (rows, now) = job_rows(jobs);
+    let inserted = sqlx::query(concat!(
+        insert_many_sql!(),
+        " RETURNING id, kind, idempotency_key"
+    ))
+    .bind(&rows)
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut keyed = Keyed::default();
+    for row in &inserted {
+        keyed.insert(
+            row.try_get("kind")?,
+            row.try_get("idempotency_key")?,
+            row.try_get("id")?,
+        );
+    }
+    keyed.created = inserted.len() as u64;
+    if keyed.ids.len() < jobs.len() {
+        let existing = sqlx::query(
+            "SELECT j.id, j.kind, j.idempotency_key FROM hangar_jobs j \
+             JOIN json_each(?1) AS k \
+               ON j.kind = k.value ->> 0 AND j.idempotency_key = k.value ->> 8",
+        )
+        .bind(&rows)
+        .fetch_all(&mut *conn)
+        .await?;
+        for row in &existing {
+            keyed.insert(
+                row.try_get("kind")?,
+                row.try_get("idempotency_key")?,
+                row.try_get("id")?,
+            );
+        }
+    }
+    Ok(keyed)
 }
 
 /// Stores events once per `(workspace_id, event_id)`; returns how many were new.
