@@ -398,7 +398,7 @@ impl Consumer {
         };
         let item = match ingress::parse(&msg) {
             Ok(IngressMessage::Event(event)) => Item::Event(event),
-            Ok(IngressMessage::Job(request)) => match self.client.resolve(&request) {
+            Ok(IngressMessage::Job(request)) => match self.client.resolve(request) {
                 Ok(job) => Item::Job(job),
                 Err(rejection) => return Err(refuse(msg, rejection.to_string())),
             },

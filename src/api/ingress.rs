@@ -100,7 +100,7 @@ pub async fn post_job(
     caller.require_workspace(&request.workspace_id)?;
     let job = state
         .client
-        .resolve(&request)
+        .resolve(request)
         .map_err(|r| rejected(r, "invalid_job"))?;
     let enqueued = state
         .store

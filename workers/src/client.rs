@@ -119,20 +119,20 @@ impl Client {
     }
 
     /// The job a wire-format request asks for (Redis ingress, `POST /api/v1/jobs`).
-    pub fn resolve(&self, request: &JobRequest) -> Result<NewJob, Rejection> {
-        let mut job = self.job(&request.kind, Value::Object(request.args.clone()))?;
-        if let Some(queue) = &request.queue {
-            if !self.pools.iter().any(|p| &p.queue == queue) {
+    pub fn resolve(&self, request: JobRequest) -> Result<NewJob, Rejection> {
+        let mut job = self.job(&request.kind, Value::Object(request.args))?;
+        if let Some(queue) = request.queue {
+            if !self.pools.iter().any(|p| p.queue == queue) {
                 let known: Vec<&str> = self.pools.iter().map(|p| p.queue.as_str()).collect();
                 return Err(Rejection::UnknownQueue {
-                    queue: queue.clone(),
+                    queue,
                     known: known.join(", "),
                 });
             }
-            job.queue = queue.clone();
+            job.queue = queue;
         }
-        job.workspace_id = Some(request.workspace_id.clone());
-        job.idempotency_key = Some(request.idempotency_key.clone());
+        job.workspace_id = Some(request.workspace_id);
+        job.idempotency_key = Some(request.idempotency_key);
         job.run_at = request.run_at;
         Ok(job)
     }
