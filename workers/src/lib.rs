@@ -11,6 +11,7 @@ pub mod job;
 pub mod kinds;
 pub mod pool;
 pub mod pool_config;
+pub mod redact;
 pub mod refresher;
 pub mod retry_after;
 pub mod retry_policy;
