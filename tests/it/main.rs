@@ -9,6 +9,7 @@ mod cli;
 mod dashboard;
 mod durability;
 mod ingress;
+mod outbound;
 mod planner;
 mod pool;
 mod retry_rules;

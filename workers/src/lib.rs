@@ -13,6 +13,7 @@ pub mod pool;
 pub mod pool_config;
 pub mod redact;
 pub mod refresher;
+pub mod response_excerpt;
 pub mod retry_after;
 pub mod retry_policy;
 pub mod secrets;

@@ -283,8 +283,7 @@ async fn post(
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let bytes = response.bytes().await.unwrap_or_default();
-    let excerpt: String = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned();
+    let excerpt = crate::response_excerpt::read_excerpt(response, 200).await;
     let class = if status == 410 {
         ErrorClass::Client
     } else {

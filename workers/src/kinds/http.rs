@@ -13,9 +13,11 @@ use serde::Deserialize;
 use super::{BoxFuture, Handler, JobFailure};
 use crate::error_class::ErrorClass;
 use crate::job::ClaimedJob;
+use crate::response_excerpt::read_excerpt;
 use crate::targets::{self, TargetPolicy};
 
-/// How much of a failed response's body is kept in the attempt history.
+/// How much of a failed response's body is read and kept in the attempt history (a
+/// successful response's body is not read at all).
 const EXCERPT_BYTES: usize = 512;
 
 /// The arguments of an `http` job.
@@ -152,7 +154,7 @@ impl Handler for HttpHandler {
                 .get(RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
-            let excerpt = body_excerpt(response).await;
+            let excerpt = read_excerpt(response, EXCERPT_BYTES).await;
             Err(JobFailure {
                 class,
                 message: format!("HTTP {status}: {excerpt}"),
@@ -192,14 +194,4 @@ fn transport_failure(error: reqwest::Error) -> JobFailure {
         source = cause.source();
     }
     JobFailure::new(class, message)
-}
-
-async fn body_excerpt(response: reqwest::Response) -> String {
-    let bytes = response.bytes().await.unwrap_or_default();
-    let cut = bytes.len().min(EXCERPT_BYTES);
-    let mut text = String::from_utf8_lossy(&bytes[..cut]).into_owned();
-    if bytes.len() > cut {
-        text.push('…');
-    }
-    text
 }
