@@ -9,6 +9,7 @@ mod cli;
 mod dashboard;
 mod durability;
 mod ingress;
+mod job_secrets;
 mod outbound;
 mod planner;
 mod pool;
