@@ -14,5 +14,6 @@ mod outbound;
 mod planner;
 mod pool;
 mod retry_rules;
+mod schedule_sync;
 mod store;
 mod support;
