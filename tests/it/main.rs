@@ -10,6 +10,7 @@ mod dashboard;
 mod durability;
 mod ingress;
 mod job_secrets;
+mod key_file;
 mod outbound;
 mod planner;
 mod pool;
