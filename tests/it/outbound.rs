@@ -208,3 +208,127 @@ async fn http_proxy_from_the_environment_cannot_bypass_the_target_guard_postgres
 async fn http_proxy_from_the_environment_cannot_bypass_the_target_guard_sqlite() {
     proxy_from_env_is_ignored(Backend::Sqlite).await;
 }
+
+/// A TCP server on loopback that greets with `banner` and answers every line with `reply`;
+/// counts its connections.
+async fn fake_smtp(banner: &'static str, reply: &'static str) -> (u16, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                use tokio::io::AsyncBufReadExt;
+                let (read, mut write) = socket.into_split();
+                let _ = write.write_all(format!("{banner}\r\n").as_bytes()).await;
+                let mut lines = tokio::io::BufReader::new(read).lines();
+                while let Ok(Some(_)) = lines.next_line().await {
+                    if write
+                        .write_all(format!("{reply}\r\n").as_bytes())
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_hosts_obey_the_target_policy_and_errors_never_echo_the_server() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    db.store().await;
+    let (_serve, base) = crate::support::serve_http(&db).await;
+    let admin = crate::support::stdout_ok(&db.run(&["tokens", "create", "--role", "admin"]))
+        .trim()
+        .to_owned();
+    let http = reqwest::Client::new();
+    let add = |port: u16| {
+        let (http, base, admin) = (http.clone(), base.clone(), admin.clone());
+        async move {
+            let response = http
+                .post(format!("{base}/api/v1/workspaces/ws_1/alert-channels"))
+                .bearer_auth(&admin)
+                .json(
+                    &serde_json::json!({"kind": "email", "host": "127.0.0.1", "port": port,
+                    "from": "hangar@example.com", "to": ["oncall@example.com"], "tls": "none"}),
+                )
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 201);
+            response.json::<serde_json::Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let test = |id: String| {
+        let (http, base, admin) = (http.clone(), base.clone(), admin.clone());
+        async move {
+            let response = http
+                .post(format!(
+                    "{base}/api/v1/workspaces/ws_1/alert-channels/{id}/test"
+                ))
+                .bearer_auth(&admin)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 422);
+            response.json::<serde_json::Value>().await.unwrap()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+
+    // Something that is not an SMTP server: its banner is not shown.
+    let (ssh, _) = fake_smtp("SSH-2.0-OpenSSH_9.6 secret-banner", "secret-reply").await;
+    let message = test(add(ssh).await).await;
+    assert!(
+        !message.contains("secret") && !message.contains("OpenSSH"),
+        "{message}"
+    );
+    assert!(
+        message.contains("did not answer as an SMTP server"),
+        "{message}"
+    );
+    // An SMTP server that refuses: the code, not its text.
+    let (refusing, _) = fake_smtp(
+        "220 mx.internal ESMTP secret-banner",
+        "554 5.7.1 secret-reply",
+    )
+    .await;
+    let message = test(add(refusing).await).await;
+    assert!(
+        !message.contains("secret") && !message.contains("mx.internal"),
+        "{message}"
+    );
+    assert!(
+        message.contains("rejected by the server (554)"),
+        "{message}"
+    );
+    // Nothing listening.
+    let closed = crate::support::free_port();
+    let message = test(add(closed).await).await;
+    assert!(message.contains("connection refused"), "{message}");
+
+    // With the default policy, a loopback SMTP host is refused before any connection.
+    let (listening, seen) = fake_smtp("220 mx ESMTP", "250 ok").await;
+    let id = add(listening).await;
+    let mut command = db.command(&["alerts", "channels", "test", &id]);
+    command.env("HANGAR_ALLOW_PRIVATE_TARGETS", "0");
+    let out = command.output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("refused") && stderr.contains("HANGAR_ALLOW_PRIVATE_TARGETS"),
+        "{stderr}"
+    );
+    assert_eq!(seen.load(Ordering::Relaxed), 0, "the SMTP host was reached");
+}
