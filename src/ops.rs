@@ -34,9 +34,17 @@ fn build_job(config: &Config, args: &EnqueueArgs) -> Result<NewJob, Fatal> {
     if !json.is_object() {
         return Err(Fatal::config("--args: must be a JSON object"));
     }
-    // The `http` kind seals its header values with the master key before they are stored.
+    // The `http` kind seals its header values with the master key before they are stored;
+    // only such a job reads (on SQLite: creates) the key.
     let mut registry = Registry::builtin();
-    if let Ok((ring, _)) = crate::keys::keyring(config) {
+    let has_headers = json
+        .get("headers")
+        .and_then(serde_json::Value::as_object)
+        .is_some_and(|h| !h.is_empty());
+    if args.kind == "http"
+        && has_headers
+        && let Ok((ring, _)) = crate::keys::keyring(config)
+    {
         registry.register(
             "http",
             HttpHandler::with_targets(config.targets.clone()).with_keyring(Arc::new(ring)),

@@ -42,10 +42,16 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
             .any(|p| p.kinds.iter().any(|k| alerts::KINDS.contains(&k.as_str())));
     let keyring = if runs_alerts {
         Some(crate::keys::keyring(config)?.0)
-    } else {
+    } else if plan
+        .pools
+        .iter()
+        .any(|p| p.kinds.iter().any(|k| k == "http"))
+    {
         // Only the sealed header values of `http` jobs need it here: a worker without a key
         // (PostgreSQL, HANGAR_MASTER_KEY unset) still runs every other job.
         crate::keys::keyring(config).ok().map(|(ring, _)| ring)
+    } else {
+        None
     };
     if let Some(ring) = &keyring {
         registry.register(
