@@ -419,6 +419,17 @@ pub enum SchedulesCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Upsert the schedule files into the database (as every planner does at start); with
+    /// --prune also delete the file schedules that are not in these files.
+    Sync {
+        /// Delete the stored file schedules these files do not declare (API schedules are
+        /// never touched).
+        #[arg(long)]
+        prune: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `hangar bench …`.

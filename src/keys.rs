@@ -1,6 +1,7 @@
 //! The master key of this process (`HANGAR_MASTER_KEY`, or the SQLite default's local key
 //! file) and `hangar keys generate|rotate`. On PostgreSQL a missing key is a start-up error;
-//! on SQLite a key file `<db>.key` (mode 0600) is created next to the database on first use.
+//! on SQLite a key file `<db>.key` (mode 0600) is created next to the database on first use
+//! (by exactly one of several processes starting at once), holding `NEW[,OLD]` like the env.
 
 use std::path::PathBuf;
 
@@ -44,12 +45,12 @@ pub fn keyring(config: &Config) -> Result<(Keyring, KeySource), Fatal> {
             "HANGAR_MASTER_KEY is not set: on PostgreSQL Hangar does not start without the key that encrypts secrets at rest. Run `hangar keys generate` and set HANGAR_MASTER_KEY to its output, the same on every process",
         ));
     };
-    let (key, created) =
+    let (ring, created) =
         secrets::load_or_create_key_file(&path).map_err(|e| Fatal::config(e.to_string()))?;
     if created {
-        tracing::info!(file = %path.display(), key_id = key.id(), "created a local master key file (mode 0600) for the SQLite database; set HANGAR_MASTER_KEY to manage the key yourself");
+        tracing::info!(file = %path.display(), key_id = ring.current().id(), "created a local master key file (mode 0600) for the SQLite database; set HANGAR_MASTER_KEY to manage the key yourself");
     }
-    Ok((Keyring::new(key), KeySource::File(path)))
+    Ok((ring, KeySource::File(path)))
 }
 
 /// `hangar keys …`.
@@ -72,10 +73,13 @@ pub async fn command(config: &Config, command: KeysCommand) -> Result<(), Fatal>
             let n = rotate(&store, &ring, &new_key).await?;
             let next = match &source {
                 KeySource::File(path) => {
-                    secrets::replace_key_file(&path.clone(), &new_key)
+                    // NEW,OLD: processes still running with the old key keep sealing with it,
+                    // and every process that reads the file opens both.
+                    let file_ring = Keyring::new(new_key.clone()).with_old(ring.current().clone());
+                    secrets::replace_key_file(path, &file_ring)
                         .map_err(|e| Fatal::runtime(e.to_string()))?;
                     format!(
-                        "the key file {} now holds the new key; restart the running processes",
+                        "the key file {} now holds the new key, then the old one (NEW,OLD); restart the running processes so they seal with the new key",
                         path.display()
                     )
                 }

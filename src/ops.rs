@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use hangar_workers::client::Client;
 use hangar_workers::ingress::Rejection;
 use hangar_workers::job::{Job, JobFilter, JobId, JobState, NewJob};
-use hangar_workers::kinds::Registry;
+use hangar_workers::kinds::{HttpHandler, Registry};
 use hangar_workers::store::{AlertRow, StoreError};
 use serde::Serialize;
 
@@ -34,7 +34,23 @@ fn build_job(config: &Config, args: &EnqueueArgs) -> Result<NewJob, Fatal> {
     if !json.is_object() {
         return Err(Fatal::config("--args: must be a JSON object"));
     }
-    let client = Client::new(Arc::new(Registry::builtin()), config.pools.clone());
+    // The `http` kind seals its header values with the master key before they are stored;
+    // only such a job reads (on SQLite: creates) the key.
+    let mut registry = Registry::builtin();
+    let has_headers = json
+        .get("headers")
+        .and_then(serde_json::Value::as_object)
+        .is_some_and(|h| !h.is_empty());
+    if args.kind == "http"
+        && has_headers
+        && let Ok((ring, _)) = crate::keys::keyring(config)
+    {
+        registry.register(
+            "http",
+            HttpHandler::with_targets(config.targets.clone()).with_keyring(Arc::new(ring)),
+        );
+    }
+    let client = Client::new(Arc::new(registry), config.pools.clone());
     let mut job = client.job(&args.kind, json).map_err(|rejection| {
         Fatal::config(match rejection {
             Rejection::UnknownJobKind { kind, known } => {
@@ -122,6 +138,7 @@ pub async fn jobs(config: &Config, command: JobsCommand) -> Result<(), Fatal> {
                     limit,
                 })
                 .await?;
+            let jobs: Vec<Job> = jobs.into_iter().map(Job::redacted).collect();
             if json {
                 print_json(&jobs);
             } else {
@@ -213,6 +230,7 @@ fn print_jobs(jobs: &[Job]) {
 }
 
 fn show_job(job: &Job, json: bool) {
+    let job = &job.clone().redacted();
     if json {
         print_json(job);
         return;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use hangar_workers::alerts::{self, AlertContext, dispatcher::Dispatcher};
 use hangar_workers::client::Client;
-use hangar_workers::kinds::Registry;
+use hangar_workers::kinds::{HttpHandler, Registry};
 use hangar_workers::pool::{Pool, PoolDeps};
 use hangar_workers::pool_config::PoolSpec;
 use hangar_workers::refresher::NoRefresher;
@@ -42,9 +42,23 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
             .any(|p| p.kinds.iter().any(|k| alerts::KINDS.contains(&k.as_str())));
     let keyring = if runs_alerts {
         Some(crate::keys::keyring(config)?.0)
+    } else if plan
+        .pools
+        .iter()
+        .any(|p| p.kinds.iter().any(|k| k == "http"))
+    {
+        // Only the sealed header values of `http` jobs need it here: a worker without a key
+        // (PostgreSQL, HANGAR_MASTER_KEY unset) still runs every other job.
+        crate::keys::keyring(config).ok().map(|(ring, _)| ring)
     } else {
         None
     };
+    if let Some(ring) = &keyring {
+        registry.register(
+            "http",
+            HttpHandler::with_targets(config.targets.clone()).with_keyring(Arc::new(ring.clone())),
+        );
+    }
     let store = if plan.migrate {
         let store = crate::connect(config).await?;
         store.migrate().await?;

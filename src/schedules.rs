@@ -1,8 +1,10 @@
-//! The planner's part of the binary: starting it (`serve`, `planner`: sync the file schedules
-//! into the database, then plan) and `hangar schedules list`.
+//! The planner's part of the binary: starting it (`serve`, `planner`: upsert the file
+//! schedules into the database, then plan), `hangar schedules list` and `hangar schedules
+//! sync [--prune]`, the only way file schedules leave the database.
 
 use hangar_schedules::{
-    Planner, PlannerConfig, ScheduleError, ScheduleFilter, ScheduleRow, Schedules,
+    Planner, PlannerConfig, Prune, ScheduleError, ScheduleFilter, ScheduleRow, Schedules,
+    SyncCounts,
 };
 use hangar_workers::store::Store;
 
@@ -22,11 +24,11 @@ impl From<ScheduleError> for Fatal {
     }
 }
 
-/// Syncs the configured file schedules into the database and returns the planner to run.
-pub async fn start_planner(config: &Config, store: &Store) -> Result<Planner, Fatal> {
-    let schedules = Schedules::new(store.clone());
-    let synced = schedules
-        .sync_files(&config.schedules)
+/// Upserts the configured file schedules (`prune` says whether the stored file schedules
+/// they do not declare are deleted too).
+async fn sync(config: &Config, schedules: &Schedules, prune: Prune) -> Result<SyncCounts, Fatal> {
+    schedules
+        .sync_files(&config.schedules, prune)
         .await
         .map_err(|error| match error {
             // The message names the schedule; say which files it came from.
@@ -34,13 +36,26 @@ pub async fn start_planner(config: &Config, store: &Store) -> Result<Planner, Fa
                 Fatal::config(format!("{}: {error}", config.schedules_source))
             }
             other => Fatal::from(other),
-        })?;
+        })
+}
+
+/// Upserts the configured file schedules into the database (deleting nothing) and returns
+/// the planner to run.
+pub async fn start_planner(config: &Config, store: &Store) -> Result<Planner, Fatal> {
+    let schedules = Schedules::new(store.clone());
+    let synced = sync(config, &schedules, Prune::Keep).await?;
     tracing::info!(
         schedules = %config.schedules_source,
         upserted = synced.upserted,
-        deleted = synced.deleted,
+        not_in_these_files = synced.stale,
         "file schedules synced"
     );
+    if synced.stale > 0 {
+        tracing::info!(
+            kept = synced.stale,
+            "file schedules in the database that these files do not declare were kept; `hangar schedules sync --prune` deletes them"
+        );
+    }
     Ok(Planner::new(
         schedules,
         &config.pools,
@@ -71,6 +86,29 @@ pub async fn command(config: &Config, command: SchedulesCommand) -> Result<(), F
                 print_json(&rows);
             } else {
                 print_rows(&rows);
+            }
+        }
+        SchedulesCommand::Sync { prune, json } => {
+            let mode = if prune { Prune::Delete } else { Prune::Keep };
+            let synced = sync(config, &schedules, mode).await?;
+            if json {
+                print_json(&serde_json::json!({
+                    "source": config.schedules_source,
+                    "upserted": synced.upserted,
+                    "deleted": synced.deleted,
+                    "kept_not_in_files": synced.stale,
+                }));
+            } else {
+                println!(
+                    "upserted {} file schedule(s) from {}; deleted {}",
+                    synced.upserted, config.schedules_source, synced.deleted
+                );
+                if synced.stale > 0 {
+                    eprintln!(
+                        "{} file schedule(s) in the database are not in these files and were kept; add --prune to delete them",
+                        synced.stale
+                    );
+                }
             }
         }
     }

@@ -1,5 +1,5 @@
 //! Hangar's cron planner: schedule files (`schedules/*.toml`), schedules stored in the
-//! database (file schedules synced at start, and those the integrations create per workspace),
+//! database (file schedules upserted at start, removed only on request, and those the integrations create per workspace),
 //! and the [`Planner`] loop that enqueues exactly one job per slot however many planner
 //! processes run. Library code never reads the environment or flags: the `hangar` binary
 //! loads configuration once and passes values down.
@@ -13,4 +13,6 @@ pub mod store;
 pub use file::{FileSchedule, ScheduleFileError};
 pub use planner::{Planner, PlannerConfig};
 pub use spec::{Frequency, Spec};
-pub use store::{NewSchedule, ScheduleError, ScheduleFilter, ScheduleRow, Schedules, Source};
+pub use store::{
+    NewSchedule, Prune, ScheduleError, ScheduleFilter, ScheduleRow, Schedules, Source, SyncCounts,
+};

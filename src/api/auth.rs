@@ -121,10 +121,20 @@ impl Caller {
     pub async fn job(&self, store: &Store, id: JobId) -> Result<Job, StoreError> {
         let job = store.job(id).await?;
         if self.sees(job.workspace_id.as_deref()) {
-            Ok(job)
+            Ok(self.present(job))
         } else {
             Err(StoreError::JobNotFound(id))
         }
+    }
+
+    /// The job as this caller may see it: secrets in its args always `"<redacted>"`, and the
+    /// args themselves only for `operator` and up (`null` for a viewer).
+    pub fn present(&self, job: Job) -> Job {
+        let mut job = job.redacted();
+        if !self.role.allows(Role::Operator) {
+            job.args = serde_json::Value::Null;
+        }
+        job
     }
 
     /// "Not found" unless the caller may see alert `id`.

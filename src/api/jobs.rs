@@ -102,7 +102,8 @@ pub async fn list_jobs(
         workspace_id,
         limit,
     };
-    Ok(Json(state.store.jobs(&filter).await.map_err(store_error)?))
+    let jobs = state.store.jobs(&filter).await.map_err(store_error)?;
+    Ok(Json(jobs.into_iter().map(|j| caller.present(j)).collect()))
 }
 
 /// One job with its attempts.
@@ -134,13 +135,12 @@ pub async fn retry_job(
 ) -> Result<Json<Job>, ApiError> {
     caller.require(Role::Operator)?;
     visible_job(&state, &caller, id).await?;
-    Ok(Json(
-        state
-            .store
-            .retry_job(JobId(id))
-            .await
-            .map_err(store_error)?,
-    ))
+    let job = state
+        .store
+        .retry_job(JobId(id))
+        .await
+        .map_err(store_error)?;
+    Ok(Json(caller.present(job)))
 }
 
 /// Cancels an unfinished job (a running attempt stops at its next heartbeat).
@@ -157,13 +157,12 @@ pub async fn cancel_job(
 ) -> Result<Json<Job>, ApiError> {
     caller.require(Role::Operator)?;
     visible_job(&state, &caller, id).await?;
-    Ok(Json(
-        state
-            .store
-            .cancel_job(JobId(id))
-            .await
-            .map_err(store_error)?,
-    ))
+    let job = state
+        .store
+        .cancel_job(JobId(id))
+        .await
+        .map_err(store_error)?;
+    Ok(Json(caller.present(job)))
 }
 
 /// Filters of `GET /api/v1/alerts`.

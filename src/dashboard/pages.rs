@@ -232,8 +232,12 @@ pub async fn job(
         time(job.updated_at, now),
         esc(job.last_error.as_deref().unwrap_or("–")),
     );
-    let args = serde_json::to_string_pretty(&job.args).unwrap_or_default();
-    let _ = write!(main, "<h2>Args</h2><pre id=args>{}</pre>", esc(&args));
+    if session.caller.role.allows(Role::Operator) {
+        let args = serde_json::to_string_pretty(&job.args).unwrap_or_default();
+        let _ = write!(main, "<h2>Args</h2><pre id=args>{}</pre>", esc(&args));
+    } else {
+        main.push_str("<h2>Args</h2><p id=args class=mut>shown to operators and up</p>");
+    }
     let head = "<th class=num>#</th><th>started</th><th class=num>took</th><th>class</th>\
                 <th class=num>HTTP</th><th>error</th><th class=num>next delay</th><th>decision</th>";
     let mut rows = String::new();

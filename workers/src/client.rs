@@ -94,7 +94,8 @@ impl Client {
         Client::new(Arc::new(Registry::builtin()), pool_config::builtin())
     }
 
-    /// A job of `kind` with `args`, checked by the kind's handler, on the queue of the pool
+    /// A job of `kind` with `args`, checked (and its secrets sealed) by the kind's handler, on
+    /// the queue of the pool
     /// that runs the kind, with that pool's attempt budget. Set the other public fields of
     /// the result (workspace, idempotency key, run_at, priority) before enqueueing.
     pub fn job(&self, kind: &str, args: Value) -> Result<NewJob, Rejection> {
@@ -111,7 +112,7 @@ impl Client {
         else {
             return Err(Rejection::NoPool(kind.to_owned()));
         };
-        handler.validate(&args).map_err(Rejection::InvalidArgs)?;
+        let args = handler.prepare(args).map_err(Rejection::InvalidArgs)?;
         let mut job = NewJob::new(kind, args);
         job.queue = pool.queue.clone();
         job.max_attempts = pool.max_attempts;

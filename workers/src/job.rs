@@ -214,6 +214,15 @@ pub struct Job {
     pub attempts: Vec<AttemptRecord>,
 }
 
+impl Job {
+    /// The job as people see it: secrets in its args (an `http` job's header values) replaced
+    /// by `"<redacted>"`. Every surface that shows a job calls this.
+    pub fn redacted(mut self) -> Job {
+        crate::kinds::redact_args(&self.kind, &mut self.args);
+        self
+    }
+}
+
 /// A job as a worker receives it from a claim.
 #[derive(Debug, Clone)]
 pub struct ClaimedJob {

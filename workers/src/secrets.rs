@@ -15,6 +15,7 @@ use std::path::Path;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use chacha20poly1305::aead::rand_core::RngCore;
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use sha2::{Digest, Sha256};
@@ -224,6 +225,15 @@ impl Keyring {
             .map_err(|_| corrupt())
     }
 
+    /// The keys as the key file holds them, `NEW,OLD…` in base64 (write it only to the file).
+    fn to_key_file_text(&self) -> String {
+        self.keys
+            .iter()
+            .map(MasterKey::to_base64)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     /// The key id a sealed value names, if it is one.
     pub fn key_id_of(sealed: &str) -> Option<&str> {
         let mut parts = sealed.splitn(3, ':');
@@ -239,46 +249,79 @@ fn nonce_of(bytes: &[u8]) -> Nonce {
     nonce
 }
 
-/// Reads the local key file, or creates it (mode 0600) with a new key; true when created.
-/// For the embedded SQLite default only: PostgreSQL deployments pass `HANGAR_MASTER_KEY`.
-pub fn load_or_create_key_file(path: &Path) -> Result<(MasterKey, bool), SecretError> {
+/// Reads the local key file (`NEW[,OLD…]`, as `HANGAR_MASTER_KEY`), or creates it (mode
+/// 0600) with a new key; true when this call created it. For the embedded SQLite default
+/// only: PostgreSQL deployments pass `HANGAR_MASTER_KEY`.
+///
+/// Processes that start at once on a fresh folder agree on one key: the new file is written
+/// under a name of this process's own and then hard-linked to `path`, which fails if the file
+/// exists, so exactly one creator wins and the others read the winner's complete file.
+pub fn load_or_create_key_file(path: &Path) -> Result<(Keyring, bool), SecretError> {
     let file_error = |source| SecretError::KeyFile {
         path: path.display().to_string(),
         source,
     };
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok((MasterKey::parse(&text, &path.display().to_string())?, false)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = MasterKey::generate();
-            write_key_file(path, &key).map_err(file_error)?;
-            Ok((key, true))
+    let read = || -> Result<Option<Keyring>, SecretError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Ok(Some(Keyring::parse(&text, &path.display().to_string())?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(file_error(e)),
         }
+    };
+    if let Some(ring) = read()? {
+        return Ok((ring, false));
+    }
+    let ring = Keyring::new(MasterKey::generate());
+    let tmp = private_tmp(path);
+    write_private(&tmp, &ring.to_key_file_text()).map_err(file_error)?;
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok((ring, true)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read()?
+            .map(|ring| (ring, false))
+            .ok_or_else(|| file_error(e)),
         Err(e) => Err(file_error(e)),
     }
 }
 
-/// Writes `key` to `path` with mode 0600, replacing the file atomically.
-pub fn replace_key_file(path: &Path, key: &MasterKey) -> Result<(), SecretError> {
-    write_key_file(path, key).map_err(|source| SecretError::KeyFile {
-        path: path.display().to_string(),
-        source,
-    })
+/// Replaces the key file with `ring` (`NEW,OLD…`: the first seals, every one opens), atomically.
+pub fn replace_key_file(path: &Path, ring: &Keyring) -> Result<(), SecretError> {
+    let tmp = private_tmp(path);
+    write_private(&tmp, &ring.to_key_file_text())
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|source| {
+            let _ = std::fs::remove_file(&tmp);
+            SecretError::KeyFile {
+                path: path.display().to_string(),
+                source,
+            }
+        })
 }
 
-fn write_key_file(path: &Path, key: &MasterKey) -> std::io::Result<()> {
+/// A temporary name next to `path` that no other process uses.
+fn private_tmp(path: &Path) -> std::path::PathBuf {
+    let mut nonce = [0u8; 8];
+    OsRng.fill_bytes(&mut nonce);
+    let suffix: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{}.{suffix}.tmp", std::process::id()));
+    name.into()
+}
+
+/// Writes `text` to a new file `path` with mode 0600 and syncs it.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
-    let tmp = path.with_extension("key.tmp");
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(&tmp)?;
-    writeln!(file, "{}", key.to_base64())?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
+    let mut file = options.open(path)?;
+    writeln!(file, "{text}")?;
+    file.sync_all()
 }
 
 #[cfg(test)]
@@ -312,6 +355,40 @@ mod tests {
         // With the old key listed after the new one, it opens.
         let both = b.with_old(a.current().clone());
         assert_eq!(both.open(&sealed, "t:1", "x").unwrap(), b"secret");
+    }
+
+    #[test]
+    fn racing_creators_of_the_key_file_agree_on_one_key() {
+        let dir = std::env::temp_dir().join(format!("hangar-keyfile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("hangar.db.key");
+        let _ = std::fs::remove_file(&path);
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (path, barrier) = (path.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    load_or_create_key_file(&path).unwrap()
+                })
+            })
+            .collect();
+        let results: Vec<(Keyring, bool)> =
+            threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(results.iter().filter(|(_, created)| *created).count(), 1);
+        let ids: std::collections::HashSet<String> =
+            results.iter().map(|(ring, _)| ring.ids()).collect();
+        assert_eq!(ids.len(), 1, "{ids:?}");
+        // Rotation writes NEW,OLD: both open.
+        let old = results[0].0.clone();
+        let sealed = old.seal(b"x", "t:1");
+        let rotated = Keyring::new(MasterKey::generate()).with_old(old.current().clone());
+        replace_key_file(&path, &rotated).unwrap();
+        let (read, created) = load_or_create_key_file(&path).unwrap();
+        assert!(!created);
+        assert_eq!(read.ids(), rotated.ids());
+        assert_eq!(read.open(&sealed, "t:1", "x").unwrap(), b"x");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! By default only public addresses: a job's URL must not reach loopback, the private
 //! networks, link-local (cloud metadata at 169.254.169.254) or other internal ranges. The check
 //! runs at connect time, on the addresses the name resolves to (so a DNS answer that changes
-//! between check and use cannot slip through), and on literal IP addresses in URLs.
+//! between check and use cannot slip through), and on literal IP addresses in URLs. Every
+//! outbound client is built here, without the environment's proxies (see [`client_builder`]).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -110,7 +111,10 @@ fn canonical(ip: IpAddr) -> IpAddr {
 }
 
 /// Loopback, private, link-local, shared (CGNAT), unspecified, broadcast, multicast and
-/// documentation ranges, and their IPv6 counterparts (unique local, link-local).
+/// documentation ranges, and their IPv6 counterparts (unique local, link-local, the
+/// deprecated site-local). IPv6 forms that carry an IPv4 address (mapped `::ffff:a.b.c.d`,
+/// compatible `::a.b.c.d`, NAT64 `64:ff9b::/96`, 6to4 `2002::/16`, Teredo's client) are
+/// judged by the IPv4 address they reach.
 pub fn is_internal(ip: IpAddr) -> bool {
     match canonical(ip) {
         IpAddr::V4(v4) => is_internal_v4(v4),
@@ -135,14 +139,46 @@ fn is_internal_v4(ip: Ipv4Addr) -> bool {
 }
 
 fn is_internal_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
+    if let Some(v4) = embedded_v4(ip) {
+        return is_internal_v4(v4);
+    }
+    let s = ip.segments();
     ip.is_loopback()
         || ip.is_unspecified()
         || ip.is_multicast()
-        || (first & 0xfe00) == 0xfc00
-        || (first & 0xffc0) == 0xfe80
-        || (first == 0x2001 && ip.segments()[1] == 0x0db8)
-        || (first == 0x0064 && ip.segments()[1] == 0xff9b)
+        // Unique local fc00::/7, link-local fe80::/10, site-local fec0::/10 (deprecated,
+        // still routed inside some networks).
+        || (s[0] & 0xfe00) == 0xfc00
+        || (s[0] & 0xffc0) == 0xfe80
+        || (s[0] & 0xffc0) == 0xfec0
+        // Documentation 2001:db8::/32, discard-only 100::/64.
+        || (s[0] == 0x2001 && s[1] == 0x0db8)
+        || (s[0] == 0x0100 && s[1..4] == [0, 0, 0])
+        // Local-use NAT64 64:ff9b:1::/48 (RFC 8215): a translator inside the network.
+        || (s[0] == 0x0064 && s[1] == 0xff9b && s[2] == 0x0001)
+        // The rest of 64:ff9b::/32 is reserved; only the /96 above carries a known address.
+        || (s[0] == 0x0064 && s[1] == 0xff9b)
+}
+
+/// The IPv4 address an IPv6 address reaches, for the forms that carry one: IPv4-compatible
+/// `::a.b.c.d` (deprecated, `::` and `::1` excepted), NAT64 `64:ff9b::a.b.c.d`, 6to4
+/// `2002:AABB:CCDD::/48` and Teredo `2001:0::/32` (the client address, inverted).
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = ip.segments();
+    let last = Ipv4Addr::from((u32::from(s[6]) << 16) | u32::from(s[7]));
+    if s[..6] == [0; 6] && !ip.is_loopback() && !ip.is_unspecified() {
+        return Some(last);
+    }
+    if s[..6] == [0x0064, 0xff9b, 0, 0, 0, 0] {
+        return Some(last);
+    }
+    if s[0] == 0x2002 {
+        return Some(Ipv4Addr::from((u32::from(s[1]) << 16) | u32::from(s[2])));
+    }
+    if s[0] == 0x2001 && s[1] == 0 {
+        return Some(Ipv4Addr::from(!u32::from(last)));
+    }
+    None
 }
 
 /// The error a refused target produces (found in the error chain to classify it as a
@@ -196,8 +232,12 @@ impl Resolve for GuardedResolver {
 
 /// A client builder whose connections obey `policy` for names; pair it with
 /// [`check_literal`] for URLs that hold an IP address (those skip the resolver).
+///
+/// Proxies from the environment (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`) are off: through a
+/// proxy the target's name is resolved by the proxy, never by the guarded resolver, so any
+/// internal address would be reachable.
 pub fn client_builder(policy: &TargetPolicy) -> reqwest::ClientBuilder {
-    let builder = reqwest::Client::builder();
+    let builder = reqwest::Client::builder().no_proxy();
     if *policy == TargetPolicy::AllowAll {
         builder
     } else {
@@ -246,31 +286,82 @@ mod tests {
     #[test]
     fn internal_ranges_are_refused_by_default_and_public_ones_pass() {
         let policy = TargetPolicy::default();
-        for internal in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "255.255.255.255",
-            "::1",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-            "::",
-        ] {
-            assert!(!policy.allows(ip(internal)), "{internal} must be refused");
+        // (address, what it is, refused?)
+        let table = [
+            ("127.0.0.1", "IPv4 loopback", true),
+            ("10.1.2.3", "IPv4 private", true),
+            ("172.16.0.1", "IPv4 private", true),
+            ("192.168.1.1", "IPv4 private", true),
+            ("169.254.169.254", "IPv4 link-local (cloud metadata)", true),
+            ("100.64.0.1", "shared address space (CGNAT)", true),
+            ("0.0.0.0", "IPv4 unspecified", true),
+            ("255.255.255.255", "IPv4 broadcast", true),
+            ("93.184.216.34", "IPv4 public", false),
+            ("1.1.1.1", "IPv4 public", false),
+            ("172.32.0.1", "IPv4 public next to 172.16/12", false),
+            ("::1", "IPv6 loopback", true),
+            ("::", "IPv6 unspecified", true),
+            ("fd00::1", "unique local", true),
+            ("fe80::1", "link-local", true),
+            ("2606:4700:4700::1111", "IPv6 public", false),
+            ("fec0::1", "site-local fec0::/10", true),
+            ("feff:ffff::1", "site-local, top of fec0::/10", true),
+            ("ff02::1", "multicast", true),
+            ("2001:db8::1", "documentation", true),
+            ("2002:0a00:0001::1", "6to4 of 10.0.0.1", true),
+            ("2002:7f00:0001::", "6to4 of 127.0.0.1", true),
+            ("2002:a9fe:a9fe::1", "6to4 of 169.254.169.254", true),
+            ("2002:0808:0808::1", "6to4 of 8.8.8.8", false),
+            ("64:ff9b::a00:1", "NAT64 of 10.0.0.1", true),
+            ("64:ff9b::7f00:1", "NAT64 of 127.0.0.1", true),
+            ("64:ff9b::a9fe:a9fe", "NAT64 of 169.254.169.254", true),
+            ("64:ff9b::808:808", "NAT64 of 8.8.8.8", false),
+            ("64:ff9b:1::808:808", "local-use NAT64 64:ff9b:1::/48", true),
+            ("64:ff9b:1:ffff::1", "local-use NAT64, end of the /48", true),
+            ("64:ff9b:2::808:808", "reserved rest of 64:ff9b::/32", true),
+            ("::127.0.0.1", "IPv4-compatible of 127.0.0.1", true),
+            ("::10.0.0.1", "IPv4-compatible of 10.0.0.1", true),
+            (
+                "::169.254.169.254",
+                "IPv4-compatible of the metadata address",
+                true,
+            ),
+            ("::8.8.8.8", "IPv4-compatible of 8.8.8.8", false),
+            ("::ffff:127.0.0.1", "IPv4-mapped of 127.0.0.1", true),
+            ("::ffff:192.168.0.1", "IPv4-mapped of 192.168.0.1", true),
+            ("::ffff:8.8.8.8", "IPv4-mapped of 8.8.8.8", false),
+            (
+                "2001:0:4136:e378:8000:63bf:f5ff:fffe",
+                "Teredo client 10.0.0.1",
+                true,
+            ),
+            (
+                "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+                "Teredo client 192.0.2.45",
+                true,
+            ),
+            (
+                "2001:0:4136:e378:8000:63bf:f7f7:f7f7",
+                "Teredo client 8.8.8.8",
+                false,
+            ),
+            ("100::1", "discard-only 100::/64", true),
+        ];
+        for (addr, what, refused) in table {
+            assert_eq!(
+                !policy.allows(ip(addr)),
+                refused,
+                "{addr} ({what}) must be {}",
+                if refused { "refused" } else { "allowed" }
+            );
         }
-        for public in [
-            "93.184.216.34",
-            "1.1.1.1",
-            "2606:4700:4700::1111",
-            "172.32.0.1",
-        ] {
-            assert!(policy.allows(ip(public)), "{public} must pass");
-        }
+    }
+
+    #[test]
+    fn an_allow_list_of_ipv4_networks_also_covers_the_mapped_form() {
+        let listed = TargetPolicy::parse(Some("10.0.0.0/8")).unwrap();
+        assert!(listed.allows(ip("::ffff:10.1.2.3")));
+        assert!(!listed.allows(ip("::ffff:192.168.0.1")));
     }
 
     #[test]

@@ -221,8 +221,21 @@ impl Default for ScheduleFilter {
 pub struct SyncCounts {
     /// File schedules inserted or updated.
     pub upserted: u64,
-    /// File schedules deleted because they left the files.
+    /// File schedules deleted because they are not in the files (only when pruning).
     pub deleted: u64,
+    /// File schedules in the database that are not in the files and were kept (another
+    /// process's files, or removed ones awaiting `hangar schedules sync --prune`).
+    pub stale: u64,
+}
+
+/// Whether a sync of file schedules removes the stored file schedules it did not declare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prune {
+    /// Keep them (every process start): processes with different files never delete each
+    /// other's schedules.
+    Keep,
+    /// Delete them (`hangar schedules sync --prune`, an operator's explicit decision).
+    Delete,
 }
 
 /// What one planner batch did.
@@ -309,24 +322,30 @@ impl Schedules {
 
     /// Creates or replaces many API schedules in one statement; returns how many.
     pub async fn upsert_many(&self, schedules: &[NewSchedule]) -> Result<u64, ScheduleError> {
-        self.write(schedules, Source::Api, false)
+        self.write(schedules, Source::Api, Prune::Keep)
             .await
             .map(|c| c.upserted)
     }
 
-    /// Makes the stored file schedules match `files`: upserts each (source `file`) and deletes
-    /// file schedules no longer in the files. Every planner calls it at start, so all of them
-    /// share the files' latest state; API schedules are not touched.
-    pub async fn sync_files(&self, files: &[FileSchedule]) -> Result<SyncCounts, ScheduleError> {
+    /// Upserts `files` as file schedules (source `file`), in name order, in one statement.
+    /// Every planner calls it at start with [`Prune::Keep`]: a process never deletes what it
+    /// did not declare, so processes with different files (or none) keep each other's rows,
+    /// and concurrent starts neither deadlock nor lose rows. [`Prune::Delete`] also deletes
+    /// the file schedules that are not in `files`. API schedules are never touched.
+    pub async fn sync_files(
+        &self,
+        files: &[FileSchedule],
+        prune: Prune,
+    ) -> Result<SyncCounts, ScheduleError> {
         let rows: Vec<NewSchedule> = files.iter().map(NewSchedule::from).collect();
-        self.write(&rows, Source::File, true).await
+        self.write(&rows, Source::File, prune).await
     }
 
     async fn write(
         &self,
         rows: &[NewSchedule],
         source: Source,
-        prune: bool,
+        prune: Prune,
     ) -> Result<SyncCounts, ScheduleError> {
         let now = Utc::now();
         let mut prepared = rows

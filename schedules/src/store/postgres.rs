@@ -10,7 +10,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Postgres, Row, Transaction};
 
 use super::{
-    BatchReport, Prepared, ScheduleError, ScheduleFilter, ScheduleRow, Source, SyncCounts,
+    BatchReport, Prepared, Prune, ScheduleError, ScheduleFilter, ScheduleRow, Source, SyncCounts,
     parse_job_state, report,
 };
 use crate::batch::{self, DueRow, Planned, Routes, SpecCache};
@@ -24,7 +24,7 @@ pub(super) async fn write(
     pool: &PgPool,
     rows: &[Prepared],
     source: Source,
-    prune: bool,
+    prune: Prune,
 ) -> Result<SyncCounts, ScheduleError> {
     let names: Vec<&str> = rows.iter().map(|p| p.row.name.as_str()).collect();
     let mut tx = pool.begin().await?;
@@ -56,6 +56,7 @@ pub(super) async fn write(
                  $13::timestamptz[]) \
                  AS t(name, workspace_id, integration, data_type, spec, kind, args, queue, \
                       priority, enabled, offset_ms, next_run_at) \
+             ORDER BY name \
              ON CONFLICT (name) DO UPDATE SET \
                  workspace_id = EXCLUDED.workspace_id, integration = EXCLUDED.integration, \
                  data_type = EXCLUDED.data_type, kind = EXCLUDED.kind, args = EXCLUDED.args, \
@@ -88,18 +89,35 @@ pub(super) async fn write(
         .await?
         .rows_affected()
     };
-    let deleted = if prune {
-        sqlx::query("DELETE FROM hangar_schedules WHERE source = $1 AND NOT (name = ANY($2))")
+    let (deleted, stale) = match prune {
+        Prune::Delete => {
+            let deleted = sqlx::query(
+                "DELETE FROM hangar_schedules WHERE source = $1 AND NOT (name = ANY($2))",
+            )
             .bind(source.as_str())
             .bind(&names)
             .execute(&mut *tx)
             .await?
-            .rows_affected()
-    } else {
-        0
+            .rows_affected();
+            (deleted, 0)
+        }
+        Prune::Keep => {
+            let stale: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM hangar_schedules WHERE source = $1 AND NOT (name = ANY($2))",
+            )
+            .bind(source.as_str())
+            .bind(&names)
+            .fetch_one(&mut *tx)
+            .await?;
+            (0, u64::try_from(stale).unwrap_or(0))
+        }
     };
     tx.commit().await?;
-    Ok(SyncCounts { upserted, deleted })
+    Ok(SyncCounts {
+        upserted,
+        deleted,
+        stale,
+    })
 }
 
 pub(super) async fn set_enabled(

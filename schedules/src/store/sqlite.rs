@@ -10,7 +10,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
 use super::{
-    BatchReport, Prepared, ScheduleError, ScheduleFilter, ScheduleRow, Source, SyncCounts,
+    BatchReport, Prepared, Prune, ScheduleError, ScheduleFilter, ScheduleRow, Source, SyncCounts,
     parse_job_state, report,
 };
 use crate::batch::{self, DueRow, Planned, Routes, SpecCache};
@@ -40,7 +40,7 @@ pub(super) async fn write(
     pool: &SqlitePool,
     rows: &[Prepared],
     source: Source,
-    prune: bool,
+    prune: Prune,
 ) -> Result<SyncCounts, ScheduleError> {
     let names: Vec<&str> = rows.iter().map(|p| p.row.name.as_str()).collect();
     let names_json = serde_json::to_string(&names).unwrap_or_else(|_| "[]".to_owned());
@@ -113,21 +113,37 @@ pub(super) async fn write(
         .await?
         .rows_affected()
     };
-    let deleted = if prune {
-        sqlx::query(
-            "DELETE FROM hangar_schedules WHERE source = ?1 \
-               AND name NOT IN (SELECT value FROM json_each(?2))",
-        )
-        .bind(source.as_str())
-        .bind(&names_json)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-    } else {
-        0
+    let (deleted, stale) = match prune {
+        Prune::Delete => {
+            let deleted = sqlx::query(
+                "DELETE FROM hangar_schedules WHERE source = ?1 \
+                   AND name NOT IN (SELECT value FROM json_each(?2))",
+            )
+            .bind(source.as_str())
+            .bind(&names_json)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            (deleted, 0)
+        }
+        Prune::Keep => {
+            let stale: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM hangar_schedules WHERE source = ?1 \
+                   AND name NOT IN (SELECT value FROM json_each(?2))",
+            )
+            .bind(source.as_str())
+            .bind(&names_json)
+            .fetch_one(&mut *tx)
+            .await?;
+            (0, u64::try_from(stale).unwrap_or(0))
+        }
     };
     tx.commit().await?;
-    Ok(SyncCounts { upserted, deleted })
+    Ok(SyncCounts {
+        upserted,
+        deleted,
+        stale,
+    })
 }
 
 pub(super) async fn set_enabled(

@@ -5,19 +5,18 @@
 //! - Slack and webhook: classified by HTTP status like the `http` kind; **410 Gone** (Slack:
 //!   channel archived) disables the channel, raises a `channel_disabled` alert and fails the
 //!   job without retry.
-//! - Email: SMTP 4xx replies are transient (`server` class, retried with backoff), 5xx
-//!   permanent (`client`), `535` bad credentials (`auth`); no answer is a `timeout`.
+//! - Email ([`super::smtp`]): SMTP 4xx replies are transient (`server` class, retried with
+//!   backoff), 5xx permanent (`client`), `535` bad credentials (`auth`); no answer is a
+//!   `timeout`. The SMTP host obeys the target policy like the URLs.
 //!
 //! Every outcome counts in `hangar_alert_deliveries_total{channel,outcome}`. Messages carry
 //! the workspace, kind, severity, message, job id, occurrences and a link to `/jobs/{id}`,
 //! never a secret or a provider URL.
 
-use std::time::Duration;
-
 use chrono::Utc;
 use serde_json::json;
 
-use super::channels::{self, Channel, ChannelConfig, ChannelKind, EmailConfig, TlsMode};
+use super::channels::{self, Channel, ChannelConfig, ChannelKind};
 use super::{AlertContext, AlertError, NoticeArgs};
 use crate::error_class::ErrorClass;
 use crate::job::ClaimedJob;
@@ -222,7 +221,9 @@ async fn send(
             );
             post(context, url, body, headers).await
         }
-        ChannelConfig::Email(email) => send_email(email, notice).await,
+        ChannelConfig::Email(email) => {
+            super::smtp::send_email(email, notice, &context.targets).await
+        }
     };
     if let Err(failure) = &result
         && failure.http_status == Some(410)
@@ -283,8 +284,7 @@ async fn post(
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let bytes = response.bytes().await.unwrap_or_default();
-    let excerpt: String = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned();
+    let excerpt = crate::response_excerpt::read_excerpt(response, 200).await;
     let class = if status == 410 {
         ErrorClass::Client
     } else {
@@ -296,65 +296,4 @@ async fn post(
         http_status: Some(status),
         retry_after,
     })
-}
-
-/// Sends one email; classifies SMTP replies (4xx transient, 5xx permanent, 535 auth).
-async fn send_email(config: &EmailConfig, notice: &Notice) -> Result<(), JobFailure> {
-    use lettre::message::{Mailbox, header::ContentType};
-    use lettre::transport::smtp::authentication::Credentials;
-    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-
-    let client_error = |m: String| JobFailure::new(ErrorClass::Client, m);
-    let from: Mailbox = config
-        .from
-        .parse()
-        .map_err(|_| client_error("email from: not an address".into()))?;
-    let mut builder = Message::builder().from(from).subject(notice.title.clone());
-    for to in &config.to {
-        builder = builder.to(to
-            .parse()
-            .map_err(|_| client_error("email to: not an address".into()))?);
-    }
-    let message = builder
-        .header(ContentType::TEXT_PLAIN)
-        .body(notice.text.clone())
-        .map_err(|e| client_error(format!("email: {e}")))?;
-    let transport = match config.tls {
-        TlsMode::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&config.host),
-        TlsMode::Implicit => AsyncSmtpTransport::<Tokio1Executor>::relay(&config.host),
-        TlsMode::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
-            config.host.clone(),
-        )),
-    }
-    .map_err(|e| smtp_failure(&e))?;
-    let mut transport = transport
-        .port(config.port)
-        .timeout(Some(Duration::from_secs(30)));
-    if let (Some(user), Some(password)) = (&config.username, &config.password) {
-        transport = transport.credentials(Credentials::new(user.clone(), password.clone()));
-    }
-    transport
-        .build()
-        .send(message)
-        .await
-        .map(|_| ())
-        .map_err(|e| smtp_failure(&e))
-}
-
-/// The class of an SMTP failure: 535 auth, other 4xx server (transient), other 5xx client
-/// (permanent); no reply (connect, TLS, timeout) timeout.
-pub fn smtp_failure(error: &lettre::transport::smtp::Error) -> JobFailure {
-    let code = error.status().map(|c| c.to_string());
-    let class = match code.as_deref() {
-        Some("535") => ErrorClass::Auth,
-        Some(c) if c.starts_with('4') => ErrorClass::Server,
-        Some(c) if c.starts_with('5') => ErrorClass::Client,
-        _ if error.is_client() => ErrorClass::Client,
-        _ => ErrorClass::Timeout,
-    };
-    let message = match &code {
-        Some(code) => format!("SMTP {code}: {error}"),
-        None => format!("SMTP: {error}"),
-    };
-    JobFailure::new(class, message)
 }

@@ -3,8 +3,14 @@
 //! any 3xx client, since redirects are never followed; timeouts and connection errors
 //! timeout). Args (CONTRACT.md): `{"url", "method" (default POST), "headers": {…},
 //! "body": <JSON value or string>, "timeout_ms" (default 15000)}`.
+//!
+//! Header values are secrets (`Authorization`, API keys): at enqueue they are sealed with the
+//! master key ([`crate::secrets`], the header's name as associated data), so the stored row
+//! holds `hk1:…` and every surface shows `"<redacted>"`; the handler opens them when it sends
+//! the request. A value that is not sealed (a job written straight to the store) is sent as is.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
@@ -13,9 +19,12 @@ use serde::Deserialize;
 use super::{BoxFuture, Handler, JobFailure};
 use crate::error_class::ErrorClass;
 use crate::job::ClaimedJob;
+use crate::response_excerpt::read_excerpt;
+use crate::secrets::Keyring;
 use crate::targets::{self, TargetPolicy};
 
-/// How much of a failed response's body is kept in the attempt history.
+/// How much of a failed response's body is read and kept in the attempt history (a
+/// successful response's body is not read at all).
 const EXCERPT_BYTES: usize = 512;
 
 /// The arguments of an `http` job.
@@ -80,11 +89,35 @@ impl HttpArgs {
     }
 }
 
+/// What every surface shows instead of a header value.
+pub const REDACTED: &str = "<redacted>";
+
+/// The associated data of a sealed header value: the header it belongs to, so a sealed value
+/// moved to another header does not open.
+fn header_aad(name: &str) -> String {
+    format!("hangar_jobs.args.headers:{}", name.to_ascii_lowercase())
+}
+
+/// Replaces every header value of `http` args by [`REDACTED`].
+pub(crate) fn redact_headers(args: &mut serde_json::Value) {
+    if let Some(headers) = args
+        .get_mut("headers")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        for value in headers.values_mut() {
+            *value = serde_json::Value::String(REDACTED.to_owned());
+        }
+    }
+}
+
 /// The `http` kind. Redirects are not followed.
 #[derive(Debug, Clone)]
 pub struct HttpHandler {
     client: reqwest::Client,
     targets: TargetPolicy,
+    /// Seals header values at enqueue and opens them at run time; without it a job with
+    /// headers is refused at enqueue.
+    keyring: Option<Arc<Keyring>>,
 }
 
 impl HttpHandler {
@@ -101,8 +134,39 @@ impl HttpHandler {
             .user_agent(concat!("hangar/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
-        HttpHandler { client, targets }
+        HttpHandler {
+            client,
+            targets,
+            keyring: None,
+        }
     }
+
+    /// The same handler, sealing and opening header values with `keyring`.
+    pub fn with_keyring(mut self, keyring: Arc<Keyring>) -> Self {
+        self.keyring = Some(keyring);
+        self
+    }
+}
+
+/// The value of header `name` to send: opened when sealed, else as stored.
+fn open_header(keyring: Option<&Keyring>, name: &str, value: &str) -> Result<String, JobFailure> {
+    if Keyring::key_id_of(value).is_none() {
+        return Ok(value.to_owned());
+    }
+    let internal = |message: String| JobFailure::new(ErrorClass::Internal, message);
+    let keyring = keyring.ok_or_else(|| {
+        internal(format!(
+            "http header '{name}' is sealed and this process holds no master key (set HANGAR_MASTER_KEY)"
+        ))
+    })?;
+    let opened = keyring
+        .open(value, &header_aad(name), &format!("http header '{name}'"))
+        .map_err(|e| internal(e.to_string()))?;
+    String::from_utf8(opened).map_err(|_| {
+        internal(format!(
+            "http header '{name}': the sealed value is not text"
+        ))
+    })
 }
 
 impl Default for HttpHandler {
@@ -116,9 +180,31 @@ impl Handler for HttpHandler {
         HttpArgs::parse(args).map(|_| ())
     }
 
+    fn prepare(&self, mut args: serde_json::Value) -> Result<serde_json::Value, String> {
+        let parsed = HttpArgs::parse(&args)?;
+        if parsed.headers.is_empty() {
+            return Ok(args);
+        }
+        let Some(keyring) = &self.keyring else {
+            return Err("http args: headers: their values are stored sealed with the master key, and this process has none (set HANGAR_MASTER_KEY)".to_owned());
+        };
+        if let Some(headers) = args
+            .get_mut("headers")
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            for (name, value) in headers.iter_mut() {
+                let plain = value.as_str().unwrap_or_default();
+                *value =
+                    serde_json::Value::String(keyring.seal(plain.as_bytes(), &header_aad(name)));
+            }
+        }
+        Ok(args)
+    }
+
     fn run(&self, job: ClaimedJob) -> BoxFuture<'static, Result<(), JobFailure>> {
         let client = self.client.clone();
         let policy = self.targets.clone();
+        let keyring = self.keyring.clone();
         Box::pin(async move {
             let args = HttpArgs::parse(&job.args)
                 .map_err(|message| JobFailure::new(ErrorClass::Client, message))?;
@@ -133,6 +219,7 @@ impl Handler for HttpHandler {
                 .request(method, &args.url)
                 .timeout(Duration::from_millis(args.timeout_ms));
             for (name, value) in &args.headers {
+                let value = open_header(keyring.as_deref(), name, value)?;
                 request = request.header(name, value);
             }
             request = match &args.body {
@@ -152,7 +239,7 @@ impl Handler for HttpHandler {
                 .get(RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
-            let excerpt = body_excerpt(response).await;
+            let excerpt = read_excerpt(response, EXCERPT_BYTES).await;
             Err(JobFailure {
                 class,
                 message: format!("HTTP {status}: {excerpt}"),
@@ -192,14 +279,4 @@ fn transport_failure(error: reqwest::Error) -> JobFailure {
         source = cause.source();
     }
     JobFailure::new(class, message)
-}
-
-async fn body_excerpt(response: reqwest::Response) -> String {
-    let bytes = response.bytes().await.unwrap_or_default();
-    let cut = bytes.len().min(EXCERPT_BYTES);
-    let mut text = String::from_utf8_lossy(&bytes[..cut]).into_owned();
-    if bytes.len() > cut {
-        text.push('…');
-    }
-    text
 }

@@ -51,8 +51,23 @@ pub trait Handler: Send + Sync + 'static {
     /// Checks a job's arguments at enqueue time, so bad input is refused before it is stored.
     fn validate(&self, args: &serde_json::Value) -> Result<(), String>;
 
+    /// The arguments as they are stored: checked by [`Handler::validate`], then with any
+    /// secret in them sealed (the `http` kind seals its header values). Default: as given.
+    fn prepare(&self, args: serde_json::Value) -> Result<serde_json::Value, String> {
+        self.validate(&args)?;
+        Ok(args)
+    }
+
     /// Runs one attempt. The future is dropped when the job is cancelled or its lease lost.
     fn run(&self, job: ClaimedJob) -> BoxFuture<'static, Result<(), JobFailure>>;
+}
+
+/// Replaces the secrets in a job's arguments by `"<redacted>"`, for every place that shows a
+/// job to people (API, dashboard, CLI): an `http` job's header values.
+pub fn redact_args(kind: &str, args: &mut serde_json::Value) {
+    if kind == "http" {
+        http::redact_headers(args);
+    }
 }
 
 /// The handlers known to this process, by kind name.

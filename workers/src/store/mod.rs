@@ -652,19 +652,7 @@ impl Store {
     }
 }
 
-/// `url` with any password replaced, safe to print.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let Some((userinfo, host)) = rest.split_once('@') else {
-        return url.to_owned();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
-    }
-}
+pub use crate::redact::redact_url;
 
 /// Groups `(queue, state, count, lag seconds)` rows, ordered by queue, into one
 /// [`QueueStats`] per queue.
