@@ -121,8 +121,9 @@ async fn queue_table(state: &DashState, now: chrono::DateTime<Utc>) -> Result<St
             };
             let _ = write!(
                 rows,
-                "<td class=\"{class}\"><a href=\"/jobs?state={}\">{n}</a></td>",
-                s.as_str()
+                "<td class=\"{class}\"><a href=\"/jobs?state={}&amp;queue={}\">{n}</a></td>",
+                s.as_str(),
+                html::url_enc(queue)
             );
         }
         let lag = stat.map_or(0.0, |s| s.lag_seconds);

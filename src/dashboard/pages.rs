@@ -56,8 +56,10 @@ fn done_note(done: Option<&str>) -> String {
 /// Filters of `GET /jobs`.
 #[derive(Debug, Deserialize)]
 pub struct JobsQuery {
+    /// One state or several, comma-separated (`failed,retryable`).
     state: Option<String>,
     kind: Option<String>,
+    queue: Option<String>,
     workspace: Option<String>,
 }
 
@@ -72,21 +74,19 @@ pub async fn jobs(
     Query(query): Query<JobsQuery>,
 ) -> Result<Response, Problem> {
     let now = Utc::now();
-    let job_state = match nonempty(query.state) {
-        None => None,
-        Some(s) => Some(s.parse::<JobState>().map_err(|e| {
-            Problem::new(axum::http::StatusCode::BAD_REQUEST, format!("state: {e}"))
-        })?),
-    };
+    let states = JobState::parse_lists(query.state.as_deref())
+        .map_err(|e| Problem::new(axum::http::StatusCode::BAD_REQUEST, format!("state: {e}")))?;
     let kind = nonempty(query.kind);
+    let queue = nonempty(query.queue);
     let asked = nonempty(query.workspace);
     let workspace_id = match &session.caller.workspace {
         Some(own) => Some(own.clone()),
         None => asked.clone(),
     };
     let filter = JobFilter {
-        state: job_state,
+        states: states.clone(),
         kind: kind.clone(),
+        queue: queue.clone(),
         workspace_id: workspace_id.clone(),
         limit: JOBS_LIMIT,
     };
@@ -96,18 +96,21 @@ pub async fn jobs(
         as_of()
     );
     main.push_str("<label>state<select name=state><option value=\"\">any</option>");
+    if states.len() > 1 {
+        // A combination from a link (the overview's, a bookmark) stays selectable.
+        let names: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
+        let _ = write!(main, "<option selected>{}</option>", names.join(","));
+    }
     for s in JobState::ALL {
-        let sel = if Some(s) == job_state {
-            " selected"
-        } else {
-            ""
-        };
+        let sel = if states == [s] { " selected" } else { "" };
         let _ = write!(main, "<option{sel}>{}</option>", s.as_str());
     }
     let _ = write!(
         main,
-        "</select></label><label>kind<input name=kind value=\"{}\" size=12></label>",
-        esc(kind.as_deref().unwrap_or(""))
+        "</select></label><label>kind<input name=kind value=\"{}\" size=12></label>\
+         <label>queue<input name=queue value=\"{}\" size=10></label>",
+        esc(kind.as_deref().unwrap_or("")),
+        esc(queue.as_deref().unwrap_or(""))
     );
     match &session.caller.workspace {
         Some(own) => {
@@ -146,7 +149,10 @@ pub async fn jobs(
             esc(job.workspace_id.as_deref().unwrap_or("–")),
             time(job.run_at, now),
             time(job.updated_at, now),
-            esc(&excerpt(job.last_error.as_deref().unwrap_or(""), 140)),
+            esc(&excerpt(
+                &crate::ops::list_error(job).unwrap_or_default(),
+                140
+            )),
             esc(&url_enc(&job.kind)),
         );
     }
