@@ -7,6 +7,7 @@ mod auth;
 mod cdp;
 mod cli;
 mod dashboard;
+mod dashboard_sessions;
 mod durability;
 mod ingress;
 mod planner;
