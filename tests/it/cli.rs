@@ -184,7 +184,10 @@ async fn bad_input_exits_2_and_writes_nothing() {
         )
         .output()
         .unwrap();
-    assert_exit2(&unreachable, "cannot connect to the database");
+    assert_exit2(
+        &unreachable,
+        "cannot connect to postgres://postgres@127.0.0.1:1/nothing: connection refused",
+    );
     let wrong = db
         .command(&["migrate"])
         .env("HANGAR_DATABASE_URL", "mysql://root:hunter2@localhost/db")

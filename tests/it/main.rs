@@ -6,6 +6,7 @@ mod api;
 mod auth;
 mod cdp;
 mod cli;
+mod cli_output;
 mod dashboard;
 mod dashboard_sessions;
 mod durability;
