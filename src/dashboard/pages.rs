@@ -13,7 +13,7 @@ use hangar_workers::job::{JobFilter, JobState};
 use serde::Deserialize;
 
 use super::actions::visible_job;
-use super::html::{self, Nav, esc, excerpt, opt_time, state_badge, time, url_enc};
+use super::html::{self, Nav, clip, esc, excerpt, opt_time, state_badge, time, url_enc};
 use super::session::Session;
 use super::{DashState, Page, Problem};
 use crate::api::Role;
@@ -138,15 +138,15 @@ pub async fn jobs(
         let _ = write!(
             rows,
             "<tr><td class=id><a href=\"/jobs/{0}\">{0}</a></td><td>{1}</td><td class=mono><a href=\"/jobs?kind={10}\">{2}</a></td>\
-             <td class=mono>{3}</td><td class=num>{4}/{5}</td><td class=mono>{6}</td><td>{7}</td>\
+             <td class=mono><a href=\"/jobs?queue={11}\">{3}</a></td><td class=num>{4}/{5}</td><td class=mono>{6}</td><td>{7}</td>\
              <td>{8}</td><td class=wrap>{9}</td></tr>",
             job.id,
             state_badge(job.state),
-            esc(&job.kind),
-            esc(&job.queue),
+            clip(&job.kind),
+            clip(&job.queue),
             job.attempt,
             job.max_attempts,
-            esc(job.workspace_id.as_deref().unwrap_or("–")),
+            clip(job.workspace_id.as_deref().unwrap_or("–")),
             time(job.run_at, now),
             time(job.updated_at, now),
             esc(&excerpt(
@@ -154,6 +154,7 @@ pub async fn jobs(
                 140
             )),
             esc(&url_enc(&job.kind)),
+            esc(&url_enc(&job.queue)),
         );
     }
     main.push_str(&table(head, &rows, "No jobs match these filters."));
@@ -339,9 +340,9 @@ pub async fn alerts(
              <td>{}</td><td>{}</td><td>{status}</td></tr>",
             a.id,
             esc(&a.severity),
-            esc(&a.kind),
+            clip(&a.kind),
             esc(&a.message),
-            esc(a.workspace_id.as_deref().unwrap_or("–")),
+            clip(a.workspace_id.as_deref().unwrap_or("–")),
             a.occurrences,
             time(a.created_at, now),
             time(a.last_seen_at, now),
@@ -462,11 +463,11 @@ pub async fn schedules(
             rows,
             "<tr><td class=mono>{}</td><td class=mono>{}</td><td class=mono>{}</td><td class=mono>{}</td>\
              <td class=mono>{}</td><td>{}</td><td>{}</td><td>{last}</td><td class=num>{}</td></tr>",
-            esc(&s.name),
-            esc(&s.spec),
-            esc(&s.kind),
-            esc(s.queue.as_deref().unwrap_or("(kind's pool)")),
-            esc(s.workspace_id.as_deref().unwrap_or("–")),
+            clip(&s.name),
+            clip(&s.spec),
+            clip(&s.kind),
+            clip(s.queue.as_deref().unwrap_or("(kind's pool)")),
+            clip(s.workspace_id.as_deref().unwrap_or("–")),
             if s.enabled {
                 "<span class=ok>yes</span>"
             } else {

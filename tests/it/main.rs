@@ -8,6 +8,7 @@ mod cdp;
 mod cli;
 mod cli_output;
 mod dashboard;
+mod dashboard_layout;
 mod dashboard_sessions;
 mod durability;
 mod ingress;
