@@ -14,6 +14,7 @@ use crate::cli::{ChannelCommon, ChannelTarget, ChannelsCommand};
 use crate::config::Config;
 use crate::exit::Fatal;
 use crate::ops::{print_json, short_time};
+use crate::table::{Align, Table};
 
 fn fatal(error: AlertError) -> Fatal {
     match error {
@@ -158,23 +159,31 @@ async fn add(config: &Config, target: ChannelTarget) -> Result<(), Fatal> {
 }
 
 fn print_channels(list: &[Channel]) {
-    println!(
-        "{:<20}  {:<8}  {:<12}  {:<8}  {:<9}  {:<19}  TARGET",
-        "ID", "KIND", "WORKSPACE", "MIN", "ENABLED", "CREATED (UTC)"
-    );
+    let mut table = Table::new(&[
+        ("ID", Align::Left),
+        ("KIND", Align::Left),
+        ("WORKSPACE", Align::Left),
+        ("MIN", Align::Left),
+        ("ENABLED", Align::Left),
+        ("CREATED (UTC)", Align::Left),
+        ("TARGET", Align::Left),
+    ]);
     for c in list {
-        println!(
-            "{:<20}  {:<8}  {:<12}  {:<8}  {:<9}  {:<19}  {}{}",
-            c.id,
-            c.kind.as_str(),
-            c.workspace_id.as_deref().unwrap_or("*"),
-            c.min_severity,
-            if c.enabled { "yes" } else { "no" },
+        table.row(vec![
+            c.id.to_string(),
+            c.kind.as_str().to_owned(),
+            c.workspace_id.clone().unwrap_or_else(|| "*".to_owned()),
+            c.min_severity.to_string(),
+            if c.enabled { "yes" } else { "no" }.to_owned(),
             short_time(&c.created_at),
-            c.summary,
-            c.disabled_reason
-                .as_deref()
-                .map_or(String::new(), |r| format!("  ({r})"))
-        );
+            format!(
+                "{}{}",
+                c.summary,
+                c.disabled_reason
+                    .as_deref()
+                    .map_or(String::new(), |r| format!("  ({r})"))
+            ),
+        ]);
     }
+    table.print();
 }

@@ -171,12 +171,16 @@ pub struct EnqueueArgs {
 pub enum JobsCommand {
     /// List jobs, newest first.
     List {
-        /// Only jobs in this state.
+        /// Only jobs in this state; repeat it or list several (`failed,retryable`) for any
+        /// of them.
         #[arg(long)]
-        state: Option<String>,
+        state: Vec<String>,
         /// Only jobs of this kind.
         #[arg(long)]
         kind: Option<String>,
+        /// Only jobs of this queue.
+        #[arg(long)]
+        queue: Option<String>,
         /// Only jobs of this workspace.
         #[arg(long)]
         workspace: Option<String>,

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 use hangar_schedules::file::{self as schedule_file, FileSchedule};
@@ -12,6 +13,9 @@ use hangar_workers::targets::TargetPolicy;
 use serde::Deserialize;
 
 use crate::exit::Fatal;
+
+/// How long the first connection to the database may take before the command gives up.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The default database: an SQLite file in the working directory, created when missing.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://hangar.db";
@@ -339,4 +343,46 @@ fn read_file_config(explicit: Option<&Path>) -> Result<FileConfig, Fatal> {
         .map_err(|e| Fatal::config(format!("{}: cannot read: {e}", path.display())))?;
     toml::from_str(&text)
         .map_err(|e| Fatal::config(format!("{}: {}", path.display(), e.message().trim())))
+}
+
+/// Opens one connection to a PostgreSQL `url` before any pool does: a pool retries a refused
+/// connection until its acquire timeout and then reports only that it timed out, while this
+/// says at once what the first attempt met. SQLite URLs have nothing to reach.
+pub async fn probe_database(url: &str) -> Result<(), Fatal> {
+    use sqlx::ConnectOptions;
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Ok(());
+    }
+    let redacted = hangar_workers::store::redact_url(url);
+    let fail = |reason: String| Fatal::config(format!("cannot connect to {redacted}: {reason}"));
+    let options = sqlx::postgres::PgConnectOptions::from_str(url)
+        .map_err(|e| fail(format!("not a valid PostgreSQL URL ({e})")))?;
+    match tokio::time::timeout(CONNECT_TIMEOUT, options.connect()).await {
+        Err(_) => Err(fail(format!(
+            "no answer within {} s",
+            CONNECT_TIMEOUT.as_secs()
+        ))),
+        Ok(Err(error)) => Err(fail(connect_reason(&error))),
+        Ok(Ok(connection)) => {
+            let _ = sqlx::Connection::close(connection).await;
+            Ok(())
+        }
+    }
+}
+
+/// What a failed connection attempt met, in a few words.
+fn connect_reason(error: &sqlx::Error) -> String {
+    use std::io::ErrorKind;
+    match error {
+        sqlx::Error::Io(io) => match io.kind() {
+            ErrorKind::ConnectionRefused => "connection refused".to_owned(),
+            ErrorKind::TimedOut => "connection timed out".to_owned(),
+            ErrorKind::ConnectionReset => "connection reset by the server".to_owned(),
+            ErrorKind::NotFound => "host not found".to_owned(),
+            _ => io.to_string(),
+        },
+        sqlx::Error::Database(db) => db.message().to_owned(),
+        sqlx::Error::Tls(tls) => format!("TLS failed: {tls}"),
+        other => other.to_string(),
+    }
 }

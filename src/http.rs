@@ -83,6 +83,8 @@ pub async fn serve(
         .merge(api)
         .merge(dashboard::routes(api_state, redis))
         .layer(axum::middleware::from_fn(refuse_nul));
+    // The peer address is what the dashboard limits failed sign-ins by.
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await;

@@ -15,6 +15,7 @@ mod keys;
 mod ops;
 mod runtime;
 mod schedules;
+mod table;
 mod tokens;
 
 use std::process::ExitCode;
@@ -64,12 +65,14 @@ fn init_tracing() {
 /// Connects to the configured database (an unreachable one is a configuration error),
 /// creating an SQLite file when missing.
 pub async fn connect(config: &Config) -> Result<Store, Fatal> {
+    config::probe_database(&config.database_url).await?;
     Ok(Store::connect(&config.database_url, 16).await?)
 }
 
 /// Connects to the configured database, which must exist with an up-to-date schema: the
 /// processes that do not own the schema (`worker`, operator commands) never change it.
 pub async fn connect_migrated(config: &Config) -> Result<Store, Fatal> {
+    config::probe_database(&config.database_url).await?;
     let store = Store::connect_existing(&config.database_url, 16).await?;
     store.check_migrated().await?;
     Ok(store)
@@ -154,8 +157,15 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
         Command::Migrate => {
             let config = Config::load(&overrides)?;
             let store = connect(&config).await?;
-            store.migrate().await?;
-            eprintln!("migrations applied ({})", store.backend_name());
+            let applied = store.migrate().await?;
+            if applied.is_empty() {
+                println!(
+                    "up to date: no migration to apply ({})",
+                    store.backend_name()
+                );
+            } else {
+                println!("applied {} ({})", applied.join(", "), store.backend_name());
+            }
             Ok(())
         }
         Command::Enqueue(args) => ops::enqueue(&Config::load(&overrides)?, args).await,

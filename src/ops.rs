@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::cli::{AlertsCommand, EnqueueArgs, JobsCommand};
 use crate::config::Config;
 use crate::exit::Fatal;
+use crate::table::{Align, Table};
 
 /// `hangar enqueue`: validates everything before anything is written.
 pub async fn enqueue(config: &Config, args: EnqueueArgs) -> Result<(), Fatal> {
@@ -119,21 +120,21 @@ pub async fn jobs(config: &Config, command: JobsCommand) -> Result<(), Fatal> {
         JobsCommand::List {
             state,
             kind,
+            queue,
             workspace,
             limit,
             json,
         } => {
-            let state = state
-                .map(|s| s.parse::<JobState>())
-                .transpose()
+            let states = JobState::parse_lists(state.iter().map(String::as_str))
                 .map_err(|e| Fatal::config(format!("--state: {e}")))?;
             if !(1..=10_000).contains(&limit) {
                 return Err(Fatal::config("--limit: must be between 1 and 10000"));
             }
             let jobs = store
                 .jobs(&JobFilter {
-                    state,
+                    states,
                     kind,
+                    queue,
                     workspace_id: workspace,
                     limit,
                 })
@@ -205,28 +206,38 @@ pub(crate) fn short_time(t: &DateTime<Utc>) -> String {
 }
 
 fn print_jobs(jobs: &[Job]) {
-    println!(
-        "{:>8}  {:<10}  {:<12}  {:<10}  {:>7}  {:<19}  LAST ERROR",
-        "ID", "STATE", "KIND", "QUEUE", "ATTEMPT", "RUN AT (UTC)"
-    );
+    let mut table = Table::new(&[
+        ("ID", Align::Right),
+        ("STATE", Align::Left),
+        ("KIND", Align::Left),
+        ("QUEUE", Align::Left),
+        ("ATTEMPT", Align::Right),
+        ("RUN AT (UTC)", Align::Left),
+        ("LAST ERROR", Align::Left),
+    ]);
     for job in jobs {
-        println!(
-            "{:>8}  {:<10}  {:<12}  {:<10}  {:>3}/{:<3}  {:<19}  {}",
-            job.id,
-            job.state,
-            job.kind,
-            job.queue,
-            job.attempt,
-            job.max_attempts,
+        table.row(vec![
+            job.id.to_string(),
+            job.state.to_string(),
+            job.kind.clone(),
+            job.queue.clone(),
+            format!("{}/{}", job.attempt, job.max_attempts),
             short_time(&job.run_at),
-            job.last_error
-                .as_deref()
-                .unwrap_or("")
-                .chars()
-                .take(60)
-                .collect::<String>()
-        );
+            list_error(job).map_or_else(String::new, |e| crate::ingress::excerpt(&e, 80)),
+        ]);
     }
+    table.print();
+}
+
+/// The error a list shows for a job: a completed job's error is an earlier attempt's, not a
+/// problem now, and says so.
+pub(crate) fn list_error(job: &Job) -> Option<String> {
+    let error = job.last_error.as_deref().filter(|e| !e.is_empty())?;
+    Some(if job.state == JobState::Completed {
+        format!("earlier attempt: {error}")
+    } else {
+        error.to_owned()
+    })
 }
 
 fn show_job(job: &Job, json: bool) {

@@ -61,7 +61,9 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
     }
     let store = if plan.migrate {
         let store = crate::connect(config).await?;
-        store.migrate().await?;
+        for name in store.migrate().await? {
+            tracing::info!(migration = %name, "migration applied");
+        }
         store
     } else {
         crate::connect_migrated(config).await?
@@ -79,6 +81,8 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
     }
     let registry = Arc::new(registry);
     let listener = http::bind(config.bind).await?;
+    // With `--bind 127.0.0.1:0` the system picks the port; this line says which one.
+    let addr = listener.local_addr().unwrap_or(config.bind);
     let _ = http::metrics_handle();
     let shutdown = CancellationToken::new();
     tokio::spawn(signal_watch(shutdown.clone()));
@@ -127,10 +131,9 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
         shutdown.clone(),
     ));
     tracing::info!(
-        addr = %config.bind,
         database = store.backend_name(),
         pools = %config.pools_source,
-        "hangar is running"
+        "hangar is running; listening on {addr}"
     );
     while tasks.join_next().await.is_some() {}
     tracing::info!("stopped");

@@ -12,6 +12,7 @@ use crate::cli::SchedulesCommand;
 use crate::config::Config;
 use crate::exit::Fatal;
 use crate::ops::{print_json, short_time};
+use crate::table::{Align, Table};
 
 impl From<ScheduleError> for Fatal {
     fn from(error: ScheduleError) -> Self {
@@ -120,31 +121,29 @@ fn time_or_dash(t: Option<&chrono::DateTime<chrono::Utc>>) -> String {
 }
 
 fn print_rows(rows: &[ScheduleRow]) {
-    println!(
-        "{:<28}  {:<6}  {:<12}  {:<16}  {:<8}  {:<10}  {:<3}  {:<19}  {:<19}  {:>8}  {:<10}  {:>7}",
-        "NAME",
-        "SOURCE",
-        "WORKSPACE",
-        "SPEC",
-        "KIND",
-        "QUEUE",
-        "ON",
-        "NEXT RUN (UTC)",
-        "LAST SLOT (UTC)",
-        "LAST JOB",
-        "OUTCOME",
-        "SKIPPED"
-    );
+    let mut table = Table::new(&[
+        ("NAME", Align::Left),
+        ("SOURCE", Align::Left),
+        ("WORKSPACE", Align::Left),
+        ("SPEC", Align::Left),
+        ("KIND", Align::Left),
+        ("QUEUE", Align::Left),
+        ("ON", Align::Left),
+        ("NEXT RUN (UTC)", Align::Left),
+        ("LAST SLOT (UTC)", Align::Left),
+        ("LAST JOB", Align::Right),
+        ("OUTCOME", Align::Left),
+        ("SKIPPED", Align::Right),
+    ]);
     for row in rows {
-        println!(
-            "{:<28}  {:<6}  {:<12}  {:<16}  {:<8}  {:<10}  {:<3}  {:<19}  {:<19}  {:>8}  {:<10}  {:>7}",
-            row.name,
-            row.source.as_str(),
-            row.workspace_id.as_deref().unwrap_or("-"),
-            row.spec,
-            row.kind,
-            row.queue.as_deref().unwrap_or("-"),
-            if row.enabled { "yes" } else { "no" },
+        table.row(vec![
+            row.name.clone(),
+            row.source.as_str().to_owned(),
+            row.workspace_id.clone().unwrap_or_else(|| "-".to_owned()),
+            row.spec.clone(),
+            row.kind.clone(),
+            row.queue.clone().unwrap_or_else(|| "-".to_owned()),
+            if row.enabled { "yes" } else { "no" }.to_owned(),
             time_or_dash(row.next_run_at.as_ref()),
             time_or_dash(row.last_slot_at.as_ref()),
             row.last_job_id.map_or("-".to_owned(), |id| id.to_string()),
@@ -152,8 +151,10 @@ fn print_rows(rows: &[ScheduleRow]) {
                 (_, Some(state)) => state.as_str(),
                 (Some(_), None) => "pruned",
                 (None, None) => "-",
-            },
-            row.skipped_count
-        );
+            }
+            .to_owned(),
+            row.skipped_count.to_string(),
+        ]);
     }
+    table.print();
 }

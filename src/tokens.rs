@@ -5,6 +5,7 @@ use crate::cli::TokensCommand;
 use crate::config::Config;
 use crate::exit::Fatal;
 use crate::ops::{print_json, short_time};
+use crate::table::{Align, Table};
 
 /// Runs one `hangar tokens` command.
 pub async fn command(config: &Config, command: TokensCommand) -> Result<(), Fatal> {
@@ -48,21 +49,25 @@ pub async fn command(config: &Config, command: TokensCommand) -> Result<(), Fata
             if json {
                 print_json(&tokens);
             } else {
-                println!(
-                    "{:>5}  {:<15} {:<16} {:<20} {:<19}  NAME",
-                    "ID", "ROLE", "WORKSPACE", "CREATED (UTC)", "REVOKED (UTC)"
-                );
+                let mut table = Table::new(&[
+                    ("ID", Align::Right),
+                    ("ROLE", Align::Left),
+                    ("WORKSPACE", Align::Left),
+                    ("CREATED (UTC)", Align::Left),
+                    ("REVOKED (UTC)", Align::Left),
+                    ("NAME", Align::Left),
+                ]);
                 for t in tokens {
-                    println!(
-                        "{:>5}  {:<15} {:<16} {:<20} {:<19}  {}",
-                        t.id,
+                    table.row(vec![
+                        t.id.to_string(),
                         t.role,
-                        t.workspace_id.as_deref().unwrap_or("*"),
+                        t.workspace_id.unwrap_or_else(|| "*".to_owned()),
                         short_time(&t.created_at),
                         t.revoked_at.as_ref().map(short_time).unwrap_or_default(),
-                        t.name
-                    );
+                        t.name,
+                    ]);
                 }
+                table.print();
             }
         }
         TokensCommand::Revoke { id, json } => {

@@ -45,7 +45,8 @@ async fn visible_job(state: &ApiState, caller: &Caller, id: i64) -> Result<Job, 
 /// Filters of `GET /api/v1/jobs`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct JobsQuery {
-    /// available, scheduled, running, retryable, completed, failed or cancelled.
+    /// available, scheduled, running, retryable, completed, failed or cancelled; several
+    /// comma-separated (`failed,retryable`) for any of them.
     state: Option<String>,
     /// A job kind.
     kind: Option<String>,
@@ -67,19 +68,14 @@ pub async fn list_jobs(
     ApiQuery(query): ApiQuery<JobsQuery>,
 ) -> Result<Json<Vec<Job>>, ApiError> {
     caller.require(Role::Viewer)?;
-    let job_state = query
-        .state
-        .as_deref()
-        .map(|s| {
-            s.parse::<JobState>().map_err(|e| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    format!("state: {e}"),
-                )
-            })
-        })
-        .transpose()?;
+    // `state=failed,retryable`: any of several states.
+    let states = JobState::parse_lists(query.state.as_deref()).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("state: {e}"),
+        )
+    })?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::new(
@@ -97,8 +93,9 @@ pub async fn list_jobs(
         (None, asked) => asked,
     };
     let filter = JobFilter {
-        state: job_state,
+        states,
         kind: query.kind,
+        queue: None,
         workspace_id,
         limit,
     };

@@ -29,7 +29,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use auth::{Caller, Role, authenticate, create_token, list_tokens, revoke_token};
+pub use auth::{
+    Caller, Role, authenticate, create_token, hash as token_hash, list_tokens, revoke_token,
+};
 
 /// The longest a request may take before it is answered 503.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -111,12 +113,15 @@ pub fn routes(state: ApiState) -> Router {
                 async move { Json(doc.as_ref().clone()) }
             }),
         )
-        .fallback(|| async {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route")
-        })
         .layer(DefaultBodyLimit::max(MAX_MESSAGE_BYTES))
         .layer(middleware::from_fn(timeout))
         .with_state(state)
+}
+
+/// The answer to a path under `/api/` that no route serves (the server's fallback sends
+/// other unknown paths to the dashboard's HTML 404 page).
+pub fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route")
 }
 
 async fn timeout(request: Request, next: Next) -> Response {

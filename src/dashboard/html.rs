@@ -41,6 +41,13 @@ pub fn url_enc(text: &str) -> String {
     out
 }
 
+/// An identifier (kind, queue, workspace, name) for a table cell: cut to the column's width
+/// with `…` on screen, whole in its tooltip and in the page's text.
+pub fn clip(text: &str) -> String {
+    let text = esc(text);
+    format!("<span class=clip title=\"{text}\">{text}</span>")
+}
+
 /// The first `max` characters of `text`, with `…` when cut.
 pub fn excerpt(text: &str, max: usize) -> String {
     crate::ingress::excerpt(text, max)
@@ -70,7 +77,9 @@ a{color:var(--blue)}
 table{border-collapse:collapse;width:100%}
 th,td{text-align:left;padding:5px 8px;border-bottom:1px solid var(--line);vertical-align:top;white-space:nowrap}
 th{font-size:12px;color:var(--mut);font-weight:600;background:var(--bg);position:sticky;top:0}
-td.wrap{white-space:normal;min-width:220px;max-width:560px;overflow-wrap:anywhere}
+td.wrap{white-space:normal;min-width:200px;max-width:560px;overflow-wrap:anywhere}
+.clip{display:inline-block;max-width:20ch;overflow:hidden;text-overflow:ellipsis;white-space:nowrap;vertical-align:bottom}
+td>time{display:block}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 tr:last-child td{border-bottom:0}
 .badge{display:inline-block;padding:1px 7px;border-radius:10px;font-size:12px;font-weight:600}

@@ -14,8 +14,13 @@ mod html;
 mod overview;
 mod pages;
 mod session;
+mod session_store;
+mod sign_in_limit;
+
+use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -25,6 +30,7 @@ use crate::api::ApiState;
 use crate::config::RedisConfig;
 use html::Nav;
 use session::Session;
+use sign_in_limit::SignInLimit;
 
 /// What the dashboard's handlers need.
 #[derive(Clone)]
@@ -33,6 +39,8 @@ pub struct DashState {
     api: ApiState,
     /// The Redis ingress, when configured (dead letters).
     redis: Option<RedisConfig>,
+    /// Failed sign-ins per client address.
+    sign_ins: Arc<SignInLimit>,
 }
 
 /// The dashboard's routes.
@@ -48,7 +56,36 @@ pub fn routes(api: ApiState, redis: Option<RedisConfig>) -> Router {
         .route("/dead-letters", get(pages::dead_letters))
         .route("/schedules", get(pages::schedules))
         .merge(session::routes())
-        .with_state(DashState { api, redis })
+        .fallback(not_found)
+        .with_state(DashState {
+            api,
+            redis,
+            sign_ins: Arc::default(),
+        })
+}
+
+/// Any path no route serves: the API's JSON error under `/api/`, else an HTML 404 page in
+/// the dashboard's frame (with its navigation when signed in).
+async fn not_found(State(state): State<DashState>, request: Request) -> Response {
+    let path = request.uri().path().to_owned();
+    if path == "/api" || path.starts_with("/api/") {
+        return crate::api::not_found().into_response();
+    }
+    let message = format!("There is no dashboard page at {path}.");
+    let (mut parts, _) = request.into_parts();
+    match Session::from_request_parts(&mut parts, &state).await {
+        Ok(session) => {
+            let main = format!(
+                "<h1>Page not found</h1><p class=\"note error\">{}</p>\
+                 <p><a href=\"/\">Overview</a> · <a href=\"/jobs\">Jobs</a> · \
+                 <a href=\"/alerts\">Alerts</a></p>",
+                html::esc(&message)
+            );
+            let page = html::document("Not found", Nav::None, Some(&session.who()), false, &main);
+            (StatusCode::NOT_FOUND, page_headers(), Html(page)).into_response()
+        }
+        Err(_) => Problem::new(StatusCode::NOT_FOUND, message).into_response(),
+    }
 }
 
 /// The headers of every dashboard page: no caching, no framing, only our own script.

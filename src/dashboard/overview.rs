@@ -10,7 +10,7 @@ use chrono::Utc;
 use hangar_workers::job::JobState;
 use hangar_workers::store::QueueThroughput;
 
-use super::html::{self, Nav, esc};
+use super::html::{self, Nav};
 use super::pages::{REDIS_WAIT, as_of, table};
 use super::session::Session;
 use super::{DashState, Page, Problem};
@@ -108,7 +108,7 @@ async fn queue_table(state: &DashState, now: chrono::DateTime<Utc>) -> Result<St
                 completed: 0,
                 failed: 0,
             });
-        let _ = write!(rows, "<tr><td class=mono>{}</td>", esc(queue));
+        let _ = write!(rows, "<tr><td class=mono>{}</td>", html::clip(queue));
         for s in shown {
             let n = stat
                 .and_then(|st| st.counts.iter().find(|(c, _)| *c == s))
@@ -121,8 +121,9 @@ async fn queue_table(state: &DashState, now: chrono::DateTime<Utc>) -> Result<St
             };
             let _ = write!(
                 rows,
-                "<td class=\"{class}\"><a href=\"/jobs?state={}\">{n}</a></td>",
-                s.as_str()
+                "<td class=\"{class}\"><a href=\"/jobs?state={}&amp;queue={}\">{n}</a></td>",
+                s.as_str(),
+                html::url_enc(queue)
             );
         }
         let lag = stat.map_or(0.0, |s| s.lag_seconds);

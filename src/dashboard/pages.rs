@@ -13,7 +13,7 @@ use hangar_workers::job::{JobFilter, JobState};
 use serde::Deserialize;
 
 use super::actions::visible_job;
-use super::html::{self, Nav, esc, excerpt, opt_time, state_badge, time, url_enc};
+use super::html::{self, Nav, clip, esc, excerpt, opt_time, state_badge, time, url_enc};
 use super::session::Session;
 use super::{DashState, Page, Problem};
 use crate::api::Role;
@@ -56,8 +56,10 @@ fn done_note(done: Option<&str>) -> String {
 /// Filters of `GET /jobs`.
 #[derive(Debug, Deserialize)]
 pub struct JobsQuery {
+    /// One state or several, comma-separated (`failed,retryable`).
     state: Option<String>,
     kind: Option<String>,
+    queue: Option<String>,
     workspace: Option<String>,
 }
 
@@ -72,21 +74,19 @@ pub async fn jobs(
     Query(query): Query<JobsQuery>,
 ) -> Result<Response, Problem> {
     let now = Utc::now();
-    let job_state = match nonempty(query.state) {
-        None => None,
-        Some(s) => Some(s.parse::<JobState>().map_err(|e| {
-            Problem::new(axum::http::StatusCode::BAD_REQUEST, format!("state: {e}"))
-        })?),
-    };
+    let states = JobState::parse_lists(query.state.as_deref())
+        .map_err(|e| Problem::new(axum::http::StatusCode::BAD_REQUEST, format!("state: {e}")))?;
     let kind = nonempty(query.kind);
+    let queue = nonempty(query.queue);
     let asked = nonempty(query.workspace);
     let workspace_id = match &session.caller.workspace {
         Some(own) => Some(own.clone()),
         None => asked.clone(),
     };
     let filter = JobFilter {
-        state: job_state,
+        states: states.clone(),
         kind: kind.clone(),
+        queue: queue.clone(),
         workspace_id: workspace_id.clone(),
         limit: JOBS_LIMIT,
     };
@@ -96,18 +96,21 @@ pub async fn jobs(
         as_of()
     );
     main.push_str("<label>state<select name=state><option value=\"\">any</option>");
+    if states.len() > 1 {
+        // A combination from a link (the overview's, a bookmark) stays selectable.
+        let names: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
+        let _ = write!(main, "<option selected>{}</option>", names.join(","));
+    }
     for s in JobState::ALL {
-        let sel = if Some(s) == job_state {
-            " selected"
-        } else {
-            ""
-        };
+        let sel = if states == [s] { " selected" } else { "" };
         let _ = write!(main, "<option{sel}>{}</option>", s.as_str());
     }
     let _ = write!(
         main,
-        "</select></label><label>kind<input name=kind value=\"{}\" size=12></label>",
-        esc(kind.as_deref().unwrap_or(""))
+        "</select></label><label>kind<input name=kind value=\"{}\" size=12></label>\
+         <label>queue<input name=queue value=\"{}\" size=10></label>",
+        esc(kind.as_deref().unwrap_or("")),
+        esc(queue.as_deref().unwrap_or(""))
     );
     match &session.caller.workspace {
         Some(own) => {
@@ -135,19 +138,23 @@ pub async fn jobs(
         let _ = write!(
             rows,
             "<tr><td class=id><a href=\"/jobs/{0}\">{0}</a></td><td>{1}</td><td class=mono><a href=\"/jobs?kind={10}\">{2}</a></td>\
-             <td class=mono>{3}</td><td class=num>{4}/{5}</td><td class=mono>{6}</td><td>{7}</td>\
+             <td class=mono><a href=\"/jobs?queue={11}\">{3}</a></td><td class=num>{4}/{5}</td><td class=mono>{6}</td><td>{7}</td>\
              <td>{8}</td><td class=wrap>{9}</td></tr>",
             job.id,
             state_badge(job.state),
-            esc(&job.kind),
-            esc(&job.queue),
+            clip(&job.kind),
+            clip(&job.queue),
             job.attempt,
             job.max_attempts,
-            esc(job.workspace_id.as_deref().unwrap_or("–")),
+            clip(job.workspace_id.as_deref().unwrap_or("–")),
             time(job.run_at, now),
             time(job.updated_at, now),
-            esc(&excerpt(job.last_error.as_deref().unwrap_or(""), 140)),
+            esc(&excerpt(
+                &crate::ops::list_error(job).unwrap_or_default(),
+                140
+            )),
             esc(&url_enc(&job.kind)),
+            esc(&url_enc(&job.queue)),
         );
     }
     main.push_str(&table(head, &rows, "No jobs match these filters."));
@@ -337,9 +344,9 @@ pub async fn alerts(
              <td>{}</td><td>{}</td><td>{status}</td></tr>",
             a.id,
             esc(&a.severity),
-            esc(&a.kind),
+            clip(&a.kind),
             esc(&a.message),
-            esc(a.workspace_id.as_deref().unwrap_or("–")),
+            clip(a.workspace_id.as_deref().unwrap_or("–")),
             a.occurrences,
             time(a.created_at, now),
             time(a.last_seen_at, now),
@@ -460,11 +467,11 @@ pub async fn schedules(
             rows,
             "<tr><td class=mono>{}</td><td class=mono>{}</td><td class=mono>{}</td><td class=mono>{}</td>\
              <td class=mono>{}</td><td>{}</td><td>{}</td><td>{last}</td><td class=num>{}</td></tr>",
-            esc(&s.name),
-            esc(&s.spec),
-            esc(&s.kind),
-            esc(s.queue.as_deref().unwrap_or("(kind's pool)")),
-            esc(s.workspace_id.as_deref().unwrap_or("–")),
+            clip(&s.name),
+            clip(&s.spec),
+            clip(&s.kind),
+            clip(s.queue.as_deref().unwrap_or("(kind's pool)")),
+            clip(s.workspace_id.as_deref().unwrap_or("–")),
             if s.enabled {
                 "<span class=ok>yes</span>"
             } else {

@@ -1,15 +1,20 @@
 //! Dashboard sessions. Signing in checks an API token with the same lookup as the API
-//! ([`crate::api::authenticate`]) and keeps it in an `HttpOnly; SameSite=Strict` cookie
-//! (`Secure` behind HTTPS), so revoking the token ends every session made with it and the
-//! dashboard holds no session state of its own.
+//! ([`crate::api::authenticate`]) and opens a server-side session ([`session_store`]): the
+//! `HttpOnly; SameSite=Strict` cookie (`Secure` behind HTTPS) holds only a random session
+//! id, never the token. A session ends twelve hours after its last request, when its token
+//! is revoked, or at sign-out, which deletes it. Failed sign-ins are limited per client
+//! address ([`SignInLimit`]): the eleventh within five minutes is answered 429.
 //!
 //! Forms are CSRF-safe twice over: every POST carries a token derived from the session
-//! (SHA-256 of a fixed label and the session token: a page from elsewhere cannot compute it),
+//! (SHA-256 of a fixed label and the session id: a page from elsewhere cannot compute it),
 //! checked in constant time; and a POST whose `Sec-Fetch-Site` or `Origin` says it came from
 //! another site is refused before anything else happens.
 
 use axum::extract::rejection::FormRejection;
-use axum::extract::{FromRequestParts, State};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -17,8 +22,11 @@ use axum::routing::get;
 use axum::{Form, Router};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use super::html::{self, Nav};
+use super::session_store::{self, looks_like_id};
+use super::sign_in_limit::SignInLimit;
 use super::{DashState, Problem};
 use crate::api::{Caller, authenticate};
 
@@ -30,6 +38,8 @@ pub const PARTIAL_HEADER: &str = "x-hangar-partial";
 
 /// A signed-in request.
 pub struct Session {
+    /// The session id of the cookie.
+    id: String,
     /// Who it is (role and workspace), as the API sees the same token.
     pub caller: Caller,
     /// The CSRF token every form of this session carries.
@@ -41,7 +51,7 @@ pub struct Session {
 impl Session {
     /// Refuses a form whose CSRF token is not this session's.
     pub fn check_csrf(&self, presented: &str) -> Result<(), Problem> {
-        if constant_time_eq(presented.as_bytes(), self.csrf.as_bytes()) {
+        if bool::from(presented.as_bytes().ct_eq(self.csrf.as_bytes())) {
             Ok(())
         } else {
             Err(Problem::new(
@@ -62,20 +72,16 @@ impl Session {
     }
 }
 
-/// The CSRF token of a session: derived from the session token, never the token itself.
-pub fn csrf_token(session_token: &str) -> String {
+/// The CSRF token of a session: derived from the session id, never the id itself.
+pub fn csrf_token(session_id: &str) -> String {
     let mut digest = Sha256::new();
     digest.update(b"hangar dashboard csrf v1\0");
-    digest.update(session_token.as_bytes());
+    digest.update(session_id.as_bytes());
     hex::encode(digest.finalize())
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// The session token of the request's cookie, if any.
-fn cookie_token(headers: &HeaderMap) -> Option<String> {
+/// The session id of the request's cookie, if any.
+fn cookie_session(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -84,11 +90,10 @@ fn cookie_token(headers: &HeaderMap) -> Option<String> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(name, _)| *name == COOKIE)
         .map(|(_, value)| value.trim().to_owned())
-        .filter(|v| looks_like_token(v))
+        .filter(|v| looks_like_id(v))
 }
 
-/// Whether `token` has the shape of an API token (`hgr_` and hex), which also keeps the
-/// cookie value free of characters a cookie cannot hold.
+/// Whether `token` has the shape of an API token (`hgr_` and hex).
 fn looks_like_token(token: &str) -> bool {
     token.strip_prefix("hgr_").is_some_and(|hex| {
         !hex.is_empty() && hex.len() <= 128 && hex.bytes().all(|b| b.is_ascii_hexdigit())
@@ -166,18 +171,23 @@ impl FromRequestParts<DashState> for Session {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &DashState) -> Result<Self, Response> {
-        let Some(token) = cookie_token(&parts.headers) else {
+        let Some(id) = cookie_session(&parts.headers) else {
             return Err(to_login(false));
         };
-        match authenticate(&state.api, &token).await {
-            Ok(caller) => Ok(Session {
-                caller,
-                csrf: csrf_token(&token),
-                partial: parts.headers.contains_key(PARTIAL_HEADER),
-            }),
-            Err(error) if error.status() == StatusCode::UNAUTHORIZED => Err(to_login(true)),
-            Err(error) => Err(Problem::new(error.status(), error.message()).into_response()),
+        let caller = match session_store::resume(&state.api.store, &id).await {
+            Ok(Some(caller)) => caller,
+            Ok(None) => return Err(to_login(true)),
+            Err(error) => return Err(Problem::from(error).into_response()),
+        };
+        if let Err(error) = state.api.limiter.check(caller.token_id) {
+            return Err(Problem::new(error.status(), error.message()).into_response());
         }
+        Ok(Session {
+            csrf: csrf_token(&id),
+            id,
+            caller,
+            partial: parts.headers.contains_key(PARTIAL_HEADER),
+        })
     }
 }
 
@@ -198,8 +208,8 @@ fn login_page(status: StatusCode, message: Option<&str>) -> Response {
          <input id=token name=token type=password autocomplete=off required \
          placeholder=\"hgr_…\" autofocus><button class=primary type=submit>Sign in</button></form>\
          <p class=mut><small>Create one with <code>hangar tokens create --role viewer</code>. \
-         The token stays in an HttpOnly cookie of this browser; signing out forgets it, \
-         revoking it ends every session.</small></p></div>"
+         This browser keeps only a random session id, never the token; the session ends 12 h \
+         after your last visit, when you sign out, or when the token is revoked.</small></p></div>"
     );
     let page = html::document("Sign in", Nav::None, None, false, &main);
     (status, super::page_headers(), axum::response::Html(page)).into_response()
@@ -218,33 +228,73 @@ struct LoginForm {
 
 async fn login(
     State(state): State<DashState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
     if !same_origin(&headers) {
         return Problem::cross_site().into_response();
     }
+    let limit: &SignInLimit = &state.sign_ins;
+    if let Err(wait) = limit.check(peer.ip(), Instant::now()) {
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        let mut response = login_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(&format!(
+                "Too many failed sign-ins from this address. Try again in {minutes} min."
+            )),
+        );
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(wait.as_secs().max(1)),
+        );
+        return response;
+    }
     let token = form.map(|f| f.0.token).unwrap_or_default();
     let token = token.trim();
     if !looks_like_token(token) {
+        limit.failed(peer.ip(), Instant::now());
         return login_page(
             StatusCode::UNAUTHORIZED,
             Some("That is not an API token (they start with hgr_)."),
         );
     }
-    match authenticate(&state.api, token).await {
-        Ok(_) => {
+    let caller = match authenticate(&state.api, token).await {
+        Ok(caller) => caller,
+        Err(error) if error.status() == StatusCode::UNAUTHORIZED => {
+            limit.failed(peer.ip(), Instant::now());
+            return login_page(StatusCode::UNAUTHORIZED, Some("Unknown or revoked token."));
+        }
+        Err(error) => return login_page(error.status(), Some(error.message())),
+    };
+    let opened = match session_store::new_id() {
+        Ok(id) => session_store::create(
+            &state.api.store,
+            &id,
+            &crate::api::token_hash(token),
+            &caller,
+        )
+        .await
+        .map(|()| id)
+        .map_err(|e| e.to_string()),
+        Err(error) => Err(format!("the OS random generator failed: {error}")),
+    };
+    match opened {
+        Ok(id) => {
             let mut response = Redirect::to("/").into_response();
             response.headers_mut().insert(
                 header::SET_COOKIE,
-                cookie_header(token, is_https(&headers), false),
+                cookie_header(&id, is_https(&headers), false),
             );
             response
         }
-        Err(error) if error.status() == StatusCode::UNAUTHORIZED => {
-            login_page(StatusCode::UNAUTHORIZED, Some("Unknown or revoked token."))
+        Err(error) => {
+            tracing::warn!(%error, "dashboard: cannot open a session");
+            login_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("The session could not be stored; retry in a moment."),
+            )
         }
-        Err(error) => login_page(error.status(), Some(error.message())),
     }
 }
 
@@ -257,6 +307,7 @@ pub struct CsrfForm {
 }
 
 async fn logout(
+    State(state): State<DashState>,
     session: Result<Session, Response>,
     headers: HeaderMap,
     form: Result<Form<CsrfForm>, FormRejection>,
@@ -270,6 +321,9 @@ async fn logout(
     let presented = form.map(|f| f.0.csrf).unwrap_or_default();
     if let Err(problem) = session.check_csrf(&presented) {
         return problem.into_response();
+    }
+    if let Err(error) = session_store::delete(&state.api.store, &session.id).await {
+        return Problem::from(error).into_response();
     }
     let mut response = Redirect::to("/login").into_response();
     response.headers_mut().insert(
@@ -318,24 +372,22 @@ mod tests {
     }
 
     #[test]
-    fn the_cookie_is_read_only_when_it_looks_like_a_token() {
-        let t = format!("hgr_{}", "ab".repeat(32));
-        let h = headers(&[("cookie", &format!("a=b; {COOKIE}={t}; c=d"))]);
-        assert_eq!(cookie_token(&h).as_deref(), Some(t.as_str()));
+    fn the_cookie_is_read_only_when_it_looks_like_a_session_id() {
+        let id = session_store::new_id().unwrap();
+        let h = headers(&[("cookie", &format!("a=b; {COOKIE}={id}; c=d"))]);
+        assert_eq!(cookie_session(&h).as_deref(), Some(id.as_str()));
+        let token = format!("hgr_{}", "ab".repeat(32));
+        let h = headers(&[("cookie", &format!("{COOKIE}={token}"))]);
+        assert_eq!(cookie_session(&h), None, "an API token is not a session");
         let h = headers(&[("cookie", &format!("{COOKIE}=x; Path=/"))]);
-        assert_eq!(cookie_token(&h), None);
+        assert_eq!(cookie_session(&h), None);
     }
 
     #[test]
-    fn csrf_tokens_are_per_session_and_not_the_token() {
-        let (a, b) = ("hgr_aa", "hgr_bb");
+    fn csrf_tokens_are_per_session_and_not_the_session_id() {
+        let (a, b) = ("hds_aa", "hds_bb");
         assert_ne!(csrf_token(a), csrf_token(b));
         assert!(!csrf_token(a).contains(a));
-        assert!(constant_time_eq(
-            csrf_token(a).as_bytes(),
-            csrf_token(a).as_bytes()
-        ));
-        assert!(!constant_time_eq(b"ab", b"abc"));
     }
 
     #[test]

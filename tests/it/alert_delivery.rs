@@ -18,7 +18,7 @@ use hmac::{Hmac, Mac};
 use sqlx::Row;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::support::{Backend, Receiver, TEST_MASTER_KEY, TestDb, free_port, stdout_ok, wait_for};
+use crate::support::{ANY_PORT, Backend, Receiver, TEST_MASTER_KEY, TestDb, stdout_ok, wait_for};
 
 const SECRET: &str = "whsec_dGVzdC13ZWJob29rLXNlY3JldC0zMi1ieXRlcy1sb25nIQ==";
 const SLACK_TOKEN: &str = "T000SECRET/B000SECRET/xoxtoken";
@@ -177,8 +177,7 @@ async fn once_per_incident_reminder_ack_resolved(backend: Backend) {
         );
     }
 
-    let port = free_port().to_string();
-    let mut command = db.command(&["serve", "--bind", &format!("127.0.0.1:{port}")]);
+    let mut command = db.command(&["serve", "--bind", ANY_PORT]);
     command
         .env("HANGAR_ALERT_TICK_MS", "100")
         .env("HANGAR_PUBLIC_URL", "https://hangar.example.com/");
@@ -270,8 +269,7 @@ async fn slack_410_disables(backend: Backend) {
     db.pools(pools());
     let receiver = Receiver::start().await;
     let id = add_channel(&db, &["slack", "--url", &receiver.url("/status/410")]);
-    let port = free_port().to_string();
-    let mut command = db.command(&["serve", "--bind", &format!("127.0.0.1:{port}")]);
+    let mut command = db.command(&["serve", "--bind", ANY_PORT]);
     command.env("HANGAR_ALERT_TICK_MS", "100");
     let _serve = db.spawn_command("serve", command);
     enqueue_flaky(&db, &receiver.url("/status/400")).await;
@@ -489,7 +487,7 @@ async fn alert_delivery_keys_rotate_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alert_delivery_master_key_required_on_postgres() {
     let db = TestDb::new(Backend::Postgres).await;
-    let mut command = db.command(&["serve", "--bind", &format!("127.0.0.1:{}", free_port())]);
+    let mut command = db.command(&["serve", "--bind", ANY_PORT]);
     command.env_remove("HANGAR_MASTER_KEY");
     let output = command.output().unwrap();
     assert_eq!(output.status.code(), Some(2));

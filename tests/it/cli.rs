@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{BIN, Backend, TestDb, free_port, stdout_ok, wait_for};
+use crate::support::{ANY_PORT, BIN, Backend, TestDb, stdout_ok, wait_for};
 
 /// `hangar ARGS` in `dir` with no Hangar variables at all: the defaults.
 fn bare(dir: &std::path::Path, args: &[&str]) -> Command {
@@ -22,18 +22,16 @@ fn bare(dir: &std::path::Path, args: &[&str]) -> Command {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_on_the_sqlite_default_in_an_empty_folder() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let bind = format!("127.0.0.1:{port}");
     let log = dir.path().join("serve.log");
     let mut serve = crate::support::Proc {
-        child: bare(dir.path(), &["serve", "--bind", &bind])
+        child: bare(dir.path(), &["serve", "--bind", ANY_PORT])
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap(),
         log,
     };
-    let base = format!("http://{bind}");
+    let base = format!("http://{}", serve.address().await);
     wait_for(
         "serve to answer /readyz",
         Duration::from_secs(20),
@@ -186,7 +184,10 @@ async fn bad_input_exits_2_and_writes_nothing() {
         )
         .output()
         .unwrap();
-    assert_exit2(&unreachable, "cannot connect to the database");
+    assert_exit2(
+        &unreachable,
+        "cannot connect to postgres://postgres@127.0.0.1:1/nothing: connection refused",
+    );
     let wrong = db
         .command(&["migrate"])
         .env("HANGAR_DATABASE_URL", "mysql://root:hunter2@localhost/db")

@@ -21,16 +21,21 @@ use crate::support::{
 type Pairs<'a> = &'a [(&'a str, &'a str)];
 
 /// A running `hangar serve` and an HTTP client that follows no redirects.
-struct Dash {
-    db: TestDb,
-    base: String,
-    http: reqwest::Client,
+pub(crate) struct Dash {
+    pub(crate) db: TestDb,
+    pub(crate) base: String,
+    pub(crate) http: reqwest::Client,
     _serve: Proc,
 }
 
 impl Dash {
     async fn start(pools: bool) -> Dash {
-        let db = TestDb::new(Backend::Sqlite).await;
+        Dash::start_on(Backend::Sqlite, pools).await
+    }
+
+    /// `hangar serve` on a fresh database of `backend`, with the tests' fast pools if `pools`.
+    pub(crate) async fn start_on(backend: Backend, pools: bool) -> Dash {
+        let db = TestDb::new(backend).await;
         if pools {
             db.pools(&fast_pools("", ""));
         }
@@ -47,32 +52,54 @@ impl Dash {
         }
     }
 
-    fn token(&self, args: &[&str]) -> String {
+    pub(crate) fn token(&self, args: &[&str]) -> String {
         let mut all = vec!["tokens", "create"];
         all.extend_from_slice(args);
         stdout_ok(&self.db.run(&all)).trim().to_owned()
     }
 
-    async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, HeaderMap, String) {
+    /// Signs in with `token`; returns the session cookie's value.
+    pub(crate) async fn sign_in(&self, token: &str) -> String {
+        let (status, headers, page) = self.post("/login", None, &[("token", token)], &[]).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+        let cookie = headers[SET_COOKIE].to_str().expect("cookie");
+        let value = cookie
+            .strip_prefix("hangar_session=")
+            .and_then(|rest| rest.split(';').next())
+            .expect("the session cookie");
+        value.to_owned()
+    }
+
+    /// A new token of `args` (`--role …`), signed in: the session cookie's value.
+    pub(crate) async fn session(&self, args: &[&str]) -> String {
+        let token = self.token(args);
+        self.sign_in(&token).await
+    }
+
+    pub(crate) async fn get(
+        &self,
+        path: &str,
+        session: Option<&str>,
+    ) -> (StatusCode, HeaderMap, String) {
         let mut request = self.http.get(format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.header("cookie", format!("hangar_session={token}"));
+        if let Some(session) = session {
+            request = request.header("cookie", format!("hangar_session={session}"));
         }
         let response = request.send().await.expect("response");
         let (status, headers) = (response.status(), response.headers().clone());
         (status, headers, response.text().await.expect("body"))
     }
 
-    async fn post(
+    pub(crate) async fn post(
         &self,
         path: &str,
-        token: Option<&str>,
+        session: Option<&str>,
         form: &[(&str, &str)],
         extra: &[(&str, &str)],
     ) -> (StatusCode, HeaderMap, String) {
         let mut request = self.http.post(format!("{}{path}", self.base)).form(form);
-        if let Some(token) = token {
-            request = request.header("cookie", format!("hangar_session={token}"));
+        if let Some(session) = session {
+            request = request.header("cookie", format!("hangar_session={session}"));
         }
         for (name, value) in extra {
             request = request.header(*name, *value);
@@ -83,8 +110,8 @@ impl Dash {
     }
 
     /// The CSRF token the pages of this session carry.
-    async fn csrf(&self, token: &str) -> String {
-        let (status, _, page) = self.get("/", Some(token)).await;
+    pub(crate) async fn csrf(&self, session: &str) -> String {
+        let (status, _, page) = self.get("/", Some(session)).await;
         assert_eq!(status, StatusCode::OK, "{page}");
         let start = page
             .find("name=csrf value=\"")
@@ -95,7 +122,7 @@ impl Dash {
 }
 
 /// A noop job of `workspace`, scheduled a day ahead so that nothing runs it meanwhile.
-async fn parked_job(dash: &Dash, workspace: &str) -> JobId {
+pub(crate) async fn parked_job(dash: &Dash, workspace: &str) -> JobId {
     let mut job = NewJob::new("noop", json!({}));
     job.workspace_id = Some(workspace.to_owned());
     job.run_at = Some(chrono::Utc::now() + chrono::Duration::days(1));
@@ -108,11 +135,11 @@ async fn parked_job(dash: &Dash, workspace: &str) -> JobId {
         .id
 }
 
-async fn state_of(dash: &Dash, id: JobId) -> JobState {
+pub(crate) async fn state_of(dash: &Dash, id: JobId) -> JobState {
     dash.db.store().await.job(id).await.expect("job").state
 }
 
-fn location(headers: &HeaderMap) -> &str {
+pub(crate) fn location(headers: &HeaderMap) -> &str {
     headers
         .get(LOCATION)
         .and_then(|v| v.to_str().ok())
@@ -160,14 +187,20 @@ async fn sign_in_sets_an_http_only_strict_cookie_and_pages_need_it() {
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(location(&headers), "/");
     let cookie = headers[SET_COOKIE].to_str().unwrap();
+    assert!(cookie.starts_with("hangar_session="), "{cookie}");
     assert!(
-        cookie.starts_with(&format!("hangar_session={token};")),
-        "{cookie}"
+        !cookie.contains(&token) && !cookie.contains(&token["hgr_".len()..]),
+        "the cookie holds a session id, not the token: {cookie}"
     );
     for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
         assert!(cookie.contains(attribute), "{attribute} missing: {cookie}");
     }
     assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
+    let session = cookie["hangar_session=".len()..]
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
     let (_, headers, _) = dash
         .post(
             "/login",
@@ -177,8 +210,14 @@ async fn sign_in_sets_an_http_only_strict_cookie_and_pages_need_it() {
         )
         .await;
     assert!(headers[SET_COOKIE].to_str().unwrap().contains("; Secure"));
+    let (status, _, _) = dash.get("/", Some(&token)).await;
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "the token itself is not a session cookie"
+    );
 
-    let (status, headers, page) = dash.get("/", Some(&token)).await;
+    let (status, headers, page) = dash.get("/", Some(&session)).await;
     assert_eq!(status, StatusCode::OK);
     assert!(
         page.contains("<h1>Overview</h1>") && page.contains("viewer"),
@@ -190,7 +229,7 @@ async fn sign_in_sets_an_http_only_strict_cookie_and_pages_need_it() {
         csp.contains("default-src 'none'") && !csp.contains("unsafe-inline"),
         "{csp}"
     );
-    let (status, _, full) = dash.get("/jobs", Some(&token)).await;
+    let (status, _, full) = dash.get("/jobs", Some(&session)).await;
     assert_eq!(status, StatusCode::OK);
     assert!(
         full.contains("<main data-live>"),
@@ -199,7 +238,7 @@ async fn sign_in_sets_an_http_only_strict_cookie_and_pages_need_it() {
     let partial = dash
         .http
         .get(format!("{}/jobs", dash.base))
-        .header("cookie", format!("hangar_session={token}"))
+        .header("cookie", format!("hangar_session={session}"))
         .header("x-hangar-partial", "1")
         .send()
         .await
@@ -212,9 +251,9 @@ async fn sign_in_sets_an_http_only_strict_cookie_and_pages_need_it() {
         "{partial}"
     );
 
-    let csrf = dash.csrf(&token).await;
+    let csrf = dash.csrf(&session).await;
     let (status, _, _) = dash
-        .post("/logout", Some(&token), &[("csrf", "x")], &[])
+        .post("/logout", Some(&session), &[("csrf", "x")], &[])
         .await;
     assert_eq!(
         status,
@@ -222,13 +261,15 @@ async fn sign_in_sets_an_http_only_strict_cookie_and_pages_need_it() {
         "sign-out needs the CSRF token too"
     );
     let (status, headers, _) = dash
-        .post("/logout", Some(&token), &[("csrf", &csrf)], &[])
+        .post("/logout", Some(&session), &[("csrf", &csrf)], &[])
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert!(headers[SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
 
+    let second = dash.sign_in(&token).await;
+    assert_eq!(dash.get("/", Some(&second)).await.0, StatusCode::OK);
     stdout_ok(&dash.db.run(&["tokens", "revoke", "1"]));
-    let (status, headers, _) = dash.get("/", Some(&token)).await;
+    let (status, headers, _) = dash.get("/", Some(&second)).await;
     assert_eq!(
         status,
         StatusCode::SEE_OTHER,
@@ -240,9 +281,11 @@ async fn sign_in_sets_an_http_only_strict_cookie_and_pages_need_it() {
 #[tokio::test]
 async fn forms_need_the_session_csrf_token_the_operator_role_and_the_workspace() {
     let dash = Dash::start(false).await;
-    let operator = dash.token(&["--role", "operator"]);
-    let viewer = dash.token(&["--role", "viewer"]);
-    let other = dash.token(&["--role", "operator", "--workspace", "ws_2"]);
+    let operator = dash.session(&["--role", "operator"]).await;
+    let viewer = dash.session(&["--role", "viewer"]).await;
+    let other = dash
+        .session(&["--role", "operator", "--workspace", "ws_2"])
+        .await;
     let job = parked_job(&dash, "ws_1").await;
     let retry = format!("/jobs/{job}/retry");
     let csrf = dash.csrf(&operator).await;
@@ -336,7 +379,7 @@ async fn forms_need_the_session_csrf_token_the_operator_role_and_the_workspace()
 async fn script_in_job_args_and_error_text_is_shown_as_text() {
     let dash = Dash::start(true).await;
     let store = dash.db.store().await;
-    let token = dash.token(&["--role", "owner"]);
+    let token = dash.session(&["--role", "owner"]).await;
     let payload = "<script>alert(1)</script>";
     // An unparsable URL: the handler's error quotes it, so the error text carries it too.
     let id = enqueue_http(&store, payload, json!({"body": payload})).await;
@@ -377,7 +420,7 @@ async fn script_in_job_args_and_error_text_is_shown_as_text() {
     );
 }
 
-fn screenshots() -> PathBuf {
+pub(crate) fn screenshots() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/dashboard-screenshots")
 }
 

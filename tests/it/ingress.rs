@@ -11,9 +11,7 @@ use hangar_workers::ingress::{EventEnvelope, parse_event_body};
 use hangar_workers::store::Store;
 use serde_json::{Value, json};
 
-use crate::support::{
-    Backend, Proc, TestDb, TestRedis, free_port, serve_http, stdout_ok, wait_for,
-};
+use crate::support::{ANY_PORT, Backend, Proc, TestDb, TestRedis, serve_http, stdout_ok, wait_for};
 
 fn job_msg(key: &str) -> String {
     json!({"kind": "job", "job": {"kind": "noop", "workspace_id": "ws_1", "args": {},
@@ -28,15 +26,24 @@ fn event_msg(id: &str) -> String {
 }
 
 /// `hangar serve` on this database and Redis prefix, reclaiming after `claim_idle_ms`.
-fn serve(db: &TestDb, redis: &TestRedis, name: &str, port: u16, extra: &[(&str, &str)]) -> Proc {
-    let bind = format!("127.0.0.1:{port}");
-    let mut command = db.command(&["serve", "--bind", &bind]);
+fn serve(db: &TestDb, redis: &TestRedis, name: &str, extra: &[(&str, &str)]) -> Proc {
+    let mut command = db.command(&["serve", "--bind", ANY_PORT]);
     redis.env(&mut command);
     command.env("HANGAR_INGRESS_CLAIM_IDLE_MS", "500");
     for (key, value) in extra {
         command.env(key, value);
     }
     db.spawn_command(name, command)
+}
+
+/// A port for the test's own `redis-server`, which must come back on the same port after a
+/// restart and cannot report a port it picked itself: the one place a test still asks the
+/// system for a free port and hands it over.
+fn redis_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 async fn scalar(store: &Store, sql: &str) -> i64 {
@@ -68,7 +75,7 @@ async fn same_entries_twice_are_stored_once(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = db.store().await;
     let redis = TestRedis::new();
-    let _serve = serve(&db, &redis, "serve", free_port(), &[]);
+    let _serve = serve(&db, &redis, "serve", &[]);
     for _ in 0..2 {
         redis.xadd(&job_msg("order-1"));
         redis.xadd(&job_msg("order-2"));
@@ -201,7 +208,7 @@ async fn every_malformed_entry_lands_in_the_dead_letter_stream_with_its_reason()
         .to_owned();
     redis.xadd(&job_msg("good-1"));
 
-    let _serve = serve(&db, &redis, "serve", free_port(), &[]);
+    let _serve = serve(&db, &redis, "serve", &[]);
     wait_for("the good job", Duration::from_secs(20), || async {
         (jobs_with_keys(&store).await == 1 && redis.pending() == 0).then_some(())
     })
@@ -284,7 +291,7 @@ async fn entries_of_a_consumer_that_died_before_acknowledging_are_reclaimed() {
     );
     assert_eq!(redis.pending(), 3);
 
-    let _serve = serve(&db, &redis, "serve", free_port(), &[]);
+    let _serve = serve(&db, &redis, "serve", &[]);
     wait_for(
         "the reclaimed entries as jobs",
         Duration::from_secs(20),
@@ -302,13 +309,7 @@ async fn a_consumer_killed_mid_stream_loses_and_duplicates_nothing() {
     let msgs: Vec<String> = (0..total).map(|i| job_msg(&format!("k{i}"))).collect();
     redis.xadd_many(&msgs);
     // Small batches, so the kill lands between reads, commits and acknowledgements.
-    let mut first = serve(
-        &db,
-        &redis,
-        "first",
-        free_port(),
-        &[("HANGAR_INGRESS_BATCH", "10")],
-    );
+    let mut first = serve(&db, &redis, "first", &[("HANGAR_INGRESS_BATCH", "10")]);
     wait_for(
         "the first consumer to be mid-stream",
         Duration::from_secs(30),
@@ -322,7 +323,7 @@ async fn a_consumer_killed_mid_stream_loses_and_duplicates_nothing() {
         "the consumer finished before the kill; the test proves nothing"
     );
 
-    let _second = serve(&db, &redis, "second", free_port(), &[]);
+    let _second = serve(&db, &redis, "second", &[]);
     wait_for("every entry as a job", Duration::from_secs(60), || async {
         (jobs_with_keys(&store).await == total && redis.pending() == 0).then_some(())
     })
@@ -355,7 +356,7 @@ async fn while_the_database_is_down_nothing_is_acknowledged_and_nothing_is_lost(
     let store = db.store().await;
     let redis = TestRedis::new();
     let name = db.url.rsplit('/').next().expect("db name").to_owned();
-    let _serve = serve(&db, &redis, "serve", free_port(), &[]);
+    let _serve = serve(&db, &redis, "serve", &[]);
     redis.xadd(&job_msg("before"));
     wait_for("the first job", Duration::from_secs(20), || async {
         (jobs_with_keys(&store).await == 1).then_some(())
@@ -398,7 +399,7 @@ async fn while_the_database_is_down_nothing_is_acknowledged_and_nothing_is_lost(
 
 #[tokio::test]
 async fn the_consumer_reconnects_after_a_redis_restart() {
-    let port = free_port();
+    let port = redis_port();
     let start_redis = || {
         Command::new("redis-server")
             .args([
@@ -428,7 +429,7 @@ async fn the_consumer_reconnects_after_a_redis_restart() {
     .await;
     let db = TestDb::new(Backend::Sqlite).await;
     let store = db.store().await;
-    let serve = serve(&db, &redis, "serve", free_port(), &[]);
+    let serve = serve(&db, &redis, "serve", &[]);
     redis.xadd(&job_msg("before"));
     wait_for("the first job", Duration::from_secs(20), || async {
         (jobs_with_keys(&store).await == 1).then_some(())

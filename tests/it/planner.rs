@@ -11,7 +11,7 @@ use hangar_schedules::{NewSchedule, Schedules};
 use hangar_workers::job::{Job, JobFilter};
 use hangar_workers::store::Store;
 
-use crate::support::{Backend, TestDb, free_port, stdout_ok, wait_for};
+use crate::support::{ANY_PORT, Backend, TestDb, stdout_ok, wait_for};
 
 /// Writes `schedules/NAME` in the test's folder (the processes run there and read
 /// `./schedules` by default).
@@ -87,25 +87,21 @@ async fn two_planners_and_a_worker_enqueue_exactly_one_job_per_slot() {
         "ticks.toml",
         "[[schedule]]\nname = \"tick\"\ncron = \"*/2 * * * * *\"\nkind = \"noop\"\n",
     );
-    let ports = [free_port(), free_port()];
-    let mut planners: Vec<_> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, port)| {
-            db.spawn(
-                &format!("planner{i}"),
-                &["planner", "--bind", &format!("127.0.0.1:{port}")],
-            )
-        })
+    let mut planners: Vec<_> = (0..2)
+        .map(|i| db.spawn(&format!("planner{i}"), &["planner", "--bind", ANY_PORT]))
         .collect();
+    let mut addresses = Vec::new();
+    for planner in &planners {
+        addresses.push(planner.address().await);
+    }
     let _worker = db.spawn("worker", &["worker", "--bind", "127.0.0.1:0"]);
     tokio::time::sleep(Duration::from_secs(60)).await;
 
     // What each planner says it did, before stopping them.
     let mut enqueued = 0.0;
     let mut deduplicated = 0.0;
-    for port in ports {
-        let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+    for address in &addresses {
+        let text = reqwest::get(format!("http://{address}/metrics"))
             .await
             .expect("planner serves /metrics")
             .text()
@@ -517,10 +513,7 @@ async fn serve_plans_and_schedules_list_shows_next_run_and_last_outcome() {
         "ticks.toml",
         "[[schedule]]\nname = \"tick\"\ncron = \"*/2 * * * * *\"\nkind = \"noop\"\nargs = { from = \"file\" }\n",
     );
-    let mut serve = db.spawn(
-        "serve",
-        &["serve", "--bind", &format!("127.0.0.1:{}", free_port())],
-    );
+    let mut serve = db.spawn("serve", &["serve", "--bind", ANY_PORT]);
     let row = wait_for(
         "a planned job to complete",
         Duration::from_secs(30),

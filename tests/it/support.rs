@@ -19,23 +19,18 @@ use hangar_workers::job::{Job, JobId, JobState};
 use hangar_workers::store::Store;
 use tempfile::TempDir;
 
-/// A port nobody listens on right now (for `--bind` of a process under test).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
+/// The `--bind` of every process under test: the system picks a free port when the process
+/// binds, so two tests can never race for one; [`Proc::address`] reads which it got.
+pub const ANY_PORT: &str = "127.0.0.1:0";
 
 /// The master key the processes of the tests get (`HANGAR_MASTER_KEY`), so that `serve` on
 /// PostgreSQL starts; a test that needs another key, or none, overrides it.
 pub const TEST_MASTER_KEY: &str = "dGVzdC1tYXN0ZXIta2V5LTMyLWJ5dGVzLWxvbmchISE=";
 
-/// `hangar serve` on a free port, returned once it answers `/healthz`, with its base URL.
+/// `hangar serve` on a port of its own, returned once it answers `/healthz`, with its base URL.
 pub async fn serve_http(db: &TestDb) -> (Proc, String) {
-    let port = free_port();
-    let serve = db.spawn("serve", &["serve", "--bind", &format!("127.0.0.1:{port}")]);
-    let base = format!("http://127.0.0.1:{port}");
+    let serve = db.spawn("serve", &["serve", "--bind", ANY_PORT]);
+    let base = format!("http://{}", serve.address().await);
     let health = format!("{base}/healthz");
     wait_for("the server", Duration::from_secs(30), || async {
         reqwest::get(&health).await.ok().map(|_| ())
@@ -199,6 +194,29 @@ impl Proc {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// The address the process's HTTP server listens on (`127.0.0.1:PORT`), from the
+    /// `listening on ADDR` line it logs once bound; panics if the process exits first.
+    pub async fn address(&self) -> String {
+        wait_for(
+            "the process to log its address",
+            Duration::from_secs(30),
+            || async { listening_address(&self.log()) },
+        )
+        .await
+    }
+}
+
+/// `HOST:PORT` from the first `listening on HOST:PORT` in `log`.
+fn listening_address(log: &str) -> Option<String> {
+    let (_, rest) = log.split_once("listening on ")?;
+    let addr: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']'))
+        .collect();
+    addr.rsplit_once(':')
+        .is_some_and(|(_, port)| port.parse::<u16>().is_ok_and(|p| p > 0))
+        .then_some(addr)
 }
 
 impl Drop for Proc {

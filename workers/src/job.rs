@@ -108,6 +108,43 @@ impl FromStr for JobState {
     }
 }
 
+impl JobState {
+    /// The states named in `lists`, each a comma-separated list (`failed,retryable`), in the
+    /// order given and without repeats; blank entries are skipped.
+    pub fn parse_lists<'a>(
+        lists: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Vec<JobState>, UnknownJobState> {
+        let mut states = Vec::new();
+        for name in lists.into_iter().flat_map(|list| list.split(',')) {
+            let name = name.trim();
+            if name.is_empty() {
+                continue;
+            }
+            let state: JobState = name.parse()?;
+            if !states.contains(&state) {
+                states.push(state);
+            }
+        }
+        Ok(states)
+    }
+}
+
+#[cfg(test)]
+mod state_list_tests {
+    use super::*;
+
+    #[test]
+    fn state_lists_accept_commas_and_repeats() {
+        assert_eq!(
+            JobState::parse_lists(["failed,retryable", " failed ", ""]).unwrap(),
+            vec![JobState::Failed, JobState::Retryable]
+        );
+        assert!(JobState::parse_lists([]).unwrap().is_empty());
+        let error = JobState::parse_lists(["failed,sleeping"]).unwrap_err();
+        assert!(error.to_string().contains("'sleeping'"), "{error}");
+    }
+}
+
 /// What a caller hands over to enqueue one job.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewJob {
@@ -264,10 +301,12 @@ impl ClaimedJob {
 /// Filters for listing jobs.
 #[derive(Debug, Clone, Default)]
 pub struct JobFilter {
-    /// Only jobs in this state.
-    pub state: Option<JobState>,
+    /// Only jobs in one of these states; empty: any state.
+    pub states: Vec<JobState>,
     /// Only jobs of this kind.
     pub kind: Option<String>,
+    /// Only jobs of this queue.
+    pub queue: Option<String>,
     /// Only jobs of this workspace.
     pub workspace_id: Option<String>,
     /// At most this many (newest first).

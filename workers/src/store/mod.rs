@@ -344,19 +344,9 @@ impl Store {
     /// Fails with [`StoreError::NotMigrated`] unless every migration has been applied; for
     /// the processes that must not change the schema themselves (`worker`, operator commands).
     pub async fn check_migrated(&self) -> Result<(), StoreError> {
-        let query = "SELECT version FROM _sqlx_migrations WHERE success";
-        let applied: Vec<i64> = match backend!(self, s => sqlx::query_scalar(query).fetch_all(s.pool()).await)
-        {
-            Ok(versions) => versions,
-            // The bookkeeping table itself is missing: nothing was ever applied.
-            Err(sqlx::Error::Database(_)) => Vec::new(),
-            Err(other) => return Err(other.into()),
-        };
-        let migrator = match self {
-            Store::Postgres(_) => &postgres::MIGRATOR,
-            Store::Sqlite(_) => &sqlite::MIGRATOR,
-        };
-        let pending = migrator
+        let applied = self.applied_versions().await?;
+        let pending = self
+            .migrator()
             .iter()
             .filter(|m| !applied.contains(&m.version))
             .count();
@@ -367,9 +357,35 @@ impl Store {
         }
     }
 
-    /// Applies pending migrations.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        backend!(self, s => s.migrate().await)
+    /// The versions of the migrations applied so far.
+    async fn applied_versions(&self) -> Result<Vec<i64>, StoreError> {
+        let query = "SELECT version FROM _sqlx_migrations WHERE success";
+        match backend!(self, s => sqlx::query_scalar(query).fetch_all(s.pool()).await) {
+            Ok(versions) => Ok(versions),
+            // The bookkeeping table itself is missing: nothing was ever applied.
+            Err(sqlx::Error::Database(_)) => Ok(Vec::new()),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
+        match self {
+            Store::Postgres(_) => &postgres::MIGRATOR,
+            Store::Sqlite(_) => &sqlite::MIGRATOR,
+        }
+    }
+
+    /// Applies pending migrations; returns the names of those it applied (`0006_x`), in
+    /// order, empty when the schema was already up to date.
+    pub async fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        let before = self.applied_versions().await?;
+        backend!(self, s => s.migrate().await)?;
+        Ok(self
+            .migrator()
+            .iter()
+            .filter(|m| !before.contains(&m.version))
+            .map(|m| format!("{:04}_{}", m.version, m.description.replace(' ', "_")))
+            .collect())
     }
 
     /// `postgres` or `sqlite`.

@@ -53,7 +53,11 @@ impl PgStore {
             url: redact_url(url),
             source,
         };
-        let options = PgConnectOptions::from_str(url).map_err(connect_error)?;
+        // NOTICEs (`relation "_sqlx_migrations" already exists, skipping`) say nothing an
+        // operator needs; warnings and errors still arrive.
+        let options = PgConnectOptions::from_str(url)
+            .map_err(connect_error)?
+            .options([("client_min_messages", "warning")]);
         // No ping before each use: it doubles the round trips of every query; a broken
         // connection shows up as a query error, which every caller retries.
         let pool = PgPoolOptions::new()
@@ -434,14 +438,16 @@ impl PgStore {
     pub(super) async fn jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {JOB_COLUMNS} FROM hangar_jobs \
-             WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR kind = $2) \
-               AND ($3::text IS NULL OR workspace_id = $3) \
+             WHERE (cardinality($1::text[]) = 0 OR state = ANY($1)) \
+               AND ($2::text IS NULL OR kind = $2) \
+               AND ($3::text IS NULL OR workspace_id = $3) AND ($5::text IS NULL OR queue = $5) \
              ORDER BY id DESC LIMIT $4"
         )))
-        .bind(filter.state.map(JobState::as_str))
+        .bind(filter.states.iter().map(|s| s.as_str()).collect::<Vec<_>>())
         .bind(&filter.kind)
         .bind(&filter.workspace_id)
         .bind(filter.limit)
+        .bind(&filter.queue)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(job_from_row).collect()

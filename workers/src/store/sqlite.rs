@@ -398,14 +398,19 @@ impl SqliteStore {
     pub(super) async fn jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {JOB_COLUMNS} FROM hangar_jobs \
-             WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR kind = ?2) \
-               AND (?3 IS NULL OR workspace_id = ?3) \
+             WHERE (?1 = '[]' OR state IN (SELECT value FROM json_each(?1))) \
+               AND (?2 IS NULL OR kind = ?2) \
+               AND (?3 IS NULL OR workspace_id = ?3) AND (?5 IS NULL OR queue = ?5) \
              ORDER BY id DESC LIMIT ?4"
         )))
-        .bind(filter.state.map(JobState::as_str))
+        .bind(
+            serde_json::Value::from(filter.states.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+                .to_string(),
+        )
         .bind(&filter.kind)
         .bind(&filter.workspace_id)
         .bind(filter.limit)
+        .bind(&filter.queue)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(job_from_row).collect()
