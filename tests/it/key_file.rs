@@ -8,7 +8,7 @@ use std::time::Duration;
 use hangar_workers::secrets::Keyring;
 use serde_json::json;
 
-use crate::support::{Backend, Receiver, TestDb, free_port, stdout_ok, wait_for};
+use crate::support::{ANY_PORT, Backend, Receiver, TestDb, stdout_ok, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processes_starting_at_once_create_one_key_file() {
@@ -74,11 +74,10 @@ async fn a_serve_running_across_keys_rotate_stays_readable() {
         .trim()
         .to_owned();
     // `serve` without HANGAR_MASTER_KEY: it creates the key file and holds that key.
-    let port = free_port();
-    let mut command = db.command(&["serve", "--bind", &format!("127.0.0.1:{port}")]);
+    let mut command = db.command(&["serve", "--bind", ANY_PORT]);
     command.env_remove("HANGAR_MASTER_KEY");
     let mut serve = db.spawn_command("serve", command);
-    let base = format!("http://127.0.0.1:{port}");
+    let base = format!("http://{}", serve.address().await);
     wait_for("the server", Duration::from_secs(30), || async {
         reqwest::get(format!("{base}/healthz"))
             .await
