@@ -11,6 +11,7 @@ mod durability;
 mod ingress;
 mod planner;
 mod pool;
+mod queue_lag;
 mod retry_rules;
 mod store;
 mod support;

@@ -214,7 +214,8 @@ pub struct QueueStats {
     pub queue: String,
     /// Jobs per non-final state, plus `failed`.
     pub counts: Vec<(JobState, i64)>,
-    /// Seconds the oldest runnable job has waited past its `run_at`.
+    /// Seconds the oldest runnable job (available, scheduled or retryable) has waited past
+    /// its `run_at`; 0 when none is due. Running and finished jobs never count.
     pub lag_seconds: f64,
 }
 

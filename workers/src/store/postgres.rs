@@ -527,7 +527,8 @@ impl PgStore {
         let rows = sqlx::query(
             "SELECT queue, state, count(*) AS n, \
                  COALESCE(EXTRACT(EPOCH FROM max(now() - run_at) \
-                     FILTER (WHERE state <> 'running' AND run_at <= now()))::float8, 0) AS lag \
+                     FILTER (WHERE state IN ('available', 'scheduled', 'retryable') \
+                         AND run_at <= now()))::float8, 0) AS lag \
              FROM hangar_jobs \
              WHERE state IN ('available', 'scheduled', 'running', 'retryable', 'failed') \
              GROUP BY queue, state ORDER BY queue",

@@ -490,8 +490,8 @@ impl SqliteStore {
     pub(super) async fn queue_stats(&self) -> Result<Vec<QueueStats>, StoreError> {
         let rows = sqlx::query(
             "SELECT queue, state, count(*) AS n, \
-                 COALESCE(max(CASE WHEN state <> 'running' AND run_at <= ?1 \
-                              THEN ?1 - run_at END), 0) AS lag_ms \
+                 COALESCE(max(CASE WHEN state IN ('available', 'scheduled', 'retryable') \
+                                   AND run_at <= ?1 THEN ?1 - run_at END), 0) AS lag_ms \
              FROM hangar_jobs \
              WHERE state IN ('available', 'scheduled', 'running', 'retryable', 'failed') \
              GROUP BY queue, state ORDER BY queue",
