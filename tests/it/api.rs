@@ -451,6 +451,28 @@ fn random_segment() -> String {
     .to_owned()
 }
 
+/// A value for a query parameter of schema type `kind`: mostly well-formed, sometimes not.
+fn random_query_value(kind: &str) -> String {
+    if fastrand::u8(0..4) == 0 {
+        return random_segment();
+    }
+    match kind {
+        "integer" => fastrand::i64(-5..2_000).to_string(),
+        "boolean" => ["true", "false"][fastrand::usize(0..2)].to_owned(),
+        _ => [
+            "open",
+            "acknowledged,resolved",
+            "failed",
+            "available",
+            "noop",
+            "ws_1",
+            "",
+            "%E2%80%AE",
+        ][fastrand::usize(0..8)]
+        .to_owned(),
+    }
+}
+
 #[tokio::test]
 async fn random_requests_against_the_openapi_document_never_get_a_5xx() {
     let db = TestDb::new(Backend::Postgres).await;
@@ -465,30 +487,46 @@ async fn random_requests_against_the_openapi_document_never_get_a_5xx() {
     let (_, doc) = api
         .call(&Method::GET, "/api/v1/openapi.json", None, None)
         .await;
+    // Each operation with its query parameters (name and schema type), from the document.
     let mut operations = Vec::new();
     for (template, item) in doc["paths"].as_object().expect("paths") {
-        for method in item.as_object().expect("item").keys() {
+        for (method, operation) in item.as_object().expect("item") {
+            let query: Vec<(String, String)> = operation["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "query")
+                .map(|p| {
+                    let name = p["name"].as_str().expect("name").to_owned();
+                    let kind = p["schema"]["type"].as_str().unwrap_or("string").to_owned();
+                    (name, kind)
+                })
+                .collect();
             operations.push((
                 method.to_uppercase().parse::<Method>().expect("method"),
                 template.clone(),
+                query,
             ));
         }
     }
+    assert!(
+        operations.iter().any(|(_, _, query)| !query.is_empty()),
+        "the document declares the list routes' query parameters"
+    );
     let seed = fastrand::u64(..);
     fastrand::seed(seed);
     for i in 0..600 {
-        let (method, template) = &operations[fastrand::usize(0..operations.len())];
+        let (method, template, query) = &operations[fastrand::usize(0..operations.len())];
         let mut path = template
             .replace("{id}", &random_segment())
             .replace("{ws}", &random_segment());
-        if fastrand::bool() {
-            let params = ["state", "kind", "workspace_id", "limit", "all"];
-            let value = random_segment();
-            path = format!(
-                "{path}?{}={value}&limit={}",
-                params[fastrand::usize(0..5)],
-                random_segment()
-            );
+        let pairs: Vec<String> = query
+            .iter()
+            .filter(|_| fastrand::u8(0..3) == 0)
+            .map(|(name, kind)| format!("{name}={}", random_query_value(kind)))
+            .collect();
+        if !pairs.is_empty() {
+            path = format!("{path}?{}", pairs.join("&"));
         }
         let mut request = api
             .http

@@ -2,6 +2,7 @@
 //! library against real PostgreSQL, real SQLite and real HTTP servers on loopback.
 
 mod alert_delivery;
+mod alerts;
 mod api;
 mod auth;
 mod cdp;
@@ -9,6 +10,7 @@ mod cli;
 mod dashboard;
 mod durability;
 mod ingress;
+mod openapi;
 mod planner;
 mod pool;
 mod queue_lag;
