@@ -4,6 +4,7 @@
 mod alert_delivery;
 mod alerts;
 mod api;
+mod api_fuzz;
 mod auth;
 mod cdp;
 mod cli;
