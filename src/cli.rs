@@ -220,11 +220,24 @@ pub enum JobsCommand {
 /// `hangar alerts …`.
 #[derive(Debug, Subcommand)]
 pub enum AlertsCommand {
-    /// List open alerts (or all).
+    /// List alerts, newest first: open ones unless --state or --all says otherwise.
     List {
-        /// Include resolved alerts.
+        /// Only alerts in these states: open, acknowledged, resolved (comma-separated or
+        /// repeated).
+        #[arg(long, value_delimiter = ',', conflicts_with = "all")]
+        state: Vec<String>,
+        /// Alerts in every state.
         #[arg(long)]
         all: bool,
+        /// Only this workspace's alerts.
+        #[arg(long)]
+        workspace: Option<String>,
+        /// At most this many (1 to 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        /// Only alerts older than this alert id (the next page; the list says which id).
+        #[arg(long)]
+        before: Option<i64>,
         /// Print JSON.
         #[arg(long)]
         json: bool,

@@ -8,7 +8,7 @@ use hangar_workers::client::Client;
 use hangar_workers::ingress::Rejection;
 use hangar_workers::job::{Job, JobFilter, JobId, JobState, NewJob};
 use hangar_workers::kinds::{HttpHandler, Registry};
-use hangar_workers::store::{AlertRow, StoreError};
+use hangar_workers::store::{AlertFilter, AlertRow, AlertState, MAX_ALERT_PAGE, StoreError};
 use serde::Serialize;
 
 use crate::cli::{AlertsCommand, EnqueueArgs, JobsCommand};
@@ -166,12 +166,45 @@ pub async fn jobs(config: &Config, command: JobsCommand) -> Result<(), Fatal> {
 pub async fn alerts(config: &Config, command: AlertsCommand) -> Result<(), Fatal> {
     let store = crate::connect_migrated(config).await?;
     match command {
-        AlertsCommand::List { all, json } => {
-            let alerts = store.alerts(all).await?;
-            if json {
-                print_json(&alerts);
+        AlertsCommand::List {
+            state,
+            all,
+            workspace,
+            limit,
+            before,
+            json,
+        } => {
+            let states = if all {
+                Vec::new()
+            } else if state.is_empty() {
+                vec![AlertState::Open]
             } else {
-                print_alerts(&alerts);
+                state
+                    .iter()
+                    .map(|s| s.trim().parse::<AlertState>())
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| Fatal::config(format!("--state: {e}")))?
+            };
+            if !(1..=MAX_ALERT_PAGE).contains(&limit) {
+                return Err(Fatal::config(format!(
+                    "--limit: must be between 1 and {MAX_ALERT_PAGE}"
+                )));
+            }
+            let page = store
+                .list_alerts(&AlertFilter {
+                    workspace_id: workspace,
+                    states,
+                    before,
+                    limit,
+                })
+                .await?;
+            if json {
+                print_json(&page.alerts);
+            } else {
+                print_alerts(&page.alerts);
+            }
+            if let Some(next) = page.next_before {
+                eprintln!("more alerts: add --before {next} for the next page");
             }
         }
         AlertsCommand::Ack { id, json } => {
@@ -275,23 +308,34 @@ fn show_job(job: &Job, json: bool) {
 }
 
 fn print_alerts(alerts: &[AlertRow]) {
+    // Times as `YYYY-MM-DD HH:MM:SS` (UTC); `-` for a time that has not come.
+    let time = |t: Option<&DateTime<Utc>>| t.map_or("-".to_owned(), short_time);
     println!(
-        "{:>6}  {:<8}  {:<16}  {:>5}  {:<8}  MESSAGE",
-        "ID", "SEVERITY", "KIND", "SEEN", "JOB"
+        "{:>6}  {:<12}  {:<8}  {:<16}  {:>5}  {:<8}  {:<19}  {:<19}  {:<19}  {:<19}  MESSAGE",
+        "ID",
+        "STATE",
+        "SEVERITY",
+        "KIND",
+        "SEEN",
+        "JOB",
+        "FIRST SEEN (UTC)",
+        "LAST SEEN (UTC)",
+        "ACKNOWLEDGED (UTC)",
+        "RESOLVED (UTC)"
     );
     for alert in alerts {
         println!(
-            "{:>6}  {:<8}  {:<16}  {:>5}  {:<8}  {}{}",
+            "{:>6}  {:<12}  {:<8}  {:<16}  {:>5}  {:<8}  {:<19}  {:<19}  {:<19}  {:<19}  {}",
             alert.id,
+            alert.state.as_str(),
             alert.severity,
             alert.kind,
             alert.occurrences,
             alert.job_id.map_or("-".to_owned(), |j| j.to_string()),
-            if alert.acknowledged_at.is_some() {
-                "[acked] "
-            } else {
-                ""
-            },
+            time(Some(&alert.created_at)),
+            time(Some(&alert.last_seen_at)),
+            time(alert.acknowledged_at.as_ref()),
+            time(alert.resolved_at.as_ref()),
             alert.message
         );
     }

@@ -137,14 +137,11 @@ impl Caller {
         job
     }
 
-    /// "Not found" unless the caller may see alert `id`.
+    /// "Not found" unless alert `id` exists and the caller may see it: another workspace's
+    /// alert is "not found", as if it did not exist.
     pub async fn check_alert(&self, store: &Store, id: i64) -> Result<(), StoreError> {
-        let visible = store
-            .alerts(true)
-            .await?
-            .into_iter()
-            .any(|a| a.id == id && self.sees(a.workspace_id.as_deref()));
-        if visible {
+        let alert = store.alert(id).await?;
+        if self.sees(alert.workspace_id.as_deref()) {
             Ok(())
         } else {
             Err(StoreError::AlertNotFound(id))

@@ -14,9 +14,10 @@ use hangar_workers::alerts::{
 };
 use hangar_workers::signing::WebhookSecret;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::auth::{Caller, Role};
+use super::bodies::{ChannelCreated, Delivered};
 use super::{ApiError, ApiPath, ApiState};
 
 fn alert_error(error: AlertError) -> ApiError {
@@ -58,7 +59,7 @@ async fn channel_in(state: &ApiState, workspace: &str, id: &str) -> Result<Chann
 /// operator's, managed with `hangar alerts channels`).
 #[utoipa::path(get, path = "/api/v1/workspaces/{ws}/alert-channels", tag = "alerts",
     params(("ws" = String, Path, description = "workspace id")),
-    responses((status = 200, description = "the channels, without secrets", body = [Object]),
+    responses((status = 200, description = "the channels, without secrets", body = [Channel]),
         (status = 401, description = "no valid token"), (status = 403, description = "role or workspace not allowed"),
         (status = 429, description = "rate limited")),
     security(("bearer" = ["admin"])))]
@@ -78,12 +79,14 @@ pub async fn list_channels(
 }
 
 /// A new channel: the configuration (tagged by `kind`) and the notice settings.
-#[derive(Deserialize)]
-struct ChannelBody {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct ChannelBody {
     #[serde(flatten)]
     config: ChannelConfig,
+    /// `warning` (the default) or `critical`: the least severity notified.
     #[serde(default = "default_severity")]
     min_severity: String,
+    /// Remind every this many milliseconds while an alert stays open and unacknowledged.
     reminder_every_ms: Option<i64>,
 }
 
@@ -97,8 +100,8 @@ fn default_severity() -> String {
 /// `min_severity` (`warning` or `critical`) and `reminder_every_ms`.
 #[utoipa::path(post, path = "/api/v1/workspaces/{ws}/alert-channels", tag = "alerts",
     params(("ws" = String, Path, description = "workspace id")),
-    request_body(content = Object, description = "the channel", content_type = "application/json"),
-    responses((status = 201, description = "the channel (with `secret` when Hangar generated it)", body = Object),
+    request_body(content = ChannelBody, description = "the channel", content_type = "application/json"),
+    responses((status = 201, description = "the channel (with `secret` when Hangar generated it)", body = ChannelCreated),
         (status = 400, description = "not JSON"), (status = 401, description = "no valid token"),
         (status = 403, description = "role or workspace not allowed"),
         (status = 422, description = "invalid channel (the message names the field)"),
@@ -109,7 +112,7 @@ pub async fn add_channel(
     State(state): State<ApiState>,
     ApiPath(ws): ApiPath<String>,
     raw: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<ChannelCreated>), ApiError> {
     caller.require(Role::Admin)?;
     caller.require_workspace(&ws)?;
     let raw = raw.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", e.body_text()))?;
@@ -154,11 +157,13 @@ pub async fn add_channel(
     let channel = channels::add(&state.store, &context.keyring, &new)
         .await
         .map_err(alert_error)?;
-    let mut answer = serde_json::to_value(&channel).unwrap_or_default();
-    if let (Some(object), Some(secret)) = (answer.as_object_mut(), generated) {
-        object.insert("secret".to_owned(), secret.into());
-    }
-    Ok((StatusCode::CREATED, Json(answer)))
+    Ok((
+        StatusCode::CREATED,
+        Json(ChannelCreated {
+            channel,
+            secret: generated,
+        }),
+    ))
 }
 
 /// Removes a channel.
@@ -185,7 +190,7 @@ pub async fn remove_channel(
 /// Sends a test notice through a channel now.
 #[utoipa::path(post, path = "/api/v1/workspaces/{ws}/alert-channels/{id}/test", tag = "alerts",
     params(("ws" = String, Path, description = "workspace id"), ("id" = String, Path, description = "channel id")),
-    responses((status = 200, description = "delivered", body = Object),
+    responses((status = 200, description = "delivered", body = Delivered),
         (status = 401, description = "no valid token"), (status = 403, description = "role or workspace not allowed"),
         (status = 404, description = "no such channel in this workspace"),
         (status = 422, description = "the channel refused or could not be reached (the message says how)"),
@@ -195,7 +200,7 @@ pub async fn test_channel(
     caller: Caller,
     State(state): State<ApiState>,
     ApiPath((ws, id)): ApiPath<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Delivered>, ApiError> {
     caller.require(Role::Admin)?;
     caller.require_workspace(&ws)?;
     channel_in(&state, &ws, &id).await?;
@@ -206,14 +211,14 @@ pub async fn test_channel(
             format!("{} ({})", failure.message, failure.class.as_str()),
         )
     })?;
-    Ok(Json(json!({"delivered": true})))
+    Ok(Json(Delivered { delivered: true }))
 }
 
 /// Enables a channel again (a 410 from Slack or a webhook disables it) and resolves its
 /// `channel_disabled` alert.
 #[utoipa::path(post, path = "/api/v1/workspaces/{ws}/alert-channels/{id}/enable", tag = "alerts",
     params(("ws" = String, Path, description = "workspace id"), ("id" = String, Path, description = "channel id")),
-    responses((status = 200, description = "the channel, enabled", body = Object),
+    responses((status = 200, description = "the channel, enabled", body = Channel),
         (status = 401, description = "no valid token"), (status = 403, description = "role or workspace not allowed"),
         (status = 404, description = "no such channel in this workspace"), (status = 429, description = "rate limited")),
     security(("bearer" = ["admin"])))]

@@ -7,10 +7,11 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use hangar_workers::ingress::{self, MAX_MESSAGE_BYTES, Rejection};
+use hangar_workers::ingress::{self, EventEnvelope, JobRequest, MAX_MESSAGE_BYTES, Rejection};
 use serde_json::json;
 
 use super::auth::{Caller, Role};
+use super::bodies::{EventAccepted, JobAccepted};
 use super::{ApiError, ApiState};
 
 /// A refused ingress body.
@@ -48,9 +49,9 @@ fn count(outcome: &'static str) {
 /// Hands over one event (the envelope of the webhook document); stored once per
 /// `(workspace_id, id)`.
 #[utoipa::path(post, path = "/api/v1/events", tag = "ingress",
-    request_body(content = Object, description = "the event envelope: id, type, workspace_id, timestamp, data", content_type = "application/json"),
+    request_body(content = EventEnvelope, description = "the event envelope: id, type, workspace_id, timestamp, data", content_type = "application/json"),
     responses(
-        (status = 202, description = "stored, or already stored: {\"id\": <event id>, \"duplicate\": bool}", body = Object),
+        (status = 202, description = "stored, or already stored", body = EventAccepted),
         (status = 400, description = "not JSON"), (status = 401, description = "no valid token"),
         (status = 403, description = "role or workspace not allowed"), (status = 413, description = "over 256 KiB"),
         (status = 422, description = "invalid event (the reason names the field)"),
@@ -82,9 +83,9 @@ pub async fn post_event(
 
 /// Hands over one job request; stored once per kind and idempotency key.
 #[utoipa::path(post, path = "/api/v1/jobs", tag = "ingress",
-    request_body(content = Object, description = "the job request: kind, workspace_id, args, idempotency_key, run_at?, queue?", content_type = "application/json"),
+    request_body(content = JobRequest, description = "the job request: kind, workspace_id, args, idempotency_key, run_at?, queue?", content_type = "application/json"),
     responses(
-        (status = 202, description = "stored, or already stored: {\"id\": <job id>, \"duplicate\": bool}", body = Object),
+        (status = 202, description = "stored, or already stored", body = JobAccepted),
         (status = 400, description = "not JSON"), (status = 401, description = "no valid token"),
         (status = 403, description = "role or workspace not allowed"), (status = 413, description = "over 256 KiB"),
         (status = 422, description = "invalid job request (the reason names the field)"),

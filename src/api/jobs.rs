@@ -1,12 +1,12 @@
-//! The jobs and alerts routes (CONTRACT.md, "HTTP API"): read with `viewer`, act with
-//! `operator`. A workspace token sees only its workspace's jobs and alerts; another
-//! workspace's job or alert answers 404, as if it did not exist.
+//! The jobs routes (CONTRACT.md, "HTTP API"): read with `viewer`, act with `operator`. A
+//! workspace token sees only its workspace's jobs; another workspace's job answers 404, as if
+//! it did not exist.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use hangar_workers::job::{Job, JobFilter, JobId, JobState};
-use hangar_workers::store::{AlertRow, StoreError};
+use hangar_workers::store::StoreError;
 use serde::Deserialize;
 
 use super::auth::{Caller, Role};
@@ -21,11 +21,6 @@ fn store_error(error: StoreError) -> ApiError {
             StatusCode::NOT_FOUND,
             "not_found",
             format!("job {id} not found"),
-        ),
-        StoreError::AlertNotFound(id) => ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("alert {id} not found"),
         ),
         conflict @ StoreError::JobConflict { .. } => {
             ApiError::new(StatusCode::CONFLICT, "conflict", conflict.to_string())
@@ -44,6 +39,7 @@ async fn visible_job(state: &ApiState, caller: &Caller, id: i64) -> Result<Job, 
 
 /// Filters of `GET /api/v1/jobs`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct JobsQuery {
     /// available, scheduled, running, retryable, completed, failed or cancelled; several
     /// comma-separated (`failed,retryable`) for any of them.
@@ -58,7 +54,7 @@ pub struct JobsQuery {
 
 /// Lists jobs, newest first.
 #[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(JobsQuery),
-    responses((status = 200, description = "the jobs (job JSON of CONTRACT.md)", body = [Object]),
+    responses((status = 200, description = "the jobs (job JSON of CONTRACT.md)", body = [Job]),
         (status = 400, description = "bad filter"), (status = 401, description = "no valid token"),
         (status = 403, description = "role or workspace not allowed"), (status = 429, description = "rate limited")),
     security(("bearer" = ["viewer"])))]
@@ -105,7 +101,7 @@ pub async fn list_jobs(
 
 /// One job with its attempts.
 #[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs", params(("id" = i64, Path, description = "job id")),
-    responses((status = 200, description = "the job JSON of CONTRACT.md", body = Object),
+    responses((status = 200, description = "the job JSON of CONTRACT.md", body = Job),
         (status = 401, description = "no valid token"), (status = 403, description = "role not allowed"),
         (status = 404, description = "no such job (or another workspace's)"), (status = 429, description = "rate limited")),
     security(("bearer" = ["viewer"])))]
@@ -120,7 +116,7 @@ pub async fn get_job(
 
 /// Runs a job again now (and grants one more failure if its budget is spent).
 #[utoipa::path(post, path = "/api/v1/jobs/{id}/retry", tag = "jobs", params(("id" = i64, Path, description = "job id")),
-    responses((status = 200, description = "the job after the change", body = Object),
+    responses((status = 200, description = "the job after the change", body = Job),
         (status = 401, description = "no valid token"), (status = 403, description = "role not allowed"),
         (status = 404, description = "no such job"), (status = 409, description = "the job is running or available"),
         (status = 429, description = "rate limited")),
@@ -142,7 +138,7 @@ pub async fn retry_job(
 
 /// Cancels an unfinished job (a running attempt stops at its next heartbeat).
 #[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", tag = "jobs", params(("id" = i64, Path, description = "job id")),
-    responses((status = 200, description = "the job after the change", body = Object),
+    responses((status = 200, description = "the job after the change", body = Job),
         (status = 401, description = "no valid token"), (status = 403, description = "role not allowed"),
         (status = 404, description = "no such job"), (status = 409, description = "the job is already finished"),
         (status = 429, description = "rate limited")),
@@ -160,55 +156,4 @@ pub async fn cancel_job(
         .await
         .map_err(store_error)?;
     Ok(Json(caller.present(job)))
-}
-
-/// Filters of `GET /api/v1/alerts`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct AlertsQuery {
-    /// Include resolved alerts.
-    all: Option<bool>,
-}
-
-/// Open alerts (or all), newest first.
-#[utoipa::path(get, path = "/api/v1/alerts", tag = "alerts", params(AlertsQuery),
-    responses((status = 200, description = "the alert JSON of CONTRACT.md", body = [Object]),
-        (status = 401, description = "no valid token"), (status = 403, description = "role not allowed"),
-        (status = 429, description = "rate limited")),
-    security(("bearer" = ["viewer"])))]
-pub async fn list_alerts(
-    caller: Caller,
-    State(state): State<ApiState>,
-    ApiQuery(query): ApiQuery<AlertsQuery>,
-) -> Result<Json<Vec<AlertRow>>, ApiError> {
-    caller.require(Role::Viewer)?;
-    let alerts = state
-        .store
-        .alerts(query.all.unwrap_or(false))
-        .await
-        .map_err(store_error)?;
-    Ok(Json(
-        alerts
-            .into_iter()
-            .filter(|a| caller.sees(a.workspace_id.as_deref()))
-            .collect(),
-    ))
-}
-
-/// Acknowledges an alert.
-#[utoipa::path(post, path = "/api/v1/alerts/{id}/ack", tag = "alerts", params(("id" = i64, Path, description = "alert id")),
-    responses((status = 200, description = "the alert after the change", body = Object),
-        (status = 401, description = "no valid token"), (status = 403, description = "role not allowed"),
-        (status = 404, description = "no such alert (or another workspace's)"), (status = 429, description = "rate limited")),
-    security(("bearer" = ["operator"])))]
-pub async fn ack_alert(
-    caller: Caller,
-    State(state): State<ApiState>,
-    ApiPath(id): ApiPath<i64>,
-) -> Result<Json<AlertRow>, ApiError> {
-    caller.require(Role::Operator)?;
-    caller
-        .check_alert(&state.store, id)
-        .await
-        .map_err(store_error)?;
-    Ok(Json(state.store.ack_alert(id).await.map_err(store_error)?))
 }

@@ -2,10 +2,14 @@
 //! `#[utoipa::path]` beside its handler, with the role it needs as the operation's bearer
 //! scope, and registered through `utoipa_axum::routes!`, so `GET /api/v1/openapi.json` is
 //! generated from the handlers and cannot drift; the integration tests walk that document and
-//! check every route against every role. Every error is `{"error": {"code", "message"}}`;
-//! no SQL or internals leak.
+//! check every route against every role. Every error is `{"error": {"code", "message"}}`
+//! ([`bodies::ErrorBody`], which the document gives every error response, including the 405
+//! of a known path with another method, which names the allowed ones in `Allow`); no SQL or
+//! internals leak.
 
+mod alerts;
 mod auth;
+mod bodies;
 mod channels;
 mod ingress;
 mod jobs;
@@ -14,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -23,9 +27,10 @@ use hangar_workers::alerts::AlertContext;
 use hangar_workers::client::Client;
 use hangar_workers::ingress::MAX_MESSAGE_BYTES;
 use hangar_workers::store::Store;
-use serde_json::json;
-use utoipa::openapi::OpenApi;
+use utoipa::openapi::info::{ContactBuilder, LicenseBuilder};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, OpenApi, Ref, RefOr};
+use utoipa::{PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -75,8 +80,8 @@ fn documented() -> OpenApiRouter<ApiState> {
         .routes(routes!(jobs::get_job))
         .routes(routes!(jobs::retry_job))
         .routes(routes!(jobs::cancel_job))
-        .routes(routes!(jobs::list_alerts))
-        .routes(routes!(jobs::ack_alert))
+        .routes(routes!(alerts::list_alerts))
+        .routes(routes!(alerts::ack_alert))
         .routes(routes!(channels::list_channels, channels::add_channel))
         .routes(routes!(channels::remove_channel))
         .routes(routes!(channels::test_channel))
@@ -93,12 +98,53 @@ pub fn openapi() -> OpenApi {
          it needs: viewer < operator < admin | safety_manager < owner."
             .to_owned(),
     );
+    // The defaults name the OpenAPI crate's author and licence, not this project's.
+    doc.info.contact = Some(ContactBuilder::new().name(Some("Hangar")).build());
+    doc.info.license = Some(
+        LicenseBuilder::new()
+            .name(env!("CARGO_PKG_LICENSE"))
+            .identifier(Some(env!("CARGO_PKG_LICENSE")))
+            .build(),
+    );
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
         "bearer",
         SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
     );
+    components.schemas.insert(
+        bodies::ErrorBody::name().into_owned(),
+        bodies::ErrorBody::schema(),
+    );
+    give_errors_their_body(&mut doc);
     doc
+}
+
+/// Every 4xx and 5xx response of every operation is the error body: said once here rather
+/// than in each handler's annotation, so a new route cannot forget it.
+fn give_errors_their_body(doc: &mut OpenApi) {
+    let error_body = Ref::from_schema_name(bodies::ErrorBody::name());
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            for (status, response) in operation.responses.responses.iter_mut() {
+                let is_error = status.starts_with('4') || status.starts_with('5');
+                if let (true, RefOr::T(response)) = (is_error, response)
+                    && response.content.is_empty()
+                {
+                    response.content.insert(
+                        "application/json".to_owned(),
+                        RefOr::T(Content::new(Some(error_body.clone()))),
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// The `/api/v1` routes.
@@ -113,6 +159,7 @@ pub fn routes(state: ApiState) -> Router {
                 async move { Json(doc.as_ref().clone()) }
             }),
         )
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_MESSAGE_BYTES))
         .layer(middleware::from_fn(timeout))
         .with_state(state)
@@ -122,6 +169,18 @@ pub fn routes(state: ApiState) -> Router {
 /// other unknown paths to the dashboard's HTML 404 page).
 pub fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route")
+}
+
+/// A known path asked with a method it does not have; the router adds `Allow`.
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} does not take {method}; the Allow header lists the methods it takes",
+            uri.path()
+        ),
+    )
 }
 
 async fn timeout(request: Request, next: Next) -> Response {
@@ -230,7 +289,12 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let body = bodies::ErrorBody {
+            error: bodies::ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+            },
+        };
         let mut response = (self.status, Json(body)).into_response();
         if let Some(seconds) = self.retry_after {
             response

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::response::Response;
 use chrono::Utc;
 use hangar_workers::job::JobState;
-use hangar_workers::store::QueueThroughput;
+use hangar_workers::store::{AlertFilter, AlertState, QueueThroughput};
 
 use super::html::{self, Nav};
 use super::pages::{REDIS_WAIT, as_of, table};
@@ -27,12 +27,14 @@ pub async fn overview(
     let now = Utc::now();
     let store = &state.api.store;
     let global = session.caller.workspace.is_none();
+    // Open = neither acknowledged nor resolved: an acknowledged alert has someone on it.
     let alerts = store
-        .alerts(false)
-        .await?
-        .into_iter()
-        .filter(|a| session.caller.sees(a.workspace_id.as_deref()))
-        .count();
+        .count_alerts(&AlertFilter {
+            workspace_id: session.caller.workspace.clone(),
+            states: vec![AlertState::Open],
+            ..AlertFilter::default()
+        })
+        .await?;
     let mut main = format!("{}<h1>Overview</h1><div class=cards>", as_of());
     let alert_class = if alerts > 0 { "bad" } else { "ok" };
     let _ = write!(

@@ -10,6 +10,7 @@ use axum::response::Response;
 use chrono::Utc;
 use hangar_schedules::{ScheduleFilter, Schedules};
 use hangar_workers::job::{JobFilter, JobState};
+use hangar_workers::store::{AlertFilter, AlertState, MAX_ALERT_PAGE};
 use serde::Deserialize;
 
 use super::actions::visible_job;
@@ -177,6 +178,8 @@ pub async fn jobs(
 pub struct DoneQuery {
     done: Option<String>,
     all: Option<String>,
+    /// The alerts page's cursor: alerts older than this id.
+    before: Option<i64>,
 }
 
 /// `GET /jobs/{id}`: fields, args, attempts, and the actions the role allows.
@@ -291,14 +294,21 @@ pub async fn alerts(
 ) -> Result<Response, Problem> {
     let now = Utc::now();
     let all = query.all.is_some_and(|a| a == "1" || a == "true");
-    let alerts: Vec<_> = state
+    let page = state
         .api
         .store
-        .alerts(all)
-        .await?
-        .into_iter()
-        .filter(|a| session.caller.sees(a.workspace_id.as_deref()))
-        .collect();
+        .list_alerts(&AlertFilter {
+            workspace_id: session.caller.workspace.clone(),
+            states: if all {
+                Vec::new()
+            } else {
+                vec![AlertState::Open]
+            },
+            before: query.before,
+            limit: MAX_ALERT_PAGE,
+        })
+        .await?;
+    let alerts = page.alerts;
     let toggle = if all {
         "<a href=\"/alerts\">only open</a>"
     } else {
@@ -353,6 +363,13 @@ pub async fn alerts(
         );
     }
     main.push_str(&table(head, &rows, "No alerts. All quiet."));
+    if let Some(next) = page.next_before {
+        let _ = write!(
+            main,
+            "<p><a href=\"/alerts?before={next}{}\">Older alerts</a></p>",
+            if all { "&amp;all=1" } else { "" }
+        );
+    }
     Ok(Page {
         title: "Alerts".to_owned(),
         nav: Nav::Alerts,

@@ -2,7 +2,9 @@
 //! library against real PostgreSQL, real SQLite and real HTTP servers on loopback.
 
 mod alert_delivery;
+mod alerts;
 mod api;
+mod api_fuzz;
 mod auth;
 mod cdp;
 mod cli;
@@ -14,9 +16,11 @@ mod durability;
 mod ingress;
 mod job_secrets;
 mod key_file;
+mod openapi;
 mod outbound;
 mod planner;
 mod pool;
+mod queue_lag;
 mod retry_rules;
 mod schedule_sync;
 mod store;

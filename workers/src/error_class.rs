@@ -5,7 +5,9 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Why an attempt failed; decides which retry rule applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorClass {
     /// A request or connect timeout, or a connection reset or refused.

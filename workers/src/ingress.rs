@@ -13,11 +13,12 @@ use crate::events;
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 
 /// An event of the platform: the envelope of the webhook document.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, utoipa::ToSchema)]
 pub struct EventEnvelope {
     /// The event's id, unique per workspace (`evt_…`); deduplication key with the workspace.
     pub id: String,
     /// A type of [`events::EVENT_TYPES`].
+    #[schema(rename = "type")]
     pub event_type: String,
     /// The workspace it happened in.
     pub workspace_id: String,
@@ -28,7 +29,7 @@ pub struct EventEnvelope {
 }
 
 /// A job handed over by the main application.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, utoipa::ToSchema)]
 pub struct JobRequest {
     /// The job kind.
     pub kind: String,

@@ -6,11 +6,14 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::error_class::ErrorClass;
 
 /// A job's id: the row id, unique across queues and kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
 #[serde(transparent)]
 pub struct JobId(pub i64);
 
@@ -28,7 +31,7 @@ impl FromStr for JobId {
 }
 
 /// The state of a job. Each variant says which service moves a job into and out of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     /// Enqueued to run now. In: enqueue, operator retry, rescuer. Out: a pool's claim, cancel.
@@ -196,7 +199,7 @@ pub struct Enqueued {
 }
 
 /// One attempt of a job as operators see it (CONTRACT.md, job JSON).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AttemptRecord {
     /// 1 for the first attempt.
     pub attempt: i32,
@@ -217,7 +220,7 @@ pub struct AttemptRecord {
 }
 
 /// A job as the API and `--json` show it (CONTRACT.md, job JSON).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Job {
     /// The job's id.
     pub id: JobId,

@@ -6,11 +6,12 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
+use utoipa::ToSchema;
 
 use super::AlertError;
 use crate::secrets::{Keyring, MasterKey};
 use crate::signing::WebhookSecret;
-use crate::store::{AlertRow, Store, StoreError};
+use crate::store::{AlertRow, NewAlert, Store, StoreError};
 
 /// Runs `$body` with `$pool` bound to the backend's pool; the SQL is the same on both
 /// backends (`$N` parameters, times as Unix milliseconds).
@@ -31,7 +32,7 @@ macro_rules! on_pool {
 pub(crate) use on_pool;
 
 /// Where a channel delivers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ChannelKind {
     /// A Slack incoming webhook.
@@ -77,7 +78,7 @@ impl ChannelKind {
 }
 
 /// How an SMTP connection is secured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TlsMode {
     /// STARTTLS required (port 587).
@@ -90,7 +91,7 @@ pub enum TlsMode {
 }
 
 /// SMTP settings of an email channel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct EmailConfig {
     /// SMTP server host.
     pub host: String,
@@ -109,7 +110,7 @@ pub struct EmailConfig {
 }
 
 /// A channel's configuration; stored sealed because every variant holds a secret.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ChannelConfig {
     /// The incoming-webhook URL is the secret.
@@ -123,7 +124,8 @@ pub enum ChannelConfig {
     Webhook {
         /// The endpoint.
         url: String,
-        /// The signing secret.
+        /// The signing secret (`whsec_…`); the API generates one when it is absent.
+        #[schema(required = false)]
         secret: String,
     },
 }
@@ -228,7 +230,7 @@ pub struct NewChannel {
 }
 
 /// A channel as listed: everything but the secrets.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Channel {
     /// `ach_…`.
     pub id: String,
@@ -387,29 +389,15 @@ pub async fn disable(store: &Store, channel: &Channel, reason: &str) -> Result<b
         channel.kind.as_str(),
         channel.summary
     );
-    let key = format!("channel:{}:disabled", channel.id);
-    let (now_sql, now) = match store {
-        Store::Postgres(_) => ("now()", None),
-        Store::Sqlite(_) => ("$6", Some(Utc::now().timestamp_millis())),
-    };
-    let sql = format!(
-        "INSERT INTO hangar_alerts (workspace_id, kind, severity, message, incident_key, \
-             created_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, {now_sql}, {now_sql}) \
-         ON CONFLICT (incident_key) WHERE resolved_at IS NULL DO UPDATE SET \
-             occurrences = hangar_alerts.occurrences + 1, last_seen_at = EXCLUDED.last_seen_at"
-    );
-    on_pool!(store, pool => {
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-            .bind(&channel.workspace_id)
-            .bind(super::CHANNEL_DISABLED)
-            .bind("critical")
-            .bind(&message)
-            .bind(&key);
-        if let Some(now) = now {
-            query = query.bind(now);
-        }
-        query.execute(pool).await.map_err(StoreError::from)?;
-    });
+    store
+        .raise_alerts(&[NewAlert {
+            workspace_id: channel.workspace_id.clone(),
+            kind: super::CHANNEL_DISABLED.to_owned(),
+            severity: "critical".to_owned(),
+            message,
+            incident_key: format!("channel:{}:disabled", channel.id),
+        }])
+        .await?;
     tracing::warn!(channel = %channel.id, kind = channel.kind.as_str(), %reason, "alert channel disabled");
     Ok(true)
 }
@@ -476,38 +464,13 @@ pub(crate) fn alert_ms(store: &Store, column: &str) -> String {
     }
 }
 
-/// One alert row.
+/// One alert row, or `None` when there is none.
 pub async fn alert(store: &Store, id: i64) -> Result<Option<AlertRow>, AlertError> {
-    let ms = |c: &str| alert_ms(store, c);
-    let sql = format!(
-        "SELECT id, workspace_id, kind, severity, message, job_id, integration, \
-             {} AS created_ms, {} AS last_seen_ms, occurrences, {} AS acked_ms, {} AS resolved_ms \
-         FROM hangar_alerts WHERE id = $1",
-        ms("created_at"),
-        ms("last_seen_at"),
-        ms("acknowledged_at"),
-        ms("resolved_at")
-    );
-    on_pool!(store, pool => {
-        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(pool).await.map_err(StoreError::from)? else {
-            return Ok(None);
-        };
-        let get_ms = |name: &str| -> Result<Option<i64>, StoreError> { Ok(row.try_get::<Option<i64>, _>(name)?) };
-        Ok(Some(AlertRow {
-            id: row.try_get("id").map_err(StoreError::from)?,
-            workspace_id: row.try_get("workspace_id").map_err(StoreError::from)?,
-            kind: row.try_get("kind").map_err(StoreError::from)?,
-            severity: row.try_get("severity").map_err(StoreError::from)?,
-            message: row.try_get("message").map_err(StoreError::from)?,
-            job_id: row.try_get::<Option<i64>, _>("job_id").map_err(StoreError::from)?.map(crate::job::JobId),
-            integration: row.try_get("integration").map_err(StoreError::from)?,
-            created_at: to_time(get_ms("created_ms")?.unwrap_or_default()),
-            last_seen_at: to_time(get_ms("last_seen_ms")?.unwrap_or_default()),
-            occurrences: row.try_get("occurrences").map_err(StoreError::from)?,
-            acknowledged_at: get_ms("acked_ms")?.map(to_time),
-            resolved_at: get_ms("resolved_ms")?.map(to_time),
-        }))
-    })
+    match store.alert(id).await {
+        Ok(alert) => Ok(Some(alert)),
+        Err(StoreError::AlertNotFound(_)) => Ok(None),
+        Err(other) => Err(other.into()),
+    }
 }
 
 pub(crate) fn to_time(ms: i64) -> DateTime<Utc> {

@@ -4,6 +4,7 @@
 //! result is fenced by the lease token of the claim, so a worker whose lease was taken over
 //! cannot overwrite a newer attempt.
 
+mod alerts;
 mod postgres;
 mod sqlite;
 
@@ -21,6 +22,10 @@ use crate::ingress::EventEnvelope;
 use crate::job::{ClaimedJob, Enqueued, Job, JobFilter, JobId, JobState, NewJob};
 use crate::retry_policy::Alert;
 
+pub use alerts::{
+    AlertFilter, AlertPage, AlertState, DEFAULT_ALERT_PAGE, MAX_ALERT_PAGE, NewAlert,
+    UnknownAlertState,
+};
 pub use postgres::PgStore;
 pub(crate) use postgres::{
     enqueue as pg_enqueue, enqueue_keyed as pg_enqueue_keyed, insert_events as pg_insert_events,
@@ -178,8 +183,8 @@ pub struct ExpiredLease {
     pub leased_by: Option<String>,
 }
 
-/// An alert row (CONTRACT.md, alert JSON).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// An alert row (CONTRACT.md, alert JSON, plus its derived `state`).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AlertRow {
     /// The alert's id.
     pub id: i64,
@@ -205,6 +210,8 @@ pub struct AlertRow {
     pub acknowledged_at: Option<DateTime<Utc>>,
     /// When the condition cleared.
     pub resolved_at: Option<DateTime<Utc>>,
+    /// Open, acknowledged or resolved: derived from the two times above.
+    pub state: AlertState,
 }
 
 /// Depth and lag of one queue, for `/metrics`.
@@ -214,7 +221,8 @@ pub struct QueueStats {
     pub queue: String,
     /// Jobs per non-final state, plus `failed`.
     pub counts: Vec<(JobState, i64)>,
-    /// Seconds the oldest runnable job has waited past its `run_at`.
+    /// Seconds the oldest runnable job (available, scheduled or retryable) has waited past
+    /// its `run_at`; 0 when none is due. Running and finished jobs never count.
     pub lag_seconds: f64,
 }
 
@@ -626,16 +634,6 @@ impl Store {
             });
         }
         Ok(job)
-    }
-
-    /// Alerts, newest first; only open ones unless `all`.
-    pub async fn alerts(&self, all: bool) -> Result<Vec<AlertRow>, StoreError> {
-        backend!(self, s => s.alerts(all).await)
-    }
-
-    /// Acknowledges an alert (idempotent).
-    pub async fn ack_alert(&self, id: i64) -> Result<AlertRow, StoreError> {
-        backend!(self, s => s.ack_alert(id).await)
     }
 
     /// Deletes every job of `queue` (benchmarks clean up their own queue with it).

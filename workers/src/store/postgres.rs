@@ -13,9 +13,9 @@ use sqlx::{PgConnection, PgPool, Row};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    AlertRow, ClaimKey, Completion, ExpiredLease, FailureRecord, Keyed, QueueStats,
-    QueueThroughput, StoreError, Wakeups, fold_queue_stats, job_incident_key, millis, parse_class,
-    parse_state, redact_url, rejected, synthesize_success,
+    ClaimKey, Completion, ExpiredLease, FailureRecord, Keyed, QueueStats, QueueThroughput,
+    StoreError, Wakeups, fold_queue_stats, job_incident_key, millis, parse_class, parse_state,
+    redact_url, rejected, synthesize_success,
 };
 use crate::ingress::EventEnvelope;
 use crate::job::{AttemptRecord, ClaimedJob, Enqueued, Job, JobFilter, JobId, JobState, NewJob};
@@ -479,32 +479,6 @@ impl PgStore {
         Ok(updated.rows_affected())
     }
 
-    pub(super) async fn alerts(&self, all: bool) -> Result<Vec<AlertRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, workspace_id, kind, severity, message, job_id, integration, created_at, \
-                 last_seen_at, occurrences, acknowledged_at, resolved_at \
-             FROM hangar_alerts WHERE $1 OR resolved_at IS NULL ORDER BY id DESC LIMIT 1000",
-        )
-        .bind(all)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(alert_from_row).collect()
-    }
-
-    pub(super) async fn ack_alert(&self, id: i64) -> Result<AlertRow, StoreError> {
-        let row = sqlx::query(
-            "UPDATE hangar_alerts SET acknowledged_at = COALESCE(acknowledged_at, now()) \
-             WHERE id = $1 \
-             RETURNING id, workspace_id, kind, severity, message, job_id, integration, \
-                 created_at, last_seen_at, occurrences, acknowledged_at, resolved_at",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or(StoreError::AlertNotFound(id))?;
-        alert_from_row(&row)
-    }
-
     pub(super) async fn delete_queue(&self, queue: &str) -> Result<u64, StoreError> {
         let result = sqlx::query("DELETE FROM hangar_jobs WHERE queue = $1")
             .bind(queue)
@@ -533,7 +507,8 @@ impl PgStore {
         let rows = sqlx::query(
             "SELECT queue, state, count(*) AS n, \
                  COALESCE(EXTRACT(EPOCH FROM max(now() - run_at) \
-                     FILTER (WHERE state <> 'running' AND run_at <= now()))::float8, 0) AS lag \
+                     FILTER (WHERE state IN ('available', 'scheduled', 'retryable') \
+                         AND run_at <= now()))::float8, 0) AS lag \
              FROM hangar_jobs \
              WHERE state IN ('available', 'scheduled', 'running', 'retryable', 'failed') \
              GROUP BY queue, state ORDER BY queue",
@@ -616,23 +591,6 @@ fn job_from_row(row: &PgRow) -> Result<Job, StoreError> {
         args: row.try_get("args")?,
         last_error: row.try_get("last_error")?,
         attempts: Vec::new(),
-    })
-}
-
-fn alert_from_row(row: &PgRow) -> Result<AlertRow, StoreError> {
-    Ok(AlertRow {
-        id: row.try_get("id")?,
-        workspace_id: row.try_get("workspace_id")?,
-        kind: row.try_get("kind")?,
-        severity: row.try_get("severity")?,
-        message: row.try_get("message")?,
-        job_id: row.try_get::<Option<i64>, _>("job_id")?.map(JobId),
-        integration: row.try_get("integration")?,
-        created_at: row.try_get("created_at")?,
-        last_seen_at: row.try_get("last_seen_at")?,
-        occurrences: row.try_get("occurrences")?,
-        acknowledged_at: row.try_get("acknowledged_at")?,
-        resolved_at: row.try_get("resolved_at")?,
     })
 }
 

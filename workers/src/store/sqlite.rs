@@ -15,9 +15,9 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::{
-    AlertRow, Completion, ExpiredLease, FailureRecord, Keyed, QueueStats, QueueThroughput,
-    StoreError, Wakeups, fold_queue_stats, job_incident_key, millis, parse_class, parse_state,
-    rejected, synthesize_success,
+    Completion, ExpiredLease, FailureRecord, Keyed, QueueStats, QueueThroughput, StoreError,
+    Wakeups, fold_queue_stats, job_incident_key, millis, parse_class, parse_state, rejected,
+    synthesize_success,
 };
 use crate::ingress::EventEnvelope;
 use crate::job::{AttemptRecord, ClaimedJob, Enqueued, Job, JobFilter, JobId, JobState, NewJob};
@@ -43,9 +43,6 @@ const JOB_COLUMNS: &str = "id, kind, queue, state, attempt, max_attempts, priori
 
 const CLAIMED_COLUMNS: &str = "id, kind, args, attempt, max_attempts, snoozes, priority, workspace_id, \
      last_error_class, lease_token, created_at, run_at, attempted_at";
-
-const ALERT_COLUMNS: &str = "id, workspace_id, kind, severity, message, job_id, integration, \
-     created_at, last_seen_at, occurrences, acknowledged_at, resolved_at";
 
 fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
@@ -444,30 +441,6 @@ impl SqliteStore {
         Ok(updated.rows_affected())
     }
 
-    pub(super) async fn alerts(&self, all: bool) -> Result<Vec<AlertRow>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {ALERT_COLUMNS} FROM hangar_alerts WHERE ?1 OR resolved_at IS NULL \
-             ORDER BY id DESC LIMIT 1000"
-        )))
-        .bind(all)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(alert_from_row).collect()
-    }
-
-    pub(super) async fn ack_alert(&self, id: i64) -> Result<AlertRow, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE hangar_alerts SET acknowledged_at = COALESCE(acknowledged_at, ?2) \
-             WHERE id = ?1 RETURNING {ALERT_COLUMNS}"
-        )))
-        .bind(id)
-        .bind(now_ms())
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or(StoreError::AlertNotFound(id))?;
-        alert_from_row(&row)
-    }
-
     pub(super) async fn delete_queue(&self, queue: &str) -> Result<u64, StoreError> {
         let result = sqlx::query("DELETE FROM hangar_jobs WHERE queue = ?1")
             .bind(queue)
@@ -495,8 +468,8 @@ impl SqliteStore {
     pub(super) async fn queue_stats(&self) -> Result<Vec<QueueStats>, StoreError> {
         let rows = sqlx::query(
             "SELECT queue, state, count(*) AS n, \
-                 COALESCE(max(CASE WHEN state <> 'running' AND run_at <= ?1 \
-                              THEN ?1 - run_at END), 0) AS lag_ms \
+                 COALESCE(max(CASE WHEN state IN ('available', 'scheduled', 'retryable') \
+                                   AND run_at <= ?1 THEN ?1 - run_at END), 0) AS lag_ms \
              FROM hangar_jobs \
              WHERE state IN ('available', 'scheduled', 'running', 'retryable', 'failed') \
              GROUP BY queue, state ORDER BY queue",
@@ -583,23 +556,6 @@ fn job_from_row(row: &SqliteRow) -> Result<Job, StoreError> {
         args: json_args(row.try_get("args")?)?,
         last_error: row.try_get("last_error")?,
         attempts: Vec::new(),
-    })
-}
-
-fn alert_from_row(row: &SqliteRow) -> Result<AlertRow, StoreError> {
-    Ok(AlertRow {
-        id: row.try_get("id")?,
-        workspace_id: row.try_get("workspace_id")?,
-        kind: row.try_get("kind")?,
-        severity: row.try_get("severity")?,
-        message: row.try_get("message")?,
-        job_id: row.try_get::<Option<i64>, _>("job_id")?.map(JobId),
-        integration: row.try_get("integration")?,
-        created_at: to_time(row.try_get("created_at")?),
-        last_seen_at: to_time(row.try_get("last_seen_at")?),
-        occurrences: row.try_get("occurrences")?,
-        acknowledged_at: opt_time(row.try_get("acknowledged_at")?),
-        resolved_at: opt_time(row.try_get("resolved_at")?),
     })
 }
 
