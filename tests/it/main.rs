@@ -11,6 +11,7 @@ mod durability;
 mod ingress;
 mod planner;
 mod pool;
+mod retry_decisions;
 mod retry_rules;
 mod store;
 mod support;

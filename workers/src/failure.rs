@@ -141,13 +141,13 @@ pub fn log_decision(queue: &str, job: &ClaimedJob, failure: &JobFailure, decisio
                 $level,
                 job_id = job.id.0,
                 kind = %job.kind,
-                queue,
+                queue = %queue,
                 attempt = job.attempt,
                 class = %failure.class,
                 http_status = failure.http_status,
-                decision = decision.verdict.as_str(),
+                decision = %decision.verdict.as_str(),
                 delay_ms,
-                alert,
+                alert = %alert,
                 reason = %decision.reason,
                 $message
             )
