@@ -19,8 +19,7 @@ use hangar_workers::targets::TargetPolicy;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{
-    Backend, Receiver, TestDb, enqueue_http, fast_pools, free_port, stdout_ok, wait_final,
-    wait_for,
+    Backend, Receiver, TestDb, enqueue_http, fast_pools, free_port, stdout_ok, wait_final, wait_for,
 };
 
 /// The decision texts of a job's attempts, oldest first.
@@ -121,7 +120,11 @@ impl TokenRefresher for CountingRefresher {
         Box::pin(async { RefreshOutcome::Refreshed })
     }
 
-    fn mark_needs_reauth<'a>(&'a self, _job: &'a ClaimedJob, _reason: &'a str) -> BoxFuture<'a, ()> {
+    fn mark_needs_reauth<'a>(
+        &'a self,
+        _job: &'a ClaimedJob,
+        _reason: &'a str,
+    ) -> BoxFuture<'a, ()> {
         Box::pin(async {})
     }
 }
@@ -153,7 +156,10 @@ async fn retried_401_refreshes_again(backend: Backend) {
     assert_eq!(refreshes.load(Ordering::SeqCst), 1);
     let texts = decisions(&job);
     assert!(texts[0].contains("token refreshed, retry now"), "{texts:?}");
-    assert!(texts[1].contains("got 401 again after refresh"), "{texts:?}");
+    assert!(
+        texts[1].contains("got 401 again after refresh"),
+        "{texts:?}"
+    );
 
     store.retry_job(id).await.expect("retry");
     let job = failed_after(&store, id, 4).await;
@@ -167,7 +173,10 @@ async fn retried_401_refreshes_again(backend: Backend) {
         texts[2],
         "auth error (failure 1 since the operator's retry): token refreshed, retry now"
     );
-    assert!(texts[3].contains("got 401 again after refresh"), "{texts:?}");
+    assert!(
+        texts[3].contains("got 401 again after refresh"),
+        "{texts:?}"
+    );
     assert_eq!(server.hits_on("/status/401").len(), 4);
     shutdown.cancel();
     running.await.expect("pool stops");
@@ -206,7 +215,12 @@ async fn decisions_are_logged_once_with_fields_and_no_colour() {
     let stdout = drain(Box::new(serve.stdout.take().expect("stdout")));
     let stderr = drain(Box::new(serve.stderr.take().expect("stderr")));
 
-    let id = enqueue_http(&store, &server.url("/flaky/log/1/503"), serde_json::json!({})).await;
+    let id = enqueue_http(
+        &store,
+        &server.url("/flaky/log/1/503"),
+        serde_json::json!({}),
+    )
+    .await;
     let job = wait_final(&store, id, Duration::from_secs(30)).await;
     assert_eq!((job.state, job.attempts.len()), (JobState::Completed, 2));
     let _ = Command::new("kill")
@@ -215,7 +229,10 @@ async fn decisions_are_logged_once_with_fields_and_no_colour() {
     serve.wait().expect("serve exits");
     let log = stdout.join().expect("stdout") + &stderr.join().expect("stderr");
 
-    assert!(!log.contains("\u{1b}["), "colour codes in piped output:\n{log}");
+    assert!(
+        !log.contains("\u{1b}["),
+        "colour codes in piped output:\n{log}"
+    );
     let lines: Vec<&str> = log
         .lines()
         .filter(|l| l.contains(&format!("job_id={id} ")) && l.contains("decision="))
