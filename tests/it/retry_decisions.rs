@@ -19,7 +19,7 @@ use hangar_workers::targets::TargetPolicy;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{
-    Backend, Receiver, TestDb, enqueue_http, fast_pools, free_port, stdout_ok, wait_final, wait_for,
+    Backend, Receiver, TestDb, enqueue_http, fast_pools, stdout_ok, wait_final, wait_for,
 };
 
 /// The decision texts of a job's attempts, oldest first.
@@ -201,8 +201,8 @@ async fn decisions_are_logged_once_with_fields_and_no_colour() {
     let store = db.store().await;
     let server = Receiver::start().await;
     db.pools(&fast_pools("", ""));
-    let bind = format!("127.0.0.1:{}", free_port());
-    let mut command: Command = db.command(&["serve", "--bind", &bind]);
+    // Port 0: the test reads the database, not the HTTP port.
+    let mut command: Command = db.command(&["serve", "--bind", "127.0.0.1:0"]);
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut serve = command.spawn().expect("spawn hangar serve");
     let drain = |mut pipe: Box<dyn Read + Send>| {
