@@ -114,7 +114,9 @@ pub async fn get_job(
     Ok(Json(visible_job(&state, &caller, id).await?))
 }
 
-/// Runs a job again now (and grants one more failure if its budget is spent).
+/// Runs a job again now, with a fresh retry budget.
+///
+/// Every class's failures, the rate-limit snoozes and the token refresh count from this retry.
 #[utoipa::path(post, path = "/api/v1/jobs/{id}/retry", tag = "jobs", params(("id" = i64, Path, description = "job id")),
     responses((status = 200, description = "the job after the change", body = Job),
         (status = 401, description = "no valid token"), (status = 403, description = "role not allowed"),

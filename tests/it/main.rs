@@ -21,6 +21,7 @@ mod outbound;
 mod planner;
 mod pool;
 mod queue_lag;
+mod retry_decisions;
 mod retry_rules;
 mod schedule_sync;
 mod store;

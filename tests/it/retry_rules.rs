@@ -4,11 +4,12 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use hangar_workers::error_class::ErrorClass;
 use hangar_workers::job::{Job, JobState, NewJob};
 use hangar_workers::store::{AlertRow, Store};
 
-use crate::support::{Backend, Receiver, TestDb, enqueue_http, fast_pools, wait_final};
+use crate::support::{Backend, Receiver, TestDb, enqueue_http, fast_pools, wait_final, wait_state};
 
 /// The attempt's recorded delay is the configured backoff within ±20 %, and the next attempt
 /// started no earlier than that delay (and not much later).
@@ -184,6 +185,191 @@ async fn error_classes_on_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_classes_on_sqlite() {
     error_classes(Backend::Sqlite).await;
+}
+
+/// Each class has its own budget: the 3rd server failure alerts although a timeout came
+/// between (`5xx, 5xx, timeout, 5xx`), and a timeout after three 5xx is the first timeout,
+/// retried rather than compared with the timeout limit as the job's 4th failure.
+async fn classes_keep_their_own_budgets(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store: Store = db.store().await;
+    let server = Receiver::start().await;
+    db.pools(&fast_pools("", ""));
+    let short = serde_json::json!({"timeout_ms": 300});
+    let alerting = enqueue_http(
+        &store,
+        &server.url("/script/a/500,500,hang,500"),
+        short.clone(),
+    )
+    .await;
+    let timeout_last = enqueue_http(&store, &server.url("/script/b/500,500,500,hang"), short).await;
+    let mut worker = db.spawn("worker", &["worker", "--bind", "127.0.0.1:0"]);
+    let timeout = Duration::from_secs(40);
+    let (server_class, timeout_class) = (Some(ErrorClass::Server), Some(ErrorClass::Timeout));
+
+    let job = wait_final(&store, alerting, timeout).await;
+    assert_eq!(job.state, JobState::Completed, "{job:?}");
+    let classes: Vec<_> = job.attempts.iter().map(|a| a.error_class).collect();
+    let want = [
+        server_class,
+        server_class,
+        timeout_class,
+        server_class,
+        None,
+    ];
+    assert_eq!(classes, want, "{:?}", job.attempts);
+    let mine = alerts_of(&store.alerts(true).await.expect("alerts"), &job);
+    assert_eq!(
+        mine.len(),
+        1,
+        "one alert at the 3rd server failure: {mine:?}"
+    );
+    assert_eq!(
+        (
+            mine[0].kind.as_str(),
+            mine[0].severity.as_str(),
+            mine[0].occurrences
+        ),
+        ("job_failing", "warning", 1)
+    );
+    assert!(mine[0].message.contains("3 server errors"), "{mine:?}");
+    assert!(
+        mine[0].resolved_at.is_some(),
+        "the success resolves it: {mine:?}"
+    );
+    let fourth = job.attempts[3].decision.clone().unwrap_or_default();
+    assert!(
+        fourth.starts_with("server error (failure 3 of 5, job failure 4 of 6): retry in"),
+        "{fourth}"
+    );
+
+    let job = wait_final(&store, timeout_last, timeout).await;
+    assert_eq!(job.state, JobState::Completed, "{job:?}");
+    let classes: Vec<_> = job.attempts.iter().map(|a| a.error_class).collect();
+    let want = [
+        server_class,
+        server_class,
+        server_class,
+        timeout_class,
+        None,
+    ];
+    assert_eq!(classes, want, "{:?}", job.attempts);
+    let fourth = job.attempts[3].decision.clone().unwrap_or_default();
+    assert!(
+        fourth.starts_with("timeout (failure 1 of 3, job failure 4 of 6): retry in"),
+        "{fourth}"
+    );
+    assert_eq!(server.hits_on("/script/b/").len(), 5);
+    worker.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classes_keep_their_own_budgets_on_postgres() {
+    classes_keep_their_own_budgets(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classes_keep_their_own_budgets_on_sqlite() {
+    classes_keep_their_own_budgets(Backend::Sqlite).await;
+}
+
+/// `Retry-After: 86400` (a daily quota) is waited in full, never retried within the day; an
+/// HTTP-date is honoured to the second; a pool that sets `max_wait_ms` fails the job with an
+/// alert instead of calling the provider early.
+async fn long_retry_after_is_waited_in_full(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store: Store = db.store().await;
+    let server = Receiver::start().await;
+    db.pools(&fast_pools("", ""));
+    let daily = enqueue_http(
+        &store,
+        &server.url("/retry-after/86400"),
+        serde_json::json!({}),
+    )
+    .await;
+    // An IMF-fixdate 3 s from now, in whole seconds as the format has them.
+    let not_before = DateTime::<Utc>::from_timestamp(Utc::now().timestamp() + 3, 0).expect("time");
+    let date = not_before.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+    let encoded = date.replace(' ', "%20").replace(',', "%2C");
+    let dated = enqueue_http(
+        &store,
+        &server.url(&format!("/ratelimited/d/1/{encoded}")),
+        serde_json::json!({}),
+    )
+    .await;
+    let mut worker = db.spawn("worker", &["worker", "--bind", "127.0.0.1:0"]);
+    let timeout = Duration::from_secs(20);
+
+    let job = wait_final(&store, dated, timeout).await;
+    assert_eq!(job.state, JobState::Completed, "{job:?}");
+    assert_eq!(job.attempts.len(), 2, "{:?}", job.attempts);
+    assert!(
+        job.attempts[1].started_at >= not_before,
+        "called at {} before the Retry-After date {date}",
+        job.attempts[1].started_at
+    );
+
+    let job = wait_state(&store, daily, JobState::Scheduled, timeout).await;
+    assert_eq!(job.attempts.len(), 1, "{:?}", job.attempts);
+    let attempt = &job.attempts[0];
+    assert_eq!(attempt.error_class, Some(ErrorClass::RateLimit));
+    let delay = attempt.next_delay_ms.expect("a snooze records its delay");
+    assert!(
+        (86_400_000..=86_400_000 * 6 / 5).contains(&delay),
+        "Retry-After 86400 gave {delay} ms"
+    );
+    let wait = job.run_at - attempt.finished_at.expect("finished");
+    assert!(
+        wait >= chrono::Duration::seconds(86_399),
+        "runs again after {wait}, before the day the provider asked for"
+    );
+    worker.terminate();
+
+    // A pool that waits at most an hour: the same answer fails the job, with an alert.
+    db.pools(&fast_pools(
+        "",
+        "[pool.retry.rate_limit]\nmax_wait_ms = 3600000\n",
+    ));
+    let capped = enqueue_http(
+        &store,
+        &server.url("/retry-after/86400"),
+        serde_json::json!({}),
+    )
+    .await;
+    let mut worker = db.spawn("capped", &["worker", "--bind", "127.0.0.1:0"]);
+    let job = wait_final(&store, capped, timeout).await;
+    assert_eq!(job.state, JobState::Failed, "{job:?}");
+    assert_eq!(job.attempts.len(), 1);
+    let decision = job.attempts[0].decision.clone().unwrap_or_default();
+    assert!(
+        decision.contains("longer than this pool's max_wait_ms (3600s)"),
+        "{decision}"
+    );
+    let mine = alerts_of(&store.alerts(true).await.expect("alerts"), &job);
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    assert_eq!(mine[0].kind, "job_failed");
+    assert!(mine[0].message.contains("86400s"), "{mine:?}");
+    assert_eq!(
+        server.hits_on("/retry-after/").len(),
+        2,
+        "one call per job, none early"
+    );
+    let daily = store.job(daily).await.expect("job");
+    assert_eq!(
+        (daily.state, daily.attempts.len()),
+        (JobState::Scheduled, 1)
+    );
+    worker.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_retry_after_is_waited_in_full_on_postgres() {
+    long_retry_after_is_waited_in_full(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_retry_after_is_waited_in_full_on_sqlite() {
+    long_retry_after_is_waited_in_full(Backend::Sqlite).await;
 }
 
 #[tokio::test]

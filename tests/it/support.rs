@@ -288,6 +288,8 @@ pub struct Hit {
 /// - `/flaky/{key}/{fails}/{code}`: answers `code` the first `fails` times, then 200;
 /// - `/ratelimited/{key}/{times}/{retry_after}`: 429 with that `Retry-After` the first
 ///   `times` times, then 200;
+/// - `/script/{key}/{steps}`: the n-th request for `key` gets the n-th of the
+///   comma-separated `steps` (a status code, or `hang`), and 200 once they are used up;
 /// - `/slow/{ms}`: 200 after `ms` milliseconds;
 /// - anything else: 200.
 #[derive(Clone)]
@@ -409,6 +411,22 @@ async fn respond(
                 (StatusCode::TOO_MANY_REQUESTS, headers, "slow down").into_response()
             } else {
                 (StatusCode::OK, "ok").into_response()
+            }
+        }
+        ["script", key, steps] => {
+            let seen = receiver.count_hit(key) as usize;
+            match steps.split(',').nth(seen - 1) {
+                Some("hang") => {
+                    tokio::time::sleep(Duration::from_secs(600)).await;
+                    StatusCode::OK.into_response()
+                }
+                Some(code) => (
+                    StatusCode::from_u16(code.parse().unwrap_or(500))
+                        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                    "scripted",
+                )
+                    .into_response(),
+                None => (StatusCode::OK, "ok").into_response(),
             }
         }
         ["slow", ms] => {

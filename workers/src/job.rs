@@ -3,12 +3,14 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error_class::ErrorClass;
+use crate::retry_budget::Spent;
 
 /// A job's id: the row id, unique across queues and kinds.
 #[derive(
@@ -274,30 +276,36 @@ pub struct ClaimedJob {
     pub args: serde_json::Value,
     /// This attempt's number (1 for the first).
     pub attempt: i32,
-    /// The ceiling on budget-consuming failures.
+    /// The ceiling on budget-consuming failures (per budget: an operator's retry grants a
+    /// fresh one).
     pub max_attempts: i32,
-    /// Rate-limit snoozes so far.
-    pub snoozes: i32,
+    /// What the job has used of its current budget before this attempt.
+    pub spent: Spent,
     /// Smaller numbers run first.
     pub priority: i16,
     /// The workspace it belongs to.
     pub workspace_id: Option<String>,
-    /// The class of the previous attempt's failure, if it failed.
-    pub previous_class: Option<ErrorClass>,
     /// The fencing token of this claim: results carrying another token are rejected.
     pub lease_token: i64,
     /// When it was enqueued.
     pub created_at: DateTime<Utc>,
     /// When it was due (start lag = `started_at - run_at`).
     pub run_at: DateTime<Utc>,
-    /// When this attempt was claimed.
+    /// When this attempt was claimed, by the database's clock (the claim statement's `now`).
     pub started_at: DateTime<Utc>,
+    /// When this process read the claimed row, by its monotonic clock.
+    pub received_at: Instant,
 }
 
 impl ClaimedJob {
-    /// Budget-consuming failures before this attempt.
-    pub fn failures_so_far(&self) -> u32 {
-        u32::try_from((self.attempt - 1 - self.snoozes).max(0)).unwrap_or(0)
+    /// The database's clock now, as well as this process can tell without asking: the claim
+    /// statement's time plus the time elapsed here since its rows arrived. It can only run
+    /// behind the database (by the claim's return trip), so a wait computed against it is
+    /// never shorter than the one asked for, and it does not depend on this machine's clock.
+    pub fn db_now(&self) -> DateTime<Utc> {
+        let elapsed = chrono::Duration::from_std(self.received_at.elapsed())
+            .unwrap_or(chrono::Duration::zero());
+        self.started_at + elapsed
     }
 }
 

@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures_util::FutureExt;
@@ -26,12 +26,13 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::error_class::ErrorClass;
-use crate::job::{ClaimedJob, JobId, JobState};
+use crate::failure::log_decision;
+pub use crate::failure::{decide_failure, failure_record};
+use crate::job::{ClaimedJob, JobId};
 use crate::kinds::{JobFailure, Registry};
 use crate::pool_config::PoolSpec;
 use crate::refresher::TokenRefresher;
-use crate::retry_policy::{Decision, FailureInput, RefreshOutcome, Verdict, decide};
-use crate::store::{ClaimKey, Completion, FailureRecord, Store, StoreError};
+use crate::store::{ClaimKey, Completion, Store, StoreError};
 
 /// What a pool needs besides its spec.
 #[derive(Clone)]
@@ -386,106 +387,7 @@ impl Attempt {
     }
 
     async fn fail(&self, job: &ClaimedJob, failure: JobFailure) {
-        let refresh =
-            if failure.class == ErrorClass::Auth && job.previous_class != Some(ErrorClass::Auth) {
-                Some(self.deps.refresher.refresh(job, &failure).await)
-            } else {
-                None
-            };
-        let decision = decide_failure(&self.spec, job, &failure, refresh);
-        if decision.needs_reauth {
-            self.deps
-                .refresher
-                .mark_needs_reauth(job, &decision.reason)
-                .await;
-        }
-        let record = failure_record(job, &failure, &decision, &self.deps.worker_id);
-        let outcome = match decision.verdict {
-            Verdict::Retry => "retried",
-            Verdict::Snooze => "snoozed",
-            Verdict::Fail => "failed",
-        };
-        metrics::counter!("hangar_jobs_total", "queue" => self.spec.queue.clone(), "outcome" => outcome)
-            .increment(1);
-        let mut backoff = Duration::from_millis(100);
-        // The store may be briefly unreachable: keep the decision and try again while the
-        // lease lasts; after that the rescuer owns the job.
-        let deadline = Instant::now() + self.spec.lease;
-        loop {
-            match self.deps.store.record_failure(&record).await {
-                Ok(true) => {
-                    tracing::debug!(job = %job.id, class = %failure.class, decision = %decision.reason, "attempt failed");
-                    return;
-                }
-                Ok(false) => {
-                    metrics::counter!("hangar_stale_results_total", "queue" => self.spec.queue.clone())
-                        .increment(1);
-                    tracing::info!(job = %job.id, "result rejected: the lease was taken over");
-                    return;
-                }
-                Err(error) if Instant::now() < deadline => {
-                    tracing::warn!(job = %job.id, %error, "recording a failure failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                }
-                Err(error) => {
-                    tracing::error!(job = %job.id, %error, "could not record a failure; the rescuer will retry the job");
-                    return;
-                }
-            }
-        }
-    }
-}
-
-/// Turns a classified failure into the retry decision of `spec`'s policy.
-pub fn decide_failure(
-    spec: &PoolSpec,
-    job: &ClaimedJob,
-    failure: &JobFailure,
-    refresh: Option<RefreshOutcome>,
-) -> Decision {
-    let counted = u32::from(failure.class != ErrorClass::RateLimit);
-    let input = FailureInput {
-        class: failure.class,
-        failures: job.failures_so_far().saturating_add(counted),
-        snoozes: u32::try_from(job.snoozes.max(0)).unwrap_or(0),
-        max_attempts: u32::try_from(job.max_attempts.max(1)).unwrap_or(1),
-        previous_class: job.previous_class,
-        retry_after: failure.retry_after.as_deref(),
-        refresh,
-        now: SystemTime::now(),
-        jitter_sample: fastrand::f64() * 2.0 - 1.0,
-    };
-    decide(&spec.retry, &input)
-}
-
-/// The row-level record of a failed attempt and its decision.
-pub fn failure_record(
-    job: &ClaimedJob,
-    failure: &JobFailure,
-    decision: &Decision,
-    worker: &str,
-) -> FailureRecord {
-    FailureRecord {
-        id: job.id,
-        lease_token: job.lease_token,
-        attempt: job.attempt,
-        workspace_id: job.workspace_id.clone(),
-        started_at: job.started_at,
-        finished_at: Utc::now(),
-        class: failure.class,
-        error: failure.message.clone(),
-        http_status: failure.http_status.map(i32::from),
-        next_state: match decision.verdict {
-            Verdict::Retry => JobState::Retryable,
-            Verdict::Snooze => JobState::Scheduled,
-            Verdict::Fail => JobState::Failed,
-        },
-        delay: decision.delay,
-        snoozed: !decision.consumes_budget,
-        decision: decision.reason.clone(),
-        alert: decision.alert.clone(),
-        worker: worker.to_owned(),
+        crate::failure::handle(&self.spec, &self.deps, job, failure).await;
     }
 }
 
@@ -586,6 +488,7 @@ async fn maintain_once(spec: &PoolSpec, deps: &PoolDeps) -> Result<MaintenanceCo
         let decision = decide_failure(spec, &expired.job, &failure, None);
         let record = failure_record(&expired.job, &failure, &decision, &deps.worker_id);
         if deps.store.record_failure(&record).await? {
+            log_decision(&spec.queue, &expired.job, &failure, &decision);
             counts.rescued += 1;
             deps.store.wakeups().wake(&spec.queue);
         }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::retry_policy::{ClassPolicy, RateLimitPolicy, RetryPolicy};
+use crate::retry_policy::{ClassPolicy, LONGEST_WAIT, RateLimitPolicy, RetryPolicy};
 
 /// The pool file compiled into the binary, used when no workers folder exists.
 pub const BUILTIN_POOLS: &str = include_str!("../default.toml");
@@ -376,6 +376,36 @@ fn rate_limit(
         return Ok(*default);
     };
     let field = "retry.rate_limit";
+    let longest = LONGEST_WAIT.as_millis() as i64;
+    // Unset means no cap of the pool's own: the provider's Retry-After is honoured in full.
+    let max_wait = match raw.max_wait_ms {
+        None => default.max_wait,
+        Some(value) => Some(ms(ranged(
+            pool,
+            &format!("{field}.max_wait_ms"),
+            Some(value),
+            longest,
+            1,
+            longest,
+        )?)),
+    };
+    let default_wait = ranged(
+        pool,
+        &format!("{field}.default_wait_ms"),
+        raw.default_wait_ms,
+        default.default_wait.as_millis() as i64,
+        0,
+        7 * DAY_MS,
+    )?;
+    if let Some(max) = max_wait
+        && ms(default_wait) > max
+    {
+        return Err(format!(
+            "pool '{pool}': {field}.default_wait_ms: {default_wait} is above max_wait_ms {} \
+             (every 429 without a Retry-After would fail)",
+            max.as_millis()
+        ));
+    }
     Ok(RateLimitPolicy {
         max_snoozes: ranged(
             pool,
@@ -385,21 +415,44 @@ fn rate_limit(
             0,
             10_000,
         )? as u32,
-        max_wait: ms(ranged(
-            pool,
-            &format!("{field}.max_wait_ms"),
-            raw.max_wait_ms,
-            default.max_wait.as_millis() as i64,
-            0,
-            7 * DAY_MS,
-        )?),
-        default_wait: ms(ranged(
-            pool,
-            &format!("{field}.default_wait_ms"),
-            raw.default_wait_ms,
-            default.default_wait.as_millis() as i64,
-            0,
-            7 * DAY_MS,
-        )?),
+        max_wait,
+        default_wait: ms(default_wait),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rate_limit_of(table: &str) -> Result<RateLimitPolicy, PoolConfigError> {
+        let text =
+            format!("[[pool]]\nname = \"p\"\nkinds = [\"k\"]\n[pool.retry.rate_limit]\n{table}");
+        parse("pools.toml", &text).map(|mut pools| pools.remove(0).retry.rate_limit)
+    }
+
+    #[test]
+    fn max_wait_is_unset_by_default_and_validated_when_set() {
+        assert_eq!(builtin()[0].retry.rate_limit.max_wait, None);
+        assert_eq!(rate_limit_of("max_snoozes = 3").unwrap().max_wait, None);
+        let set = rate_limit_of("max_wait_ms = 3600000").unwrap();
+        assert_eq!(set.max_wait, Some(Duration::from_secs(3_600)));
+        for (table, says) in [
+            (
+                "max_wait_ms = 0",
+                "retry.rate_limit.max_wait_ms: 0 is out of range",
+            ),
+            (
+                "max_wait_ms = 31536000001",
+                "max_wait_ms: 31536000001 is out of range",
+            ),
+            (
+                "max_wait_ms = 1000\ndefault_wait_ms = 60000",
+                "default_wait_ms: 60000 is above max_wait_ms 1000",
+            ),
+        ] {
+            let error = rate_limit_of(table).unwrap_err().to_string();
+            assert!(error.starts_with("pools.toml: pool 'p': "), "{error}");
+            assert!(error.contains(says), "{error}");
+        }
+    }
 }

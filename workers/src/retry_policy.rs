@@ -1,17 +1,24 @@
-//! Owns the retry decision: given a failed attempt and the job's history, a
-//! pure function says whether to retry, snooze or fail, how long to wait and
-//! which alert (if any) to raise. No I/O, clock reads or randomness happen
-//! here; the caller supplies `now` and the jitter sample.
+//! Owns the retry decision: given a failed attempt and what the job has used of its budget
+//! ([`Spent`]: each class counted on its own), a pure function says whether to retry, snooze
+//! or fail, how long to wait and which alert (if any) to raise. No I/O, clock reads or
+//! randomness happen here; the caller supplies `now` (the database's clock) and the jitter
+//! sample.
 
 use std::time::{Duration, SystemTime};
 
 use crate::error_class::ErrorClass;
 use crate::retry_after::parse_retry_after;
+pub use crate::retry_budget::Spent;
+
+/// The longest wait Hangar schedules: a `Retry-After` further out than this (a year) fails the
+/// job with an alert instead, as a pool's own `max_wait` does; it is never called earlier.
+pub const LONGEST_WAIT: Duration = Duration::from_secs(365 * 86_400);
 
 /// Exponential backoff limits for one error class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClassPolicy {
-    /// Failures that are still retried; failure number `max_retries + 1` is final.
+    /// Failures of this class that are still retried (counted on their own, since the budget
+    /// began); failure number `max_retries + 1` of the class is final.
     pub max_retries: u32,
     /// Wait after the first failure; doubles with each further failure.
     pub base_delay: Duration,
@@ -22,10 +29,12 @@ pub struct ClassPolicy {
 /// Limits for HTTP 429 snoozes, which do not consume the failure budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimitPolicy {
-    /// Snoozes allowed before a further 429 fails the job.
+    /// Snoozes allowed (per budget) before a further 429 fails the job: the cap that keeps a
+    /// provider that always answers 429 from looping forever.
     pub max_snoozes: u32,
-    /// Longest wait honoured from a Retry-After header, before upward jitter.
-    pub max_wait: Duration,
+    /// Longest wait this pool accepts from a Retry-After; a longer one fails the job with an
+    /// alert (it is never shortened into an early call). `None`: up to [`LONGEST_WAIT`].
+    pub max_wait: Option<Duration>,
     /// Wait used when Retry-After is absent or unparseable.
     pub default_wait: Duration,
 }
@@ -41,7 +50,7 @@ pub struct RetryPolicy {
     pub internal: ClassPolicy,
     /// Policy for HTTP 429.
     pub rate_limit: RateLimitPolicy,
-    /// Retries allowed after a successful token refresh on HTTP 401.
+    /// Retries allowed after a successful token refresh on HTTP 401, per budget.
     pub auth_retries: u32,
     /// Server failure number that raises the single `JobFailing` alert (0 = never).
     pub server_alert_after: u32,
@@ -57,13 +66,22 @@ impl Default for RetryPolicy {
             internal: class_policy(3, 1, 3_600),
             rate_limit: RateLimitPolicy {
                 max_snoozes: 20,
-                max_wait: Duration::from_secs(3_600),
+                max_wait: None,
                 default_wait: Duration::from_secs(60),
             },
             auth_retries: 1,
             server_alert_after: 3,
             jitter: 0.2,
         }
+    }
+}
+
+impl RetryPolicy {
+    /// Whether a 401 with these counts should first refresh the token: on the budget's first
+    /// 401, and on later ones while auth retries remain. A 401 right after a refresh gets
+    /// none (no refresh loop); an operator's retry starts a fresh budget, so it gets one.
+    pub fn refreshes_token(&self, spent: &Spent) -> bool {
+        spent.auth < self.auth_retries.max(1)
     }
 }
 
@@ -94,19 +112,16 @@ pub enum RefreshOutcome {
 pub struct FailureInput<'a> {
     /// Class of this failure.
     pub class: ErrorClass,
-    /// Budget-consuming failures so far, including this one unless it is a rate limit.
-    pub failures: u32,
-    /// Rate-limit snoozes so far, not including this one.
-    pub snoozes: u32,
-    /// The job's overall ceiling: it fails once `failures >= max_attempts`.
+    /// What the job had used of its budget before this failure.
+    pub spent: Spent,
+    /// The job's overall ceiling: it fails at budget-consuming failure number `max_attempts`.
     pub max_attempts: u32,
-    /// Class of the attempt before this one, if any.
-    pub previous_class: Option<ErrorClass>,
     /// Raw Retry-After header of this response.
     pub retry_after: Option<&'a str>,
     /// For Auth only: outcome of the token refresh the caller attempted.
     pub refresh: Option<RefreshOutcome>,
-    /// Current time, used to resolve an HTTP-date Retry-After.
+    /// The database's current time, used to resolve an HTTP-date Retry-After (the run_at it
+    /// leads to is written against the database's clock too).
     pub now: SystemTime,
     /// Uniform sample in [-1.0, 1.0] from the caller; NaN counts as 0.
     pub jitter_sample: f64,
@@ -178,6 +193,17 @@ pub enum Verdict {
     Fail,
 }
 
+impl Verdict {
+    /// Stable snake_case name (`retry`, `snooze`, `fail`), as logged.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Retry => "retry",
+            Verdict::Snooze => "snooze",
+            Verdict::Fail => "fail",
+        }
+    }
+}
+
 /// The full outcome of `decide`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
@@ -238,30 +264,24 @@ fn decide_backoff(
     final_severity: Severity,
 ) -> Decision {
     let label = label(input.class);
-    // failures >= 1 is the contract; a 0 is read as the first failure rather
-    // than granting an extra free retry.
-    let failure = input.failures.max(1);
-    let limit = class_policy.max_retries.saturating_add(1);
-    let limit = limit.min(input.max_attempts);
+    let standing = Standing::of(input, class_policy.max_retries);
+    let (failure, at) = (standing.class_n, standing.to_string());
 
     if failure > class_policy.max_retries {
         return fail(
-            format!("{label} (failure {failure} of {limit}): retries exhausted"),
+            format!("{label} ({at}): retries exhausted"),
             AlertKind::JobFailed,
             final_severity,
             format!("job failed: {label} after {failure} failures, retries exhausted"),
         );
     }
-    if let Some(decision) = ceiling(input, failure, label, final_severity) {
+    if let Some(decision) = ceiling(input, &standing, label, final_severity) {
         return decision;
     }
 
     let raw = backoff(class_policy.base_delay, class_policy.max_delay, failure);
     let delay = jittered(raw, policy.jitter, input.jitter_sample);
-    let reason = format!(
-        "{label} (failure {failure} of {limit}): retry in {}",
-        fmt_duration(delay)
-    );
+    let reason = format!("{label} ({at}): retry in {}", fmt_duration(delay));
     let mut decision = retry(delay, reason);
     if input.class == ErrorClass::Server && failure == policy.server_alert_after {
         decision.alert = Some(Alert {
@@ -274,32 +294,41 @@ fn decide_backoff(
 }
 
 fn decide_auth(policy: &RetryPolicy, input: &FailureInput) -> Decision {
-    let failure = input.failures.max(1);
+    let standing = Standing::of(input, policy.auth_retries);
+    // A 401 is final unless the refresh works, so "of N" would mislead here.
+    let mut at = format!("failure {}", standing.class_n);
+    if standing.job_n != standing.class_n {
+        at += &format!(
+            ", job failure {} of {}",
+            standing.job_n, standing.max_attempts
+        );
+    }
+    at += since_operator_retry(&input.spent);
     let why = match &input.refresh {
-        // An auth failure is only ever followed by another attempt after a refresh, so a
-        // 401 after a 401 means the refreshed token was refused too; callers do not refresh
-        // again (no loop).
-        _ if input.previous_class == Some(ErrorClass::Auth) => {
-            "got 401 again after refresh".to_owned()
-        }
-        // "Retry once" is per incident: the previous attempt's class says whether this 401
-        // already follows a refresh, whatever other failures the job had before.
+        // The budget's earlier 401 was followed by a refresh and a retry (nothing else lets
+        // a job go on after a 401), so the refreshed token was refused too; callers do not
+        // refresh again (no loop) until an operator's retry starts a fresh budget.
+        _ if !policy.refreshes_token(&input.spent) => "got 401 again after refresh".to_owned(),
         Some(RefreshOutcome::Refreshed) if policy.auth_retries == 0 => {
             "token refreshed but auth retries are disabled for this pool".to_owned()
         }
         Some(RefreshOutcome::Refreshed) => {
-            return ceiling(input, failure, "auth error", Severity::Warning).unwrap_or_else(|| {
-                // The new token is usable at once, so waiting (or jitter) gains nothing.
-                let reason = format!("auth error (failure {failure}): token refreshed, retry now");
-                retry(Duration::ZERO, reason)
-            });
+            return ceiling(input, &standing, "auth error", Severity::Warning).unwrap_or_else(
+                || {
+                    // The new token is usable at once, so waiting (or jitter) gains nothing.
+                    retry(
+                        Duration::ZERO,
+                        format!("auth error ({at}): token refreshed, retry now"),
+                    )
+                },
+            );
         }
         Some(RefreshOutcome::Failed { reason }) => format!("refresh failed: {reason}"),
         Some(RefreshOutcome::NotConfigured) => "no token refresher for this job".to_owned(),
         None => "no token refresh was attempted for this job".to_owned(),
     };
     let mut decision = fail(
-        format!("auth error (failure {failure}): {why}; re-authorisation required"),
+        format!("auth error ({at}): {why}; re-authorisation required"),
         AlertKind::ReauthRequired,
         Severity::Critical,
         format!("re-authorisation required: {why}"),
@@ -323,11 +352,12 @@ fn decide_rate_limit(policy: &RetryPolicy, input: &FailureInput) -> Decision {
         (Some(raw), Some(_)) => format!("Retry-After {:?}", shorten(raw)),
     };
 
-    let times = input.snoozes.saturating_add(1);
-    if input.snoozes >= rl.max_snoozes {
+    let times = input.spent.snoozes.saturating_add(1);
+    let since = since_operator_retry(&input.spent);
+    if input.spent.snoozes >= rl.max_snoozes {
         return fail(
             format!(
-                "rate limited {times} times, {source}: snooze limit {} reached",
+                "rate limited {times} times{since}, {source}: snooze limit {} reached",
                 rl.max_snoozes
             ),
             AlertKind::JobFailed,
@@ -336,10 +366,28 @@ fn decide_rate_limit(policy: &RetryPolicy, input: &FailureInput) -> Decision {
         );
     }
 
-    let base = parsed.unwrap_or(rl.default_wait).min(rl.max_wait);
-    // Jitter only ever adds, so the wait never undercuts the header (when it
-    // fits under max_wait) and stays within max_wait * (1 + jitter) since
-    // base <= max_wait and |sample| <= 1.
+    // The whole wait the provider asked for, or none: a wait longer than the pool accepts
+    // fails the job (with an alert) rather than calling the provider early.
+    let base = parsed.unwrap_or(rl.default_wait);
+    let (limit, whose) = match rl.max_wait {
+        Some(max) if max < LONGEST_WAIT => (max, "this pool's max_wait_ms"),
+        _ => (LONGEST_WAIT, "the longest wait Hangar schedules"),
+    };
+    if base > limit {
+        let (asked, limit) = (fmt_duration(base), fmt_duration(limit));
+        return fail(
+            format!(
+                "rate limited, {source}: a wait of {asked} is longer than {whose} ({limit}); not retried earlier"
+            ),
+            AlertKind::JobFailed,
+            Severity::Warning,
+            format!(
+                "job failed: the provider asked to wait {asked}, longer than {whose} ({limit})"
+            ),
+        );
+    }
+    // Jitter only ever adds, so the wait never undercuts the header; base is at most a year,
+    // so the jittered wait fits every type below.
     let up = clamp_or_zero(input.jitter_sample, -1.0, 1.0).abs();
     let factor = 1.0 + clamp_or_zero(policy.jitter, 0.0, 1.0) * up;
     let jittered_ms = (base.as_secs_f64() * 1_000.0 * factor).round() as u128;
@@ -352,19 +400,75 @@ fn decide_rate_limit(policy: &RetryPolicy, input: &FailureInput) -> Decision {
         verdict: Verdict::Snooze,
         consumes_budget: false,
         reason: format!(
-            "rate limited (snooze {times} of {}), {source}: retry in {wait}",
+            "rate limited (snooze {times} of {}{since}), {source}: retry in {wait}",
             rl.max_snoozes
         ),
         ..retry(delay, String::new())
     }
 }
 
+/// Where a budget-consuming failure stands: its number in its class and in the job's budget,
+/// and the limits that apply to it, as the attempt's decision text shows them.
+struct Standing {
+    /// This failure's number among its class's failures in this budget.
+    class_n: u32,
+    /// The class failure at which the job fails if the class keeps failing: the class's own
+    /// limit, or sooner when the job's ceiling comes first.
+    class_limit: u32,
+    /// This failure's number among all budget-consuming failures in this budget.
+    job_n: u32,
+    /// The job's ceiling.
+    max_attempts: u32,
+    /// Whether an operator's retry started this budget.
+    after_operator_retry: bool,
+}
+
+impl Standing {
+    fn of(input: &FailureInput, max_retries: u32) -> Standing {
+        let class_n = input.spent.of(input.class).saturating_add(1);
+        let job_n = input.spent.failures.saturating_add(1);
+        let room = input.max_attempts.saturating_sub(job_n);
+        Standing {
+            class_n,
+            class_limit: max_retries
+                .saturating_add(1)
+                .min(class_n.saturating_add(room)),
+            job_n,
+            max_attempts: input.max_attempts,
+            after_operator_retry: input.spent.after_operator_retry,
+        }
+    }
+}
+
+impl std::fmt::Display for Standing {
+    /// "failure 2 of 6", "failure 3 of 5, job failure 4 of 6", "… since the operator's retry".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "failure {} of {}", self.class_n, self.class_limit)?;
+        if self.job_n != self.class_n {
+            write!(f, ", job failure {} of {}", self.job_n, self.max_attempts)?;
+        }
+        f.write_str(if self.after_operator_retry {
+            " since the operator's retry"
+        } else {
+            ""
+        })
+    }
+}
+
+fn since_operator_retry(spent: &Spent) -> &'static str {
+    if spent.after_operator_retry {
+        " since the operator's retry"
+    } else {
+        ""
+    }
+}
+
 /// The job-wide ceiling applies to every class that would otherwise retry.
-fn ceiling(input: &FailureInput, failure: u32, label: &str, sev: Severity) -> Option<Decision> {
+fn ceiling(input: &FailureInput, at: &Standing, label: &str, sev: Severity) -> Option<Decision> {
     let max = input.max_attempts;
-    (failure >= max).then(|| {
+    (at.job_n >= max).then(|| {
         fail(
-            format!("{label} (failure {failure}): job ceiling of {max} attempts reached"),
+            format!("{label} ({at}): job ceiling of {max} attempts reached"),
             AlertKind::JobFailed,
             sev,
             format!("job failed: {label}, reached its ceiling of {max} attempts"),

@@ -1,5 +1,6 @@
 //! Exhaustive tests of the retry decision: every class, the boundaries of each budget,
-//! jitter extremes, Retry-After forms, the snooze cap and the max_attempts ceiling.
+//! sequences that mix classes, jitter extremes, Retry-After forms, the snooze cap, the
+//! max_attempts ceiling and the fresh budget of an operator's retry.
 
 use super::*;
 use AlertKind::*;
@@ -27,13 +28,31 @@ fn now() -> SystemTime {
 
 fn plain(_: &mut FailureInput<'static>) {}
 
+/// `spent` with `n` failures of `class` (snoozes for a rate limit).
+fn with_class(mut spent: Spent, class: ErrorClass, n: u32) -> Spent {
+    match class {
+        Timeout => spent.timeout = n,
+        Server => spent.server = n,
+        Internal => spent.internal = n,
+        Auth => spent.auth = n,
+        RateLimit => spent.snoozes = n,
+        Client => {}
+    }
+    spent
+}
+
+/// Decides failure number `failures` of the budget, which is also that number of its class
+/// (0 breaks the contract and is read as the first).
 fn run_with(policy: &RetryPolicy, class: ErrorClass, failures: u32, edit: Edit) -> Decision {
+    let before = failures.saturating_sub(1);
+    let spent = Spent {
+        failures: before,
+        ..Spent::default()
+    };
     let mut input = FailureInput {
         class,
-        failures,
-        snoozes: 0,
+        spent: with_class(spent, class, before),
         max_attempts: 100,
-        previous_class: None,
         retry_after: None,
         refresh: None,
         now: now(),
@@ -59,7 +78,7 @@ fn check(d: &Decision, verdict: Verdict, delay_ms: u64, alert: Kind) {
 
 fn snooze(header: Option<&'static str>, snoozes: u32, sample: f64) -> Decision {
     let edit = |i: &mut FailureInput<'static>| {
-        (i.retry_after, i.snoozes, i.jitter_sample) = (header, snoozes, sample);
+        (i.retry_after, i.spent.snoozes, i.jitter_sample) = (header, snoozes, sample);
     };
     run(RateLimit, 0, &edit)
 }
@@ -71,7 +90,7 @@ fn defaults_and_names() {
     assert_eq!(p.server, class_policy(5, 1, 3600));
     assert_eq!(p.internal, class_policy(3, 1, 3600));
     let rl = p.rate_limit;
-    assert_eq!((rl.max_snoozes, rl.max_wait), (20, ms(HOUR)));
+    assert_eq!((rl.max_snoozes, rl.max_wait), (20, None));
     assert_eq!((rl.default_wait, p.auth_retries), (ms(60_000), 1));
     assert_eq!((p.server_alert_after, p.jitter), (3, 0.2));
     let kinds = [JobFailing, JobFailed, ReauthRequired].map(AlertKind::as_str);
@@ -146,11 +165,15 @@ fn server_alerts_job_failing_exactly_once_at_third_failure() {
 
 #[test]
 fn auth_retries_once_immediately_after_refresh() {
-    for prev in [None, Some(Timeout), Some(Server), Some(RateLimit)] {
+    for other in [None, Some(Timeout), Some(Server), Some(RateLimit)] {
         for sample in SAMPLES {
             let d = run(Auth, 1, &|i| {
-                (i.refresh, i.previous_class) = (Some(Refreshed), prev);
-                i.jitter_sample = sample;
+                // Failures of other classes before this 401 do not use the auth budget.
+                if let Some(class) = other {
+                    i.spent = with_class(i.spent, class, 2);
+                    i.spent.failures = 2;
+                }
+                (i.refresh, i.jitter_sample) = (Some(Refreshed), sample);
             });
             check(&d, Retry, 0, None);
             assert!(!d.needs_reauth);
@@ -164,10 +187,15 @@ fn auth_retries_once_immediately_after_refresh() {
 
 #[test]
 fn auth_retry_once_ignores_earlier_failures_of_other_classes() {
-    let d = run(Auth, 3, &|i| {
-        (i.refresh, i.previous_class) = (Some(Refreshed), Some(Timeout))
+    let d = run(Auth, 1, &|i| {
+        (i.spent.failures, i.spent.timeout, i.spent.server) = (4, 2, 2);
+        i.refresh = Some(Refreshed);
     });
     check(&d, Retry, 0, None);
+    assert!(
+        d.reason.contains("failure 1, job failure 5 of 100"),
+        "{d:?}"
+    );
     let policy = RetryPolicy {
         auth_retries: 0,
         ..RetryPolicy::default()
@@ -189,18 +217,19 @@ fn auth_fails_with_reauth_and_says_why() {
     let bad = Some(Failed {
         reason: "invalid_grant".into(),
     });
+    // (401s earlier in this budget, the refresh outcome, why it fails)
     let cases = [
-        (1, Some(Refreshed), Some(Auth), again),
-        (2, Some(Refreshed), Some(Auth), again),
-        (1, bad.clone(), None, failed),
-        (1, bad, Some(Auth), again),
-        (1, Some(NotConfigured), None, unset),
-        (1, None, None, none),
-        (u32::MAX, None, Some(Auth), again),
+        (1, Some(Refreshed), again),
+        (2, Some(Refreshed), again),
+        (0, bad.clone(), failed),
+        (1, bad, again),
+        (0, Some(NotConfigured), unset),
+        (0, None, none),
+        (u32::MAX, None, again),
     ];
-    for (f, refresh, prev, why) in cases {
-        let d = run(Auth, f, &|i| {
-            (i.refresh, i.previous_class) = (refresh.clone(), prev)
+    for (before, refresh, why) in cases {
+        let d = run(Auth, 1, &|i| {
+            (i.refresh, i.spent.auth) = (refresh.clone(), before);
         });
         check(&d, Fail, 0, Some((ReauthRequired, Critical)));
         assert!(d.needs_reauth && d.reason.contains(why), "{why}");
@@ -221,7 +250,7 @@ fn rate_limit_honours_every_retry_after_form() {
         (Some("soon"), 60_000),
         (Some("-5"), 60_000),
         (None, 60_000),
-        (Some(HUGE), HOUR),
+        (Some("86400"), 24 * HOUR),
     ];
     for (header, want) in cases {
         let d = snooze(header, 0, 0.0);
@@ -236,10 +265,14 @@ fn rate_limit_jitter_is_upward_only_and_capped() {
     for sample in SAMPLES {
         let up = 1.0 + 0.2 * sample.abs().min(1.0);
         let up = if sample.is_nan() { 1.0 } else { up };
-        for (header, wait) in [(Some("100"), 100_000), (None, 60_000), (Some(HUGE), HOUR)] {
+        for (header, wait) in [
+            (Some("100"), 100_000),
+            (None, 60_000),
+            (Some("86400"), 24 * HOUR),
+        ] {
             let d = snooze(header, 3, sample);
             check(&d, Snooze, (wait as f64 * up).round() as u64, None);
-            assert!(d.delay >= ms(wait) && d.delay <= ms(HOUR * 6 / 5));
+            assert!(d.delay >= ms(wait) && d.delay <= ms(wait * 6 / 5));
         }
     }
     check(&snooze(Some("0"), 0, 1.0), Snooze, 0, None);
@@ -265,7 +298,7 @@ fn rate_limit_never_uses_budget_or_ceiling() {
     for failures in FAILS {
         for max_attempts in [0, 1, 3, u32::MAX] {
             let d = run(RateLimit, failures, &|i| {
-                (i.max_attempts, i.snoozes) = (max_attempts, 19);
+                (i.max_attempts, i.spent.snoozes) = (max_attempts, 19);
                 i.retry_after = Some("30");
             });
             check(&d, Snooze, 30_000, None);
@@ -344,15 +377,17 @@ fn never_panics_and_keeps_invariants() {
     huge.max_delay = Duration::MAX;
     (extreme.timeout, extreme.server, extreme.jitter) = (huge, huge, 1.0);
     let rl = &mut extreme.rate_limit;
-    (rl.max_wait, rl.default_wait, rl.max_snoozes) = (Duration::MAX, Duration::MAX, u32::MAX);
+    (rl.max_wait, rl.default_wait, rl.max_snoozes) = (Some(Duration::MAX), Duration::MAX, u32::MAX);
     (extreme.auth_retries, extreme.server_alert_after) = (u32::MAX, u32::MAX);
     for policy in [RetryPolicy::default(), extreme] {
         for (class, failures) in ErrorClass::ALL.iter().flat_map(|&c| FAILS.map(|f| (c, f))) {
             for (sample, header) in SAMPLES.iter().flat_map(|&s| headers.map(|h| (s, h))) {
                 for (refresh, snoozes) in refreshes.iter().zip([0, 20, u32::MAX, 1]) {
                     let d = run_with(&policy, class, failures, &|i| {
-                        (i.snoozes, i.retry_after, i.jitter_sample) = (snoozes, header, sample);
-                        (i.refresh, i.previous_class) = (refresh.clone(), Some(class));
+                        (i.spent.snoozes, i.retry_after, i.jitter_sample) =
+                            (snoozes, header, sample);
+                        i.refresh = refresh.clone();
+                        i.spent.after_operator_retry = snoozes == 1;
                     });
                     assert_eq!(d.consumes_budget, d.verdict != Snooze);
                     assert!(d.verdict != Fail || (d.delay.is_zero() && d.alert.is_some()));
@@ -362,4 +397,177 @@ fn never_panics_and_keeps_invariants() {
             }
         }
     }
+}
+
+/// What one failure of a sequence led to.
+type Step = (Verdict, Kind);
+
+/// Runs failures of `classes` through `decide` one after another, counting each one as the
+/// store does; a 401 gets a working token refresh whenever the rules ask for one.
+fn sequence(max_attempts: u32, classes: &[ErrorClass]) -> Vec<Step> {
+    let policy = RetryPolicy::default();
+    let mut spent = Spent::default();
+    let mut out = Vec::new();
+    for &class in classes {
+        let refresh = (class == Auth && policy.refreshes_token(&spent)).then_some(Refreshed);
+        let input = FailureInput {
+            class,
+            spent,
+            max_attempts,
+            retry_after: Some("1"),
+            refresh,
+            now: now(),
+            jitter_sample: 0.0,
+        };
+        let d = decide(&policy, &input);
+        spent = spent.after(class);
+        out.push((d.verdict, kind(&d)));
+    }
+    out
+}
+
+#[test]
+fn each_class_has_its_own_budget_in_mixed_sequences() {
+    const R: Step = (Retry, None);
+    const S: Step = (Snooze, None);
+    const WARN: Step = (Retry, Some((JobFailing, Warning)));
+    const GAVE_UP: Step = (Fail, Some((JobFailed, Warning)));
+    const GAVE_UP_5XX: Step = (Fail, Some((JobFailed, Critical)));
+    const REAUTH: Step = (Fail, Some((ReauthRequired, Critical)));
+    let table: [(u32, &[ErrorClass], &[Step]); 10] = [
+        // The 3rd server failure alerts, whatever came between.
+        (6, &[Server, Server, Timeout, Server], &[R, R, R, WARN]),
+        (
+            6,
+            &[Server, Timeout, Server, Timeout, Server],
+            &[R, R, R, R, WARN],
+        ),
+        (
+            9,
+            &[Server, RateLimit, Server, RateLimit, Server],
+            &[R, S, R, S, WARN],
+        ),
+        // A timeout after three 5xx is the first timeout: retried.
+        (6, &[Server, Server, Server, Timeout], &[R, R, WARN, R]),
+        // The 4th timeout is final, however many failures of other classes came first.
+        (
+            9,
+            &[Timeout, Timeout, Server, Timeout, Timeout],
+            &[R, R, R, R, GAVE_UP],
+        ),
+        (
+            9,
+            &[Internal, Timeout, Internal, Internal, Internal],
+            &[R, R, R, R, GAVE_UP],
+        ),
+        // The 6th server failure is final (5 retries).
+        (9, &[Server; 6], &[R, R, WARN, R, R, GAVE_UP_5XX]),
+        // The job's ceiling counts every class but rate limits: failure 6 of 6 is final, and
+        // outranks the server warning due at the same failure.
+        (
+            6,
+            &[Timeout, Timeout, Timeout, Server, Server, Server],
+            &[R, R, R, R, R, GAVE_UP_5XX],
+        ),
+        // One refresh per budget: a 401 after the refreshed retry is final.
+        (6, &[Auth, Server, Auth], &[R, R, REAUTH]),
+        (6, &[Timeout, Auth, Auth], &[R, R, REAUTH]),
+    ];
+    for (max_attempts, classes, want) in table {
+        assert_eq!(sequence(max_attempts, classes), want, "{classes:?}");
+    }
+}
+
+#[test]
+fn mixed_sequences_say_where_the_failure_stands() {
+    let spent = Spent {
+        failures: 3,
+        server: 2,
+        timeout: 1,
+        ..Spent::default()
+    };
+    let d = run(Server, 1, &|i| (i.spent, i.max_attempts) = (spent, 6));
+    let want = "server error (failure 3 of 5, job failure 4 of 6): retry in 4s";
+    assert_eq!(d.reason, want);
+    let d = run(Timeout, 1, &|i| (i.spent, i.max_attempts) = (spent, 6));
+    let want = "timeout (failure 2 of 4, job failure 4 of 6): retry in 2s";
+    assert_eq!(d.reason, want);
+    let spent = Spent {
+        failures: 5,
+        timeout: 3,
+        ..spent
+    };
+    let d = run(Timeout, 1, &|i| (i.spent, i.max_attempts) = (spent, 9));
+    let want = "timeout (failure 4 of 4, job failure 6 of 9): retries exhausted";
+    assert_eq!(d.reason, want);
+}
+
+#[test]
+fn an_operator_retry_starts_a_fresh_budget() {
+    let fresh = Spent {
+        after_operator_retry: true,
+        ..Spent::default()
+    };
+    // The job had failed with its server budget spent: its next 5xx is failure 1 again.
+    let d = run(Server, 1, &|i| (i.spent, i.max_attempts) = (fresh, 6));
+    let want = "server error (failure 1 of 6 since the operator's retry): retry in 1s";
+    check(&d, Retry, 1_000, None);
+    assert_eq!(d.reason, want);
+    // A 401 refreshes the token again, and says what happened this time.
+    let policy = RetryPolicy::default();
+    assert!(policy.refreshes_token(&fresh));
+    assert!(!policy.refreshes_token(&Spent { auth: 1, ..fresh }));
+    let d = run(Auth, 1, &|i| {
+        (i.spent, i.refresh) = (fresh, Some(NotConfigured))
+    });
+    let want = "auth error (failure 1 since the operator's retry): no token refresher for this \
+                job; re-authorisation required";
+    assert_eq!(d.reason, want);
+    let d = run(Auth, 1, &|i| {
+        (i.spent, i.refresh) = (fresh, Some(Refreshed))
+    });
+    check(&d, Retry, 0, None);
+    let d = snooze(Some("5"), 0, 0.0);
+    assert!(!d.reason.contains("operator"), "{}", d.reason);
+    let d = run(RateLimit, 0, &|i| {
+        (i.spent, i.retry_after) = (fresh, Some("5"))
+    });
+    let want =
+        r#"rate limited (snooze 1 of 20 since the operator's retry), Retry-After "5": retry in 5s"#;
+    assert_eq!(d.reason, want);
+}
+
+#[test]
+fn a_long_retry_after_is_waited_in_full_or_fails_never_called_early() {
+    // No cap by default: a daily quota waits its day (and jitter only adds).
+    for (header, wait) in [("86400", 24 * HOUR), ("2592000", 720 * HOUR)] {
+        let d = snooze(Some(header), 0, -1.0);
+        check(&d, Snooze, wait * 6 / 5, None);
+    }
+    // A pool's max_wait turns a longer wait into a failure with an alert.
+    let mut policy = RetryPolicy::default();
+    policy.rate_limit.max_wait = Some(ms(HOUR));
+    for header in ["3601", "86400", HUGE] {
+        let d = run_with(&policy, RateLimit, 0, &|i| i.retry_after = Some(header));
+        check(&d, Fail, 0, Some((JobFailed, Warning)));
+        assert!(d.reason.contains("max_wait_ms (3600s)"), "{}", d.reason);
+        assert!(!d.needs_reauth);
+    }
+    let d = run_with(&policy, RateLimit, 0, &|i| i.retry_after = Some("3600"));
+    check(&d, Snooze, HOUR, None);
+    // Without a pool cap, past a year is more than Hangar schedules.
+    let d = snooze(Some(HUGE), 0, 0.0);
+    check(&d, Fail, 0, Some((JobFailed, Warning)));
+    assert!(
+        d.reason.contains("longest wait Hangar schedules"),
+        "{}",
+        d.reason
+    );
+    let year = (LONGEST_WAIT.as_secs()).to_string().leak();
+    check(
+        &snooze(Some(year), 0, 0.0),
+        Snooze,
+        LONGEST_WAIT.as_millis() as u64,
+        None,
+    );
 }

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error_class::ErrorClass;
 use crate::ingress::EventEnvelope;
 use crate::job::{ClaimedJob, Enqueued, Job, JobFilter, JobId, JobState, NewJob};
-use crate::retry_policy::Alert;
+use crate::retry_policy::{Alert, Spent};
 
 pub use alerts::{
     AlertFilter, AlertPage, AlertState, DEFAULT_ALERT_PAGE, MAX_ALERT_PAGE, NewAlert,
@@ -164,8 +164,14 @@ pub struct FailureRecord {
     pub next_state: JobState,
     /// Wait before the next attempt.
     pub delay: Duration,
-    /// Whether this failure was a rate-limit snooze (not counted in the budget).
-    pub snoozed: bool,
+    /// What the job has used of its budget once this failure is counted (the job row's
+    /// counters are set to it).
+    pub spent: Spent,
+    /// This failure's number in the budget (`None` for a rate limit, which uses none).
+    pub budget_failure: Option<i32>,
+    /// This failure's number in its class (the snooze's number for a rate limit; `None` for
+    /// a client error, which is never retried).
+    pub class_failure: Option<i32>,
     /// The decision in words.
     pub decision: String,
     /// The alert to raise (deduplicated while open).
@@ -700,6 +706,44 @@ pub(crate) fn rejected(done: &[Completion], accepted: &[i64]) -> Vec<JobId> {
 /// Alert incident key for a job: one open alert per job.
 pub(crate) fn job_incident_key(id: JobId) -> String {
     format!("job:{id}")
+}
+
+/// The budget counters of a job row, in the order of [`BUDGET_COLUMNS`]; a count past
+/// `i32::MAX` is stored as `i32::MAX`.
+pub(crate) fn budget_counts(spent: &Spent) -> [i32; 6] {
+    [
+        spent.failures,
+        spent.snoozes,
+        spent.timeout,
+        spent.server,
+        spent.internal,
+        spent.auth,
+    ]
+    .map(|n| i32::try_from(n).unwrap_or(i32::MAX))
+}
+
+/// The job row's budget counters, as [`Spent::from_row`] and [`budget_counts`] order them.
+pub(crate) const BUDGET_COLUMNS: [&str; 6] = [
+    "budget_failures",
+    "snoozes",
+    "timeout_failures",
+    "server_failures",
+    "internal_failures",
+    "auth_failures",
+];
+
+/// The budget a claimed row has used (see [`BUDGET_COLUMNS`]), on either backend.
+pub(crate) fn spent_from_row<'r, R>(row: &'r R) -> Result<Spent, StoreError>
+where
+    R: sqlx::Row,
+    i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    &'static str: sqlx::ColumnIndex<R>,
+{
+    let mut counts = [0i32; 6];
+    for (count, column) in counts.iter_mut().zip(BUDGET_COLUMNS) {
+        *count = row.try_get(column)?;
+    }
+    Ok(Spent::from_row(counts, row.try_get("budget_from_attempt")?))
 }
 
 /// Whole milliseconds of `d`, saturating.

@@ -13,9 +13,9 @@ use sqlx::{PgConnection, PgPool, Row};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    ClaimKey, Completion, ExpiredLease, FailureRecord, Keyed, QueueStats, QueueThroughput,
-    StoreError, Wakeups, fold_queue_stats, job_incident_key, millis, parse_class, parse_state,
-    redact_url, rejected, synthesize_success,
+    ClaimKey, Completion, ExpiredLease, FailureRecord, Keyed, QueueStats,
+    QueueThroughput, StoreError, Wakeups, budget_counts, fold_queue_stats, job_incident_key,
+    millis, parse_class, parse_state, redact_url, rejected, spent_from_row, synthesize_success,
 };
 use crate::ingress::EventEnvelope;
 use crate::job::{AttemptRecord, ClaimedJob, Enqueued, Job, JobFilter, JobId, JobState, NewJob};
@@ -43,8 +43,10 @@ const JOB_COLUMNS: &str = "id, kind, queue, state, attempt, max_attempts, priori
      created_at, updated_at, workspace_id, idempotency_key, args, last_error, attempted_at, \
      finalized_at";
 
-const CLAIMED_COLUMNS: &str = "j.id, j.kind, j.args, j.attempt, j.max_attempts, j.snoozes, \
-     j.priority, j.workspace_id, j.last_error_class, j.lease_token, j.created_at, j.run_at, j.attempted_at";
+const CLAIMED_COLUMNS: &str = "j.id, j.kind, j.args, j.attempt, j.max_attempts, \
+     j.budget_failures, j.snoozes, j.timeout_failures, j.server_failures, j.internal_failures, \
+     j.auth_failures, j.budget_from_attempt, \
+     j.priority, j.workspace_id, j.lease_token, j.created_at, j.run_at, j.attempted_at";
 
 impl PgStore {
     /// Connects a pool of at most `max_connections`.
@@ -236,7 +238,9 @@ impl PgStore {
         let updated = sqlx::query(
             "UPDATE hangar_jobs SET state = $3, \
                  run_at = now() + make_interval(secs => $4), \
-                 snoozes = snoozes + $5, last_error = $6, last_error_class = $7, \
+                 last_error = $5, last_error_class = $6, \
+                 budget_failures = $7, snoozes = $8, timeout_failures = $9, \
+                 server_failures = $10, internal_failures = $11, auth_failures = $12, \
                  finalized_at = CASE WHEN $3 = 'failed' THEN now() END, updated_at = now(), \
                  lease_token = NULL, lease_expires_at = NULL \
              WHERE id = $1 AND lease_token = $2 AND state = 'running'",
@@ -245,18 +249,21 @@ impl PgStore {
         .bind(f.lease_token)
         .bind(f.next_state.as_str())
         .bind(f.delay.as_secs_f64())
-        .bind(i32::from(f.snoozed))
         .bind(&f.error)
-        .bind(f.class.as_str())
-        .execute(&mut *tx)
-        .await?;
+        .bind(f.class.as_str());
+        let updated = budget_counts(&f.spent)
+            .into_iter()
+            .fold(updated, |query, count| query.bind(count))
+            .execute(&mut *tx)
+            .await?;
         if updated.rows_affected() == 0 {
             return Ok(false);
         }
         sqlx::query(
             "INSERT INTO hangar_job_attempts (job_id, attempt, started_at, finished_at, \
-                 error_class, error, http_status, next_delay_ms, decision, worker) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 error_class, error, http_status, next_delay_ms, decision, worker, \
+                 budget_failure, class_failure) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
              ON CONFLICT (job_id, attempt) DO NOTHING",
         )
         .bind(f.id.0)
@@ -269,6 +276,8 @@ impl PgStore {
         .bind((f.next_state != JobState::Failed).then(|| millis(f.delay)))
         .bind(&f.decision)
         .bind(&f.worker)
+        .bind(f.budget_failure)
+        .bind(f.class_failure)
         .execute(&mut *tx)
         .await?;
         if let Some(alert) = &f.alert {
@@ -456,8 +465,9 @@ impl PgStore {
     pub(super) async fn retry_job(&self, id: JobId) -> Result<u64, StoreError> {
         let updated = sqlx::query(
             "UPDATE hangar_jobs SET state = 'available', run_at = now(), updated_at = now(), \
-                 finalized_at = NULL, \
-                 max_attempts = GREATEST(max_attempts, attempt - snoozes + 1) \
+                 finalized_at = NULL, budget_from_attempt = attempt, \
+                 budget_failures = 0, snoozes = 0, timeout_failures = 0, server_failures = 0, \
+                 internal_failures = 0, auth_failures = 0 \
              WHERE id = $1 AND state IN ('scheduled', 'retryable', 'completed', 'failed', 'cancelled')",
         )
         .bind(id.0)
@@ -563,14 +573,14 @@ fn claimed_from_row(row: &PgRow) -> Result<ClaimedJob, StoreError> {
         args: row.try_get("args")?,
         attempt: row.try_get("attempt")?,
         max_attempts: row.try_get("max_attempts")?,
-        snoozes: row.try_get("snoozes")?,
+        spent: spent_from_row(row)?,
         priority: row.try_get("priority")?,
         workspace_id: row.try_get("workspace_id")?,
-        previous_class: parse_class("hangar_jobs", row.try_get("last_error_class")?)?,
         lease_token: row.try_get("lease_token")?,
         created_at: row.try_get("created_at")?,
         run_at: row.try_get("run_at")?,
         started_at: row.try_get("attempted_at")?,
+        received_at: std::time::Instant::now(),
     })
 }
 

@@ -15,9 +15,9 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::{
-    Completion, ExpiredLease, FailureRecord, Keyed, QueueStats, QueueThroughput, StoreError,
-    Wakeups, fold_queue_stats, job_incident_key, millis, parse_class, parse_state, rejected,
-    synthesize_success,
+    Completion, ExpiredLease, FailureRecord, Keyed, QueueStats, QueueThroughput,
+    StoreError, Wakeups, budget_counts, fold_queue_stats, job_incident_key, millis, parse_class,
+    parse_state, rejected, spent_from_row, synthesize_success,
 };
 use crate::ingress::EventEnvelope;
 use crate::job::{AttemptRecord, ClaimedJob, Enqueued, Job, JobFilter, JobId, JobState, NewJob};
@@ -41,8 +41,9 @@ const JOB_COLUMNS: &str = "id, kind, queue, state, attempt, max_attempts, priori
      created_at, updated_at, workspace_id, idempotency_key, args, last_error, attempted_at, \
      finalized_at";
 
-const CLAIMED_COLUMNS: &str = "id, kind, args, attempt, max_attempts, snoozes, priority, workspace_id, \
-     last_error_class, lease_token, created_at, run_at, attempted_at";
+const CLAIMED_COLUMNS: &str = "id, kind, args, attempt, max_attempts, budget_failures, snoozes, \
+     timeout_failures, server_failures, internal_failures, auth_failures, budget_from_attempt, \
+     priority, workspace_id, lease_token, created_at, run_at, attempted_at";
 
 fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
@@ -200,8 +201,10 @@ impl SqliteStore {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
-            "UPDATE hangar_jobs SET state = ?3, run_at = ?4 + ?5, snoozes = snoozes + ?6, \
-                 last_error = ?7, last_error_class = ?8, \
+            "UPDATE hangar_jobs SET state = ?3, run_at = ?4 + ?5, \
+                 last_error = ?6, last_error_class = ?7, \
+                 budget_failures = ?8, snoozes = ?9, timeout_failures = ?10, \
+                 server_failures = ?11, internal_failures = ?12, auth_failures = ?13, \
                  finalized_at = CASE WHEN ?3 = 'failed' THEN ?4 END, updated_at = ?4, \
                  lease_token = NULL, lease_expires_at = NULL \
              WHERE id = ?1 AND lease_token = ?2 AND state = 'running'",
@@ -211,18 +214,21 @@ impl SqliteStore {
         .bind(f.next_state.as_str())
         .bind(now)
         .bind(millis(f.delay))
-        .bind(i32::from(f.snoozed))
         .bind(&f.error)
-        .bind(f.class.as_str())
-        .execute(&mut *tx)
-        .await?;
+        .bind(f.class.as_str());
+        let updated = budget_counts(&f.spent)
+            .into_iter()
+            .fold(updated, |query, count| query.bind(count))
+            .execute(&mut *tx)
+            .await?;
         if updated.rows_affected() == 0 {
             return Ok(false);
         }
         sqlx::query(
             "INSERT INTO hangar_job_attempts (job_id, attempt, started_at, finished_at, \
-                 error_class, error, http_status, next_delay_ms, decision, worker) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+                 error_class, error, http_status, next_delay_ms, decision, worker, \
+                 budget_failure, class_failure) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
              ON CONFLICT (job_id, attempt) DO NOTHING",
         )
         .bind(f.id.0)
@@ -235,6 +241,8 @@ impl SqliteStore {
         .bind((f.next_state != JobState::Failed).then(|| millis(f.delay)))
         .bind(&f.decision)
         .bind(&f.worker)
+        .bind(f.budget_failure)
+        .bind(f.class_failure)
         .execute(&mut *tx)
         .await?;
         if let Some(alert) = &f.alert {
@@ -417,7 +425,9 @@ impl SqliteStore {
         let now = now_ms();
         let updated = sqlx::query(
             "UPDATE hangar_jobs SET state = 'available', run_at = ?2, updated_at = ?2, \
-                 finalized_at = NULL, max_attempts = max(max_attempts, attempt - snoozes + 1) \
+                 finalized_at = NULL, budget_from_attempt = attempt, \
+                 budget_failures = 0, snoozes = 0, timeout_failures = 0, server_failures = 0, \
+                 internal_failures = 0, auth_failures = 0 \
              WHERE id = ?1 AND state IN ('scheduled', 'retryable', 'completed', 'failed', 'cancelled')",
         )
         .bind(id.0)
@@ -528,14 +538,14 @@ fn claimed_from_row(row: &SqliteRow) -> Result<ClaimedJob, StoreError> {
         args: json_args(row.try_get("args")?)?,
         attempt: row.try_get("attempt")?,
         max_attempts: row.try_get("max_attempts")?,
-        snoozes: row.try_get("snoozes")?,
+        spent: spent_from_row(row)?,
         priority: row.try_get("priority")?,
         workspace_id: row.try_get("workspace_id")?,
-        previous_class: parse_class("hangar_jobs", row.try_get("last_error_class")?)?,
         lease_token: row.try_get("lease_token")?,
         created_at: to_time(row.try_get("created_at")?),
         run_at: to_time(row.try_get("run_at")?),
         started_at: to_time(row.try_get("attempted_at")?),
+        received_at: std::time::Instant::now(),
     })
 }
 
