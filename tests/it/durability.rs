@@ -1,5 +1,6 @@
-//! No job lost: kill -9 of a worker mid-run, two workers on one database, a restart while a
-//! job waits for its retry, graceful shutdown, and cancellation of a running job.
+//! No job lost: kill -9 of a worker mid-run, two workers on one database (both doing work), a
+//! restart while a job waits for its retry, graceful shutdown (also with the database down),
+//! and cancellation of a running job (its attempt kept).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -7,8 +8,9 @@ use std::time::{Duration, Instant};
 use hangar_workers::job::{JobState, NewJob};
 use hangar_workers::store::Store;
 
+use crate::pool::{Outage, metric};
 use crate::support::{
-    Backend, Receiver, TestDb, enqueue_http, fast_pools, stdout_ok, wait_final, wait_for,
+    ANY_PORT, Backend, Receiver, TestDb, enqueue_http, fast_pools, stdout_ok, wait_final, wait_for,
     wait_state,
 };
 
@@ -92,6 +94,17 @@ async fn kill9_of_a_worker_loses_no_job_on_sqlite() {
     kill9_loses_nothing(Backend::Sqlite, 1_000).await;
 }
 
+/// Jobs this process completed, from its `/metrics`.
+async fn completed_by(address: &str) -> f64 {
+    let text = reqwest::get(format!("http://{address}/metrics"))
+        .await
+        .expect("the worker answers /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    metric(&text, "hangar_jobs_total{outcome=\"completed\"}").unwrap_or(0.0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_never_run_the_same_attempt_twice() {
     let db = TestDb::new(Backend::Postgres).await;
@@ -99,9 +112,18 @@ async fn two_workers_never_run_the_same_attempt_twice() {
     let server = Receiver::start().await;
     db.pools(&fast_pools("", ""));
     let jobs = 3_000;
+    let mut workers: Vec<_> = (0..2)
+        .map(|i| db.spawn(&format!("worker{i}"), &["worker", "--bind", ANY_PORT]))
+        .collect();
+    // Both are idle and listening before the jobs arrive, so both get a share.
+    wait_for("both workers to be up", Duration::from_secs(20), || async {
+        workers
+            .iter()
+            .all(|w| w.log().contains("hangar is running"))
+            .then_some(())
+    })
+    .await;
     enqueue_numbered(&store, &server.url("/record"), jobs).await;
-    let a = db.spawn("a", &["worker", "--bind", "127.0.0.1:0"]);
-    let b = db.spawn("b", &["worker", "--bind", "127.0.0.1:0"]);
     wait_for("every job to complete", Duration::from_secs(90), || async {
         (count(&store, JobState::Completed).await == jobs as i64).then_some(())
     })
@@ -110,7 +132,16 @@ async fn two_workers_never_run_the_same_attempt_twice() {
     assert_eq!(seen.len(), jobs);
     let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "jobs run more than once: {twice:?}");
-    drop((a, b));
+    for worker in workers.iter_mut() {
+        assert!(
+            worker.child.try_wait().expect("try_wait").is_none(),
+            "a worker died: {}",
+            worker.log()
+        );
+        let address = worker.address().await;
+        let done = completed_by(&address).await;
+        assert!(done > 0.0, "the worker on {address} ran no job");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,6 +261,13 @@ async fn cancelling_stops_running_and_scheduled_jobs() {
         );
     }
     assert_eq!(server.hits_on("/slow").len(), 1);
+    let attempts = store.job(running).await.unwrap().attempts;
+    assert_eq!(attempts.len(), 1, "the cancelled attempt is recorded");
+    assert_eq!(
+        attempts[0].error.as_deref(),
+        Some("cancelled by an operator")
+    );
+    assert!(attempts[0].finished_at.is_some());
     let cancel_again = db.run(&["jobs", "cancel", &running.to_string()]);
     assert_eq!(cancel_again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&cancel_again.stderr).contains("is cancelled: cannot cancel"));
@@ -305,4 +343,78 @@ async fn notify_keeps_waking_the_worker_after_its_listen_connection_is_killed() 
         "after losing its LISTEN connection the worker took {:?}: it did not listen again",
         enqueued.elapsed()
     );
+}
+
+/// SIGTERM while the database is down: the worker still exits within the grace period plus
+/// the flush timeout, names the job whose result it could not write, and that job is rescued
+/// once the database is back.
+async fn shutdown_is_bounded_when_the_database_is_down(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let server = Receiver::start().await;
+    db.pools(&fast_pools("", "").replace("shutdown_grace_ms = 3000", "shutdown_grace_ms = 1000"));
+    let id = enqueue_http(&store, &server.url("/slow/800"), serde_json::json!({})).await;
+    let mut worker = db.spawn("worker", &["worker", "--bind", "127.0.0.1:0"]);
+    wait_state(&store, id, JobState::Running, Duration::from_secs(20)).await;
+    let outage = Outage::start(&db).await;
+    let stopping = Instant::now();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &worker.child.id().to_string()])
+        .status();
+    let status = wait_for("the worker to exit", Duration::from_secs(30), || {
+        let exited = worker.child.try_wait().expect("try_wait");
+        async move { exited }
+    })
+    .await;
+    let took = stopping.elapsed();
+    let log = worker.log();
+    assert!(status.success(), "{log}");
+    let bound = Duration::from_millis(1_000) + hangar_workers::pool::FLUSH_TIMEOUT;
+    assert!(
+        took < bound + Duration::from_secs(3),
+        "shutdown took {took:?} with the database down (bound {bound:?})"
+    );
+    let plain = strip_ansi(&log);
+    assert!(
+        plain
+            .lines()
+            .any(|l| l.contains("could not write") && l.contains(&format!("jobs={id}"))),
+        "the log does not name job {id}: {plain}"
+    );
+    outage.end().await;
+    let _second = db.spawn("second", &["worker", "--bind", "127.0.0.1:0"]);
+    let job = wait_final(&store, id, Duration::from_secs(30)).await;
+    assert_eq!(
+        job.state,
+        JobState::Completed,
+        "rescued after its lease ran out"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_is_bounded_when_the_database_is_down_on_postgres() {
+    shutdown_is_bounded_when_the_database_is_down(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_is_bounded_when_the_database_is_down_on_sqlite() {
+    shutdown_is_bounded_when_the_database_is_down(Backend::Sqlite).await;
+}
+
+/// `text` without ANSI colour sequences (`ESC [ … m`).
+fn strip_ansi(text: &str) -> String {
+    let mut plain = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
 }

@@ -1,26 +1,43 @@
-//! The store through the library, on both backends: results fenced by lease token,
-//! idempotency keys, operator transitions, pruning.
+//! The store through the library, on both backends: results fenced by lease token, the
+//! rescuer's takeover, idempotency keys, operator transitions (a cancel keeps the running
+//! attempt), completions with their alerts, retention per queue.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use hangar_workers::error_class::ErrorClass;
-use hangar_workers::job::{JobState, NewJob};
-use hangar_workers::kinds::Registry;
+use hangar_workers::job::{ClaimedJob, JobState, NewJob};
+use hangar_workers::kinds::{JobFailure, Registry};
+use hangar_workers::pool::pruner::{PruneCounts, Pruner};
 use hangar_workers::pool::{Pool, PoolDeps};
-use hangar_workers::pool_config;
+use hangar_workers::pool_config::{self, PoolSpec};
 use hangar_workers::refresher::NoRefresher;
-use hangar_workers::store::{Completion, Store, StoreError};
+use hangar_workers::retry_policy::{Alert, AlertKind, Severity};
+use hangar_workers::store::{CANCELLED, Completion, Store, StoreError};
 use hangar_workers::targets::TargetPolicy;
 
 use crate::support::{Backend, TestDb, fast_pools};
 
-fn pool(store: &Store) -> Pool {
-    let spec = pool_config::parse("test", &fast_pools("", ""))
+/// The pool of `fast_pools`.
+fn spec() -> PoolSpec {
+    pool_config::parse("test", &fast_pools("", ""))
         .unwrap()
-        .remove(0);
+        .remove(0)
+}
+
+/// The completion of a claimed job, now.
+fn completion(job: &ClaimedJob) -> Completion {
+    Completion {
+        id: job.id,
+        lease_token: job.lease_token,
+        attempt: job.attempt,
+        finished_at: chrono::Utc::now(),
+    }
+}
+
+fn pool(store: &Store) -> Pool {
     Pool::new(
-        spec,
+        spec(),
         PoolDeps {
             store: store.clone(),
             registry: Arc::new(Registry::builtin_with(TargetPolicy::AllowAll)),
@@ -173,33 +190,50 @@ async fn idempotency_and_transitions(backend: Backend) {
     ));
 
     // Completed jobs are pruned after retention; failed ones stay.
+    let failing = store
+        .enqueue(&NewJob::new("noop", serde_json::json!({"fails": true})))
+        .await
+        .unwrap()
+        .id;
     let claimed = store
         .claim("default", "w", 10, Duration::from_secs(30))
         .await
         .unwrap();
-    let done: Vec<Completion> = claimed
-        .iter()
-        .map(|c| Completion {
-            id: c.id,
-            lease_token: c.lease_token,
-            attempt: c.attempt,
-            finished_at: chrono::Utc::now(),
-        })
-        .collect();
+    assert_eq!(claimed.len(), 3);
+    let (to_fail, to_complete): (Vec<_>, Vec<_>) = claimed.iter().partition(|c| c.id == failing);
+    let failure = JobFailure::new(ErrorClass::Client, "422 from the provider");
+    let decision = hangar_workers::pool::decide_failure(&spec(), to_fail[0], &failure, None);
+    let record = hangar_workers::pool::failure_record(to_fail[0], &failure, &decision, "w");
+    assert!(store.record_failure(&record).await.unwrap());
+    assert_eq!(store.job(failing).await.unwrap().state, JobState::Failed);
+    let done: Vec<Completion> = to_complete.iter().map(|c| completion(c)).collect();
     assert!(store.complete(&done).await.unwrap().is_empty());
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert_eq!(
         store
-            .prune_completed(Duration::from_secs(3600), 100)
+            .prune_completed("default", Duration::from_secs(3600), 100)
             .await
             .unwrap(),
         0
     );
-    assert_eq!(store.prune_completed(Duration::ZERO, 100).await.unwrap(), 2);
+    assert_eq!(
+        store
+            .prune_completed("default", Duration::ZERO, 100)
+            .await
+            .unwrap(),
+        2
+    );
     assert!(matches!(
         store.job(first.id).await,
         Err(StoreError::JobNotFound(_))
     ));
+    let kept = store.job(failing).await.unwrap();
+    assert_eq!(
+        kept.state,
+        JobState::Failed,
+        "failed jobs are kept for replay"
+    );
+    assert_eq!(kept.attempts.len(), 1);
 }
 
 #[tokio::test]
@@ -210,4 +244,316 @@ async fn idempotency_and_transitions_on_postgres() {
 #[tokio::test]
 async fn idempotency_and_transitions_on_sqlite() {
     idempotency_and_transitions(Backend::Sqlite).await;
+}
+
+/// Runs one SQL script on the store's own database (triggers that make a write fail).
+async fn execute(store: &Store, sql: &'static str) {
+    match store {
+        Store::Postgres(pg) => sqlx::raw_sql(sql).execute(pg.pool()).await.map(|_| ()),
+        Store::Sqlite(lite) => sqlx::raw_sql(sql).execute(lite.pool()).await.map(|_| ()),
+    }
+    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// The rescuer looks up expired leases, then takes each over; a worker that renews its lease
+/// in between keeps its job.
+async fn a_lease_renewed_a_moment_ago_is_not_taken_over(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let id = store
+        .enqueue(&NewJob::new("noop", serde_json::json!({})))
+        .await
+        .unwrap()
+        .id;
+    let a = store
+        .claim("default", "A", 10, Duration::from_millis(100))
+        .await
+        .unwrap();
+    let expired =
+        crate::support::wait_for("the lease to expire", Duration::from_secs(10), || async {
+            let expired = store.expired_leases("default", 10).await.unwrap();
+            (!expired.is_empty()).then_some(expired)
+        })
+        .await;
+    // Worker A renews its lease after the rescuer's look-up...
+    assert_eq!(
+        store
+            .heartbeat(&[(id, a[0].lease_token)], Duration::from_secs(30))
+            .await
+            .unwrap(),
+        vec![id]
+    );
+    // ...so the rescuer's takeover must not happen.
+    let failure = JobFailure::new(ErrorClass::Internal, "lease expired: worker A stopped");
+    let decision = hangar_workers::pool::decide_failure(&spec(), &expired[0].job, &failure, None);
+    let record =
+        hangar_workers::pool::failure_record(&expired[0].job, &failure, &decision, "rescuer");
+    assert!(
+        !store
+            .rescue(&record, Duration::from_secs(30))
+            .await
+            .unwrap(),
+        "a lease renewed a moment ago was taken over"
+    );
+    let job = store.job(id).await.unwrap();
+    assert_eq!((job.state, job.attempt), (JobState::Running, 1));
+    assert!(job.attempts.is_empty(), "no rescue attempt was recorded");
+    // A still holds the job and its success counts.
+    assert!(
+        store
+            .complete(&[completion(&a[0])])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.job(id).await.unwrap().state, JobState::Completed);
+}
+
+#[tokio::test]
+async fn a_lease_renewed_a_moment_ago_is_not_taken_over_on_postgres() {
+    a_lease_renewed_a_moment_ago_is_not_taken_over(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_lease_renewed_a_moment_ago_is_not_taken_over_on_sqlite() {
+    a_lease_renewed_a_moment_ago_is_not_taken_over(Backend::Sqlite).await;
+}
+
+/// Enqueues `n` noop jobs to `queue` and completes them.
+async fn completed_jobs(store: &Store, queue: &str, n: usize) {
+    let jobs: Vec<NewJob> = (0..n)
+        .map(|_| {
+            let mut job = NewJob::new("noop", serde_json::json!({}));
+            job.queue = queue.to_owned();
+            job
+        })
+        .collect();
+    store.enqueue_many(&jobs).await.unwrap();
+    let claimed = store
+        .claim(queue, "w", n as i64, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), n);
+    let done: Vec<Completion> = claimed.iter().map(completion).collect();
+    assert!(store.complete(&done).await.unwrap().is_empty());
+}
+
+async fn completed_in(store: &Store, queue: &str) -> i64 {
+    store
+        .count_in_queue(queue, JobState::Completed, true)
+        .await
+        .unwrap()
+}
+
+/// Each queue is pruned with its own retention, in bounded statements, by one process at a
+/// time; the second "process" is a second connection pool on the same database.
+async fn retention_is_per_queue_and_one_process_prunes(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let other = db.store().await;
+    completed_jobs(&store, "short", 5).await;
+    completed_jobs(&store, "long", 3).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    // One statement deletes at most its limit.
+    assert_eq!(
+        store
+            .prune_completed("short", Duration::ZERO, 2)
+            .await
+            .unwrap(),
+        2
+    );
+    let first = Pruner::new(store.clone(), "short", Duration::ZERO, "first")
+        .batch(2)
+        .lease(Duration::from_millis(500));
+    assert_eq!(
+        first.run_once().await.unwrap(),
+        PruneCounts {
+            held: true,
+            pruned: 3
+        }
+    );
+    assert_eq!(completed_in(&store, "short").await, 0);
+    assert_eq!(
+        completed_in(&store, "long").await,
+        3,
+        "the short retention of queue 'short' pruned queue 'long'"
+    );
+    let long = Pruner::new(store.clone(), "long", Duration::from_secs(3600), "first");
+    assert_eq!(long.run_once().await.unwrap().pruned, 0);
+    assert_eq!(completed_in(&store, "long").await, 3);
+
+    // While `first` holds the queue's lease, another process does not prune it.
+    completed_jobs(&store, "short", 2).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let second = Pruner::new(other.clone(), "short", Duration::ZERO, "second").batch(2);
+    assert_eq!(
+        second.run_once().await.unwrap(),
+        PruneCounts {
+            held: false,
+            pruned: 0
+        }
+    );
+    assert_eq!(completed_in(&store, "short").await, 2);
+    // Once `first` stops renewing, the other takes over.
+    let counts = crate::support::wait_for(
+        "the first pruner's lease to expire",
+        Duration::from_secs(10),
+        || async {
+            let counts = second.run_once().await.unwrap();
+            counts.held.then_some(counts)
+        },
+    )
+    .await;
+    assert_eq!(counts.pruned, 2);
+    assert!(!first.run_once().await.unwrap().held);
+}
+
+#[tokio::test]
+async fn retention_is_per_queue_and_one_process_prunes_on_postgres() {
+    retention_is_per_queue_and_one_process_prunes(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn retention_is_per_queue_and_one_process_prunes_on_sqlite() {
+    retention_is_per_queue_and_one_process_prunes(Backend::Sqlite).await;
+}
+
+/// A cancel of a running job records the attempt it interrupted; the worker's late result
+/// is rejected.
+async fn a_cancelled_running_job_keeps_its_attempt(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let running = store
+        .enqueue(&NewJob::new("noop", serde_json::json!({"n": 1})))
+        .await
+        .unwrap()
+        .id;
+    let claimed = store
+        .claim("default", "host:7", 1, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(claimed[0].id, running);
+    let waiting = store
+        .enqueue(&NewJob::new("noop", serde_json::json!({"n": 2})))
+        .await
+        .unwrap()
+        .id;
+
+    let job = store.cancel_job(running).await.unwrap();
+    assert_eq!(job.state, JobState::Cancelled);
+    assert_eq!(job.attempts.len(), 1, "the interrupted attempt is recorded");
+    let attempt = &job.attempts[0];
+    assert_eq!(attempt.attempt, 1);
+    assert_eq!(attempt.started_at, claimed[0].started_at);
+    assert!(
+        attempt
+            .finished_at
+            .is_some_and(|end| end >= attempt.started_at)
+    );
+    assert_eq!(attempt.error.as_deref(), Some(CANCELLED));
+    assert_eq!(attempt.error_class, None);
+    assert_eq!(
+        store.complete(&[completion(&claimed[0])]).await.unwrap(),
+        vec![running],
+        "the worker's late success is rejected"
+    );
+    assert_eq!(store.job(running).await.unwrap().attempts.len(), 1);
+
+    // A job cancelled before it ran has no attempt.
+    let job = store.cancel_job(waiting).await.unwrap();
+    assert_eq!(job.state, JobState::Cancelled);
+    assert!(job.attempts.is_empty());
+}
+
+#[tokio::test]
+async fn a_cancelled_running_job_keeps_its_attempt_on_postgres() {
+    a_cancelled_running_job_keeps_its_attempt(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_cancelled_running_job_keeps_its_attempt_on_sqlite() {
+    a_cancelled_running_job_keeps_its_attempt(Backend::Sqlite).await;
+}
+
+/// A success after failures completes the job and resolves its alert together: when the
+/// alert cannot be resolved, the job is not completed either (the completer retries).
+async fn a_completion_and_its_alert_commit_together(
+    backend: Backend,
+    refuse: &'static str,
+    allow: &'static str,
+) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let id = store
+        .enqueue(&NewJob::new("noop", serde_json::json!({})))
+        .await
+        .unwrap()
+        .id;
+    let first = store
+        .claim("default", "w", 1, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let failure = JobFailure::new(ErrorClass::Server, "HTTP 503");
+    let decision = hangar_workers::pool::decide_failure(&spec(), &first[0], &failure, None);
+    let mut record = hangar_workers::pool::failure_record(&first[0], &failure, &decision, "w");
+    record.next_state = JobState::Retryable;
+    record.delay = Duration::ZERO;
+    record.alert = Some(Alert {
+        kind: AlertKind::JobFailing,
+        severity: Severity::Warning,
+        message: "job keeps failing".to_owned(),
+    });
+    assert!(store.record_failure(&record).await.unwrap());
+    assert_eq!(store.alerts(false).await.unwrap().len(), 1);
+    let second = store
+        .claim("default", "w", 1, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(second[0].attempt, 2);
+
+    execute(&store, refuse).await;
+    assert!(store.complete(&[completion(&second[0])]).await.is_err());
+    let job = store.job(id).await.unwrap();
+    assert_eq!(
+        job.state,
+        JobState::Running,
+        "the job was completed while its alert stayed open"
+    );
+    assert_eq!(store.alerts(false).await.unwrap().len(), 1);
+
+    execute(&store, allow).await;
+    assert!(
+        store
+            .complete(&[completion(&second[0])])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.job(id).await.unwrap().state, JobState::Completed);
+    assert!(store.alerts(false).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_completion_and_its_alert_commit_together_on_postgres() {
+    a_completion_and_its_alert_commit_together(
+        Backend::Postgres,
+        "CREATE FUNCTION hangar_test_refuse() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'alerts are read-only'; END $$; \
+         CREATE TRIGGER hangar_test_refuse BEFORE UPDATE ON hangar_alerts \
+         FOR EACH ROW EXECUTE FUNCTION hangar_test_refuse();",
+        "DROP TRIGGER hangar_test_refuse ON hangar_alerts",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_completion_and_its_alert_commit_together_on_sqlite() {
+    a_completion_and_its_alert_commit_together(
+        Backend::Sqlite,
+        "CREATE TRIGGER hangar_test_refuse BEFORE UPDATE ON hangar_alerts \
+         BEGIN SELECT RAISE(ABORT, 'alerts are read-only'); END;",
+        "DROP TRIGGER hangar_test_refuse",
+    )
+    .await;
 }

@@ -5,14 +5,17 @@
 //! and queues them, leased, for the dispatcher; when a claim comes back short it sleeps until
 //! a wake-up (NOTIFY or an in-process enqueue), the next `run_at`, or the poll tick. The
 //! **dispatcher** starts a queued job whenever one of `concurrency` slots is free. The
-//! **completer** writes successes in batches, fenced by lease token. The **heartbeat** renews
-//! the leases of every job in hand every third of the lease and stops those whose lease is
-//! gone (cancelled by an operator, or rescued after a stall). The **maintainer** rescues jobs
-//! of dead workers (expired leases) and prunes completed jobs past retention.
+//! **completer** ([`completer`]) writes successes in batches, fenced by lease token. The
+//! **heartbeat** ([`heartbeat`]) renews the leases of every job in hand, until its result is
+//! written, and stops attempts whose lease is gone or could not be renewed in time. The
+//! **rescuer** ([`rescuer`]) retries jobs of dead workers (expired leases); the **pruner**
+//! ([`pruner`]) deletes the queue's completed jobs past retention.
 //!
 //! Shutdown: the producer and dispatcher stop; running attempts get `shutdown_grace` to
 //! finish; the rest, and the jobs still queued, are handed back (available again, attempt not
-//! counted); the completer flushes what it holds.
+//! counted); the completer flushes what it holds. Writing those last results and hand-backs
+//! takes at most [`FLUSH_TIMEOUT`], even with the database down: what could not be written is
+//! logged with the job ids, and their leases run out so another worker rescues them.
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -26,13 +29,25 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::error_class::ErrorClass;
-use crate::failure::log_decision;
 pub use crate::failure::{decide_failure, failure_record};
 use crate::job::{ClaimedJob, JobId};
 use crate::kinds::{JobFailure, Registry};
 use crate::pool_config::PoolSpec;
 use crate::refresher::TokenRefresher;
 use crate::store::{ClaimKey, Completion, Store, StoreError};
+
+mod completer;
+mod heartbeat;
+pub mod pruner;
+mod rescuer;
+mod shutdown;
+
+use pruner::Pruner;
+use rescuer::Rescuer;
+
+/// How long shutdown waits, after the grace period, to write the last completions and hand
+/// back the unfinished jobs; the database may be down, and the lease covers the rest.
+pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What a pool needs besides its spec.
 #[derive(Clone)]
@@ -56,8 +71,34 @@ pub struct MaintenanceCounts {
     pub pruned: u64,
 }
 
-/// Leases this process holds, with the token that stops each attempt.
-type Running = Arc<Mutex<HashMap<JobId, (i64, CancellationToken)>>>;
+/// A job this pool holds a lease on, from its claim until its result is written.
+struct Held {
+    /// The lease token of the claim.
+    lease_token: i64,
+    /// Stops the attempt (lease lost, or not renewed in time).
+    cancel: CancellationToken,
+    /// Until when the lease is surely held: the claim or last renewal, plus the lease.
+    lease_until: tokio::time::Instant,
+    /// The attempt has ended and its result is being written; the lease is still renewed.
+    finished: bool,
+}
+
+/// Leases this process holds.
+type Running = Arc<Mutex<HashMap<JobId, Held>>>;
+
+/// Job ids for a log line: `12, 13, 20`.
+fn id_list(ids: &[JobId]) -> String {
+    let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    ids.join(", ")
+}
+
+/// Sets the `finished` mark of `id` (its result is on the way to the store).
+fn mark_finished(running: &Running, id: JobId) {
+    let mut running = running.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(held) = running.get_mut(&id) {
+        held.finished = true;
+    }
+}
 
 /// One pool, ready to run.
 pub struct Pool {
@@ -80,29 +121,27 @@ impl Pool {
     pub async fn run(self, shutdown: CancellationToken) {
         let (done_tx, done_rx) = mpsc::channel::<Completion>(self.spec.batch_size * 4);
         let stop_background = CancellationToken::new();
-        let completer = tokio::spawn(complete_loop(
+        let mut completer = tokio::spawn(completer::run(
             self.deps.store.clone(),
+            self.running.clone(),
             done_rx,
             self.spec.batch_size,
         ));
-        let heartbeat = tokio::spawn(heartbeat_loop(
+        let heartbeat = tokio::spawn(heartbeat::run(
             self.deps.store.clone(),
             self.running.clone(),
             self.spec.lease,
             stop_background.clone(),
         ));
-        let maintainer = tokio::spawn(maintain_loop(
-            self.spec.clone(),
-            self.deps.clone(),
-            stop_background.clone(),
-        ));
+        let rescuer = tokio::spawn(self.rescuer().run(stop_background.clone()));
+        let pruner = tokio::spawn(self.pruner().run(stop_background.clone()));
 
         // Claimed jobs wait in `ready` (leased and heartbeated) until a slot frees up. At most
         // `concurrency + prefetch` jobs are in hand, so a claim can fill a whole batch even
         // while every slot is busy, without taking more than a pool can start soon.
         let in_hand = Arc::new(Semaphore::new(self.spec.concurrency + self.spec.prefetch));
         let (ready_tx, ready_rx) = mpsc::unbounded_channel();
-        let producer = tokio::spawn(produce(
+        let mut producer = tokio::spawn(produce(
             self.spec.clone(),
             self.deps.clone(),
             self.running.clone(),
@@ -113,7 +152,6 @@ impl Pool {
         let mut attempts = JoinSet::new();
         self.dispatch(&mut attempts, ready_rx, done_tx, &shutdown)
             .await;
-        let _ = producer.await;
 
         // Drain: finish within the grace period, then hand back what is left.
         let grace = tokio::time::sleep(self.spec.shutdown_grace);
@@ -126,28 +164,51 @@ impl Pool {
         }
         attempts.abort_all();
         while attempts.join_next().await.is_some() {}
-        let leftover: Vec<(JobId, i64)> = {
-            let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-            running
-                .iter()
-                .map(|(id, (token, _))| (*id, *token))
-                .collect()
-        };
-        if !leftover.is_empty() {
-            match self.deps.store.release(&leftover).await {
-                Ok(n) => {
-                    tracing::info!(pool = %self.spec.name, released = n, "handed unfinished jobs back")
-                }
-                Err(error) => {
-                    tracing::warn!(pool = %self.spec.name, %error, "could not hand jobs back; their leases will expire")
-                }
-            }
+        // From here on every wait is bounded: the database may be down.
+        let flush_end = tokio::time::Instant::now() + FLUSH_TIMEOUT;
+        if tokio::time::timeout_at(flush_end, &mut producer)
+            .await
+            .is_err()
+        {
+            // A claim that commits after this is not in hand: its lease runs out.
+            producer.abort();
         }
+        self.hand_back(flush_end).await;
         // The completer ends once every sender (the attempts' clones) is gone.
-        let _ = completer.await;
+        if tokio::time::timeout_at(flush_end, &mut completer)
+            .await
+            .is_err()
+        {
+            completer.abort();
+        }
         stop_background.cancel();
-        let _ = heartbeat.await;
-        let _ = maintainer.await;
+        for task in [heartbeat, rescuer, pruner] {
+            task.abort();
+            let _ = task.await;
+        }
+        self.log_unwritten();
+    }
+
+    /// The rescuer of this pool's queue.
+    fn rescuer(&self) -> Rescuer {
+        Rescuer {
+            spec: self.spec.clone(),
+            deps: self.deps.clone(),
+        }
+    }
+
+    /// The pruner of this pool's queue, with the pool's retention; its lease names this
+    /// process and pool.
+    fn pruner(&self) -> Pruner {
+        let every = (self.spec.lease / 3).max(Duration::from_millis(500));
+        Pruner::new(
+            self.deps.store.clone(),
+            &self.spec.queue,
+            self.spec.retention,
+            &format!("{}/{}", self.deps.worker_id, self.spec.name),
+        )
+        .every(every)
+        .lease(self.spec.lease.max(every * 3))
     }
 
     /// Starts claimed jobs as slots free up, until shutdown.
@@ -189,9 +250,12 @@ impl Pool {
         }
     }
 
-    /// One rescue-and-prune pass over this pool's queue.
+    /// One rescue pass and one prune pass over this pool's queue.
     pub async fn maintain_once(&self) -> Result<MaintenanceCounts, StoreError> {
-        maintain_once(&self.spec, &self.deps).await
+        Ok(MaintenanceCounts {
+            rescued: self.rescuer().run_once().await?,
+            pruned: self.pruner().run_once().await?.pruned,
+        })
     }
 }
 
@@ -241,6 +305,7 @@ async fn produce(
         if after.is_none() {
             last_full_scan = Instant::now();
         }
+        let claim_sent = tokio::time::Instant::now();
         let claimed = match store
             .claim_after(
                 &spec.queue,
@@ -273,7 +338,16 @@ async fn produce(
             for job in claimed {
                 let Some(permit) = permits.pop() else { break };
                 let cancel = CancellationToken::new();
-                held.insert(job.id, (job.lease_token, cancel.clone()));
+                let lease_until = claim_sent + spec.lease;
+                held.insert(
+                    job.id,
+                    Held {
+                        lease_token: job.lease_token,
+                        cancel: cancel.clone(),
+                        lease_until,
+                        finished: false,
+                    },
+                );
                 // The dispatcher outlives the producer, so the send only fails at shutdown,
                 // where the job is handed back with the others in hand.
                 let _ = ready.send((job, cancel, permit));
@@ -328,10 +402,8 @@ impl Attempt {
         let started = Instant::now();
         let outcome = self.execute(&job, &cancel).await;
         let elapsed = started.elapsed();
-        self.running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&job.id);
+        // The job stays in hand, its lease renewed, until its result is written.
+        mark_finished(&self.running, job.id);
         metrics::histogram!("hangar_attempt_duration_seconds", "queue" => queue.clone(), "kind" => job.kind.clone())
             .record(elapsed.as_secs_f64());
         match outcome {
@@ -344,14 +416,27 @@ impl Attempt {
                 };
                 // The completer only stops after every sender is gone, so this cannot fail
                 // while the attempt runs; if it did, the lease expires and the job reruns.
+                // The completer takes the job out of hand once it is written.
                 let _ = self.done_tx.send(completion).await;
             }
-            Outcome::Failed(failure) => self.fail(&job, failure).await,
+            Outcome::Failed(failure) => {
+                self.fail(&job, failure).await;
+                self.release_hold(job.id);
+            }
             Outcome::Stopped => {
+                self.release_hold(job.id);
                 metrics::counter!("hangar_jobs_total", "queue" => queue, "outcome" => "stopped")
                     .increment(1);
             }
         }
+    }
+
+    /// Takes `id` out of hand: its result is written, or it was stopped.
+    fn release_hold(&self, id: JobId) {
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
     }
 
     async fn execute(&self, job: &ClaimedJob, cancel: &CancellationToken) -> Outcome {
@@ -389,110 +474,4 @@ impl Attempt {
     async fn fail(&self, job: &ClaimedJob, failure: JobFailure) {
         crate::failure::handle(&self.spec, &self.deps, job, failure).await;
     }
-}
-
-/// Writes completions in batches: waits for one, takes whatever else is queued (up to
-/// `batch`), writes them in one statement. A failed write is retried; nothing is dropped.
-async fn complete_loop(store: Store, mut rx: mpsc::Receiver<Completion>, batch: usize) {
-    let mut buffer = Vec::with_capacity(batch);
-    while rx.recv_many(&mut buffer, batch).await > 0 {
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            match store.complete(&buffer).await {
-                Ok(rejected) => {
-                    let accepted = buffer.len() - rejected.len();
-                    metrics::counter!("hangar_jobs_total", "outcome" => "completed")
-                        .increment(accepted as u64);
-                    if !rejected.is_empty() {
-                        metrics::counter!("hangar_stale_results_total")
-                            .increment(rejected.len() as u64);
-                        tracing::info!(?rejected, "completions rejected: leases were taken over");
-                    }
-                    break;
-                }
-                Err(error) => {
-                    tracing::warn!(%error, jobs = buffer.len(), "writing completions failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                }
-            }
-        }
-        buffer.clear();
-    }
-}
-
-/// Renews the leases held by this pool; stops attempts whose lease is gone.
-async fn heartbeat_loop(store: Store, running: Running, lease: Duration, stop: CancellationToken) {
-    let period = lease / 3;
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(period) => {}
-        }
-        let held: Vec<(JobId, i64)> = {
-            let running = running.lock().unwrap_or_else(|e| e.into_inner());
-            running
-                .iter()
-                .map(|(id, (token, _))| (*id, *token))
-                .collect()
-        };
-        if held.is_empty() {
-            continue;
-        }
-        match store.heartbeat(&held, lease).await {
-            Ok(still) => {
-                let still: std::collections::HashSet<JobId> = still.into_iter().collect();
-                let running = running.lock().unwrap_or_else(|e| e.into_inner());
-                for (id, _) in held.iter().filter(|(id, _)| !still.contains(id)) {
-                    if let Some((_, cancel)) = running.get(id) {
-                        tracing::info!(job = %id, "lease lost (cancelled or rescued): stopping the attempt");
-                        cancel.cancel();
-                    }
-                }
-            }
-            Err(error) => tracing::warn!(%error, "heartbeat failed"),
-        }
-    }
-}
-
-/// Rescues and prunes every few seconds.
-async fn maintain_loop(spec: Arc<PoolSpec>, deps: PoolDeps, stop: CancellationToken) {
-    let period = (spec.lease / 3).max(Duration::from_millis(500));
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(period) => {}
-        }
-        match maintain_once(&spec, &deps).await {
-            Ok(counts) if counts != MaintenanceCounts::default() => {
-                tracing::info!(pool = %spec.name, rescued = counts.rescued, pruned = counts.pruned, "maintenance");
-            }
-            Ok(_) => {}
-            Err(error) => tracing::warn!(pool = %spec.name, %error, "maintenance failed"),
-        }
-    }
-}
-
-/// Gives every expired lease of the pool's queue the retry decision of an `internal`
-/// failure (the worker is gone), then prunes completed jobs past retention.
-async fn maintain_once(spec: &PoolSpec, deps: &PoolDeps) -> Result<MaintenanceCounts, StoreError> {
-    let mut counts = MaintenanceCounts::default();
-    for expired in deps.store.expired_leases(&spec.queue, 500).await? {
-        let failure = JobFailure::new(
-            ErrorClass::Internal,
-            format!(
-                "lease expired: worker {} stopped heartbeating",
-                expired.leased_by.as_deref().unwrap_or("?")
-            ),
-        );
-        let decision = decide_failure(spec, &expired.job, &failure, None);
-        let record = failure_record(&expired.job, &failure, &decision, &deps.worker_id);
-        if deps.store.record_failure(&record).await? {
-            log_decision(&spec.queue, &expired.job, &failure, &decision);
-            counts.rescued += 1;
-            deps.store.wakeups().wake(&spec.queue);
-        }
-    }
-    counts.pruned = deps.store.prune_completed(spec.retention, 10_000).await?;
-    Ok(counts)
 }

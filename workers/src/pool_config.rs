@@ -2,7 +2,7 @@
 //! and validated once at start. An error names the file and the field. `Cargo.toml` in the
 //! same folder (the engine crate lives there too) is not a pool file and is skipped.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -183,7 +183,25 @@ fn toml_message(e: &toml::de::Error, text: &str) -> String {
 fn check_unique(file: &str, pools: &[PoolSpec]) -> Result<(), PoolConfigError> {
     let mut names = HashSet::new();
     let mut kinds = HashSet::new();
+    // A queue is pruned with one retention: pools that share a queue must agree on it.
+    let mut retention_of: HashMap<&str, &PoolSpec> = HashMap::new();
     for pool in pools {
+        if let Some(first) = retention_of.insert(pool.queue.as_str(), pool)
+            && first.retention != pool.retention
+        {
+            return Err(PoolConfigError {
+                file: file.to_owned(),
+                message: format!(
+                    "pool '{}': retention_ms: {} differs from the {} of pool '{}' on the same \
+                     queue '{}' (a queue has one retention)",
+                    pool.name,
+                    pool.retention.as_millis(),
+                    first.retention.as_millis(),
+                    first.name,
+                    pool.queue
+                ),
+            });
+        }
         if !names.insert(pool.name.as_str()) {
             return Err(PoolConfigError {
                 file: file.to_owned(),

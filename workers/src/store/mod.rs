@@ -5,7 +5,11 @@
 //! cannot overwrite a newer attempt.
 
 mod alerts;
+mod cancel;
+mod completion;
+mod maintenance;
 mod postgres;
+mod rescue;
 mod sqlite;
 
 use std::collections::HashMap;
@@ -26,6 +30,7 @@ pub use alerts::{
     AlertFilter, AlertPage, AlertState, DEFAULT_ALERT_PAGE, MAX_ALERT_PAGE, NewAlert,
     UnknownAlertState,
 };
+pub use cancel::CANCELLED;
 pub use postgres::PgStore;
 pub(crate) use postgres::{
     enqueue as pg_enqueue, enqueue_keyed as pg_enqueue_keyed, insert_events as pg_insert_events,
@@ -541,14 +546,6 @@ impl Store {
         }
     }
 
-    /// Marks jobs completed; returns the ids whose result was rejected (lease taken over).
-    pub async fn complete(&self, done: &[Completion]) -> Result<Vec<JobId>, StoreError> {
-        if done.is_empty() {
-            return Ok(Vec::new());
-        }
-        backend!(self, s => s.complete(done).await)
-    }
-
     /// Records a failed attempt and the retry decision; false when the result was rejected
     /// because the lease was taken over (nothing is written then).
     pub async fn record_failure(&self, failure: &FailureRecord) -> Result<bool, StoreError> {
@@ -586,15 +583,6 @@ impl Store {
         backend!(self, s => s.expired_leases(queue, limit).await)
     }
 
-    /// Deletes up to `limit` completed jobs finished more than `retention` ago.
-    pub async fn prune_completed(
-        &self,
-        retention: Duration,
-        limit: i64,
-    ) -> Result<u64, StoreError> {
-        backend!(self, s => s.prune_completed(retention, limit).await)
-    }
-
     /// The earliest `run_at` of a job of `queue` that waits for its time.
     pub async fn next_run_at(&self, queue: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         backend!(self, s => s.next_run_at(queue).await)
@@ -616,12 +604,6 @@ impl Store {
         let job = self.after_transition(id, rows, "retry").await?;
         self.wakeups().wake(&job.queue);
         Ok(job)
-    }
-
-    /// Cancels a job that has not finished; a running one stops at its next heartbeat.
-    pub async fn cancel_job(&self, id: JobId) -> Result<Job, StoreError> {
-        let rows = backend!(self, s => s.cancel_job(id).await)?;
-        self.after_transition(id, rows, "cancel").await
     }
 
     /// The job after an operator action that changed `rows` rows, or why it did not apply.

@@ -13,9 +13,9 @@ use sqlx::{PgConnection, PgPool, Row};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    ClaimKey, Completion, ExpiredLease, FailureRecord, Keyed, QueueStats,
-    QueueThroughput, StoreError, Wakeups, budget_counts, fold_queue_stats, job_incident_key,
-    millis, parse_class, parse_state, redact_url, rejected, spent_from_row, synthesize_success,
+    ClaimKey, ExpiredLease, FailureRecord, Keyed, QueueStats, QueueThroughput, StoreError, Wakeups,
+    budget_counts, fold_queue_stats, job_incident_key, millis, parse_class, parse_state,
+    redact_url, spent_from_row, synthesize_success,
 };
 use crate::ingress::EventEnvelope;
 use crate::job::{AttemptRecord, ClaimedJob, Enqueued, Job, JobFilter, JobId, JobState, NewJob};
@@ -199,40 +199,6 @@ impl PgStore {
         rows.iter().map(claimed_from_row).collect()
     }
 
-    pub(super) async fn complete(&self, done: &[Completion]) -> Result<Vec<JobId>, StoreError> {
-        let ids: Vec<i64> = done.iter().map(|c| c.id.0).collect();
-        let tokens: Vec<i64> = done.iter().map(|c| c.lease_token).collect();
-        let finished: Vec<DateTime<Utc>> = done.iter().map(|c| c.finished_at).collect();
-        let accepted: Vec<i64> = sqlx::query_scalar(
-            "UPDATE hangar_jobs j SET state = 'completed', finalized_at = d.finished_at, \
-                 updated_at = now(), lease_token = NULL, lease_expires_at = NULL \
-             FROM UNNEST($1::bigint[], $2::bigint[], $3::timestamptz[]) AS d(id, token, finished_at) \
-             WHERE j.id = d.id AND j.lease_token = d.token AND j.state = 'running' \
-             RETURNING j.id",
-        )
-        .bind(&ids)
-        .bind(&tokens)
-        .bind(&finished)
-        .fetch_all(&self.pool)
-        .await?;
-        // A success after earlier failures clears the job's open alert.
-        let retried: Vec<i64> = done
-            .iter()
-            .filter(|c| c.attempt > 1 && accepted.contains(&c.id.0))
-            .map(|c| c.id.0)
-            .collect();
-        if !retried.is_empty() {
-            sqlx::query(
-                "UPDATE hangar_alerts SET resolved_at = now() \
-                 WHERE job_id = ANY($1) AND resolved_at IS NULL",
-            )
-            .bind(&retried)
-            .execute(&self.pool)
-            .await?;
-        }
-        Ok(rejected(done, &accepted))
-    }
-
     pub(super) async fn record_failure(&self, f: &FailureRecord) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
@@ -374,23 +340,6 @@ impl PgStore {
             .collect()
     }
 
-    pub(super) async fn prune_completed(
-        &self,
-        retention: Duration,
-        limit: i64,
-    ) -> Result<u64, StoreError> {
-        let result = sqlx::query(
-            "DELETE FROM hangar_jobs WHERE id IN ( \
-                 SELECT id FROM hangar_jobs WHERE state = 'completed' \
-                   AND finalized_at < now() - make_interval(secs => $1) LIMIT $2)",
-        )
-        .bind(retention.as_secs_f64())
-        .bind(limit)
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected())
-    }
-
     pub(super) async fn next_run_at(
         &self,
         queue: &str,
@@ -469,19 +418,6 @@ impl PgStore {
                  budget_failures = 0, snoozes = 0, timeout_failures = 0, server_failures = 0, \
                  internal_failures = 0, auth_failures = 0 \
              WHERE id = $1 AND state IN ('scheduled', 'retryable', 'completed', 'failed', 'cancelled')",
-        )
-        .bind(id.0)
-        .execute(&self.pool)
-        .await?;
-        Ok(updated.rows_affected())
-    }
-
-    pub(super) async fn cancel_job(&self, id: JobId) -> Result<u64, StoreError> {
-        let updated = sqlx::query(
-            "UPDATE hangar_jobs SET state = 'cancelled', finalized_at = now(), updated_at = now(), \
-                 last_error = COALESCE(last_error, 'cancelled by an operator'), \
-                 lease_token = NULL, lease_expires_at = NULL \
-             WHERE id = $1 AND state IN ('available', 'scheduled', 'running', 'retryable')",
         )
         .bind(id.0)
         .execute(&self.pool)

@@ -15,9 +15,9 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::{
-    Completion, ExpiredLease, FailureRecord, Keyed, QueueStats, QueueThroughput,
-    StoreError, Wakeups, budget_counts, fold_queue_stats, job_incident_key, millis, parse_class,
-    parse_state, rejected, spent_from_row, synthesize_success,
+    ExpiredLease, FailureRecord, Keyed, QueueStats, QueueThroughput, StoreError, Wakeups,
+    budget_counts, fold_queue_stats, job_incident_key, millis, parse_class, parse_state,
+    spent_from_row, synthesize_success,
 };
 use crate::ingress::EventEnvelope;
 use crate::job::{AttemptRecord, ClaimedJob, Enqueued, Job, JobFilter, JobId, JobState, NewJob};
@@ -158,45 +158,6 @@ impl SqliteStore {
         rows.iter().map(claimed_from_row).collect()
     }
 
-    pub(super) async fn complete(&self, done: &[Completion]) -> Result<Vec<JobId>, StoreError> {
-        let batch: Vec<[i64; 3]> = done
-            .iter()
-            .map(|c| [c.id.0, c.lease_token, c.finished_at.timestamp_millis()])
-            .collect();
-        let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        let accepted: Vec<i64> = sqlx::query_scalar(
-            "UPDATE hangar_jobs SET state = 'completed', finalized_at = d.finished_at, \
-                 updated_at = ?2, lease_token = NULL, lease_expires_at = NULL \
-             FROM (SELECT value ->> 0 AS id, value ->> 1 AS token, value ->> 2 AS finished_at \
-                   FROM json_each(?1)) AS d \
-             WHERE hangar_jobs.id = d.id AND hangar_jobs.lease_token = d.token \
-               AND hangar_jobs.state = 'running' \
-             RETURNING hangar_jobs.id",
-        )
-        .bind(serde_json::to_string(&batch).unwrap_or_default())
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await?;
-        let retried: Vec<i64> = done
-            .iter()
-            .filter(|c| c.attempt > 1 && accepted.contains(&c.id.0))
-            .map(|c| c.id.0)
-            .collect();
-        if !retried.is_empty() {
-            sqlx::query(
-                "UPDATE hangar_alerts SET resolved_at = ?2 \
-                 WHERE job_id IN (SELECT value FROM json_each(?1)) AND resolved_at IS NULL",
-            )
-            .bind(serde_json::to_string(&retried).unwrap_or_default())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(rejected(done, &accepted))
-    }
-
     pub(super) async fn record_failure(&self, f: &FailureRecord) -> Result<bool, StoreError> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
@@ -329,23 +290,6 @@ impl SqliteStore {
             .collect()
     }
 
-    pub(super) async fn prune_completed(
-        &self,
-        retention: Duration,
-        limit: i64,
-    ) -> Result<u64, StoreError> {
-        let result = sqlx::query(
-            "DELETE FROM hangar_jobs WHERE id IN ( \
-                 SELECT id FROM hangar_jobs WHERE state = 'completed' AND finalized_at < ?1 \
-                 LIMIT ?2)",
-        )
-        .bind(now_ms().saturating_sub(millis(retention)))
-        .bind(limit)
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected())
-    }
-
     pub(super) async fn next_run_at(
         &self,
         queue: &str,
@@ -432,20 +376,6 @@ impl SqliteStore {
         )
         .bind(id.0)
         .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(updated.rows_affected())
-    }
-
-    pub(super) async fn cancel_job(&self, id: JobId) -> Result<u64, StoreError> {
-        let updated = sqlx::query(
-            "UPDATE hangar_jobs SET state = 'cancelled', finalized_at = ?2, updated_at = ?2, \
-                 last_error = COALESCE(last_error, 'cancelled by an operator'), \
-                 lease_token = NULL, lease_expires_at = NULL \
-             WHERE id = ?1 AND state IN ('available', 'scheduled', 'running', 'retryable')",
-        )
-        .bind(id.0)
-        .bind(now_ms())
         .execute(&self.pool)
         .await?;
         Ok(updated.rows_affected())

@@ -1,0 +1,98 @@
+//! Completions: the successes a pool's completer writes in batches, fenced by lease token.
+//! On both backends one transaction marks the jobs completed and resolves the open alerts of
+//! the jobs that succeeded after earlier failures, so a crash between the two cannot leave a
+//! completed job with an open "failing" alert.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, SqlitePool};
+
+use super::{Completion, Store, StoreError, rejected};
+use crate::job::JobId;
+
+impl Store {
+    /// Marks jobs completed; returns the ids whose result was rejected (lease taken over).
+    pub async fn complete(&self, done: &[Completion]) -> Result<Vec<JobId>, StoreError> {
+        if done.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self {
+            Store::Postgres(s) => postgres(s.pool(), done).await,
+            Store::Sqlite(s) => sqlite(s.pool(), done).await,
+        }
+    }
+}
+
+/// The jobs of `done` whose completion was accepted and whose attempt came after a failure:
+/// their open alert is resolved.
+fn retried(done: &[Completion], accepted: &[i64]) -> Vec<i64> {
+    done.iter()
+        .filter(|c| c.attempt > 1 && accepted.contains(&c.id.0))
+        .map(|c| c.id.0)
+        .collect()
+}
+
+async fn postgres(pool: &PgPool, done: &[Completion]) -> Result<Vec<JobId>, StoreError> {
+    let ids: Vec<i64> = done.iter().map(|c| c.id.0).collect();
+    let tokens: Vec<i64> = done.iter().map(|c| c.lease_token).collect();
+    let finished: Vec<DateTime<Utc>> = done.iter().map(|c| c.finished_at).collect();
+    let mut tx = pool.begin().await?;
+    let accepted: Vec<i64> = sqlx::query_scalar(
+        "UPDATE hangar_jobs j SET state = 'completed', finalized_at = d.finished_at, \
+             updated_at = now(), lease_token = NULL, lease_expires_at = NULL \
+         FROM UNNEST($1::bigint[], $2::bigint[], $3::timestamptz[]) AS d(id, token, finished_at) \
+         WHERE j.id = d.id AND j.lease_token = d.token AND j.state = 'running' \
+         RETURNING j.id",
+    )
+    .bind(&ids)
+    .bind(&tokens)
+    .bind(&finished)
+    .fetch_all(&mut *tx)
+    .await?;
+    let retried = retried(done, &accepted);
+    if !retried.is_empty() {
+        sqlx::query(
+            "UPDATE hangar_alerts SET resolved_at = now() \
+             WHERE job_id = ANY($1) AND resolved_at IS NULL",
+        )
+        .bind(&retried)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(rejected(done, &accepted))
+}
+
+async fn sqlite(pool: &SqlitePool, done: &[Completion]) -> Result<Vec<JobId>, StoreError> {
+    let batch: Vec<[i64; 3]> = done
+        .iter()
+        .map(|c| [c.id.0, c.lease_token, c.finished_at.timestamp_millis()])
+        .collect();
+    let now = Utc::now().timestamp_millis();
+    let mut tx = pool.begin().await?;
+    let accepted: Vec<i64> = sqlx::query_scalar(
+        "UPDATE hangar_jobs SET state = 'completed', finalized_at = d.finished_at, \
+             updated_at = ?2, lease_token = NULL, lease_expires_at = NULL \
+         FROM (SELECT value ->> 0 AS id, value ->> 1 AS token, value ->> 2 AS finished_at \
+               FROM json_each(?1)) AS d \
+         WHERE hangar_jobs.id = d.id AND hangar_jobs.lease_token = d.token \
+           AND hangar_jobs.state = 'running' \
+         RETURNING hangar_jobs.id",
+    )
+    .bind(serde_json::to_string(&batch).unwrap_or_default())
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await?;
+    let retried = retried(done, &accepted);
+    if !retried.is_empty() {
+        sqlx::query(
+            "UPDATE hangar_alerts SET resolved_at = ?2 \
+             WHERE job_id IN (SELECT value FROM json_each(?1)) AND resolved_at IS NULL",
+        )
+        .bind(serde_json::to_string(&retried).unwrap_or_default())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(rejected(done, &accepted))
+}
