@@ -14,7 +14,8 @@ use serde_json::json;
 
 use crate::cdp::Browser;
 use crate::support::{
-    Backend, Proc, Receiver, TestDb, enqueue_http, fast_pools, serve_http, stdout_ok, wait_final,
+    Backend, Proc, Receiver, TestDb, dashboard_session, enqueue_http, fast_pools, serve_http,
+    stdout_ok, wait_final,
 };
 
 /// Form fields or headers of a request.
@@ -60,14 +61,7 @@ impl Dash {
 
     /// Signs in with `token`; returns the session cookie's value.
     pub(crate) async fn sign_in(&self, token: &str) -> String {
-        let (status, headers, page) = self.post("/login", None, &[("token", token)], &[]).await;
-        assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
-        let cookie = headers[SET_COOKIE].to_str().expect("cookie");
-        let value = cookie
-            .strip_prefix("hangar_session=")
-            .and_then(|rest| rest.split(';').next())
-            .expect("the session cookie");
-        value.to_owned()
+        dashboard_session(&self.base, token).await
     }
 
     /// A new token of `args` (`--role …`), signed in: the session cookie's value.

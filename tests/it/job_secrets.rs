@@ -8,7 +8,9 @@ use std::time::Duration;
 use hangar_workers::store::Store;
 use serde_json::{Value, json};
 
-use crate::support::{Backend, Receiver, TestDb, fast_pools, serve_http, stdout_ok, wait_for};
+use crate::support::{
+    Backend, Receiver, TestDb, dashboard_session, fast_pools, serve_http, stdout_ok, wait_for,
+};
 
 const SECRET: &str = "s3cret";
 
@@ -128,9 +130,10 @@ async fn header_secrets(backend: Backend) {
             "{role}: {list:?}"
         );
         // The dashboard's job page.
+        let session = dashboard_session(&base, token).await;
         let page = http
             .get(format!("{base}/jobs/{api_id}"))
-            .header("cookie", format!("hangar_session={token}"))
+            .header("cookie", format!("hangar_session={session}"))
             .send()
             .await
             .unwrap();

@@ -39,6 +39,27 @@ pub async fn serve_http(db: &TestDb) -> (Proc, String) {
     (serve, base)
 }
 
+/// Signs in to the dashboard at `base` with an API `token`; returns the session cookie's
+/// value (the cookie never holds the token itself).
+pub async fn dashboard_session(base: &str, token: &str) -> String {
+    let response = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .post(format!("{base}/login"))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .expect("sign-in answers");
+    assert_eq!(response.status(), 303, "sign-in refused");
+    let cookie = response.headers()["set-cookie"].to_str().expect("cookie");
+    cookie
+        .strip_prefix("hangar_session=")
+        .and_then(|rest| rest.split(';').next())
+        .expect("the session cookie")
+        .to_owned()
+}
+
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_hangar");
 
