@@ -8,13 +8,17 @@
 //! again. That covers a crash between commit and `XACK`, a Redis restart, a database outage
 //! (the batch is retried until it commits; nothing is acknowledged meanwhile) and entries a
 //! dead consumer left pending, which `XAUTOCLAIM` hands to a live one after the idle time.
+//!
+//! A database error caused by one entry's data (not by the database being away) does not
+//! hold the batch up: the batch is written entry by entry, the refused entry becomes a dead
+//! letter and the others commit. Both streams are trimmed by Hangar (see [`retention`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hangar_workers::client::Client;
-use hangar_workers::ingress::{self, EventEnvelope, IngressMessage};
+use hangar_workers::ingress::{self, EventEnvelope, IngressMessage, Rejection};
 use hangar_workers::job::NewJob;
 use hangar_workers::store::{Store, StoreError, redact_url};
 use redis::AsyncConnectionConfig;
@@ -25,6 +29,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, RedisConfig};
 use crate::exit::Fatal;
+
+pub mod retention;
 
 /// The consumer group every Hangar process reads with.
 pub const GROUP: &str = "hangar";
@@ -175,6 +181,7 @@ impl Consumer {
                     return Ok(());
                 }
                 self.report(&mut conn).await?;
+                self.trim(&mut conn).await?;
                 next_reclaim = Instant::now() + reclaim_every;
             }
             if now >= next_forget {
@@ -402,6 +409,12 @@ impl Consumer {
                 Ok(job) => Item::Job(job),
                 Err(rejection) => return Err(refuse(msg, rejection.to_string())),
             },
+            // The dead letter must not keep the personal data it was refused for.
+            Err(rejection @ Rejection::PersonalData { .. }) => {
+                let redacted = ingress::redact_personal_data(&msg)
+                    .unwrap_or_else(|| ingress::REDACTED.to_owned());
+                return Err(refuse(redacted, rejection.to_string()));
+            }
             Err(rejection) => return Err(refuse(msg, rejection.to_string())),
         };
         Ok(Some(Accepted {
@@ -497,6 +510,25 @@ impl Consumer {
         Ok(())
     }
 
+    /// Trims what both streams no longer need to keep (see [`retention`]).
+    async fn trim(&self, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+        let trimmed = retention::trim(
+            conn,
+            &self.stream,
+            &self.dead_stream,
+            self.config.retain,
+            self.config.dead_retain,
+        )
+        .await?;
+        for (stream, n) in [("ingress", trimmed.ingress), ("dead", trimmed.dead)] {
+            if n > 0 {
+                metrics::counter!("hangar_ingress_trimmed_total", "stream" => stream).increment(n);
+                tracing::debug!(stream, entries = n, "ingress: trimmed");
+            }
+        }
+        Ok(())
+    }
+
     /// Stream length, pending entries, lag and dead letters as gauges.
     async fn report(&self, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
         let groups: Vec<HashMap<String, redis::Value>> = redis::cmd("XINFO")
@@ -564,17 +596,21 @@ fn refuses_data(error: &StoreError) -> bool {
     let StoreError::Database(sqlx::Error::Database(db)) = error else {
         return false;
     };
-    use sqlx::error::ErrorKind;
-    match db.kind() {
-        ErrorKind::UniqueViolation
-        | ErrorKind::ForeignKeyViolation
-        | ErrorKind::NotNullViolation
-        | ErrorKind::CheckViolation => true,
-        _ => {
-            let code = db.code().unwrap_or_default();
-            // PostgreSQL class 22 = data exception; SQLite 18 = too big, 20 = type mismatch.
-            code.starts_with("22") || code == "18" || code == "20"
-        }
+    let code = db.code().unwrap_or_default();
+    if db
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .is_some()
+    {
+        // Classes 22 data exception, 23 integrity constraint violation, 54 program limit
+        // exceeded (e.g. an index row over the page size).
+        ["22", "23", "54"]
+            .iter()
+            .any(|class| code.starts_with(class))
+    } else {
+        // SQLite: the primary result code (the low byte of an extended one): 18 too big,
+        // 19 constraint (also a trigger's RAISE), 20 datatype mismatch.
+        code.parse::<i32>()
+            .is_ok_and(|n| matches!(n & 0xff, 18..=20))
     }
 }
 

@@ -9,6 +9,8 @@ mod cli;
 mod dashboard;
 mod durability;
 mod ingress;
+mod ingress_edges;
+mod isolation;
 mod planner;
 mod pool;
 mod retry_rules;
