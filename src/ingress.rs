@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hangar_workers::client::Client;
-use hangar_workers::ingress::{self, EventEnvelope, IngressMessage, Rejection};
+use hangar_workers::ingress::{self, EventEnvelope, IngressMessage};
 use hangar_workers::job::NewJob;
 use hangar_workers::store::{Store, StoreError, redact_url};
 use redis::AsyncConnectionConfig;
@@ -30,7 +30,10 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, RedisConfig};
 use crate::exit::Fatal;
 
+mod refusal;
 pub mod retention;
+
+use refusal::refuses_data;
 
 /// The consumer group every Hangar process reads with.
 pub const GROUP: &str = "hangar";
@@ -181,7 +184,7 @@ impl Consumer {
                     return Ok(());
                 }
                 self.report(&mut conn).await?;
-                self.trim(&mut conn).await?;
+                retention::trim_and_count(&mut conn, &self.config).await?;
                 next_reclaim = Instant::now() + reclaim_every;
             }
             if now >= next_forget {
@@ -409,13 +412,12 @@ impl Consumer {
                 Ok(job) => Item::Job(job),
                 Err(rejection) => return Err(refuse(msg, rejection.to_string())),
             },
-            // The dead letter must not keep the personal data it was refused for.
-            Err(rejection @ Rejection::PersonalData { .. }) => {
-                let redacted = ingress::redact_personal_data(&msg)
-                    .unwrap_or_else(|| ingress::REDACTED.to_owned());
-                return Err(refuse(redacted, rejection.to_string()));
+            Err(rejection) => {
+                return Err(refuse(
+                    refusal::dead_msg(msg, &rejection),
+                    rejection.to_string(),
+                ));
             }
-            Err(rejection) => return Err(refuse(msg, rejection.to_string())),
         };
         Ok(Some(Accepted {
             id: entry.id.clone(),
@@ -510,25 +512,6 @@ impl Consumer {
         Ok(())
     }
 
-    /// Trims what both streams no longer need to keep (see [`retention`]).
-    async fn trim(&self, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
-        let trimmed = retention::trim(
-            conn,
-            &self.stream,
-            &self.dead_stream,
-            self.config.retain,
-            self.config.dead_retain,
-        )
-        .await?;
-        for (stream, n) in [("ingress", trimmed.ingress), ("dead", trimmed.dead)] {
-            if n > 0 {
-                metrics::counter!("hangar_ingress_trimmed_total", "stream" => stream).increment(n);
-                tracing::debug!(stream, entries = n, "ingress: trimmed");
-            }
-        }
-        Ok(())
-    }
-
     /// Stream length, pending entries, lag and dead letters as gauges.
     async fn report(&self, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
         let groups: Vec<HashMap<String, redis::Value>> = redis::cmd("XINFO")
@@ -587,30 +570,6 @@ impl Consumer {
             }
         }
         Ok(())
-    }
-}
-
-/// A database error caused by an entry's data (it would fail every retry), as opposed to
-/// the database being unreachable or busy.
-fn refuses_data(error: &StoreError) -> bool {
-    let StoreError::Database(sqlx::Error::Database(db)) = error else {
-        return false;
-    };
-    let code = db.code().unwrap_or_default();
-    if db
-        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
-        .is_some()
-    {
-        // Classes 22 data exception, 23 integrity constraint violation, 54 program limit
-        // exceeded (e.g. an index row over the page size).
-        ["22", "23", "54"]
-            .iter()
-            .any(|class| code.starts_with(class))
-    } else {
-        // SQLite: the primary result code (the low byte of an extended one): 18 too big,
-        // 19 constraint (also a trigger's RAISE), 20 datatype mismatch.
-        code.parse::<i32>()
-            .is_ok_and(|n| matches!(n & 0xff, 18..=20))
     }
 }
 

@@ -14,6 +14,8 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamInfoGroupsReply, StreamPendingReply};
 
+use crate::config::RedisConfig;
+
 /// A stream entry id `<ms>-<seq>`, ordered as Redis orders them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct EntryId {
@@ -85,6 +87,29 @@ pub struct Trimmed {
     pub ingress: u64,
     /// From the dead-letter stream.
     pub dead: u64,
+}
+
+/// [`trim`] with the configured streams and retentions, counted in
+/// `hangar_ingress_trimmed_total{stream}`.
+pub async fn trim_and_count(
+    conn: &mut MultiplexedConnection,
+    config: &RedisConfig,
+) -> redis::RedisResult<Trimmed> {
+    let trimmed = trim(
+        conn,
+        &config.stream(),
+        &config.dead_stream(),
+        config.retain,
+        config.dead_retain,
+    )
+    .await?;
+    for (stream, n) in [("ingress", trimmed.ingress), ("dead", trimmed.dead)] {
+        if n > 0 {
+            metrics::counter!("hangar_ingress_trimmed_total", "stream" => stream).increment(n);
+            tracing::debug!(stream, entries = n, "ingress: trimmed");
+        }
+    }
+    Ok(trimmed)
 }
 
 /// Trims both streams (see the module doc).
