@@ -28,6 +28,13 @@ pub struct Cli {
     /// milliseconds (default 30000).
     #[arg(long, global = true, env = "HANGAR_INGRESS_CLAIM_IDLE_MS")]
     pub ingress_claim_idle_ms: Option<u64>,
+    /// How long acknowledged entries stay in the ingress stream before Hangar trims them, in
+    /// milliseconds (default 3600000; 0 trims them right after acknowledgement).
+    #[arg(long, global = true, env = "HANGAR_INGRESS_RETAIN_MS")]
+    pub ingress_retain_ms: Option<u64>,
+    /// How long dead letters are kept, in milliseconds (default 604800000, 7 days).
+    #[arg(long, global = true, env = "HANGAR_INGRESS_DEAD_RETAIN_MS")]
+    pub ingress_dead_retain_ms: Option<u64>,
     /// Folder of schedule files (*.toml).
     #[arg(long, global = true, env = "HANGAR_SCHEDULES_DIR")]
     pub schedules_dir: Option<PathBuf>,
@@ -152,7 +159,8 @@ pub struct EnqueueArgs {
     /// Run no earlier than this RFC 3339 time.
     #[arg(long)]
     pub run_at: Option<String>,
-    /// Makes the enqueue idempotent (unique per kind).
+    /// Makes the enqueue idempotent (unique per workspace and kind; at most 255 bytes, not
+    /// starting with `schedule:`, `alert:` or `hangar:`).
     #[arg(long)]
     pub idempotency_key: Option<String>,
     /// The queue (default: the queue of the pool that runs the kind).

@@ -43,6 +43,10 @@ pub struct Overrides {
     pub ingress_batch: Option<usize>,
     /// `--ingress-claim-idle-ms` / `HANGAR_INGRESS_CLAIM_IDLE_MS`.
     pub ingress_claim_idle_ms: Option<u64>,
+    /// `--ingress-retain-ms` / `HANGAR_INGRESS_RETAIN_MS`.
+    pub ingress_retain_ms: Option<u64>,
+    /// `--ingress-dead-retain-ms` / `HANGAR_INGRESS_DEAD_RETAIN_MS`.
+    pub ingress_dead_retain_ms: Option<u64>,
     /// `--allow-private-targets` / `HANGAR_ALLOW_PRIVATE_TARGETS`.
     pub allow_private_targets: Option<String>,
     /// `--public-url` / `HANGAR_PUBLIC_URL`.
@@ -64,6 +68,8 @@ struct FileConfig {
     redis_prefix: Option<String>,
     ingress_batch: Option<usize>,
     ingress_claim_idle_ms: Option<u64>,
+    ingress_retain_ms: Option<u64>,
+    ingress_dead_retain_ms: Option<u64>,
     allow_private_targets: Option<String>,
     public_url: Option<String>,
     schedules_dir: Option<PathBuf>,
@@ -86,6 +92,10 @@ pub struct RedisConfig {
     pub batch: usize,
     /// A dead consumer's entries are reclaimed after this idle time.
     pub claim_idle: Duration,
+    /// Acknowledged entries are trimmed from the stream once this old.
+    pub retain: Duration,
+    /// Dead letters are trimmed once this old.
+    pub dead_retain: Duration,
 }
 
 impl RedisConfig {
@@ -185,6 +195,12 @@ impl Config {
                 overrides
                     .ingress_claim_idle_ms
                     .or(file.ingress_claim_idle_ms),
+                Retention {
+                    retain_ms: overrides.ingress_retain_ms.or(file.ingress_retain_ms),
+                    dead_retain_ms: overrides
+                        .ingress_dead_retain_ms
+                        .or(file.ingress_dead_retain_ms),
+                },
             )?),
         };
         let (schedules, schedules_source) = load_schedules(
@@ -236,11 +252,21 @@ impl Config {
     }
 }
 
+/// How long the ingress streams keep their entries, as given.
+struct Retention {
+    retain_ms: Option<u64>,
+    dead_retain_ms: Option<u64>,
+}
+
+/// The longest retention accepted for either stream: 365 days.
+const MAX_RETAIN_MS: u64 = 365 * 86_400_000;
+
 fn redis_config(
     url: String,
     prefix: Option<String>,
     batch: Option<usize>,
     claim_idle_ms: Option<u64>,
+    retention: Retention,
 ) -> Result<RedisConfig, Fatal> {
     if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix:")) {
         return Err(Fatal::config(format!(
@@ -266,11 +292,25 @@ fn redis_config(
             "HANGAR_INGRESS_CLAIM_IDLE_MS: {claim_idle_ms} is out of range (100 to 86400000)"
         )));
     }
+    let retain_ms = retention.retain_ms.unwrap_or(3_600_000);
+    if retain_ms > MAX_RETAIN_MS {
+        return Err(Fatal::config(format!(
+            "HANGAR_INGRESS_RETAIN_MS: {retain_ms} is out of range (0 to {MAX_RETAIN_MS})"
+        )));
+    }
+    let dead_retain_ms = retention.dead_retain_ms.unwrap_or(7 * 86_400_000);
+    if !(1_000..=MAX_RETAIN_MS).contains(&dead_retain_ms) {
+        return Err(Fatal::config(format!(
+            "HANGAR_INGRESS_DEAD_RETAIN_MS: {dead_retain_ms} is out of range (1000 to {MAX_RETAIN_MS})"
+        )));
+    }
     Ok(RedisConfig {
         url,
         prefix,
         batch,
         claim_idle: Duration::from_millis(claim_idle_ms),
+        retain: Duration::from_millis(retain_ms),
+        dead_retain: Duration::from_millis(dead_retain_ms),
     })
 }
 

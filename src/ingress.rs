@@ -8,6 +8,10 @@
 //! again. That covers a crash between commit and `XACK`, a Redis restart, a database outage
 //! (the batch is retried until it commits; nothing is acknowledged meanwhile) and entries a
 //! dead consumer left pending, which `XAUTOCLAIM` hands to a live one after the idle time.
+//!
+//! A database error caused by one entry's data (not by the database being away) does not
+//! hold the batch up: the batch is written entry by entry, the refused entry becomes a dead
+//! letter and the others commit. Both streams are trimmed by Hangar (see [`retention`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +29,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, RedisConfig};
 use crate::exit::Fatal;
+
+mod refusal;
+pub mod retention;
+
+use refusal::refuses_data;
 
 /// The consumer group every Hangar process reads with.
 pub const GROUP: &str = "hangar";
@@ -175,6 +184,7 @@ impl Consumer {
                     return Ok(());
                 }
                 self.report(&mut conn).await?;
+                retention::trim_and_count(&mut conn, &self.config).await?;
                 next_reclaim = Instant::now() + reclaim_every;
             }
             if now >= next_forget {
@@ -402,7 +412,12 @@ impl Consumer {
                 Ok(job) => Item::Job(job),
                 Err(rejection) => return Err(refuse(msg, rejection.to_string())),
             },
-            Err(rejection) => return Err(refuse(msg, rejection.to_string())),
+            Err(rejection) => {
+                return Err(refuse(
+                    refusal::dead_msg(msg, &rejection),
+                    rejection.to_string(),
+                ));
+            }
         };
         Ok(Some(Accepted {
             id: entry.id.clone(),
@@ -555,26 +570,6 @@ impl Consumer {
             }
         }
         Ok(())
-    }
-}
-
-/// A database error caused by an entry's data (it would fail every retry), as opposed to
-/// the database being unreachable or busy.
-fn refuses_data(error: &StoreError) -> bool {
-    let StoreError::Database(sqlx::Error::Database(db)) = error else {
-        return false;
-    };
-    use sqlx::error::ErrorKind;
-    match db.kind() {
-        ErrorKind::UniqueViolation
-        | ErrorKind::ForeignKeyViolation
-        | ErrorKind::NotNullViolation
-        | ErrorKind::CheckViolation => true,
-        _ => {
-            let code = db.code().unwrap_or_default();
-            // PostgreSQL class 22 = data exception; SQLite 18 = too big, 20 = type mismatch.
-            code.starts_with("22") || code == "18" || code == "20"
-        }
     }
 }
 

@@ -92,6 +92,8 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
         redis_prefix: cli.redis_prefix,
         ingress_batch: cli.ingress_batch,
         ingress_claim_idle_ms: cli.ingress_claim_idle_ms,
+        ingress_retain_ms: cli.ingress_retain_ms,
+        ingress_dead_retain_ms: cli.ingress_dead_retain_ms,
         allow_private_targets: cli.allow_private_targets,
         public_url: cli.public_url,
         master_key: cli.master_key,

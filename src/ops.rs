@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use hangar_workers::client::Client;
-use hangar_workers::ingress::Rejection;
+use hangar_workers::ingress::{self, Rejection};
 use hangar_workers::job::{Job, JobFilter, JobId, JobState, NewJob};
 use hangar_workers::kinds::{HttpHandler, Registry};
 use hangar_workers::store::{AlertFilter, AlertRow, AlertState, MAX_ALERT_PAGE, StoreError};
@@ -52,11 +52,32 @@ fn build_job(config: &Config, args: &EnqueueArgs) -> Result<NewJob, Fatal> {
         );
     }
     let client = Client::new(Arc::new(registry), config.pools.clone());
-    let mut job = client.job(&args.kind, json).map_err(|rejection| {
+    // The same limits and refusals as the API and the Redis ingress.
+    let identifiers = [
+        ("KIND", Some(&args.kind)),
+        ("--workspace", args.workspace.as_ref()),
+        ("--idempotency-key", args.idempotency_key.as_ref()),
+        ("--queue", args.queue.as_ref()),
+    ];
+    for (flag, value) in identifiers {
+        if let Some(value) = value {
+            ingress::check_identifier(flag, value).map_err(|e| Fatal::config(e.to_string()))?;
+        }
+    }
+    let mut job = client
+        .check_caller_job(&args.kind, args.idempotency_key.as_deref())
+        .and_then(|()| client.job(&args.kind, json))
+        .map_err(|rejection| {
         Fatal::config(match rejection {
             Rejection::UnknownJobKind { kind, known } => {
                 format!("unknown job kind '{kind}' (known: {known})")
             }
+            Rejection::InternalKind(kind) => {
+                format!("job kind '{kind}' is internal: only Hangar itself enqueues it")
+            }
+            Rejection::ReservedKey(prefix) => format!(
+                "--idempotency-key: keys starting with '{prefix}' are reserved for Hangar's own jobs"
+            ),
             Rejection::NoPool(kind) => format!(
                 "no pool runs job kind '{kind}' (pools from {})",
                 config.pools_source

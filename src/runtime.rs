@@ -147,7 +147,8 @@ fn check_kinds(registry: &Registry, pools: &[PoolSpec]) -> Result<(), Fatal> {
         for kind in &pool.kinds {
             if registry.get(kind).is_none() && !alerts::KINDS.contains(&kind.as_str()) {
                 return Err(Fatal::config(format!(
-                    "pool '{}': kinds: unknown job kind '{kind}' (known: {})",
+                    "{}: pool '{}': kinds: unknown job kind '{kind}' (known: {})",
+                    pool.source,
                     pool.name,
                     registry.kinds().join(", ")
                 )));

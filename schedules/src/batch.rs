@@ -8,6 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use hangar_workers::job::{DEFAULT_MAX_ATTEMPTS, JobId, JobState, NewJob};
 use hangar_workers::pool_config::PoolSpec;
+use hangar_workers::store::{KeyScope, Keyed};
 
 use crate::spec::{Action, Spec, decide, idempotency_key};
 
@@ -232,15 +233,11 @@ pub fn plan(
 }
 
 impl Planned {
-    /// Records the job ids: `ids` maps `(kind, idempotency key)` to the job of that slot,
-    /// inserted now or already there.
-    pub fn fill_job_ids(&mut self, ids: &HashMap<(String, String), JobId>) {
+    /// Records the job ids: `ids` maps `(workspace, kind, idempotency key)` to the job of
+    /// that slot, inserted now or already there.
+    pub fn fill_job_ids(&mut self, ids: &HashMap<KeyScope, JobId>) {
         for (job, &row) in self.jobs.iter().zip(&self.job_rows) {
-            let key = (
-                job.kind.clone(),
-                job.idempotency_key.clone().unwrap_or_default(),
-            );
-            self.updates[row].job_id = ids.get(&key).map(|id| id.0);
+            self.updates[row].job_id = ids.get(&Keyed::scope_of(job)).map(|id| id.0);
         }
     }
 

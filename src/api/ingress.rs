@@ -49,12 +49,12 @@ fn count(outcome: &'static str) {
 /// Hands over one event (the envelope of the webhook document); stored once per
 /// `(workspace_id, id)`.
 #[utoipa::path(post, path = "/api/v1/events", tag = "ingress",
-    request_body(content = EventEnvelope, description = "the event envelope: id, type, workspace_id, timestamp, data", content_type = "application/json"),
+    request_body(content = EventEnvelope, description = "the event envelope: id, type, workspace_id, timestamp, data (no other fields); id and workspace_id at most 255 bytes", content_type = "application/json"),
     responses(
         (status = 202, description = "stored, or already stored", body = EventAccepted),
         (status = 400, description = "not JSON"), (status = 401, description = "no valid token"),
         (status = 403, description = "role or workspace not allowed"), (status = 413, description = "over 256 KiB"),
-        (status = 422, description = "invalid event (the reason names the field)"),
+        (status = 422, description = "invalid event: missing, unknown or oversized field, personal data (the reason names the field)"),
         (status = 429, description = "rate limited"), (status = 503, description = "database unavailable")),
     security(("bearer" = ["operator"])))]
 pub async fn post_event(
@@ -81,14 +81,14 @@ pub async fn post_event(
     ))
 }
 
-/// Hands over one job request; stored once per kind and idempotency key.
+/// Hands over one job request; stored once per workspace, kind and idempotency key.
 #[utoipa::path(post, path = "/api/v1/jobs", tag = "ingress",
-    request_body(content = JobRequest, description = "the job request: kind, workspace_id, args, idempotency_key, run_at?, queue?", content_type = "application/json"),
+    request_body(content = JobRequest, description = "the job request: kind, workspace_id, args, idempotency_key, run_at?, queue?, priority? (an integer from -32768 to 32767, smaller runs first, default 0); no other fields. kind, workspace_id, idempotency_key and queue are at most 255 bytes; keys starting with schedule:, alert: or hangar: are Hangar's own; internal kinds (alert deliveries) are refused. A duplicate key answers with the caller's own job (same workspace and kind).", content_type = "application/json"),
     responses(
         (status = 202, description = "stored, or already stored", body = JobAccepted),
         (status = 400, description = "not JSON"), (status = 401, description = "no valid token"),
         (status = 403, description = "role or workspace not allowed"), (status = 413, description = "over 256 KiB"),
-        (status = 422, description = "invalid job request (the reason names the field)"),
+        (status = 422, description = "invalid job request: unknown kind or field, internal kind, reserved or oversized key (the reason names the field)"),
         (status = 429, description = "rate limited"), (status = 503, description = "database unavailable")),
     security(("bearer" = ["operator"])))]
 pub async fn post_job(

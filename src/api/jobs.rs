@@ -37,9 +37,10 @@ async fn visible_job(state: &ApiState, caller: &Caller, id: i64) -> Result<Job, 
         .map_err(store_error)
 }
 
-/// Filters of `GET /api/v1/jobs`.
+/// Filters of `GET /api/v1/jobs`; any other parameter is a 400 that names it.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct JobsQuery {
     /// available, scheduled, running, retryable, completed, failed or cancelled; several
     /// comma-separated (`failed,retryable`) for any of them.

@@ -229,7 +229,15 @@ async fn every_malformed_entry_lands_in_the_dead_letter_stream_with_its_reason()
             "{source}: error {:?} should say {reason:?}",
             letter["error"]
         );
-        assert_eq!(&letter["msg"], msg, "the original msg is kept");
+        if reason.contains("personal data") || reason.contains("phone") {
+            assert!(
+                letter["msg"].contains("<redacted>") && !letter["msg"].contains("555"),
+                "personal data is not kept: {}",
+                letter["msg"]
+            );
+        } else {
+            assert_eq!(&letter["msg"], msg, "the original msg is kept");
+        }
     }
     let letter = dead
         .iter()
@@ -372,11 +380,12 @@ async fn while_the_database_is_down_nothing_is_acknowledged_and_nothing_is_lost(
     for i in 0..5 {
         redis.xadd(&job_msg(&format!("during-{i}")));
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(
-        redis.pending() >= 1,
-        "the consumer read entries it cannot commit"
-    );
+    wait_for(
+        "the consumer to read entries it cannot commit",
+        Duration::from_secs(20),
+        || async { (redis.pending() >= 1).then_some(()) },
+    )
+    .await;
     assert_eq!(
         redis.unacknowledged(),
         5,

@@ -14,6 +14,8 @@ mod dashboard_layout;
 mod dashboard_sessions;
 mod durability;
 mod ingress;
+mod ingress_edges;
+mod isolation;
 mod job_secrets;
 mod key_file;
 mod openapi;

@@ -144,6 +144,8 @@ impl TestDb {
             .env_remove("HANGAR_REDIS_PREFIX")
             .env_remove("HANGAR_INGRESS_BATCH")
             .env_remove("HANGAR_INGRESS_CLAIM_IDLE_MS")
+            .env_remove("HANGAR_INGRESS_RETAIN_MS")
+            .env_remove("HANGAR_INGRESS_DEAD_RETAIN_MS")
             .env_remove("HANGAR_PUBLIC_URL")
             // The receivers of the tests listen on loopback.
             .env("HANGAR_ALLOW_PRIVATE_TARGETS", "1")

@@ -13,6 +13,9 @@
 //!
 //! The [`Client`] also turns wire-format job requests (Redis ingress, `POST /api/v1/jobs`)
 //! into jobs: it knows the registered kinds and which pool (queue, attempt budget) runs each.
+//! That is the outside edge: [`Client::resolve`] (and [`Client::check_caller_job`] for the
+//! CLI) refuses what only the engine may enqueue, internal kinds and reserved idempotency-key
+//! prefixes, while [`Client::job`] and the store serve the engine's own jobs as well.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -20,7 +23,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use sqlx::{PgConnection, SqliteConnection};
 
-use crate::ingress::{EventEnvelope, JobRequest, Rejection};
+use crate::ingress::{self, EventEnvelope, JobRequest, Rejection};
 use crate::job::{Enqueued, NewJob};
 use crate::kinds::Registry;
 use crate::pool_config::{self, PoolSpec};
@@ -29,12 +32,13 @@ use crate::store::{self, Keyed, StoreError};
 /// A database connection a [`Client`] can write through: `&mut *tx` of a PostgreSQL or
 /// SQLite transaction (or a plain connection).
 pub trait Conn: Send + sealed::Sealed {
-    /// Inserts a job; an existing `(kind, idempotency_key)` returns that job instead.
+    /// Inserts a job; an existing `(workspace_id, kind, idempotency_key)` returns that job
+    /// instead.
     fn insert_job(
         &mut self,
         job: &NewJob,
     ) -> impl Future<Output = Result<Enqueued, StoreError>> + Send;
-    /// Inserts jobs in one statement; every job's id by (kind, idempotency key).
+    /// Inserts jobs in one statement; every job's id by (workspace, kind, idempotency key).
     fn insert_jobs_keyed(
         &mut self,
         jobs: &[NewJob],
@@ -102,7 +106,7 @@ impl Client {
         let Some(handler) = self.registry.get(kind) else {
             return Err(Rejection::UnknownJobKind {
                 kind: kind.to_owned(),
-                known: self.registry.kinds().join(", "),
+                known: self.registry.public_kinds().join(", "),
             });
         };
         let Some(pool) = self
@@ -119,8 +123,23 @@ impl Client {
         Ok(job)
     }
 
-    /// The job a wire-format request asks for (Redis ingress, `POST /api/v1/jobs`).
+    /// Refuses what a caller may not enqueue: an internal kind, or an idempotency key with a
+    /// prefix the engine keeps for its own jobs.
+    pub fn check_caller_job(
+        &self,
+        kind: &str,
+        idempotency_key: Option<&str>,
+    ) -> Result<(), Rejection> {
+        if self.registry.is_internal(kind) {
+            return Err(Rejection::InternalKind(kind.to_owned()));
+        }
+        idempotency_key.map_or(Ok(()), ingress::check_key_prefix)
+    }
+
+    /// The job a wire-format request asks for (Redis ingress, `POST /api/v1/jobs`); refuses
+    /// internal kinds and reserved keys (see [`Client::check_caller_job`]).
     pub fn resolve(&self, request: JobRequest) -> Result<NewJob, Rejection> {
+        self.check_caller_job(&request.kind, Some(&request.idempotency_key))?;
         let mut job = self.job(&request.kind, Value::Object(request.args))?;
         if let Some(queue) = request.queue {
             if !self.pools.iter().any(|p| p.queue == queue) {
@@ -135,12 +154,13 @@ impl Client {
         job.workspace_id = Some(request.workspace_id);
         job.idempotency_key = Some(request.idempotency_key);
         job.run_at = request.run_at;
+        job.priority = request.priority.unwrap_or(0);
         Ok(job)
     }
 
     /// Enqueues `job` through `conn` (typically `&mut *tx`): it becomes visible to workers when
-    /// the caller commits. With an idempotency key that already exists for the kind, returns
-    /// the existing job (`created: false`).
+    /// the caller commits. With an idempotency key that already exists for the workspace and
+    /// kind, returns the existing job (`created: false`).
     pub async fn enqueue<C: Conn + ?Sized>(
         &self,
         conn: &mut C,
@@ -149,8 +169,9 @@ impl Client {
         conn.insert_job(job).await
     }
 
-    /// Enqueues many jobs through `conn` in one statement and tells every job's id by (kind,
-    /// idempotency key), the existing job's where the key was taken (the planner's batches).
+    /// Enqueues many jobs through `conn` in one statement and tells every job's id by
+    /// (workspace, kind, idempotency key), the existing job's where the key was taken (the
+    /// planner's batches).
     /// Jobs without an idempotency key are inserted but not in the map.
     pub async fn enqueue_keyed<C: Conn + ?Sized>(
         &self,

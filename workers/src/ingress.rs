@@ -2,7 +2,12 @@
 //! field, or the body of `POST /api/v1/events` / `POST /api/v1/jobs`. [`parse`] turns it into
 //! an [`IngressMessage`] or a [`Rejection`] whose text is what goes into the dead-letter
 //! stream's `error` field, so it says what is wrong and where. Nothing here does I/O; whether a
-//! job kind exists is for the caller, who knows the registry.
+//! job kind exists (and whether callers may enqueue it) is for the caller, who knows the
+//! registry.
+//!
+//! The format is closed: a field this module does not know is refused, not dropped, and every
+//! identifier is at most [`MAX_IDENTIFIER_BYTES`] long (an oversized one would otherwise fail
+//! the database's unique index, and with it the whole batch it arrived in).
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -11,6 +16,29 @@ use crate::events;
 
 /// The largest `msg` accepted, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// The longest identifier accepted (`workspace_id`, `idempotency_key`, event `id`, job
+/// `kind`, `queue`), in bytes.
+pub const MAX_IDENTIFIER_BYTES: usize = 255;
+
+/// Idempotency-key prefixes the engine uses for its own jobs (the planner's
+/// `schedule:<name>:<slot>`, the alert dispatcher's `alert:…`, and `hangar:` for what comes
+/// later). Callers may not use them: a caller who took one could stand in for the engine's
+/// job.
+pub const RESERVED_KEY_PREFIXES: &[&str] = &["schedule:", "alert:", "hangar:"];
+
+/// The fields of each object of the format; anything else is refused.
+const MESSAGE_FIELDS: &[&str] = &["kind", "event", "job"];
+const EVENT_FIELDS: &[&str] = &["id", "type", "workspace_id", "timestamp", "data"];
+const JOB_FIELDS: &[&str] = &[
+    "kind",
+    "workspace_id",
+    "args",
+    "idempotency_key",
+    "run_at",
+    "queue",
+    "priority",
+];
 
 /// An event of the platform: the envelope of the webhook document.
 #[derive(Debug, Clone, PartialEq, utoipa::ToSchema)]
@@ -37,12 +65,14 @@ pub struct JobRequest {
     pub workspace_id: String,
     /// The handler's arguments.
     pub args: Map<String, Value>,
-    /// Makes the request idempotent (unique per kind).
+    /// Makes the request idempotent (unique per workspace and kind).
     pub idempotency_key: String,
     /// Run no earlier than this.
     pub run_at: Option<DateTime<Utc>>,
     /// The queue, when not the kind's default.
     pub queue: Option<String>,
+    /// Smaller numbers run first (default 0).
+    pub priority: Option<i16>,
 }
 
 /// One ingress message.
@@ -91,6 +121,31 @@ pub enum Rejection {
         /// What was given.
         value: String,
     },
+    /// An identifier over [`MAX_IDENTIFIER_BYTES`].
+    #[error("field {field}: {bytes} bytes, over the limit of {MAX_IDENTIFIER_BYTES}")]
+    TooLong {
+        /// Its path, e.g. `job.idempotency_key`.
+        field: String,
+        /// Its length.
+        bytes: usize,
+    },
+    /// Fields the format does not have (they would otherwise be dropped silently).
+    #[error("{}", unknown_fields(.at, .names))]
+    UnknownFields {
+        /// The object, e.g. `job`.
+        at: String,
+        /// The unknown field names, in the order given.
+        names: Vec<String>,
+    },
+    /// An idempotency key with a prefix of [`RESERVED_KEY_PREFIXES`].
+    #[error(
+        "field job.idempotency_key: keys starting with '{0}' are reserved for Hangar's own jobs"
+    )]
+    ReservedKey(&'static str),
+    /// A kind only the engine enqueues (alert deliveries, and later webhook deliveries and
+    /// token refreshes).
+    #[error("field job.kind: job kind '{0}' is internal: only Hangar itself enqueues it")]
+    InternalKind(String),
     /// A string holds a NUL character, which the databases cannot store in JSON text.
     #[error("field {0}: contains a NUL character (\\u0000), which cannot be stored")]
     NulCharacter(String),
@@ -126,10 +181,53 @@ pub enum Rejection {
     },
 }
 
+fn unknown_fields(at: &str, names: &[String]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    let plural = if names.len() == 1 { "" } else { "s" };
+    format!("unknown field{plural} {} in {at}", quoted.join(", "))
+}
+
+/// Refuses the fields of `map` that are not in `known`.
+fn only_known(map: &Map<String, Value>, at: &str, known: &[&str]) -> Result<(), Rejection> {
+    let names: Vec<String> = map
+        .keys()
+        .filter(|k| !known.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    if names.is_empty() {
+        Ok(())
+    } else {
+        Err(Rejection::UnknownFields {
+            at: at.to_owned(),
+            names,
+        })
+    }
+}
+
+/// Refuses an identifier over [`MAX_IDENTIFIER_BYTES`]; `field` names it in the message.
+pub fn check_identifier(field: &str, value: &str) -> Result<(), Rejection> {
+    if value.len() > MAX_IDENTIFIER_BYTES {
+        return Err(Rejection::TooLong {
+            field: field.to_owned(),
+            bytes: value.len(),
+        });
+    }
+    Ok(())
+}
+
+/// Refuses an idempotency key that starts with one of [`RESERVED_KEY_PREFIXES`].
+pub fn check_key_prefix(key: &str) -> Result<(), Rejection> {
+    match RESERVED_KEY_PREFIXES.iter().find(|p| key.starts_with(*p)) {
+        Some(prefix) => Err(Rejection::ReservedKey(prefix)),
+        None => Ok(()),
+    }
+}
+
 /// Parses and validates one message.
 pub fn parse(msg: &str) -> Result<IngressMessage, Rejection> {
     let value = json(msg.as_bytes())?;
     let root = object(&value, "message")?;
+    only_known(root, "message", MESSAGE_FIELDS)?;
     match text(root, "", "kind")?.as_str() {
         "event" => {
             parse_event(object(field(root, "", "event")?, "event")?).map(IngressMessage::Event)
@@ -190,6 +288,7 @@ fn check_nul(value: &Value, at: &str) -> Result<(), Rejection> {
 /// Validates an event envelope (also the body of `POST /api/v1/events`).
 pub fn parse_event(event: &Map<String, Value>) -> Result<EventEnvelope, Rejection> {
     let at = "event";
+    only_known(event, at, EVENT_FIELDS)?;
     let event_type = text(event, at, "type")?;
     if !events::is_known(&event_type) {
         return Err(Rejection::UnknownEventType(event_type));
@@ -197,9 +296,9 @@ pub fn parse_event(event: &Map<String, Value>) -> Result<EventEnvelope, Rejectio
     let data = object(field(event, at, "data")?, "event.data")?.clone();
     check_personal_data(&data, "event.data")?;
     Ok(EventEnvelope {
-        id: text(event, at, "id")?,
+        id: identifier(event, at, "id")?,
         event_type,
-        workspace_id: text(event, at, "workspace_id")?,
+        workspace_id: identifier(event, at, "workspace_id")?,
         timestamp: time(event, at, "timestamp")?.ok_or_else(|| missing(at, "timestamp"))?,
         data,
     })
@@ -208,17 +307,32 @@ pub fn parse_event(event: &Map<String, Value>) -> Result<EventEnvelope, Rejectio
 /// Validates a job request (also the body of `POST /api/v1/jobs`).
 pub fn parse_job(job: &Map<String, Value>) -> Result<JobRequest, Rejection> {
     let at = "job";
-    Ok(JobRequest {
-        kind: text(job, at, "kind")?,
-        workspace_id: text(job, at, "workspace_id")?,
+    only_known(job, at, JOB_FIELDS)?;
+    let request = JobRequest {
+        kind: identifier(job, at, "kind")?,
+        workspace_id: identifier(job, at, "workspace_id")?,
         args: object(field(job, at, "args")?, "job.args")?.clone(),
-        idempotency_key: text(job, at, "idempotency_key")?,
+        idempotency_key: identifier(job, at, "idempotency_key")?,
         run_at: time(job, at, "run_at")?,
         queue: match job.get("queue") {
             None | Some(Value::Null) => None,
-            Some(_) => Some(text(job, at, "queue")?),
+            Some(_) => Some(identifier(job, at, "queue")?),
         },
-    })
+        priority: match job.get("priority") {
+            None | Some(Value::Null) => None,
+            Some(value) => Some(
+                value
+                    .as_i64()
+                    .and_then(|n| i16::try_from(n).ok())
+                    .ok_or_else(|| Rejection::WrongType {
+                        field: path(at, "priority"),
+                        expected: "an integer from -32768 to 32767 (smaller runs first)",
+                    })?,
+            ),
+        },
+    };
+    check_key_prefix(&request.idempotency_key)?;
+    Ok(request)
 }
 
 fn path(at: &str, name: &str) -> String {
@@ -255,6 +369,13 @@ fn text(map: &Map<String, Value>, at: &str, name: &str) -> Result<String, Reject
             expected: "a non-empty string",
         }),
     }
+}
+
+/// A non-empty string of at most [`MAX_IDENTIFIER_BYTES`].
+fn identifier(map: &Map<String, Value>, at: &str, name: &str) -> Result<String, Rejection> {
+    let value = text(map, at, name)?;
+    check_identifier(&path(at, name), &value)?;
+    Ok(value)
 }
 
 fn time(
@@ -300,11 +421,7 @@ const PERSONAL_KEYS: &[&str] = &[
 pub fn check_personal_data(data: &Map<String, Value>, at: &str) -> Result<(), Rejection> {
     for (key, value) in data {
         let here = format!("{at}.{key}");
-        let lower = key.to_ascii_lowercase();
-        if PERSONAL_KEYS.contains(&lower.as_str())
-            || lower.ends_with("_email")
-            || lower.ends_with("_phone")
-        {
+        if is_personal_key(key) {
             return Err(Rejection::PersonalData {
                 path: here,
                 why: "is a personal-data field",
@@ -334,6 +451,48 @@ fn check_value(value: &Value, at: &str) -> Result<(), Rejection> {
     }
 }
 
+fn is_personal_key(key: &str) -> bool {
+    let lower = key.to_ascii_lowercase();
+    PERSONAL_KEYS.contains(&lower.as_str())
+        || lower.ends_with("_email")
+        || lower.ends_with("_phone")
+}
+
+/// What stands in for a personal value in a kept copy of a refused message.
+pub const REDACTED: &str = "<redacted>";
+
+/// `msg` (a message refused for [`Rejection::PersonalData`]) with every value that the check
+/// would flag in `event.data` replaced by [`REDACTED`], so that the dead-letter stream does
+/// not keep the personal data it was refused for. `None` when `msg` is not a message with
+/// event data.
+pub fn redact_personal_data(msg: &str) -> Option<String> {
+    let mut value: Value = serde_json::from_str(msg).ok()?;
+    let data = value.get_mut("event")?.get_mut("data")?.as_object_mut()?;
+    redact_map(data);
+    Some(value.to_string())
+}
+
+fn redact_map(map: &mut Map<String, Value>) {
+    for (key, value) in map.iter_mut() {
+        if is_personal_key(key) {
+            *value = Value::String(REDACTED.to_owned());
+        } else {
+            redact_value(value);
+        }
+    }
+}
+
+fn redact_value(value: &mut Value) {
+    match value {
+        Value::Object(map) => redact_map(map),
+        Value::Array(items) => items.iter_mut().for_each(redact_value),
+        Value::String(s) if looks_like_email(s) || looks_like_phone(s) => {
+            *s = REDACTED.to_owned();
+        }
+        _ => {}
+    }
+}
+
 /// `local@domain.tld`, no spaces.
 fn looks_like_email(s: &str) -> bool {
     let Some((local, domain)) = s.trim().split_once('@') else {
@@ -360,161 +519,4 @@ fn looks_like_phone(s: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn event(data: Value) -> String {
-        json!({"kind": "event", "event": {"id": "evt_1", "type": "trip.created",
-            "workspace_id": "ws_1", "timestamp": "2026-11-22T10:00:00Z", "data": data}})
-        .to_string()
-    }
-
-    #[test]
-    fn a_valid_event_and_job_parse() {
-        match parse(&event(
-            json!({"trip_id": "trp_9", "legs": [{"aircraft_id": "ac_1"}]}),
-        ))
-        .unwrap()
-        {
-            IngressMessage::Event(e) => {
-                assert_eq!(
-                    (
-                        e.id.as_str(),
-                        e.event_type.as_str(),
-                        e.workspace_id.as_str()
-                    ),
-                    ("evt_1", "trip.created", "ws_1")
-                );
-                assert_eq!(e.timestamp.to_rfc3339(), "2026-11-22T10:00:00+00:00");
-                assert_eq!(e.data["trip_id"], "trp_9");
-            }
-            other => panic!("{other:?}"),
-        }
-        let job = json!({"kind": "job", "job": {"kind": "sync", "workspace_id": "ws_1",
-            "args": {"provider": "quickbooks"}, "idempotency_key": "k1",
-            "run_at": "2026-11-22T11:00:00+01:00", "queue": "syncs"}});
-        match parse(&job.to_string()).unwrap() {
-            IngressMessage::Job(j) => {
-                assert_eq!(
-                    (j.kind.as_str(), j.idempotency_key.as_str()),
-                    ("sync", "k1")
-                );
-                assert_eq!(j.run_at.unwrap().to_rfc3339(), "2026-11-22T10:00:00+00:00");
-                assert_eq!(j.queue.as_deref(), Some("syncs"));
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn every_malformed_shape_is_rejected_with_its_reason() {
-        let cases: Vec<(String, &str)> = vec![
-            ("{not json".into(), "not JSON"),
-            ("[1,2]".into(), "field message: expected a JSON object"),
-            (json!({"event": {}}).to_string(), "missing field kind"),
-            (json!({"kind": "invoice"}).to_string(), "unknown kind 'invoice'"),
-            (json!({"kind": "event"}).to_string(), "missing field event"),
-            (json!({"kind": "event", "event": "x"}).to_string(), "field event: expected a JSON object"),
-            (event(json!([])), "field event.data: expected a JSON object"),
-            (event(json!({})).replace("trip.created", "trip.exploded"), "unknown event type 'trip.exploded'"),
-            (event(json!({})).replace("\"id\":\"evt_1\",", ""), "missing field event.id"),
-            (event(json!({})).replace("ws_1", ""), "field event.workspace_id: expected a non-empty string"),
-            (event(json!({})).replace("2026-11-22T10:00:00Z", "yesterday"), "field event.timestamp: 'yesterday' is not an RFC 3339 time"),
-            (json!({"kind": "job", "job": {"kind": "sync", "workspace_id": "ws", "args": {}}}).to_string(), "missing field job.idempotency_key"),
-            (json!({"kind": "job", "job": {"kind": "sync", "workspace_id": "ws", "args": 3, "idempotency_key": "k"}}).to_string(), "field job.args: expected a JSON object"),
-            (json!({"kind": "job", "job": {"kind": 7, "workspace_id": "ws", "args": {}, "idempotency_key": "k"}}).to_string(), "field job.kind: expected a non-empty string"),
-        ];
-        for (msg, reason) in cases {
-            let error = parse(&msg).expect_err(&msg).to_string();
-            assert!(
-                error.contains(reason),
-                "{msg}: got {error:?}, expected {reason:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_nul_character_anywhere_is_refused_with_its_path() {
-        let msg = event(json!({"legs": [{"note_id": "a\u{0}b"}]}));
-        assert_eq!(
-            parse(&msg),
-            Err(Rejection::NulCharacter(
-                "event.data.legs[0].note_id".to_owned()
-            ))
-        );
-        let body = json!({"kind": "sync", "workspace_id": "ws", "args": {"k": "\u{0}"},
-            "idempotency_key": "k"});
-        assert_eq!(
-            parse_job_body(body.to_string().as_bytes()),
-            Err(Rejection::NulCharacter("args.k".to_owned()))
-        );
-    }
-
-    #[test]
-    fn http_bodies_are_the_bare_envelope_and_job_object() {
-        let event = json!({"id": "evt_1", "type": "trip.created", "workspace_id": "ws_1",
-            "timestamp": "2026-11-22T10:00:00Z", "data": {"trip_id": "t_1"}});
-        assert_eq!(
-            parse_event_body(event.to_string().as_bytes()).map(|e| e.id),
-            Ok("evt_1".to_owned())
-        );
-        assert_eq!(
-            parse_job_body(b"[1]"),
-            Err(Rejection::WrongType {
-                field: "job".to_owned(),
-                expected: "a JSON object"
-            })
-        );
-        assert!(matches!(parse_event_body(b"{"), Err(Rejection::NotJson(_))));
-    }
-
-    #[test]
-    fn the_size_limit_is_256_kib() {
-        let filler = "x".repeat(MAX_MESSAGE_BYTES);
-        let msg = event(json!({"note_id": filler}));
-        assert_eq!(parse(&msg), Err(Rejection::TooLarge { bytes: msg.len() }));
-        let fits = event(json!({"note_id": "x".repeat(MAX_MESSAGE_BYTES - 300)}));
-        assert!(fits.len() <= MAX_MESSAGE_BYTES && parse(&fits).is_ok());
-    }
-
-    #[test]
-    fn personal_data_is_refused_wherever_it_is() {
-        let cases = [
-            (
-                json!({"email": "x"}),
-                "event.data.email is a personal-data field",
-            ),
-            (
-                json!({"crew": [{"id": "c1", "Last_Name": "Doe"}]}),
-                "event.data.crew[0].Last_Name is a personal-data field",
-            ),
-            (
-                json!({"contact_phone": "x"}),
-                "event.data.contact_phone is a personal-data field",
-            ),
-            (
-                json!({"note": "pilot.one@example.com"}),
-                "event.data.note looks like an e-mail address",
-            ),
-            (
-                json!({"legs": [{"x": ["+1 (415) 555-0100"]}]}),
-                "event.data.legs[0].x[0] looks like a phone number",
-            ),
-        ];
-        for (data, reason) in cases {
-            let error = parse(&event(data.clone()))
-                .expect_err(&data.to_string())
-                .to_string();
-            assert!(error.contains(reason), "{data}: {error}");
-        }
-    }
-
-    #[test]
-    fn internal_ids_and_ordinary_values_are_not_personal_data() {
-        let data = json!({"trip_id": "trp_123", "tail_number": "N123AB", "count": 5,
-            "departure": "2026-11-22T10:00:00Z", "legacy_id": "4155550100", "route": "KTEB-KPBI",
-            "status": "confirmed", "handle": "@ops", "ratio": "+12", "aircraft": {"model_name_id": "m_1"}});
-        assert!(parse(&event(data)).is_ok());
-    }
-}
+mod tests;

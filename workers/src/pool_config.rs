@@ -22,6 +22,8 @@ pub struct PoolSpec {
     pub queue: String,
     /// The job kinds it runs (and that enqueue routes to its queue by default).
     pub kinds: Vec<String>,
+    /// The file it was declared in (or `built-in pools`), for messages about it.
+    pub source: String,
     /// Jobs run at once by one process.
     pub concurrency: usize,
     /// Jobs claimed ahead of free slots (leased, waiting in memory), so claims stay batched
@@ -164,6 +166,12 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<PoolSpec>, PoolConfigError> {
         .pool
         .into_iter()
         .map(|p| validate(p).map_err(&error))
+        .map(|p| {
+            p.map(|mut p| {
+                p.source = file.to_owned();
+                p
+            })
+        })
         .collect::<Result<Vec<_>, _>>()?;
     check_unique(file, &pools)?;
     Ok(pools)
@@ -303,6 +311,7 @@ fn validate(raw: RawPool) -> Result<PoolSpec, String> {
     };
     let concurrency = ranged(n, "concurrency", raw.concurrency, 50, 1, 10_000)?;
     Ok(PoolSpec {
+        source: String::new(),
         concurrency: concurrency as usize,
         prefetch: ranged(n, "prefetch", raw.prefetch, concurrency.min(500), 0, 10_000)? as usize,
         timeout: ms(ranged(n, "timeout_ms", raw.timeout_ms, 60_000, 1, DAY_MS)?),

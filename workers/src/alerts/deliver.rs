@@ -75,16 +75,52 @@ async fn deliver_job(context: &AlertContext, job: &ClaimedJob) -> Result<bool, J
             }
             Err(other) => return Err(internal(other)),
         };
+    let alert = channels::alert(&context.store, args.alert_id)
+        .await
+        .map_err(internal)?;
+    check_scope(
+        job.workspace_id.as_deref(),
+        channel.workspace_id.as_deref(),
+        alert.as_ref().map(|a| a.workspace_id.as_deref()),
+    )
+    .map_err(|why| JobFailure::new(ErrorClass::Client, why))?;
     if !channel.enabled {
         tracing::info!(channel = %channel.id, "alert channel disabled; notice skipped");
         return Ok(false);
     }
-    let alert = channels::alert(&context.store, args.alert_id)
-        .await
-        .map_err(internal)?;
     let notice = Notice::new(&args, alert.as_ref(), &context.public_url);
     send(context, &channel, &config, &notice).await?;
     Ok(true)
+}
+
+/// A notice carries an alert to a channel of the alert's workspace (or to a global channel),
+/// in a job of that workspace: that is how the dispatcher enqueues them. Anything else (a job
+/// that names another workspace's alert or channel) is refused, never sent. `alert`: the
+/// alert's workspace, `None` when the alert no longer exists.
+fn check_scope(
+    job: Option<&str>,
+    channel: Option<&str>,
+    alert: Option<Option<&str>>,
+) -> Result<(), String> {
+    let name =
+        |ws: Option<&str>| ws.map_or("no workspace".to_owned(), |w| format!("workspace '{w}'"));
+    if let Some(alert) = alert
+        && alert != job
+    {
+        return Err(format!(
+            "alert notice refused: the alert belongs to {}, the job to {}",
+            name(alert),
+            name(job)
+        ));
+    }
+    if channel.is_some() && channel != job {
+        return Err(format!(
+            "alert notice refused: the channel belongs to {}, the job to {}",
+            name(channel),
+            name(job)
+        ));
+    }
+    Ok(())
 }
 
 /// Sends a test notice to a channel now (`hangar alerts channels test`), with the same
@@ -296,4 +332,60 @@ async fn post(
         http_status: Some(status),
         retry_after,
     })
+}
+
+#[cfg(test)]
+mod scope_tests {
+    use super::check_scope;
+
+    #[test]
+    fn a_notice_stays_within_its_workspace() {
+        let allowed = [
+            (Some("a"), Some("a"), Some(Some("a"))),
+            (Some("a"), None, Some(Some("a"))),
+            (None, None, Some(None)),
+            (Some("a"), Some("a"), None),
+        ];
+        for (job, channel, alert) in allowed {
+            assert_eq!(
+                check_scope(job, channel, alert),
+                Ok(()),
+                "{job:?} {channel:?} {alert:?}"
+            );
+        }
+        let refused = [
+            // Workspace A's job asks for B's alert on A's channel.
+            (
+                Some("a"),
+                Some("a"),
+                Some(Some("b")),
+                "the alert belongs to workspace 'b'",
+            ),
+            // ... or a global alert.
+            (
+                Some("a"),
+                None,
+                Some(None),
+                "the alert belongs to no workspace",
+            ),
+            // A's alert to B's channel.
+            (
+                Some("a"),
+                Some("b"),
+                Some(Some("a")),
+                "the channel belongs to workspace 'b'",
+            ),
+            // A job without a workspace cannot use a workspace's channel.
+            (
+                None,
+                Some("b"),
+                None,
+                "the channel belongs to workspace 'b'",
+            ),
+        ];
+        for (job, channel, alert, says) in refused {
+            let error = check_scope(job, channel, alert).expect_err(says);
+            assert!(error.contains(says), "{error}");
+        }
+    }
 }

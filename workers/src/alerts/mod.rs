@@ -94,10 +94,11 @@ impl AlertContext {
     }
 }
 
-/// Registers the delivery kinds in `registry`.
+/// Registers the delivery kinds in `registry`, as internal kinds: a caller who could enqueue
+/// one would choose the alert and the channel, and read another workspace's alerts.
 pub fn register(registry: &mut Registry, context: &AlertContext) {
     for kind in ChannelKind::ALL {
-        registry.register(
+        registry.register_internal(
             kind.job_kind(),
             deliver::DeliveryHandler::new(context.clone(), kind),
         );

@@ -2,11 +2,15 @@
 //! kind's name to its handler. A handler reports failures as a [`JobFailure`] that is already
 //! classified (the connector knows its provider's signals); the pool turns it into a retry
 //! decision. The built-in kinds are `noop` and `http`.
+//!
+//! A kind is public (anyone with a token may enqueue it: API, Redis ingress, CLI) or internal
+//! (only the engine enqueues it, e.g. alert deliveries, whose arguments name an alert and a
+//! channel that a caller must not choose). That is decided where the kind is registered.
 
 mod http;
 mod noop;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -70,10 +74,11 @@ pub fn redact_args(kind: &str, args: &mut serde_json::Value) {
     }
 }
 
-/// The handlers known to this process, by kind name.
+/// The handlers known to this process, by kind name, and which kinds are internal.
 #[derive(Clone, Default)]
 pub struct Registry {
     handlers: HashMap<String, Arc<dyn Handler>>,
+    internal: HashSet<String>,
 }
 
 impl Registry {
@@ -87,12 +92,31 @@ impl Registry {
         let mut registry = Registry::default();
         registry.register("noop", NoopHandler);
         registry.register("http", HttpHandler::with_targets(targets));
+        // Their handlers need the store and the keys (registered by `alerts::register` once
+        // those are open); a process without them must still refuse them from callers.
+        for kind in crate::alerts::KINDS {
+            registry.internal.insert(kind.to_owned());
+        }
         registry
     }
 
-    /// Adds or replaces the handler of `kind`.
+    /// Adds or replaces the handler of `kind`, a public kind (callers may enqueue it).
     pub fn register(&mut self, kind: &str, handler: impl Handler) {
+        self.internal.remove(kind);
         self.handlers.insert(kind.to_owned(), Arc::new(handler));
+    }
+
+    /// Adds or replaces the handler of `kind`, an internal kind: only the engine enqueues
+    /// it; the API, the Redis ingress and the CLI refuse it.
+    pub fn register_internal(&mut self, kind: &str, handler: impl Handler) {
+        self.handlers.insert(kind.to_owned(), Arc::new(handler));
+        self.internal.insert(kind.to_owned());
+    }
+
+    /// Whether `kind` is internal (registered with [`Registry::register_internal`], or one of
+    /// the engine's own kinds whose handler this process does not run).
+    pub fn is_internal(&self, kind: &str) -> bool {
+        self.internal.contains(kind)
     }
 
     /// The handler of `kind`.
@@ -104,6 +128,13 @@ impl Registry {
     pub fn kinds(&self) -> Vec<&str> {
         let mut kinds: Vec<&str> = self.handlers.keys().map(String::as_str).collect();
         kinds.sort_unstable();
+        kinds
+    }
+
+    /// The registered kinds callers may enqueue, sorted.
+    pub fn public_kinds(&self) -> Vec<&str> {
+        let mut kinds = self.kinds();
+        kinds.retain(|k| !self.is_internal(k));
         kinds
     }
 }

@@ -284,21 +284,35 @@ impl Wakeups {
     }
 }
 
+/// The scope of an idempotency key: `(workspace, kind, key)`, with `""` for a job without a
+/// workspace (as the unique index has it, see migration 0006).
+pub type KeyScope = (String, String, String);
+
 /// Jobs inserted by [`crate::client::Client::enqueue_keyed`]: how many were new, and every
-/// job's id by (kind, idempotency key).
+/// job's id by (workspace, kind, idempotency key).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Keyed {
     /// Jobs created (the others' keys were taken).
     pub created: u64,
-    /// Each job's id, the existing job's where the key was taken.
-    pub ids: HashMap<(String, String), JobId>,
+    /// Each job's id by [`Keyed::scope_of`], the existing job's where the key was taken.
+    pub ids: HashMap<KeyScope, JobId>,
 }
 
 impl Keyed {
+    /// The map key of `job` (an absent idempotency key counts as `""`).
+    pub fn scope_of(job: &NewJob) -> KeyScope {
+        (
+            job.workspace_id.clone().unwrap_or_default(),
+            job.kind.clone(),
+            job.idempotency_key.clone().unwrap_or_default(),
+        )
+    }
+
     /// Records a job; one without a key cannot be looked up and is left out.
-    fn insert(&mut self, kind: String, key: Option<String>, id: i64) {
+    fn insert(&mut self, workspace: Option<String>, kind: String, key: Option<String>, id: i64) {
         if let Some(key) = key {
-            self.ids.insert((kind, key), JobId(id));
+            self.ids
+                .insert((workspace.unwrap_or_default(), kind, key), JobId(id));
         }
     }
 }
@@ -312,7 +326,7 @@ pub struct Ingested {
     pub events_duplicate: u64,
     /// Jobs created.
     pub jobs_new: u64,
-    /// Jobs whose kind and idempotency key already existed.
+    /// Jobs whose workspace, kind and idempotency key already existed.
     pub jobs_duplicate: u64,
 }
 
@@ -438,8 +452,8 @@ impl Store {
         backend!(self, s => s.ping().await)
     }
 
-    /// Enqueues one job; with an idempotency key that already exists for its kind, returns
-    /// the existing job instead.
+    /// Enqueues one job; with an idempotency key that already exists for its workspace and
+    /// kind, returns that job instead.
     pub async fn enqueue(&self, job: &NewJob) -> Result<Enqueued, StoreError> {
         let enqueued = backend!(self, s => s.enqueue(job).await)?;
         if enqueued.created {
@@ -479,7 +493,7 @@ impl Store {
     }
 
     /// Writes a batch of ingress entries in one transaction: events once per
-    /// `(workspace_id, id)`, jobs once per idempotency key. Nothing is written unless all of
+    /// `(workspace_id, id)`, jobs once per (workspace, kind, idempotency key). Nothing is written unless all of
     /// it is (the Redis consumer acknowledges the entries only after this returns).
     pub async fn ingest(
         &self,

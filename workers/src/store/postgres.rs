@@ -549,7 +549,8 @@ pub(crate) async fn enqueue(conn: &mut PgConnection, job: &NewJob) -> Result<Enq
          VALUES ($1, $2, $3, \
              CASE WHEN $4::timestamptz IS NULL OR $4 <= now() THEN 'available' ELSE 'scheduled' END, \
              $5, $6, COALESCE($4, now()), $7, $8) \
-         ON CONFLICT (kind, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+         ON CONFLICT ((COALESCE(workspace_id, '')), kind, idempotency_key) \
+             WHERE idempotency_key IS NOT NULL DO NOTHING \
          RETURNING id",
     )
     .bind(&job.kind)
@@ -568,12 +569,16 @@ pub(crate) async fn enqueue(conn: &mut PgConnection, job: &NewJob) -> Result<Enq
             created: true,
         });
     }
-    let id: i64 =
-        sqlx::query_scalar("SELECT id FROM hangar_jobs WHERE kind = $1 AND idempotency_key = $2")
-            .bind(&job.kind)
-            .bind(&job.idempotency_key)
-            .fetch_one(&mut *conn)
-            .await?;
+    // The caller's own job: the key is taken in this workspace (and kind), never another's.
+    let id: i64 = sqlx::query_scalar(
+        "SELECT id FROM hangar_jobs \
+         WHERE COALESCE(workspace_id, '') = COALESCE($1, '') AND kind = $2 AND idempotency_key = $3",
+    )
+    .bind(&job.workspace_id)
+    .bind(&job.kind)
+    .bind(&job.idempotency_key)
+    .fetch_one(&mut *conn)
+    .await?;
     Ok(Enqueued {
         id: JobId(id),
         created: false,
@@ -590,12 +595,13 @@ macro_rules! insert_many_sql {
          FROM UNNEST($1::text[], $2::text[], $3::jsonb[], $4::timestamptz[], $5::int[], \
              $6::smallint[], $7::text[], $8::text[]) \
              AS t(kind, queue, args, run_at, max_attempts, priority, workspace_id, idempotency_key) \
-         ON CONFLICT (kind, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
+         ON CONFLICT ((COALESCE(workspace_id, '')), kind, idempotency_key) \
+             WHERE idempotency_key IS NOT NULL DO NOTHING"
     };
 }
 
-/// Inserts jobs in one statement (existing kind + idempotency key skipped); returns how many
-/// were inserted.
+/// Inserts jobs in one statement (existing workspace + kind + idempotency key skipped);
+/// returns how many were inserted.
 pub(crate) async fn enqueue_many(
     conn: &mut PgConnection,
     jobs: &[NewJob],
@@ -606,8 +612,8 @@ pub(crate) async fn enqueue_many(
     Ok(result.rows_affected())
 }
 
-/// [`enqueue_many`] that also tells each job's id by (kind, idempotency key), the existing
-/// job's where the key was taken. Every job must have a key.
+/// [`enqueue_many`] that also tells each job's id by (workspace, kind, idempotency key), the
+/// existing job's where the key was taken. Every job must have a key.
 pub(crate) async fn enqueue_keyed(
     conn: &mut PgConnection,
     jobs: &[NewJob],
@@ -615,7 +621,7 @@ pub(crate) async fn enqueue_keyed(
     let rows = bind_many(
         sqlx::query(concat!(
             insert_many_sql!(),
-            " RETURNING id, kind, idempotency_key"
+            " RETURNING id, workspace_id, kind, idempotency_key"
         )),
         jobs,
     )
@@ -624,6 +630,7 @@ pub(crate) async fn enqueue_keyed(
     let mut keyed = Keyed::default();
     for row in &rows {
         keyed.insert(
+            row.try_get("workspace_id")?,
             row.try_get("kind")?,
             row.try_get("idempotency_key")?,
             row.try_get("id")?,
@@ -631,19 +638,24 @@ pub(crate) async fn enqueue_keyed(
     }
     keyed.created = rows.len() as u64;
     if keyed.ids.len() < jobs.len() {
+        let workspaces: Vec<Option<&str>> =
+            jobs.iter().map(|j| j.workspace_id.as_deref()).collect();
         let kinds: Vec<&str> = jobs.iter().map(|j| j.kind.as_str()).collect();
         let keys: Vec<Option<&str>> = jobs.iter().map(|j| j.idempotency_key.as_deref()).collect();
         let existing = sqlx::query(
-            "SELECT j.id, j.kind, j.idempotency_key FROM hangar_jobs j \
-             JOIN UNNEST($1::text[], $2::text[]) AS k(kind, key) \
-               ON j.kind = k.kind AND j.idempotency_key = k.key",
+            "SELECT j.id, j.workspace_id, j.kind, j.idempotency_key FROM hangar_jobs j \
+             JOIN UNNEST($1::text[], $2::text[], $3::text[]) AS k(workspace_id, kind, key) \
+               ON COALESCE(j.workspace_id, '') = COALESCE(k.workspace_id, '') \
+              AND j.kind = k.kind AND j.idempotency_key = k.key",
         )
+        .bind(workspaces)
         .bind(kinds)
         .bind(keys)
         .fetch_all(&mut *conn)
         .await?;
         for row in &existing {
             keyed.insert(
+                row.try_get("workspace_id")?,
                 row.try_get("kind")?,
                 row.try_get("idempotency_key")?,
                 row.try_get("id")?,

@@ -516,7 +516,8 @@ pub(crate) async fn enqueue(
         "INSERT INTO hangar_jobs (kind, queue, args, state, max_attempts, priority, run_at, \
              created_at, updated_at, workspace_id, idempotency_key) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10) \
-         ON CONFLICT (kind, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+         ON CONFLICT (COALESCE(workspace_id, ''), kind, idempotency_key) \
+             WHERE idempotency_key IS NOT NULL DO NOTHING \
          RETURNING id",
     )
     .bind(&job.kind)
@@ -537,12 +538,16 @@ pub(crate) async fn enqueue(
             created: true,
         });
     }
-    let id: i64 =
-        sqlx::query_scalar("SELECT id FROM hangar_jobs WHERE kind = ?1 AND idempotency_key = ?2")
-            .bind(&job.kind)
-            .bind(&job.idempotency_key)
-            .fetch_one(&mut *conn)
-            .await?;
+    // The caller's own job: the key is taken in this workspace (and kind), never another's.
+    let id: i64 = sqlx::query_scalar(
+        "SELECT id FROM hangar_jobs \
+         WHERE COALESCE(workspace_id, '') = COALESCE(?1, '') AND kind = ?2 AND idempotency_key = ?3",
+    )
+    .bind(&job.workspace_id)
+    .bind(&job.kind)
+    .bind(&job.idempotency_key)
+    .fetch_one(&mut *conn)
+    .await?;
     Ok(Enqueued {
         id: JobId(id),
         created: false,
@@ -556,7 +561,8 @@ macro_rules! insert_many_sql {
          SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
              value ->> 5, value ->> 6, ?2, ?2, value ->> 7, value ->> 8 \
          FROM json_each(?1) WHERE true \
-         ON CONFLICT (kind, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
+         ON CONFLICT (COALESCE(workspace_id, ''), kind, idempotency_key) \
+             WHERE idempotency_key IS NOT NULL DO NOTHING"
     };
 }
 
@@ -588,8 +594,8 @@ fn job_rows(jobs: &[NewJob]) -> (String, i64) {
     (serde_json::Value::Array(rows).to_string(), now)
 }
 
-/// Inserts jobs in one statement (existing kind + idempotency key skipped); returns how many
-/// were inserted.
+/// Inserts jobs in one statement (existing workspace + kind + idempotency key skipped);
+/// returns how many were inserted.
 pub(crate) async fn enqueue_many(
     conn: &mut SqliteConnection,
     jobs: &[NewJob],
@@ -603,8 +609,8 @@ pub(crate) async fn enqueue_many(
     Ok(result.rows_affected())
 }
 
-/// [`enqueue_many`] that also tells each job's id by (kind, idempotency key), the existing
-/// job's where the key was taken. Every job must have a key.
+/// [`enqueue_many`] that also tells each job's id by (workspace, kind, idempotency key), the
+/// existing job's where the key was taken. Every job must have a key.
 pub(crate) async fn enqueue_keyed(
     conn: &mut SqliteConnection,
     jobs: &[NewJob],
@@ -612,7 +618,7 @@ pub(crate) async fn enqueue_keyed(
     let (rows, now) = job_rows(jobs);
     let inserted = sqlx::query(concat!(
         insert_many_sql!(),
-        " RETURNING id, kind, idempotency_key"
+        " RETURNING id, workspace_id, kind, idempotency_key"
     ))
     .bind(&rows)
     .bind(now)
@@ -621,6 +627,7 @@ pub(crate) async fn enqueue_keyed(
     let mut keyed = Keyed::default();
     for row in &inserted {
         keyed.insert(
+            row.try_get("workspace_id")?,
             row.try_get("kind")?,
             row.try_get("idempotency_key")?,
             row.try_get("id")?,
@@ -629,15 +636,17 @@ pub(crate) async fn enqueue_keyed(
     keyed.created = inserted.len() as u64;
     if keyed.ids.len() < jobs.len() {
         let existing = sqlx::query(
-            "SELECT j.id, j.kind, j.idempotency_key FROM hangar_jobs j \
+            "SELECT j.id, j.workspace_id, j.kind, j.idempotency_key FROM hangar_jobs j \
              JOIN json_each(?1) AS k \
-               ON j.kind = k.value ->> 0 AND j.idempotency_key = k.value ->> 8",
+               ON COALESCE(j.workspace_id, '') = COALESCE(k.value ->> 7, '') \
+              AND j.kind = k.value ->> 0 AND j.idempotency_key = k.value ->> 8",
         )
         .bind(&rows)
         .fetch_all(&mut *conn)
         .await?;
         for row in &existing {
             keyed.insert(
+                row.try_get("workspace_id")?,
                 row.try_get("kind")?,
                 row.try_get("idempotency_key")?,
                 row.try_get("id")?,
