@@ -30,6 +30,11 @@ pub struct Plan {
 
 /// Runs the plan until a signal; returns once everything has drained.
 pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
+    // SIGTERM and Ctrl-C are ours from the first moment: a signal that arrives while the
+    // database is being connected or the schedule files synced still shuts down cleanly
+    // (before this, one arriving then killed the process with the default action).
+    let shutdown = CancellationToken::new();
+    signal_watch(shutdown.clone());
     // Configuration first: a bad pool file is reported before the database is touched.
     let mut registry = Registry::builtin_with(config.targets.clone());
     check_kinds(&registry, &plan.pools)?;
@@ -84,8 +89,6 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
     // With `--bind 127.0.0.1:0` the system picks the port; this line says which one.
     let addr = listener.local_addr().unwrap_or(config.bind);
     let _ = http::metrics_handle();
-    let shutdown = CancellationToken::new();
-    tokio::spawn(signal_watch(shutdown.clone()));
 
     let mut tasks = JoinSet::new();
     {
@@ -166,26 +169,28 @@ pub fn worker_id() -> String {
     format!("{host}:{}", std::process::id())
 }
 
-async fn signal_watch(shutdown: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Installs the SIGTERM and Ctrl-C handlers now (not when a task first runs) and cancels
+/// `shutdown` on the first signal.
+fn signal_watch(shutdown: CancellationToken) {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    shutdown.cancel();
-                    return;
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        match term {
+            Some(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
                 }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            }
+            None => {
+                let _ = ctrl_c.await;
+            }
         }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutting down: finishing running jobs");
-    shutdown.cancel();
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutting down: finishing running jobs");
+        shutdown.cancel();
+    });
 }
