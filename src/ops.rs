@@ -275,7 +275,7 @@ fn print_jobs(jobs: &[Job]) {
             job.state.to_string(),
             job.kind.clone(),
             job.queue.clone(),
-            format!("{}/{}", job.attempt, job.max_attempts),
+            job.attempt_short(),
             short_time(&job.run_at),
             list_error(job).map_or_else(String::new, |e| crate::ingress::excerpt(&e, 80)),
         ]);
@@ -305,9 +305,8 @@ fn show_job(job: &Job, json: bool) {
         job.id, job.state, job.kind, job.queue
     );
     println!(
-        "attempt {}/{}  priority {}  run_at {}  workspace {}",
-        job.attempt,
-        job.max_attempts,
+        "attempt {}  priority {}  run_at {}  workspace {}",
+        job.attempt_label(),
         job.priority,
         job.run_at.to_rfc3339(),
         job.workspace_id.as_deref().unwrap_or("-")

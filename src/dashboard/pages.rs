@@ -138,15 +138,14 @@ pub async fn jobs(
     for job in &jobs {
         let _ = write!(
             rows,
-            "<tr><td class=id><a href=\"/jobs/{0}\">{0}</a></td><td>{1}</td><td class=mono><a href=\"/jobs?kind={10}\">{2}</a></td>\
-             <td class=mono><a href=\"/jobs?queue={11}\">{3}</a></td><td class=num>{4}/{5}</td><td class=mono>{6}</td><td>{7}</td>\
-             <td>{8}</td><td class=wrap>{9}</td></tr>",
+            "<tr><td class=id><a href=\"/jobs/{0}\">{0}</a></td><td>{1}</td><td class=mono><a href=\"/jobs?kind={9}\">{2}</a></td>\
+             <td class=mono><a href=\"/jobs?queue={10}\">{3}</a></td><td class=num>{4}</td><td class=mono>{5}</td><td>{6}</td>\
+             <td>{7}</td><td class=wrap>{8}</td></tr>",
             job.id,
             state_badge(job.state),
             clip(&job.kind),
             clip(&job.queue),
-            job.attempt,
-            job.max_attempts,
+            esc(&job.attempt_short()),
             clip(job.workspace_id.as_deref().unwrap_or("–")),
             time(job.run_at, now),
             time(job.updated_at, now),
@@ -224,7 +223,7 @@ pub async fn job(
     let _ = write!(
         main,
         "<dl class=fields><dt>kind</dt><dd class=mono>{}</dd><dt>queue</dt><dd class=mono>{}</dd>\
-         <dt>state</dt><dd>{}</dd><dt>attempt</dt><dd>{} of at most {}</dd>\
+         <dt>state</dt><dd>{}</dd><dt>attempt</dt><dd>{}</dd>\
          <dt>priority</dt><dd>{}</dd><dt>workspace</dt><dd class=mono>{}</dd>\
          <dt>idempotency key</dt><dd class=mono>{}</dd><dt>run at</dt><dd>{}</dd>\
          <dt>created</dt><dd>{}</dd><dt>updated</dt><dd>{}</dd>\
@@ -232,8 +231,7 @@ pub async fn job(
         esc(&job.kind),
         esc(&job.queue),
         state_badge(job.state),
-        job.attempt,
-        job.max_attempts,
+        esc(&job.attempt_label()),
         job.priority,
         esc(job.workspace_id.as_deref().unwrap_or("–")),
         esc(job.idempotency_key.as_deref().unwrap_or("–")),

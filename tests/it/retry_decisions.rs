@@ -94,6 +94,14 @@ async fn operator_retry_grants_a_fresh_budget(backend: Backend) {
     );
     assert!(job.attempts[2].next_delay_ms.is_some());
     assert_eq!(server.hits_on("/status/500").len(), 4);
+    // The header describes the budget the job now has, not "attempt 4/2".
+    let shown = stdout_ok(&db.run(&["jobs", "show", &failing.to_string()]));
+    assert!(
+        shown.contains("attempt 4 (2 of 2 since the operator's retry)"),
+        "{shown}"
+    );
+    let listed = stdout_ok(&db.run(&["jobs", "list"]));
+    assert!(listed.contains("4 (2/2)"), "{listed}");
     worker.terminate();
 }
 

@@ -236,6 +236,9 @@ pub struct Job {
     pub attempt: i32,
     /// The ceiling on budget-consuming failures.
     pub max_attempts: i32,
+    /// The attempts made before the current failure budget began: 0, or the attempt count
+    /// at an operator's retry (which grants a fresh budget).
+    pub budget_from_attempt: i32,
     /// Smaller numbers run first.
     pub priority: i16,
     /// When it runs (next).
@@ -257,6 +260,31 @@ pub struct Job {
 }
 
 impl Job {
+    /// [`Job::attempt_label`] for a table column: `3/6`, or `7 (1/6)` after an operator's retry.
+    pub fn attempt_short(&self) -> String {
+        if self.budget_from_attempt > 0 {
+            let since = self.attempt - self.budget_from_attempt;
+            format!("{} ({since}/{})", self.attempt, self.max_attempts)
+        } else {
+            format!("{}/{}", self.attempt, self.max_attempts)
+        }
+    }
+
+    /// The attempt count as people read it: `3/6` (attempt 3, a budget of 6 failures), or
+    /// after an operator's retry `7 (1 of 6 since the operator's retry)`.
+    pub fn attempt_label(&self) -> String {
+        if self.budget_from_attempt > 0 {
+            format!(
+                "{} ({} of {} since the operator's retry)",
+                self.attempt,
+                self.attempt - self.budget_from_attempt,
+                self.max_attempts
+            )
+        } else {
+            format!("{}/{}", self.attempt, self.max_attempts)
+        }
+    }
+
     /// The job as people see it: secrets in its args (an `http` job's header values) replaced
     /// by `"<redacted>"`. Every surface that shows a job calls this.
     pub fn redacted(mut self) -> Job {

@@ -39,8 +39,8 @@ pub struct PgStore {
     pub(super) wakeups: Arc<Wakeups>,
 }
 
-const JOB_COLUMNS: &str = "id, kind, queue, state, attempt, max_attempts, priority, run_at, \
-     created_at, updated_at, workspace_id, idempotency_key, args, last_error, attempted_at, \
+const JOB_COLUMNS: &str = "id, kind, queue, state, attempt, max_attempts, budget_from_attempt, \
+     priority, run_at, created_at, updated_at, workspace_id, idempotency_key, args, last_error, attempted_at, \
      finalized_at";
 
 const CLAIMED_COLUMNS: &str = "j.id, j.kind, j.args, j.attempt, j.max_attempts, \
@@ -528,6 +528,7 @@ fn job_from_row(row: &PgRow) -> Result<Job, StoreError> {
         state: parse_state("hangar_jobs", row.try_get::<&str, _>("state")?)?,
         attempt: row.try_get("attempt")?,
         max_attempts: row.try_get("max_attempts")?,
+        budget_from_attempt: row.try_get("budget_from_attempt")?,
         priority: row.try_get("priority")?,
         run_at: row.try_get("run_at")?,
         created_at: row.try_get("created_at")?,

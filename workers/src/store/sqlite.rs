@@ -37,8 +37,8 @@ pub struct SqliteStore {
 /// The SQLite migrations, compiled in.
 pub(super) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
-const JOB_COLUMNS: &str = "id, kind, queue, state, attempt, max_attempts, priority, run_at, \
-     created_at, updated_at, workspace_id, idempotency_key, args, last_error, attempted_at, \
+const JOB_COLUMNS: &str = "id, kind, queue, state, attempt, max_attempts, budget_from_attempt, \
+     priority, run_at, created_at, updated_at, workspace_id, idempotency_key, args, last_error, attempted_at, \
      finalized_at";
 
 const CLAIMED_COLUMNS: &str = "id, kind, args, attempt, max_attempts, budget_failures, snoozes, \
@@ -487,6 +487,7 @@ fn job_from_row(row: &SqliteRow) -> Result<Job, StoreError> {
         state: parse_state("hangar_jobs", row.try_get::<&str, _>("state")?)?,
         attempt: row.try_get("attempt")?,
         max_attempts: row.try_get("max_attempts")?,
+        budget_from_attempt: row.try_get("budget_from_attempt")?,
         priority: row.try_get("priority")?,
         run_at: to_time(row.try_get("run_at")?),
         created_at: to_time(row.try_get("created_at")?),
