@@ -11,7 +11,7 @@ use hangar_schedules::spec::idempotency_key;
 use hangar_schedules::{NewSchedule, Planner, PlannerConfig, Schedules};
 use hangar_workers::client::Client;
 use hangar_workers::job::{JobState, NewJob};
-use hangar_workers::pool_config;
+use hangar_workers::routes::Routes;
 use hangar_workers::store::{Keyed, Store};
 use serde_json::{Value, json};
 
@@ -122,7 +122,7 @@ async fn the_planners_slot_job_is_not_squatted(backend: Backend) {
 
     let mut planner = Planner::new(
         schedules.clone(),
-        &pool_config::builtin(),
+        Routes::builtin(),
         PlannerConfig::default(),
     );
     // The planner runs here, in the test: each run plans what is due by then.

@@ -18,6 +18,7 @@ pub mod response_excerpt;
 pub mod retry_after;
 pub mod retry_budget;
 pub mod retry_policy;
+pub mod routes;
 pub mod secrets;
 pub mod signing;
 pub mod store;

@@ -11,9 +11,10 @@ use hangar_workers::job::{JobId, JobState};
 use hangar_workers::store::Store;
 use serde::Serialize;
 
-use crate::batch::{Planned, Routes, SpecCache};
+use crate::batch::{Planned, SpecCache};
 use crate::file::{FileSchedule, valid_name};
 use crate::spec::{Spec, SpecError};
+use hangar_workers::routes::Routes;
 
 /// What can go wrong with stored schedules.
 #[derive(Debug, thiserror::Error)]

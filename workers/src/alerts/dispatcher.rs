@@ -25,7 +25,7 @@ use super::channels::{self, Channel, alert_ms, on_pool, severity_rank};
 use super::{AlertError, KINDS, NoticeArgs};
 use crate::client::Conn;
 use crate::job::NewJob;
-use crate::pool_config::PoolSpec;
+use crate::routes::Routes;
 use crate::store::{Store, StoreError};
 
 /// How far back the dispatcher looks for alerts to open or resolve.
@@ -119,27 +119,14 @@ pub struct DispatchCounts {
 pub struct Dispatcher {
     store: Store,
     /// Queue and attempt budget per delivery kind, from the pool that runs it.
-    routes: HashMap<String, (String, i32)>,
+    routes: Routes,
     tick: Duration,
 }
 
 impl Dispatcher {
-    /// A dispatcher routing each delivery kind to the pool of `pools` that runs it (the
-    /// `alerts` queue when none does), checking every `tick`.
-    pub fn new(store: Store, pools: &[PoolSpec], tick: Duration) -> Dispatcher {
-        let routes = KINDS
-            .iter()
-            .map(|kind| {
-                let route = pools
-                    .iter()
-                    .find(|p| p.kinds.iter().any(|k| k == kind))
-                    .map_or(
-                        ("alerts".to_owned(), crate::job::DEFAULT_MAX_ATTEMPTS),
-                        |p| (p.queue.clone(), p.max_attempts),
-                    );
-                ((*kind).to_owned(), route)
-            })
-            .collect();
+    /// A dispatcher routing each delivery kind as `routes` says (to the pool that runs it),
+    /// checking every `tick`.
+    pub fn new(store: Store, routes: Routes, tick: Duration) -> Dispatcher {
         Dispatcher {
             store,
             routes,
@@ -175,18 +162,16 @@ impl Dispatcher {
                 .get(notice.channel_id.as_str())
                 .copied()
                 .unwrap_or("alert_webhook");
-            let (queue, max_attempts) = self
-                .routes
-                .get(kind)
-                .cloned()
-                .unwrap_or(("alerts".to_owned(), 6));
+            // The engine's own job: never refused (see `Routes::route_or_default`).
+            let route = self.routes.route_or_default(kind, None);
+            let queue = route.queue;
             let workspace = alerts
                 .iter()
                 .find(|a| a.id == notice.alert_id)
                 .and_then(|a| a.workspace_id.clone());
             let mut job = NewJob::new(kind, serde_json::to_value(&notice).unwrap_or_default());
             job.queue = queue.clone();
-            job.max_attempts = max_attempts;
+            job.max_attempts = route.max_attempts;
             job.workspace_id = workspace;
             job.idempotency_key = Some(notice.key());
             if self.insert(&notice, &job, now_ms).await? {
