@@ -459,13 +459,7 @@ pub async fn schedules(
     let list = Schedules::new(state.api.store.clone())
         .list(&filter)
         .await
-        .map_err(|error| {
-            tracing::warn!(%error, "dashboard: cannot list schedules");
-            Problem::new(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "The schedules cannot be read right now; retry in a moment.",
-            )
-        })?;
+        .map_err(crate::api::ApiError::from)?;
     let head = "<th>name</th><th>spec</th><th>kind</th><th>queue</th><th>workspace</th>\
                 <th>enabled</th><th>next run</th><th>last job</th><th class=num>skipped</th>";
     let mut rows = String::new();

@@ -4,6 +4,7 @@
 mod alert_delivery;
 mod alerts;
 mod api;
+mod api_errors;
 mod api_fuzz;
 mod auth;
 mod cdp;
