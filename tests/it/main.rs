@@ -19,6 +19,7 @@ mod ingress_edges;
 mod isolation;
 mod job_secrets;
 mod key_file;
+mod metric_labels;
 mod openapi;
 mod outbound;
 mod planner;

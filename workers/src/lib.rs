@@ -23,3 +23,4 @@ pub mod secrets;
 pub mod signing;
 pub mod store;
 pub mod targets;
+pub mod transport_failure;

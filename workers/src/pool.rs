@@ -126,6 +126,7 @@ impl Pool {
             self.running.clone(),
             done_rx,
             self.spec.batch_size,
+            self.spec.queue.clone(),
         ));
         let heartbeat = tokio::spawn(heartbeat::run(
             self.deps.store.clone(),

@@ -23,6 +23,7 @@ use crate::job::ClaimedJob;
 use crate::kinds::{BoxFuture, Handler, JobFailure};
 use crate::signing::{SignedRequest, WebhookSecret, signature_headers};
 use crate::store::AlertRow;
+use crate::transport_failure::transport_failure;
 
 /// The handler of one delivery kind.
 pub struct DeliveryHandler {
@@ -297,20 +298,9 @@ async fn post(
     for (name, value) in headers {
         request = request.header(name, value);
     }
-    let response = request.send().await.map_err(|error| {
-        if let Some(refused) = crate::targets::refusal(&error) {
-            return JobFailure::new(ErrorClass::Client, format!("refused: {refused}"));
-        }
-        // Never the URL: for Slack it is the secret.
-        let what = if error.is_timeout() {
-            "timed out"
-        } else if error.is_connect() {
-            "connection failed"
-        } else {
-            "request failed"
-        };
-        JobFailure::new(ErrorClass::Timeout, what.to_owned())
-    })?;
+    // Never the URL in the failure: for Slack it is the secret (the shared classification
+    // leaves it out).
+    let response = request.send().await.map_err(transport_failure)?;
     let status = response.status().as_u16();
     let Some(class) = ErrorClass::from_http_status(status) else {
         return Ok(());

@@ -22,6 +22,7 @@ use crate::job::ClaimedJob;
 use crate::response_excerpt::read_excerpt;
 use crate::secrets::Keyring;
 use crate::targets::{self, TargetPolicy};
+use crate::transport_failure::transport_failure;
 
 /// How much of a failed response's body is read and kept in the attempt history (a
 /// successful response's body is not read at all).
@@ -248,35 +249,4 @@ impl Handler for HttpHandler {
             })
         })
     }
-}
-
-/// Classifies an error that produced no response: all are treated as timeouts (the network
-/// or the server did not answer in time), except a request we could not even build.
-fn transport_failure(error: reqwest::Error) -> JobFailure {
-    if let Some(refused) = targets::refusal(&error) {
-        return JobFailure::new(ErrorClass::Client, format!("refused: {refused}"));
-    }
-    let class = if error.is_builder() {
-        ErrorClass::Client
-    } else {
-        ErrorClass::Timeout
-    };
-    let what = if error.is_timeout() {
-        "timed out"
-    } else if error.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
-    // reqwest's Display includes the URL, which may carry a token in its query: leave it out.
-    // Its own message is generic ("error sending request"); the cause is in the sources.
-    let error = error.without_url();
-    let mut message = format!("{what}: {error}");
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    JobFailure::new(class, message)
 }

@@ -20,6 +20,7 @@ pub(super) async fn run(
     running: Running,
     mut rx: mpsc::Receiver<Completion>,
     batch: usize,
+    queue: String,
 ) {
     let mut buffer = Vec::with_capacity(batch);
     while rx.recv_many(&mut buffer, batch).await > 0 {
@@ -28,10 +29,11 @@ pub(super) async fn run(
             match store.complete(&buffer).await {
                 Ok(rejected) => {
                     let accepted = buffer.len() - rejected.len();
-                    metrics::counter!("hangar_jobs_total", "outcome" => "completed")
+                    // The same labels as every other outcome (`failure::record`).
+                    metrics::counter!("hangar_jobs_total", "queue" => queue.clone(), "outcome" => "completed")
                         .increment(accepted as u64);
                     if !rejected.is_empty() {
-                        metrics::counter!("hangar_stale_results_total")
+                        metrics::counter!("hangar_stale_results_total", "queue" => queue.clone())
                             .increment(rejected.len() as u64);
                         tracing::info!(?rejected, "completions rejected: leases were taken over");
                     }
