@@ -310,7 +310,7 @@ pub async fn add(
         .bind(now)
         .execute(pool)
         .await
-        .map_err(StoreError::from)
+        
         .map(|_| ())?);
     get(store, &id).await
 }
@@ -319,17 +319,17 @@ pub async fn add(
 pub async fn list(store: &Store) -> Result<Vec<Channel>, AlertError> {
     let sql = format!("SELECT {COLUMNS} FROM hangar_alert_channels ORDER BY created_at, id");
     on_pool!(store, pool => {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).fetch_all(pool).await.map_err(StoreError::from)?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).fetch_all(pool).await?;
         rows.iter().map(|row| Ok(Channel {
-            id: row.try_get("id").map_err(StoreError::from)?,
-            workspace_id: row.try_get("workspace_id").map_err(StoreError::from)?,
-            kind: ChannelKind::parse(&row.try_get::<String, _>("kind").map_err(StoreError::from)?)?,
-            summary: row.try_get("summary").map_err(StoreError::from)?,
-            min_severity: row.try_get("min_severity").map_err(StoreError::from)?,
-            reminder_every_ms: row.try_get("reminder_every_ms").map_err(StoreError::from)?,
-            enabled: row.try_get("enabled").map_err(StoreError::from)?,
-            disabled_reason: row.try_get("disabled_reason").map_err(StoreError::from)?,
-            created_at: to_time(row.try_get("created_at").map_err(StoreError::from)?),
+            id: row.try_get("id")?,
+            workspace_id: row.try_get("workspace_id")?,
+            kind: ChannelKind::parse(&row.try_get::<String, _>("kind")?)?,
+            summary: row.try_get("summary")?,
+            min_severity: row.try_get("min_severity")?,
+            reminder_every_ms: row.try_get("reminder_every_ms")?,
+            enabled: row.try_get("enabled")?,
+            disabled_reason: row.try_get("disabled_reason")?,
+            created_at: to_time(row.try_get("created_at")?),
         })).collect()
     })
 }
@@ -355,7 +355,7 @@ pub async fn open(
         .bind(id)
         .fetch_one(pool)
         .await
-        .map_err(StoreError::from)?);
+        ?);
     let plaintext = keyring.open(&sealed, &aad(id), &what(id))?;
     let config = serde_json::from_slice(&plaintext).map_err(|_| StoreError::Corrupt {
         table: "hangar_alert_channels",
@@ -367,7 +367,8 @@ pub async fn open(
 /// Removes a channel (its pending notices are skipped when they run).
 pub async fn remove(store: &Store, id: &str) -> Result<(), AlertError> {
     let sql = "DELETE FROM hangar_alert_channels WHERE id = $1";
-    let rows = on_pool!(store, pool => sqlx::query(sql).bind(id).execute(pool).await.map_err(StoreError::from)?.rows_affected());
+    let rows =
+        on_pool!(store, pool => sqlx::query(sql).bind(id).execute(pool).await?.rows_affected());
     if rows == 0 {
         return Err(AlertError::ChannelNotFound(id.to_owned()));
     }
@@ -379,7 +380,7 @@ pub async fn remove(store: &Store, id: &str) -> Result<(), AlertError> {
 pub async fn disable(store: &Store, channel: &Channel, reason: &str) -> Result<bool, AlertError> {
     let sql = "UPDATE hangar_alert_channels SET enabled = FALSE, disabled_reason = $2 \
                WHERE id = $1 AND enabled";
-    let rows = on_pool!(store, pool => sqlx::query(sql).bind(&channel.id).bind(reason).execute(pool).await.map_err(StoreError::from)?.rows_affected());
+    let rows = on_pool!(store, pool => sqlx::query(sql).bind(&channel.id).bind(reason).execute(pool).await?.rows_affected());
     if rows == 0 {
         return Ok(false);
     }
@@ -408,7 +409,8 @@ pub async fn enable(store: &Store, id: &str) -> Result<bool, AlertError> {
     get(store, id).await?;
     let sql = "UPDATE hangar_alert_channels SET enabled = TRUE, disabled_reason = NULL \
                WHERE id = $1 AND NOT enabled";
-    let rows = on_pool!(store, pool => sqlx::query(sql).bind(id).execute(pool).await.map_err(StoreError::from)?.rows_affected());
+    let rows =
+        on_pool!(store, pool => sqlx::query(sql).bind(id).execute(pool).await?.rows_affected());
     let key = format!("channel:{id}:disabled");
     let (now_sql, now) = match store {
         Store::Postgres(_) => ("now()", None),
@@ -423,7 +425,7 @@ pub async fn enable(store: &Store, id: &str) -> Result<bool, AlertError> {
         if let Some(now) = now {
             query = query.bind(now);
         }
-        query.execute(pool).await.map_err(StoreError::from)?;
+        query.execute(pool).await?;
     });
     if rows > 0 {
         tracing::info!(channel = %id, "alert channel enabled");
@@ -442,16 +444,16 @@ pub async fn reseal_all(
     let select = "SELECT id, config_sealed FROM hangar_alert_channels ORDER BY id";
     let update = "UPDATE hangar_alert_channels SET config_sealed = $2 WHERE id = $1";
     on_pool!(store, pool => {
-        let mut tx = pool.begin().await.map_err(StoreError::from)?;
-        let rows: Vec<(String, String)> = sqlx::query_as(select).fetch_all(&mut *tx).await.map_err(StoreError::from)?;
+        let mut tx = pool.begin().await?;
+        let rows: Vec<(String, String)> = sqlx::query_as(select).fetch_all(&mut *tx).await?;
         let mut n = 0;
         for (id, sealed) in rows {
             let plaintext = keyring.open(&sealed, &aad(&id), &what(&id))?;
             let resealed = target.seal(&plaintext, &aad(&id));
-            sqlx::query(update).bind(&id).bind(&resealed).execute(&mut *tx).await.map_err(StoreError::from)?;
+            sqlx::query(update).bind(&id).bind(&resealed).execute(&mut *tx).await?;
             n += 1;
         }
-        tx.commit().await.map_err(StoreError::from)?;
+        tx.commit().await?;
         Ok(n)
     })
 }

@@ -20,7 +20,7 @@ use super::channels::{self, Channel, ChannelConfig, ChannelKind};
 use super::{AlertContext, AlertError, NoticeArgs};
 use crate::error_class::ErrorClass;
 use crate::job::ClaimedJob;
-use crate::kinds::{BoxFuture, Handler, JobFailure};
+use crate::kinds::{ArgsError, BoxFuture, Handler, JobFailure};
 use crate::signing::{SignedRequest, WebhookSecret, signature_headers};
 use crate::store::AlertRow;
 use crate::transport_failure::transport_failure;
@@ -39,10 +39,10 @@ impl DeliveryHandler {
 }
 
 impl Handler for DeliveryHandler {
-    fn validate(&self, args: &serde_json::Value) -> Result<(), String> {
+    fn validate(&self, args: &serde_json::Value) -> Result<(), ArgsError> {
         serde_json::from_value::<NoticeArgs>(args.clone())
             .map(|_| ())
-            .map_err(|e| format!("{} args: {e}", self.kind.job_kind()))
+            .map_err(|e| ArgsError::shape(self.kind.job_kind(), &e))
     }
 
     fn run(&self, job: ClaimedJob) -> BoxFuture<'static, Result<(), JobFailure>> {
@@ -84,7 +84,7 @@ async fn deliver_job(context: &AlertContext, job: &ClaimedJob) -> Result<bool, J
         channel.workspace_id.as_deref(),
         alert.as_ref().map(|a| a.workspace_id.as_deref()),
     )
-    .map_err(|why| JobFailure::new(ErrorClass::Client, why))?;
+    .map_err(|why| JobFailure::new(ErrorClass::Client, why.to_string()))?;
     if !channel.enabled {
         tracing::info!(channel = %channel.id, "alert channel disabled; notice skipped");
         return Ok(false);
@@ -92,6 +92,32 @@ async fn deliver_job(context: &AlertContext, job: &ClaimedJob) -> Result<bool, J
     let notice = Notice::new(&args, alert.as_ref(), &context.public_url);
     send(context, &channel, &config, &notice).await?;
     Ok(true)
+}
+
+/// A notice whose alert or channel is of another workspace than its job.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum ScopeMismatch {
+    /// The alert is another workspace's.
+    #[error("alert notice refused: the alert belongs to {}, the job to {}", workspace(.alert), workspace(.job))]
+    Alert {
+        /// The alert's workspace.
+        alert: Option<String>,
+        /// The job's.
+        job: Option<String>,
+    },
+    /// The channel is another workspace's.
+    #[error("alert notice refused: the channel belongs to {}, the job to {}", workspace(.channel), workspace(.job))]
+    Channel {
+        /// The channel's workspace.
+        channel: Option<String>,
+        /// The job's.
+        job: Option<String>,
+    },
+}
+
+fn workspace(ws: &Option<String>) -> String {
+    ws.as_ref()
+        .map_or("no workspace".to_owned(), |w| format!("workspace '{w}'"))
 }
 
 /// A notice carries an alert to a channel of the alert's workspace (or to a global channel),
@@ -102,24 +128,21 @@ fn check_scope(
     job: Option<&str>,
     channel: Option<&str>,
     alert: Option<Option<&str>>,
-) -> Result<(), String> {
-    let name =
-        |ws: Option<&str>| ws.map_or("no workspace".to_owned(), |w| format!("workspace '{w}'"));
+) -> Result<(), ScopeMismatch> {
+    let owned = |ws: Option<&str>| ws.map(str::to_owned);
     if let Some(alert) = alert
         && alert != job
     {
-        return Err(format!(
-            "alert notice refused: the alert belongs to {}, the job to {}",
-            name(alert),
-            name(job)
-        ));
+        return Err(ScopeMismatch::Alert {
+            alert: owned(alert),
+            job: owned(job),
+        });
     }
     if channel.is_some() && channel != job {
-        return Err(format!(
-            "alert notice refused: the channel belongs to {}, the job to {}",
-            name(channel),
-            name(job)
-        ));
+        return Err(ScopeMismatch::Channel {
+            channel: owned(channel),
+            job: owned(job),
+        });
     }
     Ok(())
 }
@@ -374,7 +397,9 @@ mod scope_tests {
             ),
         ];
         for (job, channel, alert, says) in refused {
-            let error = check_scope(job, channel, alert).expect_err(says);
+            let error = check_scope(job, channel, alert)
+                .expect_err(says)
+                .to_string();
             assert!(error.contains(says), "{error}");
         }
     }

@@ -26,7 +26,7 @@ use super::{AlertError, KINDS, NoticeArgs};
 use crate::client::Conn;
 use crate::job::NewJob;
 use crate::routes::Routes;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 /// How far back the dispatcher looks for alerts to open or resolve.
 const LOOKBACK_MS: i64 = 24 * 3_600_000;
@@ -215,14 +215,14 @@ impl Dispatcher {
             ms("a.resolved_at"),
         );
         on_pool!(&self.store, pool => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(now_ms - LOOKBACK_MS).fetch_all(pool).await.map_err(StoreError::from)?;
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(now_ms - LOOKBACK_MS).fetch_all(pool).await?;
             rows.iter().map(|row| -> Result<AlertFacts, AlertError> { Ok(AlertFacts {
-                id: row.try_get("id").map_err(StoreError::from)?,
-                workspace_id: row.try_get("workspace_id").map_err(StoreError::from)?,
-                severity: row.try_get("severity").map_err(StoreError::from)?,
-                created_ms: row.try_get("created_ms").map_err(StoreError::from)?,
-                acked_ms: row.try_get("acked_ms").map_err(StoreError::from)?,
-                resolved_ms: row.try_get("resolved_ms").map_err(StoreError::from)?,
+                id: row.try_get("id")?,
+                workspace_id: row.try_get("workspace_id")?,
+                severity: row.try_get("severity")?,
+                created_ms: row.try_get("created_ms")?,
+                acked_ms: row.try_get("acked_ms")?,
+                resolved_ms: row.try_get("resolved_ms")?,
             })}).collect()
         })
     }
@@ -234,7 +234,7 @@ impl Dispatcher {
             .bind(min_alert_id)
             .fetch_all(pool)
             .await
-            .map_err(StoreError::from)?);
+            ?);
         Ok(rows
             .into_iter()
             .map(|(a, c, e, t)| ((a, c, e), t))
@@ -254,18 +254,18 @@ impl Dispatcher {
         let link = "UPDATE hangar_alert_notices SET job_id = $4 \
                     WHERE alert_id = $1 AND channel_id = $2 AND event = $3";
         on_pool!(&self.store, pool => {
-            let mut tx = pool.begin().await.map_err(StoreError::from)?;
+            let mut tx = pool.begin().await?;
             let inserted = sqlx::query(sql)
                 .bind(notice.alert_id).bind(&notice.channel_id).bind(&notice.event).bind(now_ms)
-                .execute(&mut *tx).await.map_err(StoreError::from)?.rows_affected();
+                .execute(&mut *tx).await?.rows_affected();
             if inserted == 0 {
                 return Ok(false);
             }
             let enqueued = (*tx).insert_job(job).await?;
             sqlx::query(link)
                 .bind(notice.alert_id).bind(&notice.channel_id).bind(&notice.event).bind(enqueued.id.0)
-                .execute(&mut *tx).await.map_err(StoreError::from)?;
-            tx.commit().await.map_err(StoreError::from)?;
+                .execute(&mut *tx).await?;
+            tx.commit().await?;
             Ok(true)
         })
     }

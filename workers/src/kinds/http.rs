@@ -16,7 +16,7 @@ use std::time::Duration;
 use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
 use serde::Deserialize;
 
-use super::{BoxFuture, Handler, JobFailure};
+use super::{ArgsError, BoxFuture, Handler, HttpArgsError, JobFailure};
 use crate::error_class::ErrorClass;
 use crate::job::ClaimedJob;
 use crate::response_excerpt::read_excerpt;
@@ -58,33 +58,25 @@ fn default_timeout_ms() -> u64 {
 
 impl HttpArgs {
     /// Parses and checks the arguments; the error says which field is wrong.
-    pub fn parse(args: &serde_json::Value) -> Result<HttpArgs, String> {
+    pub fn parse(args: &serde_json::Value) -> Result<HttpArgs, ArgsError> {
         let parsed: HttpArgs =
-            serde_json::from_value(args.clone()).map_err(|e| format!("http args: {e}"))?;
-        let url = reqwest::Url::parse(&parsed.url)
-            .map_err(|e| format!("http args: url '{}': {e}", parsed.url))?;
+            serde_json::from_value(args.clone()).map_err(|e| ArgsError::shape("http", &e))?;
+        let url = reqwest::Url::parse(&parsed.url).map_err(|reason| HttpArgsError::Url {
+            url: parsed.url.clone(),
+            reason,
+        })?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!(
-                "http args: url '{}': scheme must be http or https",
-                parsed.url
-            ));
+            return Err(HttpArgsError::Scheme(parsed.url).into());
         }
-        reqwest::Method::from_bytes(parsed.method.to_ascii_uppercase().as_bytes()).map_err(
-            |_| {
-                format!(
-                    "http args: method '{}' is not an HTTP method",
-                    parsed.method
-                )
-            },
-        )?;
+        reqwest::Method::from_bytes(parsed.method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| HttpArgsError::Method(parsed.method.clone()))?;
         for (name, value) in &parsed.headers {
             HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("http args: headers: '{name}' is not a header name"))?;
-            HeaderValue::from_str(value)
-                .map_err(|_| format!("http args: headers: value of '{name}' is not valid"))?;
+                .map_err(|_| HttpArgsError::HeaderName(name.clone()))?;
+            HeaderValue::from_str(value).map_err(|_| HttpArgsError::HeaderValue(name.clone()))?;
         }
         if parsed.timeout_ms == 0 || parsed.timeout_ms > 3_600_000 {
-            return Err("http args: timeout_ms must be between 1 and 3600000".to_owned());
+            return Err(HttpArgsError::Timeout.into());
         }
         Ok(parsed)
     }
@@ -177,17 +169,17 @@ impl Default for HttpHandler {
 }
 
 impl Handler for HttpHandler {
-    fn validate(&self, args: &serde_json::Value) -> Result<(), String> {
+    fn validate(&self, args: &serde_json::Value) -> Result<(), ArgsError> {
         HttpArgs::parse(args).map(|_| ())
     }
 
-    fn prepare(&self, mut args: serde_json::Value) -> Result<serde_json::Value, String> {
+    fn prepare(&self, mut args: serde_json::Value) -> Result<serde_json::Value, ArgsError> {
         let parsed = HttpArgs::parse(&args)?;
         if parsed.headers.is_empty() {
             return Ok(args);
         }
         let Some(keyring) = &self.keyring else {
-            return Err("http args: headers: their values are stored sealed with the master key, and this process has none (set HANGAR_MASTER_KEY)".to_owned());
+            return Err(HttpArgsError::NoMasterKey.into());
         };
         if let Some(headers) = args
             .get_mut("headers")
@@ -208,7 +200,7 @@ impl Handler for HttpHandler {
         let keyring = self.keyring.clone();
         Box::pin(async move {
             let args = HttpArgs::parse(&job.args)
-                .map_err(|message| JobFailure::new(ErrorClass::Client, message))?;
+                .map_err(|e| JobFailure::new(ErrorClass::Client, e.to_string()))?;
             if let Ok(url) = reqwest::Url::parse(&args.url) {
                 targets::check_literal(&policy, &url).map_err(|refused| {
                     JobFailure::new(ErrorClass::Client, format!("refused: {refused}"))
