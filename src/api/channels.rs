@@ -10,7 +10,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use hangar_workers::alerts::deliver::send_test;
 use hangar_workers::alerts::{
-    AlertContext, AlertError, Channel, ChannelConfig, NewChannel, channels,
+    AlertContext, AlertError, Channel, ChannelConfig, NewChannel, Severity, channels,
 };
 use hangar_workers::signing::WebhookSecret;
 use serde::Deserialize;
@@ -71,7 +71,7 @@ pub struct ChannelBody {
 }
 
 fn default_severity() -> String {
-    "warning".to_owned()
+    Severity::Warning.as_str().to_owned()
 }
 
 /// Adds a channel. Body: `{"kind": "slack", "webhook_url"}`, `{"kind": "email", "host",

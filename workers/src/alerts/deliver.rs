@@ -17,7 +17,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::channels::{self, Channel, ChannelConfig, ChannelKind};
-use super::{AlertContext, AlertError, NoticeArgs};
+use super::{AlertContext, AlertError, NoticeArgs, NoticeEvent};
 use crate::error_class::ErrorClass;
 use crate::job::ClaimedJob;
 use crate::kinds::{ArgsError, BoxFuture, Handler, JobFailure};
@@ -156,7 +156,7 @@ pub async fn send_test(context: &AlertContext, channel_id: &str) -> Result<(), J
     let args = NoticeArgs {
         alert_id: 0,
         channel_id: channel.id.clone(),
-        event: format!("test:{}", Utc::now().timestamp_millis()),
+        event: NoticeEvent::Test(Utc::now().timestamp_millis()).to_string(),
     };
     let notice = Notice::new(&args, None, &context.public_url);
     let result = send(context, &channel, &config, &notice).await;
@@ -188,7 +188,12 @@ pub struct Notice {
 impl Notice {
     /// Renders a notice about `alert` (None: a test notice).
     pub fn new(args: &NoticeArgs, alert: Option<&AlertRow>, public_url: &str) -> Notice {
-        let event_kind = args.event.split(':').next().unwrap_or("opened").to_owned();
+        // Written by the dispatcher or `send_test`; anything else is told as an opening.
+        let event = args
+            .event
+            .parse::<NoticeEvent>()
+            .unwrap_or(NoticeEvent::Opened);
+        let event_kind = event.kind().to_owned();
         let Some(alert) = alert else {
             return Notice {
                 event: event_kind.clone(),
@@ -202,13 +207,12 @@ impl Notice {
                 workspace_id: None,
             };
         };
-        let what = match event_kind.as_str() {
-            "reminder" => format!(
-                "reminder {}: alert still open and unacknowledged",
-                args.event.split(':').nth(1).unwrap_or("1")
-            ),
-            "resolved" => "alert resolved".to_owned(),
-            _ => "alert opened".to_owned(),
+        let what = match event {
+            NoticeEvent::Reminder(n) => {
+                format!("reminder {n}: alert still open and unacknowledged")
+            }
+            NoticeEvent::Resolved => "alert resolved".to_owned(),
+            NoticeEvent::Opened | NoticeEvent::Test(_) => "alert opened".to_owned(),
         };
         let link = alert.job_id.map(|id| format!("{public_url}/jobs/{id}"));
         let title = format!("[Hangar] {} {what}: {}", alert.severity, alert.kind);

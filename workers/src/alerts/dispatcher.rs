@@ -21,7 +21,8 @@ use chrono::Utc;
 use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 
-use super::channels::{self, Channel, alert_ms, on_pool, severity_rank};
+use super::channels::{self, Channel, alert_ms, on_pool};
+use super::model::{NoticeEvent, Severity};
 use super::{AlertError, KINDS, NoticeArgs};
 use crate::client::Conn;
 use crate::job::NewJob;
@@ -60,35 +61,40 @@ pub fn plan(
 ) -> Vec<NoticeArgs> {
     let mut due = Vec::new();
     for channel in channels.iter().filter(|c| c.enabled) {
-        let min = severity_rank(&channel.min_severity).unwrap_or(0);
+        // A severity this binary does not know: every alert for a channel, notified for an
+        // alert (as before the model was typed).
+        let min = channel
+            .min_severity
+            .parse::<Severity>()
+            .unwrap_or(Severity::Warning);
         for alert in alerts {
             let in_scope =
                 channel.workspace_id.is_none() || channel.workspace_id == alert.workspace_id;
             if !in_scope
-                || severity_rank(&alert.severity).unwrap_or(1) < min
+                || alert.severity.parse().unwrap_or(Severity::Critical) < min
                 || alert.created_ms < channel.created_at.timestamp_millis()
             {
                 continue;
             }
-            let notice = |event: String| NoticeArgs {
+            let notice = |event: NoticeEvent| NoticeArgs {
                 alert_id: alert.id,
                 channel_id: channel.id.clone(),
-                event,
+                event: event.to_string(),
             };
-            let was_sent = |event: &str| {
-                sent.get(&(alert.id, channel.id.clone(), event.to_owned()))
+            let was_sent = |event: NoticeEvent| {
+                sent.get(&(alert.id, channel.id.clone(), event.to_string()))
                     .copied()
             };
-            let Some(opened_ms) = was_sent("opened") else {
+            let Some(opened_ms) = was_sent(NoticeEvent::Opened) else {
                 // An incident that opened and cleared between two ticks is not announced.
                 if alert.resolved_ms.is_none() {
-                    due.push(notice("opened".to_owned()));
+                    due.push(notice(NoticeEvent::Opened));
                 }
                 continue;
             };
             if alert.resolved_ms.is_some() {
-                if was_sent("resolved").is_none() {
-                    due.push(notice("resolved".to_owned()));
+                if was_sent(NoticeEvent::Resolved).is_none() {
+                    due.push(notice(NoticeEvent::Resolved));
                 }
                 continue;
             }
@@ -97,8 +103,8 @@ pub fn plan(
             }
             if let Some(every) = channel.reminder_every_ms.filter(|ms| *ms > 0) {
                 let n = (now_ms - opened_ms) / every;
-                let event = format!("reminder:{n}");
-                if n >= 1 && was_sent(&event).is_none() {
+                let event = NoticeEvent::Reminder(n);
+                if n >= 1 && was_sent(event).is_none() {
                     due.push(notice(event));
                 }
             }
