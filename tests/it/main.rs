@@ -27,6 +27,7 @@ mod pool;
 mod queue_lag;
 mod retry_decisions;
 mod retry_rules;
+mod routing;
 mod schedule_sync;
 mod store;
 mod support;
