@@ -239,7 +239,7 @@ pub async fn alerts(config: &Config, command: AlertsCommand) -> Result<(), Fatal
                 print_alerts(std::slice::from_ref(&alert));
             }
         }
-        AlertsCommand::Channels { command } => {
+        AlertsCommand::Channels { command, .. } => {
             return crate::channels::command(config, command).await;
         }
     }
