@@ -151,7 +151,10 @@ impl Config {
             allow_private_targets,
         } = layers.group()?;
         let targets = TargetPolicy::parse(allow_private_targets.as_deref())
-            .map_err(|e| layers.invalid("allow_private_targets", e))?;
+            .map_err(|e| layers.invalid("allow_private_targets", e))?
+            .with_remedy(
+                "set HANGAR_ALLOW_PRIVATE_TARGETS (or --allow-private-targets) to allow them",
+            );
         let AlertOptions {
             public_url,
             alert_tick_ms,

@@ -42,10 +42,12 @@ fn build_job(config: &Config, args: &EnqueueArgs) -> Result<NewJob, Fatal> {
         .get("headers")
         .and_then(serde_json::Value::as_object)
         .is_some_and(|h| !h.is_empty());
-    if args.kind == "http"
-        && has_headers
-        && let Ok((ring, _)) = crate::keys::keyring(config)
-    {
+    if args.kind == "http" && has_headers {
+        let (ring, _) = crate::keys::keyring(config).map_err(|e| {
+            Fatal::config(format!(
+                "--args: headers: their values are stored sealed with the master key, which this process cannot use: {e}"
+            ))
+        })?;
         registry.register(
             "http",
             HttpHandler::with_targets(config.targets.clone()).with_keyring(Arc::new(ring)),
