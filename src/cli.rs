@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::settings::{
-    AlertOptions, BindOptions, DatabaseOptions, KeyOptions, PoolOptions, RedisOptions,
-    ScheduleOptions, TargetOptions,
+    AlertOptions, BindOptions, DatabaseOptions, IngressOptions, KeyOptions, PoolOptions,
+    PublicUrlOptions, RedisOptions, ScheduleOptions, TargetOptions,
 };
 
 /// Hangar: durable jobs with retry state, worker pools, and the tools to steer them.
@@ -112,9 +112,13 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub redis: RedisOptions,
     #[command(flatten)]
+    pub ingress: IngressOptions,
+    #[command(flatten)]
     pub targets: TargetOptions,
     #[command(flatten)]
     pub key: KeyOptions,
+    #[command(flatten)]
+    pub public_url: PublicUrlOptions,
     #[command(flatten)]
     pub alerts: AlertOptions,
 }
@@ -135,9 +139,13 @@ pub struct WorkerArgs {
     #[command(flatten)]
     pub redis: RedisOptions,
     #[command(flatten)]
+    pub ingress: IngressOptions,
+    #[command(flatten)]
     pub targets: TargetOptions,
     #[command(flatten)]
     pub key: KeyOptions,
+    #[command(flatten)]
+    pub public_url: PublicUrlOptions,
     #[command(flatten)]
     pub alerts: AlertOptions,
 }
@@ -156,6 +164,8 @@ pub struct PlannerArgs {
     pub schedules: ScheduleOptions,
     #[command(flatten)]
     pub redis: RedisOptions,
+    #[command(flatten)]
+    pub ingress: IngressOptions,
 }
 
 /// `hangar migrate`.
@@ -305,7 +315,7 @@ pub struct ChannelSettings {
     #[command(flatten)]
     pub key: KeyOptions,
     #[command(flatten)]
-    pub alerts: AlertOptions,
+    pub public_url: PublicUrlOptions,
 }
 
 /// `hangar alerts channels …`.
@@ -523,6 +533,8 @@ pub enum BenchCommand {
     Ingress {
         #[command(flatten)]
         redis: RedisOptions,
+        #[command(flatten)]
+        ingress: IngressOptions,
         /// Entries in the backlog.
         #[arg(long, default_value_t = 50_000)]
         entries: usize,

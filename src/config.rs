@@ -17,8 +17,8 @@ use crate::exit::Fatal;
 pub use layers::Flags;
 use layers::Layers;
 use settings::{
-    AlertOptions, BindOptions, DatabaseOptions, KeyOptions, PoolOptions, RedisOptions,
-    ScheduleOptions, TargetOptions,
+    AlertOptions, BindOptions, DatabaseOptions, IngressOptions, KeyOptions, PoolOptions,
+    PublicUrlOptions, RedisOptions, ScheduleOptions, TargetOptions,
 };
 
 /// How long the first connection to the database may take before the command gives up.
@@ -144,7 +144,7 @@ impl Config {
             ),
             None => (pool_config::builtin(), "built-in pools".to_owned()),
         };
-        let redis = redis_config(&layers, layers.group()?)?;
+        let redis = redis_config(&layers, layers.group()?, layers.group()?)?;
         let ScheduleOptions { schedules_dir } = layers.group()?;
         let (schedules, schedules_source) = load_schedules(&layers, schedules_dir, &pools)?;
         let TargetOptions {
@@ -155,10 +155,8 @@ impl Config {
             .with_remedy(
                 "set HANGAR_ALLOW_PRIVATE_TARGETS (or --allow-private-targets) to allow them",
             );
-        let AlertOptions {
-            public_url,
-            alert_tick_ms,
-        } = layers.group()?;
+        let PublicUrlOptions { public_url } = layers.group()?;
+        let AlertOptions { alert_tick_ms } = layers.group()?;
         let public_url = public_url.unwrap_or_else(|| format!("http://{bind}"));
         if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
             return Err(layers.invalid(
@@ -204,15 +202,21 @@ impl Config {
 const MAX_RETAIN_MS: u64 = 365 * 86_400_000;
 
 /// The Redis ingress settings, checked; none without a Redis URL.
-fn redis_config(layers: &Layers, options: RedisOptions) -> Result<Option<RedisConfig>, Fatal> {
+fn redis_config(
+    layers: &Layers,
+    redis: RedisOptions,
+    ingress: IngressOptions,
+) -> Result<Option<RedisConfig>, Fatal> {
     let RedisOptions {
         redis_url,
         redis_prefix,
+    } = redis;
+    let IngressOptions {
         ingress_batch,
         ingress_claim_idle_ms,
         ingress_retain_ms,
         ingress_dead_retain_ms,
-    } = options;
+    } = ingress;
     let Some(url) = redis_url else {
         return Ok(None);
     };

@@ -93,8 +93,10 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
                     .with(&args.pools)
                     .with(&args.schedules)
                     .with(&args.redis)
+                    .with(&args.ingress)
                     .with(&args.targets)
                     .with(&args.key)
+                    .with(&args.public_url)
                     .with(&args.alerts),
             )?;
             let pools = config.pools.clone();
@@ -115,8 +117,10 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
                     .with(&args.database)
                     .with(&args.pools)
                     .with(&args.redis)
+                    .with(&args.ingress)
                     .with(&args.targets)
                     .with(&args.key)
+                    .with(&args.public_url)
                     .with(&args.alerts),
             )?;
             let pools = if args.only_pools.is_empty() {
@@ -155,7 +159,8 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
                     .with(&args.database)
                     .with(&args.pools)
                     .with(&args.schedules)
-                    .with(&args.redis),
+                    .with(&args.redis)
+                    .with(&args.ingress),
             )?;
             runtime::run(
                 &config,
@@ -199,7 +204,7 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
                 AlertsCommand::Channels { settings, .. } => Flags::new()
                     .with(&settings.targets)
                     .with(&settings.key)
-                    .with(&settings.alerts),
+                    .with(&settings.public_url),
                 _ => Flags::new(),
             };
             ops::alerts(&load(flags.with(&database))?, command).await
@@ -237,8 +242,8 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
             command,
         } => {
             let mut flags = Flags::new().with(&database).with(&pools);
-            if let BenchCommand::Ingress { redis, .. } = &command {
-                flags = flags.with(redis);
+            if let BenchCommand::Ingress { redis, ingress, .. } = &command {
+                flags = flags.with(redis).with(ingress);
             }
             let config = load(flags)?;
             match command {

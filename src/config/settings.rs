@@ -62,6 +62,11 @@ pub struct RedisOptions {
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_prefix: Option<String>,
+}
+
+/// How the Redis ingress consumer reads, reclaims and trims.
+#[derive(Debug, Default, Clone, Args, Serialize, Deserialize)]
+pub struct IngressOptions {
     /// Entries read per XREADGROUP [env: HANGAR_INGRESS_BATCH] (default 500).
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -106,14 +111,19 @@ pub struct KeyOptions {
     pub master_key: Option<String>,
 }
 
-/// How alerts are delivered.
+/// Where people reach this Hangar.
 #[derive(Debug, Default, Clone, Args, Serialize, Deserialize)]
-pub struct AlertOptions {
+pub struct PublicUrlOptions {
     /// The URL people reach this Hangar at (links in alert notices) [env: HANGAR_PUBLIC_URL]
     /// (default http://BIND).
     #[arg(long, global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
+}
+
+/// How the alert dispatcher runs.
+#[derive(Debug, Default, Clone, Args, Serialize, Deserialize)]
+pub struct AlertOptions {
     /// How often the alert dispatcher looks for notices to send, in milliseconds [env:
     /// HANGAR_ALERT_TICK_MS] (default 1000).
     #[arg(long, global = true)]
@@ -140,8 +150,10 @@ pub fn names() -> Vec<String> {
         .chain(of::<ScheduleOptions>())
         .chain(of::<BindOptions>())
         .chain(of::<RedisOptions>())
+        .chain(of::<IngressOptions>())
         .chain(of::<TargetOptions>())
         .chain(of::<KeyOptions>())
+        .chain(of::<PublicUrlOptions>())
         .chain(of::<AlertOptions>())
         .collect()
 }
@@ -174,6 +186,6 @@ mod tests {
                 "{expected} in {names:?}"
             );
         }
-        assert_eq!(names.len(), 14, "{names:?}");
+        assert_eq!(names.len(), 14, "one name per setting: {names:?}");
     }
 }
