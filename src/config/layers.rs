@@ -23,7 +23,11 @@ const ENV_PREFIX: &str = "HANGAR_";
 
 /// The values given on the command line, from the option groups of the subcommand.
 #[derive(Debug, Default)]
-pub struct Flags(Dict);
+pub struct Flags {
+    values: Dict,
+    /// A flag value that cannot be a configuration value (a path that is not UTF-8).
+    error: Option<String>,
+}
 
 impl Flags {
     /// No flags.
@@ -33,8 +37,16 @@ impl Flags {
 
     /// Adds the flags of one option group (those given; absent ones are not serialized).
     pub fn with(mut self, group: &impl Serialize) -> Flags {
-        if let Ok(Value::Dict(_, values)) = Value::serialize(group) {
-            self.0.extend(values);
+        match Value::serialize(group) {
+            Ok(Value::Dict(_, values)) => self.values.extend(values),
+            Ok(_) => {}
+            Err(error) => {
+                let field = match error.path.join(".") {
+                    path if path.is_empty() => "command line".to_owned(),
+                    path => format!("--{}", path.replace('_', "-")),
+                };
+                self.error.get_or_insert(format!("{field}: {}", error.kind));
+            }
         }
         self
     }
@@ -65,12 +77,15 @@ impl Layers {
     /// Reads `hangar.toml` (`--config`, else `./hangar.toml` when present) and the environment,
     /// and puts `flags` on top.
     pub fn load(config_file: Option<&Path>, flags: Flags) -> Result<Layers, Fatal> {
+        if let Some(error) = flags.error {
+            return Err(Fatal::config(error));
+        }
         let mut figment = Figment::new();
         if let Some(file) = file_layer(config_file)? {
             figment = figment.merge(file);
         }
         let figment = figment.merge(env_layer()?).merge(Layer {
-            values: flags.0,
+            values: flags.values,
             metadata: Metadata::named("command line").interpolater(|_: &Profile, keys: &[&str]| {
                 format!("--{}", keys.join(".").replace('_', "-"))
             }),
