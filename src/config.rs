@@ -1,5 +1,9 @@
 //! Configuration, loaded once: command-line flag > environment > `hangar.toml` > built-in
-//! default. Every error names its source and field and exits with status 2.
+//! default. Every error names its source and field and exits with status 2. The settings are
+//! declared in `settings` (one option group per concern), merged in `layers`, and checked here.
+
+mod layers;
+pub mod settings;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -10,8 +14,6 @@ use hangar_schedules::file::{self as schedule_file, FileSchedule};
 use hangar_workers::kinds::Registry;
 use hangar_workers::pool_config::{self, PoolSpec};
 use hangar_workers::targets::TargetPolicy;
-mod layers;
-pub mod settings;
 
 use crate::exit::Fatal;
 pub use layers::Flags;
