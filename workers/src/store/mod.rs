@@ -437,6 +437,13 @@ impl Store {
         }
     }
 
+    /// The database this store is on, for *another crate's own tables* (the planner's
+    /// schedules, the API's tokens, the dashboard's sessions). The job tables are reached
+    /// only through the store's methods.
+    pub fn database(&self) -> &crate::db::Database {
+        backend!(self, s => &s.database)
+    }
+
     /// The wake-ups of this process's pools.
     pub fn wakeups(&self) -> &Arc<Wakeups> {
         backend!(self, s => &s.wakeups)

@@ -35,6 +35,8 @@ pub struct PgStore {
     /// one of those in a server crash only means a job runs again, which leases allow
     /// anyway, and it takes a WAL flush off the path from enqueue to start.
     lease_pool: PgPool,
+    /// The durable pool, lent to other crates for their own tables.
+    pub(super) database: crate::db::Database,
     url: Arc<str>,
     pub(super) wakeups: Arc<Wakeups>,
 }
@@ -77,6 +79,7 @@ impl PgStore {
             .await
             .map_err(connect_error)?;
         Ok(PgStore {
+            database: crate::db::Database::from_pool(crate::db::Pool::Postgres(pool.clone())),
             pool,
             lease_pool,
             url: url.into(),

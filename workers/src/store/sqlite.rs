@@ -31,6 +31,8 @@ pub struct SqliteStore {
     /// next durable commit flushes them). Losing one in a power cut only means a job runs
     /// again, as after an expired lease.
     lease_pool: SqlitePool,
+    /// The durable pool, lent to other crates for their own tables.
+    pub(super) database: crate::db::Database,
     pub(super) wakeups: Arc<Wakeups>,
 }
 
@@ -93,6 +95,7 @@ impl SqliteStore {
             .await
             .map_err(connect_error)?;
         Ok(SqliteStore {
+            database: crate::db::Database::from_pool(crate::db::Pool::Sqlite(pool.clone())),
             pool,
             lease_pool,
             wakeups: Arc::default(),
