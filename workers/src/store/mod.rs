@@ -277,7 +277,7 @@ pub struct Ingested {
 }
 
 /// The job store. Cheap to clone: clones share the connection pools.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Store {
     /// Durable writes (enqueues, completions, failures, operator actions) and reads.
     db: Database,
@@ -289,6 +289,15 @@ pub struct Store {
     /// The URL, for PostgreSQL's LISTEN connection.
     url: Arc<str>,
     wakeups: Arc<Wakeups>,
+}
+
+/// Shows the backend only: the URL may carry a password.
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend_name())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Store {
