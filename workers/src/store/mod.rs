@@ -14,7 +14,7 @@
 //! backend.
 //!
 //! **Choosing the backend.** Every query chooses its dialect the same way: a `match` on
-//! [`Store::pool`] (durable writes and reads) or [`Store::lease_pool`] (claims, heartbeats
+//! `Store::pool` (durable writes and reads) or `Store::lease_pool` (claims, heartbeats
 //! and hand-backs, committed without waiting for the disk), with the PostgreSQL arm first:
 //!
 //! ```ignore
@@ -400,7 +400,7 @@ impl Store {
         self.db.pool()
     }
 
-    /// The pool of claims, heartbeats and hand-backs (see [`Store::leases`]).
+    /// The pool of claims, heartbeats and hand-backs (the `leases` database).
     fn lease_pool(&self) -> &Pool {
         self.leases.pool()
     }
