@@ -28,4 +28,6 @@ mod retry_decisions;
 mod retry_rules;
 mod schedule_sync;
 mod store;
+mod store_database;
 mod support;
+mod support_sql;
