@@ -9,6 +9,7 @@ mod auth;
 mod cdp;
 mod cli;
 mod cli_output;
+mod config;
 mod dashboard;
 mod dashboard_escaping;
 mod dashboard_layout;

@@ -80,9 +80,7 @@ static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database URL is neither `postgres://…` nor `sqlite://…`.
-    #[error(
-        "HANGAR_DATABASE_URL: unsupported database URL '{0}' (expected postgres://… or sqlite://PATH)"
-    )]
+    #[error("unsupported database URL '{0}' (expected postgres://… or sqlite://PATH)")]
     UnsupportedUrl(String),
     /// The database could not be reached or refused the connection.
     #[error("cannot connect to the database at {url}: {source}")]
