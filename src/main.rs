@@ -28,7 +28,9 @@ use crate::config::{Config, Flags};
 use crate::exit::Fatal;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(cli::settings_after_subcommand(
+        std::env::args_os().collect(),
+    ));
     init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

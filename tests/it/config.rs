@@ -284,3 +284,28 @@ fn a_subcommand_refuses_an_option_it_does_not_use() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn setting_flags_are_taken_before_the_subcommand_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("before.db").display());
+    for args in [
+        vec!["--database-url", url.as_str(), "migrate"],
+        vec!["--database-url", url.as_str(), "jobs", "list"],
+        vec!["jobs", "list", "--database-url", url.as_str()],
+    ] {
+        let out = Command::new(BIN)
+            .args(&args)
+            .current_dir(dir.path())
+            .env_remove("HANGAR_DATABASE_URL")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(dir.path().join("before.db").exists());
+    assert!(!dir.path().join("hangar.db").exists());
+}
