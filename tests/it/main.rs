@@ -26,5 +26,6 @@ mod queue_lag;
 mod retry_decisions;
 mod retry_rules;
 mod schedule_sync;
+mod schema_upgrade;
 mod store;
 mod support;

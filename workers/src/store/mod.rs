@@ -7,9 +7,11 @@
 mod alerts;
 mod cancel;
 mod completion;
+mod job_facts;
 mod maintenance;
 mod postgres;
 mod rescue;
+pub mod schema;
 mod sqlite;
 
 use std::collections::HashMap;
@@ -31,6 +33,7 @@ pub use alerts::{
     UnknownAlertState,
 };
 pub use cancel::CANCELLED;
+pub(crate) use job_facts::{pg_job_states, sqlite_job_states};
 pub use postgres::PgStore;
 pub(crate) use postgres::{
     enqueue as pg_enqueue, enqueue_keyed as pg_enqueue_keyed, insert_events as pg_insert_events,
@@ -374,51 +377,21 @@ impl Store {
         }
     }
 
-    /// Fails with [`StoreError::NotMigrated`] unless every migration has been applied; for
-    /// the processes that must not change the schema themselves (`worker`, operator commands).
+    /// Fails with [`StoreError::NotMigrated`] unless every engine migration has been applied;
+    /// for the processes that must not change the schema themselves (`worker`, operator
+    /// commands). The other crates check their own sets ([`schema`]).
     pub async fn check_migrated(&self) -> Result<(), StoreError> {
-        let applied = self.applied_versions().await?;
-        let pending = self
-            .migrator()
-            .iter()
-            .filter(|m| !applied.contains(&m.version))
-            .count();
-        if pending == 0 {
-            Ok(())
-        } else {
-            Err(StoreError::NotMigrated { pending })
+        match schema::ENGINE.pending(self.database()).await? {
+            0 => Ok(()),
+            pending => Err(StoreError::NotMigrated { pending }),
         }
     }
 
-    /// The versions of the migrations applied so far.
-    async fn applied_versions(&self) -> Result<Vec<i64>, StoreError> {
-        let query = "SELECT version FROM _sqlx_migrations WHERE success";
-        match backend!(self, s => sqlx::query_scalar(query).fetch_all(s.pool()).await) {
-            Ok(versions) => Ok(versions),
-            // The bookkeeping table itself is missing: nothing was ever applied.
-            Err(sqlx::Error::Database(_)) => Ok(Vec::new()),
-            Err(other) => Err(other.into()),
-        }
-    }
-
-    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
-        match self {
-            Store::Postgres(_) => &postgres::MIGRATOR,
-            Store::Sqlite(_) => &sqlite::MIGRATOR,
-        }
-    }
-
-    /// Applies pending migrations; returns the names of those it applied (`0006_x`), in
+    /// Applies the engine's pending migrations (its own tables only: the other crates apply
+    /// theirs, see [`schema`]); returns the names of those it applied (`0006_x`), in
     /// order, empty when the schema was already up to date.
     pub async fn migrate(&self) -> Result<Vec<String>, StoreError> {
-        let before = self.applied_versions().await?;
-        backend!(self, s => s.migrate().await)?;
-        Ok(self
-            .migrator()
-            .iter()
-            .filter(|m| !before.contains(&m.version))
-            .map(|m| format!("{:04}_{}", m.version, m.description.replace(' ', "_")))
-            .collect())
+        schema::ENGINE.apply(self.database()).await
     }
 
     /// `postgres` or `sqlite`.

@@ -20,9 +20,6 @@ use super::{
 use crate::ingress::EventEnvelope;
 use crate::job::{AttemptRecord, ClaimedJob, Enqueued, Job, JobFilter, JobId, JobState, NewJob};
 
-/// The PostgreSQL migrations, compiled in.
-pub(super) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
-
 /// The channel the notify trigger of the migrations sends on.
 const CHANNEL: &str = "hangar_jobs";
 
@@ -96,11 +93,6 @@ impl PgStore {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
-    }
-
-    pub(super) async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await?;
-        Ok(())
     }
 
     pub(super) async fn ping(&self) -> Result<(), StoreError> {

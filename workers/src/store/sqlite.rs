@@ -36,9 +36,6 @@ pub struct SqliteStore {
     pub(super) wakeups: Arc<Wakeups>,
 }
 
-/// The SQLite migrations, compiled in.
-pub(super) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
-
 const JOB_COLUMNS: &str = "id, kind, queue, state, attempt, max_attempts, budget_from_attempt, \
      priority, run_at, created_at, updated_at, workspace_id, idempotency_key, args, last_error, attempted_at, \
      finalized_at";
@@ -111,11 +108,6 @@ impl SqliteStore {
 
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
-    }
-
-    pub(super) async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await?;
-        Ok(())
     }
 
     pub(super) async fn ping(&self) -> Result<(), StoreError> {
