@@ -87,11 +87,6 @@ impl Database {
         }
     }
 
-    /// A database on an open pool.
-    pub(crate) fn from_pool(pool: Pool) -> Database {
-        Database { pool }
-    }
-
     /// Opens a pool of at most `max_connections` on `url`. With `create`, a missing SQLite
     /// file is created; without, it is [`StoreError::NoDatabase`].
     pub(crate) async fn open(
