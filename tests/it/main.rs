@@ -10,6 +10,7 @@ mod cdp;
 mod cli;
 mod cli_output;
 mod dashboard;
+mod dashboard_escaping;
 mod dashboard_layout;
 mod dashboard_sessions;
 mod durability;
