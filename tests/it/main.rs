@@ -29,4 +29,6 @@ mod retry_rules;
 mod schedule_sync;
 mod schema_upgrade;
 mod store;
+mod store_database;
 mod support;
+mod support_sql;

@@ -15,7 +15,6 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use hangar_workers::db::{Database, Pool};
 use hangar_workers::job::{Job, JobId, JobState};
 use hangar_workers::store::Store;
 use tempfile::TempDir;
@@ -116,38 +115,6 @@ impl TestDb {
     pub async fn store(&self) -> Store {
         stdout_ok(&self.run(&["migrate"]));
         Store::connect(&self.url, 8).await.expect("connect")
-    }
-
-    /// A connection pool of the test's own on this database, for what a test does behind
-    /// the store's back (triggers, fault injection, inspection, a caller's own
-    /// transaction): match on its `pool()` for the backend's dialect.
-    pub async fn database(&self) -> Database {
-        Database::connect(&self.url).await.expect("connect")
-    }
-
-    /// Runs an SQL script (one or more statements, no parameters) on this database.
-    pub async fn sql(&self, sql: &str) {
-        let database = self.database().await;
-        let script = sqlx::AssertSqlSafe(sql.to_owned());
-        match database.pool() {
-            Pool::Postgres(pg) => sqlx::raw_sql(script).execute(pg).await.map(drop),
-            Pool::Sqlite(lite) => sqlx::raw_sql(script).execute(lite).await.map(drop),
-        }
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        database.close().await;
-    }
-
-    /// The integer in the first column of the first row of `sql` (no parameters).
-    pub async fn query_i64(&self, sql: &str) -> i64 {
-        let database = self.database().await;
-        let query = sqlx::AssertSqlSafe(sql.to_owned());
-        let value = match database.pool() {
-            Pool::Postgres(pg) => sqlx::query_scalar(query).fetch_one(pg).await,
-            Pool::Sqlite(lite) => sqlx::query_scalar(query).fetch_one(lite).await,
-        }
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        database.close().await;
-        value
     }
 
     /// Writes a pool file into this test's `workers` folder and returns the folder.

@@ -214,7 +214,7 @@ macro_rules! sqlite_insert_many_sql {
     };
 }
 
-/// The jobs as the arrays of [`pg_insert_many_sql`], in its parameter order.
+/// The jobs as the arrays of `pg_insert_many_sql!`, in its parameter order.
 fn pg_bind_many<'q>(
     query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
     jobs: &'q [NewJob],

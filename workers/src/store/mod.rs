@@ -14,7 +14,7 @@
 //! backend.
 //!
 //! **Choosing the backend.** Every query chooses its dialect the same way: a `match` on
-//! [`Store::pool`] (durable writes and reads) or [`Store::lease_pool`] (claims, heartbeats
+//! `Store::pool` (durable writes and reads) or `Store::lease_pool` (claims, heartbeats
 //! and hand-backs, committed without waiting for the disk), with the PostgreSQL arm first:
 //!
 //! ```ignore
@@ -275,7 +275,7 @@ pub struct Ingested {
 }
 
 /// The job store. Cheap to clone: clones share the connection pools.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Store {
     /// Durable writes (enqueues, completions, failures, operator actions) and reads.
     db: Database,
@@ -287,6 +287,15 @@ pub struct Store {
     /// The URL, for PostgreSQL's LISTEN connection.
     url: Arc<str>,
     wakeups: Arc<Wakeups>,
+}
+
+/// Shows the backend only: the URL may carry a password.
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend_name())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Store {
@@ -352,7 +361,7 @@ impl Store {
         self.db.pool()
     }
 
-    /// The pool of claims, heartbeats and hand-backs (see [`Store::leases`]).
+    /// The pool of claims, heartbeats and hand-backs (the `leases` database).
     fn lease_pool(&self) -> &Pool {
         self.leases.pool()
     }
