@@ -15,6 +15,7 @@ mod keys;
 mod ops;
 mod runtime;
 mod schedules;
+mod store;
 mod table;
 mod tokens;
 
@@ -79,7 +80,7 @@ pub async fn connect(config: &Config) -> Result<Store, Fatal> {
 pub async fn connect_migrated(config: &Config) -> Result<Store, Fatal> {
     config::probe_database(&config.database_url).await?;
     let store = Store::connect_existing(&config.database_url, 16).await?;
-    store.check_migrated().await?;
+    crate::store::check_migrated(store.database()).await?;
     Ok(store)
 }
 
@@ -177,7 +178,7 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
         Command::Migrate(args) => {
             let config = load(Flags::new().with(&args.database))?;
             let store = connect(&config).await?;
-            let applied = store.migrate().await?;
+            let applied = crate::store::migrate(store.database()).await?;
             if applied.is_empty() {
                 println!(
                     "up to date: no migration to apply ({})",

@@ -28,6 +28,7 @@ mod queue_lag;
 mod retry_decisions;
 mod retry_rules;
 mod schedule_sync;
+mod schema_upgrade;
 mod store;
 mod store_database;
 mod support;
