@@ -138,19 +138,19 @@ async fn once_per_incident_reminder_ack_resolved(backend: Backend) {
 
     // Secrets at rest: the raw column holds no plaintext; listings show hosts only.
     let store = db.store().await;
-    let raw: Vec<String> = match &store {
-        hangar_workers::store::Store::Postgres(s) => {
+    let raw: Vec<String> = match db.database().await.pool() {
+        hangar_workers::db::Pool::Postgres(s) => {
             sqlx::query("SELECT config_sealed FROM hangar_alert_channels")
-                .fetch_all(s.pool())
+                .fetch_all(s)
                 .await
                 .unwrap()
                 .iter()
                 .map(|r| r.get(0))
                 .collect()
         }
-        hangar_workers::store::Store::Sqlite(s) => {
+        hangar_workers::db::Pool::Sqlite(s) => {
             sqlx::query("SELECT config_sealed FROM hangar_alert_channels")
-                .fetch_all(s.pool())
+                .fetch_all(s)
                 .await
                 .unwrap()
                 .iter()
@@ -420,7 +420,7 @@ async fn alert_delivery_smtp_classification() {
         store.clone(),
         keyring,
         "http://127.0.0.1:8080",
-        hangar_workers::targets::TargetPolicy::AllowAll,
+        hangar_workers::targets::TargetPolicy::allow_all(),
     );
     send_test(&context, &channel.id).await.expect("delivered");
     assert_eq!(smtp.messages.lock().unwrap().len(), 1);

@@ -5,21 +5,10 @@
 
 use std::time::Duration;
 
-use hangar_workers::store::Store;
 use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::support::{Backend, TestDb, dashboard_session, serve_http, stdout_ok, wait_for};
-
-/// Runs one statement on the test's database.
-async fn exec(store: &Store, sql: &str) {
-    let sql = sqlx::AssertSqlSafe(sql.to_owned());
-    match store {
-        Store::Postgres(pg) => sqlx::query(sql).execute(pg.pool()).await.map(drop),
-        Store::Sqlite(lite) => sqlx::query(sql).execute(lite.pool()).await.map(drop),
-    }
-    .expect("statement");
-}
 
 /// What neither the API nor the dashboard may show of a database error.
 fn leaks(text: &str) -> bool {
@@ -36,7 +25,7 @@ fn leaks(text: &str) -> bool {
 
 async fn a_database_failure_is_a_generic_500(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let store = db.store().await;
+    db.store().await;
     let token = stdout_ok(&db.run(&["tokens", "create", "--role", "owner"]))
         .trim()
         .to_owned();
@@ -51,7 +40,8 @@ async fn a_database_failure_is_a_generic_500(backend: Backend) {
 
     // The jobs table disappears under the running server (as a botched manual migration
     // would leave it): every query of it now fails inside the database.
-    exec(&store, "ALTER TABLE hangar_jobs RENAME TO hangar_jobs_gone").await;
+    db.sql("ALTER TABLE hangar_jobs RENAME TO hangar_jobs_gone")
+        .await;
 
     let response = jobs().send().await.expect("answer");
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use hangar_schedules::{NewSchedule, Schedules};
+use hangar_workers::db::Pool;
 use hangar_workers::job::{Job, JobFilter};
 use hangar_workers::store::Store;
 
@@ -56,21 +57,21 @@ fn counter(metrics: &str, name: &str) -> f64 {
 }
 
 /// Sets a schedule's next due time directly, as if the planners had been down since then.
-async fn set_next_run_at(store: &Store, name: &str, at: DateTime<Utc>) {
-    let updated = match store {
-        Store::Postgres(s) => {
+async fn set_next_run_at(db: &TestDb, name: &str, at: DateTime<Utc>) {
+    let updated = match db.database().await.pool() {
+        Pool::Postgres(s) => {
             sqlx::query("UPDATE hangar_schedules SET next_run_at = $2 WHERE name = $1")
                 .bind(name)
                 .bind(at)
-                .execute(s.pool())
+                .execute(s)
                 .await
                 .map(|r| r.rows_affected())
         }
-        Store::Sqlite(s) => {
+        Pool::Sqlite(s) => {
             sqlx::query("UPDATE hangar_schedules SET next_run_at = ?2 WHERE name = ?1")
                 .bind(name)
                 .bind(at.timestamp_millis())
-                .execute(s.pool())
+                .execute(s)
                 .await
                 .map(|r| r.rows_affected())
         }
@@ -168,7 +169,7 @@ async fn catch_up_once(backend: Backend) {
         .unwrap();
     // The planners were down for ten hours: ten slots passed.
     set_next_run_at(
-        &store,
+        &db,
         "hourly-at-zero",
         Utc::now() - chrono::Duration::hours(10),
     )

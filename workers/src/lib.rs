@@ -4,6 +4,7 @@
 
 pub mod alerts;
 pub mod client;
+pub mod db;
 pub mod error_class;
 pub mod events;
 pub mod failure;

@@ -53,14 +53,6 @@ pub enum AlertError {
     Invalid(String),
 }
 
-/// A query of the alert tables failed: the store's database error, so `?` works on sqlx
-/// results in this module as it does in the store.
-impl From<sqlx::Error> for AlertError {
-    fn from(error: sqlx::Error) -> Self {
-        AlertError::Store(StoreError::Database(error))
-    }
-}
-
 /// What the delivery handlers and the dispatcher share.
 #[derive(Clone)]
 pub struct AlertContext {

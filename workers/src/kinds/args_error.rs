@@ -57,7 +57,7 @@ pub enum HttpArgsError {
     Timeout,
     /// Header values are sealed with the master key, which this process lacks.
     #[error(
-        "headers: their values are stored sealed with the master key, and this process has none (set HANGAR_MASTER_KEY)"
+        "headers: their values are stored sealed with the master key, and this process has none"
     )]
     NoMasterKey,
 }

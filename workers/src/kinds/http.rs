@@ -149,7 +149,7 @@ fn open_header(keyring: Option<&Keyring>, name: &str, value: &str) -> Result<Str
     let internal = |message: String| JobFailure::new(ErrorClass::Internal, message);
     let keyring = keyring.ok_or_else(|| {
         internal(format!(
-            "http header '{name}' is sealed and this process holds no master key (set HANGAR_MASTER_KEY)"
+            "http header '{name}' is sealed and this process holds no master key"
         ))
     })?;
     let opened = keyring
