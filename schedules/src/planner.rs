@@ -17,6 +17,7 @@
 
 use std::time::Duration;
 
+use hangar_workers::backoff::Backoff;
 use hangar_workers::pool_config::PoolSpec;
 use tokio_util::sync::CancellationToken;
 
@@ -81,20 +82,19 @@ impl Planner {
     /// Runs until `shutdown` is cancelled.
     pub async fn run(mut self, shutdown: CancellationToken) {
         tracing::info!(batch_size = self.config.batch_size, "planner started");
-        let mut failures: u32 = 0;
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         while !shutdown.is_cancelled() {
             let pause = match self.run_once().await {
                 Ok(report) if report.claimed as i64 >= self.config.batch_size => {
-                    failures = 0;
+                    backoff.reset();
                     continue;
                 }
                 Ok(_) => {
-                    failures = 0;
+                    backoff.reset();
                     self.idle_pause().await
                 }
                 Err(error) => {
-                    failures = failures.saturating_add(1);
-                    let pause = backoff(failures);
+                    let pause = backoff.next_delay();
                     tracing::warn!(%error, retry_in_ms = pause.as_millis() as u64, "planner batch failed");
                     pause
                 }
@@ -122,12 +122,6 @@ impl Planner {
             }
         }
     }
-}
-
-/// Wait after `failures` failed batches in a row: 100 ms doubling, at most 5 s.
-fn backoff(failures: u32) -> Duration {
-    let exp = failures.saturating_sub(1).min(6);
-    Duration::from_millis(100u64 << exp).min(Duration::from_secs(5))
 }
 
 /// Metrics and logs of one batch. No per-schedule labels: 100 000 schedules must not become
@@ -166,18 +160,4 @@ fn record(report: &BatchReport) {
         lateness_ms = report.lateness.num_milliseconds(),
         "planned a batch"
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn failures_back_off_to_five_seconds() {
-        assert_eq!(backoff(1), Duration::from_millis(100));
-        assert_eq!(backoff(2), Duration::from_millis(200));
-        assert_eq!(backoff(6), Duration::from_millis(3_200));
-        assert_eq!(backoff(7), Duration::from_secs(5));
-        assert_eq!(backoff(u32::MAX), Duration::from_secs(5));
-    }
 }

@@ -3,6 +3,7 @@
 //! flags: the `hangar` binary loads configuration once and passes values down.
 
 pub mod alerts;
+pub mod backoff;
 pub mod client;
 pub mod error_class;
 pub mod events;

@@ -28,6 +28,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
 use crate::error_class::ErrorClass;
 pub use crate::failure::{decide_failure, failure_record};
 use crate::job::{ClaimedJob, JobId};
@@ -278,7 +279,7 @@ async fn produce(
 ) {
     let store = &deps.store;
     let wakeup = store.wakeups().queue(&spec.queue);
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     // See ClaimKey: claim after the last claimed key while busy, from the start regularly.
     let mut resume: Option<ClaimKey> = None;
     let mut last_full_scan = Instant::now();
@@ -317,17 +318,15 @@ async fn produce(
             .await
         {
             Ok(claimed) => {
-                backoff = Duration::from_millis(100);
+                backoff.reset();
                 claimed
             }
             Err(error) => {
                 tracing::warn!(pool = %spec.name, %error, "claim failed; retrying");
                 drop(permits);
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
+                if !backoff.wait(&shutdown).await {
+                    return;
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
                 continue;
             }
         };

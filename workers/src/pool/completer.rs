@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::Running;
+use crate::backoff::Backoff;
 use crate::store::{Completion, Store};
 
 /// Writes completions from `rx` until every sender is gone.
@@ -23,7 +24,7 @@ pub(super) async fn run(
 ) {
     let mut buffer = Vec::with_capacity(batch);
     while rx.recv_many(&mut buffer, batch).await > 0 {
-        let mut backoff = Duration::from_millis(50);
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
         loop {
             match store.complete(&buffer).await {
                 Ok(rejected) => {
@@ -39,8 +40,7 @@ pub(super) async fn run(
                 }
                 Err(error) => {
                     tracing::warn!(%error, jobs = buffer.len(), "writing completions failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    tokio::time::sleep(backoff.next_delay()).await;
                 }
             }
         }

@@ -17,6 +17,7 @@ use super::{
     budget_counts, fold_queue_stats, job_incident_key, millis, parse_class, parse_state,
     redact_url, spent_from_row, synthesize_success,
 };
+use crate::backoff::Backoff;
 use crate::ingress::EventEnvelope;
 use crate::job::{AttemptRecord, ClaimedJob, Enqueued, Job, JobFilter, JobId, JobState, NewJob};
 
@@ -108,17 +109,15 @@ impl PgStore {
     /// Forwards NOTIFYs to the wake-ups until `shutdown`; reconnects with backoff and wakes
     /// every pool after a reconnect, since notifications sent meanwhile are lost.
     pub async fn listen(&self, shutdown: CancellationToken) {
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         while !shutdown.is_cancelled() {
             let mut listener = match PgListener::connect(&self.url).await {
                 Ok(listener) => listener,
                 Err(error) => {
                     tracing::warn!(%error, "LISTEN connection failed; polling meanwhile");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(backoff) => {}
+                    if !backoff.wait(&shutdown).await {
+                        return;
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
                     continue;
                 }
             };
@@ -126,7 +125,7 @@ impl PgStore {
                 tracing::warn!(%error, "LISTEN failed; polling meanwhile");
                 continue;
             }
-            backoff = Duration::from_millis(100);
+            backoff.reset();
             self.wakeups.wake_all();
             loop {
                 tokio::select! {
