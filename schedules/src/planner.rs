@@ -18,6 +18,7 @@
 use std::time::Duration;
 
 use hangar_workers::backoff::Backoff;
+use hangar_workers::clock::Clock;
 use hangar_workers::pool_config::PoolSpec;
 use tokio_util::sync::CancellationToken;
 
@@ -34,6 +35,9 @@ pub struct PlannerConfig {
     /// Shortest sleep after a batch that was not full: rows that are due but locked by
     /// another planner are not polled in a tight loop.
     pub min_sleep: Duration,
+    /// Where "now" comes from: the system clock (and the database's `now()` on PostgreSQL),
+    /// or a test's [`ManualClock`](hangar_workers::clock::ManualClock).
+    pub clock: Clock,
 }
 
 impl Default for PlannerConfig {
@@ -42,6 +46,7 @@ impl Default for PlannerConfig {
             batch_size: 1_000,
             max_sleep: Duration::from_secs(1),
             min_sleep: Duration::from_millis(10),
+            clock: Clock::system(),
         }
     }
 }
@@ -70,7 +75,12 @@ impl Planner {
     pub async fn run_once(&mut self) -> Result<BatchReport, ScheduleError> {
         let report = self
             .schedules
-            .plan_batch(self.config.batch_size, &self.routes, &mut self.specs)
+            .plan_batch(
+                self.config.batch_size,
+                &self.routes,
+                &mut self.specs,
+                self.config.clock.fixed(),
+            )
             .await?;
         for queue in &report.queues {
             self.schedules.store().wakeups().wake(queue);
@@ -111,7 +121,7 @@ impl Planner {
     /// `[min_sleep, max_sleep]`.
     async fn idle_pause(&self) -> Duration {
         match self.schedules.next_due().await {
-            Ok((Some(next), now)) => (next - now)
+            Ok((Some(next), db_now)) => (next - self.config.clock.fixed().unwrap_or(db_now))
                 .to_std()
                 .unwrap_or(Duration::ZERO)
                 .clamp(self.config.min_sleep, self.config.max_sleep),
