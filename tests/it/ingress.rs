@@ -447,7 +447,17 @@ async fn the_consumer_reconnects_after_a_redis_restart() {
 
     let _ = server.kill();
     let _ = server.wait();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    wait_for(
+        "the consumer to lose Redis",
+        Duration::from_secs(20),
+        || async {
+            serve
+                .log()
+                .contains("ingress: Redis unavailable")
+                .then_some(())
+        },
+    )
+    .await;
     let mut server = start_redis();
     // The new server is empty: entries written now reach the reconnected consumer.
     let id = wait_for("the restarted Redis", Duration::from_secs(10), || async {
