@@ -252,7 +252,19 @@ async fn cancelling_stops_running_and_scheduled_jobs() {
         || async { worker.log().contains("lease lost").then_some(()) },
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    // The scheduled job's time comes: a worker's claim finds nothing to run.
+    let due = later.run_at.expect("scheduled");
+    wait_for(
+        "the scheduled job's run_at",
+        Duration::from_secs(10),
+        || async { (chrono::Utc::now() > due).then_some(()) },
+    )
+    .await;
+    let probe = store
+        .claim("default", "probe", 10, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(probe.is_empty(), "a cancelled job was claimable: {probe:?}");
     for id in [running, scheduled] {
         assert_eq!(
             store.job(id).await.unwrap().state,

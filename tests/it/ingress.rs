@@ -86,8 +86,14 @@ async fn same_entries_twice_are_stored_once(backend: Backend) {
             .then_some(())
     })
     .await;
-    // Nothing more arrives later, and the jobs ran.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Nothing more arrives later (every entry is read and acknowledged, so none is written
+    // again), and the jobs ran.
+    wait_for(
+        "every entry acknowledged",
+        Duration::from_secs(20),
+        || async { (redis.unacknowledged() == 0).then_some(()) },
+    )
+    .await;
     assert_eq!(jobs_with_keys(&store).await, 2);
     assert_eq!(events(&store).await, 1);
     wait_for("the jobs to complete", Duration::from_secs(20), || async {
@@ -342,7 +348,13 @@ async fn a_consumer_killed_mid_stream_loses_and_duplicates_nothing() {
     )
     .await;
     assert_eq!(distinct, total);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Acknowledged entries are never written again: from here on nothing can appear twice.
+    wait_for(
+        "every entry acknowledged",
+        Duration::from_secs(20),
+        || async { (redis.unacknowledged() == 0).then_some(()) },
+    )
+    .await;
     assert_eq!(jobs_with_keys(&store).await, total, "no job appears twice");
     assert!(redis.dead_letters().is_empty());
 }
