@@ -17,6 +17,7 @@ use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
+use hangar_workers::db::Pool;
 use hangar_workers::job::{Job, JobId};
 use hangar_workers::store::{Store, StoreError};
 use serde::Serialize;
@@ -212,12 +213,9 @@ pub fn generate() -> Result<String, getrandom::Error> {
 async fn find_token(store: &Store, token_hash: &str) -> Result<Option<Caller>, StoreError> {
     let sql = "SELECT id, role, workspace_id FROM hangar_api_tokens \
                WHERE token_hash = $1 AND revoked_at IS NULL";
-    let row = match store {
-        Store::Postgres(pg) => {
-            let row = sqlx::query(sql)
-                .bind(token_hash)
-                .fetch_optional(pg.pool())
-                .await?;
+    let row = match store.database().pool() {
+        Pool::Postgres(pg) => {
+            let row = sqlx::query(sql).bind(token_hash).fetch_optional(pg).await?;
             row.map(|r| -> Result<_, sqlx::Error> {
                 Ok((
                     r.try_get("id")?,
@@ -226,10 +224,10 @@ async fn find_token(store: &Store, token_hash: &str) -> Result<Option<Caller>, S
                 ))
             })
         }
-        Store::Sqlite(lite) => {
+        Pool::Sqlite(lite) => {
             let row = sqlx::query(sql)
                 .bind(token_hash)
-                .fetch_optional(lite.pool())
+                .fetch_optional(lite)
                 .await?;
             row.map(|r| -> Result<_, sqlx::Error> {
                 Ok((
@@ -282,8 +280,8 @@ pub async fn create_token(
     })?;
     let token_hash = hash(&token);
     let id: i64 =
-        match store {
-            Store::Postgres(pg) => {
+        match store.database().pool() {
+            Pool::Postgres(pg) => {
                 sqlx::query_scalar(
                     "INSERT INTO hangar_api_tokens (name, role, workspace_id, token_hash) \
                  VALUES ($1, $2, $3, $4) RETURNING id",
@@ -292,10 +290,10 @@ pub async fn create_token(
                 .bind(role.as_str())
                 .bind(workspace)
                 .bind(&token_hash)
-                .fetch_one(pg.pool())
+                .fetch_one(pg)
                 .await?
             }
-            Store::Sqlite(lite) => sqlx::query_scalar(
+            Pool::Sqlite(lite) => sqlx::query_scalar(
                 "INSERT INTO hangar_api_tokens (name, role, workspace_id, token_hash, created_at) \
                  VALUES ($1, $2, $3, $4, $5) RETURNING id",
             )
@@ -304,7 +302,7 @@ pub async fn create_token(
             .bind(workspace)
             .bind(&token_hash)
             .bind(Utc::now().timestamp_millis())
-            .fetch_one(lite.pool())
+            .fetch_one(lite)
             .await?,
         };
     Ok((id, token))
@@ -314,9 +312,9 @@ pub async fn create_token(
 pub async fn list_tokens(store: &Store) -> Result<Vec<TokenInfo>, StoreError> {
     let sql = "SELECT id, name, role, workspace_id, created_at, revoked_at \
                FROM hangar_api_tokens ORDER BY id DESC";
-    let tokens = match store {
-        Store::Postgres(pg) => sqlx::query(sql)
-            .fetch_all(pg.pool())
+    let tokens = match store.database().pool() {
+        Pool::Postgres(pg) => sqlx::query(sql)
+            .fetch_all(pg)
             .await?
             .iter()
             .map(|r| -> Result<TokenInfo, sqlx::Error> {
@@ -330,8 +328,8 @@ pub async fn list_tokens(store: &Store) -> Result<Vec<TokenInfo>, StoreError> {
                 })
             })
             .collect::<Result<_, _>>()?,
-        Store::Sqlite(lite) => sqlx::query(sql)
-            .fetch_all(lite.pool())
+        Pool::Sqlite(lite) => sqlx::query(sql)
+            .fetch_all(lite)
             .await?
             .iter()
             .map(|r| -> Result<TokenInfo, sqlx::Error> {
@@ -352,20 +350,20 @@ pub async fn list_tokens(store: &Store) -> Result<Vec<TokenInfo>, StoreError> {
 
 /// Revokes a token; false when no unrevoked token has this id.
 pub async fn revoke_token(store: &Store, id: i64) -> Result<bool, StoreError> {
-    let done = match store {
-        Store::Postgres(pg) => sqlx::query(
+    let done = match store.database().pool() {
+        Pool::Postgres(pg) => sqlx::query(
             "UPDATE hangar_api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
         )
         .bind(id)
-        .execute(pg.pool())
+        .execute(pg)
         .await?
         .rows_affected(),
-        Store::Sqlite(lite) => sqlx::query(
+        Pool::Sqlite(lite) => sqlx::query(
             "UPDATE hangar_api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
         )
         .bind(id)
         .bind(Utc::now().timestamp_millis())
-        .execute(lite.pool())
+        .execute(lite)
         .await?
         .rows_affected(),
     };

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use hangar_schedules::{NewSchedule, Planner, PlannerConfig, Schedules};
+use hangar_workers::db::Pool;
 use hangar_workers::store::Store;
 use tokio_util::sync::CancellationToken;
 
@@ -25,13 +26,13 @@ const INSERT_BATCH: usize = 5_000;
 
 /// Runs one statement on either backend; `pg` and `sqlite` are its two dialects.
 async fn execute(store: &Store, pg: &str, sqlite: &str) -> Result<u64, Fatal> {
-    let done = match store {
-        Store::Postgres(s) => sqlx::query(sqlx::AssertSqlSafe(pg.to_owned()))
-            .execute(s.pool())
+    let done = match store.database().pool() {
+        Pool::Postgres(s) => sqlx::query(sqlx::AssertSqlSafe(pg.to_owned()))
+            .execute(s)
             .await
             .map(|r| r.rows_affected()),
-        Store::Sqlite(s) => sqlx::query(sqlx::AssertSqlSafe(sqlite.to_owned()))
-            .execute(s.pool())
+        Pool::Sqlite(s) => sqlx::query(sqlx::AssertSqlSafe(sqlite.to_owned()))
+            .execute(s)
             .await
             .map(|r| r.rows_affected()),
     };
@@ -40,15 +41,15 @@ async fn execute(store: &Store, pg: &str, sqlite: &str) -> Result<u64, Fatal> {
 
 /// One `f64` column of a query on either backend.
 async fn column(store: &Store, pg: &str, sqlite: &str) -> Result<Vec<f64>, Fatal> {
-    let values = match store {
-        Store::Postgres(s) => {
+    let values = match store.database().pool() {
+        Pool::Postgres(s) => {
             sqlx::query_scalar(sqlx::AssertSqlSafe(pg.to_owned()))
-                .fetch_all(s.pool())
+                .fetch_all(s)
                 .await
         }
-        Store::Sqlite(s) => {
+        Pool::Sqlite(s) => {
             sqlx::query_scalar(sqlx::AssertSqlSafe(sqlite.to_owned()))
-                .fetch_all(s.pool())
+                .fetch_all(s)
                 .await
         }
     };

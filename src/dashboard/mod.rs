@@ -1,5 +1,7 @@
 //! The operator dashboard at `/` (MISSION.md §10): server-rendered HTML with inline CSS and a
-//! few lines of inline script, no external assets, no build step. Pages: overview (queues,
+//! few lines of inline script, no external assets, no build step. Every page is a maud
+//! template (checked at compile time, escaping every spliced value by construction), one
+//! module per page (`*_page.rs`) inside the shared [`frame`], built from [`fragments`]. Pages: overview (queues,
 //! alerts, dead letters), jobs, a job with its attempts, alerts, dead letters, schedules.
 //!
 //! Every page needs a session ([`session`]); roles are enforced here exactly as in the API
@@ -10,9 +12,14 @@
 //! content, which the live-refresh script swaps in every 5 s while the tab is visible.
 
 mod actions;
-mod html;
-mod overview;
-mod pages;
+mod alerts_page;
+mod dead_letters_page;
+mod fragments;
+mod frame;
+mod job_page;
+mod jobs_page;
+mod overview_page;
+mod schedules_page;
 mod session;
 mod session_store;
 mod sign_in_limit;
@@ -25,10 +32,11 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use hangar_workers::store::StoreError;
+use maud::{Markup, html};
 
 use crate::api::ApiState;
 use crate::config::RedisConfig;
-use html::Nav;
+use frame::Nav;
 use session::Session;
 use sign_in_limit::SignInLimit;
 
@@ -46,15 +54,15 @@ pub struct DashState {
 /// The dashboard's routes.
 pub fn routes(api: ApiState, redis: Option<RedisConfig>) -> Router {
     Router::new()
-        .route("/", get(overview::overview))
-        .route("/jobs", get(pages::jobs))
-        .route("/jobs/{id}", get(pages::job))
+        .route("/", get(overview_page::overview))
+        .route("/jobs", get(jobs_page::jobs))
+        .route("/jobs/{id}", get(job_page::job))
         .route("/jobs/{id}/retry", post(actions::retry))
         .route("/jobs/{id}/cancel", post(actions::cancel))
-        .route("/alerts", get(pages::alerts))
+        .route("/alerts", get(alerts_page::alerts))
         .route("/alerts/{id}/ack", post(actions::ack))
-        .route("/dead-letters", get(pages::dead_letters))
-        .route("/schedules", get(pages::schedules))
+        .route("/dead-letters", get(dead_letters_page::dead_letters))
+        .route("/schedules", get(schedules_page::schedules))
         .merge(session::routes())
         .fallback(not_found)
         .with_state(DashState {
@@ -75,14 +83,22 @@ async fn not_found(State(state): State<DashState>, request: Request) -> Response
     let (mut parts, _) = request.into_parts();
     match Session::from_request_parts(&mut parts, &state).await {
         Ok(session) => {
-            let main = format!(
-                "<h1>Page not found</h1><p class=\"note error\">{}</p>\
-                 <p><a href=\"/\">Overview</a> · <a href=\"/jobs\">Jobs</a> · \
-                 <a href=\"/alerts\">Alerts</a></p>",
-                html::esc(&message)
-            );
-            let page = html::document("Not found", Nav::None, Some(&session.who()), false, &main);
-            (StatusCode::NOT_FOUND, page_headers(), Html(page)).into_response()
+            let main = html! {
+                h1 { "Page not found" }
+                p class="note error" { (message) }
+                p {
+                    a href="/" { "Overview" } " · "
+                    a href="/jobs" { "Jobs" } " · "
+                    a href="/alerts" { "Alerts" }
+                }
+            };
+            let page = frame::document("Not found", Nav::None, Some(&session.who()), false, main);
+            (
+                StatusCode::NOT_FOUND,
+                page_headers(),
+                Html(page.into_string()),
+            )
+                .into_response()
         }
         Err(_) => Problem::new(StatusCode::NOT_FOUND, message).into_response(),
     }
@@ -93,7 +109,7 @@ fn page_headers() -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(html::content_security_policy()),
+        HeaderValue::from_static(frame::content_security_policy()),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -116,7 +132,7 @@ fn page_headers() -> HeaderMap {
 struct Page {
     title: String,
     nav: Nav,
-    main: String,
+    main: Markup,
 }
 
 impl Page {
@@ -125,15 +141,9 @@ impl Page {
         let body = if session.partial {
             self.main
         } else {
-            html::document(
-                &self.title,
-                self.nav,
-                Some(&session.who()),
-                true,
-                &self.main,
-            )
+            frame::document(&self.title, self.nav, Some(&session.who()), true, self.main)
         };
-        (page_headers(), Html(body)).into_response()
+        (page_headers(), Html(body.into_string())).into_response()
     }
 }
 
@@ -195,12 +205,12 @@ impl From<StoreError> for Problem {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let main = format!(
-            "<h1>{}</h1><p class=\"note error\">{}</p><p><a href=\"/\">Overview</a></p>",
-            self.status.as_u16(),
-            html::esc(&self.message)
-        );
-        let page = html::document("Error", Nav::None, None, false, &main);
-        (self.status, page_headers(), Html(page)).into_response()
+        let main = html! {
+            h1 { (self.status.as_u16()) }
+            p class="note error" { (self.message) }
+            p { a href="/" { "Overview" } }
+        };
+        let page = frame::document("Error", Nav::None, None, false, main);
+        (self.status, page_headers(), Html(page.into_string())).into_response()
     }
 }

@@ -24,11 +24,12 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::html::{self, Nav};
+use super::frame::{self, Nav};
 use super::session_store::{self, looks_like_id};
 use super::sign_in_limit::SignInLimit;
 use super::{DashState, Problem};
 use crate::api::{Caller, authenticate};
+use maud::html;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "hangar_session";
@@ -63,8 +64,8 @@ impl Session {
     }
 
     /// The frame's view of who is signed in.
-    pub fn who(&self) -> html::Who<'_> {
-        html::Who {
+    pub fn who(&self) -> frame::Who<'_> {
+        frame::Who {
             role: self.caller.role.as_str(),
             workspace: self.caller.workspace.as_deref(),
             csrf: &self.csrf,
@@ -199,20 +200,35 @@ pub fn routes() -> Router<DashState> {
 }
 
 fn login_page(status: StatusCode, message: Option<&str>) -> Response {
-    let note = message.map_or_else(String::new, |m| {
-        format!("<p class=\"note error\">{}</p>", html::esc(m))
-    });
-    let main = format!(
-        "<div class=login><h1>Sign in to Hangar</h1>{note}\
-         <form method=post action=\"/login\"><label for=token>API token</label>\
-         <input id=token name=token type=password autocomplete=off required \
-         placeholder=\"hgr_…\" autofocus><button class=primary type=submit>Sign in</button></form>\
-         <p class=mut><small>Create one with <code>hangar tokens create --role viewer</code>. \
-         This browser keeps only a random session id, never the token; the session ends 12 h \
-         after your last visit, when you sign out, or when the token is revoked.</small></p></div>"
-    );
-    let page = html::document("Sign in", Nav::None, None, false, &main);
-    (status, super::page_headers(), axum::response::Html(page)).into_response()
+    let main = html! {
+        div.login {
+            h1 { "Sign in to Hangar" }
+            @if let Some(message) = message {
+                p class="note error" { (message) }
+            }
+            form method="post" action="/login" {
+                label for="token" { "API token" }
+                input #token name="token" type="password" autocomplete="off" required
+                    placeholder="hgr_…" autofocus;
+                button.primary type="submit" { "Sign in" }
+            }
+            p.mut {
+                small {
+                    "Create one with " code { "hangar tokens create --role viewer" } ". This \
+                     browser keeps only a random session id, never the token; the session ends \
+                     12 h after your last visit, when you sign out, or when the token is \
+                     revoked."
+                }
+            }
+        }
+    };
+    let page = frame::document("Sign in", Nav::None, None, false, main);
+    (
+        status,
+        super::page_headers(),
+        axum::response::Html(page.into_string()),
+    )
+        .into_response()
 }
 
 async fn login_form() -> Response {

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use hangar_workers::db::Pool;
 use hangar_workers::store::{Store, StoreError};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -57,9 +58,9 @@ pub async fn create(
                   (id_hash, token_hash, role, workspace_id, created_at, expires_at) \
                   VALUES ($1, $2, $3, $4, $5, $6)";
     let sweep = "DELETE FROM hangar_dashboard_sessions WHERE expires_at < $1";
-    match store {
-        Store::Postgres(pg) => {
-            sqlx::query(sweep).bind(now).execute(pg.pool()).await?;
+    match store.database().pool() {
+        Pool::Postgres(pg) => {
+            sqlx::query(sweep).bind(now).execute(pg).await?;
             sqlx::query(insert)
                 .bind(id_hash(id))
                 .bind(token_hash)
@@ -67,13 +68,13 @@ pub async fn create(
                 .bind(&caller.workspace)
                 .bind(now)
                 .bind(expires)
-                .execute(pg.pool())
+                .execute(pg)
                 .await?;
         }
-        Store::Sqlite(lite) => {
+        Pool::Sqlite(lite) => {
             sqlx::query(sweep)
                 .bind(now.timestamp_millis())
-                .execute(lite.pool())
+                .execute(lite)
                 .await?;
             sqlx::query(insert)
                 .bind(id_hash(id))
@@ -82,7 +83,7 @@ pub async fn create(
                 .bind(&caller.workspace)
                 .bind(now.timestamp_millis())
                 .bind(expires.timestamp_millis())
-                .execute(lite.pool())
+                .execute(lite)
                 .await?;
         }
     }
@@ -99,35 +100,35 @@ pub async fn resume(store: &Store, id: &str) -> Result<Option<Caller>, StoreErro
     let hash = id_hash(id);
     let now = Utc::now();
     let expires = now + chrono::Duration::milliseconds(idle_ms());
-    let row = match store {
-        Store::Postgres(pg) => {
+    let row = match store.database().pool() {
+        Pool::Postgres(pg) => {
             let row = sqlx::query(find)
                 .bind(&hash)
                 .bind(now)
-                .fetch_optional(pg.pool())
+                .fetch_optional(pg)
                 .await?;
             if row.is_some() {
                 sqlx::query(slide)
                     .bind(&hash)
                     .bind(expires)
-                    .execute(pg.pool())
+                    .execute(pg)
                     .await?;
             }
             row.map(|r| -> Result<(i64, String, Option<String>), sqlx::Error> {
                 Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))
             })
         }
-        Store::Sqlite(lite) => {
+        Pool::Sqlite(lite) => {
             let row = sqlx::query(find)
                 .bind(&hash)
                 .bind(now.timestamp_millis())
-                .fetch_optional(lite.pool())
+                .fetch_optional(lite)
                 .await?;
             if row.is_some() {
                 sqlx::query(slide)
                     .bind(&hash)
                     .bind(expires.timestamp_millis())
-                    .execute(lite.pool())
+                    .execute(lite)
                     .await?;
             }
             row.map(|r| -> Result<(i64, String, Option<String>), sqlx::Error> {
@@ -148,18 +149,12 @@ pub async fn resume(store: &Store, id: &str) -> Result<Option<Caller>, StoreErro
 /// Deletes a session (sign-out).
 pub async fn delete(store: &Store, id: &str) -> Result<(), StoreError> {
     let sql = "DELETE FROM hangar_dashboard_sessions WHERE id_hash = $1";
-    match store {
-        Store::Postgres(pg) => {
-            sqlx::query(sql)
-                .bind(id_hash(id))
-                .execute(pg.pool())
-                .await?;
+    match store.database().pool() {
+        Pool::Postgres(pg) => {
+            sqlx::query(sql).bind(id_hash(id)).execute(pg).await?;
         }
-        Store::Sqlite(lite) => {
-            sqlx::query(sql)
-                .bind(id_hash(id))
-                .execute(lite.pool())
-                .await?;
+        Pool::Sqlite(lite) => {
+            sqlx::query(sql).bind(id_hash(id)).execute(lite).await?;
         }
     }
     Ok(())

@@ -173,19 +173,19 @@ async fn once_per_incident_reminder_ack_resolved(backend: Backend) {
 
     // Secrets at rest: the raw column holds no plaintext; listings show hosts only.
     let store = db.store().await;
-    let raw: Vec<String> = match &store {
-        hangar_workers::store::Store::Postgres(s) => {
+    let raw: Vec<String> = match db.database().await.pool() {
+        hangar_workers::db::Pool::Postgres(s) => {
             sqlx::query("SELECT config_sealed FROM hangar_alert_channels")
-                .fetch_all(s.pool())
+                .fetch_all(s)
                 .await
                 .unwrap()
                 .iter()
                 .map(|r| r.get(0))
                 .collect()
         }
-        hangar_workers::store::Store::Sqlite(s) => {
+        hangar_workers::db::Pool::Sqlite(s) => {
             sqlx::query("SELECT config_sealed FROM hangar_alert_channels")
-                .fetch_all(s.pool())
+                .fetch_all(s)
                 .await
                 .unwrap()
                 .iter()

@@ -108,9 +108,9 @@ impl Dash {
         let (status, _, page) = self.get("/", Some(session)).await;
         assert_eq!(status, StatusCode::OK, "{page}");
         let start = page
-            .find("name=csrf value=\"")
+            .find("name=\"csrf\" value=\"")
             .expect("a form with a CSRF token")
-            + 17;
+            + 19;
         page[start..start + 64].to_owned()
     }
 }
@@ -157,7 +157,7 @@ async fn sign_in_sets_an_http_only_strict_cookie_and_pages_need_it() {
     }
     let (status, _, page) = dash.get("/login", None).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(page.contains("name=token"), "{page}");
+    assert!(page.contains("name=\"token\""), "{page}");
 
     let bogus = format!("hgr_{}", "0".repeat(64));
     for bad in [bogus.as_str(), "not a token", ""] {

@@ -7,20 +7,14 @@
 use std::time::Duration;
 
 use hangar_workers::job::NewJob;
-use hangar_workers::store::Store;
 use serde_json::json;
 
 use crate::cdp::Browser;
 use crate::dashboard::{Dash, screenshots};
-use crate::support::Backend;
+use crate::support::{Backend, TestDb};
 
-async fn exec(store: &Store, sql: &str) {
-    let sql = sqlx::AssertSqlSafe(sql.to_owned());
-    match store {
-        Store::Postgres(pg) => sqlx::query(sql).execute(pg.pool()).await.map(drop),
-        Store::Sqlite(lite) => sqlx::query(sql).execute(lite.pool()).await.map(drop),
-    }
-    .expect("statement");
+async fn exec(db: &TestDb, sql: &str) {
+    db.sql(sql).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -37,14 +31,14 @@ async fn no_dashboard_page_overflows_at_laptop_or_phone_width() {
     job.run_at = Some(chrono::Utc::now() + chrono::Duration::days(1));
     let id = store.enqueue(&job).await.expect("enqueue").id;
     exec(
-        &store,
+        &dash.db,
         &format!("UPDATE hangar_jobs SET last_error = '{error}' WHERE id = {id}"),
     )
     .await;
     let now = chrono::Utc::now().timestamp_millis();
     for (n, acknowledged) in [(1, "NULL"), (2, &now.to_string()[..])] {
         exec(
-            &store,
+            &dash.db,
             &format!(
                 "INSERT INTO hangar_alerts (workspace_id, kind, severity, message, job_id, \
                  incident_key, created_at, last_seen_at, occurrences, acknowledged_at) \

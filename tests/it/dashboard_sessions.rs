@@ -3,6 +3,7 @@
 //! sign-ins are limited per address), its HTML 404 page, and the jobs list filtered by queue
 //! and by several states, as the overview's links ask for.
 
+use hangar_workers::db::Pool;
 use hangar_workers::job::{JobId, NewJob};
 use hangar_workers::store::Store;
 use reqwest::StatusCode;
@@ -10,32 +11,27 @@ use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use serde_json::json;
 
 use crate::dashboard::{Dash, location};
-use crate::support::Backend;
+use crate::support::{Backend, TestDb};
 
 /// Runs one statement on the test's database (to age a session, as twelve idle hours would).
-async fn exec(store: &Store, sql: &str) {
-    let sql = sqlx::AssertSqlSafe(sql.to_owned());
-    match store {
-        Store::Postgres(pg) => sqlx::query(sql).execute(pg.pool()).await.map(drop),
-        Store::Sqlite(lite) => sqlx::query(sql).execute(lite.pool()).await.map(drop),
-    }
-    .expect("statement");
+async fn exec(db: &TestDb, sql: &str) {
+    db.sql(sql).await;
 }
 
 /// Seconds until the newest session ends.
-async fn session_seconds_left(store: &Store) -> i64 {
-    match store {
-        Store::Postgres(pg) => sqlx::query_scalar(
+async fn session_seconds_left(db: &TestDb) -> i64 {
+    match db.database().await.pool() {
+        Pool::Postgres(pg) => sqlx::query_scalar(
             "SELECT EXTRACT(EPOCH FROM max(expires_at) - now())::bigint \
              FROM hangar_dashboard_sessions",
         )
-        .fetch_one(pg.pool())
+        .fetch_one(pg)
         .await
         .expect("query"),
-        Store::Sqlite(lite) => {
+        Pool::Sqlite(lite) => {
             let ms: i64 =
                 sqlx::query_scalar("SELECT max(expires_at) FROM hangar_dashboard_sessions")
-                    .fetch_one(lite.pool())
+                    .fetch_one(lite)
                     .await
                     .expect("query");
             (ms - chrono::Utc::now().timestamp_millis()) / 1000
@@ -45,7 +41,7 @@ async fn session_seconds_left(store: &Store) -> i64 {
 
 async fn sessions_end_when_idle_and_at_sign_out(backend: Backend) {
     let dash = Dash::start_on(backend, false).await;
-    let store = dash.db.store().await;
+    dash.db.store().await;
     let token = dash.token(&["--role", "viewer"]);
     let session = dash.sign_in(&token).await;
     assert_ne!(session, token, "the cookie is not the token");
@@ -57,12 +53,12 @@ async fn sessions_end_when_idle_and_at_sign_out(backend: Backend) {
         Backend::Sqlite => (chrono::Utc::now().timestamp_millis() + 3_600_000).to_string(),
     };
     exec(
-        &store,
+        &dash.db,
         &format!("UPDATE hangar_dashboard_sessions SET expires_at = {one_hour_ahead}"),
     )
     .await;
     assert_eq!(dash.get("/", Some(&session)).await.0, StatusCode::OK);
-    let left = session_seconds_left(&store).await;
+    let left = session_seconds_left(&dash.db).await;
     assert!(
         (11 * 3600..=12 * 3600).contains(&left),
         "a request extends the session to 12 h: {left} s left"
@@ -74,7 +70,7 @@ async fn sessions_end_when_idle_and_at_sign_out(backend: Backend) {
         Backend::Sqlite => (chrono::Utc::now().timestamp_millis() - 1_000).to_string(),
     };
     exec(
-        &store,
+        &dash.db,
         &format!("UPDATE hangar_dashboard_sessions SET expires_at = {past}"),
     )
     .await;

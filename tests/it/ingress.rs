@@ -7,8 +7,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use hangar_workers::client::Client;
+use hangar_workers::db::Pool;
 use hangar_workers::ingress::{EventEnvelope, parse_event_body};
-use hangar_workers::store::Store;
 use serde_json::{Value, json};
 
 use crate::support::{ANY_PORT, Backend, Proc, TestDb, TestRedis, serve_http, stdout_ok, wait_for};
@@ -46,34 +46,22 @@ fn redis_port() -> u16 {
         .expect("free port")
 }
 
-async fn scalar(store: &Store, sql: &str) -> i64 {
-    match store {
-        Store::Postgres(pg) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-            .fetch_one(pg.pool())
-            .await
-            .expect("query"),
-        Store::Sqlite(lite) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-            .fetch_one(lite.pool())
-            .await
-            .expect("query"),
-    }
+async fn scalar(db: &TestDb, sql: &str) -> i64 {
+    db.query_i64(sql).await
 }
 
-async fn jobs_with_keys(store: &Store) -> i64 {
-    scalar(
-        store,
-        "SELECT count(*) FROM hangar_jobs WHERE idempotency_key IS NOT NULL",
-    )
-    .await
+async fn jobs_with_keys(db: &TestDb) -> i64 {
+    db.query_i64("SELECT count(*) FROM hangar_jobs WHERE idempotency_key IS NOT NULL")
+        .await
 }
 
-async fn events(store: &Store) -> i64 {
-    scalar(store, "SELECT count(*) FROM hangar_events").await
+async fn events(db: &TestDb) -> i64 {
+    db.query_i64("SELECT count(*) FROM hangar_events").await
 }
 
 async fn same_entries_twice_are_stored_once(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let store = db.store().await;
+    db.store().await;
     let redis = TestRedis::new();
     let _serve = serve(&db, &redis, "serve", &[]);
     for _ in 0..2 {
@@ -82,7 +70,7 @@ async fn same_entries_twice_are_stored_once(backend: Backend) {
         redis.xadd(&event_msg("evt_1"));
     }
     wait_for("2 jobs and 1 event", Duration::from_secs(20), || async {
-        (jobs_with_keys(&store).await == 2 && events(&store).await == 1 && redis.pending() == 0)
+        (jobs_with_keys(&db).await == 2 && events(&db).await == 1 && redis.pending() == 0)
             .then_some(())
     })
     .await;
@@ -94,11 +82,11 @@ async fn same_entries_twice_are_stored_once(backend: Backend) {
         || async { (redis.unacknowledged() == 0).then_some(()) },
     )
     .await;
-    assert_eq!(jobs_with_keys(&store).await, 2);
-    assert_eq!(events(&store).await, 1);
+    assert_eq!(jobs_with_keys(&db).await, 2);
+    assert_eq!(events(&db).await, 1);
     wait_for("the jobs to complete", Duration::from_secs(20), || async {
         (scalar(
-            &store,
+            &db,
             "SELECT count(*) FROM hangar_jobs WHERE state = 'completed'",
         )
         .await
@@ -106,17 +94,17 @@ async fn same_entries_twice_are_stored_once(backend: Backend) {
             .then_some(())
     })
     .await;
-    let stored: String = match &store {
-        Store::Postgres(pg) => sqlx::query_scalar(
+    let stored: String = match db.database().await.pool() {
+        Pool::Postgres(pg) => sqlx::query_scalar(
             "SELECT workspace_id || ' ' || type || ' ' || (data->>'trip_id') FROM hangar_events",
         )
-        .fetch_one(pg.pool())
+        .fetch_one(pg)
         .await
         .expect("event row"),
-        Store::Sqlite(lite) => sqlx::query_scalar(
+        Pool::Sqlite(lite) => sqlx::query_scalar(
             "SELECT workspace_id || ' ' || type || ' ' || (data->>'trip_id') FROM hangar_events",
         )
-        .fetch_one(lite.pool())
+        .fetch_one(lite)
         .await
         .expect("event row"),
     };
@@ -137,7 +125,7 @@ async fn redis_entries_sent_twice_become_one_job_and_one_event_sqlite() {
 #[tokio::test]
 async fn every_malformed_entry_lands_in_the_dead_letter_stream_with_its_reason() {
     let db = TestDb::new(Backend::Postgres).await;
-    let store = db.store().await;
+    db.store().await;
     let redis = TestRedis::new();
     let event = |data: Value, ty: &str| {
         json!({"kind": "event", "event": {"id": "evt_9", "type": ty, "workspace_id": "ws_1",
@@ -216,7 +204,7 @@ async fn every_malformed_entry_lands_in_the_dead_letter_stream_with_its_reason()
 
     let _serve = serve(&db, &redis, "serve", &[]);
     wait_for("the good job", Duration::from_secs(20), || async {
-        (jobs_with_keys(&store).await == 1 && redis.pending() == 0).then_some(())
+        (jobs_with_keys(&db).await == 1 && redis.pending() == 0).then_some(())
     })
     .await;
     let dead = redis.dead_letters();
@@ -273,7 +261,7 @@ async fn every_malformed_entry_lands_in_the_dead_letter_stream_with_its_reason()
 #[tokio::test]
 async fn entries_of_a_consumer_that_died_before_acknowledging_are_reclaimed() {
     let db = TestDb::new(Backend::Postgres).await;
-    let store = db.store().await;
+    db.store().await;
     let redis = TestRedis::new();
     // A consumer of the group reads three entries and dies without acknowledging them.
     redis.cli(&[
@@ -309,7 +297,7 @@ async fn entries_of_a_consumer_that_died_before_acknowledging_are_reclaimed() {
     wait_for(
         "the reclaimed entries as jobs",
         Duration::from_secs(20),
-        || async { (jobs_with_keys(&store).await == 3 && redis.pending() == 0).then_some(()) },
+        || async { (jobs_with_keys(&db).await == 3 && redis.pending() == 0).then_some(()) },
     )
     .await;
 }
@@ -317,7 +305,7 @@ async fn entries_of_a_consumer_that_died_before_acknowledging_are_reclaimed() {
 #[tokio::test]
 async fn a_consumer_killed_mid_stream_loses_and_duplicates_nothing() {
     let db = TestDb::new(Backend::Postgres).await;
-    let store = db.store().await;
+    db.store().await;
     let redis = TestRedis::new();
     let total = 4000;
     let msgs: Vec<String> = (0..total).map(|i| job_msg(&format!("k{i}"))).collect();
@@ -327,11 +315,11 @@ async fn a_consumer_killed_mid_stream_loses_and_duplicates_nothing() {
     wait_for(
         "the first consumer to be mid-stream",
         Duration::from_secs(30),
-        || async { (jobs_with_keys(&store).await >= 200).then_some(()) },
+        || async { (jobs_with_keys(&db).await >= 200).then_some(()) },
     )
     .await;
     first.kill9();
-    let at_kill = jobs_with_keys(&store).await;
+    let at_kill = jobs_with_keys(&db).await;
     assert!(
         at_kill < total,
         "the consumer finished before the kill; the test proves nothing"
@@ -339,11 +327,11 @@ async fn a_consumer_killed_mid_stream_loses_and_duplicates_nothing() {
 
     let _second = serve(&db, &redis, "second", &[]);
     wait_for("every entry as a job", Duration::from_secs(60), || async {
-        (jobs_with_keys(&store).await == total && redis.pending() == 0).then_some(())
+        (jobs_with_keys(&db).await == total && redis.pending() == 0).then_some(())
     })
     .await;
     let distinct = scalar(
-        &store,
+        &db,
         "SELECT count(DISTINCT idempotency_key) FROM hangar_jobs WHERE idempotency_key IS NOT NULL",
     )
     .await;
@@ -355,7 +343,7 @@ async fn a_consumer_killed_mid_stream_loses_and_duplicates_nothing() {
         || async { (redis.unacknowledged() == 0).then_some(()) },
     )
     .await;
-    assert_eq!(jobs_with_keys(&store).await, total, "no job appears twice");
+    assert_eq!(jobs_with_keys(&db).await, total, "no job appears twice");
     assert!(redis.dead_letters().is_empty());
 }
 
@@ -379,7 +367,7 @@ async fn while_the_database_is_down_nothing_is_acknowledged_and_nothing_is_lost(
     let _serve = serve(&db, &redis, "serve", &[]);
     redis.xadd(&job_msg("before"));
     wait_for("the first job", Duration::from_secs(20), || async {
-        (jobs_with_keys(&store).await == 1).then_some(())
+        (jobs_with_keys(&db).await == 1).then_some(())
     })
     .await;
     store.close().await;
@@ -409,11 +397,11 @@ async fn while_the_database_is_down_nothing_is_acknowledged_and_nothing_is_lost(
     );
 
     psql(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"));
-    let store = db.store().await;
+    db.store().await;
     wait_for(
         "the jobs written during the outage",
         Duration::from_secs(30),
-        || async { (jobs_with_keys(&store).await == 6 && redis.pending() == 0).then_some(()) },
+        || async { (jobs_with_keys(&db).await == 6 && redis.pending() == 0).then_some(()) },
     )
     .await;
 }
@@ -449,11 +437,11 @@ async fn the_consumer_reconnects_after_a_redis_restart() {
     })
     .await;
     let db = TestDb::new(Backend::Sqlite).await;
-    let store = db.store().await;
+    db.store().await;
     let serve = serve(&db, &redis, "serve", &[]);
     redis.xadd(&job_msg("before"));
     wait_for("the first job", Duration::from_secs(20), || async {
-        (jobs_with_keys(&store).await == 1).then_some(())
+        (jobs_with_keys(&db).await == 1).then_some(())
     })
     .await;
 
@@ -492,7 +480,7 @@ async fn the_consumer_reconnects_after_a_redis_restart() {
     wait_for(
         "the job sent after the restart",
         Duration::from_secs(30),
-        || async { (jobs_with_keys(&store).await == 2).then_some(()) },
+        || async { (jobs_with_keys(&db).await == 2).then_some(()) },
     )
     .await;
     assert!(
@@ -508,7 +496,7 @@ async fn the_consumer_reconnects_after_a_redis_restart() {
 #[tokio::test]
 async fn http_ingress_answers_202_once_and_refuses_bad_bodies_with_the_error_body() {
     let db = TestDb::new(Backend::Sqlite).await;
-    let store = db.store().await;
+    db.store().await;
     let (_serve, base) = serve_http(&db).await;
     let http = reqwest::Client::new();
     let token = stdout_ok(&db.run(&["tokens", "create", "--role", "operator"]))
@@ -536,7 +524,7 @@ async fn http_ingress_answers_202_once_and_refuses_bad_bodies_with_the_error_bod
     let (status, again) = post("/api/v1/jobs", job.to_string()).await;
     assert_eq!((status, &again["duplicate"]), (202, &json!(true)));
     assert_eq!(first["id"], again["id"], "the same job");
-    assert_eq!(jobs_with_keys(&store).await, 1);
+    assert_eq!(jobs_with_keys(&db).await, 1);
 
     let event = json!({"id": "evt_h", "type": "crew.training_due", "workspace_id": "ws_1",
         "timestamp": "2026-11-22T10:00:00Z", "data": {"crew_member_id": "cm_1"}});
@@ -544,7 +532,7 @@ async fn http_ingress_answers_202_once_and_refuses_bad_bodies_with_the_error_bod
     assert_eq!((status, &body["id"]), (202, &json!("evt_h")));
     let (_, body) = post("/api/v1/events", event.to_string()).await;
     assert_eq!(body["duplicate"], json!(true));
-    assert_eq!(events(&store).await, 1);
+    assert_eq!(events(&db).await, 1);
 
     for (path, body, status, code, says) in [
         (
@@ -636,23 +624,23 @@ async fn client_writes_with_the_callers_transaction(backend: Backend) {
             enqueued
         }};
     }
-    let rolled_back = match &store {
-        Store::Postgres(pg) => in_transaction!(pg.pool(), false),
-        Store::Sqlite(lite) => in_transaction!(lite.pool(), false),
+    let rolled_back = match db.database().await.pool() {
+        Pool::Postgres(pg) => in_transaction!(pg, false),
+        Pool::Sqlite(lite) => in_transaction!(lite, false),
     };
     assert!(
         store.job(rolled_back.id).await.is_err(),
         "a rolled-back enqueue leaves no job"
     );
-    assert_eq!(events(&store).await, 0);
-    let committed = match &store {
-        Store::Postgres(pg) => in_transaction!(pg.pool(), true),
-        Store::Sqlite(lite) => in_transaction!(lite.pool(), true),
+    assert_eq!(events(&db).await, 0);
+    let committed = match db.database().await.pool() {
+        Pool::Postgres(pg) => in_transaction!(pg, true),
+        Pool::Sqlite(lite) => in_transaction!(lite, true),
     };
     let stored = store.job(committed.id).await.expect("the committed job");
     assert_eq!(stored.kind, "noop");
     assert_eq!(stored.workspace_id.as_deref(), Some("ws_1"));
-    assert_eq!(events(&store).await, 1);
+    assert_eq!(events(&db).await, 1);
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use hangar_workers::store::Store;
+use hangar_workers::db::Pool;
 use serde_json::json;
 
 use crate::support::{ANY_PORT, Backend, Proc, TestDb, TestRedis, wait_for};
@@ -28,26 +28,16 @@ fn serve(db: &TestDb, redis: &TestRedis, env: &[(&str, &str)]) -> Proc {
     db.spawn_command("serve", command)
 }
 
-async fn execute(store: &Store, sql: &str) {
-    match store {
-        Store::Postgres(pg) => sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-            .execute(pg.pool())
-            .await
-            .map(|_| ()),
-        Store::Sqlite(lite) => sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-            .execute(lite.pool())
-            .await
-            .map(|_| ()),
-    }
-    .expect(sql);
+async fn execute(db: &TestDb, sql: &str) {
+    db.sql(sql).await;
 }
 
-async fn keys(store: &Store) -> Vec<String> {
+async fn keys(db: &TestDb) -> Vec<String> {
     let sql = "SELECT idempotency_key FROM hangar_jobs WHERE idempotency_key IS NOT NULL \
                ORDER BY idempotency_key";
-    match store {
-        Store::Postgres(pg) => sqlx::query_scalar(sql).fetch_all(pg.pool()).await,
-        Store::Sqlite(lite) => sqlx::query_scalar(sql).fetch_all(lite.pool()).await,
+    match db.database().await.pool() {
+        Pool::Postgres(pg) => sqlx::query_scalar(sql).fetch_all(pg).await,
+        Pool::Sqlite(lite) => sqlx::query_scalar(sql).fetch_all(lite).await,
     }
     .expect("keys")
 }
@@ -59,7 +49,7 @@ fn xlen(redis: &TestRedis, stream: &str) -> i64 {
 #[tokio::test]
 async fn a_6_kb_key_is_dead_lettered_alone_and_ingestion_goes_on() {
     let db = TestDb::new(Backend::Postgres).await;
-    let store = db.store().await;
+    db.store().await;
     let redis = TestRedis::new();
     let long = "k".repeat(6 * 1024);
     let mut batch = vec![job_msg("a"), job_msg("b"), job_msg(&long), job_msg("c")];
@@ -72,7 +62,7 @@ async fn a_6_kb_key_is_dead_lettered_alone_and_ingestion_goes_on() {
     redis.xadd_many(&batch);
     let _serve = serve(&db, &redis, &[]);
     wait_for("the good entries", Duration::from_secs(20), || async {
-        (keys(&store).await == ["a", "b", "c", "d"] && redis.unacknowledged() == 0).then_some(())
+        (keys(&db).await == ["a", "b", "c", "d"] && redis.unacknowledged() == 0).then_some(())
     })
     .await;
     let dead = redis.dead_letters();
@@ -84,7 +74,7 @@ async fn a_6_kb_key_is_dead_lettered_alone_and_ingestion_goes_on() {
     // Ingestion goes on.
     redis.xadd(&job_msg("e"));
     wait_for("a later entry", Duration::from_secs(20), || async {
-        (keys(&store).await.len() == 5).then_some(())
+        (keys(&db).await.len() == 5).then_some(())
     })
     .await;
 }
@@ -94,11 +84,11 @@ async fn a_6_kb_key_is_dead_lettered_alone_and_ingestion_goes_on() {
 /// dead letter, its batch neighbours commit, and nothing stalls.
 async fn an_entry_the_database_refuses_does_not_hold_up_its_batch(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let store = db.store().await;
+    db.store().await;
     match backend {
         Backend::Postgres => {
             execute(
-                &store,
+                &db,
                 "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ \
                  BEGIN IF NEW.idempotency_key = 'poison' THEN \
                    RAISE EXCEPTION 'index row size exceeds maximum' USING ERRCODE = '54000'; \
@@ -110,7 +100,7 @@ async fn an_entry_the_database_refuses_does_not_hold_up_its_batch(backend: Backe
         }
         Backend::Sqlite => {
             execute(
-                &store,
+                &db,
                 "CREATE TRIGGER refuse_poison BEFORE INSERT ON hangar_jobs \
                  WHEN NEW.idempotency_key = 'poison' \
                  BEGIN SELECT RAISE(ABORT, 'poison refused'); END;",
@@ -126,7 +116,7 @@ async fn an_entry_the_database_refuses_does_not_hold_up_its_batch(backend: Backe
     redis.xadd_many(&msgs);
     let _serve = serve(&db, &redis, &[]);
     wait_for("the other entries", Duration::from_secs(20), || async {
-        (keys(&store).await == ["a", "b", "c"] && redis.unacknowledged() == 0).then_some(())
+        (keys(&db).await == ["a", "b", "c"] && redis.unacknowledged() == 0).then_some(())
     })
     .await;
     let dead = redis.dead_letters();
@@ -183,7 +173,7 @@ async fn unknown_fields_internal_kinds_and_reserved_keys_are_dead_letters_and_pr
     redis.xadd(&with(json!({"idempotency_key": "urgent", "priority": -3})));
     let _serve = serve(&db, &redis, &[]);
     wait_for("the urgent job", Duration::from_secs(20), || async {
-        (keys(&store).await == ["urgent"] && redis.unacknowledged() == 0).then_some(())
+        (keys(&db).await == ["urgent"] && redis.unacknowledged() == 0).then_some(())
     })
     .await;
     let dead = redis.dead_letters();
@@ -205,7 +195,7 @@ async fn unknown_fields_internal_kinds_and_reserved_keys_are_dead_letters_and_pr
 #[tokio::test]
 async fn hangar_trims_acknowledged_entries_and_never_an_unacknowledged_one() {
     let db = TestDb::new(Backend::Sqlite).await;
-    let store = db.store().await;
+    db.store().await;
     let redis = TestRedis::new();
     let stream = redis.stream();
     // A consumer of the group reads the first entry and dies with it pending.
@@ -235,7 +225,7 @@ async fn hangar_trims_acknowledged_entries_and_never_an_unacknowledged_one() {
         ],
     );
     wait_for("the entries after it", Duration::from_secs(20), || async {
-        (keys(&store).await == ["second", "third"]).then_some(())
+        (keys(&db).await == ["second", "third"]).then_some(())
     })
     .await;
     assert_eq!(
@@ -249,7 +239,7 @@ async fn hangar_trims_acknowledged_entries_and_never_an_unacknowledged_one() {
         "every entry stored, the stream trimmed",
         Duration::from_secs(30),
         || async {
-            (keys(&store).await == ["first", "second", "third"] && xlen(&redis, &stream) == 0)
+            (keys(&db).await == ["first", "second", "third"] && xlen(&redis, &stream) == 0)
                 .then_some(())
         },
     )
@@ -258,7 +248,7 @@ async fn hangar_trims_acknowledged_entries_and_never_an_unacknowledged_one() {
     wait_for(
         "a later entry, trimmed too",
         Duration::from_secs(20),
-        || async { (keys(&store).await.len() == 4 && xlen(&redis, &stream) == 0).then_some(()) },
+        || async { (keys(&db).await.len() == 4 && xlen(&redis, &stream) == 0).then_some(()) },
     )
     .await;
 }

@@ -11,9 +11,10 @@ use hangar_schedules::spec::idempotency_key;
 use hangar_schedules::{NewSchedule, Planner, PlannerConfig, Schedules};
 use hangar_workers::client::Client;
 use hangar_workers::clock::ManualClock;
+use hangar_workers::db::Pool;
 use hangar_workers::job::{JobState, NewJob};
 use hangar_workers::pool_config;
-use hangar_workers::store::{Keyed, Store};
+use hangar_workers::store::Keyed;
 use serde_json::{Value, json};
 
 use crate::support::{
@@ -70,13 +71,13 @@ async fn keys_are_scoped_per_workspace(backend: Backend) {
         noop(&client, Some("ws_b"), "batch-1"),
         noop(&client, Some("ws_b"), "order-1"),
     ];
-    let keyed = match &store {
-        Store::Postgres(pg) => {
-            let mut conn = pg.pool().acquire().await.unwrap();
+    let keyed = match db.database().await.pool() {
+        Pool::Postgres(pg) => {
+            let mut conn = pg.acquire().await.unwrap();
             client.enqueue_keyed(&mut *conn, &batch).await.unwrap()
         }
-        Store::Sqlite(lite) => {
-            let mut conn = lite.pool().acquire().await.unwrap();
+        Pool::Sqlite(lite) => {
+            let mut conn = lite.acquire().await.unwrap();
             client.enqueue_keyed(&mut *conn, &batch).await.unwrap()
         }
     };

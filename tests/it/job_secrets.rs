@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use hangar_workers::store::Store;
+use hangar_workers::db::Pool;
 use serde_json::{Value, json};
 
 use crate::support::{
@@ -15,14 +15,14 @@ use crate::support::{
 const SECRET: &str = "s3cret";
 
 /// Every job's `args` as stored, as text.
-async fn stored_args(store: &Store) -> Vec<String> {
-    match store {
-        Store::Postgres(s) => sqlx::query_scalar("SELECT args::text FROM hangar_jobs")
-            .fetch_all(s.pool())
+async fn stored_args(db: &TestDb) -> Vec<String> {
+    match db.database().await.pool() {
+        Pool::Postgres(s) => sqlx::query_scalar("SELECT args::text FROM hangar_jobs")
+            .fetch_all(s)
             .await
             .unwrap(),
-        Store::Sqlite(s) => sqlx::query_scalar("SELECT CAST(args AS TEXT) FROM hangar_jobs")
-            .fetch_all(s.pool())
+        Pool::Sqlite(s) => sqlx::query_scalar("SELECT CAST(args AS TEXT) FROM hangar_jobs")
+            .fetch_all(s)
             .await
             .unwrap(),
     }
@@ -30,7 +30,7 @@ async fn stored_args(store: &Store) -> Vec<String> {
 
 async fn header_secrets(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let store = db.store().await;
+    db.store().await;
     db.pools(&fast_pools("", ""));
     let receiver = Receiver::start().await;
     let (_serve, base) = serve_http(&db).await;
@@ -78,7 +78,7 @@ async fn header_secrets(backend: Backend) {
     assert_eq!(receiver.hits_on("/from-api")[0].headers["x-trace"], "t-1");
 
     // The rows hold sealed values only.
-    let rows = stored_args(&store).await;
+    let rows = stored_args(&db).await;
     assert_eq!(rows.len(), 2);
     for row in &rows {
         assert!(!row.contains(SECRET), "stored in the clear: {row}");
@@ -186,7 +186,7 @@ async fn http_header_values_are_sealed_and_never_shown_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_master_key_a_job_with_headers_is_refused_not_stored_in_the_clear() {
     let db = TestDb::new(Backend::Postgres).await;
-    let store = db.store().await;
+    db.store().await;
     let args = json!({"url": "https://example.com/hook",
         "headers": {"Authorization": format!("Bearer {SECRET}")}})
     .to_string();
@@ -200,7 +200,7 @@ async fn without_a_master_key_a_job_with_headers_is_refused_not_stored_in_the_cl
         "{stderr}"
     );
     assert!(!stderr.contains(SECRET), "{stderr}");
-    assert!(stored_args(&store).await.is_empty());
+    assert!(stored_args(&db).await.is_empty());
     // Without headers nothing needs the key.
     let mut command = db.command(&[
         "enqueue",

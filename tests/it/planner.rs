@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use hangar_schedules::{NewSchedule, Planner, PlannerConfig, Schedules};
 use hangar_workers::clock::ManualClock;
+use hangar_workers::db::Pool;
 use hangar_workers::job::{Job, JobFilter};
 use hangar_workers::pool_config;
 use hangar_workers::store::Store;
@@ -50,21 +51,21 @@ pub(crate) fn list_json(db: &TestDb) -> Vec<serde_json::Value> {
 }
 
 /// Sets a schedule's next due time directly, as if the planners had been down since then.
-async fn set_next_run_at(store: &Store, name: &str, at: DateTime<Utc>) {
-    let updated = match store {
-        Store::Postgres(s) => {
+async fn set_next_run_at(db: &TestDb, name: &str, at: DateTime<Utc>) {
+    let updated = match db.database().await.pool() {
+        Pool::Postgres(s) => {
             sqlx::query("UPDATE hangar_schedules SET next_run_at = $2 WHERE name = $1")
                 .bind(name)
                 .bind(at)
-                .execute(s.pool())
+                .execute(s)
                 .await
                 .map(|r| r.rows_affected())
         }
-        Store::Sqlite(s) => {
+        Pool::Sqlite(s) => {
             sqlx::query("UPDATE hangar_schedules SET next_run_at = ?2 WHERE name = ?1")
                 .bind(name)
                 .bind(at.timestamp_millis())
-                .execute(s.pool())
+                .execute(s)
                 .await
                 .map(|r| r.rows_affected())
         }
@@ -85,7 +86,7 @@ async fn two_planners_and_a_worker(backend: Backend) {
     // The minute ends in the past of the worker's clock, so it runs each job at once.
     let start = Utc::now() - chrono::Duration::seconds(90);
     let start = DateTime::from_timestamp(start.timestamp() - start.timestamp() % 2, 0).unwrap();
-    set_next_run_at(&store, "tick", start).await;
+    set_next_run_at(&db, "tick", start).await;
     let manual = ManualClock::new(start);
     let config = || PlannerConfig {
         clock: manual.clock(),
@@ -180,7 +181,7 @@ async fn catch_up_once(backend: Backend) {
         .unwrap();
     // The planners were down for ten hours: ten slots passed.
     set_next_run_at(
-        &store,
+        &db,
         "hourly-at-zero",
         Utc::now() - chrono::Duration::hours(10),
     )

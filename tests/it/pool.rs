@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use hangar_workers::db::Pool as DbPool;
 use hangar_workers::error_class::ErrorClass;
 use hangar_workers::job::{ClaimedJob, JobId, JobState, NewJob};
 use hangar_workers::kinds::{BoxFuture, Handler, JobFailure, Registry};
@@ -205,30 +206,26 @@ fn probe_pool(store: &Store, probe: &Probe, worker: &str) -> Pool {
 }
 
 /// Runs one SQL script on the store's database (triggers that make a write fail).
-async fn execute(store: &Store, sql: &'static str) {
-    match store {
-        Store::Postgres(pg) => sqlx::raw_sql(sql).execute(pg.pool()).await.map(|_| ()),
-        Store::Sqlite(lite) => sqlx::raw_sql(sql).execute(lite.pool()).await.map(|_| ()),
-    }
-    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+async fn execute(db: &TestDb, sql: &'static str) {
+    db.sql(sql).await;
 }
 
 /// How far the job's lease reaches past the start of its attempt, in ms (None: no lease).
-async fn lease_reach_ms(store: &Store, id: JobId) -> Option<i64> {
-    match store {
-        Store::Postgres(pg) => sqlx::query_scalar(
+async fn lease_reach_ms(db: &TestDb, id: JobId) -> Option<i64> {
+    match db.database().await.pool() {
+        DbPool::Postgres(pg) => sqlx::query_scalar(
             "SELECT (EXTRACT(EPOCH FROM lease_expires_at - attempted_at) * 1000)::bigint \
              FROM hangar_jobs WHERE id = $1",
         )
         .bind(id.0)
-        .fetch_one(pg.pool())
+        .fetch_one(pg)
         .await
         .ok()?,
-        Store::Sqlite(lite) => sqlx::query_scalar(
+        DbPool::Sqlite(lite) => sqlx::query_scalar(
             "SELECT lease_expires_at - attempted_at FROM hangar_jobs WHERE id = ?1",
         )
         .bind(id.0)
-        .fetch_one(lite.pool())
+        .fetch_one(lite)
         .await
         .ok()?,
     }
@@ -242,7 +239,7 @@ async fn a_finished_attempt_keeps_its_lease_until_written(
     let db = TestDb::new(backend).await;
     let store = db.store().await;
     // The store refuses completions (a slow or failing completer) until `allow`.
-    execute(&store, refuse).await;
+    execute(&db, refuse).await;
     let probe = Probe::default();
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(probe_pool(&store, &probe, "A").run(shutdown.clone()));
@@ -267,11 +264,11 @@ async fn a_finished_attempt_keeps_its_lease_until_written(
                 counts.rescued, 0,
                 "another worker's rescuer took over a job that succeeded"
             );
-            (lease_reach_ms(&store, id).await? > 3_000).then_some(())
+            (lease_reach_ms(&db, id).await? > 3_000).then_some(())
         },
     )
     .await;
-    execute(&store, allow).await;
+    execute(&db, allow).await;
     let job = wait_final(&store, id, Duration::from_secs(20)).await;
     assert_eq!((job.state, job.attempt), (JobState::Completed, 1));
     assert_eq!(probe.runs.load(Ordering::SeqCst), 1, "the job ran once");

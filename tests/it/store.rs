@@ -258,12 +258,8 @@ async fn idempotency_and_transitions_on_sqlite() {
 }
 
 /// Runs one SQL script on the store's own database (triggers that make a write fail).
-async fn execute(store: &Store, sql: &'static str) {
-    match store {
-        Store::Postgres(pg) => sqlx::raw_sql(sql).execute(pg.pool()).await.map(|_| ()),
-        Store::Sqlite(lite) => sqlx::raw_sql(sql).execute(lite.pool()).await.map(|_| ()),
-    }
-    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+async fn execute(db: &TestDb, sql: &'static str) {
+    db.sql(sql).await;
 }
 
 /// The rescuer looks up expired leases, then takes each over; a worker that renews its lease
@@ -534,7 +530,7 @@ async fn a_completion_and_its_alert_commit_together(
         .unwrap();
     assert_eq!(second[0].attempt, 2);
 
-    execute(&store, refuse).await;
+    execute(&db, refuse).await;
     assert!(store.complete(&[completion(&second[0])]).await.is_err());
     let job = store.job(id).await.unwrap();
     assert_eq!(
@@ -544,7 +540,7 @@ async fn a_completion_and_its_alert_commit_together(
     );
     assert_eq!(store.alerts(false).await.unwrap().len(), 1);
 
-    execute(&store, allow).await;
+    execute(&db, allow).await;
     assert!(
         store
             .complete(&[completion(&second[0])])

@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod backoff;
 pub mod client;
 pub mod clock;
+pub mod db;
 pub mod error_class;
 pub mod events;
 pub mod failure;

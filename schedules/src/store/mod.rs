@@ -7,6 +7,7 @@ mod postgres;
 mod sqlite;
 
 use chrono::{DateTime, Utc};
+use hangar_workers::db::Pool;
 use hangar_workers::job::{JobId, JobState};
 use hangar_workers::store::Store;
 use serde::Serialize;
@@ -295,9 +296,9 @@ pub struct Schedules {
 /// Dispatches one call to the backend's functions, passing its pool.
 macro_rules! backend {
     ($self:ident, $function:ident ( $($arg:expr),* )) => {
-        match &$self.store {
-            Store::Postgres(s) => postgres::$function(s.pool() $(, $arg)*).await,
-            Store::Sqlite(s) => sqlite::$function(s.pool() $(, $arg)*).await,
+        match $self.store.database().pool() {
+            Pool::Postgres(pool) => postgres::$function(pool $(, $arg)*).await,
+            Pool::Sqlite(pool) => sqlite::$function(pool $(, $arg)*).await,
         }
     };
 }

@@ -5,31 +5,12 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use utoipa::ToSchema;
 
 use super::AlertError;
 use crate::secrets::{Keyring, MasterKey};
 use crate::signing::WebhookSecret;
-use crate::store::{AlertRow, NewAlert, Store, StoreError};
-
-/// Runs `$body` with `$pool` bound to the backend's pool; the SQL is the same on both
-/// backends (`$N` parameters, times as Unix milliseconds).
-macro_rules! on_pool {
-    ($store:expr, $pool:ident => $body:expr) => {
-        match $store {
-            Store::Postgres(s) => {
-                let $pool = s.pool();
-                $body
-            }
-            Store::Sqlite(s) => {
-                let $pool = s.pool();
-                $body
-            }
-        }
-    };
-}
-pub(crate) use on_pool;
+use crate::store::{AlertRow, NewAlert, NewChannelRow, Store, StoreError};
 
 /// Where a channel delivers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -252,9 +233,6 @@ pub struct Channel {
     pub created_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "id, workspace_id, kind, summary, min_severity, reminder_every_ms, \
-     enabled, disabled_reason, created_at";
-
 /// The associated data that binds a channel's sealed configuration to its row.
 fn aad(id: &str) -> String {
     format!("hangar_alert_channels:{id}:config")
@@ -295,43 +273,40 @@ pub async fn add(
     let plaintext =
         serde_json::to_vec(&new.config).map_err(|e| AlertError::Invalid(e.to_string()))?;
     let sealed = keyring.seal(&plaintext, &aad(&id));
-    let now = Utc::now().timestamp_millis();
-    let sql = "INSERT INTO hangar_alert_channels (id, workspace_id, kind, summary, config_sealed, \
-                   min_severity, reminder_every_ms, enabled, created_at) \
-               VALUES ($1, $2, $3, $4, $5, $6, $7, TRUE, $8)";
-    on_pool!(store, pool => sqlx::query(sql)
-        .bind(&id)
-        .bind(&new.workspace_id)
-        .bind(new.config.kind().as_str())
-        .bind(new.config.summary())
-        .bind(&sealed)
-        .bind(&new.min_severity)
-        .bind(new.reminder_every_ms)
-        .bind(now)
-        .execute(pool)
-        .await
-        .map_err(StoreError::from)
-        .map(|_| ())?);
+    store
+        .insert_alert_channel(&NewChannelRow {
+            id: &id,
+            workspace_id: new.workspace_id.as_deref(),
+            kind: new.config.kind().as_str(),
+            summary: &new.config.summary(),
+            config_sealed: &sealed,
+            min_severity: &new.min_severity,
+            reminder_every_ms: new.reminder_every_ms,
+        })
+        .await?;
     get(store, &id).await
 }
 
 /// Every channel, oldest first.
 pub async fn list(store: &Store) -> Result<Vec<Channel>, AlertError> {
-    let sql = format!("SELECT {COLUMNS} FROM hangar_alert_channels ORDER BY created_at, id");
-    on_pool!(store, pool => {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).fetch_all(pool).await.map_err(StoreError::from)?;
-        rows.iter().map(|row| Ok(Channel {
-            id: row.try_get("id").map_err(StoreError::from)?,
-            workspace_id: row.try_get("workspace_id").map_err(StoreError::from)?,
-            kind: ChannelKind::parse(&row.try_get::<String, _>("kind").map_err(StoreError::from)?)?,
-            summary: row.try_get("summary").map_err(StoreError::from)?,
-            min_severity: row.try_get("min_severity").map_err(StoreError::from)?,
-            reminder_every_ms: row.try_get("reminder_every_ms").map_err(StoreError::from)?,
-            enabled: row.try_get("enabled").map_err(StoreError::from)?,
-            disabled_reason: row.try_get("disabled_reason").map_err(StoreError::from)?,
-            created_at: to_time(row.try_get("created_at").map_err(StoreError::from)?),
-        })).collect()
-    })
+    store
+        .alert_channels()
+        .await?
+        .into_iter()
+        .map(|row| {
+            Ok(Channel {
+                kind: ChannelKind::parse(&row.kind)?,
+                id: row.id,
+                workspace_id: row.workspace_id,
+                summary: row.summary,
+                min_severity: row.min_severity,
+                reminder_every_ms: row.reminder_every_ms,
+                enabled: row.enabled,
+                disabled_reason: row.disabled_reason,
+                created_at: row.created_at,
+            })
+        })
+        .collect()
 }
 
 /// One channel.
@@ -350,12 +325,7 @@ pub async fn open(
     id: &str,
 ) -> Result<(Channel, ChannelConfig), AlertError> {
     let channel = get(store, id).await?;
-    let sql = "SELECT config_sealed FROM hangar_alert_channels WHERE id = $1";
-    let sealed: String = on_pool!(store, pool => sqlx::query_scalar(sql)
-        .bind(id)
-        .fetch_one(pool)
-        .await
-        .map_err(StoreError::from)?);
+    let sealed = store.alert_channel_sealed(id).await?;
     let plaintext = keyring.open(&sealed, &aad(id), &what(id))?;
     let config = serde_json::from_slice(&plaintext).map_err(|_| StoreError::Corrupt {
         table: "hangar_alert_channels",
@@ -366,9 +336,7 @@ pub async fn open(
 
 /// Removes a channel (its pending notices are skipped when they run).
 pub async fn remove(store: &Store, id: &str) -> Result<(), AlertError> {
-    let sql = "DELETE FROM hangar_alert_channels WHERE id = $1";
-    let rows = on_pool!(store, pool => sqlx::query(sql).bind(id).execute(pool).await.map_err(StoreError::from)?.rows_affected());
-    if rows == 0 {
+    if !store.delete_alert_channel(id).await? {
         return Err(AlertError::ChannelNotFound(id.to_owned()));
     }
     Ok(())
@@ -377,10 +345,7 @@ pub async fn remove(store: &Store, id: &str) -> Result<(), AlertError> {
 /// Disables a channel with a reason and raises a `channel_disabled` alert (once: the
 /// incident key is the channel). Returns false when it was already disabled.
 pub async fn disable(store: &Store, channel: &Channel, reason: &str) -> Result<bool, AlertError> {
-    let sql = "UPDATE hangar_alert_channels SET enabled = FALSE, disabled_reason = $2 \
-               WHERE id = $1 AND enabled";
-    let rows = on_pool!(store, pool => sqlx::query(sql).bind(&channel.id).bind(reason).execute(pool).await.map_err(StoreError::from)?.rows_affected());
-    if rows == 0 {
+    if !store.disable_alert_channel(&channel.id, reason).await? {
         return Ok(false);
     }
     let message = format!(
@@ -406,29 +371,13 @@ pub async fn disable(store: &Store, channel: &Channel, reason: &str) -> Result<b
 /// its `channel_disabled` alert. Returns false when it was already enabled.
 pub async fn enable(store: &Store, id: &str) -> Result<bool, AlertError> {
     get(store, id).await?;
-    let sql = "UPDATE hangar_alert_channels SET enabled = TRUE, disabled_reason = NULL \
-               WHERE id = $1 AND NOT enabled";
-    let rows = on_pool!(store, pool => sqlx::query(sql).bind(id).execute(pool).await.map_err(StoreError::from)?.rows_affected());
-    let key = format!("channel:{id}:disabled");
-    let (now_sql, now) = match store {
-        Store::Postgres(_) => ("now()", None),
-        Store::Sqlite(_) => ("$2", Some(Utc::now().timestamp_millis())),
-    };
-    let sql = format!(
-        "UPDATE hangar_alerts SET resolved_at = {now_sql} \
-         WHERE incident_key = $1 AND resolved_at IS NULL"
-    );
-    on_pool!(store, pool => {
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(&key);
-        if let Some(now) = now {
-            query = query.bind(now);
-        }
-        query.execute(pool).await.map_err(StoreError::from)?;
-    });
-    if rows > 0 {
+    let enabled = store
+        .enable_alert_channel(id, &format!("channel:{id}:disabled"))
+        .await?;
+    if enabled {
         tracing::info!(channel = %id, "alert channel enabled");
     }
-    Ok(rows > 0)
+    Ok(enabled)
 }
 
 /// Re-seals every channel's configuration under `new` in one transaction (`hangar keys
@@ -439,29 +388,12 @@ pub async fn reseal_all(
     new: &MasterKey,
 ) -> Result<u64, AlertError> {
     let target = Keyring::new(new.clone());
-    let select = "SELECT id, config_sealed FROM hangar_alert_channels ORDER BY id";
-    let update = "UPDATE hangar_alert_channels SET config_sealed = $2 WHERE id = $1";
-    on_pool!(store, pool => {
-        let mut tx = pool.begin().await.map_err(StoreError::from)?;
-        let rows: Vec<(String, String)> = sqlx::query_as(select).fetch_all(&mut *tx).await.map_err(StoreError::from)?;
-        let mut n = 0;
-        for (id, sealed) in rows {
-            let plaintext = keyring.open(&sealed, &aad(&id), &what(&id))?;
-            let resealed = target.seal(&plaintext, &aad(&id));
-            sqlx::query(update).bind(&id).bind(&resealed).execute(&mut *tx).await.map_err(StoreError::from)?;
-            n += 1;
-        }
-        tx.commit().await.map_err(StoreError::from)?;
-        Ok(n)
-    })
-}
-
-/// `EXTRACT`-style milliseconds of a `hangar_alerts` time column on this backend.
-pub(crate) fn alert_ms(store: &Store, column: &str) -> String {
-    match store {
-        Store::Postgres(_) => format!("(EXTRACT(EPOCH FROM {column}) * 1000)::BIGINT"),
-        Store::Sqlite(_) => column.to_owned(),
-    }
+    store
+        .reseal_alert_channels(|id, sealed| -> Result<String, AlertError> {
+            let plaintext = keyring.open(sealed, &aad(id), &what(id))?;
+            Ok(target.seal(&plaintext, &aad(id)))
+        })
+        .await
 }
 
 /// One alert row, or `None` when there is none.
@@ -471,8 +403,4 @@ pub async fn alert(store: &Store, id: i64) -> Result<Option<AlertRow>, AlertErro
         Err(StoreError::AlertNotFound(_)) => Ok(None),
         Err(other) => Err(other.into()),
     }
-}
-
-pub(crate) fn to_time(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }

@@ -18,39 +18,19 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 
-use super::channels::{self, Channel, alert_ms, on_pool, severity_rank};
+use super::channels::{self, Channel, severity_rank};
 use super::{AlertError, KINDS, NoticeArgs};
-use crate::client::Conn;
 use crate::clock::Clock;
 use crate::job::NewJob;
 use crate::pool_config::PoolSpec;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 /// How far back the dispatcher looks for alerts to open or resolve.
 const LOOKBACK_MS: i64 = 24 * 3_600_000;
 
-/// The alert facts the plan needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AlertFacts {
-    /// The alert.
-    pub id: i64,
-    /// Its workspace.
-    pub workspace_id: Option<String>,
-    /// `warning` or `critical`.
-    pub severity: String,
-    /// Unix ms.
-    pub created_ms: i64,
-    /// Unix ms, when acknowledged.
-    pub acked_ms: Option<i64>,
-    /// Unix ms, when resolved.
-    pub resolved_ms: Option<i64>,
-}
-
-/// A notice already sent: `(alert, channel, event) → created ms`.
-pub type Sent = HashMap<(i64, String, String), i64>;
+pub use crate::store::{AlertFacts, Sent};
 
 /// The notices due now.
 pub fn plan(
@@ -235,45 +215,14 @@ impl Dispatcher {
     }
 
     async fn alerts(&self, now_ms: i64) -> Result<Vec<AlertFacts>, AlertError> {
-        let ms = |c: &str| alert_ms(&self.store, c);
-        let kinds = KINDS.map(|k| format!("'{k}'")).join(", ");
-        let sql = format!(
-            "SELECT a.id, a.workspace_id, a.severity, {} AS created_ms, {} AS acked_ms, \
-                 {} AS resolved_ms \
-             FROM hangar_alerts a LEFT JOIN hangar_jobs j ON j.id = a.job_id \
-             WHERE (j.kind IS NULL OR j.kind NOT IN ({kinds})) \
-               AND (a.resolved_at IS NULL OR {} > $1) \
-             ORDER BY a.id DESC LIMIT 5000",
-            ms("a.created_at"),
-            ms("a.acknowledged_at"),
-            ms("a.resolved_at"),
-            ms("a.resolved_at"),
-        );
-        on_pool!(&self.store, pool => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(now_ms - LOOKBACK_MS).fetch_all(pool).await.map_err(StoreError::from)?;
-            rows.iter().map(|row| -> Result<AlertFacts, AlertError> { Ok(AlertFacts {
-                id: row.try_get("id").map_err(StoreError::from)?,
-                workspace_id: row.try_get("workspace_id").map_err(StoreError::from)?,
-                severity: row.try_get("severity").map_err(StoreError::from)?,
-                created_ms: row.try_get("created_ms").map_err(StoreError::from)?,
-                acked_ms: row.try_get("acked_ms").map_err(StoreError::from)?,
-                resolved_ms: row.try_get("resolved_ms").map_err(StoreError::from)?,
-            })}).collect()
-        })
+        Ok(self
+            .store
+            .recent_alerts(now_ms - LOOKBACK_MS, &KINDS)
+            .await?)
     }
 
     async fn sent(&self, min_alert_id: i64) -> Result<Sent, AlertError> {
-        let sql = "SELECT alert_id, channel_id, event, created_at FROM hangar_alert_notices \
-                   WHERE alert_id >= $1";
-        let rows: Vec<(i64, String, String, i64)> = on_pool!(&self.store, pool => sqlx::query_as(sql)
-            .bind(min_alert_id)
-            .fetch_all(pool)
-            .await
-            .map_err(StoreError::from)?);
-        Ok(rows
-            .into_iter()
-            .map(|(a, c, e, t)| ((a, c, e), t))
-            .collect())
+        Ok(self.store.sent_notices(min_alert_id).await?)
     }
 
     /// Inserts the notice row and its job in one transaction; false when another
@@ -284,25 +233,12 @@ impl Dispatcher {
         job: &NewJob,
         now_ms: i64,
     ) -> Result<bool, AlertError> {
-        let sql = "INSERT INTO hangar_alert_notices (alert_id, channel_id, event, created_at) \
-                   VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
-        let link = "UPDATE hangar_alert_notices SET job_id = $4 \
-                    WHERE alert_id = $1 AND channel_id = $2 AND event = $3";
-        on_pool!(&self.store, pool => {
-            let mut tx = pool.begin().await.map_err(StoreError::from)?;
-            let inserted = sqlx::query(sql)
-                .bind(notice.alert_id).bind(&notice.channel_id).bind(&notice.event).bind(now_ms)
-                .execute(&mut *tx).await.map_err(StoreError::from)?.rows_affected();
-            if inserted == 0 {
-                return Ok(false);
-            }
-            let enqueued = (*tx).insert_job(job).await?;
-            sqlx::query(link)
-                .bind(notice.alert_id).bind(&notice.channel_id).bind(&notice.event).bind(enqueued.id.0)
-                .execute(&mut *tx).await.map_err(StoreError::from)?;
-            tx.commit().await.map_err(StoreError::from)?;
-            Ok(true)
-        })
+        let key = (
+            notice.alert_id,
+            notice.channel_id.as_str(),
+            notice.event.as_str(),
+        );
+        Ok(self.store.insert_notice(key, job, now_ms).await?)
     }
 }
 
@@ -321,7 +257,7 @@ mod tests {
             reminder_every_ms: reminder,
             enabled: true,
             disabled_reason: None,
-            created_at: channels::to_time(0),
+            created_at: chrono::DateTime::from_timestamp_millis(0).unwrap(),
         }
     }
 
@@ -376,10 +312,10 @@ mod tests {
         c.min_severity = "critical".into();
         assert!(plan(&[c.clone()], &[alert()], &Sent::new(), 2_000).is_empty());
         c.min_severity = "warning".into();
-        c.created_at = channels::to_time(5_000);
+        c.created_at = chrono::DateTime::from_timestamp_millis(5_000).unwrap();
         assert!(plan(&[c.clone()], &[alert()], &Sent::new(), 6_000).is_empty());
         c.enabled = false;
-        c.created_at = channels::to_time(0);
+        c.created_at = chrono::DateTime::from_timestamp_millis(0).unwrap();
         assert!(plan(&[c], &[alert()], &Sent::new(), 6_000).is_empty());
     }
 }

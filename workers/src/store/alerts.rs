@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{AlertRow, Store, StoreError};
+use crate::db::Pool;
 use crate::job::JobId;
 
 /// How many alerts one page holds unless the caller asks for another size.
@@ -192,10 +193,7 @@ fn from_tuple(row: AlertTuple) -> AlertRow {
 
 /// `SELECT … FROM hangar_alerts` with every time column as Unix milliseconds.
 fn select(store: &Store) -> String {
-    let ms = |column: &str| match store {
-        Store::Postgres(_) => format!("(EXTRACT(EPOCH FROM {column}) * 1000)::BIGINT"),
-        Store::Sqlite(_) => column.to_owned(),
-    };
+    let ms = |column: &str| alert_ms(store, column);
     format!(
         "SELECT id, workspace_id, kind, severity, message, job_id, integration, {}, {}, \
              occurrences, {}, {} FROM hangar_alerts",
@@ -231,29 +229,23 @@ fn conditions(filter: &AlertFilter, cursor: bool) -> String {
     }
 }
 
-/// Runs `$body` with `$pool` bound to the backend's pool.
-macro_rules! on_backend {
-    ($store:expr, $pool:ident => $body:expr) => {
-        match $store {
-            Store::Postgres(s) => {
-                let $pool = s.pool();
-                $body
-            }
-            Store::Sqlite(s) => {
-                let $pool = s.pool();
-                $body
-            }
-        }
-    };
+/// A time column of `hangar_alerts` as Unix milliseconds, on `store`'s backend.
+pub(super) fn alert_ms(store: &Store, column: &str) -> String {
+    match store.pool() {
+        Pool::Postgres(_) => format!("(EXTRACT(EPOCH FROM {column}) * 1000)::BIGINT"),
+        Pool::Sqlite(_) => column.to_owned(),
+    }
 }
 
 impl Store {
     /// One alert by id ([`StoreError::AlertNotFound`] when there is none).
     pub async fn alert(&self, id: i64) -> Result<AlertRow, StoreError> {
         let sql = format!("{} WHERE id = $1", select(self));
-        let row: Option<AlertTuple> = on_backend!(self, pool => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?
-        });
+        let sql = sqlx::AssertSqlSafe(sql);
+        let row: Option<AlertTuple> = match self.pool() {
+            Pool::Postgres(pool) => sqlx::query_as(sql).bind(id).fetch_optional(pool).await?,
+            Pool::Sqlite(pool) => sqlx::query_as(sql).bind(id).fetch_optional(pool).await?,
+        };
         row.map(from_tuple).ok_or(StoreError::AlertNotFound(id))
     }
 
@@ -268,16 +260,31 @@ impl Store {
             conditions(filter, true),
             limit + 1
         );
-        let rows: Vec<AlertTuple> = on_backend!(self, pool => {
-            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
-            if let Some(workspace) = &filter.workspace_id {
-                query = query.bind(workspace);
+        let sql = sqlx::AssertSqlSafe(sql);
+        // The parameters `conditions` numbered: the workspace, then the cursor.
+        let (workspace, before) = (&filter.workspace_id, filter.before);
+        let rows: Vec<AlertTuple> = match self.pool() {
+            Pool::Postgres(pool) => {
+                let mut query = sqlx::query_as(sql);
+                if let Some(workspace) = workspace {
+                    query = query.bind(workspace);
+                }
+                if let Some(before) = before {
+                    query = query.bind(before);
+                }
+                query.fetch_all(pool).await?
             }
-            if let Some(before) = filter.before {
-                query = query.bind(before);
+            Pool::Sqlite(pool) => {
+                let mut query = sqlx::query_as(sql);
+                if let Some(workspace) = workspace {
+                    query = query.bind(workspace);
+                }
+                if let Some(before) = before {
+                    query = query.bind(before);
+                }
+                query.fetch_all(pool).await?
             }
-            query.fetch_all(pool).await?
-        });
+        };
         let more = rows.len() as i64 > limit;
         let alerts: Vec<AlertRow> = rows
             .into_iter()
@@ -301,13 +308,23 @@ impl Store {
             "SELECT count(*) FROM hangar_alerts{}",
             conditions(filter, false)
         );
-        Ok(on_backend!(self, pool => {
-            let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
-            if let Some(workspace) = &filter.workspace_id {
-                query = query.bind(workspace);
+        let sql = sqlx::AssertSqlSafe(sql);
+        Ok(match self.pool() {
+            Pool::Postgres(pool) => {
+                let mut query = sqlx::query_scalar(sql);
+                if let Some(workspace) = &filter.workspace_id {
+                    query = query.bind(workspace);
+                }
+                query.fetch_one(pool).await?
             }
-            query.fetch_one(pool).await?
-        }))
+            Pool::Sqlite(pool) => {
+                let mut query = sqlx::query_scalar(sql);
+                if let Some(workspace) = &filter.workspace_id {
+                    query = query.bind(workspace);
+                }
+                query.fetch_one(pool).await?
+            }
+        })
     }
 
     /// The newest alerts of every workspace, at most [`MAX_ALERT_PAGE`]: the open and
@@ -335,13 +352,13 @@ impl Store {
              occurrences = hangar_alerts.occurrences + 1, last_seen_at = EXCLUDED.last_seen_at \
              RETURNING id";
         let mut ids = Vec::with_capacity(alerts.len());
-        match self {
-            Store::Postgres(pg) => {
+        match self.pool() {
+            Pool::Postgres(pool) => {
                 let sql = format!(
                     "INSERT INTO hangar_alerts (workspace_id, kind, severity, message, \
                          incident_key) VALUES ($1, $2, $3, $4, $5) {upsert}"
                 );
-                let mut tx = pg.pool().begin().await?;
+                let mut tx = pool.begin().await?;
                 for alert in alerts {
                     let id: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
                         .bind(&alert.workspace_id)
@@ -355,14 +372,14 @@ impl Store {
                 }
                 tx.commit().await?;
             }
-            Store::Sqlite(lite) => {
+            Pool::Sqlite(pool) => {
                 let sql = format!(
                     "INSERT INTO hangar_alerts (workspace_id, kind, severity, message, \
                          incident_key, created_at, last_seen_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $6) {upsert}"
                 );
                 let now = Utc::now().timestamp_millis();
-                let mut tx = lite.pool().begin().await?;
+                let mut tx = pool.begin().await?;
                 for alert in alerts {
                     let id: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
                         .bind(&alert.workspace_id)
@@ -383,22 +400,22 @@ impl Store {
 
     /// Acknowledges an alert (idempotent: the first acknowledgement's time stays).
     pub async fn ack_alert(&self, id: i64) -> Result<AlertRow, StoreError> {
-        let updated = match self {
-            Store::Postgres(pg) => sqlx::query(
+        let updated = match self.pool() {
+            Pool::Postgres(pool) => sqlx::query(
                 "UPDATE hangar_alerts SET acknowledged_at = COALESCE(acknowledged_at, now()) \
                  WHERE id = $1",
             )
             .bind(id)
-            .execute(pg.pool())
+            .execute(pool)
             .await?
             .rows_affected(),
-            Store::Sqlite(lite) => sqlx::query(
+            Pool::Sqlite(pool) => sqlx::query(
                 "UPDATE hangar_alerts SET acknowledged_at = COALESCE(acknowledged_at, $2) \
                  WHERE id = $1",
             )
             .bind(id)
             .bind(Utc::now().timestamp_millis())
-            .execute(lite.pool())
+            .execute(pool)
             .await?
             .rows_affected(),
         };

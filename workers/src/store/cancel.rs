@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, SqlitePool};
 
 use super::{Store, StoreError};
+use crate::db::Pool;
 use crate::job::{Job, JobId};
 
 /// The message of a cancelled job and of the attempt a cancel interrupted.
@@ -16,9 +17,9 @@ impl Store {
     /// Cancels a job that has not finished; a running one stops at its next heartbeat, and
     /// its attempt is recorded as cancelled.
     pub async fn cancel_job(&self, id: JobId) -> Result<Job, StoreError> {
-        let rows = match self {
-            Store::Postgres(s) => postgres(s.pool(), id).await?,
-            Store::Sqlite(s) => sqlite(s.pool(), id).await?,
+        let rows = match self.pool() {
+            Pool::Postgres(pool) => postgres(pool, id).await?,
+            Pool::Sqlite(pool) => sqlite(pool, id).await?,
         };
         self.after_transition(id, rows, "cancel").await
     }

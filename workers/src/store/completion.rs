@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, SqlitePool};
 
 use super::{Completion, Store, StoreError, rejected};
+use crate::db::Pool;
 use crate::job::JobId;
 
 impl Store {
@@ -15,9 +16,9 @@ impl Store {
         if done.is_empty() {
             return Ok(Vec::new());
         }
-        match self {
-            Store::Postgres(s) => postgres(s.pool(), done).await,
-            Store::Sqlite(s) => sqlite(s.pool(), done).await,
+        match self.pool() {
+            Pool::Postgres(pool) => postgres(pool, done).await,
+            Pool::Sqlite(pool) => sqlite(pool, done).await,
         }
     }
 }

@@ -8,6 +8,7 @@ use chrono::Utc;
 use sqlx::{PgPool, SqlitePool};
 
 use super::{Store, StoreError, millis};
+use crate::db::Pool;
 
 impl Store {
     /// Takes or renews the maintenance lease `name` for `holder` until `ttl` from now; true
@@ -18,8 +19,8 @@ impl Store {
         holder: &str,
         ttl: Duration,
     ) -> Result<bool, StoreError> {
-        let held: Option<String> = match self {
-            Store::Postgres(s) => {
+        let held: Option<String> = match self.pool() {
+            Pool::Postgres(pool) => {
                 sqlx::query_scalar(
                     "INSERT INTO hangar_maintenance_leases (name, holder, expires_at) \
                      VALUES ($1, $2, now() + make_interval(secs => $3)) \
@@ -32,10 +33,10 @@ impl Store {
                 .bind(name)
                 .bind(holder)
                 .bind(ttl.as_secs_f64())
-                .fetch_optional(s.pool())
+                .fetch_optional(pool)
                 .await?
             }
-            Store::Sqlite(s) => {
+            Pool::Sqlite(pool) => {
                 let now = Utc::now().timestamp_millis();
                 sqlx::query_scalar(
                     "INSERT INTO hangar_maintenance_leases (name, holder, expires_at) \
@@ -50,7 +51,7 @@ impl Store {
                 .bind(holder)
                 .bind(now)
                 .bind(millis(ttl))
-                .fetch_optional(s.pool())
+                .fetch_optional(pool)
                 .await?
             }
         };
@@ -65,9 +66,9 @@ impl Store {
         retention: Duration,
         limit: i64,
     ) -> Result<u64, StoreError> {
-        match self {
-            Store::Postgres(s) => prune_postgres(s.pool(), queue, retention, limit).await,
-            Store::Sqlite(s) => prune_sqlite(s.pool(), queue, retention, limit).await,
+        match self.pool() {
+            Pool::Postgres(pool) => prune_postgres(pool, queue, retention, limit).await,
+            Pool::Sqlite(pool) => prune_sqlite(pool, queue, retention, limit).await,
         }
     }
 }

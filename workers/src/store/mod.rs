@@ -1,29 +1,61 @@
 //! The job store: one design on two backends, PostgreSQL (production, many processes on many
 //! machines) and SQLite (the embedded default). [`Store`] is the one type the rest of Hangar
-//! uses; each backend module holds that backend's SQL. Every write that reports a worker's
-//! result is fenced by the lease token of the claim, so a worker whose lease was taken over
-//! cannot overwrite a newer attempt.
+//! uses for the engine's tables (jobs, attempts, events, alerts, alert channels and notices,
+//! maintenance leases); its connections and its backend stay private to this module. Every
+//! write that reports a worker's result is fenced by the lease token of the claim, so a
+//! worker whose lease was taken over cannot overwrite a newer attempt.
+//!
+//! One file per responsibility, with both dialects side by side, so a change to one query
+//! shows its twin: `enqueue` (inserting jobs, also inside a caller's transaction), `events`,
+//! `claims` (claims, wake-ups, LISTEN), `leases` (heartbeat, hand-back, expired leases),
+//! `completion`, `failures`, `rescue`, `cancel`, `operator` (retry, delete a queue), `jobs`
+//! (reading jobs and attempts), `stats`, `maintenance` (retention), `alerts`, `channels`
+//! (alert channels), `notices` (the alert dispatcher's rows); `rows` decodes rows of either
+//! backend.
+//!
+//! **Choosing the backend.** Every query chooses its dialect the same way: a `match` on
+//! `Store::pool` (durable writes and reads) or `Store::lease_pool` (claims, heartbeats
+//! and hand-backs, committed without waiting for the disk), with the PostgreSQL arm first:
+//!
+//! ```ignore
+//! match self.pool() {
+//!     Pool::Postgres(pool) => sqlx::query("… now() …").execute(pool).await?,
+//!     Pool::Sqlite(pool) => sqlx::query("… ?2 …").bind(now_ms()).execute(pool).await?,
+//! };
+//! ```
+//!
+//! Where the SQL text is the same on both (`$N` parameters in order, times the caller
+//! binds), both arms run it. PostgreSQL stores `timestamptz` and `jsonb`; SQLite integer
+//! Unix milliseconds taken from this process's clock, and JSON text. Other crates keep
+//! their own tables on the same database through [`Store::database`], never the job tables.
 
 mod alerts;
 mod cancel;
+mod channels;
+mod claims;
 mod completion;
+mod enqueue;
+mod events;
+mod failures;
+mod jobs;
+mod leases;
 mod maintenance;
-mod postgres;
+mod notices;
+mod operator;
 mod rescue;
-mod sqlite;
+mod rows;
+mod stats;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
+use crate::db::{Commit, Database, Pool};
 use crate::error_class::ErrorClass;
-use crate::ingress::EventEnvelope;
-use crate::job::{ClaimedJob, Enqueued, Job, JobFilter, JobId, JobState, NewJob};
+use crate::job::{ClaimedJob, JobId, JobState, NewJob};
 use crate::retry_policy::{Alert, Spent};
 
 pub use alerts::{
@@ -31,15 +63,18 @@ pub use alerts::{
     UnknownAlertState,
 };
 pub use cancel::CANCELLED;
-pub use postgres::PgStore;
-pub(crate) use postgres::{
-    enqueue as pg_enqueue, enqueue_keyed as pg_enqueue_keyed, insert_events as pg_insert_events,
-};
-pub use sqlite::SqliteStore;
-pub(crate) use sqlite::{
-    enqueue as sqlite_enqueue, enqueue_keyed as sqlite_enqueue_keyed,
-    insert_events as sqlite_insert_events,
-};
+pub use channels::{ChannelRow, NewChannelRow};
+pub use claims::{ClaimKey, Wakeups};
+pub(crate) use enqueue::{pg_enqueue, pg_enqueue_keyed, sqlite_enqueue, sqlite_enqueue_keyed};
+pub(crate) use events::{pg_insert_events, sqlite_insert_events};
+pub use notices::{AlertFacts, Sent};
+pub(crate) use rows::millis;
+pub use stats::{QueueStats, QueueThroughput};
+
+/// The PostgreSQL migrations, compiled in.
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+/// The SQLite migrations, compiled in.
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
 /// What can go wrong talking to the store.
 #[derive(Debug, thiserror::Error)]
@@ -99,36 +134,6 @@ pub enum StoreError {
         /// What was wrong.
         detail: String,
     },
-}
-
-/// A position in a queue's claim order `(priority, run_at, id)`.
-///
-/// On PostgreSQL every claimed row leaves a dead entry at the front of the runnable index
-/// until VACUUM removes it, so under a large backlog each claim that scans from the start
-/// steps over more of them (a 1M-job drain slowed to a fifth). A busy pool therefore claims
-/// after the last key it claimed, and from the start at least every 100 ms and whenever such
-/// a claim comes back short: jobs that arrive out of order (a higher priority, a past
-/// `run_at`, a transaction that committed late) wait at most that long, and only while the
-/// pool has a backlog.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ClaimKey {
-    /// The job's priority.
-    pub priority: i16,
-    /// The job's `run_at`.
-    pub run_at: DateTime<Utc>,
-    /// The job's id.
-    pub id: JobId,
-}
-
-impl ClaimKey {
-    /// The key of a claimed job.
-    pub fn of(job: &ClaimedJob) -> ClaimKey {
-        ClaimKey {
-            priority: job.priority,
-            run_at: job.run_at,
-            id: job.id,
-        }
-    }
 }
 
 /// A successful attempt reported by a worker, fenced by its lease token.
@@ -225,65 +230,6 @@ pub struct AlertRow {
     pub state: AlertState,
 }
 
-/// Depth and lag of one queue, for `/metrics`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct QueueStats {
-    /// The queue.
-    pub queue: String,
-    /// Jobs per non-final state, plus `failed`.
-    pub counts: Vec<(JobState, i64)>,
-    /// Seconds the oldest runnable job (available, scheduled or retryable) has waited past
-    /// its `run_at`; 0 when none is due. Running and finished jobs never count.
-    pub lag_seconds: f64,
-}
-
-/// Jobs of one queue that finished since a moment, for the dashboard's throughput and
-/// failure rate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct QueueThroughput {
-    /// The queue.
-    pub queue: String,
-    /// Jobs that completed since then.
-    pub completed: i64,
-    /// Jobs that failed for good since then.
-    pub failed: i64,
-}
-
-/// Wakes idle pools of this process when a queue gets a runnable job. PostgreSQL feeds it
-/// from LISTEN/NOTIFY (so enqueues from any process count); both backends feed it from
-/// enqueues made through this process's [`Store`].
-#[derive(Debug, Default)]
-pub struct Wakeups {
-    queues: Mutex<HashMap<String, Arc<Notify>>>,
-}
-
-impl Wakeups {
-    /// The notifier of one queue; a pool awaits `notified()` on it when idle.
-    pub fn queue(&self, queue: &str) -> Arc<Notify> {
-        let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
-        queues.entry(queue.to_owned()).or_default().clone()
-    }
-
-    /// Wakes the pools of `queue`.
-    pub fn wake(&self, queue: &str) {
-        let notify = {
-            let queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
-            queues.get(queue).cloned()
-        };
-        if let Some(notify) = notify {
-            notify.notify_one();
-        }
-    }
-
-    /// Wakes every pool (after a lost LISTEN connection, when notifications may be missed).
-    pub fn wake_all(&self) {
-        let queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
-        for notify in queues.values() {
-            notify.notify_one();
-        }
-    }
-}
-
 /// The scope of an idempotency key: `(workspace, kind, key)`, with `""` for a job without a
 /// workspace (as the unique index has it, see migration 0006).
 pub type KeyScope = (String, String, String);
@@ -330,23 +276,28 @@ pub struct Ingested {
     pub jobs_duplicate: u64,
 }
 
-/// The job store. Cheap to clone: clones share the connection pool.
-#[derive(Clone, Debug)]
-pub enum Store {
-    /// PostgreSQL.
-    Postgres(PgStore),
-    /// SQLite.
-    Sqlite(SqliteStore),
+/// The job store. Cheap to clone: clones share the connection pools.
+#[derive(Clone)]
+pub struct Store {
+    /// Durable writes (enqueues, completions, failures, operator actions) and reads.
+    db: Database,
+    /// Claims, heartbeats and hand-backs, committed without waiting for the disk
+    /// (PostgreSQL `synchronous_commit = off`, SQLite `synchronous=NORMAL`). Losing one of
+    /// those in a crash only means a job runs again, which leases allow anyway, and it takes
+    /// a disk flush off the path from enqueue to start.
+    leases: Database,
+    /// The URL, for PostgreSQL's LISTEN connection.
+    url: Arc<str>,
+    wakeups: Arc<Wakeups>,
 }
 
-/// Dispatches one method call to the backend.
-macro_rules! backend {
-    ($self:ident, $store:ident => $call:expr) => {
-        match $self {
-            Store::Postgres($store) => $call,
-            Store::Sqlite($store) => $call,
-        }
-    };
+/// Shows the backend only: the URL may carry a password.
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend_name())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Store {
@@ -361,17 +312,21 @@ impl Store {
     }
 
     async fn open(url: &str, max_connections: u32, create: bool) -> Result<Store, StoreError> {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Store::Postgres(
-                PgStore::connect(url, max_connections).await?,
-            ))
-        } else if url.starts_with("sqlite:") {
-            Ok(Store::Sqlite(
-                SqliteStore::connect(url, max_connections, create).await?,
-            ))
+        // SQLite has one writer at a time: a few connections are plenty.
+        let postgres = url.starts_with("postgres://") || url.starts_with("postgresql://");
+        let (durable, relaxed) = if postgres {
+            (max_connections.max(2), 4)
         } else {
-            Err(StoreError::UnsupportedUrl(redact_url(url)))
-        }
+            (max_connections.clamp(1, 8), 2)
+        };
+        let db = Database::open(url, durable, create, Commit::Durable).await?;
+        let leases = Database::open(url, relaxed, create, Commit::Relaxed).await?;
+        Ok(Store {
+            db,
+            leases,
+            url: url.into(),
+            wakeups: Arc::default(),
+        })
     }
 
     /// Fails with [`StoreError::NotMigrated`] unless every migration has been applied; for
@@ -393,7 +348,11 @@ impl Store {
     /// The versions of the migrations applied so far.
     async fn applied_versions(&self) -> Result<Vec<i64>, StoreError> {
         let query = "SELECT version FROM _sqlx_migrations WHERE success";
-        match backend!(self, s => sqlx::query_scalar(query).fetch_all(s.pool()).await) {
+        let versions = match self.pool() {
+            Pool::Postgres(pool) => sqlx::query_scalar(query).fetch_all(pool).await,
+            Pool::Sqlite(pool) => sqlx::query_scalar(query).fetch_all(pool).await,
+        };
+        match versions {
             Ok(versions) => Ok(versions),
             // The bookkeeping table itself is missing: nothing was ever applied.
             Err(sqlx::Error::Database(_)) => Ok(Vec::new()),
@@ -402,9 +361,9 @@ impl Store {
     }
 
     fn migrator(&self) -> &'static sqlx::migrate::Migrator {
-        match self {
-            Store::Postgres(_) => &postgres::MIGRATOR,
-            Store::Sqlite(_) => &sqlite::MIGRATOR,
+        match self.pool() {
+            Pool::Postgres(_) => &POSTGRES_MIGRATOR,
+            Pool::Sqlite(_) => &SQLITE_MIGRATOR,
         }
     }
 
@@ -412,7 +371,10 @@ impl Store {
     /// order, empty when the schema was already up to date.
     pub async fn migrate(&self) -> Result<Vec<String>, StoreError> {
         let before = self.applied_versions().await?;
-        backend!(self, s => s.migrate().await)?;
+        match self.pool() {
+            Pool::Postgres(pool) => POSTGRES_MIGRATOR.run(pool).await?,
+            Pool::Sqlite(pool) => SQLITE_MIGRATOR.run(pool).await?,
+        }
         Ok(self
             .migrator()
             .iter()
@@ -423,272 +385,43 @@ impl Store {
 
     /// `postgres` or `sqlite`.
     pub fn backend_name(&self) -> &'static str {
-        match self {
-            Store::Postgres(_) => "postgres",
-            Store::Sqlite(_) => "sqlite",
-        }
+        self.db.backend_name()
     }
 
-    /// Turns PostgreSQL NOTIFYs into wake-ups until `shutdown` (see [`PgStore::listen`]);
-    /// returns at once on SQLite, whose wake-ups come from this process's own enqueues.
-    pub async fn listen(&self, shutdown: CancellationToken) {
-        if let Store::Postgres(pg) = self {
-            pg.listen(shutdown).await;
-        }
+    /// The database this store is on, for *another crate's own tables* (the planner's
+    /// schedules, the API's tokens, the dashboard's sessions). The job tables are reached
+    /// only through the store's methods.
+    pub fn database(&self) -> &Database {
+        &self.db
     }
 
-    /// The wake-ups of this process's pools.
-    pub fn wakeups(&self) -> &Arc<Wakeups> {
-        backend!(self, s => &s.wakeups)
+    /// The pool of durable writes and reads: match on it for the backend's dialect.
+    fn pool(&self) -> &Pool {
+        self.db.pool()
+    }
+
+    /// The pool of claims, heartbeats and hand-backs (the `leases` database).
+    fn lease_pool(&self) -> &Pool {
+        self.leases.pool()
     }
 
     /// Closes the connections (waiting for the ones in use to come back).
     pub async fn close(&self) {
-        backend!(self, s => s.close().await)
+        self.db.close().await;
+        self.leases.close().await;
     }
 
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        backend!(self, s => s.ping().await)
-    }
-
-    /// Enqueues one job; with an idempotency key that already exists for its workspace and
-    /// kind, returns that job instead.
-    pub async fn enqueue(&self, job: &NewJob) -> Result<Enqueued, StoreError> {
-        let enqueued = backend!(self, s => s.enqueue(job).await)?;
-        if enqueued.created {
-            self.wakeups().wake(&job.queue);
-        }
-        Ok(enqueued)
-    }
-
-    /// Enqueues many jobs in one statement (jobs whose idempotency key exists are skipped).
-    pub async fn enqueue_many(&self, jobs: &[NewJob]) -> Result<u64, StoreError> {
-        let n = backend!(self, s => s.enqueue_many(jobs).await)?;
-        let mut queues: Vec<&str> = jobs.iter().map(|j| j.queue.as_str()).collect();
-        queues.sort_unstable();
-        queues.dedup();
-        for queue in queues {
-            self.wakeups().wake(queue);
-        }
-        Ok(n)
-    }
-
-    /// Stores one event once per `(workspace_id, id)`; false when it was already stored.
-    pub async fn publish_event(&self, event: &EventEnvelope) -> Result<bool, StoreError> {
-        let inserted = match self {
-            Store::Postgres(s) => {
-                postgres::insert_events(
-                    &mut *s.pool().acquire().await?,
-                    std::slice::from_ref(event),
-                )
-                .await?
-            }
-            Store::Sqlite(s) => {
-                sqlite::insert_events(&mut *s.pool().acquire().await?, std::slice::from_ref(event))
-                    .await?
-            }
+        match self.pool() {
+            Pool::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await?.rows_affected(),
+            Pool::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await?.rows_affected(),
         };
-        Ok(inserted == 1)
-    }
-
-    /// Writes a batch of ingress entries in one transaction: events once per
-    /// `(workspace_id, id)`, jobs once per (workspace, kind, idempotency key). Nothing is written unless all of
-    /// it is (the Redis consumer acknowledges the entries only after this returns).
-    pub async fn ingest(
-        &self,
-        events: &[EventEnvelope],
-        jobs: &[NewJob],
-    ) -> Result<Ingested, StoreError> {
-        let (events_new, jobs_new) = match self {
-            Store::Postgres(s) => {
-                let mut tx = s.pool().begin().await?;
-                let e = postgres::insert_events(&mut tx, events).await?;
-                let j = postgres::enqueue_many(&mut tx, jobs).await?;
-                tx.commit().await?;
-                (e, j)
-            }
-            Store::Sqlite(s) => {
-                let mut tx = s.pool().begin().await?;
-                let e = sqlite::insert_events(&mut tx, events).await?;
-                let j = sqlite::enqueue_many(&mut tx, jobs).await?;
-                tx.commit().await?;
-                (e, j)
-            }
-        };
-        if jobs_new > 0 {
-            let mut queues: Vec<&str> = jobs.iter().map(|j| j.queue.as_str()).collect();
-            queues.sort_unstable();
-            queues.dedup();
-            for queue in queues {
-                self.wakeups().wake(queue);
-            }
-        }
-        Ok(Ingested {
-            events_new,
-            events_duplicate: events.len() as u64 - events_new,
-            jobs_new,
-            jobs_duplicate: jobs.len() as u64 - jobs_new,
-        })
-    }
-
-    /// Claims up to `limit` runnable jobs of `queue` for `worker`, leasing them for `lease`.
-    pub async fn claim(
-        &self,
-        queue: &str,
-        worker: &str,
-        limit: i64,
-        lease: Duration,
-    ) -> Result<Vec<ClaimedJob>, StoreError> {
-        self.claim_after(queue, worker, limit, lease, None).await
-    }
-
-    /// Like [`Store::claim`], but only rows ordered after `after` (see [`ClaimKey`]).
-    pub async fn claim_after(
-        &self,
-        queue: &str,
-        worker: &str,
-        limit: i64,
-        lease: Duration,
-        after: Option<&ClaimKey>,
-    ) -> Result<Vec<ClaimedJob>, StoreError> {
-        let token = fastrand::i64(1..i64::MAX);
-        match self {
-            Store::Postgres(s) => s.claim(queue, worker, limit, lease, token, after).await,
-            // SQLite deletes index entries in place: there is nothing to step over.
-            Store::Sqlite(s) => s.claim(queue, worker, limit, lease, token).await,
-        }
-    }
-
-    /// Records a failed attempt and the retry decision; false when the result was rejected
-    /// because the lease was taken over (nothing is written then).
-    pub async fn record_failure(&self, failure: &FailureRecord) -> Result<bool, StoreError> {
-        backend!(self, s => s.record_failure(failure).await)
-    }
-
-    /// Extends the leases of running jobs; returns the ids whose lease is still held (the
-    /// others were cancelled or rescued and must stop).
-    pub async fn heartbeat(
-        &self,
-        leases: &[(JobId, i64)],
-        lease: Duration,
-    ) -> Result<Vec<JobId>, StoreError> {
-        if leases.is_empty() {
-            return Ok(Vec::new());
-        }
-        backend!(self, s => s.heartbeat(leases, lease).await)
-    }
-
-    /// Hands running jobs back unfinished (graceful shutdown): they become available again
-    /// at once and the interrupted attempt is not counted.
-    pub async fn release(&self, leases: &[(JobId, i64)]) -> Result<u64, StoreError> {
-        if leases.is_empty() {
-            return Ok(0);
-        }
-        backend!(self, s => s.release(leases).await)
-    }
-
-    /// Running jobs whose lease ran out, oldest first.
-    pub async fn expired_leases(
-        &self,
-        queue: &str,
-        limit: i64,
-    ) -> Result<Vec<ExpiredLease>, StoreError> {
-        backend!(self, s => s.expired_leases(queue, limit).await)
-    }
-
-    /// The earliest `run_at` of a job of `queue` that waits for its time.
-    pub async fn next_run_at(&self, queue: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-        backend!(self, s => s.next_run_at(queue).await)
-    }
-
-    /// One job with its attempts.
-    pub async fn job(&self, id: JobId) -> Result<Job, StoreError> {
-        backend!(self, s => s.job(id).await)
-    }
-
-    /// Jobs matching `filter`, newest first, without their attempts.
-    pub async fn jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
-        backend!(self, s => s.jobs(filter).await)
-    }
-
-    /// Makes a finished or waiting job run again now, with room for one more failure.
-    pub async fn retry_job(&self, id: JobId) -> Result<Job, StoreError> {
-        let rows = backend!(self, s => s.retry_job(id).await)?;
-        let job = self.after_transition(id, rows, "retry").await?;
-        self.wakeups().wake(&job.queue);
-        Ok(job)
-    }
-
-    /// The job after an operator action that changed `rows` rows, or why it did not apply.
-    async fn after_transition(
-        &self,
-        id: JobId,
-        rows: u64,
-        action: &'static str,
-    ) -> Result<Job, StoreError> {
-        let job = self.job(id).await?;
-        if rows == 0 {
-            return Err(StoreError::JobConflict {
-                id,
-                state: job.state,
-                action,
-            });
-        }
-        Ok(job)
-    }
-
-    /// Deletes every job of `queue` (benchmarks clean up their own queue with it).
-    pub async fn delete_queue(&self, queue: &str) -> Result<u64, StoreError> {
-        backend!(self, s => s.delete_queue(queue).await)
-    }
-
-    /// Counts jobs of `queue` in `state` (`equal`) or in any other state (`!equal`).
-    pub async fn count_in_queue(
-        &self,
-        queue: &str,
-        state: JobState,
-        equal: bool,
-    ) -> Result<i64, StoreError> {
-        backend!(self, s => s.count_in_queue(queue, state, equal).await)
-    }
-
-    /// Depth and lag per queue.
-    pub async fn queue_stats(&self) -> Result<Vec<QueueStats>, StoreError> {
-        backend!(self, s => s.queue_stats().await)
-    }
-
-    /// Per queue, the jobs that completed or failed for good since `since` (by
-    /// `finalized_at`, which the finalized-at index covers), ordered by queue.
-    pub async fn queue_throughput(
-        &self,
-        since: DateTime<Utc>,
-    ) -> Result<Vec<QueueThroughput>, StoreError> {
-        backend!(self, s => s.queue_throughput(since).await)
+        Ok(())
     }
 }
 
 pub use crate::redact::redact_url;
-
-/// Groups `(queue, state, count, lag seconds)` rows, ordered by queue, into one
-/// [`QueueStats`] per queue.
-pub(crate) fn fold_queue_stats(rows: Vec<(String, JobState, i64, f64)>) -> Vec<QueueStats> {
-    let mut stats: Vec<QueueStats> = Vec::new();
-    for (queue, state, n, lag) in rows {
-        match stats.last_mut() {
-            Some(last) if last.queue == queue => {
-                last.counts.push((state, n));
-                last.lag_seconds = last.lag_seconds.max(lag);
-            }
-            _ => stats.push(QueueStats {
-                queue,
-                counts: vec![(state, n)],
-                lag_seconds: lag,
-            }),
-        }
-    }
-    stats
-}
 
 /// The ids of `done` that are not in `accepted`: results rejected by the lease fence.
 pub(crate) fn rejected(done: &[Completion], accepted: &[i64]) -> Vec<JobId> {
@@ -702,96 +435,4 @@ pub(crate) fn rejected(done: &[Completion], accepted: &[i64]) -> Vec<JobId> {
 /// Alert incident key for a job: one open alert per job.
 pub(crate) fn job_incident_key(id: JobId) -> String {
     format!("job:{id}")
-}
-
-/// The budget counters of a job row, in the order of [`BUDGET_COLUMNS`]; a count past
-/// `i32::MAX` is stored as `i32::MAX`.
-pub(crate) fn budget_counts(spent: &Spent) -> [i32; 6] {
-    [
-        spent.failures,
-        spent.snoozes,
-        spent.timeout,
-        spent.server,
-        spent.internal,
-        spent.auth,
-    ]
-    .map(|n| i32::try_from(n).unwrap_or(i32::MAX))
-}
-
-/// The job row's budget counters, as [`Spent::from_row`] and [`budget_counts`] order them.
-pub(crate) const BUDGET_COLUMNS: [&str; 6] = [
-    "budget_failures",
-    "snoozes",
-    "timeout_failures",
-    "server_failures",
-    "internal_failures",
-    "auth_failures",
-];
-
-/// The budget a claimed row has used (see [`BUDGET_COLUMNS`]), on either backend.
-pub(crate) fn spent_from_row<'r, R>(row: &'r R) -> Result<Spent, StoreError>
-where
-    R: sqlx::Row,
-    i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    &'static str: sqlx::ColumnIndex<R>,
-{
-    let mut counts = [0i32; 6];
-    for (count, column) in counts.iter_mut().zip(BUDGET_COLUMNS) {
-        *count = row.try_get(column)?;
-    }
-    Ok(Spent::from_row(counts, row.try_get("budget_from_attempt")?))
-}
-
-/// Whole milliseconds of `d`, saturating.
-pub(crate) fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// Parses a stored state name.
-pub(crate) fn parse_state(table: &'static str, s: &str) -> Result<JobState, StoreError> {
-    s.parse()
-        .map_err(|e: crate::job::UnknownJobState| StoreError::Corrupt {
-            table,
-            detail: e.to_string(),
-        })
-}
-
-/// Parses a stored error class name (absent stays absent).
-pub(crate) fn parse_class(
-    table: &'static str,
-    s: Option<String>,
-) -> Result<Option<ErrorClass>, StoreError> {
-    s.map(|s| {
-        s.parse().map_err(
-            |e: crate::error_class::UnknownErrorClass| StoreError::Corrupt {
-                table,
-                detail: e.to_string(),
-            },
-        )
-    })
-    .transpose()
-}
-
-/// The attempt of a job that succeeded is not written as its own row (it would double the
-/// writes on the hot path); it is rebuilt from the job row's `attempted_at`/`finalized_at`.
-pub(crate) fn synthesize_success(
-    job: &mut Job,
-    attempted_at: Option<DateTime<Utc>>,
-    finalized_at: Option<DateTime<Utc>>,
-) {
-    if job.state == JobState::Completed
-        && let Some(started_at) = attempted_at
-        && !job.attempts.iter().any(|a| a.attempt == job.attempt)
-    {
-        job.attempts.push(crate::job::AttemptRecord {
-            attempt: job.attempt,
-            started_at,
-            finished_at: finalized_at,
-            error_class: None,
-            error: None,
-            http_status: None,
-            next_delay_ms: None,
-            decision: Some("completed".to_owned()),
-        });
-    }
 }

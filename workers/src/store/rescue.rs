@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::Utc;
 
 use super::{FailureRecord, Store, StoreError, millis};
+use crate::db::Pool;
 
 impl Store {
     /// Takes over the expired lease of `record.id` (fenced by `record.lease_token`) for
@@ -21,8 +22,8 @@ impl Store {
         lease: Duration,
     ) -> Result<bool, StoreError> {
         let token = fastrand::i64(1..i64::MAX);
-        let taken = match self {
-            Store::Postgres(s) => sqlx::query(
+        let taken = match self.pool() {
+            Pool::Postgres(pool) => sqlx::query(
                 "UPDATE hangar_jobs SET lease_token = $3, leased_by = $4, \
                      lease_expires_at = now() + make_interval(secs => $5) \
                  WHERE id = $1 AND lease_token = $2 AND state = 'running' \
@@ -33,10 +34,10 @@ impl Store {
             .bind(token)
             .bind(&record.worker)
             .bind(lease.as_secs_f64())
-            .execute(s.pool())
+            .execute(pool)
             .await?
             .rows_affected(),
-            Store::Sqlite(s) => {
+            Pool::Sqlite(pool) => {
                 let now = Utc::now().timestamp_millis();
                 sqlx::query(
                     "UPDATE hangar_jobs SET lease_token = ?3, leased_by = ?4, \
@@ -50,7 +51,7 @@ impl Store {
                 .bind(&record.worker)
                 .bind(now)
                 .bind(millis(lease))
-                .execute(s.pool())
+                .execute(pool)
                 .await?
                 .rows_affected()
             }

@@ -1,0 +1,189 @@
+//! The overview page: per queue the jobs in each state, lag, throughput and failure rate
+//! over the last five minutes; open alerts; the dead-letter count.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::Response;
+use chrono::Utc;
+use hangar_workers::job::JobState;
+use hangar_workers::store::{AlertFilter, AlertState, QueueThroughput};
+use maud::{Markup, html};
+
+use super::dead_letters_page::REDIS_WAIT;
+use super::fragments::{as_of, clip, duration_words, jobs_link, none, table};
+use super::frame::Nav;
+use super::session::Session;
+use super::{DashState, Page, Problem};
+use crate::ingress::read_dead_letters;
+
+/// The window of the throughput and failure rate.
+const RATE_WINDOW: Duration = Duration::from_secs(300);
+
+/// The job states the queue table shows, failures first: at phone width the columns on the
+/// right scroll out of view.
+const SHOWN: [JobState; 5] = [
+    JobState::Failed,
+    JobState::Retryable,
+    JobState::Running,
+    JobState::Available,
+    JobState::Scheduled,
+];
+
+/// `GET /`: queues, open alerts, dead letters.
+pub async fn overview(
+    session: Session,
+    State(state): State<DashState>,
+) -> Result<Response, Problem> {
+    let now = Utc::now();
+    let store = &state.api.store;
+    let global = session.caller.workspace.is_none();
+    // Open = neither acknowledged nor resolved: an acknowledged alert has someone on it.
+    let alerts = store
+        .count_alerts(&AlertFilter {
+            workspace_id: session.caller.workspace.clone(),
+            states: vec![AlertState::Open],
+            ..AlertFilter::default()
+        })
+        .await?;
+    let (dead, queues) = if global {
+        (
+            Some(dead_letter_count(&state).await),
+            Some(queue_table(&state, now).await?),
+        )
+    } else {
+        (None, None)
+    };
+    let main = html! {
+        (as_of())
+        h1 { "Overview" }
+        div.cards {
+            div.card {
+                a href="/alerts" {
+                    "Open alerts"
+                    b class=(if alerts > 0 { "bad" } else { "ok" }) { (alerts) }
+                }
+            }
+            @if let Some(dead) = dead {
+                div.card { a href="/dead-letters" { "Dead letters" b { (dead) } } }
+            }
+        }
+        @if let Some(queues) = queues {
+            (queues)
+        } @else {
+            p.note {
+                "Queue totals span every workspace, so they are shown only to tokens valid \
+                 for every workspace. "
+                a href="/jobs" { "Your workspace's jobs" }
+                "."
+            }
+        }
+    };
+    Ok(Page {
+        title: "Overview".to_owned(),
+        nav: Nav::Overview,
+        main,
+    }
+    .render(&session))
+}
+
+/// The dead-letter card's figure: the count, or why there is none.
+async fn dead_letter_count(state: &DashState) -> Markup {
+    let Some(redis) = &state.redis else {
+        return html! { span.mut { "no Redis" } };
+    };
+    match tokio::time::timeout(REDIS_WAIT, read_dead_letters(redis, 1)).await {
+        Ok(Ok((_, n))) => html! { span class=(if n > 0 { "warn" } else { "ok" }) { (n) } },
+        _ => html! { span.bad { "Redis unreachable" } },
+    }
+}
+
+/// Per queue: the jobs in each state, lag, throughput and failure rate.
+async fn queue_table(state: &DashState, now: chrono::DateTime<Utc>) -> Result<Markup, Problem> {
+    let store = &state.api.store;
+    let stats = store.queue_stats().await?;
+    let since = now - chrono::Duration::from_std(RATE_WINDOW).unwrap_or_default();
+    let rates = store.queue_throughput(since).await?;
+    let mut queues: Vec<&str> = stats.iter().map(|s| s.queue.as_str()).collect();
+    queues.extend(rates.iter().map(|r| r.queue.as_str()));
+    queues.sort_unstable();
+    queues.dedup();
+    let head = html! {
+        th { "queue" }
+        @for s in SHOWN { th.num { (s.as_str()) } }
+        th.num { "lag" }
+        th.num { "completed/min" }
+        th.num { "failed (5 min)" }
+        th.num { "failure rate" }
+    };
+    let mut rows = Vec::new();
+    for queue in queues {
+        let stat = stats.iter().find(|s| s.queue == queue);
+        let rate = rates
+            .iter()
+            .find(|r| r.queue == queue)
+            .cloned()
+            .unwrap_or(QueueThroughput {
+                queue: queue.to_owned(),
+                completed: 0,
+                failed: 0,
+            });
+        let count = |s: JobState| {
+            stat.and_then(|st| st.counts.iter().find(|(c, _)| *c == s))
+                .map_or(0, |(_, n)| *n)
+        };
+        let lag = stat.map_or(0.0, |s| s.lag_seconds);
+        let finished = rate.completed + rate.failed;
+        rows.push(html! {
+            tr {
+                td.mono { (clip(queue)) }
+                @for s in SHOWN {
+                    @let n = count(s);
+                    td class=(count_class(s, n)) {
+                        a href=(jobs_link(&[("state", s.as_str()), ("queue", queue)])) { (n) }
+                    }
+                }
+                td class=(if lag >= 60.0 { "num bad" } else { "num" }) {
+                    (duration_words(lag as u64))
+                }
+                td.num {
+                    (format!("{:.1}", rate.completed as f64 / (RATE_WINDOW.as_secs_f64() / 60.0)))
+                }
+                td.num { (rate.failed) }
+                td.num {
+                    @if finished == 0 {
+                        (none())
+                    } @else {
+                        @let pct = 100.0 * rate.failed as f64 / finished as f64;
+                        span class=(rate_class(pct)) { (format!("{pct:.1} %")) }
+                    }
+                }
+            }
+        });
+    }
+    Ok(html! {
+        h2 { "Queues" }
+        (table(head, rows, "No jobs in any queue yet."))
+    })
+}
+
+/// The class of a state's count: failures red, retries amber, zero muted.
+fn count_class(state: JobState, n: i64) -> &'static str {
+    match (state, n) {
+        (_, 0) => "num mut",
+        (JobState::Failed, _) => "num bad",
+        (JobState::Retryable, _) => "num warn",
+        _ => "num",
+    }
+}
+
+/// The class of a failure rate in percent.
+fn rate_class(pct: f64) -> &'static str {
+    if pct >= 10.0 {
+        "bad"
+    } else if pct > 0.0 {
+        "warn"
+    } else {
+        "ok"
+    }
+}

@@ -1,0 +1,107 @@
+//! Reading jobs: one job with its attempts, and a filtered list, newest first, without them.
+
+use sqlx::Row;
+
+use super::rows::{
+    ATTEMPT_COLUMNS, JOB_COLUMNS, attempt_from_pg, attempt_from_sqlite, job_from_pg,
+    job_from_sqlite, opt_time, synthesize_success,
+};
+use super::{Store, StoreError};
+use crate::db::Pool;
+use crate::job::{Job, JobFilter, JobId};
+
+impl Store {
+    /// One job with its attempts.
+    pub async fn job(&self, id: JobId) -> Result<Job, StoreError> {
+        let select = format!("SELECT {JOB_COLUMNS} FROM hangar_jobs WHERE id = $1");
+        let attempts = format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM hangar_job_attempts WHERE job_id = $1 ORDER BY attempt"
+        );
+        match self.pool() {
+            Pool::Postgres(pool) => {
+                let row = sqlx::query(sqlx::AssertSqlSafe(select))
+                    .bind(id.0)
+                    .fetch_optional(pool)
+                    .await?
+                    .ok_or(StoreError::JobNotFound(id))?;
+                let mut job = job_from_pg(&row)?;
+                job.attempts = sqlx::query(sqlx::AssertSqlSafe(attempts))
+                    .bind(id.0)
+                    .fetch_all(pool)
+                    .await?
+                    .iter()
+                    .map(attempt_from_pg)
+                    .collect::<Result<_, _>>()?;
+                synthesize_success(
+                    &mut job,
+                    row.try_get("attempted_at")?,
+                    row.try_get("finalized_at")?,
+                );
+                Ok(job)
+            }
+            Pool::Sqlite(pool) => {
+                let row = sqlx::query(sqlx::AssertSqlSafe(select))
+                    .bind(id.0)
+                    .fetch_optional(pool)
+                    .await?
+                    .ok_or(StoreError::JobNotFound(id))?;
+                let mut job = job_from_sqlite(&row)?;
+                job.attempts = sqlx::query(sqlx::AssertSqlSafe(attempts))
+                    .bind(id.0)
+                    .fetch_all(pool)
+                    .await?
+                    .iter()
+                    .map(attempt_from_sqlite)
+                    .collect::<Result<_, _>>()?;
+                synthesize_success(
+                    &mut job,
+                    opt_time(row.try_get("attempted_at")?),
+                    opt_time(row.try_get("finalized_at")?),
+                );
+                Ok(job)
+            }
+        }
+    }
+
+    /// Jobs matching `filter`, newest first, without their attempts.
+    pub async fn jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
+        let states: Vec<&str> = filter.states.iter().map(|s| s.as_str()).collect();
+        match self.pool() {
+            Pool::Postgres(pool) => {
+                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {JOB_COLUMNS} FROM hangar_jobs \
+                     WHERE (cardinality($1::text[]) = 0 OR state = ANY($1)) \
+                       AND ($2::text IS NULL OR kind = $2) \
+                       AND ($3::text IS NULL OR workspace_id = $3) \
+                       AND ($5::text IS NULL OR queue = $5) \
+                     ORDER BY id DESC LIMIT $4"
+                )))
+                .bind(states)
+                .bind(&filter.kind)
+                .bind(&filter.workspace_id)
+                .bind(filter.limit)
+                .bind(&filter.queue)
+                .fetch_all(pool)
+                .await?;
+                rows.iter().map(job_from_pg).collect()
+            }
+            Pool::Sqlite(pool) => {
+                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {JOB_COLUMNS} FROM hangar_jobs \
+                     WHERE (?1 = '[]' OR state IN (SELECT value FROM json_each(?1))) \
+                       AND (?2 IS NULL OR kind = ?2) \
+                       AND (?3 IS NULL OR workspace_id = ?3) AND (?5 IS NULL OR queue = ?5) \
+                     ORDER BY id DESC LIMIT ?4"
+                )))
+                .bind(serde_json::Value::from(states).to_string())
+                .bind(&filter.kind)
+                .bind(&filter.workspace_id)
+                .bind(filter.limit)
+                .bind(&filter.queue)
+                .fetch_all(pool)
+                .await?;
+                rows.iter().map(job_from_sqlite).collect()
+            }
+        }
+    }
+}
