@@ -13,6 +13,8 @@
 //! until the earliest `next_run_at`, at most `max_sleep` (so rows added or changed by other
 //! processes are seen), and wakes early on shutdown. It wakes the pools of this process for
 //! the queues it filled; on PostgreSQL the jobs table's NOTIFY trigger wakes other processes.
+//! A failed batch is retried with [`Backoff`]. "Now" comes from [`PlannerConfig::clock`]: the
+//! database's on PostgreSQL (the system's on SQLite), or a test's manual clock.
 //! Shutdown: a batch in progress commits or rolls back as a whole; the loop then returns.
 
 use std::time::Duration;

@@ -55,6 +55,16 @@ async fn jobs_with_keys(db: &TestDb) -> i64 {
         .await
 }
 
+/// Waits until the group has read and acknowledged every entry: none is written again.
+async fn all_acknowledged(redis: &TestRedis) {
+    wait_for(
+        "every entry acknowledged",
+        Duration::from_secs(20),
+        || async { (redis.unacknowledged() == 0).then_some(()) },
+    )
+    .await;
+}
+
 async fn events(db: &TestDb) -> i64 {
     db.query_i64("SELECT count(*) FROM hangar_events").await
 }
@@ -74,14 +84,8 @@ async fn same_entries_twice_are_stored_once(backend: Backend) {
             .then_some(())
     })
     .await;
-    // Nothing more arrives later (every entry is read and acknowledged, so none is written
-    // again), and the jobs ran.
-    wait_for(
-        "every entry acknowledged",
-        Duration::from_secs(20),
-        || async { (redis.unacknowledged() == 0).then_some(()) },
-    )
-    .await;
+    // Nothing more arrives later, and the jobs ran.
+    all_acknowledged(&redis).await;
     assert_eq!(jobs_with_keys(&db).await, 2);
     assert_eq!(events(&db).await, 1);
     wait_for("the jobs to complete", Duration::from_secs(20), || async {
@@ -336,13 +340,7 @@ async fn a_consumer_killed_mid_stream_loses_and_duplicates_nothing() {
     )
     .await;
     assert_eq!(distinct, total);
-    // Acknowledged entries are never written again: from here on nothing can appear twice.
-    wait_for(
-        "every entry acknowledged",
-        Duration::from_secs(20),
-        || async { (redis.unacknowledged() == 0).then_some(()) },
-    )
-    .await;
+    all_acknowledged(&redis).await;
     assert_eq!(jobs_with_keys(&db).await, total, "no job appears twice");
     assert!(redis.dead_letters().is_empty());
 }

@@ -1,10 +1,10 @@
 //! The pool runtime: runs one [`PoolSpec`] against the store until shutdown.
 //!
-//! Six parts per pool. The **producer** ([`producer`]) claims as many jobs as there is room
-//! in hand (`concurrency + prefetch`, at most `batch_size` a claim; `FOR UPDATE SKIP LOCKED
-//! LIMIT n`) and queues them, leased, for the dispatcher; when a claim comes back short it
-//! sleeps until a wake-up (NOTIFY or an in-process enqueue), the next `run_at`, or the poll
-//! tick. The
+//! Six parts per pool. The **producer** (`pool/producer.rs`) claims as many jobs as there
+//! is room in hand (`concurrency + prefetch`, at most `batch_size` a claim; `FOR UPDATE SKIP
+//! LOCKED LIMIT n`) and queues them, leased, for the dispatcher; when a claim comes back
+//! short it sleeps until a wake-up (NOTIFY or an in-process enqueue), the next `run_at`, or
+//! the poll tick. The
 //! **dispatcher** starts a queued job whenever one of `concurrency` slots is free. The
 //! **completer** ([`completer`]) writes successes in batches, fenced by lease token. The
 //! **heartbeat** ([`heartbeat`]) renews the leases of every job in hand, until its result is
