@@ -82,7 +82,7 @@ fn start_pool(
 
 pub(crate) async fn prepare(config: &Config) -> Result<Store, Fatal> {
     let store = crate::connect(config).await?;
-    store.migrate().await?;
+    crate::store::migrate(store.database()).await?;
     store.delete_queue(BENCH_QUEUE).await?;
     Ok(store)
 }

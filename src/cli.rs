@@ -1,58 +1,21 @@
 //! The command line (CONTRACT.md, "CLI for operators"). Only definitions live here; each
-//! command's work is in its own module.
+//! command's work is in its own module. Each command flattens the option groups of
+//! `config::settings` it uses, so its `--help` shows (and it accepts) only those settings.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::config::settings::{
+    AlertOptions, BindOptions, DatabaseOptions, IngressOptions, KeyOptions, PoolOptions,
+    PublicUrlOptions, RedisOptions, ScheduleOptions, TargetOptions,
+};
 
 /// Hangar: durable jobs with retry state, worker pools, and the tools to steer them.
 #[derive(Debug, Parser)]
 #[command(name = "hangar", version, about)]
 pub struct Cli {
-    /// Database URL: postgres://… or sqlite://PATH.
-    #[arg(long, global = true, env = "HANGAR_DATABASE_URL")]
-    pub database_url: Option<String>,
-    /// Folder of pool files (*.toml).
-    #[arg(long, global = true, env = "HANGAR_WORKERS_DIR")]
-    pub workers_dir: Option<PathBuf>,
-    /// Redis URL of the ingress stream (unset: no Redis ingress).
-    #[arg(long, global = true, env = "HANGAR_REDIS_URL")]
-    pub redis_url: Option<String>,
-    /// Key prefix of the ingress streams (default `hangar`).
-    #[arg(long, global = true, env = "HANGAR_REDIS_PREFIX")]
-    pub redis_prefix: Option<String>,
-    /// Entries read per XREADGROUP (default 500).
-    #[arg(long, global = true, env = "HANGAR_INGRESS_BATCH")]
-    pub ingress_batch: Option<usize>,
-    /// Idle time after which a dead consumer's unacknowledged entries are reclaimed, in
-    /// milliseconds (default 30000).
-    #[arg(long, global = true, env = "HANGAR_INGRESS_CLAIM_IDLE_MS")]
-    pub ingress_claim_idle_ms: Option<u64>,
-    /// How long acknowledged entries stay in the ingress stream before Hangar trims them, in
-    /// milliseconds (default 3600000; 0 trims them right after acknowledgement).
-    #[arg(long, global = true, env = "HANGAR_INGRESS_RETAIN_MS")]
-    pub ingress_retain_ms: Option<u64>,
-    /// How long dead letters are kept, in milliseconds (default 604800000, 7 days).
-    #[arg(long, global = true, env = "HANGAR_INGRESS_DEAD_RETAIN_MS")]
-    pub ingress_dead_retain_ms: Option<u64>,
-    /// Folder of schedule files (*.toml).
-    #[arg(long, global = true, env = "HANGAR_SCHEDULES_DIR")]
-    pub schedules_dir: Option<PathBuf>,
-    /// Let job URLs reach loopback and private addresses: `1`, or a comma-separated list of
-    /// CIDR networks (default: public addresses only).
-    #[arg(long, global = true, env = "HANGAR_ALLOW_PRIVATE_TARGETS")]
-    pub allow_private_targets: Option<String>,
-    /// The master key that encrypts secrets at rest: base64 of 32 bytes (`hangar keys
-    /// generate`); during a rotation `NEW,OLD`. Never read from hangar.toml.
-    #[arg(long, global = true, env = "HANGAR_MASTER_KEY", hide_env_values = true)]
-    pub master_key: Option<String>,
-    /// How often the alert dispatcher looks for notices to send, in milliseconds (default
-    /// 1000).
-    #[arg(long, global = true, env = "HANGAR_ALERT_TICK_MS")]
-    pub alert_tick_ms: Option<u64>,
-    /// The URL people reach this Hangar at (links in alert notices; default http://BIND).
-    #[arg(long, global = true, env = "HANGAR_PUBLIC_URL")]
-    pub public_url: Option<String>,
     /// Configuration file (default ./hangar.toml when present).
     #[arg(long = "config", global = true)]
     pub config_file: Option<PathBuf>,
@@ -71,23 +34,29 @@ pub enum Command {
     /// Run the cron planner only (any number of them may run).
     Planner(PlannerArgs),
     /// Apply pending database migrations.
-    Migrate,
+    Migrate(MigrateArgs),
     /// Enqueue one job; prints its id.
     Enqueue(EnqueueArgs),
     /// Inspect and steer jobs.
     Jobs {
+        #[command(flatten)]
+        database: DatabaseOptions,
         /// What to do with jobs.
         #[command(subcommand)]
         command: JobsCommand,
     },
     /// Inspect and acknowledge alerts.
     Alerts {
+        #[command(flatten)]
+        database: DatabaseOptions,
         /// What to do with alerts.
         #[command(subcommand)]
         command: AlertsCommand,
     },
     /// Create, list and revoke API tokens.
     Tokens {
+        #[command(flatten)]
+        database: DatabaseOptions,
         /// What to do with tokens.
         #[command(subcommand)]
         command: TokensCommand,
@@ -100,49 +69,111 @@ pub enum Command {
     },
     /// Inspect the Redis ingress.
     Ingress {
+        #[command(flatten)]
+        redis: RedisOptions,
         /// What to look at.
         #[command(subcommand)]
         command: IngressCommand,
     },
     /// Inspect the planner's schedules.
     Schedules {
+        #[command(flatten)]
+        database: DatabaseOptions,
+        #[command(flatten)]
+        pools: PoolOptions,
+        #[command(flatten)]
+        schedules: ScheduleOptions,
         /// What to do with schedules.
         #[command(subcommand)]
         command: SchedulesCommand,
     },
     /// Measure throughput and latency on the configured database.
     Bench {
+        #[command(flatten)]
+        database: DatabaseOptions,
+        #[command(flatten)]
+        pools: PoolOptions,
         /// Which benchmark.
         #[command(subcommand)]
         command: BenchCommand,
     },
 }
 
-/// `hangar serve`.
+/// `hangar serve`: every setting.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Listen address of the HTTP server.
-    #[arg(long, env = "HANGAR_BIND")]
-    pub bind: Option<String>,
+    #[command(flatten)]
+    pub bind: BindOptions,
+    #[command(flatten)]
+    pub database: DatabaseOptions,
+    #[command(flatten)]
+    pub pools: PoolOptions,
+    #[command(flatten)]
+    pub schedules: ScheduleOptions,
+    #[command(flatten)]
+    pub redis: RedisOptions,
+    #[command(flatten)]
+    pub ingress: IngressOptions,
+    #[command(flatten)]
+    pub targets: TargetOptions,
+    #[command(flatten)]
+    pub key: KeyOptions,
+    #[command(flatten)]
+    pub public_url: PublicUrlOptions,
+    #[command(flatten)]
+    pub alerts: AlertOptions,
 }
 
-/// `hangar worker`.
+/// `hangar worker`: the pools, the jobs they run (targets, sealed secrets, alert delivery),
+/// the Redis ingress and the health and metrics server.
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
     /// Run only this pool (repeatable); default: every pool.
     #[arg(long = "pool")]
-    pub pools: Vec<String>,
-    /// Listen address of the health and metrics server.
-    #[arg(long, env = "HANGAR_BIND")]
-    pub bind: Option<String>,
+    pub only_pools: Vec<String>,
+    #[command(flatten)]
+    pub bind: BindOptions,
+    #[command(flatten)]
+    pub database: DatabaseOptions,
+    #[command(flatten)]
+    pub pools: PoolOptions,
+    #[command(flatten)]
+    pub redis: RedisOptions,
+    #[command(flatten)]
+    pub ingress: IngressOptions,
+    #[command(flatten)]
+    pub targets: TargetOptions,
+    #[command(flatten)]
+    pub key: KeyOptions,
+    #[command(flatten)]
+    pub public_url: PublicUrlOptions,
+    #[command(flatten)]
+    pub alerts: AlertOptions,
 }
 
-/// `hangar planner`.
+/// `hangar planner`: the schedules, the pools they enqueue into, the Redis ingress and the
+/// health and metrics server.
 #[derive(Debug, Args)]
 pub struct PlannerArgs {
-    /// Listen address of the health and metrics server.
-    #[arg(long, env = "HANGAR_BIND")]
-    pub bind: Option<String>,
+    #[command(flatten)]
+    pub bind: BindOptions,
+    #[command(flatten)]
+    pub database: DatabaseOptions,
+    #[command(flatten)]
+    pub pools: PoolOptions,
+    #[command(flatten)]
+    pub schedules: ScheduleOptions,
+    #[command(flatten)]
+    pub redis: RedisOptions,
+    #[command(flatten)]
+    pub ingress: IngressOptions,
+}
+
+/// `hangar migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub database: DatabaseOptions,
 }
 
 /// `hangar enqueue`.
@@ -172,6 +203,14 @@ pub struct EnqueueArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub database: DatabaseOptions,
+    #[command(flatten)]
+    pub pools: PoolOptions,
+    #[command(flatten)]
+    pub targets: TargetOptions,
+    #[command(flatten)]
+    pub key: KeyOptions,
 }
 
 /// `hangar jobs …`.
@@ -260,10 +299,24 @@ pub enum AlertsCommand {
     },
     /// The channels alerts are delivered to (Slack, email, webhook).
     Channels {
+        #[command(flatten)]
+        settings: Box<ChannelSettings>,
         /// What to do with channels.
         #[command(subcommand)]
         command: ChannelsCommand,
     },
+}
+
+/// The settings the channel commands use: channel URLs are outbound targets, their secrets
+/// are sealed with the master key, and a test notice links to this Hangar.
+#[derive(Debug, Args)]
+pub struct ChannelSettings {
+    #[command(flatten)]
+    pub targets: TargetOptions,
+    #[command(flatten)]
+    pub key: KeyOptions,
+    #[command(flatten)]
+    pub public_url: PublicUrlOptions,
 }
 
 /// `hangar alerts channels …`.
@@ -372,6 +425,10 @@ pub enum KeysCommand {
     Generate,
     /// Re-encrypt every stored secret under a new key, in one transaction.
     Rotate {
+        #[command(flatten)]
+        database: DatabaseOptions,
+        #[command(flatten)]
+        key: KeyOptions,
         /// The new key (base64 of 32 bytes).
         #[arg(long, env = "HANGAR_NEW_MASTER_KEY", hide_env_values = true)]
         new_key: Option<String>,
@@ -475,6 +532,10 @@ pub enum BenchCommand {
     /// Redis ingress: drain a backlog of N entries, then time single entries from XADD to
     /// committed job.
     Ingress {
+        #[command(flatten)]
+        redis: RedisOptions,
+        #[command(flatten)]
+        ingress: IngressOptions,
         /// Entries in the backlog.
         #[arg(long, default_value_t = 50_000)]
         entries: usize,
@@ -510,4 +571,80 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// The command line with the setting flags given before the subcommand moved behind it:
+/// `hangar --database-url X jobs list` reads as `hangar jobs list --database-url X`. Each
+/// subcommand declares only the settings it uses, so clap alone would refuse the first form,
+/// which earlier versions took. Every setting flag takes a value (`--flag value` or
+/// `--flag=value`); `--help` and `--version` stay where they are.
+pub fn settings_after_subcommand(args: Vec<OsString>) -> Vec<OsString> {
+    let mut args = args.into_iter();
+    let Some(program) = args.next() else {
+        return Vec::new();
+    };
+    let rest: Vec<OsString> = args.collect();
+    let mut moved = Vec::new();
+    let mut i = 0;
+    while let Some(flag) = rest.get(i).and_then(|a| a.to_str()) {
+        if !flag.starts_with("--") || matches!(flag, "--" | "--help" | "--version") {
+            break;
+        }
+        let width = if flag.contains('=') { 1 } else { 2 };
+        if i + width >= rest.len() {
+            // Nothing after it: leave it for clap to explain.
+            break;
+        }
+        moved.extend_from_slice(&rest[i..i + width]);
+        i += width;
+    }
+    let mut out = vec![program];
+    out.extend_from_slice(&rest[i..]);
+    out.extend(moved);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::settings_after_subcommand;
+
+    fn run(args: &[&str]) -> Vec<String> {
+        settings_after_subcommand(args.iter().map(Into::into).collect())
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn setting_flags_before_the_subcommand_move_behind_it() {
+        assert_eq!(
+            run(&[
+                "hangar",
+                "--database-url",
+                "sqlite://x.db",
+                "--config=h.toml",
+                "jobs",
+                "retry",
+                "7"
+            ]),
+            [
+                "hangar",
+                "jobs",
+                "retry",
+                "7",
+                "--database-url",
+                "sqlite://x.db",
+                "--config=h.toml"
+            ]
+        );
+        assert_eq!(
+            run(&["hangar", "serve", "--bind", "a"]),
+            ["hangar", "serve", "--bind", "a"]
+        );
+        assert_eq!(run(&["hangar", "--help"]), ["hangar", "--help"]);
+        assert_eq!(
+            run(&["hangar", "--database-url"]),
+            ["hangar", "--database-url"]
+        );
+    }
 }

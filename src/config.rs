@@ -1,5 +1,9 @@
 //! Configuration, loaded once: command-line flag > environment > `hangar.toml` > built-in
-//! default. Every error names its source and field and exits with status 2.
+//! default. Every error names its source and field and exits with status 2. The settings are
+//! declared in `settings` (one option group per concern), merged in `layers`, and checked here.
+
+mod layers;
+pub mod settings;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -10,9 +14,14 @@ use hangar_schedules::file::{self as schedule_file, FileSchedule};
 use hangar_workers::kinds::Registry;
 use hangar_workers::pool_config::{self, PoolSpec};
 use hangar_workers::targets::TargetPolicy;
-use serde::Deserialize;
 
 use crate::exit::Fatal;
+pub use layers::Flags;
+use layers::Layers;
+use settings::{
+    AlertOptions, BindOptions, DatabaseOptions, IngressOptions, KeyOptions, PoolOptions,
+    PublicUrlOptions, RedisOptions, ScheduleOptions, TargetOptions,
+};
 
 /// How long the first connection to the database may take before the command gives up.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -21,62 +30,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://hangar.db";
 /// The default listen address of the HTTP server.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
-
-/// Values given on the command line or in the environment (clap reads both).
-#[derive(Debug, Default, Clone)]
-pub struct Overrides {
-    /// `--database-url` / `HANGAR_DATABASE_URL`.
-    pub database_url: Option<String>,
-    /// `--workers-dir` / `HANGAR_WORKERS_DIR`.
-    pub workers_dir: Option<PathBuf>,
-    /// `--schedules-dir` / `HANGAR_SCHEDULES_DIR`.
-    pub schedules_dir: Option<PathBuf>,
-    /// `--bind` / `HANGAR_BIND`.
-    pub bind: Option<String>,
-    /// `--config`: the `hangar.toml` to read (default `./hangar.toml` when present).
-    pub config_file: Option<PathBuf>,
-    /// `--redis-url` / `HANGAR_REDIS_URL`.
-    pub redis_url: Option<String>,
-    /// `--redis-prefix` / `HANGAR_REDIS_PREFIX`.
-    pub redis_prefix: Option<String>,
-    /// `--ingress-batch` / `HANGAR_INGRESS_BATCH`.
-    pub ingress_batch: Option<usize>,
-    /// `--ingress-claim-idle-ms` / `HANGAR_INGRESS_CLAIM_IDLE_MS`.
-    pub ingress_claim_idle_ms: Option<u64>,
-    /// `--ingress-retain-ms` / `HANGAR_INGRESS_RETAIN_MS`.
-    pub ingress_retain_ms: Option<u64>,
-    /// `--ingress-dead-retain-ms` / `HANGAR_INGRESS_DEAD_RETAIN_MS`.
-    pub ingress_dead_retain_ms: Option<u64>,
-    /// `--allow-private-targets` / `HANGAR_ALLOW_PRIVATE_TARGETS`.
-    pub allow_private_targets: Option<String>,
-    /// `--public-url` / `HANGAR_PUBLIC_URL`.
-    pub public_url: Option<String>,
-    /// `--master-key` / `HANGAR_MASTER_KEY` (never from the file).
-    pub master_key: Option<String>,
-    /// `--alert-tick-ms` / `HANGAR_ALERT_TICK_MS`.
-    pub alert_tick_ms: Option<u64>,
-}
-
-/// `hangar.toml`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    database_url: Option<String>,
-    bind: Option<String>,
-    workers_dir: Option<PathBuf>,
-    redis_url: Option<String>,
-    redis_prefix: Option<String>,
-    ingress_batch: Option<usize>,
-    ingress_claim_idle_ms: Option<u64>,
-    ingress_retain_ms: Option<u64>,
-    ingress_dead_retain_ms: Option<u64>,
-    allow_private_targets: Option<String>,
-    public_url: Option<String>,
-    schedules_dir: Option<PathBuf>,
-    alert_tick_ms: Option<u64>,
-    /// Refused with a clear message: a key in a file next to the config defeats the point.
-    master_key: Option<toml::Value>,
-}
+/// The schemes of the database URLs Hangar opens.
+const SUPPORTED_DATABASES: [&str; 3] = ["postgres://", "postgresql://", "sqlite:"];
 
 /// The default key prefix of the ingress streams.
 pub const DEFAULT_REDIS_PREFIX: &str = "hangar";
@@ -131,48 +86,53 @@ pub struct Config {
     pub schedules: Vec<FileSchedule>,
     /// Where the schedules came from, for logs.
     pub schedules_source: String,
-    /// `HANGAR_MASTER_KEY` as given (`NEW[,OLD…]`); see `keys::keyring`.
+    /// The master key as given (`NEW[,OLD…]`); see `keys::keyring`.
     pub master_key: Option<String>,
-    /// How often the alert dispatcher looks for notices to send (`HANGAR_ALERT_TICK_MS`,
-    /// default 1000).
+    /// Where the master key came from (`HANGAR_MASTER_KEY` or `--master-key`), for errors.
+    pub master_key_source: String,
+    /// How often the alert dispatcher looks for notices to send (default 1000).
     pub alert_tick_ms: u64,
 }
 
 impl Config {
-    /// Loads and validates everything.
-    pub fn load(overrides: &Overrides) -> Result<Config, Fatal> {
-        let file = read_file_config(overrides.config_file.as_deref())?;
-        if file.master_key.is_some() {
-            return Err(Fatal::config(
-                "hangar.toml: master_key: not allowed in the configuration file (a key stored next to the config protects nothing); set HANGAR_MASTER_KEY or pass --master-key",
+    /// Loads and validates everything: the option groups from the layers (defaults →
+    /// `hangar.toml` → environment → `flags`), each value checked and any error naming the
+    /// layer it came from.
+    pub fn load(config_file: Option<&Path>, flags: Flags) -> Result<Config, Fatal> {
+        let layers = Layers::load(config_file, flags)?;
+        let DatabaseOptions { database_url } = layers.group()?;
+        let database_url = database_url.unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        if database_url.trim().is_empty() {
+            return Err(layers.invalid("database_url", "is empty"));
+        }
+        if !SUPPORTED_DATABASES
+            .iter()
+            .any(|s| database_url.starts_with(s))
+        {
+            return Err(layers.invalid(
+                "database_url",
+                format!(
+                    "unsupported database URL '{}' (expected postgres://… or sqlite://PATH)",
+                    hangar_workers::store::redact_url(&database_url)
+                ),
             ));
         }
-        let database_url = overrides
-            .database_url
-            .clone()
-            .or(file.database_url)
-            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
-        if database_url.trim().is_empty() {
-            return Err(Fatal::config("HANGAR_DATABASE_URL is empty"));
-        }
-        let bind_text = overrides
-            .bind
-            .clone()
-            .or(file.bind)
-            .unwrap_or_else(|| DEFAULT_BIND.to_owned());
+        let BindOptions { bind } = layers.group()?;
+        let bind_text = bind.unwrap_or_else(|| DEFAULT_BIND.to_owned());
         let bind: SocketAddr = bind_text.parse().map_err(|_| {
-            Fatal::config(format!(
-                "HANGAR_BIND: '{bind_text}' is not an address like 127.0.0.1:8080"
-            ))
+            layers.invalid(
+                "bind",
+                format!("invalid socket address \"{bind_text}\" (expected an address like 127.0.0.1:8080)"),
+            )
         })?;
-        let workers_dir = overrides.workers_dir.clone().or(file.workers_dir);
+        let PoolOptions { workers_dir } = layers.group()?;
         let (pools, pools_source) = match workers_dir {
             Some(dir) => {
                 if !dir.is_dir() {
-                    return Err(Fatal::config(format!(
-                        "HANGAR_WORKERS_DIR: '{}' is not a folder",
-                        dir.display()
-                    )));
+                    return Err(layers.invalid(
+                        "workers_dir",
+                        format!("'{}' is not a folder", dir.display()),
+                    ));
                 }
                 (
                     pool_config::load_dir(&dir).map_err(|e| Fatal::config(e.to_string()))?,
@@ -186,46 +146,36 @@ impl Config {
             ),
             None => (pool_config::builtin(), "built-in pools".to_owned()),
         };
-        let redis = match overrides.redis_url.clone().or(file.redis_url) {
-            None => None,
-            Some(url) => Some(redis_config(
-                url,
-                overrides.redis_prefix.clone().or(file.redis_prefix),
-                overrides.ingress_batch.or(file.ingress_batch),
-                overrides
-                    .ingress_claim_idle_ms
-                    .or(file.ingress_claim_idle_ms),
-                Retention {
-                    retain_ms: overrides.ingress_retain_ms.or(file.ingress_retain_ms),
-                    dead_retain_ms: overrides
-                        .ingress_dead_retain_ms
-                        .or(file.ingress_dead_retain_ms),
-                },
-            )?),
-        };
-        let (schedules, schedules_source) = load_schedules(
-            overrides.schedules_dir.clone().or(file.schedules_dir),
-            &pools,
-        )?;
-        let targets = TargetPolicy::parse(
-            overrides
-                .allow_private_targets
-                .clone()
-                .or(file.allow_private_targets)
-                .as_deref(),
-        )
-        .map_err(|e| Fatal::config(format!("HANGAR_ALLOW_PRIVATE_TARGETS: {e}")))?;
-        let public_url = overrides
-            .public_url
-            .clone()
-            .or(file.public_url)
-            .unwrap_or_else(|| format!("http://{bind}"));
+        let redis = redis_config(&layers, layers.group()?, layers.group()?)?;
+        let ScheduleOptions { schedules_dir } = layers.group()?;
+        let (schedules, schedules_source) = load_schedules(&layers, schedules_dir, &pools)?;
+        let TargetOptions {
+            allow_private_targets,
+        } = layers.group()?;
+        let targets = TargetPolicy::parse(allow_private_targets.as_deref())
+            .map_err(|e| layers.invalid("allow_private_targets", e))?
+            .with_remedy(
+                "set HANGAR_ALLOW_PRIVATE_TARGETS (or --allow-private-targets) to allow them",
+            );
+        let PublicUrlOptions { public_url } = layers.group()?;
+        let AlertOptions { alert_tick_ms } = layers.group()?;
+        let public_url = public_url.unwrap_or_else(|| format!("http://{bind}"));
         if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
-            return Err(Fatal::config(format!(
-                "HANGAR_PUBLIC_URL: '{public_url}' is not an http:// or https:// URL"
-            )));
+            return Err(layers.invalid(
+                "public_url",
+                format!("'{public_url}' is not an http:// or https:// URL"),
+            ));
         }
         let public_url = public_url.trim_end_matches('/').to_owned();
+        let alert_tick_ms = alert_tick_ms.unwrap_or(1_000);
+        if !(50..=600_000).contains(&alert_tick_ms) {
+            return Err(layers.invalid(
+                "alert_tick_ms",
+                format!("{alert_tick_ms} is out of range (50 to 600000)"),
+            ));
+        }
+        let KeyOptions { master_key } = layers.group()?;
+        let master_key = master_key.filter(|k| !k.trim().is_empty());
         Ok(Config {
             targets,
             public_url,
@@ -236,11 +186,9 @@ impl Config {
             redis,
             schedules,
             schedules_source,
-            master_key: overrides
-                .master_key
-                .clone()
-                .filter(|k| !k.trim().is_empty()),
-            alert_tick_ms: alert_tick_ms(overrides.alert_tick_ms.or(file.alert_tick_ms))?,
+            master_key_source: layers.source("master_key"),
+            master_key,
+            alert_tick_ms,
         })
     }
 
@@ -252,81 +200,96 @@ impl Config {
     }
 }
 
-/// How long the ingress streams keep their entries, as given.
-struct Retention {
-    retain_ms: Option<u64>,
-    dead_retain_ms: Option<u64>,
-}
-
 /// The longest retention accepted for either stream: 365 days.
 const MAX_RETAIN_MS: u64 = 365 * 86_400_000;
 
+/// The Redis ingress settings, checked; none without a Redis URL.
 fn redis_config(
-    url: String,
-    prefix: Option<String>,
-    batch: Option<usize>,
-    claim_idle_ms: Option<u64>,
-    retention: Retention,
-) -> Result<RedisConfig, Fatal> {
+    layers: &Layers,
+    redis: RedisOptions,
+    ingress: IngressOptions,
+) -> Result<Option<RedisConfig>, Fatal> {
+    let RedisOptions {
+        redis_url,
+        redis_prefix,
+    } = redis;
+    let IngressOptions {
+        ingress_batch,
+        ingress_claim_idle_ms,
+        ingress_retain_ms,
+        ingress_dead_retain_ms,
+    } = ingress;
+    let Some(url) = redis_url else {
+        return Ok(None);
+    };
     if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix:")) {
-        return Err(Fatal::config(format!(
-            "HANGAR_REDIS_URL: '{}' is not a Redis URL (expected redis://HOST:PORT)",
-            hangar_workers::store::redact_url(&url)
-        )));
+        return Err(layers.invalid(
+            "redis_url",
+            format!(
+                "'{}' is not a Redis URL (expected redis://HOST:PORT)",
+                hangar_workers::store::redact_url(&url)
+            ),
+        ));
     }
-    let prefix = prefix.unwrap_or_else(|| DEFAULT_REDIS_PREFIX.to_owned());
+    let prefix = redis_prefix.unwrap_or_else(|| DEFAULT_REDIS_PREFIX.to_owned());
     if prefix.is_empty() || prefix.contains(char::is_whitespace) {
-        return Err(Fatal::config(format!(
-            "HANGAR_REDIS_PREFIX: '{prefix}' must be non-empty and without spaces"
-        )));
+        return Err(layers.invalid(
+            "redis_prefix",
+            format!("'{prefix}' must be non-empty and without spaces"),
+        ));
     }
-    let batch = batch.unwrap_or(500);
+    let batch = ingress_batch.unwrap_or(500);
     if !(1..=10_000).contains(&batch) {
-        return Err(Fatal::config(format!(
-            "HANGAR_INGRESS_BATCH: {batch} is out of range (1 to 10000)"
-        )));
+        return Err(layers.invalid(
+            "ingress_batch",
+            format!("{batch} is out of range (1 to 10000)"),
+        ));
     }
-    let claim_idle_ms = claim_idle_ms.unwrap_or(30_000);
+    let claim_idle_ms = ingress_claim_idle_ms.unwrap_or(30_000);
     if !(100..=86_400_000).contains(&claim_idle_ms) {
-        return Err(Fatal::config(format!(
-            "HANGAR_INGRESS_CLAIM_IDLE_MS: {claim_idle_ms} is out of range (100 to 86400000)"
-        )));
+        return Err(layers.invalid(
+            "ingress_claim_idle_ms",
+            format!("{claim_idle_ms} is out of range (100 to 86400000)"),
+        ));
     }
-    let retain_ms = retention.retain_ms.unwrap_or(3_600_000);
+    let retain_ms = ingress_retain_ms.unwrap_or(3_600_000);
     if retain_ms > MAX_RETAIN_MS {
-        return Err(Fatal::config(format!(
-            "HANGAR_INGRESS_RETAIN_MS: {retain_ms} is out of range (0 to {MAX_RETAIN_MS})"
-        )));
+        return Err(layers.invalid(
+            "ingress_retain_ms",
+            format!("{retain_ms} is out of range (0 to {MAX_RETAIN_MS})"),
+        ));
     }
-    let dead_retain_ms = retention.dead_retain_ms.unwrap_or(7 * 86_400_000);
+    let dead_retain_ms = ingress_dead_retain_ms.unwrap_or(7 * 86_400_000);
     if !(1_000..=MAX_RETAIN_MS).contains(&dead_retain_ms) {
-        return Err(Fatal::config(format!(
-            "HANGAR_INGRESS_DEAD_RETAIN_MS: {dead_retain_ms} is out of range (1000 to {MAX_RETAIN_MS})"
-        )));
+        return Err(layers.invalid(
+            "ingress_dead_retain_ms",
+            format!("{dead_retain_ms} is out of range (1000 to {MAX_RETAIN_MS})"),
+        ));
     }
-    Ok(RedisConfig {
+    Ok(Some(RedisConfig {
         url,
         prefix,
         batch,
         claim_idle: Duration::from_millis(claim_idle_ms),
         retain: Duration::from_millis(retain_ms),
         dead_retain: Duration::from_millis(dead_retain_ms),
-    })
+    }))
 }
 
 /// The schedule files of `dir` (`HANGAR_SCHEDULES_DIR`), else of `./schedules` when it has
 /// any, else the built-in file; each schedule's kind and queue checked against the pools.
 fn load_schedules(
+    layers: &Layers,
     dir: Option<PathBuf>,
     pools: &[PoolSpec],
 ) -> Result<(Vec<FileSchedule>, String), Fatal> {
     let (mut schedules, source) = match dir {
         Some(dir) => {
             if !dir.is_dir() {
-                return Err(Fatal::config(format!(
-                    "HANGAR_SCHEDULES_DIR: '{}' is not a folder",
-                    dir.display()
-                )));
+                return Err(layers.invalid(
+                    "schedules_dir",
+                    format!("'{}' is not a folder", dir.display()),
+                ));
             }
             (
                 schedule_file::load_dir(&dir).map_err(|e| Fatal::config(e.to_string()))?,
@@ -350,39 +313,12 @@ fn load_schedules(
     Ok((schedules, source))
 }
 
-fn alert_tick_ms(value: Option<u64>) -> Result<u64, Fatal> {
-    let ms = value.unwrap_or(1_000);
-    if !(50..=600_000).contains(&ms) {
-        return Err(Fatal::config(format!(
-            "HANGAR_ALERT_TICK_MS: {ms} is out of range (50 to 600000)"
-        )));
-    }
-    Ok(ms)
-}
-
 fn has_pool_files(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|entries| {
         entries
             .filter_map(Result::ok)
             .any(|e| pool_config::is_pool_file(&e.path()))
     })
-}
-
-fn read_file_config(explicit: Option<&Path>) -> Result<FileConfig, Fatal> {
-    let path = match explicit {
-        Some(path) => path.to_path_buf(),
-        None => {
-            let default = PathBuf::from("hangar.toml");
-            if !default.exists() {
-                return Ok(FileConfig::default());
-            }
-            default
-        }
-    };
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| Fatal::config(format!("{}: cannot read: {e}", path.display())))?;
-    toml::from_str(&text)
-        .map_err(|e| Fatal::config(format!("{}: {}", path.display(), e.message().trim())))
 }
 
 /// Opens one connection to a PostgreSQL `url` before any pool does: a pool retries a refused

@@ -36,8 +36,8 @@ pub fn key_file(database_url: &str) -> Option<PathBuf> {
 /// key file (created on first use); else (PostgreSQL) a configuration error.
 pub fn keyring(config: &Config) -> Result<(Keyring, KeySource), Fatal> {
     if let Some(text) = &config.master_key {
-        let ring =
-            Keyring::parse(text, "HANGAR_MASTER_KEY").map_err(|e| Fatal::config(e.to_string()))?;
+        let ring = Keyring::parse(text, &config.master_key_source)
+            .map_err(|e| Fatal::config(e.to_string()))?;
         return Ok((ring, KeySource::Env));
     }
     let Some(path) = key_file(&config.database_url) else {
@@ -60,7 +60,7 @@ pub async fn command(config: &Config, command: KeysCommand) -> Result<(), Fatal>
             println!("{}", MasterKey::generate().to_base64());
             Ok(())
         }
-        KeysCommand::Rotate { new_key, json } => {
+        KeysCommand::Rotate { new_key, json, .. } => {
             let Some(new_key) = new_key.filter(|k| !k.trim().is_empty()) else {
                 return Err(Fatal::config(
                     "--new-key: missing (or set HANGAR_NEW_MASTER_KEY); make one with `hangar keys generate`",

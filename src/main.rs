@@ -15,6 +15,7 @@ mod keys;
 mod ops;
 mod runtime;
 mod schedules;
+mod store;
 mod table;
 mod tokens;
 
@@ -23,12 +24,14 @@ use std::process::ExitCode;
 use clap::Parser;
 use hangar_workers::store::Store;
 
-use crate::cli::{BenchCommand, Cli, Command, IngressCommand};
-use crate::config::{Config, Overrides};
+use crate::cli::{AlertsCommand, BenchCommand, Cli, Command, IngressCommand, KeysCommand};
+use crate::config::{Config, Flags};
 use crate::exit::Fatal;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(cli::settings_after_subcommand(
+        std::env::args_os().collect(),
+    ));
     init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -77,32 +80,28 @@ pub async fn connect(config: &Config) -> Result<Store, Fatal> {
 pub async fn connect_migrated(config: &Config) -> Result<Store, Fatal> {
     config::probe_database(&config.database_url).await?;
     let store = Store::connect_existing(&config.database_url, 16).await?;
-    store.check_migrated().await?;
+    crate::store::check_migrated(store.database()).await?;
     Ok(store)
 }
 
 async fn run(cli: Cli) -> Result<(), Fatal> {
-    let mut overrides = Overrides {
-        database_url: cli.database_url,
-        workers_dir: cli.workers_dir,
-        schedules_dir: cli.schedules_dir,
-        bind: None,
-        config_file: cli.config_file,
-        redis_url: cli.redis_url,
-        redis_prefix: cli.redis_prefix,
-        ingress_batch: cli.ingress_batch,
-        ingress_claim_idle_ms: cli.ingress_claim_idle_ms,
-        ingress_retain_ms: cli.ingress_retain_ms,
-        ingress_dead_retain_ms: cli.ingress_dead_retain_ms,
-        allow_private_targets: cli.allow_private_targets,
-        public_url: cli.public_url,
-        master_key: cli.master_key,
-        alert_tick_ms: cli.alert_tick_ms,
-    };
+    let file = cli.config_file.as_deref();
+    let load = |flags: Flags| Config::load(file, flags);
     match cli.command {
         Command::Serve(args) => {
-            overrides.bind = args.bind;
-            let config = Config::load(&overrides)?;
+            let config = load(
+                Flags::new()
+                    .with(&args.bind)
+                    .with(&args.database)
+                    .with(&args.pools)
+                    .with(&args.schedules)
+                    .with(&args.redis)
+                    .with(&args.ingress)
+                    .with(&args.targets)
+                    .with(&args.key)
+                    .with(&args.public_url)
+                    .with(&args.alerts),
+            )?;
             let pools = config.pools.clone();
             runtime::run(
                 &config,
@@ -115,13 +114,23 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
             .await
         }
         Command::Worker(args) => {
-            overrides.bind = args.bind;
-            let config = Config::load(&overrides)?;
-            let pools = if args.pools.is_empty() {
+            let config = load(
+                Flags::new()
+                    .with(&args.bind)
+                    .with(&args.database)
+                    .with(&args.pools)
+                    .with(&args.redis)
+                    .with(&args.ingress)
+                    .with(&args.targets)
+                    .with(&args.key)
+                    .with(&args.public_url)
+                    .with(&args.alerts),
+            )?;
+            let pools = if args.only_pools.is_empty() {
                 config.pools.clone()
             } else {
                 let mut chosen = Vec::new();
-                for name in &args.pools {
+                for name in &args.only_pools {
                     match config.pools.iter().find(|p| &p.name == name) {
                         Some(pool) => chosen.push(pool.clone()),
                         None => {
@@ -147,8 +156,15 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
             .await
         }
         Command::Planner(args) => {
-            overrides.bind = args.bind;
-            let config = Config::load(&overrides)?;
+            let config = load(
+                Flags::new()
+                    .with(&args.bind)
+                    .with(&args.database)
+                    .with(&args.pools)
+                    .with(&args.schedules)
+                    .with(&args.redis)
+                    .with(&args.ingress),
+            )?;
             runtime::run(
                 &config,
                 runtime::Plan {
@@ -159,10 +175,10 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
             )
             .await
         }
-        Command::Migrate => {
-            let config = Config::load(&overrides)?;
+        Command::Migrate(args) => {
+            let config = load(Flags::new().with(&args.database))?;
             let store = connect(&config).await?;
-            let applied = store.migrate().await?;
+            let applied = crate::store::migrate(store.database()).await?;
             if applied.is_empty() {
                 println!(
                     "up to date: no migration to apply ({})",
@@ -173,24 +189,66 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
             }
             Ok(())
         }
-        Command::Enqueue(args) => ops::enqueue(&Config::load(&overrides)?, args).await,
-        Command::Jobs { command } => ops::jobs(&Config::load(&overrides)?, command).await,
-        Command::Alerts { command } => ops::alerts(&Config::load(&overrides)?, command).await,
-        Command::Tokens { command } => tokens::command(&Config::load(&overrides)?, command).await,
-        Command::Keys { command } => keys::command(&Config::load(&overrides)?, command).await,
-        Command::Ingress { command } => {
-            let config = Config::load(&overrides)?;
+        Command::Enqueue(args) => {
+            let config = load(
+                Flags::new()
+                    .with(&args.database)
+                    .with(&args.pools)
+                    .with(&args.targets)
+                    .with(&args.key),
+            )?;
+            ops::enqueue(&config, args).await
+        }
+        Command::Jobs { database, command } => {
+            ops::jobs(&load(Flags::new().with(&database))?, command).await
+        }
+        Command::Alerts { database, command } => {
+            let flags = match &command {
+                AlertsCommand::Channels { settings, .. } => Flags::new()
+                    .with(&settings.targets)
+                    .with(&settings.key)
+                    .with(&settings.public_url),
+                _ => Flags::new(),
+            };
+            ops::alerts(&load(flags.with(&database))?, command).await
+        }
+        Command::Tokens { database, command } => {
+            tokens::command(&load(Flags::new().with(&database))?, command).await
+        }
+        Command::Keys { command } => {
+            let flags = match &command {
+                KeysCommand::Rotate { database, key, .. } => Flags::new().with(database).with(key),
+                KeysCommand::Generate => Flags::new(),
+            };
+            keys::command(&load(flags)?, command).await
+        }
+        Command::Ingress { redis, command } => {
+            let config = load(Flags::new().with(&redis))?;
             match command {
                 IngressCommand::Dead { limit, json } => {
                     ingress::list_dead(&config, limit, json).await
                 }
             }
         }
-        Command::Schedules { command } => {
-            schedules::command(&Config::load(&overrides)?, command).await
+        Command::Schedules {
+            database,
+            pools,
+            schedules,
+            command,
+        } => {
+            let flags = Flags::new().with(&database).with(&pools).with(&schedules);
+            schedules::command(&load(flags)?, command).await
         }
-        Command::Bench { command } => {
-            let config = Config::load(&overrides)?;
+        Command::Bench {
+            database,
+            pools,
+            command,
+        } => {
+            let mut flags = Flags::new().with(&database).with(&pools);
+            if let BenchCommand::Ingress { redis, ingress, .. } = &command {
+                flags = flags.with(redis).with(ingress);
+            }
+            let config = load(flags)?;
             match command {
                 BenchCommand::Throughput {
                     jobs,
@@ -207,6 +265,7 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
                     latency_entries,
                     interval_ms,
                     json,
+                    ..
                 } => bench::ingress(&config, entries, latency_entries, interval_ms, json).await,
                 BenchCommand::Planner { schedules, json } => {
                     bench::planner(&config, schedules, json).await

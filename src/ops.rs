@@ -42,10 +42,12 @@ fn build_job(config: &Config, args: &EnqueueArgs) -> Result<NewJob, Fatal> {
         .get("headers")
         .and_then(serde_json::Value::as_object)
         .is_some_and(|h| !h.is_empty());
-    if args.kind == "http"
-        && has_headers
-        && let Ok((ring, _)) = crate::keys::keyring(config)
-    {
+    if args.kind == "http" && has_headers {
+        let (ring, _) = crate::keys::keyring(config).map_err(|e| {
+            Fatal::config(format!(
+                "--args: headers: their values are stored sealed with the master key, which this process cannot use: {e}"
+            ))
+        })?;
         registry.register(
             "http",
             HttpHandler::with_targets(config.targets.clone()).with_keyring(Arc::new(ring)),
@@ -239,7 +241,7 @@ pub async fn alerts(config: &Config, command: AlertsCommand) -> Result<(), Fatal
                 print_alerts(std::slice::from_ref(&alert));
             }
         }
-        AlertsCommand::Channels { command } => {
+        AlertsCommand::Channels { command, .. } => {
             return crate::channels::command(config, command).await;
         }
     }

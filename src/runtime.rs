@@ -66,7 +66,7 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
     }
     let store = if plan.migrate {
         let store = crate::connect(config).await?;
-        for name in store.migrate().await? {
+        for name in crate::store::migrate(store.database()).await? {
             tracing::info!(migration = %name, "migration applied");
         }
         store

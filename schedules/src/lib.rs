@@ -14,5 +14,6 @@ pub use file::{FileSchedule, ScheduleFileError};
 pub use planner::{Planner, PlannerConfig};
 pub use spec::{Frequency, Spec};
 pub use store::{
-    NewSchedule, Prune, ScheduleError, ScheduleFilter, ScheduleRow, Schedules, Source, SyncCounts,
+    MIGRATIONS, NewSchedule, Prune, ScheduleError, ScheduleFilter, ScheduleRow, Schedules, Source,
+    SyncCounts,
 };

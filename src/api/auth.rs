@@ -16,15 +16,14 @@ use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use chrono::{DateTime, Utc};
-use hangar_workers::db::Pool;
 use hangar_workers::job::{Job, JobId};
 use hangar_workers::store::{Store, StoreError};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 
 use super::{ApiError, ApiState};
+use crate::store::api_tokens;
+pub use crate::store::api_tokens::TokenInfo;
 
 /// A role of CONTRACT.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -211,59 +210,14 @@ pub fn generate() -> Result<String, getrandom::Error> {
 }
 
 async fn find_token(store: &Store, token_hash: &str) -> Result<Option<Caller>, StoreError> {
-    let sql = "SELECT id, role, workspace_id FROM hangar_api_tokens \
-               WHERE token_hash = $1 AND revoked_at IS NULL";
-    let row = match store.database().pool() {
-        Pool::Postgres(pg) => {
-            let row = sqlx::query(sql).bind(token_hash).fetch_optional(pg).await?;
-            row.map(|r| -> Result<_, sqlx::Error> {
-                Ok((
-                    r.try_get("id")?,
-                    r.try_get("role")?,
-                    r.try_get("workspace_id")?,
-                ))
-            })
-        }
-        Pool::Sqlite(lite) => {
-            let row = sqlx::query(sql)
-                .bind(token_hash)
-                .fetch_optional(lite)
-                .await?;
-            row.map(|r| -> Result<_, sqlx::Error> {
-                Ok((
-                    r.try_get("id")?,
-                    r.try_get("role")?,
-                    r.try_get("workspace_id")?,
-                ))
-            })
-        }
-    };
-    let Some(row) = row.transpose()? else {
+    let Some(token) = api_tokens::find_live(store.database(), token_hash).await? else {
         return Ok(None);
     };
-    let (token_id, role, workspace): (i64, String, Option<String>) = row;
-    Ok(Role::parse(&role).map(|role| Caller {
-        token_id,
+    Ok(Role::parse(&token.role).map(|role| Caller {
+        token_id: token.id,
         role,
-        workspace,
+        workspace: token.workspace_id,
     }))
-}
-
-/// A token as `hangar tokens list` shows it (never the token itself).
-#[derive(Debug, Clone, Serialize)]
-pub struct TokenInfo {
-    /// Its id.
-    pub id: i64,
-    /// Its name.
-    pub name: String,
-    /// Its role.
-    pub role: String,
-    /// Its workspace, if scoped.
-    pub workspace_id: Option<String>,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-    /// When it was revoked.
-    pub revoked_at: Option<DateTime<Utc>>,
 }
 
 /// Stores a new token; returns its id and the token (shown once).
@@ -278,96 +232,25 @@ pub async fn create_token(
             "the OS random generator failed: {e}"
         )))
     })?;
-    let token_hash = hash(&token);
-    let id: i64 =
-        match store.database().pool() {
-            Pool::Postgres(pg) => {
-                sqlx::query_scalar(
-                    "INSERT INTO hangar_api_tokens (name, role, workspace_id, token_hash) \
-                 VALUES ($1, $2, $3, $4) RETURNING id",
-                )
-                .bind(name)
-                .bind(role.as_str())
-                .bind(workspace)
-                .bind(&token_hash)
-                .fetch_one(pg)
-                .await?
-            }
-            Pool::Sqlite(lite) => sqlx::query_scalar(
-                "INSERT INTO hangar_api_tokens (name, role, workspace_id, token_hash, created_at) \
-                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
-            )
-            .bind(name)
-            .bind(role.as_str())
-            .bind(workspace)
-            .bind(&token_hash)
-            .bind(Utc::now().timestamp_millis())
-            .fetch_one(lite)
-            .await?,
-        };
+    let id = api_tokens::insert(
+        store.database(),
+        name,
+        role.as_str(),
+        workspace,
+        &hash(&token),
+    )
+    .await?;
     Ok((id, token))
 }
 
 /// Every token, newest first.
 pub async fn list_tokens(store: &Store) -> Result<Vec<TokenInfo>, StoreError> {
-    let sql = "SELECT id, name, role, workspace_id, created_at, revoked_at \
-               FROM hangar_api_tokens ORDER BY id DESC";
-    let tokens = match store.database().pool() {
-        Pool::Postgres(pg) => sqlx::query(sql)
-            .fetch_all(pg)
-            .await?
-            .iter()
-            .map(|r| -> Result<TokenInfo, sqlx::Error> {
-                Ok(TokenInfo {
-                    id: r.try_get("id")?,
-                    name: r.try_get("name")?,
-                    role: r.try_get("role")?,
-                    workspace_id: r.try_get("workspace_id")?,
-                    created_at: r.try_get("created_at")?,
-                    revoked_at: r.try_get("revoked_at")?,
-                })
-            })
-            .collect::<Result<_, _>>()?,
-        Pool::Sqlite(lite) => sqlx::query(sql)
-            .fetch_all(lite)
-            .await?
-            .iter()
-            .map(|r| -> Result<TokenInfo, sqlx::Error> {
-                let ms = |t: i64| DateTime::from_timestamp_millis(t).unwrap_or_default();
-                Ok(TokenInfo {
-                    id: r.try_get("id")?,
-                    name: r.try_get("name")?,
-                    role: r.try_get("role")?,
-                    workspace_id: r.try_get("workspace_id")?,
-                    created_at: ms(r.try_get("created_at")?),
-                    revoked_at: r.try_get::<Option<i64>, _>("revoked_at")?.map(ms),
-                })
-            })
-            .collect::<Result<_, _>>()?,
-    };
-    Ok(tokens)
+    api_tokens::list(store.database()).await
 }
 
 /// Revokes a token; false when no unrevoked token has this id.
 pub async fn revoke_token(store: &Store, id: i64) -> Result<bool, StoreError> {
-    let done = match store.database().pool() {
-        Pool::Postgres(pg) => sqlx::query(
-            "UPDATE hangar_api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
-        )
-        .bind(id)
-        .execute(pg)
-        .await?
-        .rows_affected(),
-        Pool::Sqlite(lite) => sqlx::query(
-            "UPDATE hangar_api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
-        )
-        .bind(id)
-        .bind(Utc::now().timestamp_millis())
-        .execute(lite)
-        .await?
-        .rows_affected(),
-    };
-    Ok(done == 1)
+    api_tokens::revoke(store.database(), id).await
 }
 
 /// Requests per second each token may make, and the burst it may save up.

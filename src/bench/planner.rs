@@ -11,9 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use hangar_schedules::{NewSchedule, Planner, PlannerConfig, Schedules};
-use hangar_workers::db::Pool;
 use hangar_workers::store::Store;
 use tokio_util::sync::CancellationToken;
 
@@ -24,63 +22,19 @@ use crate::exit::Fatal;
 const PREFIX: &str = "bench-planner-";
 const INSERT_BATCH: usize = 5_000;
 
-/// Runs one statement on either backend; `pg` and `sqlite` are its two dialects.
-async fn execute(store: &Store, pg: &str, sqlite: &str) -> Result<u64, Fatal> {
-    let done = match store.database().pool() {
-        Pool::Postgres(s) => sqlx::query(sqlx::AssertSqlSafe(pg.to_owned()))
-            .execute(s)
-            .await
-            .map(|r| r.rows_affected()),
-        Pool::Sqlite(s) => sqlx::query(sqlx::AssertSqlSafe(sqlite.to_owned()))
-            .execute(s)
-            .await
-            .map(|r| r.rows_affected()),
-    };
-    done.map_err(|e| Fatal::runtime(format!("bench: {e}")))
-}
-
-/// One `f64` column of a query on either backend.
-async fn column(store: &Store, pg: &str, sqlite: &str) -> Result<Vec<f64>, Fatal> {
-    let values = match store.database().pool() {
-        Pool::Postgres(s) => {
-            sqlx::query_scalar(sqlx::AssertSqlSafe(pg.to_owned()))
-                .fetch_all(s)
-                .await
-        }
-        Pool::Sqlite(s) => {
-            sqlx::query_scalar(sqlx::AssertSqlSafe(sqlite.to_owned()))
-                .fetch_all(s)
-                .await
-        }
-    };
-    values.map_err(|e| Fatal::runtime(format!("bench: {e}")))
-}
-
-async fn count(store: &Store, condition: &str) -> Result<i64, Fatal> {
-    let sql = format!(
-        "SELECT CAST(count(*) AS DOUBLE PRECISION) FROM hangar_schedules \
-         WHERE name LIKE '{PREFIX}%' AND {condition}"
-    );
-    let sqlite = sql.replace("DOUBLE PRECISION", "REAL");
-    Ok(column(store, &sql, &sqlite)
-        .await?
-        .first()
-        .copied()
-        .unwrap_or(0.0) as i64)
-}
-
-async fn clean(store: &Store) -> Result<(), Fatal> {
-    let sql = format!("DELETE FROM hangar_schedules WHERE name LIKE '{PREFIX}%'");
-    execute(store, &sql, &sql).await?;
+async fn clean(store: &Store, schedules: &Schedules) -> Result<(), Fatal> {
+    schedules.delete_prefixed(PREFIX).await?;
     store.delete_queue(BENCH_QUEUE).await?;
     Ok(())
 }
 
-/// Waits until `condition` holds for all `n` bench schedules, or fails after `limit`.
-async fn wait_all(store: &Store, n: usize, condition: &str, limit: Duration) -> Result<(), Fatal> {
+/// Waits until every one of the `n` bench schedules has enqueued a job, or fails after
+/// `limit`.
+async fn wait_all(schedules: &Schedules, n: usize, limit: Duration) -> Result<(), Fatal> {
     let deadline = Instant::now() + limit;
     loop {
-        if count(store, condition).await? >= n as i64 {
+        let (_, planned) = schedules.count_planned(PREFIX).await?;
+        if planned >= n as u64 {
             return Ok(());
         }
         if Instant::now() > deadline {
@@ -99,8 +53,8 @@ pub async fn planner(config: &Config, n: usize, json: bool) -> Result<(), Fatal>
         return Err(Fatal::config("--schedules: must be at least 1"));
     }
     let store = super::prepare(config).await?;
-    clean(&store).await?;
     let schedules = Schedules::new(store.clone());
+    clean(&store, &schedules).await?;
     let shutdown = CancellationToken::new();
     let planner = Planner::new(schedules.clone(), &config.pools, PlannerConfig::default());
     let running = tokio::spawn(planner.run(shutdown.clone()));
@@ -126,46 +80,17 @@ pub async fn planner(config: &Config, n: usize, json: bool) -> Result<(), Fatal>
         "stored {n} schedules in {:.2}s; waiting for their first slots (up to a minute)",
         inserting.elapsed().as_secs_f64()
     );
-    wait_all(
-        &store,
-        n,
-        "last_slot_at IS NOT NULL",
-        Duration::from_secs(120),
-    )
-    .await?;
-    let lateness_sql_pg = format!(
-        "SELECT EXTRACT(EPOCH FROM (created_at - run_at))::float8 * 1000 FROM hangar_jobs \
-         WHERE queue = '{BENCH_QUEUE}'"
-    );
-    let lateness_sql_sqlite = format!(
-        "SELECT CAST(created_at - run_at AS REAL) FROM hangar_jobs WHERE queue = '{BENCH_QUEUE}'"
-    );
-    let mut lateness = column(&store, &lateness_sql_pg, &lateness_sql_sqlite).await?;
+    wait_all(&schedules, n, Duration::from_secs(120)).await?;
+    let mut lateness = store.insert_lateness_ms(BENCH_QUEUE).await?;
     lateness.sort_by(f64::total_cmp);
     let (p50, p99) = (percentile(&lateness, 50.0), percentile(&lateness, 99.0));
     let max = lateness.last().copied().unwrap_or(0.0);
 
     // Phase 2: all N due at once; the first slots' jobs are gone, so each gets a new one.
     store.delete_queue(BENCH_QUEUE).await?;
-    let reset = "last_slot_at = NULL, last_job_id = NULL";
-    let where_bench = format!("WHERE name LIKE '{PREFIX}%'");
-    execute(
-        &store,
-        &format!("UPDATE hangar_schedules SET next_run_at = now(), {reset} {where_bench}"),
-        &format!(
-            "UPDATE hangar_schedules SET next_run_at = {}, {reset} {where_bench}",
-            Utc::now().timestamp_millis()
-        ),
-    )
-    .await?;
+    schedules.make_due_now(PREFIX).await?;
     let burst = Instant::now();
-    wait_all(
-        &store,
-        n,
-        "last_slot_at IS NOT NULL",
-        Duration::from_secs(300),
-    )
-    .await?;
+    wait_all(&schedules, n, Duration::from_secs(300)).await?;
     let burst_secs = burst.elapsed().as_secs_f64();
     let per_sec = n as f64 / burst_secs;
 
@@ -174,7 +99,7 @@ pub async fn planner(config: &Config, n: usize, json: bool) -> Result<(), Fatal>
     let jobs = store
         .count_in_queue(BENCH_QUEUE, hangar_workers::job::JobState::Completed, false)
         .await?;
-    clean(&store).await?;
+    clean(&store, &schedules).await?;
     eprintln!(
         "backend={} schedules={n} first_slots: lateness_p50_ms={p50:.1} burst: all due at once, {jobs} jobs in {burst_secs:.2}s peak_rss_mib={:.1}",
         store.backend_name(),

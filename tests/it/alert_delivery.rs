@@ -461,7 +461,7 @@ async fn alert_delivery_smtp_classification() {
         store.clone(),
         keyring,
         "http://127.0.0.1:8080",
-        hangar_workers::targets::TargetPolicy::AllowAll,
+        hangar_workers::targets::TargetPolicy::allow_all(),
     );
     send_test(&context, &channel.id).await.expect("delivered");
     assert_eq!(smtp.messages.lock().unwrap().len(), 1);

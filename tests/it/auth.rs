@@ -70,7 +70,7 @@ async fn run_auth_case(
         spec,
         PoolDeps {
             store: store.clone(),
-            registry: Arc::new(Registry::builtin_with(TargetPolicy::AllowAll)),
+            registry: Arc::new(Registry::builtin_with(TargetPolicy::allow_all())),
             refresher: refresher.clone(),
             worker_id: "test".to_owned(),
         },

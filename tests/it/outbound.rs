@@ -117,7 +117,7 @@ async fn an_alert_webhook_with_an_endless_error_body_fails_at_once() {
         store.clone(),
         keyring,
         "http://127.0.0.1:8080",
-        TargetPolicy::AllowAll,
+        TargetPolicy::allow_all(),
     );
     let started = Instant::now();
     let failure = send_test(&context, &channel.id).await.expect_err("500");

@@ -51,7 +51,7 @@ async fn panics_and_overruns_fail_the_attempt_not_the_pool() {
     let toml = fast_pools("timeout_ms = 300", "")
         .replace("kinds = [\"noop\", \"http\"]", "kinds = [\"odd\"]");
     let spec = pool_config::parse("test", &toml).unwrap().remove(0);
-    let mut registry = Registry::builtin_with(TargetPolicy::AllowAll);
+    let mut registry = Registry::builtin_with(TargetPolicy::allow_all());
     registry.register("odd", Misbehaving);
     let pool = Pool::new(
         spec,
@@ -192,7 +192,7 @@ fn probe_pool(store: &Store, probe: &Probe, worker: &str) -> Pool {
         .replace("kinds = [\"noop\", \"http\"]", "kinds = [\"probe\"]")
         .replace("lease_ms = 2000", "lease_ms = 1000");
     let spec = pool_config::parse("test", &toml).unwrap().remove(0);
-    let mut registry = Registry::builtin_with(TargetPolicy::AllowAll);
+    let mut registry = Registry::builtin_with(TargetPolicy::allow_all());
     registry.register("probe", probe.clone());
     Pool::new(
         spec,

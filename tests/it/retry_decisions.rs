@@ -151,7 +151,7 @@ async fn retried_401_refreshes_again(backend: Backend) {
         spec,
         PoolDeps {
             store: store.clone(),
-            registry: Arc::new(Registry::builtin_with(TargetPolicy::AllowAll)),
+            registry: Arc::new(Registry::builtin_with(TargetPolicy::allow_all())),
             refresher: Arc::new(CountingRefresher(refreshes.clone())),
             worker_id: "test".to_owned(),
         },

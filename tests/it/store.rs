@@ -41,7 +41,7 @@ fn pool(store: &Store) -> Pool {
         spec(),
         PoolDeps {
             store: store.clone(),
-            registry: Arc::new(Registry::builtin_with(TargetPolicy::AllowAll)),
+            registry: Arc::new(Registry::builtin_with(TargetPolicy::allow_all())),
             refresher: Arc::new(NoRefresher),
             worker_id: "test:rescuer".to_owned(),
         },

@@ -110,11 +110,11 @@ impl TestDb {
         }
     }
 
-    /// A migrated store on this database, for setting up and inspecting state.
+    /// A migrated store on this database, for setting up and inspecting state: `hangar
+    /// migrate` applies every crate's tables (the engine's, the planner's and the app's).
     pub async fn store(&self) -> Store {
-        let store = Store::connect(&self.url, 8).await.expect("connect");
-        store.migrate().await.expect("migrate");
-        store
+        stdout_ok(&self.run(&["migrate"]));
+        Store::connect(&self.url, 8).await.expect("connect")
     }
 
     /// Writes a pool file into this test's `workers` folder and returns the folder.

@@ -17,6 +17,7 @@
 //! CLI) refuses what only the engine may enqueue, internal kinds and reserved idempotency-key
 //! prefixes, while [`Client::job`] and the store serve the engine's own jobs as well.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -24,7 +25,7 @@ use serde_json::Value;
 use sqlx::{PgConnection, SqliteConnection};
 
 use crate::ingress::{self, EventEnvelope, JobRequest, Rejection};
-use crate::job::{Enqueued, NewJob};
+use crate::job::{Enqueued, JobId, JobState, NewJob};
 use crate::kinds::Registry;
 use crate::pool_config::{self, PoolSpec};
 use crate::store::{self, Keyed, StoreError};
@@ -48,6 +49,12 @@ pub trait Conn: Send + sealed::Sealed {
         &mut self,
         event: &EventEnvelope,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// The states of the jobs among `ids` that still exist (a pruned job is absent): what
+    /// other crates ask about the jobs they enqueued, inside their own transaction.
+    fn job_states(
+        &mut self,
+        ids: &[JobId],
+    ) -> impl Future<Output = Result<HashMap<JobId, JobState>, StoreError>> + Send;
 }
 
 mod sealed {
@@ -66,6 +73,9 @@ impl Conn for PgConnection {
     async fn insert_event(&mut self, event: &EventEnvelope) -> Result<bool, StoreError> {
         Ok(store::pg_insert_events(self, std::slice::from_ref(event)).await? == 1)
     }
+    async fn job_states(&mut self, ids: &[JobId]) -> Result<HashMap<JobId, JobState>, StoreError> {
+        store::pg_job_states(self, ids).await
+    }
 }
 
 impl Conn for SqliteConnection {
@@ -77,6 +87,9 @@ impl Conn for SqliteConnection {
     }
     async fn insert_event(&mut self, event: &EventEnvelope) -> Result<bool, StoreError> {
         Ok(store::sqlite_insert_events(self, std::slice::from_ref(event)).await? == 1)
+    }
+    async fn job_states(&mut self, ids: &[JobId]) -> Result<HashMap<JobId, JobState>, StoreError> {
+        store::sqlite_job_states(self, ids).await
     }
 }
 

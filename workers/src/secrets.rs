@@ -36,7 +36,7 @@ pub enum SecretError {
     },
     /// The sealed value was made with a key this process does not hold.
     #[error(
-        "cannot decrypt {what}: it was sealed with master key {key_id}, and this process holds {held}; set HANGAR_MASTER_KEY to that key (or list it after the current one: NEW,OLD)"
+        "cannot decrypt {what}: it was sealed with master key {key_id}, and this process holds {held}; give this process that key (or list it after the current one: NEW,OLD)"
     )]
     UnknownKey {
         /// The secret's owner, e.g. `alert channel ach_…`.

@@ -1,4 +1,4 @@
-//! Which addresses outbound requests may reach (CONTRACT.md, `HANGAR_ALLOW_PRIVATE_TARGETS`).
+//! Which addresses outbound requests may reach (CONTRACT.md, the private-targets setting).
 //! By default only public addresses: a job's URL must not reach loopback, the private
 //! networks, link-local (cloud metadata at 169.254.169.254) or other internal ranges. The check
 //! runs at connect time, on the addresses the name resolves to (so a DNS answer that changes
@@ -10,16 +10,24 @@ use std::sync::Arc;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-/// The policy for outbound targets.
+/// The policy for outbound targets: which addresses requests may reach, and what a refusal
+/// tells the operator to do about it (the binary names its own setting; the engine knows none).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum TargetPolicy {
+pub struct TargetPolicy {
+    allowed: Allowed,
+    remedy: Option<String>,
+}
+
+/// Which addresses a policy lets through.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+enum Allowed {
     /// Public addresses only (the default).
     #[default]
     PublicOnly,
-    /// Any address (`HANGAR_ALLOW_PRIVATE_TARGETS=1`: tests and local demos).
-    AllowAll,
+    /// Any address (tests and local demos).
+    All,
     /// Public addresses and these networks.
-    AllowNetworks(Vec<Network>),
+    Networks(Vec<Network>),
 }
 
 /// An IP network, `addr/prefix`.
@@ -74,30 +82,67 @@ impl Network {
 }
 
 impl TargetPolicy {
-    /// Reads the value of `HANGAR_ALLOW_PRIVATE_TARGETS`: unset, empty or `0` = public only;
+    /// Any address (tests and local demos).
+    pub fn allow_all() -> TargetPolicy {
+        TargetPolicy {
+            allowed: Allowed::All,
+            remedy: None,
+        }
+    }
+
+    /// Reads the value of the private-targets setting: unset, empty or `0` = public only;
     /// `1` or `true` = anything; otherwise a comma-separated list of CIDR networks.
     pub fn parse(value: Option<&str>) -> Result<TargetPolicy, String> {
         let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
-            return Ok(TargetPolicy::PublicOnly);
+            return Ok(TargetPolicy::default());
         };
-        match value.to_ascii_lowercase().as_str() {
-            "0" | "false" | "no" => Ok(TargetPolicy::PublicOnly),
-            "1" | "true" | "yes" => Ok(TargetPolicy::AllowAll),
-            _ => value
-                .split(',')
-                .map(Network::parse)
-                .collect::<Result<Vec<_>, _>>()
-                .map(TargetPolicy::AllowNetworks),
-        }
+        let allowed = match value.to_ascii_lowercase().as_str() {
+            "0" | "false" | "no" => Allowed::PublicOnly,
+            "1" | "true" | "yes" => Allowed::All,
+            _ => Allowed::Networks(
+                value
+                    .split(',')
+                    .map(Network::parse)
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        };
+        Ok(TargetPolicy {
+            allowed,
+            remedy: None,
+        })
+    }
+
+    /// The same policy, whose refusals end with `remedy` (e.g. which setting allows more).
+    pub fn with_remedy(mut self, remedy: impl Into<String>) -> TargetPolicy {
+        self.remedy = Some(remedy.into());
+        self
+    }
+
+    /// Whether every address is allowed.
+    pub fn allows_all(&self) -> bool {
+        self.allowed == Allowed::All
     }
 
     /// Whether a connection to `ip` is allowed.
     pub fn allows(&self, ip: IpAddr) -> bool {
-        match self {
-            TargetPolicy::AllowAll => true,
+        match &self.allowed {
+            Allowed::All => true,
             _ if !is_internal(ip) => true,
-            TargetPolicy::PublicOnly => false,
-            TargetPolicy::AllowNetworks(networks) => networks.iter().any(|n| n.contains(ip)),
+            Allowed::PublicOnly => false,
+            Allowed::Networks(networks) => networks.iter().any(|n| n.contains(ip)),
+        }
+    }
+
+    /// The refusal of `host`, which resolved only to these (internal) addresses.
+    pub fn refuse(&self, host: &str, addrs: &[IpAddr]) -> RefusedTarget {
+        let addrs: Vec<String> = addrs.iter().map(IpAddr::to_string).collect();
+        RefusedTarget {
+            host: host.to_owned(),
+            addrs: addrs.join(", "),
+            remedy: self
+                .remedy
+                .clone()
+                .unwrap_or_else(|| "the target policy allows public addresses only".to_owned()),
         }
     }
 }
@@ -184,23 +229,11 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
 /// The error a refused target produces (found in the error chain to classify it as a
 /// client error: retrying cannot help).
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "{host} resolves only to internal addresses ({addrs}); set HANGAR_ALLOW_PRIVATE_TARGETS to allow them"
-)]
+#[error("{host} resolves only to internal addresses ({addrs}); {remedy}")]
 pub struct RefusedTarget {
     host: String,
     addrs: String,
-}
-
-impl RefusedTarget {
-    /// The refusal of `host` with these addresses.
-    pub fn new(host: &str, addrs: &[IpAddr]) -> RefusedTarget {
-        let addrs: Vec<String> = addrs.iter().map(IpAddr::to_string).collect();
-        RefusedTarget {
-            host: host.to_owned(),
-            addrs: addrs.join(", "),
-        }
-    }
+    remedy: String,
 }
 
 /// A DNS resolver that drops the addresses the policy refuses.
@@ -223,7 +256,7 @@ impl Resolve for GuardedResolver {
                 .collect();
             if allowed.is_empty() && !found.is_empty() {
                 let ips: Vec<IpAddr> = found.iter().map(SocketAddr::ip).collect();
-                return Err(Box::new(RefusedTarget::new(&host, &ips)) as _);
+                return Err(Box::new(policy.refuse(&host, &ips)) as _);
             }
             Ok(Box::new(allowed.into_iter()) as Addrs)
         })
@@ -238,7 +271,7 @@ impl Resolve for GuardedResolver {
 /// internal address would be reachable.
 pub fn client_builder(policy: &TargetPolicy) -> reqwest::ClientBuilder {
     let builder = reqwest::Client::builder().no_proxy();
-    if *policy == TargetPolicy::AllowAll {
+    if policy.allows_all() {
         builder
     } else {
         builder.dns_resolver(Arc::new(GuardedResolver {
@@ -271,7 +304,7 @@ pub fn check_literal(policy: &TargetPolicy, url: &reqwest::Url) -> Result<(), Re
     if policy.allows(ip) {
         Ok(())
     } else {
-        Err(RefusedTarget::new(&ip.to_string(), &[ip]))
+        Err(policy.refuse(&ip.to_string(), &[ip]))
     }
 }
 
@@ -366,9 +399,12 @@ mod tests {
 
     #[test]
     fn the_setting_allows_everything_or_listed_networks() {
-        assert_eq!(TargetPolicy::parse(None), Ok(TargetPolicy::PublicOnly));
-        assert_eq!(TargetPolicy::parse(Some("0")), Ok(TargetPolicy::PublicOnly));
-        assert_eq!(TargetPolicy::parse(Some("1")), Ok(TargetPolicy::AllowAll));
+        assert_eq!(TargetPolicy::parse(None), Ok(TargetPolicy::default()));
+        assert_eq!(TargetPolicy::parse(Some("0")), Ok(TargetPolicy::default()));
+        assert_eq!(
+            TargetPolicy::parse(Some("1")),
+            Ok(TargetPolicy::allow_all())
+        );
         let listed = TargetPolicy::parse(Some("10.0.0.0/8, 127.0.0.1")).unwrap();
         assert!(listed.allows(ip("10.9.9.9")));
         assert!(listed.allows(ip("127.0.0.1")));
@@ -377,5 +413,25 @@ mod tests {
         assert!(listed.allows(ip("8.8.8.8")));
         assert!(TargetPolicy::parse(Some("10.0.0.0/33")).is_err());
         assert!(TargetPolicy::parse(Some("localhost")).is_err());
+    }
+
+    #[test]
+    fn a_refusal_says_what_the_policy_allows_or_the_remedy_its_owner_gave() {
+        let addr = [ip("127.0.0.1")];
+        let plain = TargetPolicy::default()
+            .refuse("localhost", &addr)
+            .to_string();
+        assert_eq!(
+            plain,
+            "localhost resolves only to internal addresses (127.0.0.1); the target policy allows public addresses only"
+        );
+        let named = TargetPolicy::default()
+            .with_remedy("set THE_SETTING to allow them")
+            .refuse("localhost", &addr)
+            .to_string();
+        assert!(
+            named.ends_with("; set THE_SETTING to allow them"),
+            "{named}"
+        );
     }
 }

@@ -1,20 +1,41 @@
-//! Schedules in the database (`hangar_schedules`, migration 0003), on the same two backends as
-//! the job store: [`Schedules`] is the API the integrations and the CLI use (upsert by name,
-//! enable/disable, change the spec, delete, list) and the planner's batch (claim due rows,
-//! insert their jobs, move them on) in one transaction. Each backend module holds its SQL.
+//! Schedules in the database (`hangar_schedules`, the planner's own table: its migrations are
+//! [`MIGRATIONS`]), on the same two backends as the job store: [`Schedules`] is the API the
+//! integrations and the CLI use (upsert by name, enable/disable, change the spec, delete,
+//! list) and the planner's batch (claim due rows, insert their jobs, move them on) in one
+//! transaction. Each backend module holds its SQL, which reads and writes the planner's table
+//! only: jobs are inserted through the engine's [`Conn`] and their states asked of it.
 
 mod postgres;
 mod sqlite;
 
 use chrono::{DateTime, Utc};
-use hangar_workers::db::Pool;
+use std::collections::HashMap;
+
+use hangar_workers::client::Conn;
+use hangar_workers::db::{Database, Pool};
 use hangar_workers::job::{JobId, JobState};
 use hangar_workers::store::Store;
+use hangar_workers::store::schema::{Migrations, Renumbered};
 use serde::Serialize;
+use sqlx::migrate::Migrator;
 
 use crate::batch::{Planned, Routes, SpecCache};
 use crate::file::{FileSchedule, valid_name};
 use crate::spec::{Spec, SpecError};
+
+/// The planner's migrations: `migrations/planner/{postgres,sqlite}`, versions 1001–1999.
+pub static MIGRATIONS: Migrations = Migrations {
+    postgres: &POSTGRES,
+    sqlite: &SQLITE,
+    renumbered: &[Renumbered {
+        from: 3,
+        description: "schedules",
+        to: 1001,
+    }],
+};
+
+static POSTGRES: Migrator = sqlx::migrate!("../migrations/planner/postgres");
+static SQLITE: Migrator = sqlx::migrate!("../migrations/planner/sqlite");
 
 /// What can go wrong with stored schedules.
 #[derive(Debug, thiserror::Error)]
@@ -291,12 +312,13 @@ fn prepare(row: &NewSchedule, now: DateTime<Utc>) -> Result<Prepared, ScheduleEr
 #[derive(Clone, Debug)]
 pub struct Schedules {
     store: Store,
+    db: Database,
 }
 
 /// Dispatches one call to the backend's functions, passing its pool.
 macro_rules! backend {
     ($self:ident, $function:ident ( $($arg:expr),* )) => {
-        match $self.store.database().pool() {
+        match $self.db.pool() {
             Pool::Postgres(pool) => postgres::$function(pool $(, $arg)*).await,
             Pool::Sqlite(pool) => sqlite::$function(pool $(, $arg)*).await,
         }
@@ -304,9 +326,10 @@ macro_rules! backend {
 }
 
 impl Schedules {
-    /// Schedules on `store`'s database (migrated).
+    /// Schedules on `store`'s database (migrated, [`MIGRATIONS`] included).
     pub fn new(store: Store) -> Schedules {
-        Schedules { store }
+        let db = store.database().clone();
+        Schedules { store, db }
     }
 
     /// The job store underneath.
@@ -426,6 +449,46 @@ impl Schedules {
     pub async fn next_due(&self) -> Result<(Option<DateTime<Utc>>, DateTime<Utc>), ScheduleError> {
         backend!(self, next_due())
     }
+
+    /// How many schedules have a name starting with `prefix`, and how many of those have
+    /// enqueued a job for some slot (`hangar bench planner` waits on it).
+    pub async fn count_planned(&self, prefix: &str) -> Result<(u64, u64), ScheduleError> {
+        backend!(self, count_planned(&like_prefix(prefix)))
+    }
+
+    /// Makes every schedule whose name starts with `prefix` due now, as if it had never
+    /// enqueued a job (`hangar bench planner`'s burst); returns how many.
+    pub async fn make_due_now(&self, prefix: &str) -> Result<u64, ScheduleError> {
+        backend!(self, make_due_now(&like_prefix(prefix), Utc::now()))
+    }
+
+    /// Deletes every schedule whose name starts with `prefix`; returns how many.
+    pub async fn delete_prefixed(&self, prefix: &str) -> Result<u64, ScheduleError> {
+        backend!(self, delete_prefixed(&like_prefix(prefix)))
+    }
+}
+
+/// A `LIKE` pattern (escape `\`) matching the names that start with `prefix`.
+fn like_prefix(prefix: &str) -> String {
+    let mut pattern = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// The states of the schedules' last jobs (those that still exist), asked of the engine
+/// through `conn`: the planner's SQL never reads the engine's tables.
+async fn last_job_states<C: Conn + ?Sized>(
+    conn: &mut C,
+    last_job_ids: Vec<Option<i64>>,
+) -> Result<HashMap<JobId, JobState>, ScheduleError> {
+    let ids: Vec<JobId> = last_job_ids.into_iter().flatten().map(JobId).collect();
+    Ok(conn.job_states(&ids).await?)
 }
 
 /// The report of a planned batch once its jobs are written.
@@ -439,15 +502,4 @@ fn report(planned: Planned, claimed: usize, enqueued: u64) -> BatchReport {
         skipped: planned.skipped,
         lateness: planned.lateness,
     }
-}
-
-/// Parses a stored job state (absent stays absent).
-fn parse_job_state(s: Option<String>) -> Result<Option<JobState>, ScheduleError> {
-    s.map(|s| {
-        s.parse()
-            .map_err(|e: hangar_workers::job::UnknownJobState| {
-                ScheduleError::Corrupt(e.to_string())
-            })
-    })
-    .transpose()
 }

@@ -4,21 +4,23 @@
 //! row on with one more, all in one transaction; times are the database's `now()`
 //! (a planner with a controlled clock, in tests, passes its own).
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use hangar_workers::client::Conn;
-use hangar_workers::job::JobId;
+use hangar_workers::job::{JobId, JobState};
 use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Postgres, Row, Transaction};
 
 use super::{
     BatchReport, Prepared, Prune, ScheduleError, ScheduleFilter, ScheduleRow, Source, SyncCounts,
-    parse_job_state, report,
+    last_job_states, report,
 };
 use crate::batch::{self, DueRow, Planned, Routes, SpecCache};
 
 const ROW_COLUMNS: &str = "s.id, s.name, s.source, s.workspace_id, s.integration, s.data_type, \
      s.spec, s.kind, s.args, s.queue, s.priority, s.enabled, s.offset_ms, s.next_run_at, \
-     s.last_slot_at, s.last_job_id, j.state AS last_job_state, s.last_enqueued_at, \
+     s.last_slot_at, s.last_job_id, s.last_enqueued_at, \
      s.skipped_count, s.last_skipped_at, s.created_at, s.updated_at";
 
 pub(super) async fn write(
@@ -198,7 +200,6 @@ pub(super) async fn list(
 ) -> Result<Vec<ScheduleRow>, ScheduleError> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {ROW_COLUMNS} FROM hangar_schedules s \
-         LEFT JOIN hangar_jobs j ON j.id = s.last_job_id \
          WHERE ($1::text IS NULL OR s.name = $1) AND ($2::text IS NULL OR s.workspace_id = $2) \
          ORDER BY s.name LIMIT $3"
     )))
@@ -207,10 +208,19 @@ pub(super) async fn list(
     .bind(filter.limit)
     .fetch_all(pool)
     .await?;
-    rows.iter().map(row_from_pg).collect()
+    let ids = rows
+        .iter()
+        .map(|r| r.try_get("last_job_id"))
+        .collect::<Result<Vec<Option<i64>>, _>>()?;
+    let states = last_job_states(&mut *pool.acquire().await?, ids).await?;
+    rows.iter().map(|row| row_from_pg(row, &states)).collect()
 }
 
-fn row_from_pg(row: &PgRow) -> Result<ScheduleRow, ScheduleError> {
+fn row_from_pg(
+    row: &PgRow,
+    states: &HashMap<JobId, JobState>,
+) -> Result<ScheduleRow, ScheduleError> {
+    let last_job_id = row.try_get::<Option<i64>, _>("last_job_id")?.map(JobId);
     Ok(ScheduleRow {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
@@ -227,8 +237,8 @@ fn row_from_pg(row: &PgRow) -> Result<ScheduleRow, ScheduleError> {
         offset_ms: row.try_get("offset_ms")?,
         next_run_at: row.try_get("next_run_at")?,
         last_slot_at: row.try_get("last_slot_at")?,
-        last_job_id: row.try_get::<Option<i64>, _>("last_job_id")?.map(JobId),
-        last_job_state: parse_job_state(row.try_get("last_job_state")?)?,
+        last_job_id,
+        last_job_state: last_job_id.and_then(|id| states.get(&id).copied()),
         last_enqueued_at: row.try_get("last_enqueued_at")?,
         skipped_count: row.try_get("skipped_count")?,
         last_skipped_at: row.try_get("last_skipped_at")?,
@@ -250,9 +260,9 @@ pub(super) async fn plan_batch(
     // row locked and re-checked after that commit fails the WHERE clause and is not returned).
     let rows = sqlx::query(
         "SELECT s.id, s.name, s.spec, s.kind, s.args, s.queue, s.priority, s.workspace_id, \
-             s.offset_ms, s.next_run_at, s.last_slot_at, j.state AS last_job_state, \
+             s.offset_ms, s.next_run_at, s.last_slot_at, s.last_job_id, \
              COALESCE($2, now()) AS db_now \
-         FROM hangar_schedules s LEFT JOIN hangar_jobs j ON j.id = s.last_job_id \
+         FROM hangar_schedules s \
          WHERE s.enabled AND s.next_run_at <= COALESCE($2, now()) \
          ORDER BY s.next_run_at LIMIT $1 \
          FOR UPDATE OF s SKIP LOCKED",
@@ -266,6 +276,11 @@ pub(super) async fn plan_batch(
         return Ok(BatchReport::default());
     };
     let now: DateTime<Utc> = first.try_get("db_now")?;
+    let ids = rows
+        .iter()
+        .map(|r| r.try_get("last_job_id"))
+        .collect::<Result<Vec<Option<i64>>, _>>()?;
+    let states = last_job_states(&mut *tx, ids).await?;
     let due = rows
         .iter()
         .map(|row| {
@@ -281,7 +296,10 @@ pub(super) async fn plan_batch(
                 offset_ms: row.try_get("offset_ms")?,
                 next_run_at: row.try_get("next_run_at")?,
                 last_slot_at: row.try_get("last_slot_at")?,
-                last_job_state: row.try_get("last_job_state")?,
+                last_job_state: row
+                    .try_get::<Option<i64>, _>("last_job_id")?
+                    .and_then(|id| states.get(&JobId(id)))
+                    .map(|state| state.as_str().to_owned()),
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
@@ -345,4 +363,42 @@ pub(super) async fn next_due(
     )
     .fetch_one(pool)
     .await?)
+}
+
+pub(super) async fn count_planned(
+    pool: &PgPool,
+    name_like: &str,
+) -> Result<(u64, u64), ScheduleError> {
+    let (all, planned): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(last_slot_at) FROM hangar_schedules \
+         WHERE name LIKE $1 ESCAPE '\\'",
+    )
+    .bind(name_like)
+    .fetch_one(pool)
+    .await?;
+    Ok((all as u64, planned as u64))
+}
+
+pub(super) async fn make_due_now(
+    pool: &PgPool,
+    name_like: &str,
+    _now: DateTime<Utc>,
+) -> Result<u64, ScheduleError> {
+    let done = sqlx::query(
+        "UPDATE hangar_schedules \
+         SET next_run_at = now(), last_slot_at = NULL, last_job_id = NULL \
+         WHERE name LIKE $1 ESCAPE '\\'",
+    )
+    .bind(name_like)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+pub(super) async fn delete_prefixed(pool: &PgPool, name_like: &str) -> Result<u64, ScheduleError> {
+    let done = sqlx::query("DELETE FROM hangar_schedules WHERE name LIKE $1 ESCAPE '\\'")
+        .bind(name_like)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
 }

@@ -17,7 +17,7 @@ use super::channels::{EmailConfig, TlsMode};
 use super::deliver::Notice;
 use crate::error_class::ErrorClass;
 use crate::kinds::JobFailure;
-use crate::targets::{RefusedTarget, TargetPolicy};
+use crate::targets::TargetPolicy;
 
 /// How long one delivery may take, connection to QUIT.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -93,7 +93,7 @@ async fn allowed_address(
             let ips: Vec<_> = found.iter().map(SocketAddr::ip).collect();
             JobFailure::new(
                 ErrorClass::Client,
-                format!("refused: {}", RefusedTarget::new(host, &ips)),
+                format!("refused: {}", targets.refuse(host, &ips)),
             )
         })
 }

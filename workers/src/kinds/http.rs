@@ -156,7 +156,7 @@ fn open_header(keyring: Option<&Keyring>, name: &str, value: &str) -> Result<Str
     let internal = |message: String| JobFailure::new(ErrorClass::Internal, message);
     let keyring = keyring.ok_or_else(|| {
         internal(format!(
-            "http header '{name}' is sealed and this process holds no master key (set HANGAR_MASTER_KEY)"
+            "http header '{name}' is sealed and this process holds no master key"
         ))
     })?;
     let opened = keyring
@@ -186,7 +186,7 @@ impl Handler for HttpHandler {
             return Ok(args);
         }
         let Some(keyring) = &self.keyring else {
-            return Err("http args: headers: their values are stored sealed with the master key, and this process has none (set HANGAR_MASTER_KEY)".to_owned());
+            return Err("http args: headers: their values are stored sealed with the master key, and this process has none".to_owned());
         };
         if let Some(headers) = args
             .get_mut("headers")

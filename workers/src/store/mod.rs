@@ -37,6 +37,7 @@ mod completion;
 mod enqueue;
 mod events;
 mod failures;
+mod job_facts;
 mod jobs;
 mod leases;
 mod maintenance;
@@ -44,6 +45,7 @@ mod notices;
 mod operator;
 mod rescue;
 mod rows;
+pub mod schema;
 mod stats;
 
 use std::collections::HashMap;
@@ -67,22 +69,16 @@ pub use channels::{ChannelRow, NewChannelRow};
 pub use claims::{ClaimKey, Wakeups};
 pub(crate) use enqueue::{pg_enqueue, pg_enqueue_keyed, sqlite_enqueue, sqlite_enqueue_keyed};
 pub(crate) use events::{pg_insert_events, sqlite_insert_events};
+pub(crate) use job_facts::{pg_job_states, sqlite_job_states};
 pub use notices::{AlertFacts, Sent};
 pub(crate) use rows::millis;
 pub use stats::{QueueStats, QueueThroughput};
-
-/// The PostgreSQL migrations, compiled in.
-static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
-/// The SQLite migrations, compiled in.
-static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
 /// What can go wrong talking to the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database URL is neither `postgres://…` nor `sqlite://…`.
-    #[error(
-        "HANGAR_DATABASE_URL: unsupported database URL '{0}' (expected postgres://… or sqlite://PATH)"
-    )]
+    #[error("unsupported database URL '{0}' (expected postgres://… or sqlite://PATH)")]
     UnsupportedUrl(String),
     /// The database could not be reached or refused the connection.
     #[error("cannot connect to the database at {url}: {source}")]
@@ -329,58 +325,21 @@ impl Store {
         })
     }
 
-    /// Fails with [`StoreError::NotMigrated`] unless every migration has been applied; for
-    /// the processes that must not change the schema themselves (`worker`, operator commands).
+    /// Fails with [`StoreError::NotMigrated`] unless every engine migration has been applied;
+    /// for the processes that must not change the schema themselves (`worker`, operator
+    /// commands). The other crates check their own sets ([`schema`]).
     pub async fn check_migrated(&self) -> Result<(), StoreError> {
-        let applied = self.applied_versions().await?;
-        let pending = self
-            .migrator()
-            .iter()
-            .filter(|m| !applied.contains(&m.version))
-            .count();
-        if pending == 0 {
-            Ok(())
-        } else {
-            Err(StoreError::NotMigrated { pending })
+        match schema::ENGINE.pending(self.database()).await? {
+            0 => Ok(()),
+            pending => Err(StoreError::NotMigrated { pending }),
         }
     }
 
-    /// The versions of the migrations applied so far.
-    async fn applied_versions(&self) -> Result<Vec<i64>, StoreError> {
-        let query = "SELECT version FROM _sqlx_migrations WHERE success";
-        let versions = match self.pool() {
-            Pool::Postgres(pool) => sqlx::query_scalar(query).fetch_all(pool).await,
-            Pool::Sqlite(pool) => sqlx::query_scalar(query).fetch_all(pool).await,
-        };
-        match versions {
-            Ok(versions) => Ok(versions),
-            // The bookkeeping table itself is missing: nothing was ever applied.
-            Err(sqlx::Error::Database(_)) => Ok(Vec::new()),
-            Err(other) => Err(other.into()),
-        }
-    }
-
-    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
-        match self.pool() {
-            Pool::Postgres(_) => &POSTGRES_MIGRATOR,
-            Pool::Sqlite(_) => &SQLITE_MIGRATOR,
-        }
-    }
-
-    /// Applies pending migrations; returns the names of those it applied (`0006_x`), in
+    /// Applies the engine's pending migrations (its own tables only: the other crates apply
+    /// theirs, see [`schema`]); returns the names of those it applied (`0006_x`), in
     /// order, empty when the schema was already up to date.
     pub async fn migrate(&self) -> Result<Vec<String>, StoreError> {
-        let before = self.applied_versions().await?;
-        match self.pool() {
-            Pool::Postgres(pool) => POSTGRES_MIGRATOR.run(pool).await?,
-            Pool::Sqlite(pool) => SQLITE_MIGRATOR.run(pool).await?,
-        }
-        Ok(self
-            .migrator()
-            .iter()
-            .filter(|m| !before.contains(&m.version))
-            .map(|m| format!("{:04}_{}", m.version, m.description.replace(' ', "_")))
-            .collect())
+        schema::ENGINE.apply(self.database()).await
     }
 
     /// `postgres` or `sqlite`.

@@ -1,0 +1,141 @@
+//! Each crate owns its tables and migrations (engine 1–999, planner 1001–1999, app
+//! 2001–2999). A database migrated by a Hangar from before (one migration set, versions 1–11:
+//! a copy is kept in `tests/fixtures/legacy_migrations`) keeps working: `hangar migrate` takes
+//! the planner's and the app's migrations over under their new versions without running them
+//! again, and `serve` then authenticates its tokens, plans its schedules and shows its jobs.
+
+use std::path::Path;
+use std::time::Duration;
+
+use hangar_schedules::{NewSchedule, Schedules};
+use hangar_workers::client::Client;
+use hangar_workers::db::Pool;
+use hangar_workers::store::Store;
+use sqlx::migrate::Migrator;
+
+use crate::support::{Backend, TestDb, serve_http, stdout_ok, wait_for};
+
+/// The versions in sqlx's history table, in order.
+async fn history(store: &Store) -> Vec<i64> {
+    let sql = "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version";
+    match store.database().pool() {
+        Pool::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
+        Pool::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await,
+    }
+    .expect("history")
+}
+
+/// The database as the Hangar before issue 9 left it: its migration set applied.
+async fn legacy_database(db: &TestDb, backend: Backend) -> Store {
+    let dialect = match backend {
+        Backend::Postgres => "postgres",
+        Backend::Sqlite => "sqlite",
+    };
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/legacy_migrations")
+        .join(dialect);
+    let legacy = Migrator::new(dir.as_path()).await.expect("legacy set");
+    let store = Store::connect(&db.url, 4).await.expect("connect");
+    match store.database().pool() {
+        Pool::Postgres(pool) => legacy.run(pool).await,
+        Pool::Sqlite(pool) => legacy.run(pool).await,
+    }
+    .expect("legacy migrations apply");
+    assert_eq!(history(&store).await, [1, 2, 3, 4, 5, 6, 7, 8, 10, 11]);
+    store
+}
+
+const NEW_VERSIONS: [i64; 10] = [1, 2, 5, 6, 7, 8, 10, 1001, 2001, 2002];
+
+async fn legacy_database_keeps_working(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = legacy_database(&db, backend).await;
+    // What the old Hangar stored: a token, a job, a schedule due every second. The operator
+    // commands already work on the old layout: its tables are the same.
+    let token = stdout_ok(&db.run(&["tokens", "create", "--role", "viewer"]))
+        .trim()
+        .to_owned();
+    let job = Client::builtin()
+        .job("noop", serde_json::json!({}))
+        .expect("noop job");
+    let job = store.enqueue(&job).await.expect("enqueue").id;
+    let schedules = Schedules::new(store.clone());
+    schedules
+        .upsert(&NewSchedule::new(
+            "legacy-every-second",
+            "* * * * * *",
+            "noop",
+        ))
+        .await
+        .expect("schedule");
+
+    // The new migrate takes the old rows over: nothing is created again.
+    let migrated = stdout_ok(&db.run(&["migrate"]));
+    assert!(migrated.starts_with("up to date"), "{migrated}");
+    assert_eq!(history(&store).await, NEW_VERSIONS);
+
+    let (_serve, base) = serve_http(&db).await;
+    let http = reqwest::Client::new();
+    let shown = http
+        .get(format!("{base}/api/v1/jobs/{}", job.0))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("GET job");
+    assert_eq!(shown.status(), 200, "the old token authenticates");
+    let shown: serde_json::Value = shown.json().await.expect("job JSON");
+    assert_eq!(shown["id"], job.0, "the old job is still there: {shown}");
+    wait_for(
+        "the old schedule to plan",
+        Duration::from_secs(30),
+        || async {
+            let row = schedules
+                .get("legacy-every-second")
+                .await
+                .expect("schedule");
+            row.last_job_id.filter(|id| *id != job).map(|_| ())
+        },
+    )
+    .await;
+
+    // A second migrate has nothing to do; the history stays as the new layout numbers it.
+    let again = stdout_ok(&db.run(&["migrate"]));
+    assert!(again.starts_with("up to date"), "{again}");
+    assert_eq!(history(&store).await, NEW_VERSIONS);
+}
+
+#[tokio::test]
+async fn a_database_of_the_single_migration_set_keeps_working_on_postgres() {
+    legacy_database_keeps_working(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_database_of_the_single_migration_set_keeps_working_on_sqlite() {
+    legacy_database_keeps_working(Backend::Sqlite).await;
+}
+
+async fn each_crate_applies_its_own_set(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let text = stdout_ok(&db.run(&["migrate"]));
+    for name in [
+        "0001_jobs",
+        "0010_alerts_by_workspace",
+        "1001_schedules",
+        "2001_api_tokens",
+        "2002_dashboard_sessions",
+    ] {
+        assert!(text.contains(name), "{name} applied: {text}");
+    }
+    let store = Store::connect(&db.url, 2).await.expect("connect");
+    assert_eq!(history(&store).await, NEW_VERSIONS);
+}
+
+#[tokio::test]
+async fn each_crate_applies_its_own_migrations_on_postgres() {
+    each_crate_applies_its_own_set(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn each_crate_applies_its_own_migrations_on_sqlite() {
+    each_crate_applies_its_own_set(Backend::Sqlite).await;
+}
