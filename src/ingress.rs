@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hangar_workers::backoff::Backoff;
 use hangar_workers::client::Client;
 use hangar_workers::ingress::{self, EventEnvelope, IngressMessage};
 use hangar_workers::job::NewJob;
@@ -120,7 +121,7 @@ impl Consumer {
 
     /// Consumes until `shutdown`, reconnecting with backoff whenever Redis goes away.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         let url = redact_url(&self.config.url);
         tracing::info!(stream = %self.stream, consumer = %self.name, redis = %url, "ingress consumer started");
         while !shutdown.is_cancelled() {
@@ -128,12 +129,12 @@ impl Consumer {
                 Ok(()) => break,
                 Err(error) => {
                     metrics::gauge!("hangar_ingress_redis_up").set(0.0);
-                    tracing::warn!(%error, redis = %url, retry_in_ms = backoff.as_millis() as u64, "ingress: Redis unavailable");
+                    let delay = backoff.next_delay();
+                    tracing::warn!(%error, redis = %url, retry_in_ms = delay.as_millis() as u64, "ingress: Redis unavailable");
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(backoff) => {}
+                        _ = tokio::time::sleep(delay) => {}
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
         }
@@ -144,7 +145,7 @@ impl Consumer {
     async fn session(
         &self,
         shutdown: &CancellationToken,
-        backoff: &mut Duration,
+        backoff: &mut Backoff,
     ) -> redis::RedisResult<()> {
         // Two connections: a blocked XREADGROUP holds its connection, and the
         // acknowledgements of one batch go out while the next one is being read.
@@ -152,7 +153,7 @@ impl Consumer {
         let mut conn = connect(&self.redis).await?;
         self.ensure_group(&mut conn).await?;
         metrics::gauge!("hangar_ingress_redis_up").set(1.0);
-        *backoff = Duration::from_millis(100);
+        backoff.reset();
 
         // Entries this consumer read but did not acknowledge before a reconnect.
         loop {
@@ -438,7 +439,7 @@ impl Consumer {
         if items.is_empty() {
             return true;
         }
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         loop {
             let result = match self.write(items.iter().map(|a| &a.item)).await {
                 Err(error) if refuses_data(&error) => self.write_one_by_one(items, dead).await,
@@ -448,13 +449,13 @@ impl Consumer {
                 Ok(()) => return true,
                 Err(error) => {
                     metrics::gauge!("hangar_database_up").set(0.0);
-                    tracing::warn!(%error, entries = items.len(), retry_in_ms = backoff.as_millis() as u64,
+                    let delay = backoff.next_delay();
+                    tracing::warn!(%error, entries = items.len(), retry_in_ms = delay.as_millis() as u64,
                         "ingress: cannot write the batch; nothing is acknowledged until it commits");
                     tokio::select! {
                         _ = shutdown.cancelled() => return false,
-                        _ = tokio::time::sleep(backoff) => {}
+                        _ = tokio::time::sleep(delay) => {}
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
         }

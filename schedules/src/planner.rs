@@ -13,10 +13,14 @@
 //! until the earliest `next_run_at`, at most `max_sleep` (so rows added or changed by other
 //! processes are seen), and wakes early on shutdown. It wakes the pools of this process for
 //! the queues it filled; on PostgreSQL the jobs table's NOTIFY trigger wakes other processes.
+//! A failed batch is retried with [`Backoff`]. "Now" comes from [`PlannerConfig::clock`]: the
+//! database's on PostgreSQL (the system's on SQLite), or a test's manual clock.
 //! Shutdown: a batch in progress commits or rolls back as a whole; the loop then returns.
 
 use std::time::Duration;
 
+use hangar_workers::backoff::Backoff;
+use hangar_workers::clock::Clock;
 use hangar_workers::routes::Routes;
 use tokio_util::sync::CancellationToken;
 
@@ -33,6 +37,9 @@ pub struct PlannerConfig {
     /// Shortest sleep after a batch that was not full: rows that are due but locked by
     /// another planner are not polled in a tight loop.
     pub min_sleep: Duration,
+    /// Where "now" comes from: the system clock (and the database's `now()` on PostgreSQL),
+    /// or a test's [`ManualClock`](hangar_workers::clock::ManualClock).
+    pub clock: Clock,
 }
 
 impl Default for PlannerConfig {
@@ -41,6 +48,7 @@ impl Default for PlannerConfig {
             batch_size: 1_000,
             max_sleep: Duration::from_secs(1),
             min_sleep: Duration::from_millis(10),
+            clock: Clock::system(),
         }
     }
 }
@@ -69,7 +77,12 @@ impl Planner {
     pub async fn run_once(&mut self) -> Result<BatchReport, ScheduleError> {
         let report = self
             .schedules
-            .plan_batch(self.config.batch_size, &self.routes, &mut self.specs)
+            .plan_batch(
+                self.config.batch_size,
+                &self.routes,
+                &mut self.specs,
+                self.config.clock.fixed(),
+            )
             .await?;
         for queue in &report.queues {
             self.schedules.store().wakeups().wake(queue);
@@ -81,20 +94,19 @@ impl Planner {
     /// Runs until `shutdown` is cancelled.
     pub async fn run(mut self, shutdown: CancellationToken) {
         tracing::info!(batch_size = self.config.batch_size, "planner started");
-        let mut failures: u32 = 0;
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         while !shutdown.is_cancelled() {
             let pause = match self.run_once().await {
                 Ok(report) if report.claimed as i64 >= self.config.batch_size => {
-                    failures = 0;
+                    backoff.reset();
                     continue;
                 }
                 Ok(_) => {
-                    failures = 0;
+                    backoff.reset();
                     self.idle_pause().await
                 }
                 Err(error) => {
-                    failures = failures.saturating_add(1);
-                    let pause = backoff(failures);
+                    let pause = backoff.next_delay();
                     tracing::warn!(%error, retry_in_ms = pause.as_millis() as u64, "planner batch failed");
                     pause
                 }
@@ -111,7 +123,7 @@ impl Planner {
     /// `[min_sleep, max_sleep]`.
     async fn idle_pause(&self) -> Duration {
         match self.schedules.next_due().await {
-            Ok((Some(next), now)) => (next - now)
+            Ok((Some(next), db_now)) => (next - self.config.clock.fixed().unwrap_or(db_now))
                 .to_std()
                 .unwrap_or(Duration::ZERO)
                 .clamp(self.config.min_sleep, self.config.max_sleep),
@@ -122,12 +134,6 @@ impl Planner {
             }
         }
     }
-}
-
-/// Wait after `failures` failed batches in a row: 100 ms doubling, at most 5 s.
-fn backoff(failures: u32) -> Duration {
-    let exp = failures.saturating_sub(1).min(6);
-    Duration::from_millis(100u64 << exp).min(Duration::from_secs(5))
 }
 
 /// Metrics and logs of one batch. No per-schedule labels: 100 000 schedules must not become
@@ -166,18 +172,4 @@ fn record(report: &BatchReport) {
         lateness_ms = report.lateness.num_milliseconds(),
         "planned a batch"
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn failures_back_off_to_five_seconds() {
-        assert_eq!(backoff(1), Duration::from_millis(100));
-        assert_eq!(backoff(2), Duration::from_millis(200));
-        assert_eq!(backoff(6), Duration::from_millis(3_200));
-        assert_eq!(backoff(7), Duration::from_secs(5));
-        assert_eq!(backoff(u32::MAX), Duration::from_secs(5));
-    }
 }

@@ -8,12 +8,18 @@ use std::time::Duration;
 
 use base64::Engine;
 use hangar_workers::alerts::deliver::send_test;
+use hangar_workers::alerts::dispatcher::Dispatcher;
 use hangar_workers::alerts::{
-    AlertContext, ChannelConfig, EmailConfig, NewChannel, TlsMode, channels,
+    AlertContext, ChannelConfig, EmailConfig, KINDS, NewChannel, TlsMode, channels,
 };
+use hangar_workers::clock::ManualClock;
 use hangar_workers::error_class::ErrorClass;
-use hangar_workers::job::{JobId, NewJob};
+use hangar_workers::job::{JobFilter, JobId, NewJob};
+use hangar_workers::kinds::Registry;
+use hangar_workers::pool_config;
+use hangar_workers::routes::Routes;
 use hangar_workers::secrets::{Keyring, MasterKey};
+use hangar_workers::store::Store;
 use hmac::{Hmac, Mac};
 use sqlx::Row;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -44,6 +50,38 @@ max_retries = 2
 base_delay_ms = 100
 max_delay_ms = 200
 "#
+}
+
+/// Waits until every alert delivery job is final: no try of a notice is still to come.
+async fn deliveries_settled(store: &Store) {
+    wait_for(
+        "the deliveries to settle",
+        Duration::from_secs(20),
+        || async {
+            let jobs = store
+                .jobs(&JobFilter {
+                    limit: 10_000,
+                    ..Default::default()
+                })
+                .await
+                .ok()?;
+            jobs.iter()
+                .filter(|j| KINDS.contains(&j.kind.as_str()))
+                .all(|j| j.state.is_final())
+                .then_some(())
+        },
+    )
+    .await;
+}
+
+/// How many notices a dispatcher whose clock stands an hour ahead finds due (and enqueues).
+async fn due_in_an_hour(store: &Store) -> u64 {
+    let pools = pool_config::parse("test", pools()).expect("pools");
+    let clock = ManualClock::new(chrono::Utc::now() + chrono::Duration::hours(1));
+    let routes = Routes::new(&pools, &Registry::builtin());
+    let dispatcher =
+        Dispatcher::new(store.clone(), routes, Duration::from_secs(1)).with_clock(clock.clock());
+    dispatcher.run_once().await.expect("dispatch").enqueued
 }
 
 fn add_channel(db: &TestDb, args: &[&str]) -> String {
@@ -231,9 +269,10 @@ async fn once_per_incident_reminder_ack_resolved(backend: Backend) {
         .find(|a| a.job_id == Some(job))
         .unwrap();
     stdout_ok(&db.run(&["alerts", "ack", &alert.id.to_string()]));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    deliveries_settled(&store).await;
     let reminders = count(&receiver, "/slack", "reminder");
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(due_in_an_hour(&store).await, 0, "a reminder after the ack");
+    deliveries_settled(&store).await;
     assert_eq!(count(&receiver, "/slack", "reminder"), reminders);
 
     // The job succeeds: the alert resolves and both channels hear it once.
@@ -286,7 +325,12 @@ async fn slack_410_disables(backend: Backend) {
         "{alerts:?}"
     );
     // One try, no retry; the disabled channel is not notified about itself.
-    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    deliveries_settled(&store).await;
+    assert_eq!(
+        due_in_an_hour(&store).await,
+        0,
+        "a notice to the disabled channel"
+    );
     assert_eq!(receiver.hits_on("/status/410").len(), 1);
     let list = stdout_ok(&db.run(&["alerts", "channels", "list"]));
     assert!(list.contains("410"), "{list}");

@@ -155,9 +155,11 @@ impl Browser {
 
     /// Opens `url` and waits for it to load.
     pub async fn goto(&mut self, url: &str) {
+        // A mark on the old document: the page has loaded once a document without it has.
+        self.eval("window.__hangarLeaving = true").await;
         self.call("Page.navigate", json!({"url": url})).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        self.wait_until(url, "true", Duration::from_secs(20)).await;
+        self.wait_until(url, "!window.__hangarLeaving", Duration::from_secs(20))
+            .await;
     }
 
     /// Sets the viewport (CSS pixels); `mobile` also emulates a phone.

@@ -256,7 +256,19 @@ async fn cancelling_stops_running_and_scheduled_jobs() {
         || async { worker.log().contains("lease lost").then_some(()) },
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    // The scheduled job's time comes: a worker's claim finds nothing to run.
+    let due = later.run_at.expect("scheduled");
+    wait_for(
+        "the scheduled job's run_at",
+        Duration::from_secs(10),
+        || async { (chrono::Utc::now() > due).then_some(()) },
+    )
+    .await;
+    let probe = store
+        .claim("default", "probe", 10, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(probe.is_empty(), "a cancelled job was claimable: {probe:?}");
     for id in [running, scheduled] {
         assert_eq!(
             store.job(id).await.unwrap().state,
@@ -288,8 +300,11 @@ async fn notify_wakes_an_idle_worker_in_another_process() {
         worker.log().contains("hangar is running").then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
     for _ in 0..3 {
+        wait_for("the worker to listen", Duration::from_secs(10), || async {
+            (!listen_sessions(&db, &[]).is_empty()).then_some(())
+        })
+        .await;
         // Enqueued by another process (the CLI), so no in-process wake-up can help.
         let out = stdout_ok(&db.run(&["enqueue", "noop"]));
         let id: hangar_workers::job::JobId = out.trim().parse().unwrap();
@@ -301,8 +316,35 @@ async fn notify_wakes_an_idle_worker_in_another_process() {
             "an idle worker took {:?} to run a job: NOTIFY did not wake it",
             enqueued.elapsed()
         );
-        tokio::time::sleep(Duration::from_millis(300)).await;
     }
+}
+
+/// The process ids of the database sessions of `db` waiting in LISTEN, except `but`.
+fn listen_sessions(db: &TestDb, but: &[i64]) -> Vec<i64> {
+    admin_query(
+        db,
+        "SELECT pid FROM pg_stat_activity WHERE datname = '{db}' AND query ILIKE 'LISTEN%' \
+         AND state = 'idle'",
+    )
+    .into_iter()
+    .filter(|pid| !but.contains(pid))
+    .collect()
+}
+
+/// Runs `sql` (with `{db}` replaced by the test database's name) as the admin; the numbers
+/// it prints, one a line.
+fn admin_query(db: &TestDb, sql: &str) -> Vec<i64> {
+    let name = db.url.rsplit('/').next().expect("db name");
+    let admin = std::env::var("HANGAR_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let out = std::process::Command::new("psql")
+        .args([admin.as_str(), "-qAtc", &sql.replace("{db}", name)])
+        .output()
+        .expect("psql runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
 }
 
 #[tokio::test]
@@ -315,28 +357,23 @@ async fn notify_keeps_waking_the_worker_after_its_listen_connection_is_killed() 
         worker.log().contains("hangar is running").then_some(())
     })
     .await;
-    let name = db.url.rsplit('/').next().expect("db name").to_owned();
-    let admin = std::env::var("HANGAR_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
     // The LISTEN session is the one whose last statement was LISTEN.
     let killed = wait_for("the LISTEN session", Duration::from_secs(10), || async {
-        let out = std::process::Command::new("psql")
-            .args([
-                admin.as_str(),
-                "-qAtc",
-                &format!(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-                     WHERE datname = '{name}' AND query ILIKE 'LISTEN%'"
-                ),
-            ])
-            .output()
-            .ok()?;
-        let n: i64 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
-        (n > 0).then_some(n)
+        let killed = admin_query(
+            &db,
+            "SELECT pid FROM pg_stat_activity WHERE datname = '{db}' AND query ILIKE 'LISTEN%' \
+             AND pg_terminate_backend(pid)",
+        );
+        (!killed.is_empty()).then_some(killed)
     })
     .await;
-    assert_eq!(killed, 1, "one LISTEN session per worker process");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(killed.len(), 1, "one LISTEN session per worker process");
+    wait_for(
+        "the worker to listen again",
+        Duration::from_secs(10),
+        || async { (!listen_sessions(&db, &killed).is_empty()).then_some(()) },
+    )
+    .await;
     let out = stdout_ok(&db.run(&["enqueue", "noop"]));
     let id: hangar_workers::job::JobId = out.trim().parse().unwrap();
     let enqueued = Instant::now();

@@ -55,6 +55,16 @@ async fn jobs_with_keys(db: &TestDb) -> i64 {
         .await
 }
 
+/// Waits until the group has read and acknowledged every entry: none is written again.
+async fn all_acknowledged(redis: &TestRedis) {
+    wait_for(
+        "every entry acknowledged",
+        Duration::from_secs(20),
+        || async { (redis.unacknowledged() == 0).then_some(()) },
+    )
+    .await;
+}
+
 async fn events(db: &TestDb) -> i64 {
     db.query_i64("SELECT count(*) FROM hangar_events").await
 }
@@ -75,7 +85,7 @@ async fn same_entries_twice_are_stored_once(backend: Backend) {
     })
     .await;
     // Nothing more arrives later, and the jobs ran.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    all_acknowledged(&redis).await;
     assert_eq!(jobs_with_keys(&db).await, 2);
     assert_eq!(events(&db).await, 1);
     wait_for("the jobs to complete", Duration::from_secs(20), || async {
@@ -330,7 +340,7 @@ async fn a_consumer_killed_mid_stream_loses_and_duplicates_nothing() {
     )
     .await;
     assert_eq!(distinct, total);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    all_acknowledged(&redis).await;
     assert_eq!(jobs_with_keys(&db).await, total, "no job appears twice");
     assert!(redis.dead_letters().is_empty());
 }
@@ -435,7 +445,17 @@ async fn the_consumer_reconnects_after_a_redis_restart() {
 
     let _ = server.kill();
     let _ = server.wait();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    wait_for(
+        "the consumer to lose Redis",
+        Duration::from_secs(20),
+        || async {
+            serve
+                .log()
+                .contains("ingress: Redis unavailable")
+                .then_some(())
+        },
+    )
+    .await;
     let mut server = start_redis();
     // The new server is empty: entries written now reach the reconnected consumer.
     let id = wait_for("the restarted Redis", Duration::from_secs(10), || async {

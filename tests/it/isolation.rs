@@ -10,6 +10,7 @@ use chrono::Utc;
 use hangar_schedules::spec::idempotency_key;
 use hangar_schedules::{NewSchedule, Planner, PlannerConfig, Schedules};
 use hangar_workers::client::Client;
+use hangar_workers::clock::ManualClock;
 use hangar_workers::db::Pool;
 use hangar_workers::job::{JobState, NewJob};
 use hangar_workers::routes::Routes;
@@ -121,24 +122,23 @@ async fn the_planners_slot_job_is_not_squatted(backend: Backend) {
     schedule.workspace_id = Some("ws_b".to_owned());
     schedules.upsert(&schedule).await.unwrap();
 
+    // The planner runs here, in the test, a second ahead: the next slot is due by then.
+    let manual = ManualClock::new(Utc::now() + chrono::Duration::seconds(1));
     let mut planner = Planner::new(
         schedules.clone(),
         Routes::builtin(),
-        PlannerConfig::default(),
+        PlannerConfig {
+            clock: manual.clock(),
+            ..PlannerConfig::default()
+        },
     );
-    // The planner runs here, in the test: each run plans what is due by then.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let job_id = loop {
-        planner.run_once().await.expect("plan");
-        if let Some(id) = schedules.get(name).await.expect("schedule").last_job_id {
-            break id;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the planner ran no slot"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    planner.run_once().await.expect("plan");
+    let job_id = schedules
+        .get(name)
+        .await
+        .expect("schedule")
+        .last_job_id
+        .expect("the planner ran a slot");
     let job = store.job(job_id).await.unwrap();
     assert_eq!(job.workspace_id.as_deref(), Some("ws_b"), "{job:?}");
     assert!(

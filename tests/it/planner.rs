@@ -7,12 +7,14 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use hangar_schedules::{NewSchedule, Schedules};
+use hangar_schedules::{NewSchedule, Planner, PlannerConfig, Schedules};
+use hangar_workers::clock::ManualClock;
 use hangar_workers::db::Pool;
 use hangar_workers::job::{Job, JobFilter};
+use hangar_workers::routes::Routes;
 use hangar_workers::store::Store;
 
-use crate::support::{ANY_PORT, Backend, TestDb, stdout_ok, wait_for};
+use crate::support::{ANY_PORT, Backend, TestDb, stdout_ok, wait_final, wait_for};
 
 /// Writes `schedules/NAME` in the test's folder (the processes run there and read
 /// `./schedules` by default).
@@ -48,14 +50,6 @@ pub(crate) fn list_json(db: &TestDb) -> Vec<serde_json::Value> {
     serde_json::from_str(&stdout_ok(&out)).expect("schedules list --json is JSON")
 }
 
-/// The value of an unlabelled counter in Prometheus text (0 when absent).
-fn counter(metrics: &str, name: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// Sets a schedule's next due time directly, as if the planners had been down since then.
 async fn set_next_run_at(db: &TestDb, name: &str, at: DateTime<Utc>) {
     let updated = match db.database().await.pool() {
@@ -79,40 +73,48 @@ async fn set_next_run_at(db: &TestDb, name: &str, at: DateTime<Utc>) {
     assert_eq!(updated.expect("update"), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_planners_and_a_worker_enqueue_exactly_one_job_per_slot() {
-    let db = TestDb::new(Backend::Postgres).await;
+/// Two planners on one clock that the test moves, two seconds a step, through a minute of
+/// `*/2`: each step both plan at once, then the worker runs the slot's job before the next.
+async fn two_planners_and_a_worker(backend: Backend) {
+    let db = TestDb::new(backend).await;
     let store = db.store().await;
-    schedule_file(
-        &db,
-        "ticks.toml",
-        "[[schedule]]\nname = \"tick\"\ncron = \"*/2 * * * * *\"\nkind = \"noop\"\n",
-    );
-    let mut planners: Vec<_> = (0..2)
-        .map(|i| db.spawn(&format!("planner{i}"), &["planner", "--bind", ANY_PORT]))
-        .collect();
-    let mut addresses = Vec::new();
-    for planner in &planners {
-        addresses.push(planner.address().await);
-    }
+    let schedules = Schedules::new(store.clone());
+    schedules
+        .upsert(&NewSchedule::new("tick", "*/2 * * * * *", "noop"))
+        .await
+        .unwrap();
+    // The minute ends in the past of the worker's clock, so it runs each job at once.
+    let start = Utc::now() - chrono::Duration::seconds(90);
+    let start = DateTime::from_timestamp(start.timestamp() - start.timestamp() % 2, 0).unwrap();
+    set_next_run_at(&db, "tick", start).await;
+    let manual = ManualClock::new(start);
+    let config = || PlannerConfig {
+        clock: manual.clock(),
+        ..PlannerConfig::default()
+    };
+    let routes = Routes::builtin();
+    let mut planners = [
+        Planner::new(schedules.clone(), routes.clone(), config()),
+        Planner::new(schedules.clone(), routes.clone(), config()),
+    ];
     let _worker = db.spawn("worker", &["worker", "--bind", "127.0.0.1:0"]);
-    tokio::time::sleep(Duration::from_secs(60)).await;
 
-    // What each planner says it did, before stopping them.
-    let mut enqueued = 0.0;
-    let mut deduplicated = 0.0;
-    for address in &addresses {
-        let text = reqwest::get(format!("http://{address}/metrics"))
-            .await
-            .expect("planner serves /metrics")
-            .text()
-            .await
-            .unwrap();
-        enqueued += counter(&text, "hangar_planner_enqueued_total");
-        deduplicated += counter(&text, "hangar_planner_deduplicated_total");
-    }
-    for planner in &mut planners {
-        assert!(planner.terminate().success(), "{}", planner.log());
+    // What each planner says it did.
+    let mut enqueued = 0;
+    let mut deduplicated = 0;
+    for step in 0..30 {
+        if step > 0 {
+            manual.advance(Duration::from_secs(2));
+        }
+        let [first, second] = &mut planners;
+        let (a, b) = tokio::join!(first.run_once(), second.run_once());
+        for report in [a.expect("plan"), b.expect("plan")] {
+            enqueued += report.enqueued;
+            deduplicated += report.deduplicated;
+        }
+        let row = schedules.get("tick").await.unwrap();
+        let job = row.last_job_id.expect("a slot was planned");
+        wait_final(&store, job, Duration::from_secs(20)).await;
     }
 
     let jobs = jobs(&store).await;
@@ -130,9 +132,9 @@ async fn two_planners_and_a_worker_enqueue_exactly_one_job_per_slot() {
     );
     // The claim, not only the unique key, kept the planners apart: every insert they made is
     // a job, and neither ever found its slot's job already there.
-    assert_eq!(enqueued as usize, jobs.len(), "enqueued_total vs jobs");
+    assert_eq!(enqueued as usize, jobs.len(), "enqueued vs jobs");
     assert_eq!(
-        deduplicated, 0.0,
+        deduplicated, 0,
         "planners raced for a slot (the unique key caught it)"
     );
     let mut slots: Vec<DateTime<Utc>> = per_key.keys().map(|k| slot_of(k, "tick")).collect();
@@ -157,6 +159,16 @@ async fn two_planners_and_a_worker_enqueue_exactly_one_job_per_slot() {
         "the worker ran them: {finished} of {} finished",
         slots.len()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_planners_and_a_worker_enqueue_exactly_one_job_per_slot_postgres() {
+    two_planners_and_a_worker(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_planners_and_a_worker_enqueue_exactly_one_job_per_slot_sqlite() {
+    two_planners_and_a_worker(Backend::Sqlite).await;
 }
 
 async fn catch_up_once(backend: Backend) {
@@ -189,9 +201,19 @@ async fn catch_up_once(backend: Backend) {
         },
     )
     .await;
-    // Give it time to (wrongly) enqueue more.
-    tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(planner.terminate().success(), "{}", planner.log());
+    // Nothing more is due until the next slot: a planner a moment before it plans nothing.
+    let next = row.next_run_at.expect("still planned");
+    let manual = ManualClock::new(next - chrono::Duration::milliseconds(1));
+    let mut later = Planner::new(
+        schedules.clone(),
+        Routes::builtin(),
+        PlannerConfig {
+            clock: manual.clock(),
+            ..PlannerConfig::default()
+        },
+    );
+    assert_eq!(later.run_once().await.expect("plan").claimed, 0);
 
     let jobs = jobs(&store).await;
     assert_eq!(jobs.len(), 1, "one catch-up run, not one per missed slot");

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use hangar_workers::error_class::ErrorClass;
 use hangar_workers::job::{ClaimedJob, JobState, NewJob};
 use hangar_workers::kinds::{JobFailure, Registry};
@@ -16,7 +17,7 @@ use hangar_workers::retry_policy::{Alert, AlertKind, Severity};
 use hangar_workers::store::{CANCELLED, Completion, Store, StoreError};
 use hangar_workers::targets::TargetPolicy;
 
-use crate::support::{Backend, TestDb, fast_pools};
+use crate::support::{Backend, TestDb, fast_pools, wait_for};
 
 /// The pool of `fast_pools`.
 fn spec() -> PoolSpec {
@@ -62,8 +63,15 @@ async fn stale_results_are_rejected(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(a.len(), 1);
-    tokio::time::sleep(Duration::from_millis(250)).await;
-    let counts = pool(&store).maintain_once().await.unwrap();
+    let counts = wait_for(
+        "A's lease to expire and the rescuer to take the job",
+        Duration::from_secs(10),
+        || async {
+            let counts = pool(&store).maintain_once().await.unwrap();
+            (counts.rescued > 0).then_some(counts)
+        },
+    )
+    .await;
     assert_eq!(counts.rescued, 1);
     let job = store.job(id).await.unwrap();
     assert_eq!(job.state, JobState::Retryable);
@@ -76,12 +84,15 @@ async fn stale_results_are_rejected(backend: Backend) {
             .contains("lease expired: worker A")
     );
 
-    // Worker B claims the retry.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let b = store
-        .claim("default", "B", 10, Duration::from_secs(30))
-        .await
-        .unwrap();
+    // Worker B claims the retry once it is due.
+    let b = wait_for("the retry to be due", Duration::from_secs(10), || async {
+        let b = store
+            .claim("default", "B", 10, Duration::from_secs(30))
+            .await
+            .unwrap();
+        (!b.is_empty()).then_some(b)
+    })
+    .await;
     assert_eq!(b.len(), 1);
     assert_eq!(b[0].attempt, 2);
 
@@ -208,7 +219,7 @@ async fn idempotency_and_transitions(backend: Backend) {
     assert_eq!(store.job(failing).await.unwrap().state, JobState::Failed);
     let done: Vec<Completion> = to_complete.iter().map(|c| completion(c)).collect();
     assert!(store.complete(&done).await.unwrap().is_empty());
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    clock_past(Utc::now()).await;
     assert_eq!(
         store
             .prune_completed("default", Duration::from_secs(3600), 100)
@@ -334,6 +345,17 @@ async fn completed_jobs(store: &Store, queue: &str, n: usize) {
     assert!(store.complete(&done).await.unwrap().is_empty());
 }
 
+/// Waits until the clock is a millisecond (SQLite's resolution) past `moment`: rows finalized
+/// before it are then older than a retention of zero.
+async fn clock_past(moment: DateTime<Utc>) {
+    wait_for(
+        "the clock to pass the completions",
+        Duration::from_secs(5),
+        || async { (Utc::now().timestamp_millis() > moment.timestamp_millis()).then_some(()) },
+    )
+    .await;
+}
+
 async fn completed_in(store: &Store, queue: &str) -> i64 {
     store
         .count_in_queue(queue, JobState::Completed, true)
@@ -349,7 +371,7 @@ async fn retention_is_per_queue_and_one_process_prunes(backend: Backend) {
     let other = db.store().await;
     completed_jobs(&store, "short", 5).await;
     completed_jobs(&store, "long", 3).await;
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    clock_past(Utc::now()).await;
 
     // One statement deletes at most its limit.
     assert_eq!(
@@ -381,7 +403,7 @@ async fn retention_is_per_queue_and_one_process_prunes(backend: Backend) {
 
     // While `first` holds the queue's lease, another process does not prune it.
     completed_jobs(&store, "short", 2).await;
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    clock_past(Utc::now()).await;
     let second = Pruner::new(other.clone(), "short", Duration::ZERO, "second").batch(2);
     assert_eq!(
         second.run_once().await.unwrap(),

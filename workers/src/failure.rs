@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use chrono::Utc;
 
+use crate::backoff::Backoff;
 use crate::error_class::ErrorClass;
 use crate::job::{ClaimedJob, JobState};
 use crate::kinds::JobFailure;
@@ -43,7 +44,7 @@ pub(crate) async fn handle(
     };
     metrics::counter!("hangar_jobs_total", "queue" => spec.queue.clone(), "outcome" => outcome)
         .increment(1);
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     // The store may be briefly unreachable: keep the decision and try again while the
     // lease lasts; after that the rescuer owns the job.
     let deadline = Instant::now() + spec.lease;
@@ -64,8 +65,7 @@ pub(crate) async fn handle(
             }
             Err(error) if Instant::now() < deadline => {
                 tracing::warn!(job_id = job.id.0, %error, "recording a failure failed; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
+                tokio::time::sleep(backoff.next_delay()).await;
             }
             Err(error) => {
                 tracing::error!(job_id = job.id.0, %error, "could not record a failure; the rescuer will retry the job");

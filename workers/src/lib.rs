@@ -3,7 +3,9 @@
 //! flags: the `hangar` binary loads configuration once and passes values down.
 
 pub mod alerts;
+pub mod backoff;
 pub mod client;
+pub mod clock;
 pub mod db;
 pub mod error_class;
 pub mod events;

@@ -1,15 +1,19 @@
 //! The pool runtime: runs one [`PoolSpec`] against the store until shutdown.
 //!
-//! Five parts per pool. The **producer** claims as many jobs as there is room in hand
-//! (`concurrency + prefetch`, at most `batch_size` a claim; `FOR UPDATE SKIP LOCKED LIMIT n`)
-//! and queues them, leased, for the dispatcher; when a claim comes back short it sleeps until
-//! a wake-up (NOTIFY or an in-process enqueue), the next `run_at`, or the poll tick. The
+//! Six parts per pool. The **producer** (`pool/producer.rs`) claims as many jobs as there
+//! is room in hand (`concurrency + prefetch`, at most `batch_size` a claim; `FOR UPDATE SKIP
+//! LOCKED LIMIT n`) and queues them, leased, for the dispatcher; when a claim comes back
+//! short it sleeps until a wake-up (NOTIFY or an in-process enqueue), the next `run_at`, or
+//! the poll tick. The
 //! **dispatcher** starts a queued job whenever one of `concurrency` slots is free. The
 //! **completer** ([`completer`]) writes successes in batches, fenced by lease token. The
 //! **heartbeat** ([`heartbeat`]) renews the leases of every job in hand, until its result is
 //! written, and stops attempts whose lease is gone or could not be renewed in time. The
 //! **rescuer** ([`rescuer`]) retries jobs of dead workers (expired leases); the **pruner**
-//! ([`pruner`]) deletes the queue's completed jobs past retention.
+//! ([`pruner`]) deletes the queue's completed jobs past retention. Each background service
+//! has a `run_once` that returns what it did and a loop around it that sleeps by the result
+//! (busy: again at once; idle: until a wake-up or its tick) and logs only when something
+//! changed.
 //!
 //! Shutdown: the producer and dispatcher stop; running attempts get `shutdown_grace` to
 //! finish; the rest, and the jobs still queued, are handed back (available again, attempt not
@@ -24,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures_util::FutureExt;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -34,14 +38,18 @@ use crate::job::{ClaimedJob, JobId};
 use crate::kinds::{JobFailure, Registry};
 use crate::pool_config::PoolSpec;
 use crate::refresher::TokenRefresher;
-use crate::store::{ClaimKey, Completion, Store, StoreError};
+use crate::store::{Completion, Store, StoreError};
 
 mod completer;
 mod heartbeat;
+mod producer;
 pub mod pruner;
 mod rescuer;
 mod shutdown;
 
+use completer::Completer;
+use heartbeat::Heartbeat;
+use producer::{Producer, Ready};
 use pruner::Pruner;
 use rescuer::Rescuer;
 
@@ -121,19 +129,19 @@ impl Pool {
     pub async fn run(self, shutdown: CancellationToken) {
         let (done_tx, done_rx) = mpsc::channel::<Completion>(self.spec.batch_size * 4);
         let stop_background = CancellationToken::new();
-        let mut completer = tokio::spawn(completer::run(
-            self.deps.store.clone(),
-            self.running.clone(),
-            done_rx,
-            self.spec.batch_size,
-            self.spec.queue.clone(),
-        ));
-        let heartbeat = tokio::spawn(heartbeat::run(
-            self.deps.store.clone(),
-            self.running.clone(),
-            self.spec.lease,
-            stop_background.clone(),
-        ));
+        let completer = Completer {
+            store: self.deps.store.clone(),
+            running: self.running.clone(),
+            batch: self.spec.batch_size,
+            queue: self.spec.queue.clone(),
+        };
+        let mut completer = tokio::spawn(completer.run(done_rx));
+        let heartbeat = Heartbeat {
+            store: self.deps.store.clone(),
+            running: self.running.clone(),
+            lease: self.spec.lease,
+        };
+        let heartbeat = tokio::spawn(heartbeat.run(stop_background.clone()));
         let rescuer = tokio::spawn(self.rescuer().run(stop_background.clone()));
         let pruner = tokio::spawn(self.pruner().run(stop_background.clone()));
 
@@ -142,14 +150,14 @@ impl Pool {
         // while every slot is busy, without taking more than a pool can start soon.
         let in_hand = Arc::new(Semaphore::new(self.spec.concurrency + self.spec.prefetch));
         let (ready_tx, ready_rx) = mpsc::unbounded_channel();
-        let mut producer = tokio::spawn(produce(
+        let producer = Producer::new(
             self.spec.clone(),
             self.deps.clone(),
             self.running.clone(),
             in_hand,
             ready_tx,
-            shutdown.clone(),
-        ));
+        );
+        let mut producer = tokio::spawn(producer.run(shutdown.clone()));
         let mut attempts = JoinSet::new();
         self.dispatch(&mut attempts, ready_rx, done_tx, &shutdown)
             .await;
@@ -257,126 +265,6 @@ impl Pool {
             rescued: self.rescuer().run_once().await?,
             pruned: self.pruner().run_once().await?.pruned,
         })
-    }
-}
-
-/// How often a busy pool claims from the start of its queue (see [`ClaimKey`]).
-const FULL_SCAN_EVERY: Duration = Duration::from_millis(100);
-
-/// A claimed job waiting for a slot: the job, the token that stops it, its place in hand.
-type Ready = (ClaimedJob, CancellationToken, OwnedSemaphorePermit);
-
-/// The producer loop: claims as many jobs as there is room in hand (up to `batch_size`) while
-/// there is work; when a claim comes back short, sleeps until a wake-up, the next `run_at` or
-/// the poll tick.
-async fn produce(
-    spec: Arc<PoolSpec>,
-    deps: PoolDeps,
-    running: Running,
-    in_hand: Arc<Semaphore>,
-    ready: mpsc::UnboundedSender<Ready>,
-    shutdown: CancellationToken,
-) {
-    let store = &deps.store;
-    let wakeup = store.wakeups().queue(&spec.queue);
-    let mut backoff = Duration::from_millis(100);
-    // See ClaimKey: claim after the last claimed key while busy, from the start regularly.
-    let mut resume: Option<ClaimKey> = None;
-    let mut last_full_scan = Instant::now();
-    loop {
-        let first = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            permit = in_hand.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => return,
-            },
-        };
-        let mut permits = vec![first];
-        while permits.len() < spec.batch_size {
-            match in_hand.clone().try_acquire_owned() {
-                Ok(permit) => permits.push(permit),
-                Err(_) => break,
-            }
-        }
-        let wanted = permits.len();
-        if last_full_scan.elapsed() >= FULL_SCAN_EVERY {
-            resume = None;
-        }
-        let after = resume;
-        if after.is_none() {
-            last_full_scan = Instant::now();
-        }
-        let claim_sent = tokio::time::Instant::now();
-        let claimed = match store
-            .claim_after(
-                &spec.queue,
-                &deps.worker_id,
-                wanted as i64,
-                spec.lease,
-                after.as_ref(),
-            )
-            .await
-        {
-            Ok(claimed) => {
-                backoff = Duration::from_millis(100);
-                claimed
-            }
-            Err(error) => {
-                tracing::warn!(pool = %spec.name, %error, "claim failed; retrying");
-                drop(permits);
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                continue;
-            }
-        };
-        let got = claimed.len();
-        resume = claimed.iter().map(ClaimKey::of).max().or(after);
-        {
-            let mut held = running.lock().unwrap_or_else(|e| e.into_inner());
-            for job in claimed {
-                let Some(permit) = permits.pop() else { break };
-                let cancel = CancellationToken::new();
-                let lease_until = claim_sent + spec.lease;
-                held.insert(
-                    job.id,
-                    Held {
-                        lease_token: job.lease_token,
-                        cancel: cancel.clone(),
-                        lease_until,
-                        finished: false,
-                    },
-                );
-                // The dispatcher outlives the producer, so the send only fails at shutdown,
-                // where the job is handed back with the others in hand.
-                let _ = ready.send((job, cancel, permit));
-            }
-        }
-        drop(permits);
-        if got == wanted {
-            continue; // Busy: there may be more right now.
-        }
-        resume = None;
-        if after.is_some() {
-            continue; // Short past the last key: look from the start before sleeping.
-        }
-        let sleep_for = match store.next_run_at(&spec.queue).await {
-            Ok(Some(next)) => (next - Utc::now())
-                .to_std()
-                .unwrap_or(Duration::ZERO)
-                .min(spec.poll_interval),
-            _ => spec.poll_interval,
-        };
-        if sleep_for.is_zero() && got > 0 {
-            continue;
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = wakeup.notified() => {}
-            _ = tokio::time::sleep(sleep_for.max(Duration::from_millis(1))) => {}
-        }
     }
 }
 

@@ -434,14 +434,16 @@ impl Schedules {
     }
 
     /// One planner batch: claims up to `limit` due rows, enqueues their jobs and moves them
-    /// on, in one transaction (see [`crate::planner`]).
+    /// on, in one transaction (see [`crate::planner`]). `at` is the planner's now when its
+    /// clock is controlled (tests); `None` takes the database's (PostgreSQL) or the system's.
     pub async fn plan_batch(
         &self,
         limit: i64,
         routes: &Routes,
         specs: &mut SpecCache,
+        at: Option<DateTime<Utc>>,
     ) -> Result<BatchReport, ScheduleError> {
-        backend!(self, plan_batch(limit, routes, specs))
+        backend!(self, plan_batch(limit, routes, specs, at))
     }
 
     /// The earliest due time of an enabled schedule, and the database's now.

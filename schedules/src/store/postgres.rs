@@ -1,7 +1,8 @@
 //! Schedules on PostgreSQL. The planner's batch claims due rows with `FOR UPDATE SKIP LOCKED`
 //! (other planners take the next rows instead of waiting), inserts the batch's jobs with one
 //! `UNNEST` statement (`ON CONFLICT DO NOTHING` on the idempotency key) and moves every claimed
-//! row on with one more, all in one transaction; times are the database's `now()`.
+//! row on with one more, all in one transaction; times are the database's `now()`
+//! (a planner with a controlled clock, in tests, passes its own).
 
 use std::collections::HashMap;
 
@@ -252,6 +253,7 @@ pub(super) async fn plan_batch(
     limit: i64,
     routes: &Routes,
     specs: &mut SpecCache,
+    at: Option<DateTime<Utc>>,
 ) -> Result<BatchReport, ScheduleError> {
     let mut tx = pool.begin().await?;
     // SKIP LOCKED: rows another planner is planning are left to it. Its commit moves their
@@ -259,13 +261,15 @@ pub(super) async fn plan_batch(
     // row locked and re-checked after that commit fails the WHERE clause and is not returned).
     let rows = sqlx::query(
         "SELECT s.id, s.name, s.spec, s.kind, s.args, s.queue, s.priority, s.workspace_id, \
-             s.offset_ms, s.next_run_at, s.last_slot_at, s.last_job_id, now() AS db_now \
+             s.offset_ms, s.next_run_at, s.last_slot_at, s.last_job_id, \
+             COALESCE($2, now()) AS db_now \
          FROM hangar_schedules s \
-         WHERE s.enabled AND s.next_run_at <= now() \
+         WHERE s.enabled AND s.next_run_at <= COALESCE($2, now()) \
          ORDER BY s.next_run_at LIMIT $1 \
          FOR UPDATE OF s SKIP LOCKED",
     )
     .bind(limit)
+    .bind(at)
     .fetch_all(&mut *tx)
     .await?;
     let Some(first) = rows.first() else {
@@ -303,7 +307,7 @@ pub(super) async fn plan_batch(
     let claimed = due.len();
     let mut planned = batch::plan(due, now, routes, specs);
     let enqueued = insert_jobs(&mut tx, &mut planned).await?;
-    update_rows(&mut tx, &planned).await?;
+    update_rows(&mut tx, &planned, now).await?;
     tx.commit().await?;
     Ok(report(planned, claimed, enqueued))
 }
@@ -327,15 +331,16 @@ async fn insert_jobs(
 async fn update_rows(
     tx: &mut Transaction<'static, Postgres>,
     planned: &Planned,
+    now: DateTime<Utc>,
 ) -> Result<(), ScheduleError> {
     let u = &planned.updates;
     sqlx::query(
         "UPDATE hangar_schedules s SET next_run_at = d.next_run_at, \
              last_slot_at = COALESCE(d.slot, s.last_slot_at), \
              last_job_id = CASE WHEN d.slot IS NULL THEN s.last_job_id ELSE d.job_id END, \
-             last_enqueued_at = CASE WHEN d.slot IS NULL THEN s.last_enqueued_at ELSE now() END, \
+             last_enqueued_at = CASE WHEN d.slot IS NULL THEN s.last_enqueued_at ELSE $6 END, \
              skipped_count = s.skipped_count + CASE WHEN d.skipped THEN 1 ELSE 0 END, \
-             last_skipped_at = CASE WHEN d.skipped THEN now() ELSE s.last_skipped_at END \
+             last_skipped_at = CASE WHEN d.skipped THEN $6 ELSE s.last_skipped_at END \
          FROM UNNEST($1::bigint[], $2::timestamptz[], $3::timestamptz[], $4::bigint[], $5::bool[]) \
              AS d(id, next_run_at, slot, job_id, skipped) \
          WHERE s.id = d.id",
@@ -345,6 +350,7 @@ async fn update_rows(
     .bind(u.iter().map(|r| r.slot).collect::<Vec<_>>())
     .bind(u.iter().map(|r| r.job_id).collect::<Vec<_>>())
     .bind(u.iter().map(|r| r.skipped).collect::<Vec<_>>())
+    .bind(now)
     .execute(&mut **tx)
     .await?;
     Ok(())

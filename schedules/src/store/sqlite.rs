@@ -285,9 +285,10 @@ pub(super) async fn plan_batch(
     limit: i64,
     routes: &Routes,
     specs: &mut SpecCache,
+    at: Option<DateTime<Utc>>,
 ) -> Result<BatchReport, ScheduleError> {
     let mut tx = begin_immediate(pool).await?;
-    let now = Utc::now();
+    let now = at.unwrap_or_else(Utc::now);
     let rows = sqlx::query(
         "SELECT s.id, s.name, s.spec, s.kind, s.args, s.queue, s.priority, s.workspace_id, \
              s.offset_ms, s.next_run_at, s.last_slot_at, s.last_job_id \

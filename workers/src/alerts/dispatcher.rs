@@ -4,7 +4,8 @@
 //! one transaction; the notice's primary key (alert, channel, event) makes several
 //! dispatchers in several processes send each notice once, and the job's idempotency key
 //! (`alert:<id>:<channel>:<event>`) says the same on the job side. [`Dispatcher::run`] loops
-//! around it on a tick until shutdown.
+//! around it on a tick until shutdown (logging a failing pass once, and its recovery); its
+//! "now" comes from a [`Clock`], which tests move by hand.
 //!
 //! Rules: `opened` once per incident and channel (a repeat raising `occurrences` is the same
 //! incident); `reminder:<n>` when `n × reminder_every_ms` has passed since `opened` while the
@@ -17,12 +18,12 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use super::channels::{self, Channel};
 use super::model::{NoticeEvent, Severity};
 use super::{AlertError, KINDS, NoticeArgs};
+use crate::clock::Clock;
 use crate::job::NewJob;
 use crate::routes::Routes;
 use crate::store::Store;
@@ -107,6 +108,7 @@ pub struct Dispatcher {
     /// Queue and attempt budget per delivery kind, from the pool that runs it.
     routes: Routes,
     tick: Duration,
+    clock: Clock,
 }
 
 impl Dispatcher {
@@ -117,7 +119,14 @@ impl Dispatcher {
             store,
             routes,
             tick,
+            clock: Clock::system(),
         }
+    }
+
+    /// Reads "now" (reminder times, notice times) from `clock` instead of the system's.
+    pub fn with_clock(mut self, clock: Clock) -> Dispatcher {
+        self.clock = clock;
+        self
     }
 
     /// One pass: enqueue every notice due now.
@@ -130,7 +139,7 @@ impl Dispatcher {
         if channels.is_empty() {
             return Ok(DispatchCounts::default());
         }
-        let now_ms = Utc::now().timestamp_millis();
+        let now_ms = self.clock.now().timestamp_millis();
         let alerts = self.alerts(now_ms).await?;
         let Some(min_id) = alerts.iter().map(|a| a.id).min() else {
             return Ok(DispatchCounts::default());
@@ -172,11 +181,22 @@ impl Dispatcher {
         Ok(counts)
     }
 
-    /// Runs passes every tick until `shutdown`; a failing pass is logged and retried.
+    /// Runs passes every tick until `shutdown`; a failing pass is retried, logged when it
+    /// starts failing and when it works again.
     pub async fn run(self, shutdown: CancellationToken) {
+        let mut failing = false;
         loop {
-            if let Err(error) = self.run_once().await {
-                tracing::warn!(%error, "alert dispatch failed; retrying");
+            match self.run_once().await {
+                Ok(_) if failing => {
+                    failing = false;
+                    tracing::info!("alert dispatch works again");
+                }
+                Ok(_) => {}
+                Err(error) if !failing => {
+                    failing = true;
+                    tracing::warn!(%error, "alert dispatch failed; retrying");
+                }
+                Err(_) => {}
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return,

@@ -1,8 +1,9 @@
-//! The completer: writes a pool's successes in batches. It waits for one completion, takes
-//! whatever else has queued (up to `batch_size`) and writes them in one statement, fenced by
-//! lease token. A failed write is retried with backoff; the jobs stay in hand meanwhile, so
-//! the heartbeat keeps their leases alive and no rescuer runs a job that succeeded. A job
-//! leaves the pool's hands once its completion is written (or rejected by the fence).
+//! The completer: writes a pool's successes in batches. [`Completer::run_once`] writes one
+//! batch in one statement, fenced by lease token, and takes the written jobs out of the pool's
+//! hands. Its loop waits for one completion, takes whatever else has queued (up to
+//! `batch_size`) and writes them; a failed write is retried with [`Backoff`] (the first
+//! failure is logged, and the recovery), and the jobs stay in hand meanwhile, so the heartbeat
+//! keeps their leases alive and no rescuer runs a job that succeeded.
 //!
 //! Shutdown: it ends when every sender is gone and the queue is written; the pool waits for
 //! that at most its flush timeout, then aborts it and logs the ids still in hand.
@@ -12,46 +13,76 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::Running;
-use crate::store::{Completion, Store};
+use crate::backoff::Backoff;
+use crate::store::{Completion, Store, StoreError};
 
-/// Writes completions from `rx` until every sender is gone.
-pub(super) async fn run(
-    store: Store,
-    running: Running,
-    mut rx: mpsc::Receiver<Completion>,
-    batch: usize,
-    queue: String,
-) {
-    let mut buffer = Vec::with_capacity(batch);
-    while rx.recv_many(&mut buffer, batch).await > 0 {
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            match store.complete(&buffer).await {
-                Ok(rejected) => {
-                    let accepted = buffer.len() - rejected.len();
-                    // The same labels as every other outcome (`failure::record`).
-                    metrics::counter!("hangar_jobs_total", "queue" => queue.clone(), "outcome" => "completed")
-                        .increment(accepted as u64);
-                    if !rejected.is_empty() {
-                        metrics::counter!("hangar_stale_results_total", "queue" => queue.clone())
-                            .increment(rejected.len() as u64);
-                        tracing::info!(?rejected, "completions rejected: leases were taken over");
+/// What one batch write did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct CompleteCounts {
+    /// Completions written.
+    pub(super) completed: u64,
+    /// Completions refused by the fence: another worker took the lease over.
+    pub(super) rejected: u64,
+}
+
+/// The completer of one pool.
+pub(super) struct Completer {
+    pub(super) store: Store,
+    pub(super) running: Running,
+    pub(super) batch: usize,
+    /// The pool's queue, the label of its metrics.
+    pub(super) queue: String,
+}
+
+impl Completer {
+    /// Writes `batch` and takes its jobs out of hand.
+    pub(super) async fn run_once(
+        &self,
+        batch: &[Completion],
+    ) -> Result<CompleteCounts, StoreError> {
+        let rejected = self.store.complete(batch).await?;
+        let counts = CompleteCounts {
+            completed: (batch.len() - rejected.len()) as u64,
+            rejected: rejected.len() as u64,
+        };
+        // The same labels as every other outcome (`failure::record`).
+        metrics::counter!("hangar_jobs_total", "queue" => self.queue.clone(), "outcome" => "completed")
+            .increment(counts.completed);
+        if !rejected.is_empty() {
+            metrics::counter!("hangar_stale_results_total", "queue" => self.queue.clone())
+                .increment(counts.rejected);
+            tracing::info!(?rejected, "completions rejected: leases were taken over");
+        }
+        let mut held = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        for done in batch {
+            held.remove(&done.id);
+        }
+        Ok(counts)
+    }
+
+    /// Writes completions from `rx` until every sender is gone.
+    pub(super) async fn run(self, mut rx: mpsc::Receiver<Completion>) {
+        let mut buffer = Vec::with_capacity(self.batch);
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
+        while rx.recv_many(&mut buffer, self.batch).await > 0 {
+            loop {
+                match self.run_once(&buffer).await {
+                    Ok(_) => {
+                        if backoff.failures() > 0 {
+                            tracing::info!(jobs = buffer.len(), "completions written again");
+                        }
+                        backoff.reset();
+                        break;
                     }
-                    break;
-                }
-                Err(error) => {
-                    tracing::warn!(%error, jobs = buffer.len(), "writing completions failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    Err(error) => {
+                        if backoff.failures() == 0 {
+                            tracing::warn!(%error, jobs = buffer.len(), "writing completions failed; retrying");
+                        }
+                        tokio::time::sleep(backoff.next_delay()).await;
+                    }
                 }
             }
+            buffer.clear();
         }
-        {
-            let mut held = running.lock().unwrap_or_else(|e| e.into_inner());
-            for done in &buffer {
-                held.remove(&done.id);
-            }
-        }
-        buffer.clear();
     }
 }

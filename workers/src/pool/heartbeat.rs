@@ -7,6 +7,10 @@
 //! worker may rescue the job, and running on would do the work twice. Finished attempts are
 //! never stopped: their result is written, or rejected by the fence.
 //!
+//! [`Heartbeat::run_once`] is one renewal and returns what it did; the loop runs it every
+//! third of the lease and logs a renewal that fails (each time: the leases are at stake) and
+//! the first one that works again.
+//!
 //! Shutdown: the pool stops it after the completer, so leases of unwritten results live on.
 
 use std::collections::HashSet;
@@ -19,21 +23,60 @@ use super::{Running, id_list};
 use crate::job::JobId;
 use crate::store::Store;
 
-/// Renews leases every `lease / 3` until `stop`.
-pub(super) async fn run(store: Store, running: Running, lease: Duration, stop: CancellationToken) {
-    let period = lease / 3;
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(period) => {}
+/// What one beat did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct BeatCounts {
+    /// Leases renewed.
+    pub(super) renewed: u64,
+    /// Attempts stopped because their lease is gone (cancelled or rescued).
+    pub(super) lost: u64,
+    /// Attempts stopped because their lease was not renewed in time.
+    pub(super) lapsed: u64,
+    /// Whether the renewal failed or got no answer in time.
+    pub(super) failed: bool,
+}
+
+/// The heartbeat of one pool.
+pub(super) struct Heartbeat {
+    pub(super) store: Store,
+    pub(super) running: Running,
+    pub(super) lease: Duration,
+}
+
+impl Heartbeat {
+    /// Renews leases every `lease / 3` until `stop`; logs a failing renewal once, and its end.
+    pub(super) async fn run(self, stop: CancellationToken) {
+        let period = self.lease / 3;
+        let mut failing = false;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(period) => {}
+            }
+            let counts = self.run_once(period).await;
+            if failing && !counts.failed {
+                tracing::info!(renewed = counts.renewed, "heartbeat renews leases again");
+            }
+            failing = counts.failed;
         }
-        beat_once(&store, &running, lease, period).await;
+    }
+
+    /// One renewal of every lease in hand (given up after `wait`), then stops the attempts
+    /// whose lease is gone or has not been renewed in time.
+    pub(super) async fn run_once(&self, wait: Duration) -> BeatCounts {
+        beat_once(&self.store, &self.running, self.lease, wait).await
     }
 }
 
 /// One renewal of every lease in hand (given up after `wait`), then stops the attempts whose
 /// lease is gone or has not been renewed in time.
-async fn beat_once(store: &Store, running: &Running, lease: Duration, wait: Duration) {
+async fn beat_once(
+    store: &Store,
+    running: &Running,
+    lease: Duration,
+    wait: Duration,
+) -> BeatCounts {
+    let mut counts = BeatCounts::default();
     let held: Vec<(JobId, i64)> = {
         let running = running.lock().unwrap_or_else(|e| e.into_inner());
         running
@@ -55,18 +98,26 @@ async fn beat_once(store: &Store, running: &Running, lease: Duration, wait: Dura
                     };
                     if still.contains(id) {
                         entry.lease_until = sent + lease;
+                        counts.renewed += 1;
                     } else if !entry.finished {
                         tracing::info!(job = %id, "lease lost (cancelled or rescued): stopping the attempt");
                         entry.cancel.cancel();
+                        counts.lost += 1;
                     }
                 }
             }
-            Ok(Err(error)) => tracing::warn!(%error, jobs = held.len(), "heartbeat failed"),
-            Err(_) => tracing::warn!(
-                jobs = held.len(),
-                "heartbeat got no answer within {} ms",
-                wait.as_millis()
-            ),
+            Ok(Err(error)) => {
+                counts.failed = true;
+                tracing::warn!(%error, jobs = held.len(), "heartbeat failed");
+            }
+            Err(_) => {
+                counts.failed = true;
+                tracing::warn!(
+                    jobs = held.len(),
+                    "heartbeat got no answer within {} ms",
+                    wait.as_millis()
+                );
+            }
         }
     }
     let now = Instant::now();
@@ -81,6 +132,7 @@ async fn beat_once(store: &Store, running: &Running, lease: Duration, wait: Dura
             })
             .collect()
     };
+    counts.lapsed = lapsed.len() as u64;
     if !lapsed.is_empty() {
         tracing::error!(
             jobs = %id_list(&lapsed),
@@ -88,4 +140,5 @@ async fn beat_once(store: &Store, running: &Running, lease: Duration, wait: Dura
              these attempts; another worker will rescue them"
         );
     }
+    counts
 }

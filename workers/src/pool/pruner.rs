@@ -105,19 +105,35 @@ impl Pruner {
         Ok(counts)
     }
 
-    /// A pass every `every` until `stop`.
+    /// A pass every `every` until `stop`; a pass that did all its batches goes again at once.
+    /// Logs what it pruned, and a failing pass once until one works again.
     pub async fn run(self, stop: CancellationToken) {
+        let mut failing = false;
+        let mut busy = false;
         loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(self.every) => {}
-            }
-            match self.run_once().await {
-                Ok(counts) if counts.pruned > 0 => {
-                    tracing::info!(queue = %self.queue, pruned = counts.pruned, "pruned completed jobs past retention");
+            if !busy {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(self.every) => {}
                 }
-                Ok(_) => {}
-                Err(error) => tracing::warn!(queue = %self.queue, %error, "pruning failed"),
+            }
+            busy = false;
+            match self.run_once().await {
+                Ok(counts) => {
+                    failing = false;
+                    busy = counts.pruned >= self.batch as u64 * u64::from(self.max_batches);
+                    if counts.pruned > 0 {
+                        tracing::info!(queue = %self.queue, pruned = counts.pruned, "pruned completed jobs past retention");
+                    }
+                }
+                Err(error) if !failing => {
+                    failing = true;
+                    tracing::warn!(queue = %self.queue, %error, "pruning failed");
+                }
+                Err(_) => {}
+            }
+            if stop.is_cancelled() {
+                return;
             }
         }
     }

@@ -4,6 +4,9 @@
 //! (see [`Store::rescue`]), so a lease renewed a moment ago is left alone. Every process
 //! running the pool rescues; the fence makes each job rescued once.
 //!
+//! [`Rescuer::run_once`] is one pass and returns how many jobs it rescued; the loop runs it
+//! every third of the lease, at once again after a full pass.
+//!
 //! Shutdown: its loop ends when the pool stops its background tasks.
 
 use std::sync::Arc;
@@ -51,20 +54,36 @@ impl Rescuer {
         Ok(rescued)
     }
 
-    /// Passes every third of the lease (at least 500 ms) until `stop`.
+    /// Passes every third of the lease (at least 500 ms) until `stop`; a full pass goes
+    /// again at once. Logs rescues, and a failing pass once until one works again.
     pub(super) async fn run(self, stop: CancellationToken) {
         let period = (self.spec.lease / 3).max(Duration::from_millis(500));
+        let mut failing = false;
+        let mut busy = false;
         loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(period) => {}
-            }
-            match self.run_once().await {
-                Ok(0) => {}
-                Ok(rescued) => {
-                    tracing::info!(pool = %self.spec.name, rescued, "rescued jobs of expired leases")
+            if !busy {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(period) => {}
                 }
-                Err(error) => tracing::warn!(pool = %self.spec.name, %error, "rescue failed"),
+            }
+            busy = false;
+            match self.run_once().await {
+                Ok(rescued) => {
+                    failing = false;
+                    busy = rescued >= PER_PASS as u64;
+                    if rescued > 0 {
+                        tracing::info!(pool = %self.spec.name, rescued, "rescued jobs of expired leases");
+                    }
+                }
+                Err(error) if !failing => {
+                    failing = true;
+                    tracing::warn!(pool = %self.spec.name, %error, "rescue failed");
+                }
+                Err(_) => {}
+            }
+            if stop.is_cancelled() {
+                return;
             }
         }
     }

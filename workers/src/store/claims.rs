@@ -20,6 +20,7 @@ use super::rows::{
     now_ms, opt_time,
 };
 use super::{Store, StoreError};
+use crate::backoff::Backoff;
 use crate::db::Pool;
 use crate::job::ClaimedJob;
 
@@ -104,17 +105,15 @@ impl Store {
         if let Pool::Sqlite(_) = self.pool() {
             return;
         }
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         while !shutdown.is_cancelled() {
             let mut listener = match PgListener::connect(&self.url).await {
                 Ok(listener) => listener,
                 Err(error) => {
                     tracing::warn!(%error, "LISTEN connection failed; polling meanwhile");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(backoff) => {}
+                    if !backoff.wait(&shutdown).await {
+                        return;
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
                     continue;
                 }
             };
@@ -122,7 +121,7 @@ impl Store {
                 tracing::warn!(%error, "LISTEN failed; polling meanwhile");
                 continue;
             }
-            backoff = Duration::from_millis(100);
+            backoff.reset();
             self.wakeups.wake_all();
             loop {
                 tokio::select! {
