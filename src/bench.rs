@@ -33,7 +33,7 @@ struct Probe {
 }
 
 impl Handler for Probe {
-    fn validate(&self, _args: &serde_json::Value) -> Result<(), String> {
+    fn validate(&self, _args: &serde_json::Value) -> Result<(), hangar_workers::kinds::ArgsError> {
         Ok(())
     }
 

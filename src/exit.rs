@@ -36,6 +36,15 @@ impl fmt::Display for Fatal {
     }
 }
 
+impl From<crate::api::TokenError> for Fatal {
+    fn from(error: crate::api::TokenError) -> Self {
+        match error {
+            crate::api::TokenError::Store(error) => Fatal::from(error),
+            random @ crate::api::TokenError::Random(_) => Fatal::runtime(random.to_string()),
+        }
+    }
+}
+
 impl From<hangar_workers::store::StoreError> for Fatal {
     fn from(error: hangar_workers::store::StoreError) -> Self {
         use hangar_workers::store::StoreError;

@@ -102,12 +102,8 @@ async fn refuse_nul(
     let uri = request.uri();
     let has_nul = |part: &str| part.contains("%00");
     if has_nul(uri.path()) || uri.query().is_some_and(has_nul) {
-        return api::ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "the URL holds a NUL character (%00)",
-        )
-        .into_response();
+        return api::ApiError::BadRequest("the URL holds a NUL character (%00)".to_owned())
+            .into_response();
     }
     next.run(request).await
 }

@@ -8,6 +8,7 @@ use hangar_workers::client::Client;
 use hangar_workers::ingress::{self, Rejection};
 use hangar_workers::job::{Job, JobFilter, JobId, JobState, NewJob};
 use hangar_workers::kinds::{HttpHandler, Registry};
+use hangar_workers::routes::Routes;
 use hangar_workers::store::{AlertFilter, AlertRow, AlertState, MAX_ALERT_PAGE, StoreError};
 use serde::Serialize;
 
@@ -53,7 +54,8 @@ fn build_job(config: &Config, args: &EnqueueArgs) -> Result<NewJob, Fatal> {
             HttpHandler::with_targets(config.targets.clone()).with_keyring(Arc::new(ring)),
         );
     }
-    let client = Client::new(Arc::new(registry), config.pools.clone());
+    let routes = Routes::new(&config.pools, &registry);
+    let client = Client::new(Arc::new(registry), Arc::new(routes));
     // The same limits and refusals as the API and the Redis ingress.
     let identifiers = [
         ("KIND", Some(&args.kind)),
@@ -90,14 +92,11 @@ fn build_job(config: &Config, args: &EnqueueArgs) -> Result<NewJob, Fatal> {
     })?;
     let queue = match &args.queue {
         Some(queue) => {
-            if !config.pools.iter().any(|p| &p.queue == queue) {
-                let known: Vec<&str> = config.pools.iter().map(|p| p.queue.as_str()).collect();
-                return Err(Fatal::config(format!(
-                    "--queue: unknown queue '{queue}' (known: {})",
-                    known.join(", ")
-                )));
-            }
-            queue.clone()
+            client
+                .routes()
+                .route(&args.kind, Some(queue))
+                .map_err(|e| Fatal::config(format!("--queue: {e}")))?
+                .queue
         }
         None => job.queue,
     };

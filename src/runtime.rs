@@ -10,6 +10,7 @@ use hangar_workers::kinds::{HttpHandler, Registry};
 use hangar_workers::pool::{Pool, PoolDeps};
 use hangar_workers::pool_config::PoolSpec;
 use hangar_workers::refresher::NoRefresher;
+use hangar_workers::routes::Routes;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -38,6 +39,8 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
     // Configuration first: a bad pool file is reported before the database is touched.
     let mut registry = Registry::builtin_with(config.targets.clone());
     check_kinds(&registry, &plan.pools)?;
+    // Built once: the client, the planner and the alert dispatcher route by the same rule.
+    let routes = Routes::new(&config.pools, &registry);
     // The alert dispatcher runs in `serve` and in every worker that runs the alert kinds;
     // both need the master key (on PostgreSQL a missing key stops them here, exit 2).
     let runs_alerts = plan.planner && plan.migrate
@@ -101,7 +104,7 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
         refresher: Arc::new(NoRefresher),
         worker_id: worker_id(),
     };
-    let client = Arc::new(Client::new(deps.registry.clone(), config.pools.clone()));
+    let client = Arc::new(Client::new(deps.registry.clone(), Arc::new(routes.clone())));
     if let Some(redis) = &config.redis {
         let consumer = Consumer::new(store.clone(), client.clone(), redis.clone(), worker_id())?;
         tasks.spawn(consumer.run(shutdown.clone()));
@@ -109,13 +112,13 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
     if keyring.is_some() {
         let dispatcher = Dispatcher::new(
             store.clone(),
-            &config.pools,
+            routes.clone(),
             std::time::Duration::from_millis(config.alert_tick_ms),
         );
         tasks.spawn(dispatcher.run(shutdown.clone()));
     }
     if plan.planner {
-        let planner = crate::schedules::start_planner(config, &store).await?;
+        let planner = crate::schedules::start_planner(config, &store, routes.clone()).await?;
         tasks.spawn(planner.run(shutdown.clone()));
     }
     let queues: Vec<String> = config.pools.iter().map(|p| p.queue.clone()).collect();

@@ -6,6 +6,7 @@ use hangar_schedules::{
     Planner, PlannerConfig, Prune, ScheduleError, ScheduleFilter, ScheduleRow, Schedules,
     SyncCounts,
 };
+use hangar_workers::routes::Routes;
 use hangar_workers::store::Store;
 
 use crate::cli::SchedulesCommand;
@@ -42,7 +43,11 @@ async fn sync(config: &Config, schedules: &Schedules, prune: Prune) -> Result<Sy
 
 /// Upserts the configured file schedules into the database (deleting nothing) and returns
 /// the planner to run.
-pub async fn start_planner(config: &Config, store: &Store) -> Result<Planner, Fatal> {
+pub async fn start_planner(
+    config: &Config,
+    store: &Store,
+    routes: Routes,
+) -> Result<Planner, Fatal> {
     let schedules = Schedules::new(store.clone());
     let synced = sync(config, &schedules, Prune::Keep).await?;
     tracing::info!(
@@ -57,11 +62,7 @@ pub async fn start_planner(config: &Config, store: &Store) -> Result<Planner, Fa
             "file schedules in the database that these files do not declare were kept; `hangar schedules sync --prune` deletes them"
         );
     }
-    Ok(Planner::new(
-        schedules,
-        &config.pools,
-        PlannerConfig::default(),
-    ))
+    Ok(Planner::new(schedules, routes, PlannerConfig::default()))
 }
 
 /// `hangar schedules …`.

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use hangar_workers::job::{DEFAULT_MAX_ATTEMPTS, JobId, JobState, NewJob};
-use hangar_workers::pool_config::PoolSpec;
+use hangar_workers::job::{JobId, JobState, NewJob};
+use hangar_workers::routes::Routes;
 use hangar_workers::store::{KeyScope, Keyed};
 
 use crate::spec::{Action, Spec, decide, idempotency_key};
@@ -80,54 +80,6 @@ pub struct Planned {
     pub skipped: Vec<Skipped>,
     /// The largest `now - next_run_at` among the claimed rows.
     pub lateness: chrono::Duration,
-}
-
-/// Where a schedule's jobs go: the queue and the failure budget of the pool.
-#[derive(Debug, Clone, Default)]
-pub struct Routes {
-    by_kind: HashMap<String, (String, i32)>,
-    by_queue: HashMap<String, i32>,
-}
-
-impl Routes {
-    /// Routes from the configured pools: a kind goes to its pool's queue, with that pool's
-    /// `max_attempts`.
-    pub fn from_pools(pools: &[PoolSpec]) -> Routes {
-        let mut routes = Routes::default();
-        for pool in pools {
-            routes
-                .by_queue
-                .entry(pool.queue.clone())
-                .or_insert(pool.max_attempts);
-            for kind in &pool.kinds {
-                routes
-                    .by_kind
-                    .entry(kind.clone())
-                    .or_insert((pool.queue.clone(), pool.max_attempts));
-            }
-        }
-        routes
-    }
-
-    /// The queue and budget of a job of `kind`, optionally on `queue`. Without a queue and a
-    /// pool for the kind, the `default` queue.
-    pub fn route(&self, kind: &str, queue: Option<&str>) -> (String, i32) {
-        match queue {
-            Some(queue) => (
-                queue.to_owned(),
-                self.by_queue
-                    .get(queue)
-                    .copied()
-                    .or_else(|| self.by_kind.get(kind).map(|(_, m)| *m))
-                    .unwrap_or(DEFAULT_MAX_ATTEMPTS),
-            ),
-            None => self
-                .by_kind
-                .get(kind)
-                .cloned()
-                .unwrap_or_else(|| ("default".to_owned(), DEFAULT_MAX_ATTEMPTS)),
-        }
-    }
 }
 
 /// Parsed specs by text, bounded: a fleet shares a few specs, and a cron parse is the only
@@ -212,17 +164,18 @@ pub fn plan(
             }
             Action::Enqueue(slot) => {
                 update.slot = Some(slot.slot);
-                let (queue, max_attempts) = routes.route(&row.kind, row.queue.as_deref());
+                // The engine's own job: never refused (see `Routes::route_or_default`).
+                let route = routes.route_or_default(&row.kind, row.queue.as_deref());
                 planned.job_rows.push(planned.updates.len());
                 planned.jobs.push(NewJob {
                     idempotency_key: Some(idempotency_key(&row.name, slot.slot)),
                     kind: row.kind,
-                    queue,
+                    queue: route.queue,
                     args: row.args,
                     // The due time: the job's start lag then includes the planner's lateness.
                     run_at: Some(slot.due),
                     priority: row.priority,
-                    max_attempts,
+                    max_attempts: route.max_attempts,
                     workspace_id: row.workspace_id,
                 });
             }

@@ -10,6 +10,10 @@ use serde::Deserialize;
 
 use crate::spec::{CronSpec, Frequency, Spec};
 
+mod error;
+
+pub use error::{ScheduleFieldProblem, ScheduleFileError, ScheduleFileProblem, Syntax};
+
 /// The schedule file compiled into the binary, used when no schedules folder has files.
 pub const BUILTIN_SCHEDULES: &str = include_str!("../default.toml");
 
@@ -32,16 +36,6 @@ pub struct FileSchedule {
     pub priority: i16,
     /// Whether the planner plans it.
     pub enabled: bool,
-}
-
-/// A schedule file that cannot be used; the message names the file, schedule and field.
-#[derive(Debug, thiserror::Error)]
-#[error("{file}: {message}")]
-pub struct ScheduleFileError {
-    /// The file (or `built-in schedules`).
-    pub file: String,
-    /// What is wrong, and where.
-    pub message: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,7 +78,7 @@ pub fn has_schedule_files(dir: &Path) -> bool {
 pub fn load_dir(dir: &Path) -> Result<Vec<FileSchedule>, ScheduleFileError> {
     let entries = std::fs::read_dir(dir).map_err(|e| ScheduleFileError {
         file: dir.display().to_string(),
-        message: format!("cannot read the schedules folder: {e}"),
+        problem: ScheduleFileProblem::ReadFolder(e),
     })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(Result::ok)
@@ -95,7 +89,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<FileSchedule>, ScheduleFileError> {
     if files.is_empty() {
         return Err(ScheduleFileError {
             file: dir.display().to_string(),
-            message: "no schedule files (*.toml) in the schedules folder".to_owned(),
+            problem: ScheduleFileProblem::NoFiles,
         });
     }
     let mut schedules: Vec<FileSchedule> = Vec::new();
@@ -104,16 +98,14 @@ pub fn load_dir(dir: &Path) -> Result<Vec<FileSchedule>, ScheduleFileError> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ScheduleFileError {
             file: file.clone(),
-            message: format!("cannot read: {e}"),
+            problem: ScheduleFileProblem::ReadFile(e),
         })?;
         for schedule in parse(&file, &text)? {
             if !names.insert(schedule.name.clone()) {
                 return Err(ScheduleFileError {
                     file,
-                    message: format!(
-                        "schedule '{}': name: already declared in another file",
-                        schedule.name
-                    ),
+                    problem: InSchedule(schedule.name, ScheduleFieldProblem::NameInOtherFile)
+                        .into(),
                 });
             }
             schedules.push(schedule);
@@ -129,20 +121,20 @@ pub fn builtin() -> Vec<FileSchedule> {
 
 /// Parses and validates one schedule file's text; `file` names it in errors.
 pub fn parse(file: &str, text: &str) -> Result<Vec<FileSchedule>, ScheduleFileError> {
-    let error = |message: String| ScheduleFileError {
+    let error = |problem: ScheduleFileProblem| ScheduleFileError {
         file: file.to_owned(),
-        message,
+        problem,
     };
-    let raw: RawFile = toml::from_str(text).map_err(|e| error(toml_message(&e, text)))?;
+    let raw: RawFile =
+        toml::from_str(text).map_err(|e| error(ScheduleFileProblem::Syntax(syntax(&e, text))))?;
     let mut names = HashSet::new();
     let mut schedules = Vec::with_capacity(raw.schedule.len());
     for raw in raw.schedule {
-        let schedule = validate(file, raw).map_err(&error)?;
+        let schedule = validate(file, raw).map_err(|e| error(e.into()))?;
         if !names.insert(schedule.name.clone()) {
-            return Err(error(format!(
-                "schedule '{}': name: declared twice",
-                schedule.name
-            )));
+            return Err(error(
+                InSchedule(schedule.name, ScheduleFieldProblem::NameTwice).into(),
+            ));
         }
         schedules.push(schedule);
     }
@@ -158,33 +150,31 @@ pub fn check_refs(
     pools: &[(&str, &[String])],
 ) -> Result<(), ScheduleFileError> {
     for schedule in schedules.iter_mut() {
-        let error = |message: String| ScheduleFileError {
+        let error = |problem: ScheduleFieldProblem| ScheduleFileError {
             file: schedule.file.clone(),
-            message: format!("schedule '{}': {message}", schedule.name),
+            problem: InSchedule(schedule.name.clone(), problem).into(),
         };
         if !kinds.contains(&schedule.kind.as_str()) {
-            return Err(error(format!(
-                "kind: unknown job kind '{}' (known: {})",
-                schedule.kind,
-                kinds.join(", ")
-            )));
+            return Err(error(ScheduleFieldProblem::UnknownKind {
+                kind: schedule.kind.clone(),
+                known: kinds.join(", "),
+            }));
         }
         match &schedule.queue {
             Some(queue) => {
                 if !pools.iter().any(|(q, _)| q == queue) {
                     let known: Vec<&str> = pools.iter().map(|(q, _)| *q).collect();
-                    return Err(error(format!(
-                        "queue: no pool serves queue '{queue}' (served: {})",
-                        known.join(", ")
-                    )));
+                    return Err(error(ScheduleFieldProblem::UnservedQueue {
+                        queue: queue.clone(),
+                        served: known.join(", "),
+                    }));
                 }
             }
             None => {
                 let Some((queue, _)) = pools.iter().find(|(_, ks)| ks.contains(&schedule.kind))
                 else {
-                    return Err(error(format!(
-                        "kind: no pool runs job kind '{}'; name a queue or add the kind to a pool",
-                        schedule.kind
+                    return Err(error(ScheduleFieldProblem::NoPoolForKind(
+                        schedule.kind.clone(),
                     )));
                 };
                 schedule.queue = Some((*queue).to_owned());
@@ -196,10 +186,14 @@ pub fn check_refs(
 
 /// The parser's message with the line and, when the error sits inside a `[[schedule]]`
 /// table that has a name, that schedule's name.
-fn toml_message(e: &toml::de::Error, text: &str) -> String {
+fn syntax(e: &toml::de::Error, text: &str) -> Syntax {
     let message = e.message().trim().to_owned();
     let Some(span) = e.span() else {
-        return message;
+        return Syntax {
+            line: None,
+            schedule: None,
+            message,
+        };
     };
     let before = &text[..span.start.min(text.len())];
     let line = before.matches('\n').count() + 1;
@@ -212,9 +206,23 @@ fn toml_message(e: &toml::de::Error, text: &str) -> String {
         let schedule = table.get("schedule")?.as_array()?.get(i)?;
         Some(schedule.get("name")?.as_str()?.to_owned())
     });
-    match name {
-        Some(name) => format!("line {line}: schedule '{name}': {message}"),
-        None => format!("line {line}: {message}"),
+    Syntax {
+        line: Some(line),
+        schedule: name,
+        message,
+    }
+}
+
+/// A field problem of the schedule named `.0`.
+#[derive(Debug)]
+struct InSchedule(String, ScheduleFieldProblem);
+
+impl From<InSchedule> for ScheduleFileProblem {
+    fn from(InSchedule(schedule, problem): InSchedule) -> Self {
+        ScheduleFileProblem::Field {
+            schedule,
+            problem: Box::new(problem),
+        }
     }
 }
 
@@ -227,52 +235,34 @@ pub fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "-_.:/".contains(c))
 }
 
-fn validate(file: &str, raw: RawSchedule) -> Result<FileSchedule, String> {
+fn validate(file: &str, raw: RawSchedule) -> Result<FileSchedule, InSchedule> {
     let name = raw.name.trim().to_owned();
     if !valid_name(&name) {
-        return Err(format!(
-            "schedule '{}': name: use 1 to 200 letters, digits, '-', '_', '.', ':' and '/'",
-            raw.name
-        ));
+        return Err(InSchedule(raw.name, ScheduleFieldProblem::Name));
     }
+    let problem = |problem: ScheduleFieldProblem| InSchedule(name.clone(), problem);
     let spec = match (raw.cron, raw.frequency) {
-        (Some(_), Some(_)) => {
-            return Err(format!(
-                "schedule '{name}': cron: give either cron or frequency, not both"
-            ));
-        }
-        (None, None) => {
-            return Err(format!(
-                "schedule '{name}': cron: missing; give cron (6 fields, seconds first) or frequency"
-            ));
-        }
+        (Some(_), Some(_)) => return Err(problem(ScheduleFieldProblem::CronAndFrequency)),
+        (None, None) => return Err(problem(ScheduleFieldProblem::NoSpec)),
         (Some(cron), None) => {
-            Spec::Cron(CronSpec::parse(&cron).map_err(|e| format!("schedule '{name}': cron: {e}"))?)
+            Spec::Cron(CronSpec::parse(&cron).map_err(|e| problem(ScheduleFieldProblem::Cron(e)))?)
         }
         (None, Some(frequency)) => match Frequency::parse(frequency.trim()) {
             Some(frequency) => Spec::Every(frequency),
-            None => {
-                return Err(format!(
-                    "schedule '{name}': frequency: '{frequency}' is not one of hourly, every_6_hours, daily"
-                ));
-            }
+            None => return Err(problem(ScheduleFieldProblem::Frequency(frequency))),
         },
     };
     if raw.kind.trim().is_empty() {
-        return Err(format!("schedule '{name}': kind: must not be empty"));
+        return Err(problem(ScheduleFieldProblem::EmptyKind));
     }
     if let Some(queue) = &raw.queue
         && (queue.is_empty() || queue.len() > 64)
     {
-        return Err(format!(
-            "schedule '{name}': queue: must be 1 to 64 characters"
-        ));
+        return Err(problem(ScheduleFieldProblem::QueueLength));
     }
     let priority = match raw.priority {
         None => 0,
-        Some(p) => i16::try_from(p).map_err(|_| {
-            format!("schedule '{name}': priority: {p} is out of range (allowed -32768..=32767)")
-        })?,
+        Some(p) => i16::try_from(p).map_err(|_| problem(ScheduleFieldProblem::Priority(p)))?,
     };
     Ok(FileSchedule {
         file: file.to_owned(),

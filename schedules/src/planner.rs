@@ -21,10 +21,10 @@ use std::time::Duration;
 
 use hangar_workers::backoff::Backoff;
 use hangar_workers::clock::Clock;
-use hangar_workers::pool_config::PoolSpec;
+use hangar_workers::routes::Routes;
 use tokio_util::sync::CancellationToken;
 
-use crate::batch::{Routes, SpecCache};
+use crate::batch::SpecCache;
 use crate::store::{BatchReport, ScheduleError, Schedules};
 
 /// How the planner runs.
@@ -62,12 +62,12 @@ pub struct Planner {
 }
 
 impl Planner {
-    /// A planner over `schedules` whose jobs go to the queues of `pools` (a schedule without
-    /// a queue goes to the pool that runs its kind, with that pool's `max_attempts`).
-    pub fn new(schedules: Schedules, pools: &[PoolSpec], config: PlannerConfig) -> Planner {
+    /// A planner over `schedules` whose jobs go where `routes` sends them (a schedule without
+    /// a queue to the pool that runs its kind; always with that pool's `max_attempts`).
+    pub fn new(schedules: Schedules, routes: Routes, config: PlannerConfig) -> Planner {
         Planner {
             schedules,
-            routes: Routes::from_pools(pools),
+            routes,
             specs: SpecCache::default(),
             config,
         }

@@ -6,29 +6,14 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use hangar_workers::store::{
-    AlertFilter, AlertRow, AlertState, DEFAULT_ALERT_PAGE, MAX_ALERT_PAGE, StoreError,
+    AlertFilter, AlertRow, AlertState, DEFAULT_ALERT_PAGE, MAX_ALERT_PAGE,
 };
 use serde::{Deserialize, Serialize};
 
 use super::auth::{Caller, Role};
 use super::{ApiError, ApiPath, ApiQuery, ApiState};
-
-fn store_error(error: StoreError) -> ApiError {
-    match error {
-        StoreError::AlertNotFound(id) => ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("alert {id} not found"),
-        ),
-        other => ApiError::unavailable(&other),
-    }
-}
-
-fn bad_request(message: String) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
-}
 
 /// Filters and cursor of `GET /api/v1/alerts`.
 #[derive(Debug, Default, Deserialize, Serialize, utoipa::IntoParams)]
@@ -57,7 +42,7 @@ impl AlertsQuery {
     /// The states asked for; an empty list means every state.
     fn states(&self) -> Result<Vec<AlertState>, ApiError> {
         match (&self.state, self.all) {
-            (Some(_), Some(true)) => Err(bad_request(
+            (Some(_), Some(true)) => Err(ApiError::BadRequest(
                 "state and all=true contradict each other: give one".to_owned(),
             )),
             (None, Some(true)) => Ok(Vec::new()),
@@ -67,7 +52,7 @@ impl AlertsQuery {
                 .map(|s| {
                     s.trim()
                         .parse::<AlertState>()
-                        .map_err(|e| bad_request(format!("state: {e}")))
+                        .map_err(|e| ApiError::BadRequest(format!("state: {e}")))
                 })
                 .collect(),
         }
@@ -92,7 +77,7 @@ pub async fn list_alerts(
     let states = query.states()?;
     let limit = query.limit.unwrap_or(DEFAULT_ALERT_PAGE);
     if !(1..=MAX_ALERT_PAGE).contains(&limit) {
-        return Err(bad_request(format!(
+        return Err(ApiError::BadRequest(format!(
             "limit: {limit} is out of range (1 to {MAX_ALERT_PAGE})"
         )));
     }
@@ -105,11 +90,7 @@ pub async fn list_alerts(
         before: query.before,
         limit,
     };
-    let page = state
-        .store
-        .list_alerts(&filter)
-        .await
-        .map_err(store_error)?;
+    let page = state.store.list_alerts(&filter).await?;
     let mut headers = HeaderMap::new();
     if let Some(next) = page.next_before {
         query.before = Some(next);
@@ -135,9 +116,6 @@ pub async fn ack_alert(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<AlertRow>, ApiError> {
     caller.require(Role::Operator)?;
-    caller
-        .check_alert(&state.store, id)
-        .await
-        .map_err(store_error)?;
-    Ok(Json(state.store.ack_alert(id).await.map_err(store_error)?))
+    caller.check_alert(&state.store, id).await?;
+    Ok(Json(state.store.ack_alert(id).await?))
 }

@@ -13,7 +13,6 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use axum::extract::FromRequestParts;
-use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use hangar_workers::job::{Job, JobId};
@@ -96,15 +95,10 @@ impl Caller {
         if self.role.allows(need) {
             Ok(())
         } else {
-            Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                format!(
-                    "this needs the role {} (or one that includes it); the token's role is {}",
-                    need.as_str(),
-                    self.role.as_str()
-                ),
-            ))
+            Err(ApiError::RoleNeeded {
+                need,
+                has: self.role,
+            })
         }
     }
 
@@ -153,17 +147,9 @@ impl Caller {
         if self.sees(Some(workspace)) {
             Ok(())
         } else {
-            Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                format!("the token is not valid for workspace '{workspace}'"),
-            ))
+            Err(ApiError::OtherWorkspace(workspace.to_owned()))
         }
     }
-}
-
-fn unauthorized(message: &str) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
 }
 
 impl FromRequestParts<ApiState> for Caller {
@@ -173,14 +159,18 @@ impl FromRequestParts<ApiState> for Caller {
         let header = parts
             .headers
             .get(AUTHORIZATION)
-            .ok_or_else(|| unauthorized("missing Authorization: Bearer <token>"))?;
+            .ok_or(ApiError::Unauthorized(
+                "missing Authorization: Bearer <token>",
+            ))?;
         let token = header
             .to_str()
             .ok()
             .and_then(|h| h.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| unauthorized("the Authorization header is not Bearer <token>"))?;
+            .ok_or(ApiError::Unauthorized(
+                "the Authorization header is not Bearer <token>",
+            ))?;
         authenticate(state, token).await
     }
 }
@@ -190,9 +180,8 @@ impl FromRequestParts<ApiState> for Caller {
 /// `Authorization: Bearer` header and the dashboard's session cookie go through.
 pub async fn authenticate(state: &ApiState, token: &str) -> Result<Caller, ApiError> {
     let caller = find_token(&state.store, &hash(token))
-        .await
-        .map_err(|e| ApiError::unavailable(&e))?
-        .ok_or_else(|| unauthorized("unknown or revoked token"))?;
+        .await?
+        .ok_or(ApiError::Unauthorized("unknown or revoked token"))?;
     state.limiter.check(caller.token_id)?;
     Ok(caller)
 }
@@ -220,18 +209,25 @@ async fn find_token(store: &Store, token_hash: &str) -> Result<Option<Caller>, S
     }))
 }
 
+/// Why a token could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The operating system's random generator failed (no token can be made safely).
+    #[error("the OS random generator failed: {0}")]
+    Random(#[from] getrandom::Error),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Stores a new token; returns its id and the token (shown once).
 pub async fn create_token(
     store: &Store,
     name: &str,
     role: Role,
     workspace: Option<&str>,
-) -> Result<(i64, String), StoreError> {
-    let token = generate().map_err(|e| {
-        StoreError::Database(sqlx::Error::Protocol(format!(
-            "the OS random generator failed: {e}"
-        )))
-    })?;
+) -> Result<(i64, String), TokenError> {
+    let token = generate()?;
     let id = api_tokens::insert(
         store.database(),
         name,
@@ -277,12 +273,10 @@ impl RateLimiter {
             Ok(())
         } else {
             let wait = ((1.0 - *tokens) / RATE_PER_SEC).ceil().max(1.0) as u64;
-            Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!("more than {RATE_PER_SEC} requests per second with this token; retry in {wait} s"),
-            )
-            .with_retry_after(wait))
+            Err(ApiError::RateLimited {
+                rate: RATE_PER_SEC,
+                retry_after: wait,
+            })
         }
     }
 }

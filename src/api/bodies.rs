@@ -20,7 +20,7 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable, for programs: `unauthorized`, `forbidden`, `not_found`, `bad_request`,
-    /// `method_not_allowed`, `conflict`, `rate_limited`, …
+    /// `method_not_allowed`, `conflict`, `rate_limited`, `internal`, `unavailable`, …
     pub code: String,
     /// For people: what was wrong and where.
     pub message: String,

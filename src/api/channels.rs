@@ -10,7 +10,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use hangar_workers::alerts::deliver::send_test;
 use hangar_workers::alerts::{
-    AlertContext, AlertError, Channel, ChannelConfig, NewChannel, channels,
+    AlertContext, AlertError, Channel, ChannelConfig, NewChannel, Severity, channels,
 };
 use hangar_workers::signing::WebhookSecret;
 use serde::Deserialize;
@@ -20,38 +20,18 @@ use super::auth::{Caller, Role};
 use super::bodies::{ChannelCreated, Delivered};
 use super::{ApiError, ApiPath, ApiState};
 
-fn alert_error(error: AlertError) -> ApiError {
-    match error {
-        AlertError::ChannelNotFound(id) => ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("alert channel {id} not found"),
-        ),
-        AlertError::Invalid(message) => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_channel", message)
-        }
-        other => ApiError::unavailable(&other),
-    }
-}
-
 /// The alert context (keyring, HTTP client), present when the master key is configured.
 fn context(state: &ApiState) -> Result<&AlertContext, ApiError> {
-    state.alerts.as_ref().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "alert channels need the master key (HANGAR_MASTER_KEY) in this process",
-        )
-    })
+    state.alerts.as_ref().ok_or(ApiError::NoMasterKey)
 }
 
 /// The workspace's channel `id`, or 404.
 async fn channel_in(state: &ApiState, workspace: &str, id: &str) -> Result<Channel, ApiError> {
-    let channel = channels::get(&state.store, id).await.map_err(alert_error)?;
+    let channel = channels::get(&state.store, id).await?;
     if channel.workspace_id.as_deref() == Some(workspace) {
         Ok(channel)
     } else {
-        Err(alert_error(AlertError::ChannelNotFound(id.to_owned())))
+        Err(AlertError::ChannelNotFound(id.to_owned()).into())
     }
 }
 
@@ -70,7 +50,7 @@ pub async fn list_channels(
 ) -> Result<Json<Vec<Channel>>, ApiError> {
     caller.require(Role::Admin)?;
     caller.require_workspace(&ws)?;
-    let all = channels::list(&state.store).await.map_err(alert_error)?;
+    let all = channels::list(&state.store).await?;
     Ok(Json(
         all.into_iter()
             .filter(|c| c.workspace_id.as_deref() == Some(ws.as_str()))
@@ -91,7 +71,7 @@ pub struct ChannelBody {
 }
 
 fn default_severity() -> String {
-    "warning".to_owned()
+    Severity::Warning.as_str().to_owned()
 }
 
 /// Adds a channel. Body: `{"kind": "slack", "webhook_url"}`, `{"kind": "email", "host",
@@ -115,21 +95,14 @@ pub async fn add_channel(
 ) -> Result<(StatusCode, Json<ChannelCreated>), ApiError> {
     caller.require(Role::Admin)?;
     caller.require_workspace(&ws)?;
-    let raw = raw.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_body", e.body_text()))?;
+    let raw = raw.map_err(|e| ApiError::BadBody(e.body_text()))?;
     if raw.windows(6).any(|w| w == b"\\u0000") {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_channel",
-            "the channel holds a NUL character (\\u0000)",
-        ));
+        return Err(
+            AlertError::Invalid("the channel holds a NUL character (\\u0000)".to_owned()).into(),
+        );
     }
-    let mut body: Value = serde_json::from_slice(&raw).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-            format!("not JSON: {e}"),
-        )
-    })?;
+    let mut body: Value =
+        serde_json::from_slice(&raw).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
     let mut generated = None;
     if let Some(object) = body.as_object_mut()
         && object.get("kind").and_then(Value::as_str) == Some("webhook")
@@ -139,24 +112,17 @@ pub async fn add_channel(
         object.insert("secret".to_owned(), secret.clone().into());
         generated = Some(secret);
     }
-    let body: ChannelBody = serde_json::from_value(body).map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_channel",
-            e.to_string(),
-        )
-    })?;
+    let body: ChannelBody =
+        serde_json::from_value(body).map_err(|e| AlertError::Invalid(e.to_string()))?;
     let new = NewChannel {
         workspace_id: Some(ws),
         config: body.config,
         min_severity: body.min_severity,
         reminder_every_ms: body.reminder_every_ms,
     };
-    new.config.validate().map_err(alert_error)?;
+    new.config.validate()?;
     let context = context(&state)?;
-    let channel = channels::add(&state.store, &context.keyring, &new)
-        .await
-        .map_err(alert_error)?;
+    let channel = channels::add(&state.store, &context.keyring, &new).await?;
     Ok((
         StatusCode::CREATED,
         Json(ChannelCreated {
@@ -181,9 +147,7 @@ pub async fn remove_channel(
     caller.require(Role::Admin)?;
     caller.require_workspace(&ws)?;
     channel_in(&state, &ws, &id).await?;
-    channels::remove(&state.store, &id)
-        .await
-        .map_err(alert_error)?;
+    channels::remove(&state.store, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -204,13 +168,12 @@ pub async fn test_channel(
     caller.require(Role::Admin)?;
     caller.require_workspace(&ws)?;
     channel_in(&state, &ws, &id).await?;
-    send_test(context(&state)?, &id).await.map_err(|failure| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "delivery_failed",
-            format!("{} ({})", failure.message, failure.class.as_str()),
-        )
-    })?;
+    send_test(context(&state)?, &id)
+        .await
+        .map_err(|failure| ApiError::DeliveryFailed {
+            message: failure.message,
+            class: failure.class.as_str(),
+        })?;
     Ok(Json(Delivered { delivered: true }))
 }
 
@@ -230,12 +193,6 @@ pub async fn enable_channel(
     caller.require(Role::Admin)?;
     caller.require_workspace(&ws)?;
     channel_in(&state, &ws, &id).await?;
-    channels::enable(&state.store, &id)
-        .await
-        .map_err(alert_error)?;
-    Ok(Json(
-        channels::get(&state.store, &id)
-            .await
-            .map_err(alert_error)?,
-    ))
+    channels::enable(&state.store, &id).await?;
+    Ok(Json(channels::get(&state.store, &id).await?))
 }

@@ -7,36 +7,20 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use hangar_workers::ingress::{self, EventEnvelope, JobRequest, MAX_MESSAGE_BYTES, Rejection};
+use hangar_workers::ingress::{self, EventEnvelope, JobRequest};
 use serde_json::json;
 
 use super::auth::{Caller, Role};
 use super::bodies::{EventAccepted, JobAccepted};
 use super::{ApiError, ApiState};
 
-/// A refused ingress body.
-fn rejected(rejection: Rejection, code: &'static str) -> ApiError {
-    metrics::counter!("hangar_ingress_entries_total", "source" => "http", "outcome" => "refused")
-        .increment(1);
-    let (status, code) = match rejection {
-        Rejection::NotJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
-        Rejection::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
-        _ => (StatusCode::UNPROCESSABLE_ENTITY, code),
-    };
-    ApiError::new(status, code, rejection.to_string())
-}
-
 /// The body, or the error for one over the limit or cut short.
 fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                format!("the body is over the limit of {MAX_MESSAGE_BYTES} bytes"),
-            )
+            ApiError::TooLarge
         } else {
-            ApiError::new(StatusCode::BAD_REQUEST, "bad_body", rejection.body_text())
+            ApiError::BadBody(rejection.body_text())
         }
     })
 }
@@ -63,13 +47,9 @@ pub async fn post_event(
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Role::Operator)?;
-    let event = ingress::parse_event_body(&body(raw)?).map_err(|r| rejected(r, "invalid_event"))?;
+    let event = ingress::parse_event_body(&body(raw)?).map_err(ApiError::InvalidEvent)?;
     caller.require_workspace(&event.workspace_id)?;
-    let created = state
-        .store
-        .publish_event(&event)
-        .await
-        .map_err(|e| ApiError::unavailable(&e))?;
+    let created = state.store.publish_event(&event).await?;
     count(if created {
         "event_new"
     } else {
@@ -97,17 +77,13 @@ pub async fn post_job(
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Role::Operator)?;
-    let request = ingress::parse_job_body(&body(raw)?).map_err(|r| rejected(r, "invalid_job"))?;
+    let request = ingress::parse_job_body(&body(raw)?).map_err(ApiError::InvalidJob)?;
     caller.require_workspace(&request.workspace_id)?;
     let job = state
         .client
         .resolve(request)
-        .map_err(|r| rejected(r, "invalid_job"))?;
-    let enqueued = state
-        .store
-        .enqueue(&job)
-        .await
-        .map_err(|e| ApiError::unavailable(&e))?;
+        .map_err(ApiError::InvalidJob)?;
+    let enqueued = state.store.enqueue(&job).await?;
     count(if enqueued.created {
         "job_new"
     } else {

@@ -4,9 +4,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use hangar_workers::job::{Job, JobFilter, JobId, JobState};
-use hangar_workers::store::StoreError;
 use serde::Deserialize;
 
 use super::auth::{Caller, Role};
@@ -15,26 +13,9 @@ use super::{ApiError, ApiPath, ApiQuery, ApiState};
 /// The most jobs one list returns.
 const MAX_LIMIT: i64 = 1_000;
 
-fn store_error(error: StoreError) -> ApiError {
-    match error {
-        StoreError::JobNotFound(id) => ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("job {id} not found"),
-        ),
-        conflict @ StoreError::JobConflict { .. } => {
-            ApiError::new(StatusCode::CONFLICT, "conflict", conflict.to_string())
-        }
-        other => ApiError::unavailable(&other),
-    }
-}
-
 /// The job, if the caller may see it (404 otherwise).
 async fn visible_job(state: &ApiState, caller: &Caller, id: i64) -> Result<Job, ApiError> {
-    caller
-        .job(&state.store, JobId(id))
-        .await
-        .map_err(store_error)
+    Ok(caller.job(&state.store, JobId(id)).await?)
 }
 
 /// Filters of `GET /api/v1/jobs`; any other parameter is a 400 that names it.
@@ -66,20 +47,13 @@ pub async fn list_jobs(
 ) -> Result<Json<Vec<Job>>, ApiError> {
     caller.require(Role::Viewer)?;
     // `state=failed,retryable`: any of several states.
-    let states = JobState::parse_lists(query.state.as_deref()).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!("state: {e}"),
-        )
-    })?;
+    let states = JobState::parse_lists(query.state.as_deref())
+        .map_err(|e| ApiError::BadRequest(format!("state: {e}")))?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!("limit: {limit} is out of range (1 to {MAX_LIMIT})"),
-        ));
+        return Err(ApiError::BadRequest(format!(
+            "limit: {limit} is out of range (1 to {MAX_LIMIT})"
+        )));
     }
     let workspace_id = match (&caller.workspace, query.workspace_id) {
         (Some(own), Some(asked)) if *own != asked => {
@@ -96,7 +70,7 @@ pub async fn list_jobs(
         workspace_id,
         limit,
     };
-    let jobs = state.store.jobs(&filter).await.map_err(store_error)?;
+    let jobs = state.store.jobs(&filter).await?;
     Ok(Json(jobs.into_iter().map(|j| caller.present(j)).collect()))
 }
 
@@ -131,11 +105,7 @@ pub async fn retry_job(
 ) -> Result<Json<Job>, ApiError> {
     caller.require(Role::Operator)?;
     visible_job(&state, &caller, id).await?;
-    let job = state
-        .store
-        .retry_job(JobId(id))
-        .await
-        .map_err(store_error)?;
+    let job = state.store.retry_job(JobId(id)).await?;
     Ok(Json(caller.present(job)))
 }
 
@@ -153,10 +123,6 @@ pub async fn cancel_job(
 ) -> Result<Json<Job>, ApiError> {
     caller.require(Role::Operator)?;
     visible_job(&state, &caller, id).await?;
-    let job = state
-        .store
-        .cancel_job(JobId(id))
-        .await
-        .map_err(store_error)?;
+    let job = state.store.cancel_job(JobId(id)).await?;
     Ok(Json(caller.present(job)))
 }

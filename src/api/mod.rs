@@ -11,6 +11,7 @@ mod alerts;
 mod auth;
 mod bodies;
 mod channels;
+mod error;
 mod ingress;
 mod jobs;
 
@@ -18,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{Method, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -35,8 +36,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use auth::{
-    Caller, Role, authenticate, create_token, hash as token_hash, list_tokens, revoke_token,
+    Caller, Role, TokenError, authenticate, create_token, hash as token_hash, list_tokens,
+    revoke_token,
 };
+pub use error::ApiError;
 
 /// The longest a request may take before it is answered 503.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -168,33 +171,21 @@ pub fn routes(state: ApiState) -> Router {
 /// The answer to a path under `/api/` that no route serves (the server's fallback sends
 /// other unknown paths to the dashboard's HTML 404 page).
 pub fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route")
+    ApiError::NoRoute
 }
 
 /// A known path asked with a method it does not have; the router adds `Allow`.
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        format!(
-            "{} does not take {method}; the Allow header lists the methods it takes",
-            uri.path()
-        ),
-    )
+    ApiError::MethodNotAllowed {
+        path: uri.path().to_owned(),
+        method: method.to_string(),
+    }
 }
 
 async fn timeout(request: Request, next: Next) -> Response {
     match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
-            format!(
-                "the request took longer than {} s",
-                REQUEST_TIMEOUT.as_secs()
-            ),
-        )
-        .into_response(),
+        Err(_) => ApiError::Timeout(REQUEST_TIMEOUT.as_secs()).into_response(),
     }
 }
 
@@ -215,7 +206,7 @@ where
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| ApiPath(p.0))
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))
+            .map_err(|e| ApiError::BadRequest(e.body_text()))
     }
 }
 
@@ -236,71 +227,6 @@ where
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| ApiQuery(q.0))
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))
-    }
-}
-
-/// An API error: status, stable code, message for people.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    retry_after: Option<u64>,
-}
-
-impl ApiError {
-    /// An error with this status, code and message.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            retry_after: None,
-        }
-    }
-
-    /// The HTTP status it answers with.
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
-
-    /// The message for people.
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-
-    /// Adds a `Retry-After` header (seconds).
-    pub fn with_retry_after(mut self, seconds: u64) -> ApiError {
-        self.retry_after = Some(seconds);
-        self
-    }
-
-    /// The database is unreachable or failed: logged here, not shown to the caller.
-    fn unavailable(error: &dyn std::fmt::Display) -> ApiError {
-        tracing::warn!(%error, "API: database error");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the database is unavailable; nothing was changed, retry later",
-        )
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = bodies::ErrorBody {
-            error: bodies::ErrorDetail {
-                code: self.code.to_owned(),
-                message: self.message,
-            },
-        };
-        let mut response = (self.status, Json(body)).into_response();
-        if let Some(seconds) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-        }
-        response
+            .map_err(|e| ApiError::BadRequest(e.body_text()))
     }
 }

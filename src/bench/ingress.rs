@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use hangar_workers::client::Client;
 use hangar_workers::job::JobState;
 use hangar_workers::kinds::Registry;
+use hangar_workers::routes::Routes;
 use tokio_util::sync::CancellationToken;
 
 use super::{BENCH_QUEUE, bench_pool, peak_rss_mib, percentile, prepare};
@@ -43,10 +44,9 @@ pub async fn ingress(
     let mut redis_config = redis_config.clone();
     redis_config.prefix = format!("{}-bench-{}", redis_config.prefix, std::process::id());
     let store = prepare(config).await?;
-    let client = Arc::new(Client::new(
-        Arc::new(Registry::builtin()),
-        vec![bench_pool(config, 1)],
-    ));
+    let registry = Registry::builtin();
+    let routes = Routes::new(&[bench_pool(config, 1)], &registry);
+    let client = Arc::new(Client::new(Arc::new(registry), Arc::new(routes)));
     let redis = redis_client(&redis_config.url)?;
     let mut conn = redis
         .get_multiplexed_async_connection()

@@ -12,6 +12,8 @@
 use std::time::{Duration, Instant};
 
 use hangar_schedules::{NewSchedule, Planner, PlannerConfig, Schedules};
+use hangar_workers::kinds::Registry;
+use hangar_workers::routes::Routes;
 use hangar_workers::store::Store;
 use tokio_util::sync::CancellationToken;
 
@@ -56,7 +58,11 @@ pub async fn planner(config: &Config, n: usize, json: bool) -> Result<(), Fatal>
     let schedules = Schedules::new(store.clone());
     clean(&store, &schedules).await?;
     let shutdown = CancellationToken::new();
-    let planner = Planner::new(schedules.clone(), &config.pools, PlannerConfig::default());
+    let planner = Planner::new(
+        schedules.clone(),
+        Routes::new(&config.pools, &Registry::builtin()),
+        PlannerConfig::default(),
+    );
     let running = tokio::spawn(planner.run(shutdown.clone()));
 
     // Phase 1: N schedules whose first due times fall within the next minute.

@@ -34,7 +34,7 @@ use axum::routing::{get, post};
 use hangar_workers::store::StoreError;
 use maud::{Markup, html};
 
-use crate::api::ApiState;
+use crate::api::{ApiError, ApiState};
 use crate::config::RedisConfig;
 use frame::Nav;
 use session::Session;
@@ -180,26 +180,17 @@ impl Problem {
     }
 }
 
+/// The API's mapping, shown as a page: the same status and message (never SQL).
+impl From<ApiError> for Problem {
+    fn from(error: ApiError) -> Problem {
+        error.log_hidden();
+        Problem::new(error.status(), error.message())
+    }
+}
+
 impl From<StoreError> for Problem {
     fn from(error: StoreError) -> Problem {
-        match error {
-            StoreError::JobNotFound(id) => {
-                Problem::new(StatusCode::NOT_FOUND, format!("Job {id} not found."))
-            }
-            StoreError::AlertNotFound(id) => {
-                Problem::new(StatusCode::NOT_FOUND, format!("Alert {id} not found."))
-            }
-            conflict @ StoreError::JobConflict { .. } => {
-                Problem::new(StatusCode::CONFLICT, format!("{conflict}."))
-            }
-            other => {
-                tracing::warn!(error = %other, "dashboard: database error");
-                Problem::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "The database is unavailable; nothing was changed. Retry in a moment.",
-                )
-            }
-        }
+        Problem::from(ApiError::from(error))
     }
 }
 

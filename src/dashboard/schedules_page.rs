@@ -2,7 +2,6 @@
 //! session's workspace or all of them.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
 use hangar_schedules::{ScheduleFilter, Schedules};
@@ -26,13 +25,7 @@ pub async fn schedules(
     let list = Schedules::new(state.api.store.clone())
         .list(&filter)
         .await
-        .map_err(|error| {
-            tracing::warn!(%error, "dashboard: cannot list schedules");
-            Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The schedules cannot be read right now; retry in a moment.",
-            )
-        })?;
+        .map_err(crate::api::ApiError::from)?;
     let head = html! {
         th { "name" }
         th { "spec" }

@@ -181,7 +181,7 @@ impl FromRequestParts<DashState> for Session {
             Err(error) => return Err(Problem::from(error).into_response()),
         };
         if let Err(error) = state.api.limiter.check(caller.token_id) {
-            return Err(Problem::new(error.status(), error.message()).into_response());
+            return Err(Problem::from(error).into_response());
         }
         Ok(Session {
             csrf: csrf_token(&id),
@@ -281,7 +281,7 @@ async fn login(
             limit.failed(peer.ip(), Instant::now());
             return login_page(StatusCode::UNAUTHORIZED, Some("Unknown or revoked token."));
         }
-        Err(error) => return login_page(error.status(), Some(error.message())),
+        Err(error) => return login_page(error.status(), Some(&error.message())),
     };
     let opened = match session_store::new_id() {
         Ok(id) => session_store::create(

@@ -15,7 +15,9 @@ use hangar_workers::alerts::{
 use hangar_workers::clock::ManualClock;
 use hangar_workers::error_class::ErrorClass;
 use hangar_workers::job::{JobFilter, JobId, NewJob};
+use hangar_workers::kinds::Registry;
 use hangar_workers::pool_config;
+use hangar_workers::routes::Routes;
 use hangar_workers::secrets::{Keyring, MasterKey};
 use hangar_workers::store::Store;
 use hmac::{Hmac, Mac};
@@ -76,8 +78,9 @@ async fn deliveries_settled(store: &Store) {
 async fn due_in_an_hour(store: &Store) -> u64 {
     let pools = pool_config::parse("test", pools()).expect("pools");
     let clock = ManualClock::new(chrono::Utc::now() + chrono::Duration::hours(1));
+    let routes = Routes::new(&pools, &Registry::builtin());
     let dispatcher =
-        Dispatcher::new(store.clone(), &pools, Duration::from_secs(1)).with_clock(clock.clock());
+        Dispatcher::new(store.clone(), routes, Duration::from_secs(1)).with_clock(clock.clock());
     dispatcher.run_once().await.expect("dispatch").enqueued
 }
 

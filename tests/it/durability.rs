@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use hangar_workers::job::{JobState, NewJob};
 use hangar_workers::store::Store;
 
-use crate::pool::{Outage, metric};
+use crate::pool::Outage;
 use crate::support::{
     ANY_PORT, Backend, Receiver, TestDb, enqueue_http, fast_pools, stdout_ok, wait_final, wait_for,
     wait_state,
@@ -102,7 +102,11 @@ async fn completed_by(address: &str) -> f64 {
         .text()
         .await
         .expect("metrics text");
-    metric(&text, "hangar_jobs_total{outcome=\"completed\"}").unwrap_or(0.0)
+    // One sample per queue: the worker's completions on any of them.
+    text.lines()
+        .filter(|l| l.starts_with("hangar_jobs_total{") && l.contains("outcome=\"completed\""))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,7 @@ use hangar_workers::client::Client;
 use hangar_workers::clock::ManualClock;
 use hangar_workers::db::Pool;
 use hangar_workers::job::{JobState, NewJob};
-use hangar_workers::pool_config;
+use hangar_workers::routes::Routes;
 use hangar_workers::store::Keyed;
 use serde_json::{Value, json};
 
@@ -126,7 +126,7 @@ async fn the_planners_slot_job_is_not_squatted(backend: Backend) {
     let manual = ManualClock::new(Utc::now() + chrono::Duration::seconds(1));
     let mut planner = Planner::new(
         schedules.clone(),
-        &pool_config::builtin(),
+        Routes::builtin(),
         PlannerConfig {
             clock: manual.clock(),
             ..PlannerConfig::default()

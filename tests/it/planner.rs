@@ -11,7 +11,7 @@ use hangar_schedules::{NewSchedule, Planner, PlannerConfig, Schedules};
 use hangar_workers::clock::ManualClock;
 use hangar_workers::db::Pool;
 use hangar_workers::job::{Job, JobFilter};
-use hangar_workers::pool_config;
+use hangar_workers::routes::Routes;
 use hangar_workers::store::Store;
 
 use crate::support::{ANY_PORT, Backend, TestDb, stdout_ok, wait_final, wait_for};
@@ -92,10 +92,10 @@ async fn two_planners_and_a_worker(backend: Backend) {
         clock: manual.clock(),
         ..PlannerConfig::default()
     };
-    let pools = pool_config::builtin();
+    let routes = Routes::builtin();
     let mut planners = [
-        Planner::new(schedules.clone(), &pools, config()),
-        Planner::new(schedules.clone(), &pools, config()),
+        Planner::new(schedules.clone(), routes.clone(), config()),
+        Planner::new(schedules.clone(), routes.clone(), config()),
     ];
     let _worker = db.spawn("worker", &["worker", "--bind", "127.0.0.1:0"]);
 
@@ -207,7 +207,7 @@ async fn catch_up_once(backend: Backend) {
     let manual = ManualClock::new(next - chrono::Duration::milliseconds(1));
     let mut later = Planner::new(
         schedules.clone(),
-        &pool_config::builtin(),
+        Routes::builtin(),
         PlannerConfig {
             clock: manual.clock(),
             ..PlannerConfig::default()

@@ -27,7 +27,7 @@ use crate::support::{ANY_PORT, Backend, TestDb, fast_pools, wait_final, wait_for
 struct Misbehaving;
 
 impl Handler for Misbehaving {
-    fn validate(&self, _args: &serde_json::Value) -> Result<(), String> {
+    fn validate(&self, _args: &serde_json::Value) -> Result<(), hangar_workers::kinds::ArgsError> {
         Ok(())
     }
 
@@ -168,7 +168,7 @@ impl Drop for DropFlag {
 }
 
 impl Handler for Probe {
-    fn validate(&self, _args: &serde_json::Value) -> Result<(), String> {
+    fn validate(&self, _args: &serde_json::Value) -> Result<(), hangar_workers::kinds::ArgsError> {
         Ok(())
     }
 

@@ -12,7 +12,8 @@
 //! ```
 //!
 //! The [`Client`] also turns wire-format job requests (Redis ingress, `POST /api/v1/jobs`)
-//! into jobs: it knows the registered kinds and which pool (queue, attempt budget) runs each.
+//! into jobs: it knows the registered kinds and, through [`Routes`], which pool (queue,
+//! attempt budget) runs each.
 //! That is the outside edge: [`Client::resolve`] (and [`Client::check_caller_job`] for the
 //! CLI) refuses what only the engine may enqueue, internal kinds and reserved idempotency-key
 //! prefixes, while [`Client::job`] and the store serve the engine's own jobs as well.
@@ -27,7 +28,7 @@ use sqlx::{PgConnection, SqliteConnection};
 use crate::ingress::{self, EventEnvelope, JobRequest, Rejection};
 use crate::job::{Enqueued, JobId, JobState, NewJob};
 use crate::kinds::Registry;
-use crate::pool_config::{self, PoolSpec};
+use crate::routes::Routes;
 use crate::store::{self, Keyed, StoreError};
 
 /// A database connection a [`Client`] can write through: `&mut *tx` of a PostgreSQL or
@@ -97,18 +98,23 @@ impl Conn for SqliteConnection {
 #[derive(Clone)]
 pub struct Client {
     registry: Arc<Registry>,
-    pools: Vec<PoolSpec>,
+    routes: Arc<Routes>,
 }
 
 impl Client {
-    /// A client for these kinds and pools (those of the processes that will run the jobs).
-    pub fn new(registry: Arc<Registry>, pools: Vec<PoolSpec>) -> Client {
-        Client { registry, pools }
+    /// A client for these kinds and routes (those of the pools that will run the jobs).
+    pub fn new(registry: Arc<Registry>, routes: Arc<Routes>) -> Client {
+        Client { registry, routes }
     }
 
     /// The built-in kinds and pools.
     pub fn builtin() -> Client {
-        Client::new(Arc::new(Registry::builtin()), pool_config::builtin())
+        Client::new(Arc::new(Registry::builtin()), Arc::new(Routes::builtin()))
+    }
+
+    /// Where each kind goes.
+    pub fn routes(&self) -> &Routes {
+        &self.routes
     }
 
     /// A job of `kind` with `args`, checked (and its secrets sealed) by the kind's handler, on
@@ -122,17 +128,11 @@ impl Client {
                 known: self.registry.public_kinds().join(", "),
             });
         };
-        let Some(pool) = self
-            .pools
-            .iter()
-            .find(|p| p.kinds.iter().any(|k| k == kind))
-        else {
-            return Err(Rejection::NoPool(kind.to_owned()));
-        };
+        let route = self.routes.route(kind, None)?;
         let args = handler.prepare(args).map_err(Rejection::InvalidArgs)?;
         let mut job = NewJob::new(kind, args);
-        job.queue = pool.queue.clone();
-        job.max_attempts = pool.max_attempts;
+        job.queue = route.queue;
+        job.max_attempts = route.max_attempts;
         Ok(job)
     }
 
@@ -143,7 +143,7 @@ impl Client {
         kind: &str,
         idempotency_key: Option<&str>,
     ) -> Result<(), Rejection> {
-        if self.registry.is_internal(kind) {
+        if self.registry.is_internal(kind) || self.routes.is_internal(kind) {
             return Err(Rejection::InternalKind(kind.to_owned()));
         }
         idempotency_key.map_or(Ok(()), ingress::check_key_prefix)
@@ -155,14 +155,9 @@ impl Client {
         self.check_caller_job(&request.kind, Some(&request.idempotency_key))?;
         let mut job = self.job(&request.kind, Value::Object(request.args))?;
         if let Some(queue) = request.queue {
-            if !self.pools.iter().any(|p| p.queue == queue) {
-                let known: Vec<&str> = self.pools.iter().map(|p| p.queue.as_str()).collect();
-                return Err(Rejection::UnknownQueue {
-                    queue,
-                    known: known.join(", "),
-                });
-            }
-            job.queue = queue;
+            // The same rule as every other route: the queue moves the job, the budget stays
+            // the kind's pool's.
+            job.queue = self.routes.route(&request.kind, Some(&queue))?.queue;
         }
         job.workspace_id = Some(request.workspace_id);
         job.idempotency_key = Some(request.idempotency_key);

@@ -170,7 +170,7 @@ pub enum Rejection {
     },
     /// The job kind's handler refused the arguments.
     #[error("field job.args: {0}")]
-    InvalidArgs(String),
+    InvalidArgs(crate::kinds::ArgsError),
     /// The event data holds what looks like personal data.
     #[error("personal data is not allowed in event payloads (internal ids only): {path} {why}")]
     PersonalData {

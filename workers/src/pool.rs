@@ -133,6 +133,7 @@ impl Pool {
             store: self.deps.store.clone(),
             running: self.running.clone(),
             batch: self.spec.batch_size,
+            queue: self.spec.queue.clone(),
         };
         let mut completer = tokio::spawn(completer.run(done_rx));
         let heartbeat = Heartbeat {

@@ -10,6 +10,10 @@ use serde::Deserialize;
 
 use crate::retry_policy::{ClassPolicy, LONGEST_WAIT, RateLimitPolicy, RetryPolicy};
 
+mod error;
+
+pub use error::{FieldProblem, PoolConfigError, PoolProblem, Syntax};
+
 /// The pool file compiled into the binary, used when no workers folder exists.
 pub const BUILTIN_POOLS: &str = include_str!("../default.toml");
 
@@ -45,16 +49,6 @@ pub struct PoolSpec {
     pub retention: Duration,
     /// The retry rules.
     pub retry: RetryPolicy,
-}
-
-/// A pool file that cannot be used; the message names the file and the field.
-#[derive(Debug, thiserror::Error)]
-#[error("{file}: {message}")]
-pub struct PoolConfigError {
-    /// The file (or `built-in pools`).
-    pub file: String,
-    /// What is wrong, and where.
-    pub message: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -121,7 +115,7 @@ pub fn is_pool_file(path: &Path) -> bool {
 pub fn load_dir(dir: &Path) -> Result<Vec<PoolSpec>, PoolConfigError> {
     let entries = std::fs::read_dir(dir).map_err(|e| PoolConfigError {
         file: dir.display().to_string(),
-        message: format!("cannot read the workers folder: {e}"),
+        problem: PoolProblem::ReadFolder(e),
     })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(Result::ok)
@@ -132,14 +126,14 @@ pub fn load_dir(dir: &Path) -> Result<Vec<PoolSpec>, PoolConfigError> {
     if files.is_empty() {
         return Err(PoolConfigError {
             file: dir.display().to_string(),
-            message: "no pool files (*.toml) in the workers folder".to_owned(),
+            problem: PoolProblem::NoFiles,
         });
     }
     let mut pools = Vec::new();
     for path in &files {
         let text = std::fs::read_to_string(path).map_err(|e| PoolConfigError {
             file: path.display().to_string(),
-            message: format!("cannot read: {e}"),
+            problem: PoolProblem::ReadFile(e),
         })?;
         pools.extend(parse(&path.display().to_string(), &text)?);
     }
@@ -154,18 +148,19 @@ pub fn builtin() -> Vec<PoolSpec> {
 
 /// Parses and validates one pool file's text; `file` names it in errors.
 pub fn parse(file: &str, text: &str) -> Result<Vec<PoolSpec>, PoolConfigError> {
-    let error = |message: String| PoolConfigError {
+    let error = |problem: PoolProblem| PoolConfigError {
         file: file.to_owned(),
-        message,
+        problem,
     };
-    let raw: PoolFile = toml::from_str(text).map_err(|e| error(toml_message(&e, text)))?;
+    let raw: PoolFile =
+        toml::from_str(text).map_err(|e| error(PoolProblem::Syntax(syntax(&e, text))))?;
     if raw.pool.is_empty() {
-        return Err(error("no [[pool]] table".to_owned()));
+        return Err(error(PoolProblem::NoPool));
     }
     let pools = raw
         .pool
         .into_iter()
-        .map(|p| validate(p).map_err(&error))
+        .map(|p| validate(p).map_err(|e| error(e.into())))
         .map(|p| {
             p.map(|mut p| {
                 p.source = file.to_owned();
@@ -177,14 +172,32 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<PoolSpec>, PoolConfigError> {
     Ok(pools)
 }
 
-fn toml_message(e: &toml::de::Error, text: &str) -> String {
-    let message = e.message().trim().to_owned();
-    match e.span() {
-        Some(span) => {
-            let line = text[..span.start.min(text.len())].lines().count().max(1);
-            format!("line {line}: {message}")
+fn syntax(e: &toml::de::Error, text: &str) -> Syntax {
+    Syntax {
+        line: e
+            .span()
+            .map(|span| text[..span.start.min(text.len())].lines().count().max(1)),
+        message: e.message().trim().to_owned(),
+    }
+}
+
+/// A field problem of the pool named `pool`.
+#[derive(Debug)]
+struct InPool(String, FieldProblem);
+
+impl From<InPool> for PoolProblem {
+    fn from(InPool(pool, problem): InPool) -> Self {
+        PoolProblem::Field {
+            pool,
+            problem: Box::new(problem),
         }
-        None => message,
+    }
+}
+
+fn in_file(file: &str, problem: InPool) -> PoolConfigError {
+    PoolConfigError {
+        file: file.to_owned(),
+        problem: problem.into(),
     }
 }
 
@@ -197,34 +210,31 @@ fn check_unique(file: &str, pools: &[PoolSpec]) -> Result<(), PoolConfigError> {
         if let Some(first) = retention_of.insert(pool.queue.as_str(), pool)
             && first.retention != pool.retention
         {
-            return Err(PoolConfigError {
-                file: file.to_owned(),
-                message: format!(
-                    "pool '{}': retention_ms: {} differs from the {} of pool '{}' on the same \
-                     queue '{}' (a queue has one retention)",
-                    pool.name,
-                    pool.retention.as_millis(),
-                    first.retention.as_millis(),
-                    first.name,
-                    pool.queue
+            return Err(in_file(
+                file,
+                InPool(
+                    pool.name.clone(),
+                    FieldProblem::RetentionDiffers {
+                        retention_ms: pool.retention.as_millis(),
+                        other_ms: first.retention.as_millis(),
+                        other: first.name.clone(),
+                        queue: pool.queue.clone(),
+                    },
                 ),
-            });
+            ));
         }
         if !names.insert(pool.name.as_str()) {
-            return Err(PoolConfigError {
-                file: file.to_owned(),
-                message: format!("pool '{}': name: declared twice", pool.name),
-            });
+            return Err(in_file(
+                file,
+                InPool(pool.name.clone(), FieldProblem::NameTwice),
+            ));
         }
         for kind in &pool.kinds {
             if !kinds.insert(kind.as_str()) {
-                return Err(PoolConfigError {
-                    file: file.to_owned(),
-                    message: format!(
-                        "pool '{}': kinds: '{kind}' is already run by another pool",
-                        pool.name
-                    ),
-                });
+                return Err(in_file(
+                    file,
+                    InPool(pool.name.clone(), FieldProblem::KindTwice(kind.clone())),
+                ));
             }
         }
     }
@@ -239,13 +249,19 @@ fn ranged(
     default: i64,
     min: i64,
     max: i64,
-) -> Result<i64, String> {
+) -> Result<i64, InPool> {
     let value = value.unwrap_or(default);
     if (min..=max).contains(&value) {
         Ok(value)
     } else {
-        Err(format!(
-            "pool '{pool}': {field}: {value} is out of range (allowed {min}..={max})"
+        Err(InPool(
+            pool.to_owned(),
+            FieldProblem::OutOfRange {
+                field: field.to_owned(),
+                value,
+                min,
+                max,
+            },
         ))
     }
 }
@@ -256,24 +272,21 @@ fn ms(value: i64) -> Duration {
 
 const DAY_MS: i64 = 86_400_000;
 
-fn validate(raw: RawPool) -> Result<PoolSpec, String> {
+fn validate(raw: RawPool) -> Result<PoolSpec, InPool> {
     let name = raw.name.trim().to_owned();
     if name.is_empty()
         || !name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
     {
-        return Err(format!(
-            "pool '{}': name: use letters, digits, '-' and '_' only",
-            raw.name
-        ));
+        return Err(InPool(raw.name, FieldProblem::Name));
     }
     let queue = raw.queue.unwrap_or_else(|| name.clone());
     if queue.is_empty() || queue.len() > 64 {
-        return Err(format!("pool '{name}': queue: must be 1 to 64 characters"));
+        return Err(InPool(name, FieldProblem::QueueLength));
     }
     if raw.kinds.is_empty() {
-        return Err(format!("pool '{name}': kinds: list at least one job kind"));
+        return Err(InPool(name, FieldProblem::NoKinds));
     }
     let n = name.as_str();
     let lease = ranged(n, "lease_ms", raw.lease_ms, 15_000, 1_000, 600_000)?;
@@ -303,9 +316,7 @@ fn validate(raw: RawPool) -> Result<PoolSpec, String> {
             None => defaults.jitter,
             Some(j) if (0.0..=0.2).contains(&j) => j,
             Some(j) => {
-                return Err(format!(
-                    "pool '{name}': retry.jitter: {j} is out of range (allowed 0.0..=0.2)"
-                ));
+                return Err(InPool(name, FieldProblem::Jitter(j)));
             }
         },
     };
@@ -354,7 +365,7 @@ fn class(
     field: &str,
     raw: Option<RawClass>,
     default: &ClassPolicy,
-) -> Result<ClassPolicy, String> {
+) -> Result<ClassPolicy, InPool> {
     let Some(raw) = raw else {
         return Ok(*default);
     };
@@ -383,8 +394,13 @@ fn class(
         7 * DAY_MS,
     )?;
     if max < base {
-        return Err(format!(
-            "pool '{pool}': {field}.max_delay_ms: {max} is below base_delay_ms {base}"
+        return Err(InPool(
+            pool.to_owned(),
+            FieldProblem::DelayBelowBase {
+                field: field.to_owned(),
+                max,
+                base,
+            },
         ));
     }
     Ok(ClassPolicy {
@@ -398,7 +414,7 @@ fn rate_limit(
     pool: &str,
     raw: Option<RawRateLimit>,
     default: &RateLimitPolicy,
-) -> Result<RateLimitPolicy, String> {
+) -> Result<RateLimitPolicy, InPool> {
     let Some(raw) = raw else {
         return Ok(*default);
     };
@@ -427,10 +443,13 @@ fn rate_limit(
     if let Some(max) = max_wait
         && ms(default_wait) > max
     {
-        return Err(format!(
-            "pool '{pool}': {field}.default_wait_ms: {default_wait} is above max_wait_ms {} \
-             (every 429 without a Retry-After would fail)",
-            max.as_millis()
+        return Err(InPool(
+            pool.to_owned(),
+            FieldProblem::DefaultWaitAboveMax {
+                field: field.to_owned(),
+                default_wait,
+                max_wait: max.as_millis(),
+            },
         ));
     }
     Ok(RateLimitPolicy {

@@ -127,48 +127,7 @@ pub struct FailureInput<'a> {
     pub jitter_sample: f64,
 }
 
-/// What an alert is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AlertKind {
-    /// The job keeps failing but will still be retried.
-    JobFailing,
-    /// The job has failed for good.
-    JobFailed,
-    /// An admin must re-authorise the integration.
-    ReauthRequired,
-}
-
-impl AlertKind {
-    /// Stable snake_case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertKind::JobFailing => "job_failing",
-            AlertKind::JobFailed => "job_failed",
-            AlertKind::ReauthRequired => "reauth_required",
-        }
-    }
-}
-
-/// How urgently an alert needs a human.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    /// Worth a look.
-    Warning,
-    /// Needs action.
-    Critical,
-}
-
-impl Severity {
-    /// Stable lowercase name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Warning => "warning",
-            Severity::Critical => "critical",
-        }
-    }
-}
+pub use crate::alerts::model::{AlertKind, Severity};
 
 /// An alert to raise alongside the decision.
 #[derive(Debug, Clone, PartialEq, Eq)]

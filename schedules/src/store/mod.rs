@@ -19,9 +19,10 @@ use hangar_workers::store::schema::{Migrations, Renumbered};
 use serde::Serialize;
 use sqlx::migrate::Migrator;
 
-use crate::batch::{Planned, Routes, SpecCache};
+use crate::batch::{Planned, SpecCache};
 use crate::file::{FileSchedule, valid_name};
 use crate::spec::{Spec, SpecError};
+use hangar_workers::routes::Routes;
 
 /// The planner's migrations: `migrations/planner/{postgres,sqlite}`, versions 1001–1999.
 pub static MIGRATIONS: Migrations = Migrations {

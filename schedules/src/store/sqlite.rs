@@ -15,7 +15,8 @@ use super::{
     BatchReport, Prepared, Prune, ScheduleError, ScheduleFilter, ScheduleRow, Source, SyncCounts,
     last_job_states, report,
 };
-use crate::batch::{self, DueRow, Planned, Routes, SpecCache};
+use crate::batch::{self, DueRow, Planned, SpecCache};
+use hangar_workers::routes::Routes;
 
 const ROW_COLUMNS: &str = "s.id, s.name, s.source, s.workspace_id, s.integration, s.data_type, \
      s.spec, s.kind, s.args, s.queue, s.priority, s.enabled, s.offset_ms, s.next_run_at, \

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AlertError;
+use super::model::{AlertKind, Severity};
 use crate::secrets::{Keyring, MasterKey};
 use crate::signing::WebhookSecret;
 use crate::store::{AlertRow, NewAlert, NewChannelRow, Store, StoreError};
@@ -242,15 +243,6 @@ fn what(id: &str) -> String {
     format!("the configuration of alert channel {id}")
 }
 
-/// `warning` < `critical`; anything else is refused.
-pub fn severity_rank(severity: &str) -> Option<u8> {
-    match severity {
-        "warning" => Some(0),
-        "critical" => Some(1),
-        _ => None,
-    }
-}
-
 /// Adds a channel; returns it as listed.
 pub async fn add(
     store: &Store,
@@ -258,11 +250,8 @@ pub async fn add(
     new: &NewChannel,
 ) -> Result<Channel, AlertError> {
     new.config.validate()?;
-    if severity_rank(&new.min_severity).is_none() {
-        return Err(AlertError::Invalid(format!(
-            "--min-severity: '{}' (expected warning or critical)",
-            new.min_severity
-        )));
+    if let Err(unknown) = new.min_severity.parse::<Severity>() {
+        return Err(AlertError::Invalid(format!("--min-severity: {unknown}")));
     }
     if new.reminder_every_ms.is_some_and(|ms| ms < 1_000) {
         return Err(AlertError::Invalid(
@@ -357,8 +346,8 @@ pub async fn disable(store: &Store, channel: &Channel, reason: &str) -> Result<b
     store
         .raise_alerts(&[NewAlert {
             workspace_id: channel.workspace_id.clone(),
-            kind: super::CHANNEL_DISABLED.to_owned(),
-            severity: "critical".to_owned(),
+            kind: AlertKind::ChannelDisabled.as_str().to_owned(),
+            severity: Severity::Critical.as_str().to_owned(),
             message,
             incident_key: format!("channel:{}:disabled", channel.id),
         }])

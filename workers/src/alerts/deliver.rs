@@ -17,12 +17,13 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::channels::{self, Channel, ChannelConfig, ChannelKind};
-use super::{AlertContext, AlertError, NoticeArgs};
+use super::{AlertContext, AlertError, NoticeArgs, NoticeEvent};
 use crate::error_class::ErrorClass;
 use crate::job::ClaimedJob;
-use crate::kinds::{BoxFuture, Handler, JobFailure};
+use crate::kinds::{ArgsError, BoxFuture, Handler, JobFailure};
 use crate::signing::{SignedRequest, WebhookSecret, signature_headers};
 use crate::store::AlertRow;
+use crate::transport_failure::transport_failure;
 
 /// The handler of one delivery kind.
 pub struct DeliveryHandler {
@@ -38,10 +39,10 @@ impl DeliveryHandler {
 }
 
 impl Handler for DeliveryHandler {
-    fn validate(&self, args: &serde_json::Value) -> Result<(), String> {
+    fn validate(&self, args: &serde_json::Value) -> Result<(), ArgsError> {
         serde_json::from_value::<NoticeArgs>(args.clone())
             .map(|_| ())
-            .map_err(|e| format!("{} args: {e}", self.kind.job_kind()))
+            .map_err(|e| ArgsError::shape(self.kind.job_kind(), &e))
     }
 
     fn run(&self, job: ClaimedJob) -> BoxFuture<'static, Result<(), JobFailure>> {
@@ -83,7 +84,7 @@ async fn deliver_job(context: &AlertContext, job: &ClaimedJob) -> Result<bool, J
         channel.workspace_id.as_deref(),
         alert.as_ref().map(|a| a.workspace_id.as_deref()),
     )
-    .map_err(|why| JobFailure::new(ErrorClass::Client, why))?;
+    .map_err(|why| JobFailure::new(ErrorClass::Client, why.to_string()))?;
     if !channel.enabled {
         tracing::info!(channel = %channel.id, "alert channel disabled; notice skipped");
         return Ok(false);
@@ -91,6 +92,32 @@ async fn deliver_job(context: &AlertContext, job: &ClaimedJob) -> Result<bool, J
     let notice = Notice::new(&args, alert.as_ref(), &context.public_url);
     send(context, &channel, &config, &notice).await?;
     Ok(true)
+}
+
+/// A notice whose alert or channel is of another workspace than its job.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum ScopeMismatch {
+    /// The alert is another workspace's.
+    #[error("alert notice refused: the alert belongs to {}, the job to {}", workspace(.alert), workspace(.job))]
+    Alert {
+        /// The alert's workspace.
+        alert: Option<String>,
+        /// The job's.
+        job: Option<String>,
+    },
+    /// The channel is another workspace's.
+    #[error("alert notice refused: the channel belongs to {}, the job to {}", workspace(.channel), workspace(.job))]
+    Channel {
+        /// The channel's workspace.
+        channel: Option<String>,
+        /// The job's.
+        job: Option<String>,
+    },
+}
+
+fn workspace(ws: &Option<String>) -> String {
+    ws.as_ref()
+        .map_or("no workspace".to_owned(), |w| format!("workspace '{w}'"))
 }
 
 /// A notice carries an alert to a channel of the alert's workspace (or to a global channel),
@@ -101,24 +128,21 @@ fn check_scope(
     job: Option<&str>,
     channel: Option<&str>,
     alert: Option<Option<&str>>,
-) -> Result<(), String> {
-    let name =
-        |ws: Option<&str>| ws.map_or("no workspace".to_owned(), |w| format!("workspace '{w}'"));
+) -> Result<(), ScopeMismatch> {
+    let owned = |ws: Option<&str>| ws.map(str::to_owned);
     if let Some(alert) = alert
         && alert != job
     {
-        return Err(format!(
-            "alert notice refused: the alert belongs to {}, the job to {}",
-            name(alert),
-            name(job)
-        ));
+        return Err(ScopeMismatch::Alert {
+            alert: owned(alert),
+            job: owned(job),
+        });
     }
     if channel.is_some() && channel != job {
-        return Err(format!(
-            "alert notice refused: the channel belongs to {}, the job to {}",
-            name(channel),
-            name(job)
-        ));
+        return Err(ScopeMismatch::Channel {
+            channel: owned(channel),
+            job: owned(job),
+        });
     }
     Ok(())
 }
@@ -132,7 +156,7 @@ pub async fn send_test(context: &AlertContext, channel_id: &str) -> Result<(), J
     let args = NoticeArgs {
         alert_id: 0,
         channel_id: channel.id.clone(),
-        event: format!("test:{}", Utc::now().timestamp_millis()),
+        event: NoticeEvent::Test(Utc::now().timestamp_millis()).to_string(),
     };
     let notice = Notice::new(&args, None, &context.public_url);
     let result = send(context, &channel, &config, &notice).await;
@@ -164,7 +188,12 @@ pub struct Notice {
 impl Notice {
     /// Renders a notice about `alert` (None: a test notice).
     pub fn new(args: &NoticeArgs, alert: Option<&AlertRow>, public_url: &str) -> Notice {
-        let event_kind = args.event.split(':').next().unwrap_or("opened").to_owned();
+        // Written by the dispatcher or `send_test`; anything else is told as an opening.
+        let event = args
+            .event
+            .parse::<NoticeEvent>()
+            .unwrap_or(NoticeEvent::Opened);
+        let event_kind = event.kind().to_owned();
         let Some(alert) = alert else {
             return Notice {
                 event: event_kind.clone(),
@@ -178,13 +207,12 @@ impl Notice {
                 workspace_id: None,
             };
         };
-        let what = match event_kind.as_str() {
-            "reminder" => format!(
-                "reminder {}: alert still open and unacknowledged",
-                args.event.split(':').nth(1).unwrap_or("1")
-            ),
-            "resolved" => "alert resolved".to_owned(),
-            _ => "alert opened".to_owned(),
+        let what = match event {
+            NoticeEvent::Reminder(n) => {
+                format!("reminder {n}: alert still open and unacknowledged")
+            }
+            NoticeEvent::Resolved => "alert resolved".to_owned(),
+            NoticeEvent::Opened | NoticeEvent::Test(_) => "alert opened".to_owned(),
         };
         let link = alert.job_id.map(|id| format!("{public_url}/jobs/{id}"));
         let title = format!("[Hangar] {} {what}: {}", alert.severity, alert.kind);
@@ -297,20 +325,9 @@ async fn post(
     for (name, value) in headers {
         request = request.header(name, value);
     }
-    let response = request.send().await.map_err(|error| {
-        if let Some(refused) = crate::targets::refusal(&error) {
-            return JobFailure::new(ErrorClass::Client, format!("refused: {refused}"));
-        }
-        // Never the URL: for Slack it is the secret.
-        let what = if error.is_timeout() {
-            "timed out"
-        } else if error.is_connect() {
-            "connection failed"
-        } else {
-            "request failed"
-        };
-        JobFailure::new(ErrorClass::Timeout, what.to_owned())
-    })?;
+    // Never the URL in the failure: for Slack it is the secret (the shared classification
+    // leaves it out).
+    let response = request.send().await.map_err(transport_failure)?;
     let status = response.status().as_u16();
     let Some(class) = ErrorClass::from_http_status(status) else {
         return Ok(());
@@ -384,7 +401,9 @@ mod scope_tests {
             ),
         ];
         for (job, channel, alert, says) in refused {
-            let error = check_scope(job, channel, alert).expect_err(says);
+            let error = check_scope(job, channel, alert)
+                .expect_err(says)
+                .to_string();
             assert!(error.contains(says), "{error}");
         }
     }

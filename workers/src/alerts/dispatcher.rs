@@ -20,11 +20,12 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::channels::{self, Channel, severity_rank};
+use super::channels::{self, Channel};
+use super::model::{NoticeEvent, Severity};
 use super::{AlertError, KINDS, NoticeArgs};
 use crate::clock::Clock;
 use crate::job::NewJob;
-use crate::pool_config::PoolSpec;
+use crate::routes::Routes;
 use crate::store::Store;
 
 /// How far back the dispatcher looks for alerts to open or resolve.
@@ -41,35 +42,40 @@ pub fn plan(
 ) -> Vec<NoticeArgs> {
     let mut due = Vec::new();
     for channel in channels.iter().filter(|c| c.enabled) {
-        let min = severity_rank(&channel.min_severity).unwrap_or(0);
+        // A severity this binary does not know: every alert for a channel, notified for an
+        // alert (as before the model was typed).
+        let min = channel
+            .min_severity
+            .parse::<Severity>()
+            .unwrap_or(Severity::Warning);
         for alert in alerts {
             let in_scope =
                 channel.workspace_id.is_none() || channel.workspace_id == alert.workspace_id;
             if !in_scope
-                || severity_rank(&alert.severity).unwrap_or(1) < min
+                || alert.severity.parse().unwrap_or(Severity::Critical) < min
                 || alert.created_ms < channel.created_at.timestamp_millis()
             {
                 continue;
             }
-            let notice = |event: String| NoticeArgs {
+            let notice = |event: NoticeEvent| NoticeArgs {
                 alert_id: alert.id,
                 channel_id: channel.id.clone(),
-                event,
+                event: event.to_string(),
             };
-            let was_sent = |event: &str| {
-                sent.get(&(alert.id, channel.id.clone(), event.to_owned()))
+            let was_sent = |event: NoticeEvent| {
+                sent.get(&(alert.id, channel.id.clone(), event.to_string()))
                     .copied()
             };
-            let Some(opened_ms) = was_sent("opened") else {
+            let Some(opened_ms) = was_sent(NoticeEvent::Opened) else {
                 // An incident that opened and cleared between two ticks is not announced.
                 if alert.resolved_ms.is_none() {
-                    due.push(notice("opened".to_owned()));
+                    due.push(notice(NoticeEvent::Opened));
                 }
                 continue;
             };
             if alert.resolved_ms.is_some() {
-                if was_sent("resolved").is_none() {
-                    due.push(notice("resolved".to_owned()));
+                if was_sent(NoticeEvent::Resolved).is_none() {
+                    due.push(notice(NoticeEvent::Resolved));
                 }
                 continue;
             }
@@ -78,8 +84,8 @@ pub fn plan(
             }
             if let Some(every) = channel.reminder_every_ms.filter(|ms| *ms > 0) {
                 let n = (now_ms - opened_ms) / every;
-                let event = format!("reminder:{n}");
-                if n >= 1 && was_sent(&event).is_none() {
+                let event = NoticeEvent::Reminder(n);
+                if n >= 1 && was_sent(event).is_none() {
                     due.push(notice(event));
                 }
             }
@@ -100,28 +106,15 @@ pub struct DispatchCounts {
 pub struct Dispatcher {
     store: Store,
     /// Queue and attempt budget per delivery kind, from the pool that runs it.
-    routes: HashMap<String, (String, i32)>,
+    routes: Routes,
     tick: Duration,
     clock: Clock,
 }
 
 impl Dispatcher {
-    /// A dispatcher routing each delivery kind to the pool of `pools` that runs it (the
-    /// `alerts` queue when none does), checking every `tick`.
-    pub fn new(store: Store, pools: &[PoolSpec], tick: Duration) -> Dispatcher {
-        let routes = KINDS
-            .iter()
-            .map(|kind| {
-                let route = pools
-                    .iter()
-                    .find(|p| p.kinds.iter().any(|k| k == kind))
-                    .map_or(
-                        ("alerts".to_owned(), crate::job::DEFAULT_MAX_ATTEMPTS),
-                        |p| (p.queue.clone(), p.max_attempts),
-                    );
-                ((*kind).to_owned(), route)
-            })
-            .collect();
+    /// A dispatcher routing each delivery kind as `routes` says (to the pool that runs it),
+    /// checking every `tick`.
+    pub fn new(store: Store, routes: Routes, tick: Duration) -> Dispatcher {
         Dispatcher {
             store,
             routes,
@@ -164,18 +157,16 @@ impl Dispatcher {
                 .get(notice.channel_id.as_str())
                 .copied()
                 .unwrap_or("alert_webhook");
-            let (queue, max_attempts) = self
-                .routes
-                .get(kind)
-                .cloned()
-                .unwrap_or(("alerts".to_owned(), 6));
+            // The engine's own job: never refused (see `Routes::route_or_default`).
+            let route = self.routes.route_or_default(kind, None);
+            let queue = route.queue;
             let workspace = alerts
                 .iter()
                 .find(|a| a.id == notice.alert_id)
                 .and_then(|a| a.workspace_id.clone());
             let mut job = NewJob::new(kind, serde_json::to_value(&notice).unwrap_or_default());
             job.queue = queue.clone();
-            job.max_attempts = max_attempts;
+            job.max_attempts = route.max_attempts;
             job.workspace_id = workspace;
             job.idempotency_key = Some(notice.key());
             if self.insert(&notice, &job, now_ms).await? {

@@ -18,6 +18,7 @@
 pub mod channels;
 pub mod deliver;
 pub mod dispatcher;
+pub mod model;
 pub mod smtp;
 
 use std::sync::Arc;
@@ -30,12 +31,10 @@ use crate::store::{Store, StoreError};
 use crate::targets::TargetPolicy;
 
 pub use channels::{Channel, ChannelConfig, ChannelKind, EmailConfig, NewChannel, TlsMode};
+pub use model::{AlertKind, NoticeEvent, Severity};
 
 /// The job kinds that deliver notices.
 pub const KINDS: [&str; 3] = ["alert_slack", "alert_email", "alert_webhook"];
-
-/// The alert kind raised when a channel is disabled (410 Gone).
-pub const CHANNEL_DISABLED: &str = "channel_disabled";
 
 /// What can go wrong with channels and deliveries.
 #[derive(Debug, thiserror::Error)]
@@ -112,7 +111,7 @@ pub struct NoticeArgs {
     pub alert_id: i64,
     /// The channel.
     pub channel_id: String,
-    /// `opened`, `reminder:<n>` or `resolved`.
+    /// A [`NoticeEvent`] as stored: `opened`, `reminder:<n>`, `resolved` or `test:<ms>`.
     pub event: String,
 }
 

@@ -16,12 +16,13 @@ use std::time::Duration;
 use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
 use serde::Deserialize;
 
-use super::{BoxFuture, Handler, JobFailure};
+use super::{ArgsError, BoxFuture, Handler, HttpArgsError, JobFailure};
 use crate::error_class::ErrorClass;
 use crate::job::ClaimedJob;
 use crate::response_excerpt::read_excerpt;
 use crate::secrets::Keyring;
 use crate::targets::{self, TargetPolicy};
+use crate::transport_failure::transport_failure;
 
 /// How much of a failed response's body is read and kept in the attempt history (a
 /// successful response's body is not read at all).
@@ -57,33 +58,25 @@ fn default_timeout_ms() -> u64 {
 
 impl HttpArgs {
     /// Parses and checks the arguments; the error says which field is wrong.
-    pub fn parse(args: &serde_json::Value) -> Result<HttpArgs, String> {
+    pub fn parse(args: &serde_json::Value) -> Result<HttpArgs, ArgsError> {
         let parsed: HttpArgs =
-            serde_json::from_value(args.clone()).map_err(|e| format!("http args: {e}"))?;
-        let url = reqwest::Url::parse(&parsed.url)
-            .map_err(|e| format!("http args: url '{}': {e}", parsed.url))?;
+            serde_json::from_value(args.clone()).map_err(|e| ArgsError::shape("http", &e))?;
+        let url = reqwest::Url::parse(&parsed.url).map_err(|reason| HttpArgsError::Url {
+            url: parsed.url.clone(),
+            reason,
+        })?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!(
-                "http args: url '{}': scheme must be http or https",
-                parsed.url
-            ));
+            return Err(HttpArgsError::Scheme(parsed.url).into());
         }
-        reqwest::Method::from_bytes(parsed.method.to_ascii_uppercase().as_bytes()).map_err(
-            |_| {
-                format!(
-                    "http args: method '{}' is not an HTTP method",
-                    parsed.method
-                )
-            },
-        )?;
+        reqwest::Method::from_bytes(parsed.method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| HttpArgsError::Method(parsed.method.clone()))?;
         for (name, value) in &parsed.headers {
             HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("http args: headers: '{name}' is not a header name"))?;
-            HeaderValue::from_str(value)
-                .map_err(|_| format!("http args: headers: value of '{name}' is not valid"))?;
+                .map_err(|_| HttpArgsError::HeaderName(name.clone()))?;
+            HeaderValue::from_str(value).map_err(|_| HttpArgsError::HeaderValue(name.clone()))?;
         }
         if parsed.timeout_ms == 0 || parsed.timeout_ms > 3_600_000 {
-            return Err("http args: timeout_ms must be between 1 and 3600000".to_owned());
+            return Err(HttpArgsError::Timeout.into());
         }
         Ok(parsed)
     }
@@ -176,17 +169,17 @@ impl Default for HttpHandler {
 }
 
 impl Handler for HttpHandler {
-    fn validate(&self, args: &serde_json::Value) -> Result<(), String> {
+    fn validate(&self, args: &serde_json::Value) -> Result<(), ArgsError> {
         HttpArgs::parse(args).map(|_| ())
     }
 
-    fn prepare(&self, mut args: serde_json::Value) -> Result<serde_json::Value, String> {
+    fn prepare(&self, mut args: serde_json::Value) -> Result<serde_json::Value, ArgsError> {
         let parsed = HttpArgs::parse(&args)?;
         if parsed.headers.is_empty() {
             return Ok(args);
         }
         let Some(keyring) = &self.keyring else {
-            return Err("http args: headers: their values are stored sealed with the master key, and this process has none".to_owned());
+            return Err(HttpArgsError::NoMasterKey.into());
         };
         if let Some(headers) = args
             .get_mut("headers")
@@ -207,7 +200,7 @@ impl Handler for HttpHandler {
         let keyring = self.keyring.clone();
         Box::pin(async move {
             let args = HttpArgs::parse(&job.args)
-                .map_err(|message| JobFailure::new(ErrorClass::Client, message))?;
+                .map_err(|e| JobFailure::new(ErrorClass::Client, e.to_string()))?;
             if let Ok(url) = reqwest::Url::parse(&args.url) {
                 targets::check_literal(&policy, &url).map_err(|refused| {
                     JobFailure::new(ErrorClass::Client, format!("refused: {refused}"))
@@ -248,35 +241,4 @@ impl Handler for HttpHandler {
             })
         })
     }
-}
-
-/// Classifies an error that produced no response: all are treated as timeouts (the network
-/// or the server did not answer in time), except a request we could not even build.
-fn transport_failure(error: reqwest::Error) -> JobFailure {
-    if let Some(refused) = targets::refusal(&error) {
-        return JobFailure::new(ErrorClass::Client, format!("refused: {refused}"));
-    }
-    let class = if error.is_builder() {
-        ErrorClass::Client
-    } else {
-        ErrorClass::Timeout
-    };
-    let what = if error.is_timeout() {
-        "timed out"
-    } else if error.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
-    // reqwest's Display includes the URL, which may carry a token in its query: leave it out.
-    // Its own message is generic ("error sending request"); the cause is in the sources.
-    let error = error.without_url();
-    let mut message = format!("{what}: {error}");
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    JobFailure::new(class, message)
 }

@@ -7,6 +7,7 @@
 //! (only the engine enqueues it, e.g. alert deliveries, whose arguments name an alert and a
 //! channel that a caller must not choose). That is decided where the kind is registered.
 
+mod args_error;
 mod http;
 mod noop;
 
@@ -15,6 +16,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+pub use args_error::{ArgsError, HttpArgsError};
 pub use http::{HttpArgs, HttpHandler};
 pub use noop::NoopHandler;
 
@@ -53,11 +55,11 @@ impl JobFailure {
 /// One job kind.
 pub trait Handler: Send + Sync + 'static {
     /// Checks a job's arguments at enqueue time, so bad input is refused before it is stored.
-    fn validate(&self, args: &serde_json::Value) -> Result<(), String>;
+    fn validate(&self, args: &serde_json::Value) -> Result<(), ArgsError>;
 
     /// The arguments as they are stored: checked by [`Handler::validate`], then with any
     /// secret in them sealed (the `http` kind seals its header values). Default: as given.
-    fn prepare(&self, args: serde_json::Value) -> Result<serde_json::Value, String> {
+    fn prepare(&self, args: serde_json::Value) -> Result<serde_json::Value, ArgsError> {
         self.validate(&args)?;
         Ok(args)
     }

@@ -1,6 +1,6 @@
 //! `noop`: does nothing and succeeds; for health checks and benchmarks.
 
-use super::{BoxFuture, Handler, JobFailure};
+use super::{ArgsError, BoxFuture, Handler, JobFailure};
 use crate::job::ClaimedJob;
 
 /// The `noop` kind.
@@ -8,7 +8,7 @@ use crate::job::ClaimedJob;
 pub struct NoopHandler;
 
 impl Handler for NoopHandler {
-    fn validate(&self, _args: &serde_json::Value) -> Result<(), String> {
+    fn validate(&self, _args: &serde_json::Value) -> Result<(), ArgsError> {
         Ok(())
     }
 

@@ -30,6 +30,8 @@ pub(super) struct Completer {
     pub(super) store: Store,
     pub(super) running: Running,
     pub(super) batch: usize,
+    /// The pool's queue, the label of its metrics.
+    pub(super) queue: String,
 }
 
 impl Completer {
@@ -43,10 +45,12 @@ impl Completer {
             completed: (batch.len() - rejected.len()) as u64,
             rejected: rejected.len() as u64,
         };
-        metrics::counter!("hangar_jobs_total", "outcome" => "completed")
+        // The same labels as every other outcome (`failure::record`).
+        metrics::counter!("hangar_jobs_total", "queue" => self.queue.clone(), "outcome" => "completed")
             .increment(counts.completed);
         if !rejected.is_empty() {
-            metrics::counter!("hangar_stale_results_total").increment(counts.rejected);
+            metrics::counter!("hangar_stale_results_total", "queue" => self.queue.clone())
+                .increment(counts.rejected);
             tracing::info!(?rejected, "completions rejected: leases were taken over");
         }
         let mut held = self.running.lock().unwrap_or_else(|e| e.into_inner());
