@@ -3,11 +3,11 @@
 //! after; `hangar bench planner` measures the cron planner (`bench/planner.rs`). The last line
 //! printed is the machine-readable result.
 
-mod ingress;
 mod planner;
+mod redis_ingress;
 
-pub use ingress::ingress;
 pub use planner::planner;
+pub use redis_ingress::ingress;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

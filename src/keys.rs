@@ -89,7 +89,7 @@ pub async fn command(config: &Config, command: KeysCommand) -> Result<(), Fatal>
                 ),
             };
             if json {
-                crate::ops::print_json(&serde_json::json!({
+                crate::commands::output::print_json(&serde_json::json!({
                     "reencrypted": n,
                     "key_id": new_key.id(),
                     "previous_key_id": ring.current().id(),

@@ -4,20 +4,17 @@
 
 mod api;
 mod bench;
-mod channels;
 mod cli;
+mod commands;
 mod config;
 mod dashboard;
 mod exit;
 mod http;
-mod ingress;
 mod keys;
-mod ops;
+mod planner;
+mod redis_ingress;
 mod runtime;
-mod schedules;
 mod store;
-mod table;
-mod tokens;
 
 use std::process::ExitCode;
 
@@ -197,10 +194,10 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
                     .with(&args.targets)
                     .with(&args.key),
             )?;
-            ops::enqueue(&config, args).await
+            commands::enqueue::enqueue(&config, args).await
         }
         Command::Jobs { database, command } => {
-            ops::jobs(&load(Flags::new().with(&database))?, command).await
+            commands::jobs::jobs(&load(Flags::new().with(&database))?, command).await
         }
         Command::Alerts { database, command } => {
             let flags = match &command {
@@ -210,10 +207,10 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
                     .with(&settings.public_url),
                 _ => Flags::new(),
             };
-            ops::alerts(&load(flags.with(&database))?, command).await
+            commands::alerts::alerts(&load(flags.with(&database))?, command).await
         }
         Command::Tokens { database, command } => {
-            tokens::command(&load(Flags::new().with(&database))?, command).await
+            commands::tokens::command(&load(Flags::new().with(&database))?, command).await
         }
         Command::Keys { command } => {
             let flags = match &command {
@@ -226,7 +223,7 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
             let config = load(Flags::new().with(&redis))?;
             match command {
                 IngressCommand::Dead { limit, json } => {
-                    ingress::list_dead(&config, limit, json).await
+                    redis_ingress::list_dead(&config, limit, json).await
                 }
             }
         }
@@ -237,7 +234,7 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
             command,
         } => {
             let flags = Flags::new().with(&database).with(&pools).with(&schedules);
-            schedules::command(&load(flags)?, command).await
+            planner::command(&load(flags)?, command).await
         }
         Command::Bench {
             database,

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::exit::Fatal;
 use crate::http;
-use crate::ingress::Consumer;
+use crate::redis_ingress::Consumer;
 
 /// What to run in this process.
 pub struct Plan {
@@ -118,7 +118,7 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
         tasks.spawn(dispatcher.run(shutdown.clone()));
     }
     if plan.planner {
-        let planner = crate::schedules::start_planner(config, &store, routes.clone()).await?;
+        let planner = crate::planner::start_planner(config, &store, routes.clone()).await?;
         tasks.spawn(planner.run(shutdown.clone()));
     }
     let queues: Vec<String> = config.pools.iter().map(|p| p.queue.clone()).collect();

@@ -11,8 +11,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hangar_schedules::ScheduleError;
 use hangar_workers::alerts::AlertError;
-use hangar_workers::ingress::{MAX_MESSAGE_BYTES, Rejection};
 use hangar_workers::store::StoreError;
+use hangar_workers::wire::{MAX_MESSAGE_BYTES, Rejection};
 
 use super::auth::{Role, TokenError};
 use super::bodies;

@@ -7,13 +7,13 @@
 //! of a known path with another method, which names the allowed ones in `Allow`); no SQL or
 //! internals leak.
 
+mod alert_channels;
 mod alerts;
 mod auth;
 mod bodies;
-mod channels;
 mod error;
-mod ingress;
 mod jobs;
+mod publish;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,8 +26,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use hangar_workers::alerts::AlertContext;
 use hangar_workers::client::Client;
-use hangar_workers::ingress::MAX_MESSAGE_BYTES;
 use hangar_workers::store::Store;
+use hangar_workers::wire::MAX_MESSAGE_BYTES;
 use utoipa::openapi::info::{ContactBuilder, LicenseBuilder};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, OpenApi, Ref, RefOr};
@@ -78,17 +78,20 @@ impl ApiState {
 /// Every route with its OpenAPI description.
 fn documented() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
-        .routes(routes!(ingress::post_event))
-        .routes(routes!(ingress::post_job, jobs::list_jobs))
+        .routes(routes!(publish::post_event))
+        .routes(routes!(publish::post_job, jobs::list_jobs))
         .routes(routes!(jobs::get_job))
         .routes(routes!(jobs::retry_job))
         .routes(routes!(jobs::cancel_job))
         .routes(routes!(alerts::list_alerts))
         .routes(routes!(alerts::ack_alert))
-        .routes(routes!(channels::list_channels, channels::add_channel))
-        .routes(routes!(channels::remove_channel))
-        .routes(routes!(channels::test_channel))
-        .routes(routes!(channels::enable_channel))
+        .routes(routes!(
+            alert_channels::list_channels,
+            alert_channels::add_channel
+        ))
+        .routes(routes!(alert_channels::remove_channel))
+        .routes(routes!(alert_channels::test_channel))
+        .routes(routes!(alert_channels::enable_channel))
 }
 
 /// The OpenAPI document of the API.

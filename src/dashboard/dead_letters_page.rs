@@ -13,7 +13,7 @@ use super::frame::Nav;
 use super::session::Session;
 use super::{DashState, Page, Problem};
 use crate::config::RedisConfig;
-use crate::ingress::{DeadLetter, read_dead_letters};
+use crate::redis_ingress::{DeadLetter, read_dead_letters};
 
 /// How long a page waits for Redis before it says it could not reach it.
 pub(super) const REDIS_WAIT: Duration = Duration::from_secs(2);

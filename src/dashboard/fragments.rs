@@ -23,7 +23,7 @@ pub fn clip(text: &str) -> Markup {
 
 /// The first `max` characters of `text`, with `…` when cut.
 pub fn excerpt(text: &str, max: usize) -> String {
-    crate::ingress::excerpt(text, max)
+    crate::redis_ingress::excerpt(text, max)
 }
 
 /// A table with a horizontal scroll box around it (phones), or the `empty` note.

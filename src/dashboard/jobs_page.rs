@@ -117,7 +117,7 @@ pub async fn jobs(
 
 /// One job's row of the list.
 fn job_row(job: &Job, now: chrono::DateTime<Utc>) -> Markup {
-    let error = crate::ops::list_error(job).unwrap_or_default();
+    let error = crate::commands::jobs::list_error(job).unwrap_or_default();
     html! {
         tr {
             td.id { a href={ "/jobs/" (job.id) } { (job.id) } }

@@ -15,7 +15,7 @@ use super::fragments::{as_of, clip, duration_words, jobs_link, none, table};
 use super::frame::Nav;
 use super::session::Session;
 use super::{DashState, Page, Problem};
-use crate::ingress::read_dead_letters;
+use crate::redis_ingress::read_dead_letters;
 
 /// The window of the throughput and failure rate.
 const RATE_WINDOW: Duration = Duration::from_secs(300);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use hangar_workers::client::Client;
 use hangar_workers::db::Pool;
-use hangar_workers::ingress::{EventEnvelope, parse_event_body};
+use hangar_workers::wire::{EventEnvelope, parse_event_body};
 use serde_json::{Value, json};
 
 use crate::support::{ANY_PORT, Backend, Proc, TestDb, TestRedis, serve_http, stdout_ok, wait_for};

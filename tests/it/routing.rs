@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use hangar_schedules::{NewSchedule, Planner, PlannerConfig, Schedules};
 use hangar_workers::client::Client;
-use hangar_workers::ingress::parse_job_body;
 use hangar_workers::kinds::Registry;
 use hangar_workers::pool_config;
 use hangar_workers::routes::Routes;
+use hangar_workers::wire::parse_job_body;
 use serde_json::json;
 
 use crate::support::{Backend, TestDb};

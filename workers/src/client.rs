@@ -25,11 +25,11 @@ use std::sync::Arc;
 use serde_json::Value;
 use sqlx::{PgConnection, SqliteConnection};
 
-use crate::ingress::{self, EventEnvelope, JobRequest, Rejection};
 use crate::job::{Enqueued, JobId, JobState, NewJob};
 use crate::kinds::Registry;
 use crate::routes::Routes;
 use crate::store::{self, Keyed, StoreError};
+use crate::wire::{self, EventEnvelope, JobRequest, Rejection};
 
 /// A database connection a [`Client`] can write through: `&mut *tx` of a PostgreSQL or
 /// SQLite transaction (or a plain connection).
@@ -146,7 +146,7 @@ impl Client {
         if self.registry.is_internal(kind) || self.routes.is_internal(kind) {
             return Err(Rejection::InternalKind(kind.to_owned()));
         }
-        idempotency_key.map_or(Ok(()), ingress::check_key_prefix)
+        idempotency_key.map_or(Ok(()), wire::check_key_prefix)
     }
 
     /// The job a wire-format request asks for (Redis ingress, `POST /api/v1/jobs`); refuses
@@ -190,7 +190,7 @@ impl Client {
     }
 
     /// Stores `event` through `conn`, once per `(workspace_id, id)`; false when it was
-    /// already stored. Check it first with [`crate::ingress::parse_event`] when it comes from
+    /// already stored. Check it first with [`crate::wire::parse_event`] when it comes from
     /// outside.
     pub async fn publish_event<C: Conn + ?Sized>(
         &self,

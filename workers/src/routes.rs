@@ -144,12 +144,12 @@ impl Routes {
     }
 }
 
-impl From<RouteError> for crate::ingress::Rejection {
+impl From<RouteError> for crate::wire::Rejection {
     fn from(error: RouteError) -> Self {
         match error {
-            RouteError::NoPool(kind) => crate::ingress::Rejection::NoPool(kind),
+            RouteError::NoPool(kind) => crate::wire::Rejection::NoPool(kind),
             RouteError::UnknownQueue { queue, known } => {
-                crate::ingress::Rejection::UnknownQueue { queue, known }
+                crate::wire::Rejection::UnknownQueue { queue, known }
             }
         }
     }

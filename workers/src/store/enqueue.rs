@@ -11,8 +11,8 @@ use super::events::{pg_insert_events, sqlite_insert_events};
 use super::rows::now_ms;
 use super::{Ingested, Keyed, Store, StoreError};
 use crate::db::Pool;
-use crate::ingress::EventEnvelope;
 use crate::job::{Enqueued, JobId, JobState, NewJob};
+use crate::wire::EventEnvelope;
 
 impl Store {
     /// Enqueues one job; with an idempotency key that already exists for its workspace and

@@ -8,7 +8,7 @@ use sqlx::{PgConnection, SqliteConnection};
 use super::rows::now_ms;
 use super::{Store, StoreError};
 use crate::db::Pool;
-use crate::ingress::EventEnvelope;
+use crate::wire::EventEnvelope;
 
 impl Store {
     /// Stores one event once per `(workspace_id, id)`; false when it was already stored.

@@ -9,8 +9,8 @@
 //! shows its twin: `enqueue` (inserting jobs, also inside a caller's transaction), `events`,
 //! `claims` (claims, wake-ups, LISTEN), `leases` (heartbeat, hand-back, expired leases),
 //! `completion`, `failures`, `rescue`, `cancel`, `operator` (retry, delete a queue), `jobs`
-//! (reading jobs and attempts), `stats`, `maintenance` (retention), `alerts`, `channels`
-//! (alert channels), `notices` (the alert dispatcher's rows); `rows` decodes rows of either
+//! (reading jobs and attempts), `stats`, `maintenance` (retention), `alerts`, `alert_channels`,
+//! `notices` (the alert dispatcher's rows); `rows` decodes rows of either
 //! backend.
 //!
 //! **Choosing the backend.** Every query chooses its dialect the same way: a `match` on
@@ -29,9 +29,9 @@
 //! Unix milliseconds taken from this process's clock, and JSON text. Other crates keep
 //! their own tables on the same database through [`Store::database`], never the job tables.
 
+mod alert_channels;
 mod alerts;
 mod cancel;
-mod channels;
 mod claims;
 mod completion;
 mod enqueue;
@@ -60,12 +60,12 @@ use crate::error_class::ErrorClass;
 use crate::job::{ClaimedJob, JobId, JobState, NewJob};
 use crate::retry_policy::{Alert, Spent};
 
+pub use alert_channels::{ChannelRow, NewChannelRow};
 pub use alerts::{
     AlertFilter, AlertPage, AlertState, DEFAULT_ALERT_PAGE, MAX_ALERT_PAGE, NewAlert,
     UnknownAlertState,
 };
 pub use cancel::CANCELLED;
-pub use channels::{ChannelRow, NewChannelRow};
 pub use claims::{ClaimKey, Wakeups};
 pub(crate) use enqueue::{pg_enqueue, pg_enqueue_keyed, sqlite_enqueue, sqlite_enqueue_keyed};
 pub(crate) use events::{pg_insert_events, sqlite_insert_events};

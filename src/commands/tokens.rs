@@ -2,10 +2,10 @@
 
 use crate::api::{self, Role};
 use crate::cli::TokensCommand;
+use crate::commands::output::{print_json, short_time};
+use crate::commands::table::{Align, Table};
 use crate::config::Config;
 use crate::exit::Fatal;
-use crate::ops::{print_json, short_time};
-use crate::table::{Align, Table};
 
 /// Runs one `hangar tokens` command.
 pub async fn command(config: &Config, command: TokensCommand) -> Result<(), Fatal> {

@@ -11,10 +11,10 @@ use hangar_workers::alerts::{
 use hangar_workers::signing::WebhookSecret;
 
 use crate::cli::{ChannelCommon, ChannelTarget, ChannelsCommand};
+use crate::commands::output::{print_json, short_time};
+use crate::commands::table::{Align, Table};
 use crate::config::Config;
 use crate::exit::Fatal;
-use crate::ops::{print_json, short_time};
-use crate::table::{Align, Table};
 
 fn fatal(error: AlertError) -> Fatal {
     match error {

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::{BENCH_QUEUE, bench_pool, peak_rss_mib, percentile, prepare};
 use crate::config::Config;
 use crate::exit::Fatal;
-use crate::ingress::{Consumer, redis_client};
+use crate::redis_ingress::{Consumer, redis_client};
 
 fn job_msg(run: &str, i: usize) -> String {
     serde_json::json!({"kind": "job", "job": {"kind": "noop", "workspace_id": "ws_bench",

@@ -1,8 +1,8 @@
 //! What the consumer does with an entry it cannot store: which database errors are the
 //! entry's own fault (dead-letter it alone) and what its dead letter keeps.
 
-use hangar_workers::ingress::{self, Rejection};
 use hangar_workers::store::StoreError;
+use hangar_workers::wire::{self, Rejection};
 
 /// A database error caused by an entry's data (it would fail every retry), as opposed to
 /// the database being unreachable or busy.
@@ -34,7 +34,7 @@ pub(super) fn refuses_data(error: &StoreError) -> bool {
 pub(super) fn dead_msg(msg: String, rejection: &Rejection) -> String {
     match rejection {
         Rejection::PersonalData { .. } => {
-            ingress::redact_personal_data(&msg).unwrap_or_else(|| ingress::REDACTED.to_owned())
+            wire::redact_personal_data(&msg).unwrap_or_else(|| wire::REDACTED.to_owned())
         }
         _ => msg,
     }

@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 
 use hangar_workers::backoff::Backoff;
 use hangar_workers::client::Client;
-use hangar_workers::ingress::{self, EventEnvelope, IngressMessage};
 use hangar_workers::job::NewJob;
 use hangar_workers::store::{Store, StoreError, redact_url};
+use hangar_workers::wire::{self, EventEnvelope, IngressMessage};
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamRangeReply, StreamReadReply};
@@ -407,7 +407,7 @@ impl Consumer {
                 return Err(dead);
             }
         };
-        let item = match ingress::parse(&msg) {
+        let item = match wire::parse(&msg) {
             Ok(IngressMessage::Event(event)) => Item::Event(event),
             Ok(IngressMessage::Job(request)) => match self.client.resolve(request) {
                 Ok(job) => Item::Job(job),

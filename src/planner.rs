@@ -10,10 +10,10 @@ use hangar_workers::routes::Routes;
 use hangar_workers::store::Store;
 
 use crate::cli::SchedulesCommand;
+use crate::commands::output::{print_json, short_time};
+use crate::commands::table::{Align, Table};
 use crate::config::Config;
 use crate::exit::Fatal;
-use crate::ops::{print_json, short_time};
-use crate::table::{Align, Table};
 
 impl From<ScheduleError> for Fatal {
     fn from(error: ScheduleError) -> Self {

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use hangar_workers::ingress::{self, EventEnvelope, JobRequest};
+use hangar_workers::wire::{self, EventEnvelope, JobRequest};
 use serde_json::json;
 
 use super::auth::{Caller, Role};
@@ -47,7 +47,7 @@ pub async fn post_event(
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Role::Operator)?;
-    let event = ingress::parse_event_body(&body(raw)?).map_err(ApiError::InvalidEvent)?;
+    let event = wire::parse_event_body(&body(raw)?).map_err(ApiError::InvalidEvent)?;
     caller.require_workspace(&event.workspace_id)?;
     let created = state.store.publish_event(&event).await?;
     count(if created {
@@ -77,7 +77,7 @@ pub async fn post_job(
     raw: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require(Role::Operator)?;
-    let request = ingress::parse_job_body(&body(raw)?).map_err(ApiError::InvalidJob)?;
+    let request = wire::parse_job_body(&body(raw)?).map_err(ApiError::InvalidJob)?;
     caller.require_workspace(&request.workspace_id)?;
     let job = state
         .client

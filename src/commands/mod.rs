@@ -1,0 +1,12 @@
+//! The operator commands of the CLI, one module per command group; each prints a readable
+//! table or, with `--json`, the JSON of CONTRACT.md (`output`). The long-running commands
+//! (`serve`, `worker`, `planner`) live in `runtime`; `keys` and the schedule commands beside
+//! the code they drive (`keys.rs`, `planner.rs`).
+
+pub mod alert_channels;
+pub mod alerts;
+pub mod enqueue;
+pub mod jobs;
+pub mod output;
+pub mod table;
+pub mod tokens;
