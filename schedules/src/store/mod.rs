@@ -2,27 +2,36 @@
 //! [`MIGRATIONS`]), on the same two backends as the job store: [`Schedules`] is the API the
 //! integrations and the CLI use (upsert by name, enable/disable, change the spec, delete,
 //! list) and the planner's batch (claim due rows, insert their jobs, move them on) in one
-//! transaction. Each backend module holds its SQL, which reads and writes the planner's table
-//! only: jobs are inserted through the engine's [`Conn`] and their states asked of it.
+//! transaction. Its SQL reads and writes the planner's table only: jobs are inserted through
+//! the engine's [`Conn`](hangar_workers::client::Conn) and their states asked of it.
+//!
+//! One file per responsibility, with both dialects side by side, so a change to one query
+//! shows its twin: `upsert` (the schedules API, and the file sync with its pruning, which is
+//! the same statement), `plan` (the planner's batch and its next due time), `bench` (what
+//! `hangar bench planner` needs); `rows` decodes rows of either backend. This file holds the
+//! types and the validation of a schedule before it is written.
+//!
+//! **Choosing the backend.** As in the engine's store, every query chooses its dialect with a
+//! `match` on the database's [`Pool`](hangar_workers::db::Pool), PostgreSQL arm first.
+//! PostgreSQL stores `timestamptz` and `jsonb` and takes its `now()`; SQLite integer Unix
+//! milliseconds from this process's clock, and JSON text.
 
-mod postgres;
-mod sqlite;
+mod bench;
+mod plan;
+mod rows;
+mod upsert;
 
 use chrono::{DateTime, Utc};
-use std::collections::HashMap;
 
-use hangar_workers::client::Conn;
-use hangar_workers::db::{Database, Pool};
+use hangar_workers::db::Database;
 use hangar_workers::job::{JobId, JobState};
 use hangar_workers::store::Store;
 use hangar_workers::store::schema::{Migrations, Renumbered};
 use serde::Serialize;
 use sqlx::migrate::Migrator;
 
-use crate::batch::{Planned, SpecCache};
 use crate::file::{FileSchedule, valid_name};
 use crate::spec::{Spec, SpecError};
-use hangar_workers::routes::Routes;
 
 /// The planner's migrations: `migrations/planner/{postgres,sqlite}`, versions 1001–1999.
 pub static MIGRATIONS: Migrations = Migrations {
@@ -316,16 +325,6 @@ pub struct Schedules {
     db: Database,
 }
 
-/// Dispatches one call to the backend's functions, passing its pool.
-macro_rules! backend {
-    ($self:ident, $function:ident ( $($arg:expr),* )) => {
-        match $self.db.pool() {
-            Pool::Postgres(pool) => postgres::$function(pool $(, $arg)*).await,
-            Pool::Sqlite(pool) => sqlite::$function(pool $(, $arg)*).await,
-        }
-    };
-}
-
 impl Schedules {
     /// Schedules on `store`'s database (migrated, [`MIGRATIONS`] included).
     pub fn new(store: Store) -> Schedules {
@@ -336,171 +335,5 @@ impl Schedules {
     /// The job store underneath.
     pub fn store(&self) -> &Store {
         &self.store
-    }
-
-    /// Creates or replaces the API schedule `schedule.name`. A changed spec recomputes the
-    /// next due time; an unchanged one keeps it (no run is lost or added by a re-upsert).
-    pub async fn upsert(&self, schedule: &NewSchedule) -> Result<ScheduleRow, ScheduleError> {
-        self.upsert_many(std::slice::from_ref(schedule)).await?;
-        self.get(&schedule.name).await
-    }
-
-    /// Creates or replaces many API schedules in one statement; returns how many.
-    pub async fn upsert_many(&self, schedules: &[NewSchedule]) -> Result<u64, ScheduleError> {
-        self.write(schedules, Source::Api, Prune::Keep)
-            .await
-            .map(|c| c.upserted)
-    }
-
-    /// Upserts `files` as file schedules (source `file`), in name order, in one statement.
-    /// Every planner calls it at start with [`Prune::Keep`]: a process never deletes what it
-    /// did not declare, so processes with different files (or none) keep each other's rows,
-    /// and concurrent starts neither deadlock nor lose rows. [`Prune::Delete`] also deletes
-    /// the file schedules that are not in `files`. API schedules are never touched.
-    pub async fn sync_files(
-        &self,
-        files: &[FileSchedule],
-        prune: Prune,
-    ) -> Result<SyncCounts, ScheduleError> {
-        let rows: Vec<NewSchedule> = files.iter().map(NewSchedule::from).collect();
-        self.write(&rows, Source::File, prune).await
-    }
-
-    async fn write(
-        &self,
-        rows: &[NewSchedule],
-        source: Source,
-        prune: Prune,
-    ) -> Result<SyncCounts, ScheduleError> {
-        let now = Utc::now();
-        let mut prepared = rows
-            .iter()
-            .map(|r| prepare(r, now))
-            .collect::<Result<Vec<_>, _>>()?;
-        // One lock order for every writer: concurrent syncs wait instead of deadlocking.
-        prepared.sort_by(|a, b| a.row.name.cmp(&b.row.name));
-        prepared.dedup_by(|a, b| a.row.name == b.row.name);
-        backend!(self, write(&prepared, source, prune))
-    }
-
-    /// Enables or disables a schedule. Enabling plans it from its next due time after now
-    /// (the slots it missed while disabled are not run); disabling clears its next run.
-    pub async fn set_enabled(
-        &self,
-        name: &str,
-        enabled: bool,
-    ) -> Result<ScheduleRow, ScheduleError> {
-        let found = backend!(self, set_enabled(name, enabled, Utc::now()))?;
-        if !found {
-            return Err(ScheduleError::NotFound(name.to_owned()));
-        }
-        self.get(name).await
-    }
-
-    /// Changes a schedule's spec (and so its offset and next due time).
-    pub async fn set_spec(&self, name: &str, spec: &str) -> Result<ScheduleRow, ScheduleError> {
-        let parsed = Spec::parse(spec).map_err(|source| ScheduleError::InvalidSpec {
-            name: name.to_owned(),
-            source,
-        })?;
-        let offset_ms = parsed.offset_ms(name);
-        let next = parsed.next_due_after(offset_ms, Utc::now());
-        let found = backend!(self, set_spec(name, parsed.as_str(), offset_ms, next))?;
-        if !found {
-            return Err(ScheduleError::NotFound(name.to_owned()));
-        }
-        self.get(name).await
-    }
-
-    /// Deletes a schedule; false when there was none. Its jobs are left alone.
-    pub async fn delete(&self, name: &str) -> Result<bool, ScheduleError> {
-        backend!(self, delete(name))
-    }
-
-    /// One schedule with its last job's state.
-    pub async fn get(&self, name: &str) -> Result<ScheduleRow, ScheduleError> {
-        let filter = ScheduleFilter {
-            workspace_id: None,
-            limit: 1,
-        };
-        backend!(self, list(&filter, Some(name)))?
-            .pop()
-            .ok_or_else(|| ScheduleError::NotFound(name.to_owned()))
-    }
-
-    /// Schedules by name, with their last job's state.
-    pub async fn list(&self, filter: &ScheduleFilter) -> Result<Vec<ScheduleRow>, ScheduleError> {
-        backend!(self, list(filter, None))
-    }
-
-    /// One planner batch: claims up to `limit` due rows, enqueues their jobs and moves them
-    /// on, in one transaction (see [`crate::planner`]). `at` is the planner's now when its
-    /// clock is controlled (tests); `None` takes the database's (PostgreSQL) or the system's.
-    pub async fn plan_batch(
-        &self,
-        limit: i64,
-        routes: &Routes,
-        specs: &mut SpecCache,
-        at: Option<DateTime<Utc>>,
-    ) -> Result<BatchReport, ScheduleError> {
-        backend!(self, plan_batch(limit, routes, specs, at))
-    }
-
-    /// The earliest due time of an enabled schedule, and the database's now.
-    pub async fn next_due(&self) -> Result<(Option<DateTime<Utc>>, DateTime<Utc>), ScheduleError> {
-        backend!(self, next_due())
-    }
-
-    /// How many schedules have a name starting with `prefix`, and how many of those have
-    /// enqueued a job for some slot (`hangar bench planner` waits on it).
-    pub async fn count_planned(&self, prefix: &str) -> Result<(u64, u64), ScheduleError> {
-        backend!(self, count_planned(&like_prefix(prefix)))
-    }
-
-    /// Makes every schedule whose name starts with `prefix` due now, as if it had never
-    /// enqueued a job (`hangar bench planner`'s burst); returns how many.
-    pub async fn make_due_now(&self, prefix: &str) -> Result<u64, ScheduleError> {
-        backend!(self, make_due_now(&like_prefix(prefix), Utc::now()))
-    }
-
-    /// Deletes every schedule whose name starts with `prefix`; returns how many.
-    pub async fn delete_prefixed(&self, prefix: &str) -> Result<u64, ScheduleError> {
-        backend!(self, delete_prefixed(&like_prefix(prefix)))
-    }
-}
-
-/// A `LIKE` pattern (escape `\`) matching the names that start with `prefix`.
-fn like_prefix(prefix: &str) -> String {
-    let mut pattern = String::with_capacity(prefix.len() + 1);
-    for c in prefix.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
-}
-
-/// The states of the schedules' last jobs (those that still exist), asked of the engine
-/// through `conn`: the planner's SQL never reads the engine's tables.
-async fn last_job_states<C: Conn + ?Sized>(
-    conn: &mut C,
-    last_job_ids: Vec<Option<i64>>,
-) -> Result<HashMap<JobId, JobState>, ScheduleError> {
-    let ids: Vec<JobId> = last_job_ids.into_iter().flatten().map(JobId).collect();
-    Ok(conn.job_states(&ids).await?)
-}
-
-/// The report of a planned batch once its jobs are written.
-fn report(planned: Planned, claimed: usize, enqueued: u64) -> BatchReport {
-    let with_slot = planned.jobs.len() as u64;
-    BatchReport {
-        claimed,
-        enqueued,
-        deduplicated: with_slot.saturating_sub(enqueued),
-        queues: planned.queues(),
-        skipped: planned.skipped,
-        lateness: planned.lateness,
     }
 }
