@@ -1,6 +1,6 @@
 //! Each crate owns its tables and migrations (engine 1–999, planner 1001–1999, app
-//! 2001–2999). A database migrated by a Hangar from before (one migration set, versions 1–11:
-//! a copy is kept in `tests/fixtures/legacy_migrations`) keeps working: `hangar migrate` takes
+//! 2001–2999). A database migrated by a Hangar from before (one migration set, versions 1–11,
+//! rebuilt here from today's unchanged files under their old numbers) keeps working: `hangar migrate` takes
 //! the planner's and the app's migrations over under their new versions without running them
 //! again, and `serve` then authenticates its tokens, plans its schedules and shows its jobs.
 
@@ -31,9 +31,26 @@ async fn legacy_database(db: &TestDb, backend: Backend) -> Store {
         Backend::Postgres => "postgres",
         Backend::Sqlite => "sqlite",
     };
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/legacy_migrations")
-        .join(dialect);
+    // The old single set is today's files (unchanged, so their checksums match) under their
+    // old numbers: the planner's 1001 was 3, the app's 2001 and 2002 were 4 and 11.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let dir = db.dir.path().join("legacy_migrations");
+    std::fs::create_dir_all(&dir).expect("legacy folder");
+    for owner in ["engine", "planner", "app"] {
+        for entry in std::fs::read_dir(root.join(owner).join(dialect)).expect("migrations") {
+            let path = entry.expect("entry").path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            // Only the files of the old set: migrations added since belong to no old database.
+            let old = match name.split_once('_') {
+                Some(("1001", rest)) => format!("0003_{rest}"),
+                Some(("2001", rest)) => format!("0004_{rest}"),
+                Some(("2002", rest)) => format!("0011_{rest}"),
+                Some(("0001" | "0002" | "0005" | "0006" | "0007" | "0008" | "0010", _)) => name,
+                _ => continue,
+            };
+            std::fs::copy(&path, dir.join(old)).expect("copy a migration");
+        }
+    }
     let legacy = Migrator::new(dir.as_path()).await.expect("legacy set");
     let store = Store::connect(&db.url, 4).await.expect("connect");
     match store.database().pool() {
