@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
 
 mod argv;
 
@@ -102,73 +103,100 @@ pub enum Command {
     },
 }
 
-/// `hangar serve`: every setting.
-#[derive(Debug, Args)]
+/// `hangar serve`: every setting. The settings structs serialize as their flags
+/// (`Flags::with`), so a group flattened here is a group the configuration reads.
+#[derive(Debug, Args, Serialize)]
 pub struct ServeArgs {
     #[command(flatten)]
+    #[serde(flatten)]
     pub bind: BindOptions,
     #[command(flatten)]
+    #[serde(flatten)]
     pub database: DatabaseOptions,
     #[command(flatten)]
+    #[serde(flatten)]
     pub pools: PoolOptions,
     #[command(flatten)]
+    #[serde(flatten)]
     pub schedules: ScheduleOptions,
     #[command(flatten)]
+    #[serde(flatten)]
     pub redis: RedisOptions,
     #[command(flatten)]
+    #[serde(flatten)]
     pub ingress: IngressOptions,
     #[command(flatten)]
+    #[serde(flatten)]
     pub targets: TargetOptions,
     #[command(flatten)]
+    #[serde(flatten)]
     pub key: KeyOptions,
     #[command(flatten)]
+    #[serde(flatten)]
     pub public_url: PublicUrlOptions,
     #[command(flatten)]
+    #[serde(flatten)]
     pub alerts: AlertOptions,
 }
 
 /// `hangar worker`: the pools, the jobs they run (targets, sealed secrets, alert delivery),
 /// the Redis ingress and the health and metrics server.
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Serialize)]
 pub struct WorkerArgs {
     /// Run only this pool (repeatable); default: every pool.
     #[arg(long = "pool")]
+    #[serde(skip)]
     pub only_pools: Vec<String>,
     #[command(flatten)]
+    #[serde(flatten)]
     pub bind: BindOptions,
     #[command(flatten)]
+    #[serde(flatten)]
     pub database: DatabaseOptions,
     #[command(flatten)]
+    #[serde(flatten)]
     pub pools: PoolOptions,
     #[command(flatten)]
+    #[serde(flatten)]
     pub redis: RedisOptions,
     #[command(flatten)]
+    #[serde(flatten)]
     pub ingress: IngressOptions,
     #[command(flatten)]
+    #[serde(flatten)]
     pub targets: TargetOptions,
     #[command(flatten)]
+    #[serde(flatten)]
     pub key: KeyOptions,
     #[command(flatten)]
+    #[serde(flatten)]
     pub public_url: PublicUrlOptions,
     #[command(flatten)]
+    #[serde(flatten)]
     pub alerts: AlertOptions,
 }
 
 /// `hangar planner`: the schedules, the pools they enqueue into, the Redis ingress and the
 /// health and metrics server.
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Serialize)]
 pub struct PlannerArgs {
     #[command(flatten)]
+    #[serde(flatten)]
     pub bind: BindOptions,
     #[command(flatten)]
+    #[serde(flatten)]
     pub database: DatabaseOptions,
     #[command(flatten)]
+    #[serde(flatten)]
     pub pools: PoolOptions,
     #[command(flatten)]
+    #[serde(flatten)]
     pub schedules: ScheduleOptions,
     #[command(flatten)]
+    #[serde(flatten)]
     pub redis: RedisOptions,
     #[command(flatten)]
+    #[serde(flatten)]
     pub ingress: IngressOptions,
 }
 

@@ -86,19 +86,7 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
     let load = |flags: Flags| Config::load(file, flags);
     match cli.command {
         Command::Serve(args) => {
-            let config = load(
-                Flags::new()
-                    .with(&args.bind)
-                    .with(&args.database)
-                    .with(&args.pools)
-                    .with(&args.schedules)
-                    .with(&args.redis)
-                    .with(&args.ingress)
-                    .with(&args.targets)
-                    .with(&args.key)
-                    .with(&args.public_url)
-                    .with(&args.alerts),
-            )?;
+            let config = load(Flags::new().with(&args))?;
             let pools = config.pools.clone();
             runtime::run(
                 &config,
@@ -111,18 +99,7 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
             .await
         }
         Command::Worker(args) => {
-            let config = load(
-                Flags::new()
-                    .with(&args.bind)
-                    .with(&args.database)
-                    .with(&args.pools)
-                    .with(&args.redis)
-                    .with(&args.ingress)
-                    .with(&args.targets)
-                    .with(&args.key)
-                    .with(&args.public_url)
-                    .with(&args.alerts),
-            )?;
+            let config = load(Flags::new().with(&args))?;
             let pools = if args.only_pools.is_empty() {
                 config.pools.clone()
             } else {
@@ -153,15 +130,7 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
             .await
         }
         Command::Planner(args) => {
-            let config = load(
-                Flags::new()
-                    .with(&args.bind)
-                    .with(&args.database)
-                    .with(&args.pools)
-                    .with(&args.schedules)
-                    .with(&args.redis)
-                    .with(&args.ingress),
-            )?;
+            let config = load(Flags::new().with(&args))?;
             runtime::run(
                 &config,
                 runtime::Plan {
