@@ -1,0 +1,161 @@
+//! One inbound run, page by page. Where it starts:
+//!
+//! - a full reconciliation under way (a scan position is stored): it goes on from there;
+//! - no cursor yet, or a cursor older than the provider's changes window (QuickBooks CDC:
+//!   30 days): a full reconciliation starts (said in the run's log);
+//! - otherwise the changes feed from the cursor's time minus the connector's lookback.
+//!
+//! Each page is applied in one transaction with its records, mappings and the position's
+//! advance; its changes are published after the commit. In the changes feed the next page
+//! starts at the last applied record's time (inclusive: records tied at the boundary are
+//! re-read and skipped as unchanged) and the run ends when a page brings nothing past the
+//! cursor. A complete scan hands over to the changes feed from the time it began.
+
+use chrono::Utc;
+
+use super::budget::{Calls, Stop};
+use super::changes::Changes;
+use super::connector::Connector;
+use super::{Cursor, InboundRecord, Position, RecordClass, Scan};
+use crate::store::SyncStore;
+use crate::store::sync_pages::PageTarget;
+use crate::store::sync_runs::Counts;
+
+/// What an inbound run did (the run row is finished from it).
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub counts: Counts,
+    pub log: Vec<String>,
+    pub cursor_after: Option<Position>,
+}
+
+/// Runs `data_type` of `connector` for `target`'s run until the provider has nothing more,
+/// or a [`Stop`]. The counters and log so far are in `outcome` either way.
+pub async fn run(
+    connector: &dyn Connector,
+    target: &PageTarget,
+    calls: &mut Calls,
+    changes: &Changes,
+    outcome: &mut Outcome,
+) -> Result<(), Stop> {
+    let store: SyncStore = calls.store.clone();
+    let mut position = store
+        .position(&target.integration_id, &target.data_type)
+        .await?;
+    let now = Utc::now();
+    if position.scan.is_none() {
+        let too_old = position
+            .cursor
+            .as_ref()
+            .is_some_and(|c| c.at < now - connector.changes_window());
+        if position.cursor.is_none() || too_old {
+            let why = if too_old {
+                format!(
+                    "cursor older than the provider's {}-day changes window",
+                    connector.changes_window().num_days()
+                )
+            } else {
+                "no cursor yet".to_owned()
+            };
+            outcome.log.push(format!("full reconciliation: {why}"));
+            position.scan = Some(Scan {
+                position: String::new(),
+                started_at: now,
+                id: target.run_id.clone(),
+            });
+        }
+    } else {
+        outcome
+            .log
+            .push("full reconciliation: resuming where it stopped".to_owned());
+    }
+    let class = |object_type: &str| connector.record_class(object_type);
+
+    // A full reconciliation, page by page.
+    while let Some(scan) = position.scan.clone() {
+        let at = (!scan.position.is_empty()).then(|| scan.position.clone());
+        let page = calls
+            .call(|cx| connector.scan(cx, target.data_type.clone(), at.clone()))
+            .await?;
+        let records = classify(page.records, &class);
+        let next = if let Some(p) = page.next {
+            Position {
+                scan: Some(Scan {
+                    position: p,
+                    ..scan.clone()
+                }),
+                cursor: position.cursor.clone(),
+            }
+        } else {
+            outcome.log.push(format!(
+                "full reconciliation complete; changes feed continues from {}",
+                scan.started_at.to_rfc3339()
+            ));
+            Position {
+                scan: None,
+                cursor: Some(Cursor {
+                    at: scan.started_at,
+                    id: String::new(),
+                }),
+            }
+        };
+        let applied = store
+            .apply_page(target, &records, &next, Some(&scan.id))
+            .await?;
+        outcome.counts.add(applied.counts);
+        changes.publish(&store, &applied.changes).await;
+        position = next;
+        outcome.cursor_after = Some(position.clone());
+    }
+
+    // The changes feed.
+    let Some(start) = position.cursor.clone() else {
+        return Ok(());
+    };
+    let mut since = start.at - connector.lookback();
+    let mut cursor = start;
+    loop {
+        let page = calls
+            .call(|cx| connector.changes_since(cx, target.data_type.clone(), since))
+            .await?;
+        let last = page
+            .records
+            .iter()
+            .map(|r| Cursor {
+                at: r.modified_at,
+                id: r.external_id.clone(),
+            })
+            .max_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
+        let advanced = last
+            .as_ref()
+            .filter(|l| (l.at, &l.id) > (cursor.at, &cursor.id))
+            .cloned();
+        let next = Position {
+            cursor: Some(advanced.clone().unwrap_or_else(|| cursor.clone())),
+            scan: None,
+        };
+        let records = classify(page.records, &class);
+        let applied = store.apply_page(target, &records, &next, None).await?;
+        outcome.counts.add(applied.counts);
+        changes.publish(&store, &applied.changes).await;
+        outcome.cursor_after = Some(next.clone());
+        // Nothing past the cursor: the feed is drained (a page tied entirely at the cursor's
+        // time cannot be read past either; it ends here and is re-read next run).
+        let Some(a) = advanced else { return Ok(()) };
+        since = a.at;
+        cursor = a;
+    }
+}
+
+fn classify(
+    records: Vec<InboundRecord>,
+    class: &dyn Fn(&str) -> RecordClass,
+) -> Vec<(InboundRecord, RecordClass)> {
+    records
+        .into_iter()
+        .map(|r| {
+            let c = class(&r.object_type);
+            (r, c)
+        })
+        .collect()
+}
