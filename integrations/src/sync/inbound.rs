@@ -42,7 +42,9 @@ pub async fn run(
     let mut position = store
         .position(&target.integration_id, &target.data_type)
         .await?;
-    let now = Utc::now();
+    // Milliseconds: what both backends store, so the cursor reads back as it was written.
+    let now =
+        chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap_or_default();
     if position.scan.is_none() {
         let too_old = position
             .cursor
@@ -113,6 +115,12 @@ pub async fn run(
         return Ok(());
     };
     let mut since = start.at - connector.lookback();
+    // The last record read (the floor the next page must pass); the stored cursor never
+    // moves back (the lookback re-reads records before it).
+    let mut floor = Cursor {
+        at: since,
+        id: String::new(),
+    };
     let mut cursor = start;
     loop {
         let page = calls
@@ -125,13 +133,15 @@ pub async fn run(
                 at: r.modified_at,
                 id: r.external_id.clone(),
             })
-            .max_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)));
-        let advanced = last
-            .as_ref()
-            .filter(|l| (l.at, &l.id) > (cursor.at, &cursor.id))
-            .cloned();
+            .max_by_key(order);
+        let advanced = last.filter(|l| order(l) > order(&floor));
+        if let Some(a) = &advanced
+            && order(a) > order(&cursor)
+        {
+            cursor = a.clone();
+        }
         let next = Position {
-            cursor: Some(advanced.clone().unwrap_or_else(|| cursor.clone())),
+            cursor: Some(cursor.clone()),
             scan: None,
         };
         let records = classify(page.records, &class);
@@ -143,8 +153,14 @@ pub async fn run(
         // time cannot be read past either; it ends here and is re-read next run).
         let Some(a) = advanced else { return Ok(()) };
         since = a.at;
-        cursor = a;
+        floor = a;
     }
+}
+
+/// The order of the changes feed: modification time, then id (numeric ids — QuickBooks' —
+/// compare as numbers: a shorter one is smaller).
+fn order(c: &Cursor) -> (chrono::DateTime<Utc>, usize, String) {
+    (c.at, c.id.len(), c.id.clone())
 }
 
 fn classify(
