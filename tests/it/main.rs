@@ -40,4 +40,6 @@ mod store_database;
 mod support;
 mod support_sql;
 mod sync_cdc;
+mod sync_conflicts;
+mod sync_limits;
 mod sync_support;

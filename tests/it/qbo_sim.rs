@@ -191,12 +191,6 @@ impl QboSim {
             .get(&id.parse::<u64>().ok()?)
             .cloned()
     }
-
-    /// How many objects of `entity` it holds.
-    pub fn count(&self, entity: &str) -> usize {
-        let books = self.books.lock().unwrap();
-        books.objects.get(entity).map_or(0, BTreeMap::len)
-    }
 }
 
 /// What every data call goes through: count, delay, hang, auth, throttling, faults. `Err` is
