@@ -40,6 +40,7 @@ mod store_database;
 mod support;
 mod support_sql;
 mod sync_cdc;
+mod sync_changes;
 mod sync_conflicts;
 mod sync_limits;
 mod sync_support;
