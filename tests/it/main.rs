@@ -39,6 +39,7 @@ mod store;
 mod store_database;
 mod support;
 mod support_sql;
+mod sync_api;
 mod sync_cdc;
 mod sync_changes;
 mod sync_conflicts;
