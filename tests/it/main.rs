@@ -44,4 +44,5 @@ mod sync_cdc;
 mod sync_changes;
 mod sync_conflicts;
 mod sync_limits;
+mod sync_outbound;
 mod sync_support;

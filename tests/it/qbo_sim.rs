@@ -18,7 +18,7 @@
 //! token (401 Fault code 3200 with `WWW-Authenticate: Bearer error="invalid_token"`), rotate
 //! refresh tokens, answer `invalid_grant`, throttle the next n calls (429 `ThrottleExceeded`
 //! + `Retry-After`), fail the next n calls with a 5xx, delay every answer, hang the n-th data
-//!   call, the page size. [`QboSim::calls`] counts the answers by route.
+//!   call, the page size, lose the answer of the next n invoice writes (made, answered 504). [`QboSim::calls`] counts the answers by route.
 
 mod data;
 pub mod oauth;
@@ -63,6 +63,8 @@ pub struct Switches {
     pub hang_call: Option<u32>,
     /// Objects in one CDC or query answer.
     pub page_size: usize,
+    /// The next this many invoice writes are made but their answer is lost (a 504 instead).
+    pub lose_next_answers: u32,
 }
 
 impl Default for Switches {
@@ -78,6 +80,7 @@ impl Default for Switches {
             delay: Duration::ZERO,
             hang_call: None,
             page_size: 1000,
+            lose_next_answers: 0,
         }
     }
 }
@@ -180,6 +183,12 @@ impl QboSim {
     pub fn edit(&self, entity: &str, id: &str, f: impl FnOnce(&mut Value)) {
         let mut books = self.books.lock().unwrap();
         data::edit(&mut books, entity, id, Utc::now(), f);
+    }
+
+    /// How many objects of `entity` the books hold.
+    pub fn count(&self, entity: &str) -> usize {
+        let books = self.books.lock().unwrap();
+        books.objects.get(entity).map_or(0, BTreeMap::len)
     }
 
     /// The object as the simulator holds it.

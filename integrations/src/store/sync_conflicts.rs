@@ -30,6 +30,9 @@ pub struct ConflictRow {
     pub created_at: DateTime<Utc>,
     pub resolved_at: Option<DateTime<Utc>>,
     pub resolution: Option<String>,
+    /// The provider's concurrency token of `theirs` (QuickBooks `SyncToken`).
+    #[serde(skip)]
+    pub theirs_token: Option<String>,
 }
 
 /// Which side an admin keeps.
@@ -50,7 +53,8 @@ impl Take {
 }
 
 const COLUMNS: &str = "id, integration_id, workspace_id, provider, data_type, run_id, object_type, \
-     external_id, internal_id, reason, ours, theirs, theirs_hash, created_at, resolved_at, resolution";
+     external_id, internal_id, reason, ours, theirs, theirs_hash, created_at, resolved_at, resolution, \
+     theirs_token";
 
 impl SyncStore {
     /// Conflicts, newest first: of one workspace (or all when `None`), open only or all.
@@ -184,6 +188,31 @@ impl SyncStore {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
+                sqlx::query(
+                    "UPDATE hangar_sync_mappings SET concurrency_token = COALESCE($4, concurrency_token) \
+                     WHERE integration_id = $1 AND object_type = $2 AND external_id = $3",
+                )
+                .bind(&conflict.integration_id)
+                .bind(&conflict.object_type)
+                .bind(&conflict.external_id)
+                .bind(&conflict.theirs_token)
+                .execute(&mut *tx)
+                .await?;
+                // An outbound record waiting on this conflict: pushed again over theirs
+                // (ours), or superseded (theirs).
+                let outbox = match take {
+                    Take::Ours => {
+                        "UPDATE hangar_sync_outbox SET conflict_id = NULL WHERE conflict_id = $1 AND $2::timestamptz IS NOT NULL"
+                    }
+                    Take::Theirs => {
+                        "UPDATE hangar_sync_outbox SET pushed_at = $2 WHERE conflict_id = $1"
+                    }
+                };
+                sqlx::query(outbox)
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
                 let mut change_id = None;
                 if let Some(change) = &change {
                     change_id = Some(
@@ -246,6 +275,29 @@ impl SyncStore {
                     .bind(ms(now))
                     .execute(&mut *tx)
                     .await?;
+                sqlx::query(
+                    "UPDATE hangar_sync_mappings SET concurrency_token = COALESCE(?4, concurrency_token) \
+                     WHERE integration_id = ?1 AND object_type = ?2 AND external_id = ?3",
+                )
+                .bind(&conflict.integration_id)
+                .bind(&conflict.object_type)
+                .bind(&conflict.external_id)
+                .bind(&conflict.theirs_token)
+                .execute(&mut *tx)
+                .await?;
+                let outbox = match take {
+                    Take::Ours => {
+                        "UPDATE hangar_sync_outbox SET conflict_id = NULL WHERE conflict_id = ?1 AND ?2 IS NOT NULL"
+                    }
+                    Take::Theirs => {
+                        "UPDATE hangar_sync_outbox SET pushed_at = ?2 WHERE conflict_id = ?1"
+                    }
+                };
+                sqlx::query(outbox)
+                    .bind(id)
+                    .bind(ms(now))
+                    .execute(&mut *tx)
+                    .await?;
                 let mut change_id = None;
                 if let Some(change) = &change {
                     change_id = Some(
@@ -296,6 +348,7 @@ fn pg_row(row: &sqlx::postgres::PgRow) -> Result<ConflictRow, SyncStoreError> {
         created_at: row.try_get("created_at")?,
         resolved_at: row.try_get("resolved_at")?,
         resolution: row.try_get("resolution")?,
+        theirs_token: row.try_get("theirs_token")?,
     })
 }
 
@@ -319,5 +372,6 @@ fn sqlite_row(row: &sqlx::sqlite::SqliteRow) -> Result<ConflictRow, SyncStoreErr
         created_at: to_time(row.try_get("created_at")?),
         resolved_at: row.try_get::<Option<i64>, _>("resolved_at")?.map(to_time),
         resolution: row.try_get("resolution")?,
+        theirs_token: row.try_get("theirs_token")?,
     })
 }

@@ -187,6 +187,19 @@ impl SyncStore {
         Ok(())
     }
 
+    /// Adds `counts` to a run's counters (an outbound run's, whose writes are not pages).
+    pub async fn add_run_counts(&self, id: &str, counts: &Counts) -> Result<(), SyncStoreError> {
+        let mut tx = match self.db.pool() {
+            Pool::Postgres(pool) => super::sync_tx::Tx::Pg(pool.begin().await?),
+            Pool::Sqlite(pool) => {
+                super::sync_tx::Tx::Lite(super::sync_store::begin_immediate(pool).await?)
+            }
+        };
+        tx.add_counts(id, counts).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// One run, in `workspace` when given.
     pub async fn run(&self, workspace: Option<&str>, id: &str) -> Result<RunRow, SyncStoreError> {
         let runs = self.runs_where(workspace, Some(id), None, 1).await?;

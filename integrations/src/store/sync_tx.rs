@@ -309,11 +309,11 @@ impl Tx {
             Tx::Pg(tx) => sqlx::query(
                 "INSERT INTO hangar_sync_conflicts (id, integration_id, workspace_id, provider, \
                  data_type, run_id, object_type, external_id, internal_id, reason, ours, theirs, \
-                 theirs_hash, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                 theirs_hash, created_at, theirs_token) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
                  ON CONFLICT (integration_id, object_type, external_id) WHERE resolved_at IS NULL \
                  DO UPDATE SET theirs = EXCLUDED.theirs, theirs_hash = EXCLUDED.theirs_hash, \
-                 reason = EXCLUDED.reason, run_id = EXCLUDED.run_id",
+                 theirs_token = EXCLUDED.theirs_token, reason = EXCLUDED.reason, run_id = EXCLUDED.run_id",
             )
             .bind(id)
             .bind(&target.integration_id)
@@ -329,17 +329,18 @@ impl Tx {
             .bind(Json(&record.payload))
             .bind(hash)
             .bind(now)
+            .bind(&record.concurrency_token)
             .execute(&mut **tx)
             .await
             .map(drop),
             Tx::Lite(tx) => sqlx::query(
                 "INSERT INTO hangar_sync_conflicts (id, integration_id, workspace_id, provider, \
                  data_type, run_id, object_type, external_id, internal_id, reason, ours, theirs, \
-                 theirs_hash, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+                 theirs_hash, created_at, theirs_token) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
                  ON CONFLICT (integration_id, object_type, external_id) WHERE resolved_at IS NULL \
                  DO UPDATE SET theirs = excluded.theirs, theirs_hash = excluded.theirs_hash, \
-                 reason = excluded.reason, run_id = excluded.run_id",
+                 theirs_token = excluded.theirs_token, reason = excluded.reason, run_id = excluded.run_id",
             )
             .bind(id)
             .bind(&target.integration_id)
@@ -355,6 +356,7 @@ impl Tx {
             .bind(record.payload.to_string())
             .bind(hash)
             .bind(ms(now))
+            .bind(&record.concurrency_token)
             .execute(&mut **tx)
             .await
             .map(drop),

@@ -28,8 +28,31 @@ pub enum Stop {
         message: String,
         retry_after: Option<String>,
     },
+    /// A write carried a concurrency token the provider no longer has (the provider's
+    /// message): the caller holds the record as a conflict.
+    StaleToken(String),
     /// A classified failure.
     Failed(JobFailure),
+}
+
+impl Stop {
+    /// The failure the job ends with (a stale token that reached here is a client failure).
+    pub fn into_failure(self) -> JobFailure {
+        match self {
+            Stop::Failed(f) => f,
+            Stop::StaleToken(message) => ConnectorError::StaleToken(message).into_failure(),
+            Stop::RateLimited {
+                message,
+                retry_after,
+                ..
+            } => JobFailure {
+                class: ErrorClass::RateLimit,
+                message,
+                http_status: Some(429),
+                retry_after,
+            },
+        }
+    }
 }
 
 impl From<crate::store::SyncStoreError> for Stop {
@@ -115,6 +138,7 @@ impl Calls {
                         retry_after,
                     });
                 }
+                Err(ConnectorError::StaleToken(message)) => return Err(Stop::StaleToken(message)),
                 Err(other) => return Err(Stop::Failed(other.into_failure())),
             }
         }

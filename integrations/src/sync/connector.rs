@@ -183,6 +183,15 @@ pub trait Connector: Send + Sync + 'static {
         record: OutboundRecord,
     ) -> BoxFuture<'static, Result<Pushed, ConnectorError>>;
 
+    /// Whether outbound `data_type` takes events of `event_type` (`None`: it does not), and
+    /// the provider's record built from the event's `data` (an error names the field).
+    fn outbound_for_event(
+        &self,
+        data_type: &str,
+        event_type: &str,
+        data: &serde_json::Value,
+    ) -> Option<Result<OutboundPlan, String>>;
+
     /// Reads the provider's current copy of a record (for a stale-token conflict's "theirs").
     fn fetch(
         &self,
@@ -190,6 +199,17 @@ pub trait Connector: Send + Sync + 'static {
         object_type: String,
         external_id: String,
     ) -> BoxFuture<'static, Result<InboundRecord, ConnectorError>>;
+}
+
+/// An outbound record built from a catalog event's data.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboundPlan {
+    /// The provider's object type (`Invoice`).
+    pub object_type: &'static str,
+    /// The platform's id of the record (e.g. the event's `invoice_id`).
+    pub internal_id: String,
+    /// The provider's body.
+    pub body: serde_json::Value,
 }
 
 /// A data type of a connector.

@@ -17,6 +17,7 @@ use super::budget::{Calls, Stop, access_failure};
 use super::changes::Changes;
 use super::connector::Connectors;
 use super::inbound::{self, Outcome};
+use super::outbound;
 use super::{Direction, RunStatus, SyncArgs, new_id};
 use crate::access::{AccessError, IntegrationAccess};
 use crate::store::SyncStore;
@@ -186,13 +187,9 @@ impl Inner {
                 )
                 .await
             }
-            Direction::Out => Err(Stop::Failed(JobFailure::new(
-                ErrorClass::Client,
-                format!(
-                    "{provider} {}: outbound records are pushed by the outbound path, not by a sync run",
-                    args.data_type
-                ),
-            ))),
+            Direction::Out => {
+                outbound::run(connector.as_ref(), &target, &mut calls, &mut outcome).await
+            }
         };
         let (status, wait_ms, failure) = match result {
             Ok(()) => (RunStatus::Succeeded, 0, None),
@@ -210,8 +207,13 @@ impl Inner {
                     retry_after,
                 }),
             ),
-            Err(Stop::Failed(f)) => (RunStatus::Failed, 0, Some(f)),
+            Err(stop) => (RunStatus::Failed, 0, Some(stop.into_failure())),
         };
+        if spec.direction == Direction::Out
+            && let Err(e) = self.store.add_run_counts(&run_id, &outcome.counts).await
+        {
+            tracing::warn!(run = %run_id, error = %e, "sync: could not count the run's records");
+        }
         let cursor_after = outcome
             .cursor_after
             .as_ref()
@@ -255,17 +257,5 @@ impl Inner {
 }
 
 fn stop_failure(stop: Stop) -> JobFailure {
-    match stop {
-        Stop::Failed(f) => f,
-        Stop::RateLimited {
-            message,
-            retry_after,
-            ..
-        } => JobFailure {
-            class: ErrorClass::RateLimit,
-            message,
-            http_status: Some(429),
-            retry_after,
-        },
-    }
+    stop.into_failure()
 }

@@ -11,6 +11,8 @@
 //!   audit row, applies each page in one transaction with its cursor, publishes the applied
 //!   changes to `{prefix}:changes` after commit;
 //! - [`budget`]: the rate budget per provider account, shared through a database row;
+//! - [`inbound`] and [`outbound`]: a run's pages in, and records pushed out (driven by
+//!   catalog events: [`outbound::accept_event`] is what the event fan-out calls);
 //! - [`changes`]: the CONTRACT JSON of an applied change and its Redis stream.
 
 pub mod budget;
@@ -18,6 +20,7 @@ pub mod changes;
 pub mod connector;
 pub mod handler;
 pub mod inbound;
+pub mod outbound;
 pub mod rules;
 
 use std::fmt;

@@ -101,6 +101,7 @@ CREATE TABLE hangar_sync_conflicts (
     ours           JSONB,
     theirs         JSONB       NOT NULL,
     theirs_hash    TEXT        NOT NULL,
+    theirs_token   TEXT,
     created_at     TIMESTAMPTZ NOT NULL,
     resolved_at    TIMESTAMPTZ,
     resolution     TEXT        CHECK (resolution IN ('ours', 'theirs')),

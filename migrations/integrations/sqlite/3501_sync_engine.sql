@@ -101,6 +101,7 @@ CREATE TABLE hangar_sync_conflicts (
     ours           TEXT,
     theirs         TEXT        NOT NULL,
     theirs_hash    TEXT        NOT NULL,
+    theirs_token   TEXT,
     created_at     INTEGER NOT NULL,
     resolved_at    INTEGER,
     resolution     TEXT        CHECK (resolution IN ('ours', 'theirs')),

@@ -179,6 +179,10 @@ pub(super) async fn post_invoice(
     if let Some(r) = request_id {
         books.requests.insert(r, (status, answer.clone()));
     }
+    if books.switches.lose_next_answers > 0 {
+        books.switches.lose_next_answers -= 1;
+        return (StatusCode::GATEWAY_TIMEOUT, "upstream timed out").into_response();
+    }
     (status, axum::Json(answer)).into_response()
 }
 

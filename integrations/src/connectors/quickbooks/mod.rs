@@ -8,6 +8,7 @@
 
 pub mod faults;
 mod http;
+pub mod invoice;
 
 use std::time::Duration;
 
@@ -19,8 +20,8 @@ use serde_json::Value;
 use crate::access::IntegrationInfo;
 use crate::provider::Provider;
 use crate::sync::connector::{
-    CallContext, Connector, ConnectorError, DataTypeSpec, OutboundRecord, Page, Pushed, RateLimit,
-    ScanPage,
+    CallContext, Connector, ConnectorError, DataTypeSpec, OutboundPlan, OutboundRecord, Page,
+    Pushed, RateLimit, ScanPage,
 };
 use crate::sync::{Direction, InboundRecord, RecordClass};
 
@@ -235,6 +236,16 @@ impl Connector for QuickBooks {
                 concurrency_token: read.concurrency_token,
             })
         })
+    }
+
+    fn outbound_for_event(
+        &self,
+        data_type: &str,
+        event_type: &str,
+        data: &Value,
+    ) -> Option<Result<OutboundPlan, String>> {
+        (data_type == "invoices" && invoice::EVENT_TYPES.contains(&event_type))
+            .then(|| invoice::plan(data))
     }
 
     fn fetch(
