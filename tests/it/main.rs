@@ -45,4 +45,5 @@ mod sync_changes;
 mod sync_conflicts;
 mod sync_limits;
 mod sync_outbound;
+mod sync_removals;
 mod sync_support;

@@ -185,6 +185,17 @@ impl QboSim {
         data::edit(&mut books, entity, id, Utc::now(), f);
     }
 
+    /// Deletes an object the way QuickBooks does: it leaves the query API, and the CDC feed
+    /// reports `{"Id", "status": "Deleted", "MetaData"}`.
+    pub fn delete(&self, entity: &str, id: &str) {
+        let mut books = self.books.lock().unwrap();
+        data::edit(&mut books, entity, id, Utc::now(), |object| {
+            let id = object["Id"].clone();
+            let meta = object["MetaData"].clone();
+            *object = serde_json::json!({"Id": id, "status": "Deleted", "domain": "QBO", "MetaData": meta, "SyncToken": object["SyncToken"].clone()});
+        });
+    }
+
     /// How many objects of `entity` the books hold.
     pub fn count(&self, entity: &str) -> usize {
         let books = self.books.lock().unwrap();

@@ -261,6 +261,39 @@ impl Tx {
         }
     }
 
+    /// The record vanished from a complete scan.
+    pub(super) async fn mark_removed(
+        &mut self,
+        integration_id: &str,
+        record: &InboundRecord,
+        now: DateTime<Utc>,
+    ) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Pg(tx) => sqlx::query(
+                "UPDATE hangar_sync_mappings SET removed_at = $4 \
+                 WHERE integration_id = $1 AND object_type = $2 AND external_id = $3",
+            )
+            .bind(integration_id)
+            .bind(&record.object_type)
+            .bind(&record.external_id)
+            .bind(now)
+            .execute(&mut **tx)
+            .await
+            .map(drop),
+            Tx::Lite(tx) => sqlx::query(
+                "UPDATE hangar_sync_mappings SET removed_at = ?4 \
+                 WHERE integration_id = ?1 AND object_type = ?2 AND external_id = ?3",
+            )
+            .bind(integration_id)
+            .bind(&record.object_type)
+            .bind(&record.external_id)
+            .bind(ms(now))
+            .execute(&mut **tx)
+            .await
+            .map(drop),
+        }
+    }
+
     pub(super) async fn mark_seen_scan(
         &mut self,
         integration_id: &str,

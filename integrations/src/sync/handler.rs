@@ -180,6 +180,7 @@ impl Inner {
             Direction::In => {
                 inbound::run(
                     connector.as_ref(),
+                    &spec.object_types,
                     &target,
                     &mut calls,
                     &self.changes,

@@ -20,6 +20,9 @@ use super::{Cursor, InboundRecord, Position, RecordClass, Scan};
 use crate::store::SyncStore;
 use crate::store::sync_pages::PageTarget;
 use crate::store::sync_runs::Counts;
+use crate::store::sync_scan::ScanEnd;
+use hangar_workers::error_class::ErrorClass;
+use hangar_workers::kinds::JobFailure;
 
 /// What an inbound run did (the run row is finished from it).
 #[derive(Debug, Default)]
@@ -33,6 +36,7 @@ pub struct Outcome {
 /// or a [`Stop`]. The counters and log so far are in `outcome` either way.
 pub async fn run(
     connector: &dyn Connector,
+    object_types: &[&'static str],
     target: &PageTarget,
     calls: &mut Calls,
     changes: &Changes,
@@ -73,33 +77,32 @@ pub async fn run(
     }
     let class = |object_type: &str| connector.record_class(object_type);
 
-    // A full reconciliation, page by page.
+    // A full reconciliation, page by page, then its removals.
     while let Some(scan) = position.scan.clone() {
+        if scan.position == SCAN_COMPLETE {
+            position = finish_scan(
+                target,
+                &store,
+                &scan,
+                object_types,
+                connector,
+                changes,
+                outcome,
+            )
+            .await?;
+            continue;
+        }
         let at = (!scan.position.is_empty()).then(|| scan.position.clone());
         let page = calls
             .call(|cx| connector.scan(cx, target.data_type.clone(), at.clone()))
             .await?;
         let records = classify(page.records, &class);
-        let next = if let Some(p) = page.next {
-            Position {
-                scan: Some(Scan {
-                    position: p,
-                    ..scan.clone()
-                }),
-                cursor: position.cursor.clone(),
-            }
-        } else {
-            outcome.log.push(format!(
-                "full reconciliation complete; changes feed continues from {}",
-                scan.started_at.to_rfc3339()
-            ));
-            Position {
-                scan: None,
-                cursor: Some(Cursor {
-                    at: scan.started_at,
-                    id: String::new(),
-                }),
-            }
+        let next = Position {
+            scan: Some(Scan {
+                position: page.next.unwrap_or_else(|| SCAN_COMPLETE.to_owned()),
+                ..scan.clone()
+            }),
+            cursor: position.cursor.clone(),
         };
         let applied = store
             .apply_page(target, &records, &next, Some(&scan.id))
@@ -154,6 +157,67 @@ pub async fn run(
         let Some(a) = advanced else { return Ok(()) };
         since = a.at;
         floor = a;
+    }
+}
+
+/// The most of the mapped records one full reconciliation may find gone (20 %): more, and
+/// the run stops with an alert instead of removing anything.
+pub const MAX_REMOVAL_SHARE: f64 = 0.2;
+
+/// The scan position of a scan whose pages are all applied (its removals are next).
+const SCAN_COMPLETE: &str = "complete";
+
+/// The removals of a complete scan, then the changes feed from the time the scan began.
+async fn finish_scan(
+    target: &PageTarget,
+    store: &SyncStore,
+    scan: &Scan,
+    object_types: &[&'static str],
+    connector: &dyn Connector,
+    changes: &Changes,
+    outcome: &mut Outcome,
+) -> Result<Position, Stop> {
+    let next = Position {
+        scan: None,
+        cursor: Some(Cursor {
+            at: scan.started_at,
+            id: String::new(),
+        }),
+    };
+    let class = |object_type: &str| connector.record_class(object_type);
+    match store
+        .finish_scan(
+            target,
+            &scan.id,
+            object_types,
+            &class,
+            MAX_REMOVAL_SHARE,
+            &next,
+        )
+        .await?
+    {
+        ScanEnd::Done {
+            counts,
+            changes: applied,
+        } => {
+            outcome.counts.add(counts);
+            changes.publish(store, &applied).await;
+            outcome.log.push(format!(
+                "full reconciliation complete ({} gone at the source); changes feed continues from {}",
+                counts.removed + counts.conflicted + counts.updated,
+                scan.started_at.to_rfc3339()
+            ));
+            outcome.cursor_after = Some(next.clone());
+            Ok(next)
+        }
+        ScanEnd::TooManyRemovals { vanished, total } => {
+            let message = format!(
+                "full reconciliation: {vanished} of {total} records are gone at the source, more than {} %: nothing was removed and the run stops for an admin to look",
+                (MAX_REMOVAL_SHARE * 100.0) as i64
+            );
+            outcome.log.push(message.clone());
+            Err(Stop::Failed(JobFailure::new(ErrorClass::Client, message)))
+        }
     }
 }
 
