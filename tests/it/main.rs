@@ -43,6 +43,7 @@ mod sync_api;
 mod sync_cdc;
 mod sync_changes;
 mod sync_conflicts;
+mod sync_kill9;
 mod sync_limits;
 mod sync_outbound;
 mod sync_removals;

@@ -136,7 +136,7 @@ impl QboSim {
             .route("/v3/company/{realm}/query", get(query))
             .route("/v3/company/{realm}/invoice", post(data::post_invoice))
             .route("/v3/company/{realm}/invoice/{id}", get(data::get_invoice))
-            .route("/oauth2/v1/tokens/bearer", post(oauth::token))
+            .route(oauth::TOKEN_PATH, post(oauth::token))
             .with_state(sim.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -146,7 +146,7 @@ impl QboSim {
 
     /// The token endpoint's URL.
     pub fn token_url(&self) -> String {
-        format!("{}/oauth2/v1/tokens/bearer", self.base)
+        format!("{}{}", self.base, oauth::TOKEN_PATH)
     }
 
     /// Changes the switches.

@@ -1,11 +1,8 @@
 //! QuickBooks payments in, against the simulator, on both backends: the first run is a full
 //! reconciliation, later runs read the CDC feed page by page and advance the cursor; an
-//! unchanged re-read is skipped; a crash between pages resumes without skipping or
-//! duplicating a record.
+//! unchanged re-read is skipped. (A process killed between pages: `sync_kill9.rs`.)
 
-use std::time::Duration;
-
-use crate::support::{Backend, wait_for};
+use crate::support::Backend;
 use crate::sync_support::{INTEGRATION, SyncWorld};
 
 async fn cdc_pages_advance_the_cursor(backend: Backend) {
@@ -115,79 +112,4 @@ async fn cdc_pages_advance_the_cursor_postgres() {
 #[tokio::test]
 async fn cdc_pages_advance_the_cursor_sqlite() {
     cdc_pages_advance_the_cursor(Backend::Sqlite).await;
-}
-
-/// The process dies while page 3 is in flight: pages 1 and 2 (records, mappings, cursor) are
-/// committed, page 3 is not. The next run re-reads from the cursor: every payment arrives
-/// exactly once, none is skipped.
-async fn crash_between_pages(backend: Backend) {
-    let w = SyncWorld::new(backend, None).await;
-    w.sync_payments()
-        .await
-        .expect("empty first sync sets the cursor");
-    w.sim.switch(|s| s.page_size = 5);
-    let ids = w.sim.add_payments(20, chrono::Duration::zero());
-    let calls_so_far = w.sim.calls("cdc") + w.sim.calls("query") + w.sim.calls("401");
-    w.sim.switch(|s| s.hang_call = Some(calls_so_far + 3));
-
-    let handler = w.handler.clone();
-    let crashed = tokio::spawn(async move {
-        handler
-            .sync(
-                &hangar_integrations::sync::SyncArgs {
-                    integration_id: INTEGRATION.into(),
-                    data_type: "payments".into(),
-                    trigger: hangar_integrations::sync::Trigger::Schedule,
-                    event_id: None,
-                },
-                None,
-            )
-            .await
-    });
-    let run = wait_for("two pages applied", Duration::from_secs(20), || async {
-        let run = w.last_run().await;
-        // Two pages of 5; the second starts at the first's last time (inclusive), so it
-        // re-reads that record and skips it.
-        (run.trigger == "schedule" && run.records.read == 10).then_some(run)
-    })
-    .await;
-    crashed.abort();
-    let _ = crashed.await;
-    assert_eq!(run.status, "running", "the crashed run never finished");
-
-    w.sim.switch(|s| s.hang_call = None);
-    w.sync_payments().await.expect("sync after the crash");
-    let after = w.last_run().await;
-    assert_eq!(run.records.created, 9, "{run:?}");
-    assert_eq!(after.records.created, 11, "{after:?}");
-    assert_eq!(
-        w.count("SELECT count(*) FROM hangar_sync_changes WHERE action = 'created'")
-            .await,
-        20,
-        "each payment handed on once"
-    );
-    assert_eq!(
-        w.count("SELECT count(*) FROM hangar_sync_mappings").await,
-        20
-    );
-    let mut seen = Vec::new();
-    for run in w.runs().await {
-        for c in w.store.changes(&run.id, 0, 100).await.unwrap() {
-            seen.push(c.external_id);
-        }
-    }
-    seen.sort();
-    let mut expected = ids.clone();
-    expected.sort();
-    assert_eq!(seen, expected, "no payment skipped, none twice");
-}
-
-#[tokio::test]
-async fn crash_between_pages_resumes_postgres() {
-    crash_between_pages(Backend::Postgres).await;
-}
-
-#[tokio::test]
-async fn crash_between_pages_resumes_sqlite() {
-    crash_between_pages(Backend::Sqlite).await;
 }

@@ -37,6 +37,12 @@ pub struct FixedAccess {
 impl FixedAccess {
     /// A QuickBooks integration with `data_types` enabled, pointing at `sim`.
     pub fn quickbooks(sim: &QboSim, data_types: &[&str]) -> FixedAccess {
+        FixedAccess::quickbooks_at(&sim.base, &sim.token_url(), data_types)
+    }
+
+    /// The same, for the simulator at `base` with its token endpoint at `token_url` (one
+    /// another process started).
+    pub fn quickbooks_at(base: &str, token_url: &str, data_types: &[&str]) -> FixedAccess {
         FixedAccess {
             info: IntegrationInfo {
                 id: INTEGRATION.into(),
@@ -44,7 +50,7 @@ impl FixedAccess {
                 provider: Provider::Quickbooks,
                 enabled: true,
                 data_types: data_types.iter().map(|d| d.to_string()).collect(),
-                settings: json!({"realm_id": REALM, "base_url": sim.base}),
+                settings: json!({"realm_id": REALM, "base_url": base}),
             },
             token: Mutex::new((
                 AccessToken {
@@ -53,7 +59,7 @@ impl FixedAccess {
                 },
                 "refresh-0".into(),
             )),
-            token_url: sim.token_url(),
+            token_url: token_url.to_owned(),
             refreshes: Mutex::new(0),
         }
     }

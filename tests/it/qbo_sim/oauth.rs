@@ -16,6 +16,9 @@ use serde_json::json;
 
 use super::QboSim;
 
+/// The token endpoint's path.
+pub const TOKEN_PATH: &str = "/oauth2/v1/tokens/bearer";
+
 /// The client id the simulator accepts.
 pub const CLIENT_ID: &str = "hangar-test-client";
 /// The client secret the simulator accepts.
