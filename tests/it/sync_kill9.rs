@@ -26,6 +26,8 @@ use crate::sync_support::{FixedAccess, INTEGRATION, SyncWorld};
 
 const CHILD_DB: &str = "HANGAR_SYNC_CHILD_DATABASE_URL";
 const CHILD_SIM: &str = "HANGAR_SYNC_CHILD_SIMULATOR";
+/// The job both attempts belong to.
+const JOB: i64 = 7;
 
 /// The child: one `payments` sync against the parent's database and simulator. Does
 /// nothing when not started by [`killed_between_pages`].
@@ -55,7 +57,10 @@ async fn sync_in_a_child_process() {
         trigger: Trigger::Schedule,
         event_id: None,
     };
-    handler.sync(&args, None).await.expect("the child's sync");
+    handler
+        .sync(&args, Some(JOB))
+        .await
+        .expect("the child's sync");
 }
 
 async fn killed_between_pages(backend: Backend) {
@@ -96,9 +101,29 @@ async fn killed_between_pages(backend: Backend) {
     assert_eq!(run.status, "running", "the killed run never finished");
     assert_eq!(run.records.created, 9, "{run:?}");
 
+    // The job's next attempt (the rescuer hands it to another worker).
     w.sim.switch(|s| s.hang_call = None);
-    w.sync_payments().await.expect("sync after the kill");
+    let args = SyncArgs {
+        integration_id: INTEGRATION.into(),
+        data_type: "payments".into(),
+        trigger: Trigger::Schedule,
+        event_id: None,
+    };
+    w.handler
+        .sync(&args, Some(JOB))
+        .await
+        .expect("sync after the kill");
     let after = w.last_run().await;
+    assert_eq!(after.job_id, Some(JOB));
+    let killed = w.store.run(None, &run.id).await.unwrap();
+    assert_eq!(
+        killed.status, "failed",
+        "the killed run is closed by the next attempt"
+    );
+    assert!(
+        killed.error.as_deref().unwrap().starts_with("interrupted"),
+        "{killed:?}"
+    );
     assert_eq!(after.records.created, 11, "{after:?}");
     assert_eq!(
         w.count("SELECT count(*) FROM hangar_sync_changes WHERE action = 'created'")

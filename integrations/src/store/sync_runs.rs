@@ -91,11 +91,25 @@ const COLUMNS: &str = "id, integration_id, workspace_id, provider, data_type, di
      records_skipped, provider_calls, rate_wait_ms, error_class, error, log";
 
 impl SyncStore {
-    /// Writes the row of a run that starts now (status `running`).
+    /// Writes the row of a run that starts now (status `running`). A run of the same job
+    /// still `running` is one whose attempt ended without finishing it (the process died,
+    /// or its lease was lost): it is closed as `failed` first.
     pub async fn start_run(&self, run: &NewRun) -> Result<(), SyncStoreError> {
         let now = Utc::now();
+        const INTERRUPTED: &str = "interrupted: the attempt ended without finishing the run (process killed or lease lost); the next attempt resumed from the cursor";
         match self.db.pool() {
             Pool::Postgres(pool) => {
+                if let Some(job) = run.job_id {
+                    sqlx::query(
+                        "UPDATE hangar_sync_runs SET status = 'failed', finished_at = $2, \
+                         error_class = 'internal', error = $3 WHERE job_id = $1 AND status = 'running'",
+                    )
+                    .bind(job)
+                    .bind(now)
+                    .bind(INTERRUPTED)
+                    .execute(pool)
+                    .await?;
+                }
                 sqlx::query(
                     "INSERT INTO hangar_sync_runs (id, integration_id, workspace_id, provider, \
                      data_type, direction, trigger, status, job_id, started_at, \
@@ -117,6 +131,17 @@ impl SyncStore {
                 .await?;
             }
             Pool::Sqlite(pool) => {
+                if let Some(job) = run.job_id {
+                    sqlx::query(
+                        "UPDATE hangar_sync_runs SET status = 'failed', finished_at = ?2, \
+                         error_class = 'internal', error = ?3 WHERE job_id = ?1 AND status = 'running'",
+                    )
+                    .bind(job)
+                    .bind(ms(now))
+                    .bind(INTERRUPTED)
+                    .execute(pool)
+                    .await?;
+                }
                 sqlx::query(
                     "INSERT INTO hangar_sync_runs (id, integration_id, workspace_id, provider, \
                      data_type, direction, trigger, status, job_id, started_at, \
