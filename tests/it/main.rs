@@ -45,6 +45,7 @@ mod sync_changes;
 mod sync_conflicts;
 mod sync_kill9;
 mod sync_limits;
+mod sync_metrics;
 mod sync_outbound;
 mod sync_removals;
 mod sync_support;

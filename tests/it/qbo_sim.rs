@@ -178,6 +178,24 @@ impl QboSim {
             .collect()
     }
 
+    /// Adds `n` invoices last updated one second apart, ending `ago` before now; returns
+    /// their ids.
+    pub fn add_invoices(&self, n: usize, ago: chrono::Duration) -> Vec<String> {
+        let mut books = self.books.lock().unwrap();
+        let end = Utc::now() - ago;
+        (0..n)
+            .map(|i| {
+                let at = end - chrono::Duration::seconds((n - i) as i64);
+                data::insert(
+                    &mut books,
+                    "Invoice",
+                    data::invoice(100.0 * (i as f64 + 1.0)),
+                    at,
+                )
+            })
+            .collect()
+    }
+
     /// Changes an object the way a QuickBooks user would: `f` edits it, its `SyncToken` goes
     /// up by one and `LastUpdatedTime` becomes now.
     pub fn edit(&self, entity: &str, id: &str, f: impl FnOnce(&mut Value)) {

@@ -41,6 +41,20 @@ pub fn payment(amount: f64) -> Value {
     })
 }
 
+/// An invoice's own fields.
+pub fn invoice(amount: f64) -> Value {
+    json!({
+        "CustomerRef": {"value": "58"},
+        "Line": [{"Amount": amount, "DetailType": "SalesItemLineDetail",
+            "SalesItemLineDetail": {"ItemRef": {"value": "1"}}}],
+        "TotalAmt": amount,
+        "Balance": amount,
+        "DueDate": "2026-12-31",
+        "domain": "QBO",
+        "sparse": false,
+    })
+}
+
 /// Stores a new object of `entity` (its `Id`, `SyncToken` "0" and times set); its id.
 pub(crate) fn insert(
     books: &mut Books,
