@@ -167,52 +167,41 @@ impl SyncStore {
                         "conflict {id} was resolved meanwhile"
                     )));
                 }
-                let mapping = match take {
-                    Take::Theirs => {
-                        "UPDATE hangar_sync_mappings SET applied_hash = $4, payload = $5, \
-                         last_synced_at = $6, ours = NULL, ours_modified_at = NULL \
-                         WHERE integration_id = $1 AND object_type = $2 AND external_id = $3"
-                    }
-                    Take::Ours => {
-                        "UPDATE hangar_sync_mappings SET applied_hash = $4, last_synced_at = $6, \
-                         ours = COALESCE(ours, payload), ours_modified_at = $6 \
-                         WHERE integration_id = $1 AND object_type = $2 AND external_id = $3 AND $5::jsonb IS NOT NULL"
-                    }
-                };
-                sqlx::query(mapping)
-                    .bind(&conflict.integration_id)
-                    .bind(&conflict.object_type)
-                    .bind(&conflict.external_id)
-                    .bind(&hash)
-                    .bind(Json(&conflict.theirs))
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                // Theirs: the provider's version is applied. Ours: it is acknowledged (a
+                // re-read of it is skipped) and the platform's side kept. Either way the
+                // provider's concurrency token is the current one.
+                let theirs = take == Take::Theirs;
                 sqlx::query(
-                    "UPDATE hangar_sync_mappings SET concurrency_token = COALESCE($4, concurrency_token) \
+                    "UPDATE hangar_sync_mappings SET applied_hash = $4, \
+                     payload = CASE WHEN $7 THEN $5 ELSE payload END, last_synced_at = $6, \
+                     ours = CASE WHEN $7 THEN NULL ELSE COALESCE(ours, payload) END, \
+                     ours_modified_at = CASE WHEN $7 THEN NULL ELSE $6 END, \
+                     concurrency_token = COALESCE($8, concurrency_token) \
                      WHERE integration_id = $1 AND object_type = $2 AND external_id = $3",
                 )
                 .bind(&conflict.integration_id)
                 .bind(&conflict.object_type)
                 .bind(&conflict.external_id)
+                .bind(&hash)
+                .bind(Json(&conflict.theirs))
+                .bind(now)
+                .bind(theirs)
                 .bind(&conflict.theirs_token)
                 .execute(&mut *tx)
                 .await?;
-                // An outbound record waiting on this conflict: pushed again over theirs
-                // (ours), or superseded (theirs).
-                let outbox = match take {
-                    Take::Ours => {
-                        "UPDATE hangar_sync_outbox SET conflict_id = NULL WHERE conflict_id = $1 AND $2::timestamptz IS NOT NULL"
-                    }
-                    Take::Theirs => {
-                        "UPDATE hangar_sync_outbox SET pushed_at = $2 WHERE conflict_id = $1"
-                    }
-                };
-                sqlx::query(outbox)
-                    .bind(id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                // An outbound record waiting on this conflict: superseded (theirs), or pushed
+                // again over theirs by the next run (ours).
+                sqlx::query(
+                    "UPDATE hangar_sync_outbox SET \
+                     pushed_at = CASE WHEN $3 THEN $2 ELSE pushed_at END, \
+                     conflict_id = CASE WHEN $3 THEN conflict_id ELSE NULL END \
+                     WHERE conflict_id = $1",
+                )
+                .bind(id)
+                .bind(now)
+                .bind(theirs)
+                .execute(&mut *tx)
+                .await?;
                 let mut change_id = None;
                 if let Some(change) = &change {
                     change_id = Some(
@@ -254,50 +243,36 @@ impl SyncStore {
                         "conflict {id} was resolved meanwhile"
                     )));
                 }
-                let mapping = match take {
-                    Take::Theirs => {
-                        "UPDATE hangar_sync_mappings SET applied_hash = ?4, payload = ?5, \
-                         last_synced_at = ?6, ours = NULL, ours_modified_at = NULL \
-                         WHERE integration_id = ?1 AND object_type = ?2 AND external_id = ?3"
-                    }
-                    Take::Ours => {
-                        "UPDATE hangar_sync_mappings SET applied_hash = ?4, last_synced_at = ?6, \
-                         ours = COALESCE(ours, payload), ours_modified_at = ?6 \
-                         WHERE integration_id = ?1 AND object_type = ?2 AND external_id = ?3 AND ?5 IS NOT NULL"
-                    }
-                };
-                sqlx::query(mapping)
-                    .bind(&conflict.integration_id)
-                    .bind(&conflict.object_type)
-                    .bind(&conflict.external_id)
-                    .bind(&hash)
-                    .bind(conflict.theirs.to_string())
-                    .bind(ms(now))
-                    .execute(&mut *tx)
-                    .await?;
+                let theirs = take == Take::Theirs;
                 sqlx::query(
-                    "UPDATE hangar_sync_mappings SET concurrency_token = COALESCE(?4, concurrency_token) \
+                    "UPDATE hangar_sync_mappings SET applied_hash = ?4, \
+                     payload = CASE WHEN ?7 THEN ?5 ELSE payload END, last_synced_at = ?6, \
+                     ours = CASE WHEN ?7 THEN NULL ELSE COALESCE(ours, payload) END, \
+                     ours_modified_at = CASE WHEN ?7 THEN NULL ELSE ?6 END, \
+                     concurrency_token = COALESCE(?8, concurrency_token) \
                      WHERE integration_id = ?1 AND object_type = ?2 AND external_id = ?3",
                 )
                 .bind(&conflict.integration_id)
                 .bind(&conflict.object_type)
                 .bind(&conflict.external_id)
+                .bind(&hash)
+                .bind(conflict.theirs.to_string())
+                .bind(ms(now))
+                .bind(theirs)
                 .bind(&conflict.theirs_token)
                 .execute(&mut *tx)
                 .await?;
-                let outbox = match take {
-                    Take::Ours => {
-                        "UPDATE hangar_sync_outbox SET conflict_id = NULL WHERE conflict_id = ?1 AND ?2 IS NOT NULL"
-                    }
-                    Take::Theirs => {
-                        "UPDATE hangar_sync_outbox SET pushed_at = ?2 WHERE conflict_id = ?1"
-                    }
-                };
-                sqlx::query(outbox)
-                    .bind(id)
-                    .bind(ms(now))
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "UPDATE hangar_sync_outbox SET \
+                     pushed_at = CASE WHEN ?3 THEN ?2 ELSE pushed_at END, \
+                     conflict_id = CASE WHEN ?3 THEN conflict_id ELSE NULL END \
+                     WHERE conflict_id = ?1",
+                )
+                .bind(id)
+                .bind(ms(now))
+                .bind(theirs)
+                .execute(&mut *tx)
+                .await?;
                 let mut change_id = None;
                 if let Some(change) = &change {
                     change_id = Some(
