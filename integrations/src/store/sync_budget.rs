@@ -237,4 +237,28 @@ mod tests {
         let (g, _) = decide(&limit(), b, t0 + chrono::Duration::seconds(61));
         assert_eq!(g, Grant::Wait(Duration::from_secs(29)));
     }
+
+    #[test]
+    fn ten_calls_at_once_and_a_dead_holder_is_forgotten() {
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0).unwrap();
+        let limit = RateLimit {
+            per_window: 500,
+            ..limit()
+        };
+        let busy = Budget {
+            window_started_at: t0,
+            window_used: 10,
+            in_flight: 10,
+            last_call_at: Some(t0),
+            blocked_until: None,
+        };
+        let (g, b) = decide(&limit, busy, t0 + chrono::Duration::seconds(1));
+        assert_eq!(
+            (g, b.window_used),
+            (Grant::Wait(Duration::from_secs(1)), 10)
+        );
+        // Nobody called for longer than any call lasts: the holders died.
+        let (g, b) = decide(&limit, busy, t0 + chrono::Duration::seconds(121));
+        assert_eq!((g, b.in_flight), (Grant::Go, 1));
+    }
 }
