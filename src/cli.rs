@@ -57,6 +57,14 @@ pub enum Command {
         #[command(subcommand)]
         command: AlertsCommand,
     },
+    /// List and resolve sync conflicts (financial records held for review).
+    Conflicts {
+        #[command(flatten)]
+        database: DatabaseOptions,
+        /// What to do with conflicts.
+        #[command(subcommand)]
+        command: crate::commands::conflicts::ConflictsCommand,
+    },
     /// Create, list and revoke API tokens.
     Tokens {
         #[command(flatten)]

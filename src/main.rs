@@ -178,6 +178,9 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
             };
             commands::alerts::alerts(&load(flags.with(&database))?, command).await
         }
+        Command::Conflicts { database, command } => {
+            commands::conflicts::command(&load(Flags::new().with(&database))?, command).await
+        }
         Command::Tokens { database, command } => {
             commands::tokens::command(&load(Flags::new().with(&database))?, command).await
         }

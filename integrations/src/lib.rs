@@ -8,4 +8,7 @@
 //! schedules): the arrows stay one way, binary → integrations → planner → engine.
 
 pub mod access;
+pub mod connectors;
 pub mod provider;
+pub mod store;
+pub mod sync;

@@ -9,6 +9,7 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use hangar_integrations::store::SyncStoreError;
 use hangar_schedules::ScheduleError;
 use hangar_workers::alerts::AlertError;
 use hangar_workers::store::StoreError;
@@ -95,9 +96,15 @@ pub enum ApiError {
     /// A refused job request (`POST /api/v1/jobs`).
     #[error("{0}")]
     InvalidJob(Rejection),
+    /// A well-formed body whose content is refused; the message names the field.
+    #[error("{0}")]
+    Unprocessable(String),
     /// The job store.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The sync engine's tables (runs, changes, conflicts).
+    #[error(transparent)]
+    Sync(#[from] SyncStoreError),
     /// The alert channels.
     #[error(transparent)]
     Alert(#[from] AlertError),
@@ -168,6 +175,14 @@ impl ApiError {
                 ScheduleError::Corrupt(_) => Underneath::Internal,
             },
             ApiError::Token(TokenError::Store(error)) => store(error),
+            ApiError::Sync(error) => match error {
+                SyncStoreError::NotFound(_) => {
+                    Underneath::Caller(StatusCode::NOT_FOUND, "not_found")
+                }
+                SyncStoreError::Conflict(_) => Underneath::Caller(StatusCode::CONFLICT, "conflict"),
+                SyncStoreError::Database(error) => database(error),
+                SyncStoreError::Corrupt(_) => Underneath::Internal,
+            },
             ApiError::Token(TokenError::Random(_)) => Underneath::Internal,
             _ => return None,
         })
@@ -186,7 +201,9 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Timeout(_) | ApiError::NoMasterKey => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::DeliveryFailed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::DeliveryFailed { .. } | ApiError::Unprocessable(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::InvalidEvent(rejection) | ApiError::InvalidJob(rejection) => {
                 match rejection {
                     Rejection::NotJson(_) => StatusCode::BAD_REQUEST,
@@ -195,6 +212,7 @@ impl ApiError {
                 }
             }
             ApiError::Store(_)
+            | ApiError::Sync(_)
             | ApiError::Alert(_)
             | ApiError::Schedule(_)
             | ApiError::Token(_) => match self.underneath() {
@@ -220,6 +238,7 @@ impl ApiError {
             ApiError::Timeout(_) => "timeout",
             ApiError::NoMasterKey => "unavailable",
             ApiError::DeliveryFailed { .. } => "delivery_failed",
+            ApiError::Unprocessable(_) => "unprocessable",
             ApiError::InvalidEvent(rejection) | ApiError::InvalidJob(rejection) => {
                 match rejection {
                     Rejection::NotJson(_) => "invalid_json",
@@ -229,6 +248,7 @@ impl ApiError {
                 }
             }
             ApiError::Store(_)
+            | ApiError::Sync(_)
             | ApiError::Alert(_)
             | ApiError::Schedule(_)
             | ApiError::Token(_) => match self.underneath() {

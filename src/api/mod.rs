@@ -11,9 +11,11 @@ mod alert_channels;
 mod alerts;
 mod auth;
 mod bodies;
+mod conflicts;
 mod error;
 mod jobs;
 mod publish;
+mod sync_runs;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,6 +94,11 @@ fn documented() -> OpenApiRouter<ApiState> {
         .routes(routes!(alert_channels::remove_channel))
         .routes(routes!(alert_channels::test_channel))
         .routes(routes!(alert_channels::enable_channel))
+        .routes(routes!(sync_runs::list_runs))
+        .routes(routes!(sync_runs::get_run))
+        .routes(routes!(sync_runs::list_changes))
+        .routes(routes!(conflicts::list_conflicts))
+        .routes(routes!(conflicts::resolve_conflict))
 }
 
 /// The OpenAPI document of the API.

@@ -5,6 +5,7 @@
 
 pub mod alert_channels;
 pub mod alerts;
+pub mod conflicts;
 pub mod enqueue;
 pub mod jobs;
 pub mod output;

@@ -1,0 +1,4 @@
+//! The provider connectors, one module each, registered in
+//! [`Connectors::builtin`](crate::sync::connector::Connectors::builtin).
+
+pub mod quickbooks;

@@ -1,0 +1,172 @@
+//! `hangar_sync_changes`: every applied inbound change in order, what goes to
+//! `{prefix}:changes` after commit (rows not yet published are found again after a crash)
+//! and what `GET …/sync-runs/{id}/changes` returns. Both dialects side by side.
+
+use chrono::{DateTime, Utc};
+use hangar_workers::db::Pool;
+use sqlx::Row;
+use sqlx::types::Json;
+
+use super::sync_store::{SyncStore, SyncStoreError, json_text, ms, to_time};
+
+/// One applied change.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChangeRow {
+    /// Its position in the table (the order of application).
+    pub id: i64,
+    pub sync_run_id: String,
+    pub workspace_id: String,
+    pub provider: String,
+    pub object_type: String,
+    pub external_id: String,
+    pub internal_id: Option<String>,
+    /// `created`, `updated`, `appended` or `conflict`.
+    pub action: String,
+    pub record: serde_json::Value,
+    pub changed_at: DateTime<Utc>,
+}
+
+impl ChangeRow {
+    /// The JSON of CONTRACT.md ("Changes handed to the main app").
+    pub fn contract_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "sync_run_id": self.sync_run_id,
+            "workspace_id": self.workspace_id,
+            "provider": self.provider,
+            "object_type": self.object_type,
+            "external_id": self.external_id,
+            "internal_id": self.internal_id,
+            "action": self.action,
+            "record": self.record,
+            "changed_at": self.changed_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        })
+    }
+}
+
+const COLUMNS: &str = "id, run_id, workspace_id, provider, object_type, external_id, internal_id, \
+     action, record, changed_at";
+
+impl SyncStore {
+    /// The changes of run `run_id` after position `after`, in order, at most `limit`.
+    pub async fn changes(
+        &self,
+        run_id: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<ChangeRow>, SyncStoreError> {
+        match self.db.pool() {
+            Pool::Postgres(pool) => {
+                let sql = format!(
+                    "SELECT {COLUMNS} FROM hangar_sync_changes WHERE run_id = $1 AND id > $2 \
+                     ORDER BY id LIMIT $3"
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(run_id)
+                    .bind(after)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter().map(pg_row).collect()
+            }
+            Pool::Sqlite(pool) => {
+                let sql = format!(
+                    "SELECT {COLUMNS} FROM hangar_sync_changes WHERE run_id = ?1 AND id > ?2 \
+                     ORDER BY id LIMIT ?3"
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(run_id)
+                    .bind(after)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter().map(sqlite_row).collect()
+            }
+        }
+    }
+
+    /// Changes not yet on the Redis stream (a publisher that crashed after commit), oldest
+    /// first.
+    pub async fn unpublished_changes(&self, limit: i64) -> Result<Vec<ChangeRow>, SyncStoreError> {
+        match self.db.pool() {
+            Pool::Postgres(pool) => {
+                let sql = format!(
+                    "SELECT {COLUMNS} FROM hangar_sync_changes WHERE published_at IS NULL ORDER BY id LIMIT $1"
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter().map(pg_row).collect()
+            }
+            Pool::Sqlite(pool) => {
+                let sql = format!(
+                    "SELECT {COLUMNS} FROM hangar_sync_changes WHERE published_at IS NULL ORDER BY id LIMIT ?1"
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter().map(sqlite_row).collect()
+            }
+        }
+    }
+
+    /// Marks changes as written to the Redis stream.
+    pub async fn mark_published(&self, ids: &[i64]) -> Result<(), SyncStoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let now = Utc::now();
+        match self.db.pool() {
+            Pool::Postgres(pool) => {
+                sqlx::query("UPDATE hangar_sync_changes SET published_at = $2 WHERE id = ANY($1)")
+                    .bind(ids)
+                    .bind(now)
+                    .execute(pool)
+                    .await?;
+            }
+            Pool::Sqlite(pool) => {
+                sqlx::query(
+                    "UPDATE hangar_sync_changes SET published_at = ?2 \
+                     WHERE id IN (SELECT value FROM json_each(?1))",
+                )
+                .bind(serde_json::Value::from(ids.to_vec()).to_string())
+                .bind(ms(now))
+                .execute(pool)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn pg_row(row: &sqlx::postgres::PgRow) -> Result<ChangeRow, SyncStoreError> {
+    let record: Json<serde_json::Value> = row.try_get("record")?;
+    Ok(ChangeRow {
+        id: row.try_get("id")?,
+        sync_run_id: row.try_get("run_id")?,
+        workspace_id: row.try_get("workspace_id")?,
+        provider: row.try_get("provider")?,
+        object_type: row.try_get("object_type")?,
+        external_id: row.try_get("external_id")?,
+        internal_id: row.try_get("internal_id")?,
+        action: row.try_get("action")?,
+        record: record.0,
+        changed_at: row.try_get("changed_at")?,
+    })
+}
+
+fn sqlite_row(row: &sqlx::sqlite::SqliteRow) -> Result<ChangeRow, SyncStoreError> {
+    Ok(ChangeRow {
+        id: row.try_get("id")?,
+        sync_run_id: row.try_get("run_id")?,
+        workspace_id: row.try_get("workspace_id")?,
+        provider: row.try_get("provider")?,
+        object_type: row.try_get("object_type")?,
+        external_id: row.try_get("external_id")?,
+        internal_id: row.try_get("internal_id")?,
+        action: row.try_get("action")?,
+        record: json_text(&row.try_get::<String, _>("record")?)?,
+        changed_at: to_time(row.try_get("changed_at")?),
+    })
+}

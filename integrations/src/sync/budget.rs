@@ -1,0 +1,157 @@
+//! The calls of one run ([`Calls`]): each takes a request of the provider account's shared
+//! budget first (a spent budget ends the run as `rate_limited` with the wait, so the job
+//! snoozes instead of sleeping in a worker slot), a 429 pauses the whole account for its
+//! `Retry-After`, and a 401 refreshes the token once (single-flight, through
+//! [`IntegrationAccess::refresh_after_unauthorized`]) and retries once.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use hangar_workers::error_class::ErrorClass;
+use hangar_workers::kinds::JobFailure;
+use hangar_workers::retry_after::parse_retry_after;
+
+use super::connector::{CallContext, ConnectorError, RateLimit};
+use crate::access::{AccessError, AccessToken, IntegrationAccess, IntegrationInfo};
+use crate::store::SyncStore;
+use crate::store::sync_budget::Grant;
+
+/// Why a run stops early.
+#[derive(Debug)]
+pub enum Stop {
+    /// The budget is spent, or the provider throttled: snooze this long (the raw
+    /// `Retry-After` when the provider gave one).
+    RateLimited {
+        wait: Duration,
+        message: String,
+        retry_after: Option<String>,
+    },
+    /// A write carried a concurrency token the provider no longer has (the provider's
+    /// message): the caller holds the record as a conflict.
+    StaleToken(String),
+    /// A classified failure.
+    Failed(JobFailure),
+}
+
+impl Stop {
+    /// The failure the job ends with (a stale token that reached here is a client failure).
+    pub fn into_failure(self) -> JobFailure {
+        match self {
+            Stop::Failed(f) => f,
+            Stop::StaleToken(message) => ConnectorError::StaleToken(message).into_failure(),
+            Stop::RateLimited {
+                message,
+                retry_after,
+                ..
+            } => JobFailure {
+                class: ErrorClass::RateLimit,
+                message,
+                http_status: Some(429),
+                retry_after,
+            },
+        }
+    }
+}
+
+impl From<crate::store::SyncStoreError> for Stop {
+    fn from(e: crate::store::SyncStoreError) -> Self {
+        Stop::Failed(JobFailure::new(ErrorClass::Internal, e.to_string()))
+    }
+}
+
+/// The calls of one run.
+pub struct Calls {
+    pub store: SyncStore,
+    pub access: Arc<dyn IntegrationAccess>,
+    pub integration: IntegrationInfo,
+    pub token: AccessToken,
+    pub http: reqwest::Client,
+    pub limit: RateLimit,
+    /// Calls made to the provider.
+    pub made: i64,
+    /// Whether the one refresh after a 401 was used.
+    pub refreshed: bool,
+}
+
+impl Calls {
+    /// Makes one call `f` under the budget and the 401 rule.
+    pub async fn call<T, F, Fut>(&mut self, mut f: F) -> Result<T, Stop>
+    where
+        F: FnMut(CallContext) -> Fut,
+        Fut: Future<Output = Result<T, ConnectorError>>,
+    {
+        loop {
+            match self.store.take_request(&self.limit).await? {
+                Grant::Go => {}
+                Grant::Wait(wait) => {
+                    metrics::counter!("hangar_sync_rate_budget_waits_total",
+                        "provider" => self.integration.provider.id(), "reason" => "budget")
+                    .increment(1);
+                    return Err(Stop::RateLimited {
+                        wait,
+                        message: format!(
+                            "rate budget of {} spent; resumes in {} ms",
+                            self.limit.account,
+                            wait.as_millis()
+                        ),
+                        retry_after: Some(wait.as_secs().max(1).to_string()),
+                    });
+                }
+            }
+            self.made += 1;
+            let result = f(CallContext {
+                integration: self.integration.clone(),
+                token: self.token.clone(),
+                http: self.http.clone(),
+            })
+            .await;
+            self.store.release_request(&self.limit.account).await?;
+            match result {
+                Ok(value) => return Ok(value),
+                Err(ConnectorError::Unauthorized(message)) if !self.refreshed => {
+                    self.refreshed = true;
+                    tracing::info!(integration = %self.integration.id, %message, "401: refreshing the token once");
+                    self.token = self
+                        .access
+                        .refresh_after_unauthorized(&self.integration.id, self.token.version)
+                        .await
+                        .map_err(access_failure)?;
+                }
+                Err(ConnectorError::Throttled {
+                    message,
+                    retry_after,
+                }) => {
+                    let wait = retry_after
+                        .as_deref()
+                        .and_then(|r| parse_retry_after(r, std::time::SystemTime::now()))
+                        .unwrap_or(Duration::from_secs(60));
+                    let until = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+                    self.store.pause_account(&self.limit.account, until).await?;
+                    metrics::counter!("hangar_sync_rate_budget_waits_total",
+                        "provider" => self.integration.provider.id(), "reason" => "throttled")
+                    .increment(1);
+                    return Err(Stop::RateLimited {
+                        wait,
+                        message,
+                        retry_after,
+                    });
+                }
+                Err(ConnectorError::StaleToken(message)) => return Err(Stop::StaleToken(message)),
+                Err(other) => return Err(Stop::Failed(other.into_failure())),
+            }
+        }
+    }
+}
+
+/// A credential that could not be had, as a failure: a transient cause is retried, a dead
+/// credential is final (the integration was marked `needs_reauth` by the access layer).
+pub fn access_failure(error: AccessError) -> Stop {
+    let class = match &error {
+        AccessError::Transient(_) => ErrorClass::Server,
+        AccessError::NeedsReauth(..) => ErrorClass::Auth,
+        AccessError::NotFound(_) | AccessError::NotActive { .. } => ErrorClass::Client,
+    };
+    Stop::Failed(JobFailure::new(class, error.to_string()))
+}

@@ -1,0 +1,262 @@
+//! The `sync` job kind (internal: only Hangar enqueues it, from an integration's schedule, a
+//! manual sync, an event or a provider webhook). Args: `{"integration_id", "data_type",
+//! "trigger"}`. When it runs it reads the integration and its token through
+//! [`IntegrationAccess`] (never a copy taken at enqueue), writes one `hangar_sync_runs` row,
+//! runs the connector, and ends the row `succeeded`, `failed` or `rate_limited` (a spent
+//! budget or a 429 snoozes the job: it never sleeps in a worker slot). A disabled
+//! integration, or a data type it does not enable, moves nothing and completes.
+
+use std::sync::Arc;
+
+use hangar_workers::error_class::ErrorClass;
+use hangar_workers::job::ClaimedJob;
+use hangar_workers::kinds::{ArgsError, BoxFuture, Handler, JobFailure};
+use hangar_workers::targets::{TargetPolicy, client_builder};
+
+use super::budget::{Calls, Stop, access_failure};
+use super::changes::Changes;
+use super::connector::Connectors;
+use super::inbound::{self, Outcome};
+use super::outbound;
+use super::{Direction, RunStatus, SyncArgs, new_id};
+use crate::access::{AccessError, IntegrationAccess};
+use crate::store::SyncStore;
+use crate::store::sync_pages::PageTarget;
+use crate::store::sync_runs::{NewRun, RunEnd};
+
+/// The handler of the `sync` kind.
+#[derive(Clone)]
+pub struct SyncHandler {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: SyncStore,
+    access: Arc<dyn IntegrationAccess>,
+    connectors: Connectors,
+    http: reqwest::Client,
+    changes: Changes,
+}
+
+impl SyncHandler {
+    /// A handler over `store`, reading integrations through `access`, calling providers with
+    /// `connectors` (their addresses obey `targets`), handing inbound changes to `changes`.
+    pub fn new(
+        store: SyncStore,
+        access: Arc<dyn IntegrationAccess>,
+        connectors: Connectors,
+        targets: &TargetPolicy,
+        changes: Changes,
+    ) -> Result<SyncHandler, reqwest::Error> {
+        let http = client_builder(targets).build()?;
+        Ok(SyncHandler {
+            inner: Arc::new(Inner {
+                store,
+                access,
+                connectors,
+                http,
+                changes,
+            }),
+        })
+    }
+
+    /// Runs one sync for `args` (what a job's attempt does), as job `job_id`.
+    pub async fn sync(&self, args: &SyncArgs, job_id: Option<i64>) -> Result<(), JobFailure> {
+        self.inner.sync(args, job_id).await
+    }
+}
+
+/// Parses a `sync` job's args; bad input names the field.
+pub fn parse_args(args: &serde_json::Value) -> Result<SyncArgs, ArgsError> {
+    let parsed: SyncArgs =
+        serde_json::from_value(args.clone()).map_err(|e| ArgsError::shape(super::KIND, &e))?;
+    if parsed.integration_id.trim().is_empty() {
+        return Err(ArgsError::Shape {
+            kind: super::KIND.to_owned(),
+            message: "integration_id must not be empty".to_owned(),
+        });
+    }
+    if parsed.data_type.trim().is_empty() {
+        return Err(ArgsError::Shape {
+            kind: super::KIND.to_owned(),
+            message: "data_type must not be empty".to_owned(),
+        });
+    }
+    Ok(parsed)
+}
+
+impl Handler for SyncHandler {
+    fn validate(&self, args: &serde_json::Value) -> Result<(), ArgsError> {
+        parse_args(args).map(drop)
+    }
+
+    fn run(&self, job: ClaimedJob) -> BoxFuture<'static, Result<(), JobFailure>> {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            let args = parse_args(&job.args)
+                .map_err(|e| JobFailure::new(ErrorClass::Internal, e.to_string()))?;
+            inner.sync(&args, Some(job.id.0)).await
+        })
+    }
+}
+
+impl Inner {
+    async fn sync(&self, args: &SyncArgs, job_id: Option<i64>) -> Result<(), JobFailure> {
+        let integration = match self.access.integration(&args.integration_id).await {
+            Ok(i) => i,
+            Err(AccessError::NotActive { id, status }) => {
+                tracing::info!(integration = %id, %status, "sync: integration not active, nothing moves");
+                return Ok(());
+            }
+            Err(e) => return Err(stop_failure(access_failure(e))),
+        };
+        if !integration.enabled || !integration.data_types.contains(&args.data_type) {
+            tracing::info!(integration = %integration.id, data_type = %args.data_type,
+                "sync: data type not enabled, nothing moves");
+            return Ok(());
+        }
+        let provider = integration.provider;
+        let connector = self.connectors.get(provider).ok_or_else(|| {
+            JobFailure::new(
+                ErrorClass::Client,
+                format!("no connector for provider {provider}"),
+            )
+        })?;
+        let spec = connector.data_type(&args.data_type).ok_or_else(|| {
+            JobFailure::new(
+                ErrorClass::Client,
+                format!("provider {provider} has no data type `{}`", args.data_type),
+            )
+        })?;
+        let limit = connector.rate_limit(&integration)?;
+        let token = self
+            .access
+            .access_token(&integration.id)
+            .await
+            .map_err(|e| stop_failure(access_failure(e)))?;
+        self.changes.publish_pending(&self.store).await;
+
+        let before = self
+            .store
+            .position(&integration.id, &args.data_type)
+            .await
+            .map_err(|e| stop_failure(e.into()))?;
+        let run_id = new_id("run");
+        let target = PageTarget {
+            run_id: run_id.clone(),
+            integration_id: integration.id.clone(),
+            workspace_id: integration.workspace_id.clone(),
+            provider: provider.id().to_owned(),
+            data_type: args.data_type.clone(),
+        };
+        self.store
+            .start_run(&NewRun {
+                id: run_id.clone(),
+                integration_id: integration.id.clone(),
+                workspace_id: integration.workspace_id.clone(),
+                provider: provider.id().to_owned(),
+                data_type: args.data_type.clone(),
+                direction: spec.direction.as_str().to_owned(),
+                trigger: args.trigger.as_str().to_owned(),
+                job_id,
+                credential_version: Some(token.version),
+                cursor_before: serde_json::to_value(&before).ok(),
+            })
+            .await
+            .map_err(|e| stop_failure(e.into()))?;
+
+        let mut calls = Calls {
+            store: self.store.clone(),
+            access: self.access.clone(),
+            integration,
+            token,
+            http: self.http.clone(),
+            limit,
+            made: 0,
+            refreshed: false,
+        };
+        let mut outcome = Outcome::default();
+        let result = match spec.direction {
+            Direction::In => {
+                inbound::run(
+                    connector.as_ref(),
+                    &spec.object_types,
+                    &target,
+                    &mut calls,
+                    &self.changes,
+                    &mut outcome,
+                )
+                .await
+            }
+            Direction::Out => {
+                outbound::run(connector.as_ref(), &target, &mut calls, &mut outcome).await
+            }
+        };
+        let (status, wait_ms, failure) = match result {
+            Ok(()) => (RunStatus::Succeeded, 0, None),
+            Err(Stop::RateLimited {
+                wait,
+                message,
+                retry_after,
+            }) => (
+                RunStatus::RateLimited,
+                i64::try_from(wait.as_millis()).unwrap_or(i64::MAX),
+                Some(JobFailure {
+                    class: ErrorClass::RateLimit,
+                    message,
+                    http_status: Some(429),
+                    retry_after,
+                }),
+            ),
+            Err(stop) => (RunStatus::Failed, 0, Some(stop.into_failure())),
+        };
+        if spec.direction == Direction::Out
+            && let Err(e) = self.store.add_run_counts(&run_id, &outcome.counts).await
+        {
+            tracing::warn!(run = %run_id, error = %e, "sync: could not count the run's records");
+        }
+        let cursor_after = outcome
+            .cursor_after
+            .as_ref()
+            .or(Some(&before))
+            .and_then(|p| serde_json::to_value(p).ok());
+        let end = RunEnd {
+            status: status.as_str().to_owned(),
+            cursor_after,
+            provider_calls: calls.made,
+            rate_wait_ms: wait_ms,
+            error_class: failure.as_ref().map(|f| f.class.as_str().to_owned()),
+            error: failure.as_ref().map(|f| f.message.clone()),
+            log: outcome.log,
+        };
+        if let Err(e) = self.store.finish_run(&run_id, &end).await {
+            tracing::warn!(run = %run_id, error = %e, "sync: could not finish the run's row");
+        }
+        metrics::counter!("hangar_sync_runs_total", "provider" => provider.id(), "outcome" => status.as_str())
+            .increment(1);
+        for (action, n) in [
+            ("created", outcome.counts.created),
+            ("updated", outcome.counts.updated),
+            ("removed", outcome.counts.removed),
+            ("conflicted", outcome.counts.conflicted),
+            ("skipped", outcome.counts.skipped),
+        ] {
+            if n > 0 {
+                metrics::counter!("hangar_sync_records_total", "provider" => provider.id(), "action" => action)
+                    .increment(n as u64);
+            }
+        }
+        tracing::info!(run = %run_id, integration = %target.integration_id, data_type = %target.data_type,
+            status = status.as_str(), read = outcome.counts.read, created = outcome.counts.created,
+            updated = outcome.counts.updated, conflicted = outcome.counts.conflicted,
+            skipped = outcome.counts.skipped, calls = calls.made, "sync run finished");
+        match failure {
+            None => Ok(()),
+            Some(f) => Err(f),
+        }
+    }
+}
+
+fn stop_failure(stop: Stop) -> JobFailure {
+    stop.into_failure()
+}

@@ -1,0 +1,241 @@
+//! One inbound run, page by page. Where it starts:
+//!
+//! - a full reconciliation under way (a scan position is stored): it goes on from there;
+//! - no cursor yet, or a cursor older than the provider's changes window (QuickBooks CDC:
+//!   30 days): a full reconciliation starts (said in the run's log);
+//! - otherwise the changes feed from the cursor's time minus the connector's lookback.
+//!
+//! Each page is applied in one transaction with its records, mappings and the position's
+//! advance; its changes are published after the commit. In the changes feed the next page
+//! starts at the last applied record's time (inclusive: records tied at the boundary are
+//! re-read and skipped as unchanged) and the run ends when a page brings nothing past the
+//! cursor. A complete scan hands over to the changes feed from the time it began.
+
+use chrono::Utc;
+
+use super::budget::{Calls, Stop};
+use super::changes::Changes;
+use super::connector::Connector;
+use super::{Cursor, InboundRecord, Position, RecordClass, Scan};
+use crate::store::SyncStore;
+use crate::store::sync_pages::PageTarget;
+use crate::store::sync_runs::Counts;
+use crate::store::sync_scan::ScanEnd;
+use hangar_workers::error_class::ErrorClass;
+use hangar_workers::kinds::JobFailure;
+
+/// What an inbound run did (the run row is finished from it).
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub counts: Counts,
+    pub log: Vec<String>,
+    pub cursor_after: Option<Position>,
+}
+
+/// Runs `data_type` of `connector` for `target`'s run until the provider has nothing more,
+/// or a [`Stop`]. The counters and log so far are in `outcome` either way.
+pub async fn run(
+    connector: &dyn Connector,
+    object_types: &[&'static str],
+    target: &PageTarget,
+    calls: &mut Calls,
+    changes: &Changes,
+    outcome: &mut Outcome,
+) -> Result<(), Stop> {
+    let store: SyncStore = calls.store.clone();
+    let mut position = store
+        .position(&target.integration_id, &target.data_type)
+        .await?;
+    // Milliseconds: what both backends store, so the cursor reads back as it was written.
+    let now =
+        chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap_or_default();
+    if position.scan.is_none() {
+        let too_old = position
+            .cursor
+            .as_ref()
+            .is_some_and(|c| c.at < now - connector.changes_window());
+        if position.cursor.is_none() || too_old {
+            let why = if too_old {
+                format!(
+                    "cursor older than the provider's {}-day changes window",
+                    connector.changes_window().num_days()
+                )
+            } else {
+                "no cursor yet".to_owned()
+            };
+            outcome.log.push(format!("full reconciliation: {why}"));
+            position.scan = Some(Scan {
+                position: String::new(),
+                started_at: now,
+                id: target.run_id.clone(),
+            });
+        }
+    } else {
+        outcome
+            .log
+            .push("full reconciliation: resuming where it stopped".to_owned());
+    }
+    let class = |object_type: &str| connector.record_class(object_type);
+
+    // A full reconciliation, page by page, then its removals.
+    while let Some(scan) = position.scan.clone() {
+        if scan.position == SCAN_COMPLETE {
+            position = finish_scan(
+                target,
+                &store,
+                &scan,
+                object_types,
+                connector,
+                changes,
+                outcome,
+            )
+            .await?;
+            continue;
+        }
+        let at = (!scan.position.is_empty()).then(|| scan.position.clone());
+        let page = calls
+            .call(|cx| connector.scan(cx, target.data_type.clone(), at.clone()))
+            .await?;
+        let records = classify(page.records, &class);
+        let next = Position {
+            scan: Some(Scan {
+                position: page.next.unwrap_or_else(|| SCAN_COMPLETE.to_owned()),
+                ..scan.clone()
+            }),
+            cursor: position.cursor.clone(),
+        };
+        let applied = store
+            .apply_page(target, &records, &next, Some(&scan.id))
+            .await?;
+        outcome.counts.add(applied.counts);
+        changes.publish(&store, &applied.changes).await;
+        position = next;
+        outcome.cursor_after = Some(position.clone());
+    }
+
+    // The changes feed.
+    let Some(start) = position.cursor.clone() else {
+        return Ok(());
+    };
+    let mut since = start.at - connector.lookback();
+    // The last record read (the floor the next page must pass); the stored cursor never
+    // moves back (the lookback re-reads records before it).
+    let mut floor = Cursor {
+        at: since,
+        id: String::new(),
+    };
+    let mut cursor = start;
+    loop {
+        let page = calls
+            .call(|cx| connector.changes_since(cx, target.data_type.clone(), since))
+            .await?;
+        let last = page
+            .records
+            .iter()
+            .map(|r| Cursor {
+                at: r.modified_at,
+                id: r.external_id.clone(),
+            })
+            .max_by_key(order);
+        let advanced = last.filter(|l| order(l) > order(&floor));
+        if let Some(a) = &advanced
+            && order(a) > order(&cursor)
+        {
+            cursor = a.clone();
+        }
+        let next = Position {
+            cursor: Some(cursor.clone()),
+            scan: None,
+        };
+        let records = classify(page.records, &class);
+        let applied = store.apply_page(target, &records, &next, None).await?;
+        outcome.counts.add(applied.counts);
+        changes.publish(&store, &applied.changes).await;
+        outcome.cursor_after = Some(next.clone());
+        // Nothing past the cursor: the feed is drained (a page tied entirely at the cursor's
+        // time cannot be read past either; it ends here and is re-read next run).
+        let Some(a) = advanced else { return Ok(()) };
+        since = a.at;
+        floor = a;
+    }
+}
+
+/// The most of the mapped records one full reconciliation may find gone (20 %): more, and
+/// the run stops with an alert instead of removing anything.
+pub const MAX_REMOVAL_SHARE: f64 = 0.2;
+
+/// The scan position of a scan whose pages are all applied (its removals are next).
+const SCAN_COMPLETE: &str = "complete";
+
+/// The removals of a complete scan, then the changes feed from the time the scan began.
+async fn finish_scan(
+    target: &PageTarget,
+    store: &SyncStore,
+    scan: &Scan,
+    object_types: &[&'static str],
+    connector: &dyn Connector,
+    changes: &Changes,
+    outcome: &mut Outcome,
+) -> Result<Position, Stop> {
+    let next = Position {
+        scan: None,
+        cursor: Some(Cursor {
+            at: scan.started_at,
+            id: String::new(),
+        }),
+    };
+    let class = |object_type: &str| connector.record_class(object_type);
+    match store
+        .finish_scan(
+            target,
+            &scan.id,
+            object_types,
+            &class,
+            MAX_REMOVAL_SHARE,
+            &next,
+        )
+        .await?
+    {
+        ScanEnd::Done {
+            counts,
+            changes: applied,
+        } => {
+            outcome.counts.add(counts);
+            changes.publish(store, &applied).await;
+            outcome.log.push(format!(
+                "full reconciliation complete ({} gone at the source); changes feed continues from {}",
+                counts.removed + counts.conflicted + counts.updated,
+                scan.started_at.to_rfc3339()
+            ));
+            outcome.cursor_after = Some(next.clone());
+            Ok(next)
+        }
+        ScanEnd::TooManyRemovals { vanished, total } => {
+            let message = format!(
+                "full reconciliation: {vanished} of {total} records are gone at the source, more than {} %: nothing was removed and the run stops for an admin to look",
+                (MAX_REMOVAL_SHARE * 100.0) as i64
+            );
+            outcome.log.push(message.clone());
+            Err(Stop::Failed(JobFailure::new(ErrorClass::Client, message)))
+        }
+    }
+}
+
+/// The order of the changes feed: modification time, then id (numeric ids — QuickBooks' —
+/// compare as numbers: a shorter one is smaller).
+fn order(c: &Cursor) -> (chrono::DateTime<Utc>, usize, String) {
+    (c.at, c.id.len(), c.id.clone())
+}
+
+fn classify(
+    records: Vec<InboundRecord>,
+    class: &dyn Fn(&str) -> RecordClass,
+) -> Vec<(InboundRecord, RecordClass)> {
+    records
+        .into_iter()
+        .map(|r| {
+            let c = class(&r.object_type);
+            (r, c)
+        })
+        .collect()
+}

@@ -1,0 +1,177 @@
+//! Outbound records, driven by catalog events (QuickBooks: `invoice.created` → an invoice).
+//!
+//! **How to call it.** Whoever fans an event out (the webhook fan-out once it exists, or the
+//! ingress right after it stored the event) calls [`accept_event`] with the event and the
+//! workspace's enabled integrations (read through the integration store). It stores one
+//! outbox row per (integration, event) that takes the event — idempotent by event id — and
+//! returns the `sync` jobs to enqueue (internal kind `sync`, args `{"integration_id",
+//! "data_type", "trigger": "event", "event_id"}`, idempotency key
+//! `hangar:sync:<integration>:<event id>`), which the caller enqueues in the same transaction
+//! as its own writes or right after. Bad event data is refused with an error naming the field.
+//!
+//! **The push** ([`run`], an outbound `sync` run): the pending rows of the integration and
+//! data type, oldest first. Each carries an idempotency key derived from the row and the
+//! concurrency token it is sent with (QuickBooks `requestid`): a retry of the same write is
+//! the same request, so a lost answer never makes a second invoice. A record pushed before is
+//! sent as an update with its concurrency token (`SyncToken`); a stale token reads the
+//! provider's copy and stores a conflict (ours = the event's record, theirs = the provider's):
+//! resolving it with ours pushes again over theirs, with theirs the provider's copy is kept.
+//! A pushed record's mapping holds the provider's copy and its hash, so the inbound read of
+//! Hangar's own write is skipped as unchanged (echo suppression).
+
+use sha2::{Digest, Sha256};
+
+use super::budget::{Calls, Stop};
+use super::connector::{Connector, Connectors, OutboundRecord};
+use super::inbound::Outcome;
+use super::{SyncArgs, Trigger};
+use crate::access::IntegrationInfo;
+use crate::store::sync_outbox::NewOutbound;
+use crate::store::sync_pages::PageTarget;
+use crate::store::{SyncStore, SyncStoreError};
+use hangar_workers::wire::EventEnvelope;
+
+/// Why an event could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboundError {
+    /// The event's data does not make a record; the message names the field.
+    #[error("event {event_id} for integration {integration_id}: {message}")]
+    InvalidData {
+        event_id: String,
+        integration_id: String,
+        message: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] SyncStoreError),
+}
+
+/// A `sync` job to enqueue for an accepted event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboundJob {
+    /// The job's args.
+    pub args: SyncArgs,
+    /// Its idempotency key (one job per integration and event).
+    pub idempotency_key: String,
+}
+
+/// Stores the outbound records `event` makes for `integrations` (enabled ones with an
+/// outbound data type that takes the event) and returns the jobs to enqueue.
+pub async fn accept_event(
+    store: &SyncStore,
+    connectors: &Connectors,
+    integrations: &[IntegrationInfo],
+    event: &EventEnvelope,
+) -> Result<Vec<OutboundJob>, OutboundError> {
+    let data = serde_json::Value::Object(event.data.clone());
+    let mut jobs = Vec::new();
+    for integration in integrations {
+        if !integration.enabled || integration.workspace_id != event.workspace_id {
+            continue;
+        }
+        let Some(connector) = connectors.get(integration.provider) else {
+            continue;
+        };
+        for data_type in &integration.data_types {
+            let Some(plan) = connector.outbound_for_event(data_type, &event.event_type, &data)
+            else {
+                continue;
+            };
+            let plan = plan.map_err(|message| OutboundError::InvalidData {
+                event_id: event.id.clone(),
+                integration_id: integration.id.clone(),
+                message,
+            })?;
+            store
+                .enqueue_outbound(&NewOutbound {
+                    integration_id: integration.id.clone(),
+                    workspace_id: integration.workspace_id.clone(),
+                    data_type: data_type.clone(),
+                    object_type: plan.object_type.to_owned(),
+                    internal_id: plan.internal_id,
+                    event_id: event.id.clone(),
+                    event_type: event.event_type.clone(),
+                    data: plan.body,
+                    occurred_at: event.timestamp,
+                })
+                .await?;
+            jobs.push(OutboundJob {
+                args: SyncArgs {
+                    integration_id: integration.id.clone(),
+                    data_type: data_type.clone(),
+                    trigger: Trigger::Event,
+                    event_id: Some(event.id.clone()),
+                },
+                idempotency_key: format!("hangar:sync:{}:{}", integration.id, event.id),
+            });
+        }
+    }
+    Ok(jobs)
+}
+
+/// The idempotency key of pushing outbox row `row` with `token`: the same for every retry of
+/// that write, another once the token moved (a push over a resolved conflict). 40 hex
+/// characters, within QuickBooks' `requestid` limit.
+fn request_id(integration_id: &str, row: i64, token: Option<&str>) -> String {
+    let digest = Sha256::digest(format!("{integration_id}\n{row}\n{}", token.unwrap_or("")));
+    digest[..20].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Pushes the pending records of `target`'s integration and data type.
+pub async fn run(
+    connector: &dyn Connector,
+    target: &PageTarget,
+    calls: &mut Calls,
+    outcome: &mut Outcome,
+) -> Result<(), Stop> {
+    let store = calls.store.clone();
+    loop {
+        let rows = store
+            .pending_outbound(&target.integration_id, &target.data_type, 100)
+            .await?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        for row in rows {
+            outcome.counts.read += 1;
+            let before = store
+                .pushed_before(&target.integration_id, &row.object_type, &row.internal_id)
+                .await?;
+            let (external_id, token) = before.unzip();
+            let token = token.flatten();
+            let record = OutboundRecord {
+                object_type: row.object_type.clone(),
+                internal_id: row.internal_id.clone(),
+                external_id: external_id.clone(),
+                concurrency_token: token.clone(),
+                data: row.data.clone(),
+                idempotency_key: request_id(&target.integration_id, row.id, token.as_deref()),
+            };
+            let pushed = calls.call(|cx| connector.push(cx, record.clone())).await;
+            match pushed {
+                Ok(pushed) => {
+                    store.record_pushed(target, &row, &pushed).await?;
+                    if external_id.is_some() {
+                        outcome.counts.updated += 1;
+                    } else {
+                        outcome.counts.created += 1;
+                    }
+                }
+                Err(Stop::StaleToken(message)) if external_id.is_some() => {
+                    let id = external_id.clone().unwrap_or_default();
+                    let object_type = row.object_type.clone();
+                    let theirs = calls
+                        .call(|cx| connector.fetch(cx, object_type.clone(), id.clone()))
+                        .await?;
+                    let conflict = store.record_push_conflict(target, &row, &theirs).await?;
+                    outcome.log.push(format!(
+                        "{} {} ({}): stale concurrency token ({message}), held as conflict {conflict}",
+                        row.object_type, id, row.internal_id
+                    ));
+                    outcome.counts.conflicted += 1;
+                }
+                Err(stop) => return Err(stop),
+            }
+        }
+    }
+}

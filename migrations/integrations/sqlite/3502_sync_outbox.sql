@@ -1,0 +1,25 @@
+-- Outbound records waiting for their push, SQLite flavour (times as Unix milliseconds, JSON
+-- as text): one row per
+-- (integration, event) taken from the event catalog (invoice.created → a QuickBooks invoice),
+-- pushed in order by the integration's outbound sync run; a push that met a stale
+-- concurrency token points at its conflict.
+CREATE TABLE hangar_sync_outbox (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    integration_id TEXT        NOT NULL,
+    workspace_id   TEXT        NOT NULL,
+    data_type      TEXT        NOT NULL,
+    object_type    TEXT        NOT NULL,
+    internal_id    TEXT        NOT NULL,
+    event_id       TEXT        NOT NULL,
+    event_type     TEXT        NOT NULL,
+    data           TEXT        NOT NULL,
+    occurred_at    INTEGER NOT NULL,
+    created_at     INTEGER NOT NULL,
+    pushed_at      INTEGER,
+    run_id         TEXT,
+    external_id    TEXT,
+    conflict_id    TEXT,
+    CONSTRAINT hangar_sync_outbox_once UNIQUE (integration_id, event_id)
+);
+CREATE INDEX hangar_sync_outbox_pending
+    ON hangar_sync_outbox (integration_id, data_type, id) WHERE pushed_at IS NULL AND conflict_id IS NULL;
