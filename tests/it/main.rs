@@ -38,3 +38,6 @@ mod store;
 mod store_database;
 mod support;
 mod support_sql;
+mod webhooks_delivery;
+mod webhooks_endpoints;
+mod webhooks_support;
