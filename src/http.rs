@@ -147,6 +147,15 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
                     .set(queue.lag_seconds);
             }
             metrics::gauge!("hangar_database_up").set(1.0);
+            match state.store.webhook_health_counts().await {
+                Ok(counts) => {
+                    for (health, n) in counts {
+                        metrics::gauge!("hangar_webhook_endpoints", "health" => health.as_str())
+                            .set(n as f64);
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "metrics: cannot read webhook endpoints"),
+            }
         }
         Err(error) => {
             tracing::warn!(%error, "metrics: cannot read queue stats");

@@ -130,6 +130,10 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
         );
         tasks.spawn(dispatcher.run(shutdown.clone()));
     }
+    if webhook_context.is_some() && plan.migrate {
+        let pruner = webhooks::retention::AttemptPruner::new(store.clone(), &worker_id());
+        tasks.spawn(pruner.run(shutdown.clone()));
+    }
     if plan.planner {
         let planner = crate::planner::start_planner(config, &store, routes.clone()).await?;
         tasks.spawn(planner.run(shutdown.clone()));

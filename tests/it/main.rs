@@ -40,4 +40,5 @@ mod support;
 mod support_sql;
 mod webhooks_delivery;
 mod webhooks_endpoints;
+mod webhooks_health;
 mod webhooks_support;

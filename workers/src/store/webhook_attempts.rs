@@ -253,17 +253,25 @@ impl Store {
         })
     }
 
-    /// Deletes attempt rows older than `before` (retention); returns how many.
-    pub async fn prune_webhook_attempts(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        let sql = "DELETE FROM hangar_webhook_attempts WHERE started_at < $1";
+    /// Deletes at most `batch` attempt rows that started before `before` (retention);
+    /// returns how many.
+    pub async fn prune_webhook_attempts(
+        &self,
+        before: DateTime<Utc>,
+        batch: i64,
+    ) -> Result<u64, StoreError> {
+        let sql = "DELETE FROM hangar_webhook_attempts WHERE id IN \
+                   (SELECT id FROM hangar_webhook_attempts WHERE started_at < $1 LIMIT $2)";
         Ok(match self.pool() {
             Pool::Postgres(pool) => sqlx::query(sql)
                 .bind(before)
+                .bind(batch)
                 .execute(pool)
                 .await?
                 .rows_affected(),
             Pool::Sqlite(pool) => sqlx::query(sql)
                 .bind(before.timestamp_millis())
+                .bind(batch)
                 .execute(pool)
                 .await?
                 .rows_affected(),

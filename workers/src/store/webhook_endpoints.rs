@@ -447,6 +447,38 @@ impl Store {
         })
     }
 
+    /// How many endpoints are in each health (for the `hangar_webhook_endpoints` gauge).
+    pub async fn webhook_health_counts(&self) -> Result<Vec<(Health, i64)>, StoreError> {
+        let sql = format!(
+            "SELECT CASE WHEN NOT enabled THEN 'disabled' WHEN paused_at IS NOT NULL THEN 'paused' \
+                 WHEN failure_streak >= {} THEN 'degraded' ELSE 'healthy' END AS health, \
+                 count(*) AS n FROM hangar_webhook_endpoints GROUP BY 1",
+            crate::webhooks::endpoint::DEGRADED_AFTER
+        );
+        let rows: Vec<(String, i64)> = match self.pool() {
+            Pool::Postgres(pool) => {
+                sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .fetch_all(pool)
+                    .await?
+            }
+            Pool::Sqlite(pool) => {
+                sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .fetch_all(pool)
+                    .await?
+            }
+        };
+        Ok(Health::ALL
+            .into_iter()
+            .map(|h| {
+                let n = rows
+                    .iter()
+                    .find(|(name, _)| name == h.as_str())
+                    .map_or(0, |r| r.1);
+                (h, n)
+            })
+            .collect())
+    }
+
     /// Resolves the open alert of `incident_key`, if any.
     pub async fn resolve_alert_incident(&self, incident_key: &str) -> Result<bool, StoreError> {
         let sql = "UPDATE hangar_alerts SET resolved_at = $2 \

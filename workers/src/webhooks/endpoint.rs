@@ -45,6 +45,14 @@ pub enum Health {
 }
 
 impl Health {
+    /// Every health, best first.
+    pub const ALL: [Health; 4] = [
+        Health::Healthy,
+        Health::Degraded,
+        Health::Paused,
+        Health::Disabled,
+    ];
+
     /// The health of an endpoint in these states.
     pub fn of(enabled: bool, paused: bool, failure_streak: i32) -> Health {
         if !enabled {

@@ -7,11 +7,13 @@
 //! - [`deliver`]: the handler of one delivery attempt (signed request, attempt log,
 //!   classification, 410);
 //! - [`health`]: the health rules (degraded, disabled after 5 days failing) and their alerts;
+//! - [`retention`]: attempt rows deleted after 30 days;
 //! - the rows live in the engine's store (`store/webhook_*.rs`).
 
 pub mod deliver;
 pub mod endpoint;
 pub mod health;
+pub mod retention;
 
 use std::sync::Arc;
 
