@@ -40,5 +40,6 @@ mod support;
 mod support_sql;
 mod webhooks_delivery;
 mod webhooks_endpoints;
+mod webhooks_fanout;
 mod webhooks_health;
 mod webhooks_support;

@@ -69,10 +69,32 @@ async fn refusals(backend: Backend) {
     assert_eq!(listed_status, 200);
     assert_eq!(listed, json!([]), "nothing was created");
 
-    // A public name is accepted (resolution is checked at connect time).
-    hangar
-        .create(&owner, "ws_1", json!({"url": "https://example.com/hook"}))
+    // A name is accepted at creation; what it resolves to is checked at every connect: a
+    // name resolving to loopback is refused then, a client error (not retried).
+    let local = hangar
+        .create(&owner, "ws_1", json!({"url": "https://localhost:9/hook"}))
         .await;
+    let id = local["id"].as_str().expect("id").to_owned();
+    hangar
+        .publish(&owner, &event("evt_l", "trip.created", "ws_1"))
+        .await;
+    until("the refused attempt", || async {
+        hangar
+            .deliveries(&owner, "ws_1", &id)
+            .await
+            .first()
+            .is_some_and(|d| d["state"] == "failed")
+    })
+    .await;
+    let deliveries = hangar.deliveries(&owner, "ws_1", &id).await;
+    let attempts = deliveries[0]["attempts"].as_array().expect("attempts");
+    assert_eq!(attempts.len(), 1, "not retried: {attempts:?}");
+    assert_eq!(attempts[0]["error_class"], "client");
+    let error = attempts[0]["error"].as_str().expect("error");
+    assert!(
+        error.contains("refused") && error.contains("127.0.0.1"),
+        "{error}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
