@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use hangar_workers::kinds::Registry;
 use hangar_workers::routes::Routes;
 use hangar_workers::store::Delivery;
-use hangar_workers::webhooks::{Endpoint, KIND};
+use hangar_workers::webhooks::{self, Endpoint};
 use serde_json::json;
 
 use crate::cli::{EndpointsCommand, WebhooksCommand};
@@ -89,8 +89,7 @@ pub async fn command(config: &Config, command: WebhooksCommand) -> Result<(), Fa
             let count = if dry_run {
                 ids.len() as u64
             } else {
-                let route =
-                    Routes::new(&config.pools, &Registry::builtin()).route_or_default(KIND, None);
+                let route = webhooks::route(&Routes::new(&config.pools, &Registry::builtin()));
                 store.requeue_webhook_deliveries(&ids, &route).await?
             };
             if json {

@@ -52,8 +52,6 @@ pub struct AttemptRow {
     pub endpoint_id: String,
     /// The job that made it.
     pub job_id: i64,
-    /// The job's attempt number.
-    pub attempt: i32,
     /// When it started.
     pub started_at: DateTime<Utc>,
     /// The address connected to.
@@ -162,11 +160,11 @@ impl Store {
                          started_at, address, request_headers, status, response_headers, \
                          response_body, body_truncated, body_size, total_ms, first_byte_ms, \
                          error_class, error) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                     SELECT $1, $2, attempts + 1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+                         $13, $14 FROM hangar_webhook_deliveries WHERE id = $1",
                 )
                 .bind(&a.delivery_id)
                 .bind(a.job_id)
-                .bind(a.attempt)
                 .bind($started)
                 .bind(&a.address)
                 .bind(&a.request_headers)

@@ -49,7 +49,7 @@ pub struct Delivery {
 /// One attempt as logged.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Attempt {
-    /// The job's attempt number.
+    /// The delivery's attempt number (resends and replays go on counting).
     pub attempt: i32,
     /// When it started.
     pub started_at: DateTime<Utc>,

@@ -135,7 +135,6 @@ async fn attempt(context: &WebhookContext, job: &ClaimedJob) -> Result<Sent, Job
         delivery_id: target.id.clone(),
         endpoint_id: endpoint.id.clone(),
         job_id: job.id.0,
-        attempt: job.attempt,
         started_at,
         address: exchange.address.clone(),
         request_headers: redacted(&signed).to_string(),
@@ -167,10 +166,12 @@ async fn attempt(context: &WebhookContext, job: &ClaimedJob) -> Result<Sent, Job
         Utc::now(),
     )
     .await;
-    if status == Some(410) {
-        health::disable(context, &endpoint, "the endpoint answered 410 Gone")
-            .await
-            .map_err(internal)?;
+    if status == Some(410)
+        && let Err(error) =
+            health::disable(context, &endpoint, "the endpoint answered 410 Gone").await
+    {
+        // The attempt still fails without retry; an operator sees the 410 in its log.
+        tracing::warn!(endpoint = %endpoint.id, %error, "could not disable the endpoint");
     }
     if let Err(error) = step {
         tracing::warn!(endpoint = %endpoint.id, %error, "could not update the endpoint's health");

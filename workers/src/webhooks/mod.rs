@@ -95,7 +95,7 @@ impl WebhookContext {
             keyring,
             http,
             targets,
-            route: routes.route_or_default(KIND, None),
+            route: route(routes),
         }
     }
 
@@ -103,6 +103,15 @@ impl WebhookContext {
     pub fn route(&self) -> Route {
         self.route.clone()
     }
+}
+
+/// Where `webhook_delivery` jobs go: the queue and budget of the pool that runs the kind, or
+/// (no pool runs it in this process's pool files) the `webhooks` queue with the default
+/// budget, where they wait for a process that runs it.
+pub fn route(routes: &Routes) -> Route {
+    routes
+        .route(KIND, None)
+        .unwrap_or_else(|_| routes.route_or_default(KIND, Some(QUEUE)))
 }
 
 /// Registers the `webhook_delivery` kind, internal: its arguments name a delivery a caller
