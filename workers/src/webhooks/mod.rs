@@ -179,6 +179,27 @@ mod tests {
     }
 
     #[test]
+    fn the_builtin_pool_retries_a_failing_receiver_for_more_than_three_days() {
+        let pools = crate::pool_config::builtin();
+        let pool = pools
+            .iter()
+            .find(|p| p.kinds.iter().any(|k| k == KIND))
+            .expect("a built-in pool runs webhook_delivery");
+        assert_eq!(pool.queue, QUEUE);
+        let day = std::time::Duration::from_secs(86_400);
+        for class in [&pool.retry.server, &pool.retry.timeout] {
+            let total: std::time::Duration = (1..=class.max_retries)
+                .map(|n| crate::retry_policy::backoff(class.base_delay, class.max_delay, n))
+                .sum();
+            // At the lowest jitter every wait is shorter by the jitter fraction.
+            let shortest = total.mul_f64(1.0 - pool.retry.jitter);
+            assert!(shortest > 3 * day, "{total:?} at most, {shortest:?} at least");
+            assert!(total < 5 * day, "the README says about 4.4 days: {total:?}");
+            assert!(pool.max_attempts as u32 > class.max_retries);
+        }
+    }
+
+    #[test]
     fn the_sql_list_of_safety_resources_matches_the_catalog() {
         for t in crate::events::EVENT_TYPES {
             let resource = t.split_once('.').unwrap().0;
