@@ -42,4 +42,5 @@ mod webhooks_delivery;
 mod webhooks_endpoints;
 mod webhooks_fanout;
 mod webhooks_health;
+mod webhooks_keys;
 mod webhooks_support;

@@ -10,7 +10,7 @@
 //! `claims` (claims, wake-ups, LISTEN), `leases` (heartbeat, hand-back, expired leases),
 //! `completion`, `failures`, `rescue`, `cancel`, `operator` (retry, delete a queue), `jobs`
 //! (reading jobs and attempts), `stats`, `maintenance` (retention), `alerts`, `alert_channels`,
-//! `notices` (the alert dispatcher's rows), `webhook_endpoints`, `webhook_fanout` (an event's
+//! `notices` (the alert dispatcher's rows), `webhook_endpoints`, `webhook_secrets`, `webhook_fanout` (an event's
 //! deliveries in the transaction that stores it), `webhook_attempts`, `webhook_deliveries`;
 //! `rows` decodes rows of either backend.
 //!
@@ -52,6 +52,7 @@ mod webhook_attempts;
 mod webhook_deliveries;
 mod webhook_endpoints;
 mod webhook_fanout;
+mod webhook_secrets;
 
 use std::collections::HashMap;
 use std::sync::Arc;

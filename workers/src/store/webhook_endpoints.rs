@@ -1,9 +1,9 @@
-//! Webhook endpoints (`hangar_webhook_endpoints`) and their sealed secrets
-//! (`hangar_webhook_secrets`): create, read, change, enable and disable, pause, delete, rotate.
+//! Webhook endpoints (`hangar_webhook_endpoints`): create (with the first secret), read,
+//! change, enable and disable, pause, delete, count by health.
 //! Both dialects side by side; PostgreSQL selects its times as Unix milliseconds and its
 //! filter as JSON text so one decoder reads either backend's rows.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sqlx::Row;
 
 use super::rows::{now_ms, opt_time, to_time};
@@ -358,93 +358,6 @@ impl Store {
                 .rows_affected(),
         };
         Ok(n == 1)
-    }
-
-    /// A new current secret; the secrets that still sign end at `old_until` (now when
-    /// `None`), never later than they would have.
-    pub async fn rotate_webhook_secret(
-        &self,
-        id: &str,
-        sealed: &str,
-        key_id: &str,
-        old_until: Option<DateTime<Utc>>,
-    ) -> Result<(), StoreError> {
-        match self.pool() {
-            Pool::Postgres(pool) => {
-                let until = old_until.unwrap_or_else(Utc::now);
-                let mut tx = pool.begin().await?;
-                sqlx::query(
-                    "UPDATE hangar_webhook_secrets SET expires_at = LEAST(COALESCE(expires_at, $2), $2) \
-                     WHERE endpoint_id = $1",
-                )
-                .bind(id)
-                .bind(until)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "INSERT INTO hangar_webhook_secrets (endpoint_id, seq, sealed, key_id) \
-                     SELECT $1, COALESCE(max(seq), 0) + 1, $2, $3 FROM hangar_webhook_secrets \
-                     WHERE endpoint_id = $1",
-                )
-                .bind(id)
-                .bind(sealed)
-                .bind(key_id)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-            }
-            Pool::Sqlite(pool) => {
-                let now = now_ms();
-                let until = old_until.map_or(now, |t| t.timestamp_millis());
-                let mut tx = pool.begin().await?;
-                sqlx::query(
-                    "UPDATE hangar_webhook_secrets SET expires_at = min(COALESCE(expires_at, $2), $2) \
-                     WHERE endpoint_id = $1",
-                )
-                .bind(id)
-                .bind(until)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "INSERT INTO hangar_webhook_secrets (endpoint_id, seq, sealed, key_id, created_at) \
-                     SELECT $1, COALESCE(max(seq), 0) + 1, $2, $3, $4 FROM hangar_webhook_secrets \
-                     WHERE endpoint_id = $1",
-                )
-                .bind(id)
-                .bind(sealed)
-                .bind(key_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// The sealed secrets that sign now: the current one first, then those in their grace.
-    pub async fn webhook_secrets(&self, id: &str) -> Result<Vec<String>, StoreError> {
-        Ok(match self.pool() {
-            Pool::Postgres(pool) => {
-                sqlx::query_scalar(
-                    "SELECT sealed FROM hangar_webhook_secrets WHERE endpoint_id = $1 \
-                     AND (expires_at IS NULL OR expires_at > now()) ORDER BY seq DESC",
-                )
-                .bind(id)
-                .fetch_all(pool)
-                .await?
-            }
-            Pool::Sqlite(pool) => {
-                sqlx::query_scalar(
-                    "SELECT sealed FROM hangar_webhook_secrets WHERE endpoint_id = $1 \
-                     AND (expires_at IS NULL OR expires_at > $2) ORDER BY seq DESC",
-                )
-                .bind(id)
-                .bind(now_ms())
-                .fetch_all(pool)
-                .await?
-            }
-        })
     }
 
     /// How many endpoints are in each health (for the `hangar_webhook_endpoints` gauge).

@@ -390,6 +390,22 @@ pub async fn signing_secrets(
     Ok(secrets)
 }
 
+/// Re-seals every endpoint secret under `new` in one transaction (`hangar keys rotate`);
+/// `keyring` must open every current value. Returns how many were re-sealed.
+pub async fn reseal_all(
+    store: &crate::store::Store,
+    keyring: &crate::secrets::Keyring,
+    new: &crate::secrets::MasterKey,
+) -> Result<u64, WebhookError> {
+    let target = crate::secrets::Keyring::new(new.clone());
+    store
+        .reseal_webhook_secrets(|id, sealed| -> Result<(String, String), WebhookError> {
+            let plain = keyring.open(sealed, &secret_aad(id), "webhook endpoint secret")?;
+            Ok((target.seal(&plain, &secret_aad(id)), new.id().to_owned()))
+        })
+        .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -193,7 +193,10 @@ mod tests {
                 .sum();
             // At the lowest jitter every wait is shorter by the jitter fraction.
             let shortest = total.mul_f64(1.0 - pool.retry.jitter);
-            assert!(shortest > 3 * day, "{total:?} at most, {shortest:?} at least");
+            assert!(
+                shortest > 3 * day,
+                "{total:?} at most, {shortest:?} at least"
+            );
             assert!(total < 5 * day, "the README says about 4.4 days: {total:?}");
             assert!(pool.max_attempts as u32 > class.max_retries);
         }
