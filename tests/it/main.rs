@@ -43,4 +43,5 @@ mod webhooks_endpoints;
 mod webhooks_fanout;
 mod webhooks_health;
 mod webhooks_keys;
+mod webhooks_retention;
 mod webhooks_support;
