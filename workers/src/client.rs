@@ -78,9 +78,8 @@ impl Conn for PgConnection {
         event: &EventEnvelope,
         webhooks: &Route,
     ) -> Result<bool, StoreError> {
-        let rows = store::pg_insert_events(self, std::slice::from_ref(event)).await?;
-        store::pg_fan_out(self, &rows, webhooks).await?;
-        Ok(rows.len() == 1)
+        let (new, _) = store::pg_insert_events(self, std::slice::from_ref(event), webhooks).await?;
+        Ok(new == 1)
     }
     async fn job_states(&mut self, ids: &[JobId]) -> Result<HashMap<JobId, JobState>, StoreError> {
         store::pg_job_states(self, ids).await

@@ -9,7 +9,7 @@ use sqlx::{PgConnection, Row, SqliteConnection};
 
 use super::events::{pg_insert_events, sqlite_insert_events};
 use super::rows::now_ms;
-use super::webhook_fanout::{pg_fan_out, sqlite_fan_out};
+use super::webhook_fanout::sqlite_fan_out;
 use super::{Ingested, Keyed, Store, StoreError};
 use crate::db::Pool;
 use crate::job::{Enqueued, JobId, JobState, NewJob};
@@ -54,11 +54,10 @@ impl Store {
         let (events_new, jobs_new, deliveries) = match self.pool() {
             Pool::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                let e = pg_insert_events(&mut tx, events).await?;
-                let d = pg_fan_out(&mut tx, &e, webhooks).await?;
+                let (e, d) = pg_insert_events(&mut tx, events, webhooks).await?;
                 let j = pg_enqueue_many(&mut tx, jobs).await?;
                 tx.commit().await?;
-                (e.len() as u64, j, d)
+                (e, j, d)
             }
             Pool::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;

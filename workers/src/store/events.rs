@@ -4,11 +4,13 @@
 //! `webhook_fanout`). The connection-level functions also run inside a caller's own
 //! transaction (see [`crate::client::Conn`]).
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, SqliteConnection};
 
 use super::rows::now_ms;
-use super::webhook_fanout::{pg_fan_out, sqlite_fan_out};
+use super::webhook_fanout::{pg_fan_out_ctes, sqlite_fan_out};
 use super::{Store, StoreError};
 use crate::db::Pool;
 use crate::routes::Route;
@@ -26,11 +28,9 @@ impl Store {
         let event = std::slice::from_ref(event);
         let (inserted, jobs) = match self.pool() {
             Pool::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let rows = pg_insert_events(&mut tx, event).await?;
-                let jobs = pg_fan_out(&mut tx, &rows, webhooks).await?;
-                tx.commit().await?;
-                (rows.len(), jobs)
+                let (new, jobs) =
+                    pg_insert_events(&mut *pool.acquire().await?, event, webhooks).await?;
+                (new as usize, jobs)
             }
             Pool::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
@@ -47,14 +47,29 @@ impl Store {
     }
 }
 
-/// Stores events once per `(workspace_id, event_id)`; returns the row ids of the new ones.
+/// Stores events once per `(workspace_id, event_id)` with their webhook deliveries and jobs
+/// (routed by `webhooks`), in one statement; returns how many events were new and how many
+/// jobs were created.
 pub(crate) async fn pg_insert_events(
     conn: &mut PgConnection,
     events: &[EventEnvelope],
-) -> Result<Vec<i64>, StoreError> {
+    webhooks: &Route,
+) -> Result<(u64, u64), StoreError> {
     if events.is_empty() {
-        return Ok(Vec::new());
+        return Ok((0, 0));
     }
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "WITH e AS (INSERT INTO hangar_events (workspace_id, event_id, type, occurred_at, \
+                 data, body) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], \
+                 $5::jsonb[], $6::text[]) \
+             ON CONFLICT (workspace_id, event_id) DO NOTHING \
+             RETURNING id, workspace_id, event_id, type), {} \
+             SELECT (SELECT count(*) FROM e), (SELECT count(*) FROM j)",
+            pg_fan_out_ctes(7, 8, 9)
+        )
+    });
     let workspaces: Vec<&str> = events.iter().map(|e| e.workspace_id.as_str()).collect();
     let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
     let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
@@ -64,21 +79,19 @@ pub(crate) async fn pg_insert_events(
         .map(|e| serde_json::Value::Object(e.data.clone()))
         .collect();
     let bodies: Vec<String> = events.iter().map(envelope_body).collect();
-    let rows = sqlx::query_scalar(
-        "INSERT INTO hangar_events (workspace_id, event_id, type, occurred_at, data, body) \
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], \
-             $5::jsonb[], $6::text[]) \
-         ON CONFLICT (workspace_id, event_id) DO NOTHING RETURNING id",
-    )
-    .bind(workspaces)
-    .bind(ids)
-    .bind(types)
-    .bind(times)
-    .bind(data)
-    .bind(bodies)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(rows)
+    let (new, jobs): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(SQL.as_str()))
+        .bind(workspaces)
+        .bind(ids)
+        .bind(types)
+        .bind(times)
+        .bind(data)
+        .bind(bodies)
+        .bind(crate::webhooks::KIND)
+        .bind(&webhooks.queue)
+        .bind(webhooks.max_attempts)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok((new as u64, jobs as u64))
 }
 
 /// Stores events once per `(workspace_id, event_id)`; returns the row ids of the new ones.

@@ -82,7 +82,7 @@ pub use stats::{QueueStats, QueueThroughput};
 pub use webhook_attempts::{AttemptOutcome, AttemptRow, DeliveryTarget, HealthMove};
 pub use webhook_deliveries::{Attempt, Delivery};
 pub use webhook_endpoints::NewEndpointRow;
-pub(crate) use webhook_fanout::{pg_fan_out, sqlite_fan_out};
+pub(crate) use webhook_fanout::sqlite_fan_out;
 
 /// What can go wrong talking to the store.
 #[derive(Debug, thiserror::Error)]

@@ -221,7 +221,9 @@ impl Store {
             Pool::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
                 let now = Utc::now();
-                let streak = write!(&mut tx, now, a.started_at, " FOR UPDATE");
+                // NO KEY UPDATE: an ingress batch that inserts deliveries of this endpoint (a
+                // key-share lock through the foreign key) is not held up by it.
+                let streak = write!(&mut tx, now, a.started_at, " FOR NO KEY UPDATE");
                 let since: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
                     "SELECT failing_since FROM hangar_webhook_endpoints WHERE id = $1",
                 )

@@ -5,11 +5,12 @@
 //! unique per (event row, endpoint), and only new event rows fan out, so the same event twice
 //! creates nothing. Also the (re)queueing of existing deliveries: resend, replay, release.
 //!
-//! PostgreSQL does the fan-out in one statement: the delivery rows take their job ids from the
-//! jobs' identity sequence and the jobs are inserted from the deliveries' `RETURNING`. SQLite
-//! (one writer, local) inserts the deliveries, their jobs, then links them.
+//! On PostgreSQL the events, their deliveries and their jobs are one statement (`events.rs`
+//! with [`pg_fan_out_ctes`]): the delivery rows take their job ids from the jobs' identity
+//! sequence and the jobs are inserted from the deliveries' `RETURNING`. SQLite (one writer,
+//! local) inserts the deliveries, their jobs, then links them, after the events.
 
-use sqlx::{PgConnection, SqliteConnection};
+use sqlx::SqliteConnection;
 
 use super::rows::now_ms;
 use super::{Store, StoreError};
@@ -35,46 +36,36 @@ macro_rules! sqlite_subscribed {
     };
 }
 
-/// Fans out the new event rows `rows`; returns how many jobs it created.
-pub(crate) async fn pg_fan_out(
-    conn: &mut PgConnection,
-    rows: &[i64],
-    route: &Route,
-) -> Result<u64, StoreError> {
-    if rows.is_empty() {
-        return Ok(0);
-    }
-    let sql = format!(
+/// The fan-out as two CTEs over a CTE `e` of the new event rows (`id`, `workspace_id`,
+/// `event_id`, `type`), PostgreSQL: `d` the deliveries, `j` their jobs (`RETURNING 1`). The
+/// job kind, queue and attempt budget are the parameters `$kind`, `$queue`, `$max`.
+pub(super) fn pg_fan_out_ctes(kind: usize, queue: usize, max: usize) -> String {
+    format!(
         concat!(
-            "WITH d AS (INSERT INTO hangar_webhook_deliveries (id, endpoint_id, workspace_id, \
+            "d AS (INSERT INTO hangar_webhook_deliveries (id, endpoint_id, workspace_id, \
                  event_row, event_id, event_type, state, job_id) \
              SELECT 'dlv_' || replace(gen_random_uuid()::text, '-', ''), ep.id, e.workspace_id, \
                  e.id, e.event_id, e.type, \
                  CASE WHEN ep.enabled AND ep.paused_at IS NULL THEN 'pending' ELSE 'held' END, \
                  CASE WHEN ep.enabled AND ep.paused_at IS NULL \
                      THEN nextval(pg_get_serial_sequence('hangar_jobs', 'id')) END \
-             FROM hangar_events e \
-             JOIN hangar_webhook_endpoints ep ON ep.workspace_id = e.workspace_id \
-             WHERE e.id = ANY($1) AND ",
+             FROM e JOIN hangar_webhook_endpoints ep ON ep.workspace_id = e.workspace_id \
+             WHERE ",
             pg_subscribed!(),
             " ORDER BY e.id, ep.id \
-             ON CONFLICT DO NOTHING RETURNING id, workspace_id, job_id) \
-             INSERT INTO hangar_jobs (id, kind, queue, args, state, max_attempts, priority, \
-                 run_at, workspace_id, idempotency_key) OVERRIDING SYSTEM VALUE \
-             SELECT job_id, $2, $3, jsonb_build_object('delivery_id', id), 'available', $4, 0, \
-                 now(), workspace_id, 'hangar:webhook:' || id || ':' || job_id \
-             FROM d WHERE job_id IS NOT NULL ORDER BY job_id"
+             ON CONFLICT DO NOTHING RETURNING id, workspace_id, job_id), \
+             j AS (INSERT INTO hangar_jobs (id, kind, queue, args, state, max_attempts, \
+                 priority, run_at, workspace_id, idempotency_key) OVERRIDING SYSTEM VALUE \
+             SELECT job_id, ${kind}, ${queue}, jsonb_build_object('delivery_id', id), \
+                 'available', ${max}, 0, now(), workspace_id, \
+                 'hangar:webhook:' || id || ':' || job_id \
+             FROM d WHERE job_id IS NOT NULL ORDER BY job_id RETURNING 1)"
         ),
-        safety = SAFETY_RESOURCES_SQL
-    );
-    let done = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(rows)
-        .bind(KIND)
-        .bind(&route.queue)
-        .bind(route.max_attempts)
-        .execute(&mut *conn)
-        .await?;
-    Ok(done.rows_affected())
+        safety = SAFETY_RESOURCES_SQL,
+        kind = kind,
+        queue = queue,
+        max = max,
+    )
 }
 
 /// Fans out the new event rows `rows`; returns how many jobs it created.
