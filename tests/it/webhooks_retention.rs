@@ -1,6 +1,6 @@
 //! What the attempt log keeps and for how long, on both backends: an expunged delivery's
 //! exchange is erased and it can no longer be resent; attempts past their retention are
-//! deleted while the delivery stays.
+//! deleted while the delivery stays; an answer is kept to its first 16 KiB, and no more is read.
 
 use std::time::Duration;
 
@@ -122,4 +122,80 @@ async fn expunge_erases_the_exchange_and_retention_prunes_attempts_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expunge_erases_the_exchange_and_retention_prunes_attempts_sqlite() {
     expunge_and_retention(Backend::Sqlite).await;
+}
+
+/// A receiver answering 500 with a 100 000-byte body (`/big`) or a body that never ends
+/// (`/endless`).
+async fn big_answers() -> String {
+    use axum::body::{Body, Bytes};
+    use axum::http::StatusCode;
+    use axum::routing::post;
+    let app = axum::Router::new()
+        .route(
+            "/big",
+            post(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "x".repeat(100_000)) }),
+        )
+        .route(
+            "/endless",
+            post(|| async {
+                let chunks = futures_util::stream::repeat_with(|| {
+                    Ok::<_, std::io::Error>(Bytes::from_static(&[b'y'; 4096]))
+                });
+                (StatusCode::INTERNAL_SERVER_ERROR, Body::from_stream(chunks))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    base
+}
+
+async fn response_excerpt(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let hangar = Hangar::start(&db).await;
+    let owner = token(&db, "owner");
+    let base = big_answers().await;
+    let mut ids = Vec::new();
+    for path in ["/big", "/endless"] {
+        let created = hangar
+            .create(&owner, "ws_1", json!({"url": format!("{base}{path}")}))
+            .await;
+        ids.push(created["id"].as_str().expect("id").to_owned());
+    }
+    hangar
+        .publish(&owner, &event("evt_big", "trip.created", "ws_1"))
+        .await;
+    for (id, size) in ids.iter().zip([Some(100_000), None]) {
+        until("an attempt logged", || async {
+            hangar
+                .deliveries(&owner, "ws_1", id)
+                .await
+                .first()
+                .is_some_and(|d| d["attempts"].as_array().is_some_and(|a| !a.is_empty()))
+        })
+        .await;
+        let deliveries = hangar.deliveries(&owner, "ws_1", id).await;
+        let attempt = &deliveries[0]["attempts"][0];
+        assert_eq!(attempt["status"], 500);
+        assert_eq!(attempt["body_truncated"], true, "{id}");
+        assert_eq!(
+            attempt["body_size"],
+            json!(size),
+            "the declared size, else unknown"
+        );
+        let body = attempt["response_body"].as_str().expect("excerpt");
+        assert_eq!(body.len(), 16 * 1024, "exactly the first 16 KiB");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_keeps_16_kib_of_the_answer_and_reads_no_more_postgres() {
+    response_excerpt(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_keeps_16_kib_of_the_answer_and_reads_no_more_sqlite() {
+    response_excerpt(Backend::Sqlite).await;
 }
