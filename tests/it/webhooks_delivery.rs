@@ -2,7 +2,7 @@
 //! headers verified by the Standard Webhooks reference crate and by a plain HMAC check, the
 //! same body and delivery id across retries, both secrets during a rotation, 410 disabling
 //! the endpoint with its held deliveries released when it is enabled again, and the fan-out
-//! from the Redis ingress.
+//! from the Redis ingress; redirects are not followed.
 
 use serde_json::json;
 
@@ -286,4 +286,74 @@ async fn gone_disables_and_held_deliveries_are_released_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gone_disables_and_held_deliveries_are_released_sqlite() {
     gone_holds_and_releases(Backend::Sqlite).await;
+}
+
+async fn redirects_fail(backend: Backend) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::http::{StatusCode, header};
+    use axum::routing::post;
+    let followed = Arc::new(AtomicUsize::new(0));
+    let seen = followed.clone();
+    let app = axum::Router::new()
+        .route(
+            "/moved",
+            post(|| async {
+                (
+                    StatusCode::MOVED_PERMANENTLY,
+                    [(header::LOCATION, "/target")],
+                )
+            }),
+        )
+        .route(
+            "/target",
+            post(move || {
+                seen.fetch_add(1, Ordering::SeqCst);
+                async { StatusCode::OK }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let db = TestDb::new(backend).await;
+    let hangar = Hangar::start(&db).await;
+    let owner = token(&db, "owner");
+    let created = hangar
+        .create(&owner, "ws_1", json!({"url": format!("{base}/moved")}))
+        .await;
+    let id = created["id"].as_str().expect("id").to_owned();
+    hangar
+        .publish(&owner, &event("evt_m", "trip.created", "ws_1"))
+        .await;
+    until("the redirect failed", || async {
+        hangar
+            .deliveries(&owner, "ws_1", &id)
+            .await
+            .first()
+            .is_some_and(|d| d["state"] == "failed")
+    })
+    .await;
+    let deliveries = hangar.deliveries(&owner, "ws_1", &id).await;
+    let attempts = deliveries[0]["attempts"].as_array().expect("attempts");
+    assert_eq!(attempts.len(), 1, "a redirect is not retried");
+    assert_eq!(attempts[0]["status"], 301);
+    assert_eq!(attempts[0]["error_class"], "client");
+    assert_eq!(
+        followed.load(Ordering::SeqCst),
+        0,
+        "the redirect is not followed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_not_followed_postgres() {
+    redirects_fail(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_not_followed_sqlite() {
+    redirects_fail(Backend::Sqlite).await;
 }
