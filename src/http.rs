@@ -4,15 +4,13 @@
 //! `/api/v1` and the dashboard at `/`.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use hangar_workers::alerts::AlertContext;
-use hangar_workers::client::Client;
 use hangar_workers::job::JobState;
 use hangar_workers::store::Store;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -61,14 +59,12 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, Fatal> {
 /// Serves the routes on `listener` until `shutdown` is cancelled.
 pub async fn serve(
     listener: TcpListener,
-    store: Store,
-    client: Arc<Client>,
+    api_state: ApiState,
     queues: Vec<String>,
     redis: Option<RedisConfig>,
-    alerts: Option<AlertContext>,
     shutdown: CancellationToken,
 ) {
-    let api_state = ApiState::new(store.clone(), client).with_alerts(alerts);
+    let store = api_state.store.clone();
     let api = api::routes(api_state.clone());
     let state = AppState {
         store,
@@ -151,6 +147,15 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
                     .set(queue.lag_seconds);
             }
             metrics::gauge!("hangar_database_up").set(1.0);
+            match state.store.webhook_health_counts().await {
+                Ok(counts) => {
+                    for (health, n) in counts {
+                        metrics::gauge!("hangar_webhook_endpoints", "health" => health.as_str())
+                            .set(n as f64);
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "metrics: cannot read webhook endpoints"),
+            }
         }
         Err(error) => {
             tracing::warn!(%error, "metrics: cannot read queue stats");

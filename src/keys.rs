@@ -105,7 +105,13 @@ pub async fn command(config: &Config, command: KeysCommand) -> Result<(), Fatal>
 }
 
 async fn rotate(store: &Store, ring: &Keyring, new_key: &MasterKey) -> Result<u64, Fatal> {
-    channels::reseal_all(store, ring, new_key)
+    let channels = channels::reseal_all(store, ring, new_key)
         .await
-        .map_err(|e| Fatal::runtime(e.to_string()))
+        .map_err(|e| Fatal::runtime(e.to_string()))?;
+    // The webhook endpoints' secrets (another transaction: a failure here leaves the channels
+    // re-sealed under the new key, which the NEW,OLD keyring opens, and is safe to repeat).
+    let endpoints = hangar_workers::webhooks::endpoint::reseal_all(store, ring, new_key)
+        .await
+        .map_err(|e| Fatal::runtime(e.to_string()))?;
+    Ok(channels + endpoints)
 }

@@ -208,6 +208,14 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
             let flags = Flags::new().with(&database).with(&pools).with(&schedules);
             planner::command(&load(flags)?, command).await
         }
+        Command::Webhooks {
+            database,
+            pools,
+            command,
+        } => {
+            let config = load(Flags::new().with(&database).with(&pools))?;
+            commands::webhooks::command(&config, command).await
+        }
         Command::Bench {
             database,
             pools,

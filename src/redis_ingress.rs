@@ -501,7 +501,8 @@ impl Consumer {
                 Item::Job(job) => jobs.push(job.clone()),
             }
         }
-        let ingested = self.store.ingest(&events, &jobs).await?;
+        let webhooks = self.client.webhook_route();
+        let ingested = self.store.ingest(&events, &jobs, &webhooks).await?;
         metrics::gauge!("hangar_database_up").set(1.0);
         for (outcome, n) in [
             ("event_new", ingested.events_new),

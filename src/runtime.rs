@@ -11,6 +11,7 @@ use hangar_workers::pool::{Pool, PoolDeps};
 use hangar_workers::pool_config::PoolSpec;
 use hangar_workers::refresher::NoRefresher;
 use hangar_workers::routes::Routes;
+use hangar_workers::webhooks::{self, WebhookContext};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -44,10 +45,11 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
     // The alert dispatcher runs in `serve` and in every worker that runs the alert kinds;
     // both need the master key (on PostgreSQL a missing key stops them here, exit 2).
     let runs_alerts = plan.planner && plan.migrate
-        || plan
-            .pools
-            .iter()
-            .any(|p| p.kinds.iter().any(|k| alerts::KINDS.contains(&k.as_str())));
+        || plan.pools.iter().any(|p| {
+            p.kinds
+                .iter()
+                .any(|k| alerts::KINDS.contains(&k.as_str()) || k == webhooks::KIND)
+        });
     let keyring = if runs_alerts {
         Some(crate::keys::keyring(config)?.0)
     } else if plan
@@ -87,6 +89,17 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
     if let Some(context) = &alert_context {
         alerts::register(&mut registry, context);
     }
+    let webhook_context = keyring.clone().map(|keyring| {
+        WebhookContext::new(
+            store.clone(),
+            Arc::new(keyring),
+            config.targets.clone(),
+            &routes,
+        )
+    });
+    if let Some(context) = &webhook_context {
+        webhooks::register(&mut registry, context);
+    }
     let registry = Arc::new(registry);
     let listener = http::bind(config.bind).await?;
     // With `--bind 127.0.0.1:0` the system picks the port; this line says which one.
@@ -117,6 +130,10 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
         );
         tasks.spawn(dispatcher.run(shutdown.clone()));
     }
+    if webhook_context.is_some() && plan.migrate {
+        let pruner = webhooks::retention::AttemptPruner::new(store.clone(), &worker_id());
+        tasks.spawn(pruner.run(shutdown.clone()));
+    }
     if plan.planner {
         let planner = crate::planner::start_planner(config, &store, routes.clone()).await?;
         tasks.spawn(planner.run(shutdown.clone()));
@@ -127,13 +144,14 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
         let pool = Pool::new(spec, deps.clone());
         tasks.spawn(pool.run(shutdown.clone()));
     }
+    let api_state = crate::api::ApiState::new(store.clone(), client)
+        .with_alerts(alert_context)
+        .with_webhooks(webhook_context);
     tasks.spawn(http::serve(
         listener,
-        store.clone(),
-        client,
+        api_state,
         queues,
         config.redis.clone(),
-        alert_context,
         shutdown.clone(),
     ));
     tracing::info!(
@@ -151,7 +169,10 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
 fn check_kinds(registry: &Registry, pools: &[PoolSpec]) -> Result<(), Fatal> {
     for pool in pools {
         for kind in &pool.kinds {
-            if registry.get(kind).is_none() && !alerts::KINDS.contains(&kind.as_str()) {
+            if registry.get(kind).is_none()
+                && !alerts::KINDS.contains(&kind.as_str())
+                && kind != webhooks::KIND
+            {
                 return Err(Fatal::config(format!(
                     "{}: pool '{}': kinds: unknown job kind '{kind}' (known: {})",
                     pool.source,

@@ -13,6 +13,7 @@ use hangar_integrations::store::SyncStoreError;
 use hangar_schedules::ScheduleError;
 use hangar_workers::alerts::AlertError;
 use hangar_workers::store::StoreError;
+use hangar_workers::webhooks::WebhookError;
 use hangar_workers::wire::{MAX_MESSAGE_BYTES, Rejection};
 
 use super::auth::{Role, TokenError};
@@ -114,6 +115,9 @@ pub enum ApiError {
     /// The API tokens.
     #[error(transparent)]
     Token(#[from] TokenError),
+    /// The webhook endpoints and deliveries.
+    #[error(transparent)]
+    Webhook(#[from] WebhookError),
 }
 
 /// How a failure underneath the API reaches the caller.
@@ -184,6 +188,20 @@ impl ApiError {
                 SyncStoreError::Corrupt(_) => Underneath::Internal,
             },
             ApiError::Token(TokenError::Random(_)) => Underneath::Internal,
+            ApiError::Webhook(error) => match error {
+                WebhookError::EndpointNotFound(_) | WebhookError::DeliveryNotFound(_) => {
+                    Underneath::Caller(StatusCode::NOT_FOUND, "not_found")
+                }
+                WebhookError::Invalid(_) => {
+                    Underneath::Caller(StatusCode::UNPROCESSABLE_ENTITY, "invalid_endpoint")
+                }
+                WebhookError::Forbidden(_) => {
+                    Underneath::Caller(StatusCode::FORBIDDEN, "forbidden")
+                }
+                WebhookError::Expunged(_) => Underneath::Caller(StatusCode::CONFLICT, "conflict"),
+                WebhookError::Store(error) => store(error),
+                WebhookError::Secret(_) => Underneath::Internal,
+            },
             _ => return None,
         })
     }
@@ -215,7 +233,8 @@ impl ApiError {
             | ApiError::Sync(_)
             | ApiError::Alert(_)
             | ApiError::Schedule(_)
-            | ApiError::Token(_) => match self.underneath() {
+            | ApiError::Token(_)
+            | ApiError::Webhook(_) => match self.underneath() {
                 Some(Underneath::Caller(status, _)) => status,
                 Some(Underneath::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -251,7 +270,8 @@ impl ApiError {
             | ApiError::Sync(_)
             | ApiError::Alert(_)
             | ApiError::Schedule(_)
-            | ApiError::Token(_) => match self.underneath() {
+            | ApiError::Token(_)
+            | ApiError::Webhook(_) => match self.underneath() {
                 Some(Underneath::Caller(_, code)) => code,
                 Some(Underneath::Unavailable) => "unavailable",
                 _ => "internal",

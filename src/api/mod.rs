@@ -16,6 +16,9 @@ mod error;
 mod jobs;
 mod publish;
 mod sync_runs;
+mod webhook_bodies;
+mod webhook_deliveries;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +32,7 @@ use axum::{Json, Router};
 use hangar_workers::alerts::AlertContext;
 use hangar_workers::client::Client;
 use hangar_workers::store::Store;
+use hangar_workers::webhooks::WebhookContext;
 use hangar_workers::wire::MAX_MESSAGE_BYTES;
 use utoipa::openapi::info::{ContactBuilder, LicenseBuilder};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -57,6 +61,8 @@ pub struct ApiState {
     pub limiter: Arc<auth::RateLimiter>,
     /// Keyring and HTTP client of the alert channels (present with the master key).
     pub alerts: Option<AlertContext>,
+    /// Keyring, target policy and job route of the webhook endpoints (with the master key).
+    pub webhooks: Option<WebhookContext>,
 }
 
 impl ApiState {
@@ -67,7 +73,14 @@ impl ApiState {
             client,
             limiter: Arc::default(),
             alerts: None,
+            webhooks: None,
         }
+    }
+
+    /// The same, able to manage webhook endpoints.
+    pub fn with_webhooks(mut self, webhooks: Option<WebhookContext>) -> ApiState {
+        self.webhooks = webhooks;
+        self
     }
 
     /// The same, able to manage alert channels.
@@ -99,6 +112,19 @@ fn documented() -> OpenApiRouter<ApiState> {
         .routes(routes!(sync_runs::list_changes))
         .routes(routes!(conflicts::list_conflicts))
         .routes(routes!(conflicts::resolve_conflict))
+        .routes(routes!(webhooks::create_endpoint, webhooks::list_endpoints))
+        .routes(routes!(
+            webhooks::get_endpoint,
+            webhooks::patch_endpoint,
+            webhooks::delete_endpoint
+        ))
+        .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(webhooks::pause_endpoint))
+        .routes(routes!(webhooks::resume_endpoint))
+        .routes(routes!(webhook_deliveries::list_deliveries))
+        .routes(routes!(webhook_deliveries::replay))
+        .routes(routes!(webhook_deliveries::resend))
+        .routes(routes!(webhook_deliveries::expunge))
 }
 
 /// The OpenAPI document of the API.
@@ -107,8 +133,8 @@ pub fn openapi() -> OpenApi {
     doc.info.title = "Hangar API".to_owned();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     doc.info.description = Some(
-        "Bearer tokens from `hangar tokens create`. Each operation's `bearer` scope is the role \
-         it needs: viewer < operator < admin | safety_manager < owner."
+        "Bearer tokens from `hangar tokens create`. Each operation's `bearer` scopes are the \
+         roles it takes (any one of them): viewer < operator < admin | safety_manager < owner."
             .to_owned(),
     );
     // The defaults name the OpenAPI crate's author and licence, not this project's.

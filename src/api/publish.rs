@@ -49,7 +49,10 @@ pub async fn post_event(
     caller.require(Role::Operator)?;
     let event = wire::parse_event_body(&body(raw)?).map_err(ApiError::InvalidEvent)?;
     caller.require_workspace(&event.workspace_id)?;
-    let created = state.store.publish_event(&event).await?;
+    let created = state
+        .store
+        .publish_event(&event, &state.client.webhook_route())
+        .await?;
     count(if created {
         "event_new"
     } else {

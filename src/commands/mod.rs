@@ -11,3 +11,4 @@ pub mod jobs;
 pub mod output;
 pub mod table;
 pub mod tokens;
+pub mod webhooks;

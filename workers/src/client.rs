@@ -27,7 +27,7 @@ use sqlx::{PgConnection, SqliteConnection};
 
 use crate::job::{Enqueued, JobId, JobState, NewJob};
 use crate::kinds::Registry;
-use crate::routes::Routes;
+use crate::routes::{Route, Routes};
 use crate::store::{self, Keyed, StoreError};
 use crate::wire::{self, EventEnvelope, JobRequest, Rejection};
 
@@ -45,10 +45,12 @@ pub trait Conn: Send + sealed::Sealed {
         &mut self,
         jobs: &[NewJob],
     ) -> impl Future<Output = Result<Keyed, StoreError>> + Send;
-    /// Inserts an event once per `(workspace_id, id)`; false when it already existed.
+    /// Inserts an event once per `(workspace_id, id)` with its webhook deliveries (jobs
+    /// routed by `webhooks`); false when it already existed.
     fn insert_event(
         &mut self,
         event: &EventEnvelope,
+        webhooks: &Route,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// The states of the jobs among `ids` that still exist (a pruned job is absent): what
     /// other crates ask about the jobs they enqueued, inside their own transaction.
@@ -71,8 +73,13 @@ impl Conn for PgConnection {
     async fn insert_jobs_keyed(&mut self, jobs: &[NewJob]) -> Result<Keyed, StoreError> {
         store::pg_enqueue_keyed(self, jobs).await
     }
-    async fn insert_event(&mut self, event: &EventEnvelope) -> Result<bool, StoreError> {
-        Ok(store::pg_insert_events(self, std::slice::from_ref(event)).await? == 1)
+    async fn insert_event(
+        &mut self,
+        event: &EventEnvelope,
+        webhooks: &Route,
+    ) -> Result<bool, StoreError> {
+        let (new, _) = store::pg_insert_events(self, std::slice::from_ref(event), webhooks).await?;
+        Ok(new == 1)
     }
     async fn job_states(&mut self, ids: &[JobId]) -> Result<HashMap<JobId, JobState>, StoreError> {
         store::pg_job_states(self, ids).await
@@ -86,8 +93,14 @@ impl Conn for SqliteConnection {
     async fn insert_jobs_keyed(&mut self, jobs: &[NewJob]) -> Result<Keyed, StoreError> {
         store::sqlite_enqueue_keyed(self, jobs).await
     }
-    async fn insert_event(&mut self, event: &EventEnvelope) -> Result<bool, StoreError> {
-        Ok(store::sqlite_insert_events(self, std::slice::from_ref(event)).await? == 1)
+    async fn insert_event(
+        &mut self,
+        event: &EventEnvelope,
+        webhooks: &Route,
+    ) -> Result<bool, StoreError> {
+        let rows = store::sqlite_insert_events(self, std::slice::from_ref(event)).await?;
+        store::sqlite_fan_out(self, &rows, webhooks).await?;
+        Ok(rows.len() == 1)
     }
     async fn job_states(&mut self, ids: &[JobId]) -> Result<HashMap<JobId, JobState>, StoreError> {
         store::sqlite_job_states(self, ids).await
@@ -189,14 +202,19 @@ impl Client {
         conn.insert_jobs_keyed(jobs).await
     }
 
-    /// Stores `event` through `conn`, once per `(workspace_id, id)`; false when it was
-    /// already stored. Check it first with [`crate::wire::parse_event`] when it comes from
-    /// outside.
+    /// Stores `event` through `conn`, once per `(workspace_id, id)`, with one delivery job
+    /// per subscribed webhook endpoint in the same transaction; false when it was already
+    /// stored. Check it first with [`crate::wire::parse_event`] when it comes from outside.
     pub async fn publish_event<C: Conn + ?Sized>(
         &self,
         conn: &mut C,
         event: &EventEnvelope,
     ) -> Result<bool, StoreError> {
-        conn.insert_event(event).await
+        conn.insert_event(event, &self.webhook_route()).await
+    }
+
+    /// Where `webhook_delivery` jobs go.
+    pub fn webhook_route(&self) -> Route {
+        self.routes.route_or_default(crate::webhooks::KIND, None)
     }
 }

@@ -26,4 +26,5 @@ pub mod signing;
 pub mod store;
 pub mod targets;
 pub mod transport_failure;
+pub mod webhooks;
 pub mod wire;

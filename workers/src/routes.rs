@@ -80,6 +80,7 @@ impl Routes {
             .map(String::as_str)
             .chain(registry.kinds())
             .chain(crate::alerts::KINDS.iter().copied())
+            .chain([crate::webhooks::KIND])
             .filter(|k| registry.is_internal(k))
             .map(str::to_owned)
             .collect();

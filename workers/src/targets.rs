@@ -123,6 +123,12 @@ impl TargetPolicy {
         self.allowed == Allowed::All
     }
 
+    /// Whether some internal addresses are allowed (`1` or a CIDR list): then plain `http`
+    /// URLs are accepted too (local receivers have no certificate).
+    pub fn allows_private(&self) -> bool {
+        self.allowed != Allowed::PublicOnly
+    }
+
     /// Whether a connection to `ip` is allowed.
     pub fn allows(&self, ip: IpAddr) -> bool {
         match &self.allowed {

@@ -16,17 +16,24 @@ pub enum AlertKind {
     JobFailed,
     /// An admin must re-authorise the integration.
     ReauthRequired,
-    /// An alert channel answered 410 Gone and was disabled.
+    /// An alert channel or a webhook endpoint was disabled (410 Gone; for an endpoint also
+    /// 5 days failing, or an operator).
     ChannelDisabled,
+    /// A webhook endpoint's last attempts failed (resolved by its next success).
+    WebhookDegraded,
+    /// An operator paused a webhook endpoint (resolved when it resumes).
+    WebhookPaused,
 }
 
 impl AlertKind {
     /// Every kind.
-    pub const ALL: [AlertKind; 4] = [
+    pub const ALL: [AlertKind; 6] = [
         AlertKind::JobFailing,
         AlertKind::JobFailed,
         AlertKind::ReauthRequired,
         AlertKind::ChannelDisabled,
+        AlertKind::WebhookDegraded,
+        AlertKind::WebhookPaused,
     ];
 
     /// Stable snake_case name, identical to the serde form.
@@ -36,6 +43,8 @@ impl AlertKind {
             AlertKind::JobFailed => "job_failed",
             AlertKind::ReauthRequired => "reauth_required",
             AlertKind::ChannelDisabled => "channel_disabled",
+            AlertKind::WebhookDegraded => "webhook_degraded",
+            AlertKind::WebhookPaused => "webhook_paused",
         }
     }
 }
@@ -148,7 +157,9 @@ mod tests {
                 "job_failing",
                 "job_failed",
                 "reauth_required",
-                "channel_disabled"
+                "channel_disabled",
+                "webhook_degraded",
+                "webhook_paused"
             ]
         );
         for kind in AlertKind::ALL {

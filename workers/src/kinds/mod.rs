@@ -99,6 +99,7 @@ impl Registry {
         for kind in crate::alerts::KINDS {
             registry.internal.insert(kind.to_owned());
         }
+        registry.internal.insert(crate::webhooks::KIND.to_owned());
         registry
     }
 

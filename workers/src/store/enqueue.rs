@@ -9,9 +9,11 @@ use sqlx::{PgConnection, Row, SqliteConnection};
 
 use super::events::{pg_insert_events, sqlite_insert_events};
 use super::rows::now_ms;
+use super::webhook_fanout::sqlite_fan_out;
 use super::{Ingested, Keyed, Store, StoreError};
 use crate::db::Pool;
 use crate::job::{Enqueued, JobId, JobState, NewJob};
+use crate::routes::Route;
 use crate::wire::EventEnvelope;
 
 impl Store {
@@ -39,31 +41,38 @@ impl Store {
     }
 
     /// Writes a batch of ingress entries in one transaction: events once per
-    /// `(workspace_id, id)`, jobs once per (workspace, kind, idempotency key). Nothing is written unless all of
-    /// it is (the Redis consumer acknowledges the entries only after this returns).
+    /// `(workspace_id, id)` with their webhook deliveries (jobs routed by `webhooks`, the
+    /// route of `webhook_delivery`), jobs once per (workspace, kind, idempotency key). Nothing
+    /// is written unless all of it is (the Redis consumer acknowledges the entries only after
+    /// this returns).
     pub async fn ingest(
         &self,
         events: &[EventEnvelope],
         jobs: &[NewJob],
+        webhooks: &Route,
     ) -> Result<Ingested, StoreError> {
-        let (events_new, jobs_new) = match self.pool() {
+        let (events_new, jobs_new, deliveries) = match self.pool() {
             Pool::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                let e = pg_insert_events(&mut tx, events).await?;
+                let (e, d) = pg_insert_events(&mut tx, events, webhooks).await?;
                 let j = pg_enqueue_many(&mut tx, jobs).await?;
                 tx.commit().await?;
-                (e, j)
+                (e, j, d)
             }
             Pool::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
                 let e = sqlite_insert_events(&mut tx, events).await?;
+                let d = sqlite_fan_out(&mut tx, &e, webhooks).await?;
                 let j = sqlite_enqueue_many(&mut tx, jobs).await?;
                 tx.commit().await?;
-                (e, j)
+                (e.len() as u64, j, d)
             }
         };
         if jobs_new > 0 {
             self.wake_queues(jobs);
+        }
+        if deliveries > 0 {
+            self.wakeups().wake(&webhooks.queue);
         }
         Ok(Ingested {
             events_new,

@@ -10,8 +10,9 @@
 //! `claims` (claims, wake-ups, LISTEN), `leases` (heartbeat, hand-back, expired leases),
 //! `completion`, `failures`, `rescue`, `cancel`, `operator` (retry, delete a queue), `jobs`
 //! (reading jobs and attempts), `stats`, `maintenance` (retention), `alerts`, `alert_channels`,
-//! `notices` (the alert dispatcher's rows); `rows` decodes rows of either
-//! backend.
+//! `notices` (the alert dispatcher's rows), `webhook_endpoints`, `webhook_secrets`, `webhook_fanout` (an event's
+//! deliveries in the transaction that stores it), `webhook_attempts`, `webhook_deliveries`;
+//! `rows` decodes rows of either backend.
 //!
 //! **Choosing the backend.** Every query chooses its dialect the same way: a `match` on
 //! `Store::pool` (durable writes and reads) or `Store::lease_pool` (claims, heartbeats
@@ -47,6 +48,11 @@ mod rescue;
 mod rows;
 pub mod schema;
 mod stats;
+mod webhook_attempts;
+mod webhook_deliveries;
+mod webhook_endpoints;
+mod webhook_fanout;
+mod webhook_secrets;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -73,6 +79,10 @@ pub(crate) use job_facts::{pg_job_states, sqlite_job_states};
 pub use notices::{AlertFacts, Sent};
 pub(crate) use rows::millis;
 pub use stats::{QueueStats, QueueThroughput};
+pub use webhook_attempts::{AttemptOutcome, AttemptRow, DeliveryTarget, HealthMove};
+pub use webhook_deliveries::{Attempt, Delivery};
+pub use webhook_endpoints::NewEndpointRow;
+pub(crate) use webhook_fanout::sqlite_fan_out;
 
 /// What can go wrong talking to the store.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,156 @@
+//! An endpoint's deliveries with their attempts, resend one delivery, replay a time range,
+//! expunge a delivery's content. Resend and replay create new jobs, which the retry rules
+//! treat like any delivery (a failed resend is retried, not dropped).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use chrono::Utc;
+use hangar_workers::store::Delivery;
+use hangar_workers::webhooks::WebhookError;
+
+use super::auth::Caller;
+use super::webhook_bodies::{
+    Count, DeliveriesQuery, Replay, may_manage, parse_required, require_webhooks,
+};
+use super::webhooks::{context, workspace_endpoint};
+use super::{ApiError, ApiPath, ApiQuery, ApiState};
+
+/// Most deliveries one listing returns.
+const MAX_LIMIT: i64 = 500;
+
+/// An endpoint's deliveries, newest first, each with its attempts (resolved address,
+/// headers with signatures redacted, status, the first 16 KiB of the answer, timings).
+#[utoipa::path(get, path = "/api/v1/workspaces/{ws}/webhook-endpoints/{id}/deliveries", tag = "webhooks",
+    params(("ws" = String, Path, description = "workspace id"), ("id" = String, Path, description = "endpoint id"),
+        DeliveriesQuery),
+    responses((status = 200, description = "the deliveries", body = [Delivery]),
+        (status = 400, description = "bad query"), (status = 401, description = "no valid token"),
+        (status = 403, description = "role or workspace not allowed"),
+        (status = 404, description = "no such endpoint in this workspace"), (status = 429, description = "rate limited")),
+    security(("bearer" = ["admin", "safety_manager"])))]
+pub async fn list_deliveries(
+    caller: Caller,
+    State(state): State<ApiState>,
+    ApiPath((ws, id)): ApiPath<(String, String)>,
+    ApiQuery(query): ApiQuery<DeliveriesQuery>,
+) -> Result<Json<Vec<Delivery>>, ApiError> {
+    require_webhooks(&caller)?;
+    caller.require_workspace(&ws)?;
+    workspace_endpoint(&state, &ws, &id).await?;
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit: {limit} is out of range (1 to {MAX_LIMIT})"
+        )));
+    }
+    Ok(Json(state.store.webhook_deliveries(&id, limit).await?))
+}
+
+/// Replays an endpoint's deliveries created in `[since, until)` (default until now), all or
+/// `failed_only`; `dry_run` only counts them. 202 with the count.
+#[utoipa::path(post, path = "/api/v1/workspaces/{ws}/webhook-endpoints/{id}/replay", tag = "webhooks",
+    params(("ws" = String, Path, description = "workspace id"), ("id" = String, Path, description = "endpoint id")),
+    request_body(content = Replay, description = "the range", content_type = "application/json"),
+    responses((status = 202, description = "how many deliveries are (or would be) sent again", body = Count),
+        (status = 400, description = "not JSON"), (status = 401, description = "no valid token"),
+        (status = 403, description = "role or workspace not allowed"),
+        (status = 404, description = "no such endpoint in this workspace"),
+        (status = 422, description = "invalid range (the message names the field)"),
+        (status = 429, description = "rate limited"), (status = 503, description = "no master key in this process")),
+    security(("bearer" = ["admin", "safety_manager"])))]
+pub async fn replay(
+    caller: Caller,
+    State(state): State<ApiState>,
+    ApiPath((ws, id)): ApiPath<(String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Count>), ApiError> {
+    require_webhooks(&caller)?;
+    caller.require_workspace(&ws)?;
+    let endpoint = workspace_endpoint(&state, &ws, &id).await?;
+    may_manage(&caller, &endpoint)?;
+    let body = body.map_err(|e| ApiError::BadBody(e.body_text()))?;
+    let replay: Replay = parse_required(&body)?;
+    let until = replay.until.unwrap_or_else(Utc::now);
+    if until <= replay.since {
+        return Err(WebhookError::Invalid("until: must be after since".to_owned()).into());
+    }
+    let context = context(&state)?;
+    let ids = state
+        .store
+        .webhook_replay_set(&id, replay.since, until, replay.failed_only)
+        .await?;
+    let count = if replay.dry_run {
+        ids.len() as u64
+    } else {
+        state
+            .store
+            .requeue_webhook_deliveries(&ids, &context.route())
+            .await?
+    };
+    Ok((StatusCode::ACCEPTED, Json(Count { count })))
+}
+
+/// The caller's delivery `id` and its endpoint, or 404.
+async fn delivery_for(caller: &Caller, state: &ApiState, id: &str) -> Result<Delivery, ApiError> {
+    let not_found = || ApiError::from(WebhookError::DeliveryNotFound(id.to_owned()));
+    let delivery = state
+        .store
+        .webhook_delivery(id)
+        .await?
+        .ok_or_else(not_found)?;
+    if !caller.sees(Some(&delivery.workspace_id)) {
+        return Err(not_found());
+    }
+    let endpoint = workspace_endpoint(state, &delivery.workspace_id, &delivery.endpoint_id).await?;
+    may_manage(caller, &endpoint)?;
+    Ok(delivery)
+}
+
+/// Sends one delivery again, as a new job (same delivery id, same body, fresh signatures).
+#[utoipa::path(post, path = "/api/v1/deliveries/{id}/resend", tag = "webhooks",
+    params(("id" = String, Path, description = "delivery id")),
+    responses((status = 202, description = "queued", body = Count),
+        (status = 401, description = "no valid token"), (status = 403, description = "role not allowed"),
+        (status = 404, description = "no such delivery"),
+        (status = 409, description = "the delivery was expunged"),
+        (status = 429, description = "rate limited"), (status = 503, description = "no master key in this process")),
+    security(("bearer" = ["admin", "safety_manager"])))]
+pub async fn resend(
+    caller: Caller,
+    State(state): State<ApiState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<(StatusCode, Json<Count>), ApiError> {
+    require_webhooks(&caller)?;
+    let delivery = delivery_for(&caller, &state, &id).await?;
+    if delivery.expunged_at.is_some() {
+        return Err(WebhookError::Expunged(id).into());
+    }
+    let context = context(&state)?;
+    let count = state
+        .store
+        .requeue_webhook_deliveries(std::slice::from_ref(&id), &context.route())
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(Count { count })))
+}
+
+/// Erases what a delivery's attempts recorded of the exchange (headers, response bodies); the
+/// delivery can no longer be sent.
+#[utoipa::path(post, path = "/api/v1/deliveries/{id}/expunge", tag = "webhooks",
+    params(("id" = String, Path, description = "delivery id")),
+    responses((status = 204, description = "expunged"),
+        (status = 401, description = "no valid token"), (status = 403, description = "role not allowed"),
+        (status = 404, description = "no such delivery"), (status = 429, description = "rate limited")),
+    security(("bearer" = ["admin", "safety_manager"])))]
+pub async fn expunge(
+    caller: Caller,
+    State(state): State<ApiState>,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    require_webhooks(&caller)?;
+    delivery_for(&caller, &state, &id).await?;
+    state.store.expunge_webhook_delivery(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,162 @@
+//! `hangar webhooks endpoints list|show ID` and `hangar webhooks replay ENDPOINT --since T
+//! [--until T] [--failed-only] [--dry-run]`: the operator's view of the webhook endpoints
+//! (health, last success, failure streak, disabled reason; never a secret) and the replay of
+//! a time range, each delivery a new job on the queue the pool files give `webhook_delivery`.
+
+use chrono::{DateTime, Utc};
+use hangar_workers::kinds::Registry;
+use hangar_workers::routes::Routes;
+use hangar_workers::store::Delivery;
+use hangar_workers::webhooks::{self, Endpoint};
+use serde_json::json;
+
+use crate::cli::{EndpointsCommand, WebhooksCommand};
+use crate::commands::output::{print_json, short_time};
+use crate::commands::table::{Align, Table};
+use crate::config::Config;
+use crate::exit::Fatal;
+
+fn time(t: Option<&DateTime<Utc>>) -> String {
+    t.map_or("-".to_owned(), short_time)
+}
+
+fn parse_time(flag: &str, value: &str) -> Result<DateTime<Utc>, Fatal> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            Fatal::config(format!(
+                "{flag}: '{value}' is not an RFC 3339 time ({e}), e.g. 2026-11-22T10:00:00Z"
+            ))
+        })
+}
+
+/// `hangar webhooks …`.
+pub async fn command(config: &Config, command: WebhooksCommand) -> Result<(), Fatal> {
+    let store = crate::connect_migrated(config).await?;
+    match command {
+        WebhooksCommand::Endpoints {
+            command: EndpointsCommand::List { workspace, json },
+        } => {
+            let endpoints = store.webhook_endpoints(workspace.as_deref()).await?;
+            if json {
+                print_json(&endpoints);
+            } else {
+                print_endpoints(&endpoints);
+            }
+        }
+        WebhooksCommand::Endpoints {
+            command: EndpointsCommand::Show { id, limit, json },
+        } => {
+            if !(1..=500).contains(&limit) {
+                return Err(Fatal::config("--limit: must be between 1 and 500"));
+            }
+            let endpoint = store
+                .webhook_endpoint(&id)
+                .await?
+                .ok_or_else(|| Fatal::config(format!("webhook endpoint {id} not found")))?;
+            let deliveries = store.webhook_deliveries(&id, limit).await?;
+            if json {
+                print_json(&json!({"endpoint": endpoint, "deliveries": deliveries}));
+            } else {
+                print_endpoints(std::slice::from_ref(&endpoint));
+                println!();
+                print_deliveries(&deliveries);
+            }
+        }
+        WebhooksCommand::Replay {
+            endpoint,
+            since,
+            until,
+            failed_only,
+            dry_run,
+            json,
+        } => {
+            let since = parse_time("--since", &since)?;
+            let until = match until {
+                Some(until) => parse_time("--until", &until)?,
+                None => Utc::now(),
+            };
+            if until <= since {
+                return Err(Fatal::config("--until: must be after --since"));
+            }
+            store
+                .webhook_endpoint(&endpoint)
+                .await?
+                .ok_or_else(|| Fatal::config(format!("webhook endpoint {endpoint} not found")))?;
+            let ids = store
+                .webhook_replay_set(&endpoint, since, until, failed_only)
+                .await?;
+            let count = if dry_run {
+                ids.len() as u64
+            } else {
+                let route = webhooks::route(&Routes::new(&config.pools, &Registry::builtin()));
+                store.requeue_webhook_deliveries(&ids, &route).await?
+            };
+            if json {
+                print_json(&json!({"count": count, "dry_run": dry_run}));
+            } else if dry_run {
+                println!("{count} deliveries would be sent again (dry run: nothing sent)");
+            } else {
+                println!("{count} deliveries queued again");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_endpoints(endpoints: &[Endpoint]) {
+    let mut table = Table::new(&[
+        ("ID", Align::Left),
+        ("WORKSPACE", Align::Left),
+        ("HEALTH", Align::Left),
+        ("LAST SUCCESS", Align::Left),
+        ("STREAK", Align::Right),
+        ("EVENTS", Align::Left),
+        ("URL", Align::Left),
+        ("DISABLED", Align::Left),
+    ]);
+    for e in endpoints {
+        let events = if e.event_types.is_empty() {
+            "all".to_owned()
+        } else {
+            e.event_types.join(",")
+        };
+        table.row(vec![
+            e.id.clone(),
+            e.workspace_id.clone(),
+            e.health.as_str().to_owned(),
+            time(e.last_success_at.as_ref()),
+            e.failure_streak.to_string(),
+            events,
+            e.url.clone(),
+            e.disabled_reason.clone().unwrap_or_else(|| "-".to_owned()),
+        ]);
+    }
+    table.print();
+}
+
+fn print_deliveries(deliveries: &[Delivery]) {
+    let mut table = Table::new(&[
+        ("DELIVERY", Align::Left),
+        ("EVENT", Align::Left),
+        ("TYPE", Align::Left),
+        ("STATE", Align::Left),
+        ("ATTEMPTS", Align::Right),
+        ("LAST STATUS", Align::Right),
+        ("CREATED", Align::Left),
+        ("LAST ERROR", Align::Left),
+    ]);
+    for d in deliveries {
+        table.row(vec![
+            d.id.clone(),
+            d.event_id.clone(),
+            d.event_type.clone(),
+            d.state.clone(),
+            d.attempt_count.to_string(),
+            d.last_status.map_or("-".to_owned(), |s| s.to_string()),
+            short_time(&d.created_at),
+            d.last_error.clone().unwrap_or_else(|| "-".to_owned()),
+        ]);
+    }
+    table.print();
+}

@@ -1,0 +1,368 @@
+//! One attempt of one delivery, the job kind `webhook_delivery`: load the delivery (a
+//! deleted endpoint's or an expunged one completes without sending; a paused or disabled
+//! endpoint's goes back to `held`), sign the event's stored body with every active secret
+//! (a fresh timestamp each attempt, the same delivery id), POST it without following
+//! redirects (the target policy checks the literal host here and every resolved address at
+//! connect), log the attempt and move the endpoint's health.
+//!
+//! Classification: 2xx succeeds; 410 disables the endpoint (alert) and fails without retry;
+//! 429 is `rate_limit` (its `Retry-After` honoured); 5xx `server`; 3xx and other 4xx
+//! `client` (no retry); no answer (refused, reset, timeout) `timeout`; a refused target
+//! `client`. Measured per attempt: time to the response headers (`first_byte_ms`, which
+//! includes DNS, connect and TLS: reqwest does not expose them apart) and to the end of the
+//! body read (`total_ms`).
+
+use std::time::Instant;
+
+use chrono::Utc;
+use serde_json::{Map, Value};
+
+use super::{DeliveryArgs, WebhookContext, WebhookError, endpoint, health};
+use crate::error_class::ErrorClass;
+use crate::job::ClaimedJob;
+use crate::kinds::{ArgsError, BoxFuture, Handler, JobFailure};
+use crate::signing::{SignedRequest, signature_headers};
+use crate::store::{AttemptOutcome, AttemptRow, DeliveryTarget};
+use crate::transport_failure::transport_failure;
+
+/// How much of a response body an attempt keeps (and reads).
+pub const RESPONSE_CAP: usize = 16 * 1024;
+
+/// The handler of `webhook_delivery`.
+pub struct DeliveryHandler {
+    context: WebhookContext,
+}
+
+impl DeliveryHandler {
+    /// The handler over `context`.
+    pub fn new(context: WebhookContext) -> Self {
+        DeliveryHandler { context }
+    }
+}
+
+impl Handler for DeliveryHandler {
+    fn validate(&self, args: &Value) -> Result<(), ArgsError> {
+        serde_json::from_value::<DeliveryArgs>(args.clone())
+            .map(|_| ())
+            .map_err(|e| ArgsError::shape(super::KIND, &e))
+    }
+
+    fn run(&self, job: ClaimedJob) -> BoxFuture<'static, Result<(), JobFailure>> {
+        let context = self.context.clone();
+        Box::pin(async move {
+            let result = attempt(&context, &job).await;
+            let outcome = match &result {
+                Ok(Sent::Delivered) => "delivered",
+                Ok(Sent::Skipped) => "skipped",
+                Ok(Sent::Held) => "held",
+                Err(failure) => failure.class.as_str(),
+            };
+            metrics::counter!("hangar_webhook_deliveries_total", "outcome" => outcome).increment(1);
+            result.map(|_| ())
+        })
+    }
+}
+
+/// What an attempt did when it did not fail.
+enum Sent {
+    Delivered,
+    Skipped,
+    Held,
+}
+
+fn internal(error: WebhookError) -> JobFailure {
+    JobFailure::new(ErrorClass::Internal, error.to_string())
+}
+
+async fn attempt(context: &WebhookContext, job: &ClaimedJob) -> Result<Sent, JobFailure> {
+    let args: DeliveryArgs = serde_json::from_value(job.args.clone())
+        .map_err(|e| JobFailure::new(ErrorClass::Client, format!("webhook delivery args: {e}")))?;
+    let store = &context.store;
+    let Some(target) = store
+        .webhook_delivery_target(&args.delivery_id)
+        .await
+        .map_err(|e| internal(e.into()))?
+    else {
+        tracing::info!(delivery = %args.delivery_id, "webhook delivery gone (endpoint deleted); skipped");
+        return Ok(Sent::Skipped);
+    };
+    if job.workspace_id.as_deref() != Some(target.workspace_id.as_str()) {
+        return Err(JobFailure::new(
+            ErrorClass::Client,
+            "webhook delivery refused: it belongs to another workspace than its job",
+        ));
+    }
+    if target.expunged {
+        return Ok(Sent::Skipped);
+    }
+    let Some(endpoint) = store
+        .webhook_endpoint(&target.endpoint_id)
+        .await
+        .map_err(|e| internal(e.into()))?
+    else {
+        return Ok(Sent::Skipped);
+    };
+    if !endpoint.enabled || endpoint.paused_at.is_some() {
+        store
+            .hold_webhook_delivery(&target.id)
+            .await
+            .map_err(|e| internal(e.into()))?;
+        return Ok(Sent::Held);
+    }
+    let secrets = endpoint::signing_secrets(context, &endpoint.id)
+        .await
+        .map_err(internal)?;
+    let started_at = Utc::now();
+    let signed = signature_headers(
+        &secrets,
+        &SignedRequest {
+            event_type: &target.event_type,
+            message_id: &target.event_id,
+            delivery_id: &target.id,
+            body: target.body.as_bytes(),
+            at: started_at,
+        },
+    );
+    let exchange = send(context, &endpoint.url, &target, &signed).await;
+    let status = exchange.status;
+    let result = classify(&exchange);
+    let outcome = match &result {
+        Ok(()) => AttemptOutcome::Succeeded,
+        Err(f) if f.class == ErrorClass::Client => AttemptOutcome::FailedForGood,
+        Err(_) => AttemptOutcome::Failed,
+    };
+    let record = AttemptRow {
+        delivery_id: target.id.clone(),
+        endpoint_id: endpoint.id.clone(),
+        job_id: job.id.0,
+        started_at,
+        address: exchange.address.clone(),
+        request_headers: redacted(&signed).to_string(),
+        status: status.map(i32::from),
+        response_headers: exchange.headers.as_ref().map(|h| h.to_string()),
+        response_body: exchange.body.clone(),
+        body_truncated: exchange.truncated,
+        body_size: exchange.size,
+        total_ms: exchange.total_ms,
+        first_byte_ms: exchange.first_byte_ms,
+        error_class: result.as_ref().err().map(|f| f.class.as_str()),
+        error: result.as_ref().err().map(|f| f.message.clone()),
+        outcome,
+    };
+    let moved = store
+        .record_webhook_attempt(&record)
+        .await
+        .map_err(|e| internal(e.into()))?;
+    if outcome == AttemptOutcome::Succeeded {
+        let latency = (Utc::now() - target.event_stored_at).num_milliseconds() as f64 / 1000.0;
+        metrics::histogram!("hangar_webhook_delivery_latency_seconds").record(latency.max(0.0));
+    }
+    let step = health::after_attempt(
+        context,
+        &endpoint,
+        outcome == AttemptOutcome::Succeeded,
+        moved.streak_before,
+        moved.failing_since,
+        Utc::now(),
+    )
+    .await;
+    if status == Some(410)
+        && let Err(error) =
+            health::disable(context, &endpoint, "the endpoint answered 410 Gone").await
+    {
+        // The attempt still fails without retry; an operator sees the 410 in its log.
+        tracing::warn!(endpoint = %endpoint.id, %error, "could not disable the endpoint");
+    }
+    if let Err(error) = step {
+        tracing::warn!(endpoint = %endpoint.id, %error, "could not update the endpoint's health");
+    }
+    result.map(|()| Sent::Delivered)
+}
+
+/// What one request got.
+#[derive(Debug, Default)]
+struct Exchange {
+    address: Option<String>,
+    status: Option<u16>,
+    retry_after: Option<String>,
+    headers: Option<Value>,
+    body: Option<String>,
+    truncated: bool,
+    size: Option<i64>,
+    total_ms: i32,
+    first_byte_ms: Option<i32>,
+    failure: Option<JobFailure>,
+}
+
+fn ms(since: Instant) -> i32 {
+    i32::try_from(since.elapsed().as_millis()).unwrap_or(i32::MAX)
+}
+
+async fn send(
+    context: &WebhookContext,
+    url: &str,
+    target: &DeliveryTarget,
+    headers: &[(&'static str, String)],
+) -> Exchange {
+    let start = Instant::now();
+    let mut exchange = Exchange::default();
+    let parsed = match reqwest::Url::parse(url) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            exchange.failure = Some(JobFailure::new(ErrorClass::Client, format!("url: {e}")));
+            return exchange;
+        }
+    };
+    if let Err(refused) = crate::targets::check_literal(&context.targets, &parsed) {
+        exchange.failure = Some(JobFailure::new(
+            ErrorClass::Client,
+            format!("refused: {refused}"),
+        ));
+        return exchange;
+    }
+    let mut request = context.http.post(parsed).body(target.body.clone());
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let mut response = match request.send().await {
+        Ok(response) => response,
+        Err(error) => {
+            exchange.failure = Some(transport_failure(error));
+            exchange.total_ms = ms(start);
+            return exchange;
+        }
+    };
+    exchange.first_byte_ms = Some(ms(start));
+    exchange.address = response.remote_addr().map(|a| a.to_string());
+    exchange.status = Some(response.status().as_u16());
+    exchange.retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut names = Map::new();
+    for (name, value) in response.headers() {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        names.insert(name.as_str().to_owned(), Value::String(value));
+    }
+    exchange.headers = Some(Value::Object(names));
+    let declared = response.content_length();
+    let mut bytes: Vec<u8> = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = RESPONSE_CAP - bytes.len();
+                if chunk.len() > room {
+                    bytes.extend_from_slice(&chunk[..room]);
+                    exchange.truncated = true;
+                    break;
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(_) => {
+                exchange.truncated = true;
+                break;
+            }
+        }
+    }
+    exchange.size = if exchange.truncated {
+        declared.and_then(|n| i64::try_from(n).ok())
+    } else {
+        i64::try_from(bytes.len()).ok()
+    };
+    exchange.body = Some(String::from_utf8_lossy(&bytes).into_owned());
+    exchange.total_ms = ms(start);
+    exchange
+}
+
+/// The retry rules' class of an exchange (410 and redirects are client errors: no retry).
+fn classify(exchange: &Exchange) -> Result<(), JobFailure> {
+    if let Some(failure) = &exchange.failure {
+        return Err(failure.clone());
+    }
+    let status = exchange.status.unwrap_or(0);
+    let Some(class) = ErrorClass::from_http_status(status) else {
+        return Ok(());
+    };
+    let class = if status == 410 {
+        ErrorClass::Client
+    } else {
+        class
+    };
+    let excerpt: String = exchange
+        .body
+        .as_deref()
+        .unwrap_or("")
+        .chars()
+        .take(200)
+        .collect();
+    Err(JobFailure {
+        class,
+        message: format!("HTTP {status}: {excerpt}"),
+        http_status: Some(status),
+        retry_after: exchange.retry_after.clone(),
+    })
+}
+
+/// The request headers as logged: signature values replaced by `<redacted>`.
+fn redacted(headers: &[(&'static str, String)]) -> Value {
+    let mut map = Map::new();
+    for (name, value) in headers {
+        let shown = match *name {
+            "x-planeconnection-signature" => value
+                .split(',')
+                .map(|_| "v1=<redacted>")
+                .collect::<Vec<_>>()
+                .join(","),
+            "webhook-signature" => value
+                .split(' ')
+                .map(|_| "v1,<redacted>")
+                .collect::<Vec<_>>()
+                .join(" "),
+            _ => value.clone(),
+        };
+        map.insert((*name).to_owned(), Value::String(shown));
+    }
+    Value::Object(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_are_redacted_in_the_log_and_nothing_else() {
+        let headers = vec![
+            ("x-planeconnection-event", "trip.created".to_owned()),
+            ("x-planeconnection-signature", "v1=ab,v1=cd".to_owned()),
+            ("webhook-signature", "v1,AAA v1,BBB".to_owned()),
+        ];
+        let shown = redacted(&headers);
+        assert_eq!(shown["x-planeconnection-event"], "trip.created");
+        assert_eq!(
+            shown["x-planeconnection-signature"],
+            "v1=<redacted>,v1=<redacted>"
+        );
+        assert_eq!(shown["webhook-signature"], "v1,<redacted> v1,<redacted>");
+    }
+
+    #[test]
+    fn statuses_are_classified_by_the_retry_rules() {
+        let of = |status: u16| {
+            classify(&Exchange {
+                status: Some(status),
+                ..Exchange::default()
+            })
+            .err()
+            .map(|f| f.class)
+        };
+        assert_eq!(of(200), None);
+        assert_eq!(of(204), None);
+        assert_eq!(of(410), Some(ErrorClass::Client));
+        assert_eq!(of(301), Some(ErrorClass::Client));
+        assert_eq!(of(404), Some(ErrorClass::Client));
+        assert_eq!(of(429), Some(ErrorClass::RateLimit));
+        assert_eq!(of(503), Some(ErrorClass::Server));
+    }
+}
