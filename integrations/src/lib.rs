@@ -8,4 +8,7 @@
 //! schedules): the arrows stay one way, binary → integrations → planner → engine.
 
 pub mod access;
+pub mod credentials;
+pub mod integration;
 pub mod provider;
+pub mod store;
