@@ -8,7 +8,12 @@
 //! schedules): the arrows stay one way, binary → integrations → planner → engine.
 
 pub mod access;
+pub mod context;
 pub mod credentials;
 pub mod integration;
 pub mod provider;
+pub mod refresh;
+pub mod refresh_job;
+pub mod schedule;
 pub mod store;
+pub mod token_endpoint;

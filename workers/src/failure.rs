@@ -30,6 +30,22 @@ pub(crate) async fn handle(
     } else {
         None
     };
+    // A refresh that could not be tried (token endpoint down, another process refreshing)
+    // says nothing about the credential: the attempt is retried by the server table.
+    let (failure, refresh) = match refresh {
+        Some(RefreshOutcome::Unavailable { reason }) => (
+            JobFailure {
+                class: ErrorClass::Server,
+                message: format!(
+                    "{}; the token refresh is unavailable ({reason}), retried later",
+                    failure.message
+                ),
+                ..failure
+            },
+            None,
+        ),
+        other => (failure, other),
+    };
     let decision = decide_failure(spec, job, &failure, refresh);
     if decision.needs_reauth {
         deps.refresher
