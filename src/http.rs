@@ -4,15 +4,13 @@
 //! `/api/v1` and the dashboard at `/`.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use hangar_workers::alerts::AlertContext;
-use hangar_workers::client::Client;
 use hangar_workers::job::JobState;
 use hangar_workers::store::Store;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -58,20 +56,18 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, Fatal> {
         .map_err(|e| Fatal::config(format!("HANGAR_BIND: cannot listen on {addr}: {e}")))
 }
 
-/// Serves the routes on `listener` until `shutdown` is cancelled.
+/// Serves the routes on `listener` until `shutdown` is cancelled: the API and the dashboard
+/// over `api_state`.
 pub async fn serve(
     listener: TcpListener,
-    store: Store,
-    client: Arc<Client>,
+    api_state: ApiState,
     queues: Vec<String>,
     redis: Option<RedisConfig>,
-    alerts: Option<AlertContext>,
     shutdown: CancellationToken,
 ) {
-    let api_state = ApiState::new(store.clone(), client).with_alerts(alerts);
     let api = api::routes(api_state.clone());
     let state = AppState {
-        store,
+        store: api_state.store.clone(),
         metrics: metrics_handle(),
         queues,
     };

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use hangar_integrations::{IntegrationContext, IntegrationRefresher};
 use hangar_workers::alerts::{self, AlertContext, dispatcher::Dispatcher};
 use hangar_workers::client::Client;
 use hangar_workers::kinds::{HttpHandler, Registry};
@@ -14,6 +15,7 @@ use hangar_workers::routes::Routes;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::ApiState;
 use crate::config::Config;
 use crate::exit::Fatal;
 use crate::http;
@@ -38,16 +40,20 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
     signal_watch(shutdown.clone());
     // Configuration first: a bad pool file is reported before the database is touched.
     let mut registry = Registry::builtin_with(config.targets.clone());
+    hangar_integrations::reserve_kinds(&mut registry);
     check_kinds(&registry, &plan.pools)?;
     // Built once: the client, the planner and the alert dispatcher route by the same rule.
     let routes = Routes::new(&config.pools, &registry);
     // The alert dispatcher runs in `serve` and in every worker that runs the alert kinds;
     // both need the master key (on PostgreSQL a missing key stops them here, exit 2).
+    // So do the integrations' jobs, which open sealed credentials.
     let runs_alerts = plan.planner && plan.migrate
-        || plan
-            .pools
-            .iter()
-            .any(|p| p.kinds.iter().any(|k| alerts::KINDS.contains(&k.as_str())));
+        || plan.pools.iter().any(|p| {
+            p.kinds.iter().any(|k| {
+                alerts::KINDS.contains(&k.as_str())
+                    || hangar_integrations::KINDS.contains(&k.as_str())
+            })
+        });
     let keyring = if runs_alerts {
         Some(crate::keys::keyring(config)?.0)
     } else if plan
@@ -87,6 +93,18 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
     if let Some(context) = &alert_context {
         alerts::register(&mut registry, context);
     }
+    let integrations = keyring.clone().map(|keyring| {
+        IntegrationContext::new(
+            store.clone(),
+            Arc::new(keyring),
+            routes.clone(),
+            config.targets.clone(),
+            worker_id(),
+        )
+    });
+    if let Some(context) = &integrations {
+        hangar_integrations::register(&mut registry, context);
+    }
     let registry = Arc::new(registry);
     let listener = http::bind(config.bind).await?;
     // With `--bind 127.0.0.1:0` the system picks the port; this line says which one.
@@ -101,7 +119,11 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
     let deps = PoolDeps {
         store: store.clone(),
         registry,
-        refresher: Arc::new(NoRefresher),
+        // Jobs of an integration refresh its token on a 401; the others have none.
+        refresher: match &integrations {
+            Some(context) => Arc::new(IntegrationRefresher::new(context.clone())),
+            None => Arc::new(NoRefresher),
+        },
         worker_id: worker_id(),
     };
     let client = Arc::new(Client::new(deps.registry.clone(), Arc::new(routes.clone())));
@@ -127,13 +149,14 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
         let pool = Pool::new(spec, deps.clone());
         tasks.spawn(pool.run(shutdown.clone()));
     }
+    let api_state = ApiState::new(store.clone(), client)
+        .with_alerts(alert_context)
+        .with_integrations(integrations);
     tasks.spawn(http::serve(
         listener,
-        store.clone(),
-        client,
+        api_state,
         queues,
         config.redis.clone(),
-        alert_context,
         shutdown.clone(),
     ));
     tracing::info!(
@@ -151,7 +174,11 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
 fn check_kinds(registry: &Registry, pools: &[PoolSpec]) -> Result<(), Fatal> {
     for pool in pools {
         for kind in &pool.kinds {
-            if registry.get(kind).is_none() && !alerts::KINDS.contains(&kind.as_str()) {
+            // The alert and integration kinds are registered once the store is open (the
+            // `sync` handler comes with the sync engine).
+            let later = alerts::KINDS.contains(&kind.as_str())
+                || hangar_integrations::KINDS.contains(&kind.as_str());
+            if registry.get(kind).is_none() && !later {
                 return Err(Fatal::config(format!(
                     "{}: pool '{}': kinds: unknown job kind '{kind}' (known: {})",
                     pool.source,

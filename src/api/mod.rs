@@ -12,6 +12,7 @@ mod alerts;
 mod auth;
 mod bodies;
 mod error;
+mod integrations;
 mod jobs;
 mod publish;
 
@@ -24,6 +25,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use hangar_integrations::IntegrationContext;
 use hangar_workers::alerts::AlertContext;
 use hangar_workers::client::Client;
 use hangar_workers::store::Store;
@@ -55,6 +57,8 @@ pub struct ApiState {
     pub limiter: Arc<auth::RateLimiter>,
     /// Keyring and HTTP client of the alert channels (present with the master key).
     pub alerts: Option<AlertContext>,
+    /// The integrations (present with the master key).
+    pub integrations: Option<IntegrationContext>,
 }
 
 impl ApiState {
@@ -65,7 +69,14 @@ impl ApiState {
             client,
             limiter: Arc::default(),
             alerts: None,
+            integrations: None,
         }
+    }
+
+    /// The same, able to manage integrations.
+    pub fn with_integrations(mut self, integrations: Option<IntegrationContext>) -> ApiState {
+        self.integrations = integrations;
+        self
     }
 
     /// The same, able to manage alert channels.
@@ -92,6 +103,12 @@ fn documented() -> OpenApiRouter<ApiState> {
         .routes(routes!(alert_channels::remove_channel))
         .routes(routes!(alert_channels::test_channel))
         .routes(routes!(alert_channels::enable_channel))
+        .routes(routes!(integrations::list_integrations))
+        .routes(routes!(
+            integrations::get_integration,
+            integrations::put_integration
+        ))
+        .routes(routes!(integrations::sync_integration))
 }
 
 /// The OpenAPI document of the API.

@@ -2,7 +2,7 @@
 //! sessions ([`dashboard_sessions`]), both dialects side by side in one file per table, on
 //! the database the job store lends ([`hangar_workers::store::Store::database`]). The app's
 //! migrations are [`MIGRATIONS`]; [`migrate`] applies every crate's set in the order the
-//! crates depend on each other (engine, planner, app).
+//! crates depend on each other (engine, planner, integrations, app).
 
 pub mod api_tokens;
 pub mod dashboard_sessions;
@@ -35,7 +35,12 @@ static SQLITE: Migrator = sqlx::migrate!("migrations/app/sqlite");
 
 /// Every crate's migrations, in the order they apply: a crate's tables may refer to the
 /// tables of the crates it depends on, never the other way.
-const ALL: [&Migrations; 3] = [&schema::ENGINE, &hangar_schedules::MIGRATIONS, &MIGRATIONS];
+const ALL: [&Migrations; 4] = [
+    &schema::ENGINE,
+    &hangar_schedules::MIGRATIONS,
+    &hangar_integrations::store::MIGRATIONS,
+    &MIGRATIONS,
+];
 
 /// Applies every crate's pending migrations; returns the names of those it applied
 /// (`0006_idempotency_per_workspace`, `2002_dashboard_sessions`), in order, empty when the
