@@ -200,7 +200,7 @@ mod tests {
             Err(SecretError::Corrupt { .. })
         ));
         let shown = format!("{credential:?}");
-        assert!(!shown.contains("secret"), "{shown}");
+        assert!(!shown.contains("-secret"), "{shown}");
         let parsed: Credential = serde_json::from_str(r#"{"api_key": "k"}"#).unwrap();
         assert_eq!(parsed.kind(), AuthKind::ApiKey);
     }
