@@ -169,7 +169,7 @@ pub struct SyncStarted {
 #[utoipa::path(post, path = "/api/v1/workspaces/{ws}/integrations/{provider}/sync", tag = "integrations",
     params(("ws" = String, Path, description = "workspace id"),
         ("provider" = String, Path, description = "provider id, e.g. quickbooks")),
-    request_body(content = Option<SyncRequest>, description = "optional: one data type", content_type = "application/json"),
+    request_body(content = SyncRequest, description = "optional (an empty body syncs every enabled data type): one data type", content_type = "application/json"),
     responses((status = 202, description = "the sync jobs were enqueued", body = SyncStarted),
         (status = 400, description = "not JSON"), (status = 401, description = "no valid token"),
         (status = 403, description = "role (by the provider's category) or workspace not allowed"),

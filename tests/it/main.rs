@@ -18,6 +18,7 @@ mod dashboard_sessions;
 mod durability;
 mod ingress;
 mod ingress_edges;
+mod integrations_api;
 mod integrations_refresh;
 mod integrations_support;
 mod isolation;
