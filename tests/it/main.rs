@@ -20,6 +20,8 @@ mod ingress;
 mod ingress_edges;
 mod integrations_api;
 mod integrations_refresh;
+mod integrations_schedules;
+mod integrations_secrets;
 mod integrations_support;
 mod isolation;
 mod job_secrets;
