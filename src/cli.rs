@@ -57,6 +57,16 @@ pub enum Command {
         #[command(subcommand)]
         command: AlertsCommand,
     },
+    /// List, show and sync integrations.
+    Integrations {
+        #[command(flatten)]
+        database: DatabaseOptions,
+        #[command(flatten)]
+        pools: PoolOptions,
+        /// What to do with integrations.
+        #[command(subcommand)]
+        command: crate::commands::integrations::IntegrationsCommand,
+    },
     /// Create, list and revoke API tokens.
     Tokens {
         #[command(flatten)]

@@ -178,6 +178,14 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
             };
             commands::alerts::alerts(&load(flags.with(&database))?, command).await
         }
+        Command::Integrations {
+            database,
+            pools,
+            command,
+        } => {
+            let config = load(Flags::new().with(&database).with(&pools))?;
+            commands::integrations::command(&config, command).await
+        }
         Command::Tokens { database, command } => {
             commands::tokens::command(&load(Flags::new().with(&database))?, command).await
         }

@@ -10,12 +10,15 @@ use hangar_workers::job::JobId;
 use hangar_workers::store::StoreError;
 use serde_json::json;
 
-use crate::context::{IntegrationContext, SYNC};
+use crate::context::{IntegrationContext, SYNC, job};
 use crate::credentials;
 use crate::integration::{self, Integration, IntegrationRequest, InvalidField, Status};
 use crate::provider::Provider;
+use crate::store::IntegrationRows;
 use crate::store::IntegrationStoreError;
 use crate::store::integrations::{SealedCredential, SettingsUpdate};
+use hangar_workers::routes::Routes;
+use hangar_workers::store::Store;
 
 /// What can go wrong when an admin configures or syncs an integration.
 #[derive(Debug, thiserror::Error)]
@@ -146,56 +149,84 @@ impl IntegrationContext {
             .collect())
     }
 
-    /// A manual sync of `workspace`'s `provider` integration: one `sync` job per enabled data
-    /// type (or only `data_type`), with `{"integration_id", "data_type", "trigger": "manual"}`.
-    /// Returns the jobs' ids, in the order of the data types.
+    /// A manual sync (see [`sync_now`]).
     pub async fn sync_now(
         &self,
         workspace: &str,
         provider: Provider,
         data_type: Option<&str>,
     ) -> Result<Vec<JobId>, ConfigureError> {
-        let integration = self.find(workspace, provider).await?;
-        if integration.status != Status::Active {
-            return Err(ConfigureError::Conflict(format!(
-                "integration {} ({}) is {}: enable it (or give new credentials) first",
-                integration.provider,
-                integration.id,
-                integration.status.as_str()
-            )));
-        }
-        let data_types: Vec<&String> = match data_type {
-            None => integration.data_types.iter().collect(),
-            Some(wanted) => {
-                let found: Vec<&String> = integration
-                    .data_types
-                    .iter()
-                    .filter(|d| d.as_str() == wanted)
-                    .collect();
-                if found.is_empty() {
-                    return Err(ConfigureError::Conflict(format!(
-                        "data type '{wanted}' is not enabled for {} (enabled: {})",
-                        integration.provider,
-                        integration.data_types.join(", ")
-                    )));
-                }
-                found
-            }
-        };
-        let mut ids = Vec::with_capacity(data_types.len());
-        for data_type in data_types {
-            let job = self.job(
-                SYNC,
-                workspace,
-                json!({
-                    "integration_id": integration.id,
-                    "data_type": data_type,
-                    "trigger": "manual",
-                }),
-            );
-            ids.push(self.store.enqueue(&job).await?.id);
-        }
-        tracing::info!(integration = %integration.id, jobs = ids.len(), "manual sync enqueued");
-        Ok(ids)
+        sync_now(
+            &self.rows,
+            &self.store,
+            &self.routes,
+            workspace,
+            provider,
+            data_type,
+        )
+        .await
     }
+}
+
+/// A manual sync of `workspace`'s `provider` integration: one `sync` job per enabled data
+/// type (or only `data_type`), with `{"integration_id", "data_type", "trigger": "manual"}`.
+/// Returns the jobs' ids, in the order of the data types.
+pub async fn sync_now(
+    rows: &IntegrationRows,
+    store: &Store,
+    routes: &Routes,
+    workspace: &str,
+    provider: Provider,
+    data_type: Option<&str>,
+) -> Result<Vec<JobId>, ConfigureError> {
+    let integration = rows
+        .find(workspace, provider.id())
+        .await?
+        .map(|row| row.integration)
+        .ok_or_else(|| ConfigureError::NotFound {
+            workspace: workspace.to_owned(),
+            provider: provider.id().to_owned(),
+        })?;
+    if integration.status != Status::Active {
+        return Err(ConfigureError::Conflict(format!(
+            "integration {} ({}) is {}: enable it (or give new credentials) first",
+            integration.provider,
+            integration.id,
+            integration.status.as_str()
+        )));
+    }
+    let data_types: Vec<&String> = match data_type {
+        None => integration.data_types.iter().collect(),
+        Some(wanted) => {
+            let found: Vec<&String> = integration
+                .data_types
+                .iter()
+                .filter(|d| d.as_str() == wanted)
+                .collect();
+            if found.is_empty() {
+                return Err(ConfigureError::Conflict(format!(
+                    "data type '{wanted}' is not enabled for {} (enabled: {})",
+                    integration.provider,
+                    integration.data_types.join(", ")
+                )));
+            }
+            found
+        }
+    };
+    let mut ids = Vec::with_capacity(data_types.len());
+    for data_type in data_types {
+        let job = job(
+            routes,
+            SYNC,
+            workspace,
+            json!({
+                "integration_id": integration.id,
+                "data_type": data_type,
+                "trigger": "manual",
+            }),
+        );
+        ids.push(store.enqueue(&job).await?.id);
+    }
+    tracing::info!(integration = %integration.id, jobs = ids.len(), "manual sync enqueued");
+    Ok(ids)
 }

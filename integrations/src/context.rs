@@ -110,14 +110,19 @@ impl IntegrationContext {
         self
     }
 
-    /// A job of one of the integrations' kinds for `workspace`, routed like the engine's
-    /// own jobs (never refused: a process without the pool still writes it).
+    /// A job of one of the integrations' kinds for `workspace` (see [`job`]).
     pub fn job(&self, kind: &str, workspace: &str, args: serde_json::Value) -> NewJob {
-        let route = self.routes.route_or_default(kind, None);
-        let mut job = NewJob::new(kind, args);
-        job.queue = route.queue;
-        job.max_attempts = route.max_attempts;
-        job.workspace_id = Some(workspace.to_owned());
-        job
+        job(&self.routes, kind, workspace, args)
     }
+}
+
+/// A job of one of the integrations' kinds for `workspace`, routed by `routes` like the
+/// engine's own jobs (never refused: a process without the pool still writes it).
+pub fn job(routes: &Routes, kind: &str, workspace: &str, args: serde_json::Value) -> NewJob {
+    let route = routes.route_or_default(kind, None);
+    let mut job = NewJob::new(kind, args);
+    job.queue = route.queue;
+    job.max_attempts = route.max_attempts;
+    job.workspace_id = Some(workspace.to_owned());
+    job
 }

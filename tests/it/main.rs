@@ -19,6 +19,7 @@ mod durability;
 mod ingress;
 mod ingress_edges;
 mod integrations_api;
+mod integrations_cli;
 mod integrations_refresh;
 mod integrations_schedules;
 mod integrations_secrets;
