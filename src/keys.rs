@@ -104,8 +104,15 @@ pub async fn command(config: &Config, command: KeysCommand) -> Result<(), Fatal>
     }
 }
 
+/// Re-seals the alert channels' configuration and the integrations' credentials with the
+/// new key; returns how many secrets.
 async fn rotate(store: &Store, ring: &Keyring, new_key: &MasterKey) -> Result<u64, Fatal> {
-    channels::reseal_all(store, ring, new_key)
+    let channels = channels::reseal_all(store, ring, new_key)
         .await
-        .map_err(|e| Fatal::runtime(e.to_string()))
+        .map_err(|e| Fatal::runtime(e.to_string()))?;
+    let rows = hangar_integrations::store::IntegrationRows::new(store.database().clone());
+    let credentials = hangar_integrations::credentials::reseal_all(&rows, ring, new_key)
+        .await
+        .map_err(|e| Fatal::runtime(e.to_string()))?;
+    Ok(channels + credentials)
 }

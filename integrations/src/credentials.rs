@@ -174,6 +174,33 @@ pub fn open(
     serde_json::from_slice(&plain).map_err(|_| SecretError::Corrupt { what })
 }
 
+/// Why the credentials could not be re-sealed.
+#[derive(Debug, thiserror::Error)]
+pub enum ResealError {
+    /// A credential did not open with the current keys.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::IntegrationStoreError),
+}
+
+/// Re-seals every integration's credential with `new` (`hangar keys rotate`), in one
+/// transaction; returns how many.
+pub async fn reseal_all(
+    rows: &crate::store::IntegrationRows,
+    keyring: &Keyring,
+    new: &hangar_workers::secrets::MasterKey,
+) -> Result<u64, ResealError> {
+    let target = Keyring::new(new.clone());
+    rows.reseal_credentials(|id, sealed| -> Result<(String, String), ResealError> {
+        let what = format!("the credential of integration {id}");
+        let plain = keyring.open(sealed, &aad(id), &what)?;
+        Ok((target.seal(&plain, &aad(id)), new.id().to_owned()))
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -93,3 +93,44 @@ async fn the_integrations_commands_list_show_and_sync_on_sqlite() {
 async fn the_integrations_commands_list_show_and_sync_on_postgres() {
     cli(Backend::Postgres).await;
 }
+
+async fn key_rotation(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let (_, context) = context(&db).await;
+    let integration = context
+        .put(
+            "ws_1",
+            Provider::Foreflight,
+            request(json!({"enabled": false, "frequency": "manual",
+                "credentials": {"api_key": "rotate-SECRET-key"}})),
+        )
+        .await
+        .expect("put");
+    let new_key = stdout_ok(&db.run(&["keys", "generate"])).trim().to_owned();
+    let rotated = stdout_ok(&db.run(&["keys", "rotate", "--new-key", &new_key]));
+    assert!(rotated.contains("re-encrypted 1 secret"), "{rotated}");
+    let row = context.rows.get(&integration.id).await.expect("row");
+    assert_eq!(
+        row.integration.credential_version, 1,
+        "the tokens did not change"
+    );
+    let new_ring = hangar_workers::secrets::Keyring::parse(&new_key, "new").unwrap();
+    let sealed = row.sealed.as_deref().unwrap();
+    let opened = hangar_integrations::credentials::open(&new_ring, &integration.id, sealed)
+        .expect("opens with the new key alone");
+    assert_eq!(opened.bearer(), "rotate-SECRET-key");
+    assert!(
+        hangar_integrations::credentials::open(&context.keyring, &integration.id, sealed).is_err(),
+        "no longer sealed with the old key"
+    );
+}
+
+#[tokio::test]
+async fn keys_rotate_reseals_the_integrations_credentials_on_sqlite() {
+    key_rotation(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn keys_rotate_reseals_the_integrations_credentials_on_postgres() {
+    key_rotation(Backend::Postgres).await;
+}

@@ -257,4 +257,66 @@ impl IntegrationRows {
                 .collect(),
         }
     }
+
+    /// Re-seals every stored credential in one transaction (`hangar keys rotate`):
+    /// `reseal(id, sealed)` gives the new sealed value and its key id; its error rolls
+    /// everything back. The version does not move (the tokens are the same); a value a
+    /// refresh replaced meanwhile is left as that refresh sealed it. Returns how many.
+    pub async fn reseal_credentials<E>(
+        &self,
+        mut reseal: impl FnMut(&str, &str) -> Result<(String, String), E>,
+    ) -> Result<u64, E>
+    where
+        E: From<IntegrationStoreError>,
+    {
+        let select = "SELECT id, credential_sealed FROM hangar_integrations \
+                      WHERE credential_sealed IS NOT NULL ORDER BY id";
+        let update = "UPDATE hangar_integrations SET credential_sealed = $3, \
+                          credential_key_id = $4 WHERE id = $1 AND credential_sealed = $2";
+        let db = |e: sqlx::Error| E::from(IntegrationStoreError::from(e));
+        let mut n = 0;
+        match self.db().pool() {
+            Pool::Postgres(pool) => {
+                let mut tx = pool.begin().await.map_err(db)?;
+                let rows: Vec<(String, String)> = sqlx::query_as(select)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                for (id, sealed) in rows {
+                    let (resealed, key_id) = reseal(&id, &sealed)?;
+                    n += sqlx::query(update)
+                        .bind(&id)
+                        .bind(&sealed)
+                        .bind(&resealed)
+                        .bind(&key_id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?
+                        .rows_affected();
+                }
+                tx.commit().await.map_err(db)?;
+            }
+            Pool::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+                let rows: Vec<(String, String)> = sqlx::query_as(select)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                for (id, sealed) in rows {
+                    let (resealed, key_id) = reseal(&id, &sealed)?;
+                    n += sqlx::query(update)
+                        .bind(&id)
+                        .bind(&sealed)
+                        .bind(&resealed)
+                        .bind(&key_id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db)?
+                        .rows_affected();
+                }
+                tx.commit().await.map_err(db)?;
+            }
+        }
+        Ok(n)
+    }
 }
