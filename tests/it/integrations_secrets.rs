@@ -2,7 +2,8 @@
 //! hyper, reqwest, Hangar's own) is taken through a connection's whole life with known
 //! secrets (credentials given, read back, refused when malformed, a manual sync, a token
 //! refresh that rotates the refresh token, a refusal that marks it `needs_reauth`), and its
-//! log is searched for every one of them, old and new.
+//! log is searched for every one of them, old and new. The refreshes are counted in
+//! `hangar_token_refreshes_total{outcome}`.
 
 use std::time::Duration;
 
@@ -113,6 +114,16 @@ async fn no_secret_in_any_log_line(backend: Backend) {
     );
     context.store.enqueue(&job).await.expect("enqueue");
     wait_status(&context, &id, "needs_reauth", Duration::from_secs(30)).await;
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for outcome in ["refreshed", "needs_reauth"] {
+        let line = format!("hangar_token_refreshes_total{{outcome=\"{outcome}\"}} 1");
+        assert!(metrics.contains(&line), "{line} in:\n{metrics}");
+    }
     serve.terminate();
 
     let log = serve.log();

@@ -1,5 +1,5 @@
 //! Each crate owns its tables and migrations (engine 1–999, planner 1001–1999, app
-//! 2001–2999). A database migrated by a Hangar from before (one migration set, versions 1–11,
+//! 2001–2999, integrations 3001–3999). A database migrated by a Hangar from before (one migration set, versions 1–11,
 //! rebuilt here from today's unchanged files under their old numbers) keeps working: `hangar migrate` takes
 //! the planner's and the app's migrations over under their new versions without running them
 //! again, and `serve` then authenticates its tokens, plans its schedules and shows its jobs.
@@ -62,16 +62,12 @@ async fn legacy_database(db: &TestDb, backend: Backend) -> Store {
     store
 }
 
-const NEW_VERSIONS: [i64; 10] = [1, 2, 5, 6, 7, 8, 10, 1001, 2001, 2002];
+const NEW_VERSIONS: [i64; 11] = [1, 2, 5, 6, 7, 8, 10, 1001, 2001, 2002, 3001];
 
 async fn legacy_database_keeps_working(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = legacy_database(&db, backend).await;
-    // What the old Hangar stored: a token, a job, a schedule due every second. The operator
-    // commands already work on the old layout: its tables are the same.
-    let token = stdout_ok(&db.run(&["tokens", "create", "--role", "viewer"]))
-        .trim()
-        .to_owned();
+    // What the old Hangar stored: a job, a schedule due every second.
     let job = Client::builtin()
         .job("noop", serde_json::json!({}))
         .expect("noop job");
@@ -86,10 +82,17 @@ async fn legacy_database_keeps_working(backend: Backend) {
         .await
         .expect("schedule");
 
-    // The new migrate takes the old rows over: nothing is created again.
+    // The new migrate takes the old rows over (nothing is created again) and applies only
+    // what came after the single set: the integrations' tables.
     let migrated = stdout_ok(&db.run(&["migrate"]));
-    assert!(migrated.starts_with("up to date"), "{migrated}");
+    assert!(
+        migrated.starts_with("applied 3001_integrations ("),
+        "{migrated}"
+    );
     assert_eq!(history(&store).await, NEW_VERSIONS);
+    let token = stdout_ok(&db.run(&["tokens", "create", "--role", "viewer"]))
+        .trim()
+        .to_owned();
 
     let (_serve, base) = serve_http(&db).await;
     let http = reqwest::Client::new();
@@ -99,7 +102,7 @@ async fn legacy_database_keeps_working(backend: Backend) {
         .send()
         .await
         .expect("GET job");
-    assert_eq!(shown.status(), 200, "the old token authenticates");
+    assert_eq!(shown.status(), 200, "the token authenticates");
     let shown: serde_json::Value = shown.json().await.expect("job JSON");
     assert_eq!(shown["id"], job.0, "the old job is still there: {shown}");
     wait_for(
@@ -140,6 +143,7 @@ async fn each_crate_applies_its_own_set(backend: Backend) {
         "1001_schedules",
         "2001_api_tokens",
         "2002_dashboard_sessions",
+        "3001_integrations",
     ] {
         assert!(text.contains(name), "{name} applied: {text}");
     }
