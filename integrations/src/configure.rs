@@ -92,14 +92,15 @@ impl IntegrationContext {
             credential: sealed,
         };
         let updated = self.rows.update(&id, &update).await?.integration;
-        if let Some(credential) = &request.credentials {
+        if request.credentials.is_some() {
             self.recovered(&updated, "recovered: new credentials saved")
                 .await;
-            if let Some(job) =
-                self.next_refresh_job(&updated, updated.credential_version, credential)
-            {
-                self.store.enqueue(&job).await?;
-            }
+        }
+        if status == Status::Active && before.status != Status::Active
+            || request.credentials.is_some()
+        {
+            self.plan_refresh(&updated, request.credentials.as_ref())
+                .await?;
         }
         if status != Status::Active {
             let cancelled = self
@@ -120,6 +121,42 @@ impl IntegrationContext {
             "integration configured"
         );
         Ok(updated)
+    }
+
+    /// Plans the `token_refresh` job of an integration that just became active or got new
+    /// credentials (`credential`, or the stored one): the one its last save planned may
+    /// have been cancelled when it was disabled, so this one's key names the moment too.
+    async fn plan_refresh(
+        &self,
+        integration: &Integration,
+        credential: Option<&crate::credentials::Credential>,
+    ) -> Result<(), ConfigureError> {
+        let stored;
+        let credential = match credential {
+            Some(credential) => credential,
+            None => {
+                let row = self.rows.get(&integration.id).await?;
+                match self.open_token(&row) {
+                    Ok((opened, _)) => {
+                        stored = opened;
+                        &stored
+                    }
+                    // No credential (or one this process cannot open): nothing to refresh;
+                    // the sync that needs it says so.
+                    Err(_) => return Ok(()),
+                }
+            }
+        };
+        let version = integration.credential_version;
+        if let Some(mut job) = self.next_refresh_job(integration, version, credential) {
+            job.idempotency_key = Some(format!(
+                "hangar:token_refresh:{}:{version}:{}",
+                integration.id,
+                integration.updated_at.timestamp_millis()
+            ));
+            self.store.enqueue(&job).await?;
+        }
+        Ok(())
     }
 
     /// `workspace`'s integration with `provider`.

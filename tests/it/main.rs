@@ -22,6 +22,7 @@ mod integrations_api;
 mod integrations_cli;
 mod integrations_refresh;
 mod integrations_schedules;
+mod integrations_seam;
 mod integrations_secrets;
 mod integrations_support;
 mod isolation;
