@@ -26,7 +26,6 @@ use crate::access::{AccessError, AccessToken};
 use crate::context::{IntegrationContext, TOKEN_REFRESH};
 use crate::credentials::{self, Credential};
 use crate::integration::{Integration, Status};
-use crate::provider::Provider;
 use crate::store::refresh::{Claim, RefreshNeed};
 use crate::store::{IntegrationStoreError, StoredIntegration};
 use crate::token_endpoint::{self, TokenCallError};
@@ -193,22 +192,24 @@ impl IntegrationContext {
                 return Err(error);
             }
         };
-        let provider = integration.provider().unwrap_or(Provider::Quickbooks);
-        let answer = match &credential {
-            Credential::OAuth(oauth) => {
+        let answer = match (&credential, integration.provider()) {
+            (Credential::OAuth(oauth), Some(provider)) => {
                 token_endpoint::refresh(&self.http, provider, oauth, self.refresh.call_timeout)
                     .await
+                    .map(|tokens| (oauth.clone(), tokens))
             }
-            Credential::ApiKey(_) => Err(TokenCallError::Refused(
+            (Credential::OAuth(_), None) => Err(TokenCallError::Refused(format!(
+                "unknown provider '{}'",
+                integration.provider
+            ))),
+            (Credential::ApiKey(_), _) => Err(TokenCallError::Refused(
                 "the provider refused the API key".to_owned(),
             )),
         };
         match answer {
-            Ok(tokens) => {
-                let Credential::OAuth(mut oauth) = credential else {
-                    return Err(RefreshError::NotFound(id.clone()));
-                };
+            Ok((mut oauth, tokens)) => {
                 oauth.access_token = tokens.access_token;
+                // A provider that does not rotate omits the refresh token: keep the old one.
                 if let Some(rotated) = tokens.refresh_token {
                     oauth.refresh_token = Some(rotated);
                 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use hangar_integrations::IntegrationRefresher;
 use hangar_integrations::access::{AccessError, IntegrationAccess};
+use hangar_integrations::credentials::{self, Credential};
 use hangar_integrations::provider::Provider;
 use hangar_workers::error_class::ErrorClass;
 use hangar_workers::job::{ClaimedJob, JobId, JobState};
@@ -92,6 +93,33 @@ async fn the_401_rule(backend: Backend) {
     assert_eq!((fresh.version, again.version), (3, 3));
     assert_eq!(again.token, OAuthServer::access_token(2));
     assert_eq!(server.calls(), 2);
+    // A provider that does not rotate omits the refresh token: the old one is kept.
+    server.set_mode(Mode::NoRotation);
+    let kept = context
+        .refresh_after_unauthorized(&integration.id, 3)
+        .await
+        .expect("refresh");
+    assert_eq!(
+        (kept.token, kept.version),
+        (OAuthServer::access_token(3), 4)
+    );
+    let row = context.rows.get(&integration.id).await.unwrap();
+    let opened = credentials::open(
+        &context.keyring,
+        &integration.id,
+        row.sealed.as_deref().unwrap(),
+    );
+    let Ok(Credential::OAuth(oauth)) = opened else {
+        panic!("oauth credential");
+    };
+    assert_eq!(
+        oauth.refresh_token.as_deref(),
+        Some("refresh-token-rotated-2")
+    );
+    assert_eq!(
+        server.received().last().map(String::as_str),
+        Some("refresh-token-rotated-2")
+    );
 
     // A refused refresh: Failed, and the connection needs re-authorisation.
     server.set_mode(Mode::InvalidGrant);

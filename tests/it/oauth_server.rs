@@ -20,6 +20,8 @@ use serde_json::json;
 pub enum Mode {
     /// New tokens after this delay; the refresh token rotates.
     Tokens(Duration),
+    /// A new access token only: the answer has no refresh token (the old one stays valid).
+    NoRotation,
     /// 400 `invalid_grant` (a dead refresh token).
     InvalidGrant,
     /// This 5xx status.
@@ -141,6 +143,7 @@ async fn token(State(server): State<OAuthServer>, headers: HeaderMap, body: Stri
                 .into_response();
         }
         Mode::Tokens(delay) => tokio::time::sleep(delay).await,
+        Mode::NoRotation => {}
     }
     if !basic_ok || form_value(&body, "grant_type").as_deref() != Some("refresh_token") {
         return (
@@ -161,6 +164,14 @@ async fn token(State(server): State<OAuthServer>, headers: HeaderMap, body: Stri
     }
     inner.issued += 1;
     let n = inner.issued;
+    if mode == Mode::NoRotation {
+        return axum::Json(json!({
+            "access_token": OAuthServer::access_token(n),
+            "token_type": "bearer",
+            "expires_in": 3600,
+        }))
+        .into_response();
+    }
     inner.current_refresh = format!("refresh-token-rotated-{n}");
     axum::Json(json!({
         "access_token": OAuthServer::access_token(n),
