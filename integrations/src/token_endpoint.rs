@@ -1,24 +1,22 @@
-//! One call to a provider's OAuth 2.0 token endpoint: the refresh-token grant, with the
-//! provider's client authentication (HTTP Basic for QuickBooks and most others, the request
-//! body for Salesforce), through the `oauth2` crate over our own reqwest client (so the
-//! target policy and "no redirects" apply). The answer is classified here: 5xx, 429,
-//! timeouts and connection failures are [`TokenCallError::Transient`] (the retry table);
-//! any other refusal (`invalid_grant`, `invalid_client`, a 401, a token URL the target
-//! policy refuses) is [`TokenCallError::Refused`]: the stored credential cannot get tokens
-//! any more, an admin must re-authorise. Nothing here logs a token.
+//! One call to a provider's OAuth 2.0 token endpoint: the refresh-token grant (RFC 6749
+//! §6), with the provider's client authentication (HTTP Basic for QuickBooks and most
+//! others, the request body for Salesforce), over our own reqwest client (so the target
+//! policy and "no redirects" apply). The answer is classified here: 5xx, 408, 429 (with its
+//! `Retry-After`), timeouts and connection failures are [`TokenCallError::Transient`] (the
+//! retry table); any other refusal (`invalid_grant`, `invalid_client`, a 401, a token URL
+//! the target policy refuses) is [`TokenCallError::Refused`]: the stored credential cannot
+//! get tokens any more, an admin must re-authorise. Nothing here logs a token.
+//!
+//! Plain reqwest rather than the `oauth2` crate: oauth2 5 would bring a second `thiserror`
+//! (1.x) and `rand` 0.8's ChaCha (`cargo tree -d`), and it keeps only the body of a refusal,
+//! while the status decides whether a refusal is transient; the grant itself is one form
+//! POST.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use hangar_workers::error_class::ErrorClass;
-use oauth2::basic::{BasicClient, BasicErrorResponseType};
-use oauth2::{
-    AsyncHttpClient, AuthType, ClientId, ClientSecret, HttpClientError, HttpRequest, HttpResponse,
-    RefreshToken, RequestTokenError, TokenResponse, TokenUrl,
-};
+use serde::Deserialize;
 
 use crate::credentials::OAuthCredential;
 use crate::provider::Provider;
@@ -33,12 +31,44 @@ pub fn default_token_url(provider: Provider) -> Option<&'static str> {
     }
 }
 
-/// How the client authenticates to the token endpoint.
-fn auth_type(provider: Provider) -> AuthType {
-    match provider {
-        Provider::Salesforce => AuthType::RequestBody,
-        _ => AuthType::BasicAuth,
+/// Whether the client authenticates with HTTP Basic (RFC 6749 §2.3.1, the default) or
+/// with `client_id`/`client_secret` in the form (Salesforce).
+fn basic_auth(provider: Provider) -> bool {
+    !matches!(provider, Provider::Salesforce)
+}
+
+/// `application/x-www-form-urlencoded` of one value (RFC 6749 §2.3.1 encodes the client id
+/// and secret so before joining them for Basic authentication).
+fn form_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                out.push(char::from(byte))
+            }
+            b' ' => out.push('+'),
+            other => out.push_str(&format!("%{other:02X}")),
+        }
     }
+    out
+}
+
+/// A successful answer (RFC 6749 §5.1).
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+    #[serde(default)]
+    refresh_token: Option<String>,
+    #[serde(default)]
+    expires_in: Option<i64>,
+}
+
+/// A refusal (RFC 6749 §5.2).
+#[derive(Deserialize)]
+struct ErrorAnswer {
+    error: String,
+    #[serde(default)]
+    error_description: Option<String>,
 }
 
 /// New tokens from the endpoint.
@@ -49,6 +79,19 @@ pub struct Tokens {
     pub refresh_token: Option<String>,
     /// When the new access token expires.
     pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("access_token", &"<redacted>")
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 /// Why the call gave no tokens.
@@ -99,25 +142,37 @@ pub async fn refresh(
             "no token endpoint is known for {provider}: give credentials.oauth.token_url"
         )));
     };
-    let token_url = TokenUrl::new(url.to_owned())
-        .map_err(|e| TokenCallError::Refused(format!("token_url: {e}")))?;
-    let mut client = BasicClient::new(ClientId::new(oauth.client_id.clone().unwrap_or_default()))
-        .set_token_uri(token_url)
-        .set_auth_type(auth_type(provider));
-    if let Some(secret) = &oauth.client_secret {
-        client = client.set_client_secret(ClientSecret::new(secret.clone()));
+    let url =
+        reqwest::Url::parse(url).map_err(|e| TokenCallError::Refused(format!("token_url: {e}")))?;
+    let client_id = oauth.client_id.clone().unwrap_or_default();
+    let mut form = vec![
+        ("grant_type", "refresh_token".to_owned()),
+        ("refresh_token", refresh_token.clone()),
+    ];
+    let mut request = http.post(url).header("accept", "application/json");
+    if basic_auth(provider) {
+        request = request.basic_auth(
+            form_encode(&client_id),
+            oauth.client_secret.as_deref().map(form_encode),
+        );
+    } else {
+        form.push(("client_id", client_id));
+        if let Some(secret) = &oauth.client_secret {
+            form.push(("client_secret", secret.clone()));
+        }
     }
-    // The crate keeps only the body of a refusal; the status and Retry-After decide whether
-    // it is transient, so the call records them on the way through.
-    let recording = Recording {
-        http,
-        seen: Mutex::new(None),
+    let call = async {
+        let response = request.form(&form).send().await?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = response.bytes().await?;
+        Ok::<_, reqwest::Error>((status, retry_after, body))
     };
-    let refresh_token = RefreshToken::new(refresh_token.clone());
-    let request = client
-        .exchange_refresh_token(&refresh_token)
-        .request_async(&recording);
-    let answer = match tokio::time::timeout(timeout, request).await {
+    let (status, retry_after, body) = match tokio::time::timeout(timeout, call).await {
         Err(_) => {
             return Err(transient(
                 format!(
@@ -127,118 +182,118 @@ pub async fn refresh(
                 ErrorClass::Timeout,
             ));
         }
-        Ok(answer) => answer,
+        Ok(Err(error)) => return Err(transport(error)),
+        Ok(Ok(answer)) => answer,
     };
-    let status = recording
-        .seen
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    match answer {
-        Ok(response) => Ok(Tokens {
-            access_token: response.access_token().secret().clone(),
-            refresh_token: response.refresh_token().map(|t| t.secret().clone()),
-            expires_at: response
-                .expires_in()
-                .and_then(|d| chrono::Duration::from_std(d).ok())
-                .map(|d| Utc::now() + d),
-        }),
-        Err(error) => Err(classify(error, status)),
+    classify(status, retry_after, &body)
+}
+
+/// A request that got no answer, by the engine's one classification: a target the policy
+/// refuses (or an unbuildable request) cannot get tokens; the rest is transient.
+fn transport(error: reqwest::Error) -> TokenCallError {
+    let failure = hangar_workers::transport_failure::transport_failure(error);
+    match failure.class {
+        ErrorClass::Client => TokenCallError::Refused(format!("token_url: {}", failure.message)),
+        class => TokenCallError::Transient {
+            reason: format!("the token endpoint: {}", failure.message),
+            class,
+            retry_after: None,
+        },
     }
 }
 
-/// Our reqwest client, remembering the status and `Retry-After` of the answer.
-struct Recording<'a> {
-    http: &'a reqwest::Client,
-    seen: Mutex<Option<(u16, Option<String>)>>,
-}
-
-impl<'c> AsyncHttpClient<'c> for Recording<'_> {
-    type Error = HttpClientError<reqwest::Error>;
-    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, Self::Error>> + Send + 'c>>;
-
-    fn call(&'c self, request: HttpRequest) -> Self::Future {
-        Box::pin(async move {
-            let response: HttpResponse = self.http.call(request).await?;
-            let retry_after = response
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            *self.seen.lock().unwrap_or_else(|e| e.into_inner()) =
-                Some((response.status().as_u16(), retry_after));
-            Ok(response)
-        })
-    }
-}
-
-type CallError = RequestTokenError<
-    HttpClientError<reqwest::Error>,
-    oauth2::StandardErrorResponse<BasicErrorResponseType>,
->;
-
-/// The class of a failed call: by the status first (429, 5xx are transient whatever the
-/// body), then by the OAuth error code.
-fn classify(error: CallError, status: Option<(u16, Option<String>)>) -> TokenCallError {
-    if let Some((code, retry_after)) = &status {
-        let code = *code;
-        if code == 429 {
-            return TokenCallError::Transient {
-                reason: "the token endpoint answered 429 (rate limited)".to_owned(),
-                class: ErrorClass::RateLimit,
-                retry_after: retry_after.clone(),
-            };
-        }
-        if code >= 500 || code == 408 {
-            return transient(
-                format!("the token endpoint answered HTTP {code}"),
-                ErrorClass::Server,
-            );
-        }
-    }
-    match error {
-        RequestTokenError::ServerResponse(response) => {
-            let code = status.map_or(0, |(c, _)| c);
-            let mut reason = format!("HTTP {code} {}", response.error());
-            if let Some(description) = response.error_description() {
-                reason += &format!(": {}", description.chars().take(200).collect::<String>());
-            }
-            TokenCallError::Refused(reason)
-        }
-        RequestTokenError::Request(HttpClientError::Reqwest(error)) => {
-            if let Some(refused) = hangar_workers::targets::refusal(&error) {
-                return TokenCallError::Refused(format!("token_url: {refused}"));
-            }
-            if error.is_timeout() {
-                transient("the token endpoint timed out", ErrorClass::Timeout)
-            } else {
+/// The tokens of an answer, or why there are none: by the status first (429, 408, 5xx are
+/// transient whatever the body), then by the OAuth error code.
+fn classify(
+    status: u16,
+    retry_after: Option<String>,
+    body: &[u8],
+) -> Result<Tokens, TokenCallError> {
+    match status {
+        200 => {
+            let answer: TokenAnswer = serde_json::from_slice(body).map_err(|_| {
                 transient(
-                    format!(
-                        "the token endpoint could not be reached: {}",
-                        error.without_url()
-                    ),
+                    "the token endpoint's answer is not a token response",
                     ErrorClass::Server,
                 )
-            }
+            })?;
+            Ok(Tokens {
+                access_token: answer.access_token,
+                refresh_token: answer.refresh_token,
+                expires_at: answer
+                    .expires_in
+                    .map(|s| Utc::now() + chrono::Duration::seconds(s)),
+            })
         }
-        RequestTokenError::Request(other) => transient(
-            format!("the token request failed: {other}"),
+        429 => Err(TokenCallError::Transient {
+            reason: "the token endpoint answered 429 (rate limited)".to_owned(),
+            class: ErrorClass::RateLimit,
+            retry_after,
+        }),
+        408 | 500.. => Err(transient(
+            format!("the token endpoint answered HTTP {status}"),
             ErrorClass::Server,
-        ),
-        RequestTokenError::Parse(_, _) => match status {
-            Some((code, _)) if code != 200 => {
-                TokenCallError::Refused(format!("the token endpoint answered HTTP {code}"))
+        )),
+        _ => {
+            let mut reason = format!("HTTP {status}");
+            if let Ok(error) = serde_json::from_slice::<ErrorAnswer>(body) {
+                reason += &format!(" {}", error.error.chars().take(100).collect::<String>());
+                if let Some(description) = error.error_description {
+                    reason += &format!(": {}", description.chars().take(200).collect::<String>());
+                }
             }
-            _ => transient(
-                "the token endpoint's answer is not a token response",
-                ErrorClass::Server,
-            ),
-        },
-        RequestTokenError::Other(message) => match status {
-            Some((code, _)) if code != 200 => TokenCallError::Refused(format!(
-                "the token endpoint answered HTTP {code}: {message}"
-            )),
-            _ => transient(message, ErrorClass::Server),
-        },
+            Err(TokenCallError::Refused(reason))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_classified_by_status_then_oauth_error() {
+        let ok = classify(200, None, br#"{"access_token":"a","expires_in":3600}"#).unwrap();
+        assert_eq!(ok.access_token, "a");
+        assert!(
+            ok.refresh_token.is_none(),
+            "omitted: the caller keeps the old one"
+        );
+        let refused = classify(400, None, br#"{"error":"invalid_grant"}"#).unwrap_err();
+        assert_eq!(
+            refused,
+            TokenCallError::Refused("HTTP 400 invalid_grant".to_owned())
+        );
+        assert!(matches!(
+            classify(401, None, b"nope"),
+            Err(TokenCallError::Refused(_))
+        ));
+        for status in [500, 502, 503, 408] {
+            let error = classify(status, None, br#"{"error":"temporarily_unavailable"}"#);
+            assert!(
+                matches!(
+                    error,
+                    Err(TokenCallError::Transient {
+                        class: ErrorClass::Server,
+                        ..
+                    })
+                ),
+                "{status}"
+            );
+        }
+        let limited = classify(429, Some("7".to_owned()), b"").unwrap_err();
+        assert_eq!(
+            limited,
+            TokenCallError::Transient {
+                reason: "the token endpoint answered 429 (rate limited)".to_owned(),
+                class: ErrorClass::RateLimit,
+                retry_after: Some("7".to_owned()),
+            }
+        );
+        assert!(matches!(
+            classify(200, None, b"<html>"),
+            Err(TokenCallError::Transient { .. })
+        ));
+        assert_eq!(form_encode("a b/c:d"), "a+b%2Fc%3Ad");
     }
 }
