@@ -58,15 +58,7 @@ pub enum Command {
         command: AlertsCommand,
     },
     /// List, show and sync integrations.
-    Integrations {
-        #[command(flatten)]
-        database: DatabaseOptions,
-        #[command(flatten)]
-        pools: PoolOptions,
-        /// What to do with integrations.
-        #[command(subcommand)]
-        command: crate::commands::integrations::IntegrationsCommand,
-    },
+    Integrations(crate::commands::integrations::IntegrationsArgs),
     /// Create, list and revoke API tokens.
     Tokens {
         #[command(flatten)]

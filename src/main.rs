@@ -178,13 +178,9 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
             };
             commands::alerts::alerts(&load(flags.with(&database))?, command).await
         }
-        Command::Integrations {
-            database,
-            pools,
-            command,
-        } => {
-            let config = load(Flags::new().with(&database).with(&pools))?;
-            commands::integrations::command(&config, command).await
+        Command::Integrations(args) => {
+            let config = load(Flags::new().with(&args.database).with(&args.pools))?;
+            commands::integrations::command(&config, args.command).await
         }
         Command::Tokens { database, command } => {
             commands::tokens::command(&load(Flags::new().with(&database))?, command).await

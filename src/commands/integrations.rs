@@ -3,7 +3,7 @@
 //! one integration with its schedules' next runs, and a manual sync (one `sync` job per
 //! enabled data type), the same as the dashboard and `POST …/{provider}/sync`.
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use hangar_integrations::configure::{self, ConfigureError};
 use hangar_integrations::integration::Integration;
 use hangar_integrations::provider::Provider;
@@ -16,7 +16,21 @@ use serde_json::json;
 use crate::commands::output::{print_json, short_time};
 use crate::commands::table::{Align, Table};
 use crate::config::Config;
+use crate::config::settings::{DatabaseOptions, PoolOptions};
 use crate::exit::Fatal;
+
+/// `hangar integrations`: the database and pool settings (a manual sync routes its jobs by
+/// the pools), and what to do.
+#[derive(Debug, Args)]
+pub struct IntegrationsArgs {
+    #[command(flatten)]
+    pub database: DatabaseOptions,
+    #[command(flatten)]
+    pub pools: PoolOptions,
+    /// What to do with integrations.
+    #[command(subcommand)]
+    pub command: IntegrationsCommand,
+}
 
 /// What to do with integrations.
 #[derive(Debug, Subcommand)]
