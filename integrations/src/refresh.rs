@@ -17,6 +17,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use hangar_workers::alerts::{AlertKind, Severity};
 use hangar_workers::error_class::ErrorClass;
 use hangar_workers::job::NewJob;
 use hangar_workers::store::NewAlert;
@@ -293,8 +294,8 @@ impl IntegrationContext {
         }
         let alert = NewAlert {
             workspace_id: Some(integration.workspace_id.clone()),
-            kind: "reauth_required".to_owned(),
-            severity: "critical".to_owned(),
+            kind: AlertKind::ReauthRequired.as_str().to_owned(),
+            severity: Severity::Critical.as_str().to_owned(),
             message: format!(
                 "integration {} ({id}) needs re-authorisation: {reason}; its syncs are stopped \
                  until an admin gives new credentials",
