@@ -65,6 +65,8 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::commands::conflicts::ConflictsCommand,
     },
+    /// List, show and sync integrations.
+    Integrations(crate::commands::integrations::IntegrationsArgs),
     /// Create, list and revoke API tokens.
     Tokens {
         #[command(flatten)]

@@ -56,7 +56,8 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, Fatal> {
         .map_err(|e| Fatal::config(format!("HANGAR_BIND: cannot listen on {addr}: {e}")))
 }
 
-/// Serves the routes on `listener` until `shutdown` is cancelled.
+/// Serves the routes on `listener` until `shutdown` is cancelled: the API and the dashboard
+/// over `api_state`.
 pub async fn serve(
     listener: TcpListener,
     api_state: ApiState,
@@ -64,10 +65,9 @@ pub async fn serve(
     redis: Option<RedisConfig>,
     shutdown: CancellationToken,
 ) {
-    let store = api_state.store.clone();
     let api = api::routes(api_state.clone());
     let state = AppState {
-        store,
+        store: api_state.store.clone(),
         metrics: metrics_handle(),
         queues,
     };

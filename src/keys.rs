@@ -104,14 +104,21 @@ pub async fn command(config: &Config, command: KeysCommand) -> Result<(), Fatal>
     }
 }
 
+/// Re-seals the alert channels' configuration and the integrations' credentials with the
+/// new key; returns how many secrets.
 async fn rotate(store: &Store, ring: &Keyring, new_key: &MasterKey) -> Result<u64, Fatal> {
     let channels = channels::reseal_all(store, ring, new_key)
         .await
         .map_err(|e| Fatal::runtime(e.to_string()))?;
-    // The webhook endpoints' secrets (another transaction: a failure here leaves the channels
-    // re-sealed under the new key, which the NEW,OLD keyring opens, and is safe to repeat).
+    // The webhook endpoints' secrets and the integrations' credentials (other transactions:
+    // a failure here leaves what was done re-sealed under the new key, which the NEW,OLD
+    // keyring opens, and is safe to repeat).
     let endpoints = hangar_workers::webhooks::endpoint::reseal_all(store, ring, new_key)
         .await
         .map_err(|e| Fatal::runtime(e.to_string()))?;
-    Ok(channels + endpoints)
+    let rows = hangar_integrations::store::IntegrationRows::new(store.database().clone());
+    let credentials = hangar_integrations::credentials::reseal_all(&rows, ring, new_key)
+        .await
+        .map_err(|e| Fatal::runtime(e.to_string()))?;
+    Ok(channels + endpoints + credentials)
 }

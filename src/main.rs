@@ -181,6 +181,10 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
         Command::Conflicts { database, command } => {
             commands::conflicts::command(&load(Flags::new().with(&database))?, command).await
         }
+        Command::Integrations(args) => {
+            let config = load(Flags::new().with(&args.database).with(&args.pools))?;
+            commands::integrations::command(&config, args.command).await
+        }
         Command::Tokens { database, command } => {
             commands::tokens::command(&load(Flags::new().with(&database))?, command).await
         }

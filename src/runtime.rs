@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use hangar_integrations::{IntegrationContext, IntegrationRefresher};
 use hangar_workers::alerts::{self, AlertContext, dispatcher::Dispatcher};
 use hangar_workers::client::Client;
 use hangar_workers::kinds::{HttpHandler, Registry};
@@ -15,6 +16,7 @@ use hangar_workers::webhooks::{self, WebhookContext};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::ApiState;
 use crate::config::Config;
 use crate::exit::Fatal;
 use crate::http;
@@ -39,16 +41,20 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
     signal_watch(shutdown.clone());
     // Configuration first: a bad pool file is reported before the database is touched.
     let mut registry = Registry::builtin_with(config.targets.clone());
+    hangar_integrations::reserve_kinds(&mut registry);
     check_kinds(&registry, &plan.pools)?;
     // Built once: the client, the planner and the alert dispatcher route by the same rule.
     let routes = Routes::new(&config.pools, &registry);
     // The alert dispatcher runs in `serve` and in every worker that runs the alert kinds;
     // both need the master key (on PostgreSQL a missing key stops them here, exit 2).
+    // So do the integrations' jobs, which open sealed credentials.
     let runs_alerts = plan.planner && plan.migrate
         || plan.pools.iter().any(|p| {
-            p.kinds
-                .iter()
-                .any(|k| alerts::KINDS.contains(&k.as_str()) || k == webhooks::KIND)
+            p.kinds.iter().any(|k| {
+                alerts::KINDS.contains(&k.as_str())
+                    || k == webhooks::KIND
+                    || hangar_integrations::KINDS.contains(&k.as_str())
+            })
         });
     let keyring = if runs_alerts {
         Some(crate::keys::keyring(config)?.0)
@@ -100,6 +106,19 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
     if let Some(context) = &webhook_context {
         webhooks::register(&mut registry, context);
     }
+    let integrations = keyring.clone().map(|keyring| {
+        IntegrationContext::new(
+            store.clone(),
+            Arc::new(keyring),
+            routes.clone(),
+            config.targets.clone(),
+            worker_id(),
+        )
+    });
+    if let Some(context) = &integrations {
+        hangar_integrations::register(&mut registry, context);
+        registry.register_internal(hangar_integrations::SYNC, sync_handler(config, context)?);
+    }
     let registry = Arc::new(registry);
     let listener = http::bind(config.bind).await?;
     // With `--bind 127.0.0.1:0` the system picks the port; this line says which one.
@@ -114,7 +133,11 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
     let deps = PoolDeps {
         store: store.clone(),
         registry,
-        refresher: Arc::new(NoRefresher),
+        // Jobs of an integration refresh its token on a 401; the others have none.
+        refresher: match &integrations {
+            Some(context) => Arc::new(IntegrationRefresher::new(context.clone())),
+            None => Arc::new(NoRefresher),
+        },
         worker_id: worker_id(),
     };
     let client = Arc::new(Client::new(deps.registry.clone(), Arc::new(routes.clone())));
@@ -144,9 +167,10 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
         let pool = Pool::new(spec, deps.clone());
         tasks.spawn(pool.run(shutdown.clone()));
     }
-    let api_state = crate::api::ApiState::new(store.clone(), client)
+    let api_state = ApiState::new(store.clone(), client)
         .with_alerts(alert_context)
-        .with_webhooks(webhook_context);
+        .with_webhooks(webhook_context)
+        .with_integrations(integrations);
     tasks.spawn(http::serve(
         listener,
         api_state,
@@ -166,13 +190,36 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
 
 /// Every kind a pool names must have a handler in this binary (the alert delivery kinds
 /// are registered once the store is open).
+/// The `sync` kind's handler: integrations read through `context` when a job runs, the
+/// built-in connectors, applied changes handed to `{prefix}:changes` when Redis is configured.
+fn sync_handler(
+    config: &Config,
+    context: &IntegrationContext,
+) -> Result<hangar_integrations::sync::handler::SyncHandler, Fatal> {
+    use hangar_integrations::sync::{changes::Changes, connector::Connectors};
+    let changes = match &config.redis {
+        Some(redis) => Changes::redis(&redis.url, &redis.prefix)
+            .map_err(|e| Fatal::config(format!("redis_url: {e}")))?,
+        None => Changes::api_only(),
+    };
+    hangar_integrations::sync::handler::SyncHandler::new(
+        hangar_integrations::store::SyncStore::new(context.store.database().clone()),
+        Arc::new(context.clone()),
+        Connectors::builtin(),
+        &config.targets,
+        changes,
+    )
+    .map_err(|e| Fatal::runtime(format!("the sync engine's HTTP client: {e}")))
+}
+
 fn check_kinds(registry: &Registry, pools: &[PoolSpec]) -> Result<(), Fatal> {
     for pool in pools {
         for kind in &pool.kinds {
-            if registry.get(kind).is_none()
-                && !alerts::KINDS.contains(&kind.as_str())
-                && kind != webhooks::KIND
-            {
+            // The alert, webhook and integration kinds are registered once the store is open.
+            let later = alerts::KINDS.contains(&kind.as_str())
+                || kind == webhooks::KIND
+                || hangar_integrations::KINDS.contains(&kind.as_str());
+            if registry.get(kind).is_none() && !later {
                 return Err(Fatal::config(format!(
                     "{}: pool '{}': kinds: unknown job kind '{kind}' (known: {})",
                     pool.source,

@@ -9,6 +9,9 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use hangar_integrations::configure::ConfigureError;
+use hangar_integrations::provider::UnknownProvider;
+use hangar_integrations::store::IntegrationStoreError;
 use hangar_integrations::store::SyncStoreError;
 use hangar_schedules::ScheduleError;
 use hangar_workers::alerts::AlertError;
@@ -118,6 +121,15 @@ pub enum ApiError {
     /// The webhook endpoints and deliveries.
     #[error(transparent)]
     Webhook(#[from] WebhookError),
+    /// A provider id that is not one of the contract's (404: no such resource).
+    #[error(transparent)]
+    UnknownProvider(#[from] UnknownProvider),
+    /// Integrations need the master key, which this process does not have.
+    #[error("integrations need the master key (HANGAR_MASTER_KEY) in this process")]
+    NoIntegrations,
+    /// The integrations.
+    #[error(transparent)]
+    Integration(#[from] ConfigureError),
 }
 
 /// How a failure underneath the API reaches the caller.
@@ -152,6 +164,19 @@ fn database(error: &sqlx::Error) -> Underneath {
     }
 }
 
+fn schedule(error: &ScheduleError) -> Underneath {
+    match error {
+        ScheduleError::NotFound(_) => Underneath::Caller(StatusCode::NOT_FOUND, "not_found"),
+        ScheduleError::InvalidName(_) | ScheduleError::InvalidSpec { .. } => {
+            Underneath::Caller(StatusCode::UNPROCESSABLE_ENTITY, "invalid_schedule")
+        }
+        ScheduleError::NameTaken { .. } => Underneath::Caller(StatusCode::CONFLICT, "conflict"),
+        ScheduleError::Database(error) => database(error),
+        ScheduleError::Store(error) => store(error),
+        ScheduleError::Corrupt(_) => Underneath::Internal,
+    }
+}
+
 impl ApiError {
     fn underneath(&self) -> Option<Underneath> {
         Some(match self {
@@ -164,19 +189,22 @@ impl ApiError {
             }
             ApiError::Alert(AlertError::Store(error)) => store(error),
             ApiError::Alert(AlertError::Secret(_)) => Underneath::Internal,
-            ApiError::Schedule(error) => match error {
-                ScheduleError::NotFound(_) => {
+            ApiError::Schedule(error) => schedule(error),
+            ApiError::UnknownProvider(_) => Underneath::Caller(StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Integration(error) => match error {
+                ConfigureError::Invalid(_) => {
+                    Underneath::Caller(StatusCode::UNPROCESSABLE_ENTITY, "invalid_integration")
+                }
+                ConfigureError::NotFound { .. }
+                | ConfigureError::Store(IntegrationStoreError::NotFound(_)) => {
                     Underneath::Caller(StatusCode::NOT_FOUND, "not_found")
                 }
-                ScheduleError::InvalidName(_) | ScheduleError::InvalidSpec { .. } => {
-                    Underneath::Caller(StatusCode::UNPROCESSABLE_ENTITY, "invalid_schedule")
-                }
-                ScheduleError::NameTaken { .. } => {
-                    Underneath::Caller(StatusCode::CONFLICT, "conflict")
-                }
-                ScheduleError::Database(error) => database(error),
-                ScheduleError::Store(error) => store(error),
-                ScheduleError::Corrupt(_) => Underneath::Internal,
+                ConfigureError::Conflict(_) => Underneath::Caller(StatusCode::CONFLICT, "conflict"),
+                ConfigureError::Store(IntegrationStoreError::Database(error)) => database(error),
+                ConfigureError::Store(IntegrationStoreError::Jobs(error))
+                | ConfigureError::Jobs(error) => store(error),
+                ConfigureError::Store(IntegrationStoreError::Corrupt(_)) => Underneath::Internal,
+                ConfigureError::Schedules(error) => schedule(error),
             },
             ApiError::Token(TokenError::Store(error)) => store(error),
             ApiError::Sync(error) => match error {
@@ -218,7 +246,9 @@ impl ApiError {
             ApiError::NoRoute => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Timeout(_) | ApiError::NoMasterKey => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Timeout(_) | ApiError::NoMasterKey | ApiError::NoIntegrations => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::DeliveryFailed { .. } | ApiError::Unprocessable(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
@@ -234,7 +264,9 @@ impl ApiError {
             | ApiError::Alert(_)
             | ApiError::Schedule(_)
             | ApiError::Token(_)
-            | ApiError::Webhook(_) => match self.underneath() {
+            | ApiError::Webhook(_)
+            | ApiError::UnknownProvider(_)
+            | ApiError::Integration(_) => match self.underneath() {
                 Some(Underneath::Caller(status, _)) => status,
                 Some(Underneath::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -255,7 +287,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Timeout(_) => "timeout",
-            ApiError::NoMasterKey => "unavailable",
+            ApiError::NoMasterKey | ApiError::NoIntegrations => "unavailable",
             ApiError::DeliveryFailed { .. } => "delivery_failed",
             ApiError::Unprocessable(_) => "unprocessable",
             ApiError::InvalidEvent(rejection) | ApiError::InvalidJob(rejection) => {
@@ -271,7 +303,9 @@ impl ApiError {
             | ApiError::Alert(_)
             | ApiError::Schedule(_)
             | ApiError::Token(_)
-            | ApiError::Webhook(_) => match self.underneath() {
+            | ApiError::Webhook(_)
+            | ApiError::UnknownProvider(_)
+            | ApiError::Integration(_) => match self.underneath() {
                 Some(Underneath::Caller(_, code)) => code,
                 Some(Underneath::Unavailable) => "unavailable",
                 _ => "internal",

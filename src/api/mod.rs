@@ -13,6 +13,7 @@ mod auth;
 mod bodies;
 mod conflicts;
 mod error;
+mod integrations;
 mod jobs;
 mod publish;
 mod sync_runs;
@@ -29,6 +30,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use hangar_integrations::IntegrationContext;
 use hangar_workers::alerts::AlertContext;
 use hangar_workers::client::Client;
 use hangar_workers::store::Store;
@@ -63,6 +65,8 @@ pub struct ApiState {
     pub alerts: Option<AlertContext>,
     /// Keyring, target policy and job route of the webhook endpoints (with the master key).
     pub webhooks: Option<WebhookContext>,
+    /// The integrations (present with the master key).
+    pub integrations: Option<IntegrationContext>,
 }
 
 impl ApiState {
@@ -74,12 +78,19 @@ impl ApiState {
             limiter: Arc::default(),
             alerts: None,
             webhooks: None,
+            integrations: None,
         }
     }
 
     /// The same, able to manage webhook endpoints.
     pub fn with_webhooks(mut self, webhooks: Option<WebhookContext>) -> ApiState {
         self.webhooks = webhooks;
+        self
+    }
+
+    /// The same, able to manage integrations.
+    pub fn with_integrations(mut self, integrations: Option<IntegrationContext>) -> ApiState {
+        self.integrations = integrations;
         self
     }
 
@@ -125,6 +136,12 @@ fn documented() -> OpenApiRouter<ApiState> {
         .routes(routes!(webhook_deliveries::replay))
         .routes(routes!(webhook_deliveries::resend))
         .routes(routes!(webhook_deliveries::expunge))
+        .routes(routes!(integrations::list_integrations))
+        .routes(routes!(
+            integrations::get_integration,
+            integrations::put_integration
+        ))
+        .routes(routes!(integrations::sync_integration))
 }
 
 /// The OpenAPI document of the API.

@@ -7,6 +7,7 @@ pub mod alert_channels;
 pub mod alerts;
 pub mod conflicts;
 pub mod enqueue;
+pub mod integrations;
 pub mod jobs;
 pub mod output;
 pub mod table;

@@ -2,7 +2,7 @@
 //! sessions ([`dashboard_sessions`]), both dialects side by side in one file per table, on
 //! the database the job store lends ([`hangar_workers::store::Store::database`]). The app's
 //! migrations are [`MIGRATIONS`]; [`migrate`] applies every crate's set in the order the
-//! crates depend on each other (engine, planner, app, integrations).
+//! crates depend on each other (engine, planner, integrations, app).
 
 pub mod api_tokens;
 pub mod dashboard_sessions;
@@ -38,8 +38,8 @@ static SQLITE: Migrator = sqlx::migrate!("migrations/app/sqlite");
 const ALL: [&Migrations; 4] = [
     &schema::ENGINE,
     &hangar_schedules::MIGRATIONS,
-    &MIGRATIONS,
     &hangar_integrations::store::MIGRATIONS,
+    &MIGRATIONS,
 ];
 
 /// Applies every crate's pending migrations; returns the names of those it applied

@@ -18,6 +18,7 @@ fn alert(workspace: &str, key: &str) -> NewAlert {
         severity: "warning".to_owned(),
         message: format!("test alert {key}"),
         incident_key: format!("test:{key}"),
+        integration: None,
     }
 }
 

@@ -84,6 +84,7 @@ async fn user_text_is_escaped_on_every_page(backend: Backend) {
             severity: "critical".to_owned(),
             message: payload("alert message"),
             incident_key: "escaping".to_owned(),
+            integration: None,
         }])
         .await
         .expect("alert");

@@ -1,5 +1,5 @@
 //! Each crate owns its tables and migrations (engine 1–999, planner 1001–1999, app
-//! 2001–2999). A database migrated by a Hangar from before (one migration set, versions 1–11,
+//! 2001–2999, integrations 3001–3999). A database migrated by a Hangar from before (one migration set, versions 1–11,
 //! rebuilt here from today's unchanged files under their old numbers) keeps working: `hangar migrate` takes
 //! the planner's and the app's migrations over under their new versions without running them
 //! again, and `serve` then authenticates its tokens, plans its schedules and shows its jobs.
@@ -63,12 +63,17 @@ async fn legacy_database(db: &TestDb, backend: Backend) -> Store {
 }
 
 /// The migration history after `migrate`: the old set renumbered, then what came after it
-/// (12: webhooks — 11 stays unused, the old number of the dashboard sessions; 35NN: the sync
-/// engine's tables).
-const NEW_VERSIONS: [i64; 13] = [1, 2, 5, 6, 7, 8, 10, 12, 1001, 2001, 2002, 3501, 3502];
+/// (12: webhooks — 11 stays unused, the old number of the dashboard sessions; 3001: the
+/// integrations; 35NN: the sync engine's tables).
+const NEW_VERSIONS: [i64; 14] = [1, 2, 5, 6, 7, 8, 10, 12, 1001, 2001, 2002, 3001, 3501, 3502];
 
 /// The migrations that came after the single set (new tables, not renumbered ones).
-const LATER: [&str; 3] = ["0012_webhooks", "3501_sync_engine", "3502_sync_outbox"];
+const LATER: [&str; 4] = [
+    "0012_webhooks",
+    "3001_integrations",
+    "3501_sync_engine",
+    "3502_sync_outbox",
+];
 
 /// Whether `migrate`'s output ran none of the old set's migrations again (only those added
 /// since).
@@ -130,7 +135,8 @@ async fn legacy_database_keeps_working(backend: Backend) {
         .await
         .expect("schedule");
 
-    // The new migrate takes the old rows over: nothing is created again.
+    // The new migrate takes the old rows over (nothing is created again) and applies only
+    // what came after the single set.
     let migrated = stdout_ok(&db.run(&["migrate"]));
     ran_nothing_old(&migrated);
     for name in LATER {
@@ -146,7 +152,7 @@ async fn legacy_database_keeps_working(backend: Backend) {
         .send()
         .await
         .expect("GET job");
-    assert_eq!(shown.status(), 200, "the old token authenticates");
+    assert_eq!(shown.status(), 200, "the token authenticates");
     let shown: serde_json::Value = shown.json().await.expect("job JSON");
     assert_eq!(shown["id"], job.0, "the old job is still there: {shown}");
     wait_for(
@@ -187,6 +193,7 @@ async fn each_crate_applies_its_own_set(backend: Backend) {
         "1001_schedules",
         "2001_api_tokens",
         "2002_dashboard_sessions",
+        "3001_integrations",
     ] {
         assert!(text.contains(name), "{name} applied: {text}");
     }

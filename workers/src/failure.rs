@@ -30,6 +30,7 @@ pub(crate) async fn handle(
     } else {
         None
     };
+    let (failure, refresh) = after_refresh(failure, refresh);
     let decision = decide_failure(spec, job, &failure, refresh);
     if decision.needs_reauth {
         deps.refresher
@@ -72,6 +73,29 @@ pub(crate) async fn handle(
                 return;
             }
         }
+    }
+}
+
+/// A refresh that could not be tried (the token endpoint down, another process refreshing)
+/// says nothing about the credential: the attempt becomes a `server` failure, retried by
+/// that table, instead of an auth failure that would end in re-authorisation.
+pub fn after_refresh(
+    failure: JobFailure,
+    refresh: Option<RefreshOutcome>,
+) -> (JobFailure, Option<RefreshOutcome>) {
+    match refresh {
+        Some(RefreshOutcome::Unavailable { reason }) => (
+            JobFailure {
+                class: ErrorClass::Server,
+                message: format!(
+                    "{}; the token refresh is unavailable ({reason}), retried later",
+                    failure.message
+                ),
+                ..failure
+            },
+            None,
+        ),
+        other => (failure, other),
     }
 }
 
@@ -212,6 +236,34 @@ mod tests {
         let job = claimed(Utc::now() - chrono::Duration::hours(1));
         let decision = decide_failure(&spec, &job, &failure, None);
         assert!(decision.delay >= Duration::from_secs(7_209), "{decision:?}");
+    }
+
+    #[test]
+    fn an_unavailable_refresh_is_a_server_retry_not_a_reauthorisation() {
+        let spec = crate::pool_config::builtin().remove(0);
+        let job = claimed(Utc::now());
+        let unauthorized = JobFailure::new(ErrorClass::Auth, "HTTP 401");
+        let unavailable = Some(RefreshOutcome::Unavailable {
+            reason: "the token endpoint answered HTTP 503".to_owned(),
+        });
+        let (failure, refresh) = after_refresh(unauthorized.clone(), unavailable);
+        assert_eq!(failure.class, ErrorClass::Server);
+        assert!(failure.message.contains("HTTP 503"), "{}", failure.message);
+        let decision = decide_failure(&spec, &job, &failure, refresh);
+        assert_eq!(decision.verdict, Verdict::Retry, "{decision:?}");
+        assert!(
+            !decision.needs_reauth && decision.alert.is_none(),
+            "{decision:?}"
+        );
+
+        let failed = Some(RefreshOutcome::Failed {
+            reason: "invalid_grant".to_owned(),
+        });
+        let (failure, refresh) = after_refresh(unauthorized, failed);
+        assert_eq!(failure.class, ErrorClass::Auth);
+        let decision = decide_failure(&spec, &job, &failure, refresh);
+        assert_eq!(decision.verdict, Verdict::Fail);
+        assert!(decision.needs_reauth, "{decision:?}");
     }
 
     #[test]

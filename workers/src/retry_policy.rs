@@ -105,6 +105,13 @@ pub enum RefreshOutcome {
     },
     /// The job's integration has no token refresher.
     NotConfigured,
+    /// The refresh could not be tried now (the token endpoint answered 5xx or 429, timed
+    /// out, or another process holds the connection's refresh): never a credential failure.
+    /// [`crate::failure`] retries such an attempt as a `server` failure, by that table.
+    Unavailable {
+        /// Why, for the attempt's record.
+        reason: String,
+    },
 }
 
 /// Everything `decide` needs to know about one failed attempt.
@@ -284,6 +291,9 @@ fn decide_auth(policy: &RetryPolicy, input: &FailureInput) -> Decision {
         }
         Some(RefreshOutcome::Failed { reason }) => format!("refresh failed: {reason}"),
         Some(RefreshOutcome::NotConfigured) => "no token refresher for this job".to_owned(),
+        // `failure::handle` turns these into server failures before deciding; a caller that
+        // passes one here gets the conservative answer.
+        Some(RefreshOutcome::Unavailable { reason }) => format!("refresh unavailable: {reason}"),
         None => "no token refresh was attempted for this job".to_owned(),
     };
     let mut decision = fail(

@@ -350,6 +350,7 @@ pub async fn disable(store: &Store, channel: &Channel, reason: &str) -> Result<b
             severity: Severity::Critical.as_str().to_owned(),
             message,
             incident_key: format!("channel:{}:disabled", channel.id),
+            integration: None,
         }])
         .await?;
     tracing::warn!(channel = %channel.id, kind = channel.kind.as_str(), %reason, "alert channel disabled");

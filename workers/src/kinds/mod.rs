@@ -116,6 +116,13 @@ impl Registry {
         self.internal.insert(kind.to_owned());
     }
 
+    /// Marks `kind` internal without a handler: a kind only the engine (or another crate,
+    /// such as the integrations' `sync` and `token_refresh`) enqueues, which callers are
+    /// refused even in a process that does not run it.
+    pub fn reserve_internal(&mut self, kind: &str) {
+        self.internal.insert(kind.to_owned());
+    }
+
     /// Whether `kind` is internal (registered with [`Registry::register_internal`], or one of
     /// the engine's own kinds whose handler this process does not run).
     pub fn is_internal(&self, kind: &str) -> bool {

@@ -145,6 +145,8 @@ pub struct NewAlert {
     pub message: String,
     /// One open alert per key: raising it again while open counts an occurrence.
     pub incident_key: String,
+    /// The integration it concerns (its provider id), if any.
+    pub integration: Option<String>,
 }
 
 /// An alert row as the queries here read it: times in Unix milliseconds.
@@ -356,7 +358,7 @@ impl Store {
             Pool::Postgres(pool) => {
                 let sql = format!(
                     "INSERT INTO hangar_alerts (workspace_id, kind, severity, message, \
-                         incident_key) VALUES ($1, $2, $3, $4, $5) {upsert}"
+                         incident_key, integration) VALUES ($1, $2, $3, $4, $5, $6) {upsert}"
                 );
                 let mut tx = pool.begin().await?;
                 for alert in alerts {
@@ -366,6 +368,7 @@ impl Store {
                         .bind(&alert.severity)
                         .bind(&alert.message)
                         .bind(&alert.incident_key)
+                        .bind(&alert.integration)
                         .fetch_one(&mut *tx)
                         .await?;
                     ids.push(id);
@@ -375,8 +378,8 @@ impl Store {
             Pool::Sqlite(pool) => {
                 let sql = format!(
                     "INSERT INTO hangar_alerts (workspace_id, kind, severity, message, \
-                         incident_key, created_at, last_seen_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $6) {upsert}"
+                         incident_key, integration, created_at, last_seen_at) \
+                     VALUES ($1, $2, $3, $4, $5, $7, $6, $6) {upsert}"
                 );
                 let now = Utc::now().timestamp_millis();
                 let mut tx = pool.begin().await?;
@@ -388,6 +391,7 @@ impl Store {
                         .bind(&alert.message)
                         .bind(&alert.incident_key)
                         .bind(now)
+                        .bind(&alert.integration)
                         .fetch_one(&mut *tx)
                         .await?;
                     ids.push(id);
@@ -396,6 +400,38 @@ impl Store {
             }
         }
         Ok(ids)
+    }
+
+    /// Resolves the open alert of `incident_key` (the condition cleared: a connection that
+    /// recovered), appending `note` to its message (what the `resolved` notice the dispatcher
+    /// then sends says, e.g. "recovered: new credentials saved"). False when none was open.
+    pub async fn resolve_incident(
+        &self,
+        incident_key: &str,
+        note: &str,
+    ) -> Result<bool, StoreError> {
+        let resolved = match self.pool() {
+            Pool::Postgres(pool) => sqlx::query(
+                "UPDATE hangar_alerts SET resolved_at = now(), message = message || ' — ' || $2 \
+                 WHERE incident_key = $1 AND resolved_at IS NULL",
+            )
+            .bind(incident_key)
+            .bind(note)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+            Pool::Sqlite(pool) => sqlx::query(
+                "UPDATE hangar_alerts SET resolved_at = $2, message = message || ' — ' || $3 \
+                 WHERE incident_key = $1 AND resolved_at IS NULL",
+            )
+            .bind(incident_key)
+            .bind(Utc::now().timestamp_millis())
+            .bind(note)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+        };
+        Ok(resolved > 0)
     }
 
     /// Acknowledges an alert (idempotent: the first acknowledgement's time stays).

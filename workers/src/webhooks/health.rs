@@ -37,6 +37,7 @@ fn alert(endpoint_id: &str, workspace: &str, kind: AlertKind, message: String) -
         severity: severity.as_str().to_owned(),
         message,
         incident_key: incident(endpoint_id, what),
+        integration: None,
     }
 }
 
