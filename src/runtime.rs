@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::exit::Fatal;
 use crate::http;
-use crate::redis_ingress::Consumer;
+use crate::redis_ingress::{Consumer, ConsumerConfig};
 
 /// What to run in this process.
 pub struct Plan {
@@ -106,7 +106,11 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
     };
     let client = Arc::new(Client::new(deps.registry.clone(), Arc::new(routes.clone())));
     if let Some(redis) = &config.redis {
-        let consumer = Consumer::new(store.clone(), client.clone(), redis.clone(), worker_id())?;
+        let consumer = Consumer::new(
+            store.clone(),
+            client.clone(),
+            ConsumerConfig::new(redis.clone(), worker_id()),
+        )?;
         tasks.spawn(consumer.run(shutdown.clone()));
     }
     if keyring.is_some() {

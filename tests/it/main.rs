@@ -18,6 +18,7 @@ mod dashboard_sessions;
 mod durability;
 mod ingress;
 mod ingress_edges;
+mod ingress_passes;
 mod isolation;
 mod job_secrets;
 mod key_file;
