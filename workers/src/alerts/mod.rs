@@ -70,7 +70,8 @@ pub struct AlertContext {
 }
 
 impl AlertContext {
-    /// A context with its own HTTP client, whose requests reach what `targets` allows (`HANGAR_ALLOW_PRIVATE_TARGETS`).
+    /// A context with its own HTTP client, whose requests reach what `targets` allows (the
+    /// binary's `allow_private_targets` setting).
     pub fn new(
         store: Store,
         keyring: Arc<Keyring>,
