@@ -1,8 +1,9 @@
 //! Each crate owns its tables and migrations (engine 1–999, planner 1001–1999, app
 //! 2001–2999). A database migrated by a Hangar from before (one migration set, versions 1–11,
-//! rebuilt here from today's unchanged files under their old numbers) keeps working: `hangar migrate` takes
-//! the planner's and the app's migrations over under their new versions without running them
-//! again, and `serve` then authenticates its tokens, plans its schedules and shows its jobs.
+//! rebuilt here from today's unchanged files under their old numbers) keeps working: `hangar
+//! migrate` takes the planner's and the app's migrations over under their new versions without
+//! running them again, runs only the migrations added since, and `serve` then authenticates its
+//! tokens, plans its schedules and shows its jobs.
 
 use std::path::Path;
 use std::time::Duration;
@@ -62,16 +63,27 @@ async fn legacy_database(db: &TestDb, backend: Backend) -> Store {
     store
 }
 
-const NEW_VERSIONS: [i64; 10] = [1, 2, 5, 6, 7, 8, 10, 1001, 2001, 2002];
+const NEW_VERSIONS: [i64; 11] = [1, 2, 5, 6, 7, 8, 9, 10, 1001, 2001, 2002];
 
 async fn legacy_database_keeps_working(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = legacy_database(&db, backend).await;
-    // What the old Hangar stored: a token, a job, a schedule due every second. The operator
-    // commands already work on the old layout: its tables are the same.
-    let token = stdout_ok(&db.run(&["tokens", "create", "--role", "viewer"]))
-        .trim()
-        .to_owned();
+    // The operator commands refuse an old database until it is migrated: a migration was
+    // added since (the engine's 0009).
+    let refused = db.run(&["tokens", "list"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("1 migration(s) pending"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    // What the old Hangar stored, written through the crates' own APIs on the old layout: a
+    // token, a job, a schedule due every second.
+    let token = format!("hgr_{}", "5e".repeat(32));
+    let token_hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()));
+    hangar::store::api_tokens::insert(store.database(), "legacy", "viewer", None, &token_hash)
+        .await
+        .expect("old token");
     let job = Client::builtin()
         .job("noop", serde_json::json!({}))
         .expect("noop job");
@@ -86,9 +98,12 @@ async fn legacy_database_keeps_working(backend: Backend) {
         .await
         .expect("schedule");
 
-    // The new migrate takes the old rows over: nothing is created again.
+    // The new migrate takes the old rows over and runs only what was added since.
     let migrated = stdout_ok(&db.run(&["migrate"]));
-    assert!(migrated.starts_with("up to date"), "{migrated}");
+    assert!(
+        migrated.starts_with("applied 0009_idempotency_key_order ("),
+        "{migrated}"
+    );
     assert_eq!(history(&store).await, NEW_VERSIONS);
 
     let (_serve, base) = serve_http(&db).await;
