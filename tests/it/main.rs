@@ -27,6 +27,7 @@ mod openapi;
 mod outbound;
 mod planner;
 mod pool;
+mod pool_services;
 mod publish;
 mod queue_lag;
 mod receiver;
