@@ -9,7 +9,9 @@
 //!
 //! [`Heartbeat::run_once`] is one renewal and returns what it did; the loop runs it every
 //! third of the lease and logs a renewal that fails (each time: the leases are at stake) and
-//! the first one that works again.
+//! the first one that works again. How long a lease is surely held is measured on tokio's
+//! monotonic clock (not the wall clock a [`crate::clock::Clock`] reads, which may jump), so a
+//! test pauses and advances it.
 //!
 //! Shutdown: the pool stops it after the completer, so leases of unwritten results live on.
 
