@@ -6,9 +6,14 @@
 #   latency:    1 000 noop jobs one at a time, 20 ms apart, into an idle pool; median p50/p99;
 #   ingress:    `bench ingress` (50 000-entry backlog, then 500 entries 20 ms apart), median.
 # Usage: benches/ab.sh OLD_BINARY NEW_BINARY [RUNS] > report.md
+# MEASURES="ingress" (or any of "drain latency ingress") runs only those, e.g. more runs of
+# one measure on a noisy machine.
 # (build the old one from a worktree: git worktree add ../base REV && cargo build --release)
 set -euo pipefail
 A=$1; B=$2; RUNS=${3:-3}
+GIVEN=${MEASURES:+MEASURES=\"$MEASURES\" }
+MEASURES=${MEASURES:-drain latency ingress}
+wants() { [[ " $MEASURES " == *" $1 "* ]]; }
 export HANGAR_REDIS_URL="${HANGAR_REDIS_URL:-redis://127.0.0.1:6379}"
 PG_ADMIN="${HANGAR_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 PG_BASE="${PG_ADMIN%/*}"
@@ -35,7 +40,7 @@ echo
 echo "- date: $(date -u +%Y-%m-%dT%H:%MZ); machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB, $(uname -r)"
 echo "- A: $A"
 echo "- B: $B"
-echo "- command: benches/ab.sh $*"
+echo "- command: ${GIVEN}benches/ab.sh $*"
 echo
 echo "| measure | backend | A (median of $RUNS) | B (median of $RUNS) | B / A | A runs | B runs |"
 echo "|---|---|---|---|---|---|---|"
@@ -44,18 +49,25 @@ for backend in postgres sqlite; do
     for _ in $(seq "$RUNS"); do
         for side in A B; do
             bin=${!side}
-            out=$(run "$bin" "$backend" bench throughput --jobs 50000)
-            got[$side,tp]+="$(echo "$out" | field jobs_per_sec) "
-            out=$(run "$bin" "$backend" bench latency --jobs 1000)
-            got[$side,p50]+="$(echo "$out" | field p50_ms) "
-            got[$side,p99]+="$(echo "$out" | field p99_ms) "
-            out=$(run "$bin" "$backend" bench ingress --entries 50000 --latency-entries 500)
-            got[$side,ing]+="$(echo "$out" | field entries_per_sec) "
-            got[$side,ip99]+="$(echo "$out" | field p99_ms) "
+            if wants drain; then
+                out=$(run "$bin" "$backend" bench throughput --jobs 50000)
+                got[$side,tp]+="$(echo "$out" | field jobs_per_sec) "
+            fi
+            if wants latency; then
+                out=$(run "$bin" "$backend" bench latency --jobs 1000)
+                got[$side,p50]+="$(echo "$out" | field p50_ms) "
+                got[$side,p99]+="$(echo "$out" | field p99_ms) "
+            fi
+            if wants ingress; then
+                out=$(run "$bin" "$backend" bench ingress --entries 50000 --latency-entries 500)
+                got[$side,ing]+="$(echo "$out" | field entries_per_sec) "
+                got[$side,ip99]+="$(echo "$out" | field p99_ms) "
+            fi
         done
     done
     for m in "tp:drain jobs/s" "p50:idle latency p50 ms" "p99:idle latency p99 ms" "ing:ingress entries/s" "ip99:ingress p99 ms"; do
         key=${m%%:*}; name=${m#*:}
+        [ -n "${got[A,$key]:-}" ] || continue
         a=$(echo "${got[A,$key]}" | tr ' ' '\n' | grep . | median)
         b=$(echo "${got[B,$key]}" | tr ' ' '\n' | grep . | median)
         ratio=$(awk -v a="$a" -v b="$b" 'BEGIN { if (a > 0) printf "%.2f", b / a; else print "-" }')

@@ -2,28 +2,14 @@
 //! and runs one command. Exit status: 0 on success, 2 for bad input or configuration (one
 //! message on stderr), 1 for other failures.
 
-mod api;
-mod bench;
-mod cli;
-mod commands;
-mod config;
-mod dashboard;
-mod exit;
-mod http;
-mod keys;
-mod planner;
-mod redis_ingress;
-mod runtime;
-mod store;
-
 use std::process::ExitCode;
 
 use clap::Parser;
-use hangar_workers::store::Store;
 
-use crate::cli::{AlertsCommand, BenchCommand, Cli, Command, IngressCommand, KeysCommand};
-use crate::config::{Config, Flags};
-use crate::exit::Fatal;
+use hangar::cli::{self, AlertsCommand, BenchCommand, Cli, Command, IngressCommand, KeysCommand};
+use hangar::config::{Config, Flags};
+use hangar::exit::Fatal;
+use hangar::{bench, commands, connect, keys, planner, redis_ingress, runtime};
 
 fn main() -> ExitCode {
     let cli = Cli::parse_from(cli::settings_after_subcommand(
@@ -63,22 +49,6 @@ fn init_tracing() {
     } else {
         builder.init();
     }
-}
-
-/// Connects to the configured database (an unreachable one is a configuration error),
-/// creating an SQLite file when missing.
-pub async fn connect(config: &Config) -> Result<Store, Fatal> {
-    config::probe_database(&config.database_url).await?;
-    Ok(Store::connect(&config.database_url, 16).await?)
-}
-
-/// Connects to the configured database, which must exist with an up-to-date schema: the
-/// processes that do not own the schema (`worker`, operator commands) never change it.
-pub async fn connect_migrated(config: &Config) -> Result<Store, Fatal> {
-    config::probe_database(&config.database_url).await?;
-    let store = Store::connect_existing(&config.database_url, 16).await?;
-    crate::store::check_migrated(store.database()).await?;
-    Ok(store)
 }
 
 async fn run(cli: Cli) -> Result<(), Fatal> {
@@ -144,7 +114,7 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
         Command::Migrate(args) => {
             let config = load(Flags::new().with(&args.database))?;
             let store = connect(&config).await?;
-            let applied = crate::store::migrate(store.database()).await?;
+            let applied = hangar::store::migrate(store.database()).await?;
             if applied.is_empty() {
                 println!(
                     "up to date: no migration to apply ({})",

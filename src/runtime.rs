@@ -20,7 +20,7 @@ use crate::api::ApiState;
 use crate::config::Config;
 use crate::exit::Fatal;
 use crate::http;
-use crate::redis_ingress::Consumer;
+use crate::redis_ingress::{Consumer, ConsumerConfig};
 
 /// What to run in this process.
 pub struct Plan {
@@ -142,7 +142,11 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
     };
     let client = Arc::new(Client::new(deps.registry.clone(), Arc::new(routes.clone())));
     if let Some(redis) = &config.redis {
-        let consumer = Consumer::new(store.clone(), client.clone(), redis.clone(), worker_id())?;
+        let consumer = Consumer::new(
+            store.clone(),
+            client.clone(),
+            ConsumerConfig::new(redis.clone(), worker_id()),
+        )?;
         tasks.spawn(consumer.run(shutdown.clone()));
     }
     if keyring.is_some() {

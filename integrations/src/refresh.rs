@@ -294,8 +294,8 @@ impl IntegrationContext {
         }
         let alert = NewAlert {
             workspace_id: Some(integration.workspace_id.clone()),
-            kind: AlertKind::ReauthRequired.as_str().to_owned(),
-            severity: Severity::Critical.as_str().to_owned(),
+            kind: AlertKind::ReauthRequired,
+            severity: Severity::Critical,
             message: format!(
                 "integration {} ({id}) needs re-authorisation: {reason}; its syncs are stopped \
                  until an admin gives new credentials",

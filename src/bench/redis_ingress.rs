@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::{BENCH_QUEUE, bench_pool, peak_rss_mib, percentile, prepare};
 use crate::config::Config;
 use crate::exit::Fatal;
-use crate::redis_ingress::{Consumer, redis_client};
+use crate::redis_ingress::{Consumer, ConsumerConfig, redis_client};
 
 fn job_msg(run: &str, i: usize) -> String {
     serde_json::json!({"kind": "job", "job": {"kind": "noop", "workspace_id": "ws_bench",
@@ -82,8 +82,7 @@ pub async fn ingress(
     let consumer = Consumer::new(
         store.clone(),
         client.clone(),
-        redis_config.clone(),
-        crate::runtime::worker_id(),
+        ConsumerConfig::new(redis_config.clone(), crate::runtime::worker_id()),
     )?;
     let drain_started = Instant::now();
     let task = tokio::spawn(consumer.run(shutdown.clone()));

@@ -4,6 +4,7 @@
 use axum::extract::{Query, State};
 use axum::response::Response;
 use chrono::Utc;
+use hangar_workers::alerts::model::Severity;
 use hangar_workers::store::{AlertFilter, AlertRow, AlertState, MAX_ALERT_PAGE};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -98,8 +99,8 @@ fn alert_row(a: &AlertRow, session: &Session, now: chrono::DateTime<Utc>) -> Mar
     html! {
         tr {
             td.id { (a.id) }
-            td class=(if a.severity == "critical" { "bad" } else { "warn" }) { (a.severity) }
-            td.mono { (clip(&a.kind)) }
+            td class=(if a.severity == Severity::Critical { "bad" } else { "warn" }) { (a.severity.as_str()) }
+            td.mono { (clip(a.kind.as_str())) }
             td.wrap { (a.message) }
             td {
                 @match a.job_id {

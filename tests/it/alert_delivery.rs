@@ -9,6 +9,7 @@ use std::time::Duration;
 use base64::Engine;
 use hangar_workers::alerts::deliver::send_test;
 use hangar_workers::alerts::dispatcher::Dispatcher;
+use hangar_workers::alerts::model::AlertKind;
 use hangar_workers::alerts::{
     AlertContext, ChannelConfig, EmailConfig, KINDS, NewChannel, TlsMode, channels,
 };
@@ -321,7 +322,7 @@ async fn slack_410_disables(backend: Backend) {
     assert!(
         alerts
             .iter()
-            .any(|a| a.kind == "channel_disabled" && a.message.contains(&id)),
+            .any(|a| a.kind == AlertKind::ChannelDisabled && a.message.contains(&id)),
         "{alerts:?}"
     );
     // One try, no retry; the disabled channel is not notified about itself.
@@ -346,7 +347,7 @@ async fn slack_410_disables(backend: Backend) {
     assert!(
         !open
             .iter()
-            .any(|a| a.kind == "channel_disabled" && a.message.contains(&id)),
+            .any(|a| a.kind == AlertKind::ChannelDisabled && a.message.contains(&id)),
         "the channel_disabled alert is resolved: {open:?}"
     );
 }

@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 
+use hangar_workers::alerts::model::{AlertKind, Severity};
 use hangar_workers::store::{NewAlert, Store};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -14,8 +15,8 @@ use crate::support::{Backend, TestDb, serve_http, stdout_ok};
 fn alert(workspace: &str, key: &str) -> NewAlert {
     NewAlert {
         workspace_id: Some(workspace.to_owned()),
-        kind: "job_failing".to_owned(),
-        severity: "warning".to_owned(),
+        kind: AlertKind::JobFailing,
+        severity: Severity::Warning,
         message: format!("test alert {key}"),
         incident_key: format!("test:{key}"),
         integration: None,
@@ -330,4 +331,49 @@ async fn the_overview_counts_open_alerts_only() {
         count, "1",
         "two of the three are acknowledged: {after:.200}"
     );
+}
+
+/// Alerts and channels come out of the store typed; a stored kind or severity that is none of
+/// the model's is reported as a corrupt row naming the table and the alert, not shown as text.
+async fn alert_rows_are_typed_at_the_store(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let id = store
+        .raise_alerts(&[NewAlert {
+            workspace_id: None,
+            kind: AlertKind::ChannelDisabled,
+            severity: Severity::Critical,
+            message: "typed".to_owned(),
+            incident_key: "typed".to_owned(),
+            integration: None,
+        }])
+        .await
+        .expect("raise")[0];
+    let row = store.alert(id).await.expect("alert");
+    assert_eq!(
+        (row.kind, row.severity),
+        (AlertKind::ChannelDisabled, Severity::Critical)
+    );
+    db.sql(&format!(
+        "UPDATE hangar_alerts SET severity = 'urgent' WHERE id = {id}"
+    ))
+    .await;
+    let error = store.alert(id).await.expect_err("corrupt row").to_string();
+    assert!(
+        error.contains("hangar_alerts")
+            && error.contains(&format!("alert {id}"))
+            && error.contains("'urgent'"),
+        "{error}"
+    );
+    assert!(store.alerts(true).await.is_err());
+}
+
+#[tokio::test]
+async fn alert_rows_are_typed_at_the_store_postgres() {
+    alert_rows_are_typed_at_the_store(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn alert_rows_are_typed_at_the_store_sqlite() {
+    alert_rows_are_typed_at_the_store(Backend::Sqlite).await;
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use hangar_workers::alerts::model::{AlertKind, Severity};
 use hangar_workers::error_class::ErrorClass;
 use hangar_workers::job::{ClaimedJob, JobState};
 use hangar_workers::kinds::{BoxFuture, JobFailure, Registry};
@@ -110,7 +111,7 @@ async fn a_second_401_after_refresh_asks_for_reauthorisation() {
     );
     assert_eq!(refresher.reauth.load(Ordering::SeqCst), 1);
     assert_eq!(alerts.len(), 1);
-    assert_eq!(alerts[0].kind, "reauth_required");
+    assert_eq!(alerts[0].kind, AlertKind::ReauthRequired);
     assert!(
         alerts[0].message.contains("401 again"),
         "{}",
@@ -127,8 +128,8 @@ async fn a_failed_refresh_alerts_the_admin() {
     assert_eq!(job.state, JobState::Failed);
     assert_eq!(job.attempts.len(), 1);
     assert_eq!(refresher.reauth.load(Ordering::SeqCst), 1);
-    assert_eq!(alerts[0].kind, "reauth_required");
-    assert_eq!(alerts[0].severity, "critical");
+    assert_eq!(alerts[0].kind, AlertKind::ReauthRequired);
+    assert_eq!(alerts[0].severity, Severity::Critical);
     assert!(
         alerts[0].message.contains("invalid_grant"),
         "{}",

@@ -1,12 +1,14 @@
 //! Escaping by construction on every dashboard page that shows text a user, a job or a
 //! remote server chose, on both backends: job kinds, queues, workspaces, idempotency keys,
-//! args and errors, alert kinds and messages, schedule names, kinds and queues, and dead
+//! args and errors, alert messages and workspaces (alert kinds and severities are typed: a
+//! stored one that is none of them is a corrupt row), schedule names, kinds and queues, and dead
 //! letters. Each value is a `<script>` tag (with quotes, to break out of an attribute); every
 //! page must show it as text, escaped, and carry no script but its own live refresh.
 
 use std::time::Duration;
 
 use hangar_schedules::{NewSchedule, Schedules};
+use hangar_workers::alerts::model::{AlertKind, Severity};
 use hangar_workers::job::{JobState, NewJob};
 use hangar_workers::store::NewAlert;
 use serde_json::json;
@@ -80,8 +82,8 @@ async fn user_text_is_escaped_on_every_page(backend: Backend) {
     store
         .raise_alerts(&[NewAlert {
             workspace_id: Some(payload("alert workspace")),
-            kind: payload("alert kind"),
-            severity: "critical".to_owned(),
+            kind: AlertKind::JobFailed,
+            severity: Severity::Critical,
             message: payload("alert message"),
             incident_key: "escaping".to_owned(),
             integration: None,
@@ -144,11 +146,7 @@ async fn user_text_is_escaped_on_every_page(backend: Backend) {
         ),
         (
             "/alerts?all=1".to_owned(),
-            vec![
-                payload("alert kind"),
-                payload("alert message"),
-                payload("alert workspace"),
-            ],
+            vec![payload("alert message"), payload("alert workspace")],
         ),
         (
             "/dead-letters".to_owned(),

@@ -10,6 +10,7 @@ use std::time::Duration;
 use hangar_integrations::credentials::{self, Credential};
 use hangar_integrations::provider::Provider;
 use hangar_schedules::ScheduleFilter;
+use hangar_workers::alerts::{AlertKind, Severity};
 use hangar_workers::job::JobState;
 use serde_json::json;
 
@@ -174,9 +175,11 @@ async fn invalid_grant_then_recovery(backend: Backend) {
     let alerts = store.alerts(false).await.unwrap();
     let alert = alerts
         .iter()
-        .find(|a| a.kind == "reauth_required" && a.integration.as_deref() == Some("quickbooks"))
+        .find(|a| {
+            a.kind == AlertKind::ReauthRequired && a.integration.as_deref() == Some("quickbooks")
+        })
         .unwrap_or_else(|| panic!("a re-authorisation alert: {alerts:?}"));
-    assert_eq!(alert.severity, "critical");
+    assert_eq!(alert.severity, Severity::Critical);
     assert_eq!(alert.workspace_id.as_deref(), Some("ws_1"));
     assert!(alert.message.contains("invalid_grant"), "{}", alert.message);
     assert!(
@@ -289,7 +292,7 @@ async fn server_errors_are_transient(backend: Backend) {
             .await
             .unwrap()
             .iter()
-            .all(|a| a.kind != "reauth_required")
+            .all(|a| a.kind != AlertKind::ReauthRequired)
     );
 }
 

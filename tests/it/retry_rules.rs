@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use hangar_workers::alerts::model::AlertKind;
 use hangar_workers::error_class::ErrorClass;
 use hangar_workers::job::{Job, JobState, NewJob};
 use hangar_workers::store::{AlertRow, Store};
@@ -110,7 +111,7 @@ async fn error_classes(backend: Backend) {
     assert_eq!(job.attempts[0].error_class, Some(ErrorClass::Client));
     assert_eq!(
         alerts_of(&store.alerts(true).await.unwrap(), &job)[0].kind,
-        "job_failed"
+        AlertKind::JobFailed
     );
 
     // 401 with no token refresher: fails at once and asks for re-authorisation.
@@ -136,7 +137,7 @@ async fn error_classes(backend: Backend) {
     assert_backoff(&job, 200.0);
     assert_eq!(
         alerts_of(&store.alerts(true).await.unwrap(), &job)[0].kind,
-        "job_failed"
+        AlertKind::JobFailed
     );
 
     // 429 + Retry-After: 1: waits at least a second each time, then completes; the two
@@ -347,7 +348,7 @@ async fn long_retry_after_is_waited_in_full(backend: Backend) {
     );
     let mine = alerts_of(&store.alerts(true).await.expect("alerts"), &job);
     assert_eq!(mine.len(), 1, "{mine:?}");
-    assert_eq!(mine[0].kind, "job_failed");
+    assert_eq!(mine[0].kind, AlertKind::JobFailed);
     assert!(mine[0].message.contains("86400s"), "{mine:?}");
     assert_eq!(
         server.hits_on("/retry-after/").len(),

@@ -1,8 +1,9 @@
 //! Each crate owns its tables and migrations (engine 1–999, planner 1001–1999, app
 //! 2001–2999, integrations 3001–3999). A database migrated by a Hangar from before (one migration set, versions 1–11,
-//! rebuilt here from today's unchanged files under their old numbers) keeps working: `hangar migrate` takes
-//! the planner's and the app's migrations over under their new versions without running them
-//! again, and `serve` then authenticates its tokens, plans its schedules and shows its jobs.
+//! rebuilt here from today's unchanged files under their old numbers) keeps working: `hangar
+//! migrate` takes the planner's and the app's migrations over under their new versions without
+//! running them again, runs only the migrations added since, and `serve` then authenticates its
+//! tokens, plans its schedules and shows its jobs.
 
 use std::path::Path;
 use std::time::Duration;
@@ -63,12 +64,15 @@ async fn legacy_database(db: &TestDb, backend: Backend) -> Store {
 }
 
 /// The migration history after `migrate`: the old set renumbered, then what came after it
-/// (12: webhooks — 11 stays unused, the old number of the dashboard sessions; 3001: the
+/// (9: the idempotency index key first; 12: webhooks — 11 stays unused, the old number of the dashboard sessions; 3001: the
 /// integrations; 35NN: the sync engine's tables).
-const NEW_VERSIONS: [i64; 14] = [1, 2, 5, 6, 7, 8, 10, 12, 1001, 2001, 2002, 3001, 3501, 3502];
+const NEW_VERSIONS: [i64; 15] = [
+    1, 2, 5, 6, 7, 8, 9, 10, 12, 1001, 2001, 2002, 3001, 3501, 3502,
+];
 
 /// The migrations that came after the single set (new tables, not renumbered ones).
-const LATER: [&str; 4] = [
+const LATER: [&str; 5] = [
+    "0009_idempotency_key_order",
     "0012_webhooks",
     "3001_integrations",
     "3501_sync_engine",
@@ -92,35 +96,23 @@ fn ran_nothing_old(text: &str) {
 async fn legacy_database_keeps_working(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = legacy_database(&db, backend).await;
-    // What the old Hangar stored: a token, a job, a schedule due every second. The token is
-    // written as the old `tokens create` wrote it (the commands of this Hangar wait for the
-    // engine's newer migrations).
-    let token = format!("hgr_{}", "ab".repeat(32));
-    let hash: String = {
-        use sha2::Digest;
-        sha2::Sha256::digest(token.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    };
-    match store.database().pool() {
-        Pool::Postgres(pool) => sqlx::query(
-            "INSERT INTO hangar_api_tokens (name, role, token_hash) VALUES ('old', 'viewer', $1)",
-        )
-        .bind(&hash)
-        .execute(pool)
+    // The operator commands refuse an old database until it is migrated: migrations were
+    // added since.
+    let refused = db.run(&["tokens", "list"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .contains(&format!("{} migration(s) pending", LATER.len())),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    // What the old Hangar stored, written through the crates' own APIs on the old layout: a
+    // token, a job, a schedule due every second.
+    let token = format!("hgr_{}", "5e".repeat(32));
+    let token_hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()));
+    hangar::store::api_tokens::insert(store.database(), "legacy", "viewer", None, &token_hash)
         .await
-        .map(|_| ()),
-        Pool::Sqlite(pool) => sqlx::query(
-            "INSERT INTO hangar_api_tokens (name, role, token_hash, created_at) \
-             VALUES ('old', 'viewer', $1, 0)",
-        )
-        .bind(&hash)
-        .execute(pool)
-        .await
-        .map(|_| ()),
-    }
-    .expect("the old token");
+        .expect("old token");
     let job = Client::builtin()
         .job("noop", serde_json::json!({}))
         .expect("noop job");

@@ -40,9 +40,9 @@ use crate::pool_config::PoolSpec;
 use crate::refresher::TokenRefresher;
 use crate::store::{Completion, Store, StoreError};
 
-mod completer;
-mod heartbeat;
-mod producer;
+pub mod completer;
+pub mod heartbeat;
+pub mod producer;
 pub mod pruner;
 mod rescuer;
 mod shutdown;
@@ -91,8 +91,38 @@ struct Held {
     finished: bool,
 }
 
-/// Leases this process holds.
-type Running = Arc<Mutex<HashMap<JobId, Held>>>;
+/// The jobs a pool holds a lease on, from their claim until their result is written: what
+/// the producer fills, the heartbeat renews, the completer and the attempts empty, and
+/// shutdown hands back. Cloning shares it.
+#[derive(Clone, Default)]
+pub struct Hand(Arc<Mutex<HashMap<JobId, Held>>>);
+
+impl Hand {
+    /// An empty hand.
+    pub fn new() -> Hand {
+        Hand::default()
+    }
+
+    /// The leases, locked (a panic elsewhere does not make them unreadable).
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, Held>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether job `id` is held.
+    pub fn holds(&self, id: JobId) -> bool {
+        self.lock().contains_key(&id)
+    }
+
+    /// The jobs held, in id order.
+    pub fn ids(&self) -> Vec<JobId> {
+        let mut ids: Vec<JobId> = self.lock().keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+}
+
+/// The pool's hand (the old name inside the pool).
+type Running = Hand;
 
 /// Job ids for a log line: `12, 13, 20`.
 fn id_list(ids: &[JobId]) -> String {
@@ -102,7 +132,7 @@ fn id_list(ids: &[JobId]) -> String {
 
 /// Sets the `finished` mark of `id` (its result is on the way to the store).
 fn mark_finished(running: &Running, id: JobId) {
-    let mut running = running.lock().unwrap_or_else(|e| e.into_inner());
+    let mut running = running.lock();
     if let Some(held) = running.get_mut(&id) {
         held.finished = true;
     }
@@ -121,7 +151,7 @@ impl Pool {
         Pool {
             spec: Arc::new(spec),
             deps,
-            running: Arc::default(),
+            running: Hand::new(),
         }
     }
 
@@ -129,18 +159,18 @@ impl Pool {
     pub async fn run(self, shutdown: CancellationToken) {
         let (done_tx, done_rx) = mpsc::channel::<Completion>(self.spec.batch_size * 4);
         let stop_background = CancellationToken::new();
-        let completer = Completer {
-            store: self.deps.store.clone(),
-            running: self.running.clone(),
-            batch: self.spec.batch_size,
-            queue: self.spec.queue.clone(),
-        };
+        let completer = Completer::new(
+            self.deps.store.clone(),
+            self.running.clone(),
+            self.spec.batch_size,
+            &self.spec.queue,
+        );
         let mut completer = tokio::spawn(completer.run(done_rx));
-        let heartbeat = Heartbeat {
-            store: self.deps.store.clone(),
-            running: self.running.clone(),
-            lease: self.spec.lease,
-        };
+        let heartbeat = Heartbeat::new(
+            self.deps.store.clone(),
+            self.running.clone(),
+            self.spec.lease,
+        );
         let heartbeat = tokio::spawn(heartbeat.run(stop_background.clone()));
         let rescuer = tokio::spawn(self.rescuer().run(stop_background.clone()));
         let pruner = tokio::spawn(self.pruner().run(stop_background.clone()));
@@ -322,10 +352,7 @@ impl Attempt {
 
     /// Takes `id` out of hand: its result is written, or it was stopped.
     fn release_hold(&self, id: JobId) {
-        self.running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
+        self.running.lock().remove(&id);
     }
 
     async fn execute(&self, job: &ClaimedJob, cancel: &CancellationToken) -> Outcome {

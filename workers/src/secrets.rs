@@ -1,5 +1,5 @@
-//! Secrets at rest: the master key (`HANGAR_MASTER_KEY`, base64 of 32 bytes) and the sealed
-//! form of every stored secret. A sealed value is text,
+//! Secrets at rest: the master key (the binary's `master_key` setting, base64 of 32 bytes)
+//! and the sealed form of every stored secret. A sealed value is text,
 //! `hk1:<key id>:<base64(nonce ‖ ciphertext)>`: ChaCha20-Poly1305 with a random 96-bit nonce
 //! per value and the owning row named in the associated data, so a blob copied onto another
 //! row does not open. The key id (8 hex digits derived from the key) says which key sealed a
@@ -31,7 +31,7 @@ pub enum SecretError {
         "{source_name}: not a master key (expected base64 of 32 bytes, as `hangar keys generate` prints)"
     )]
     BadKey {
-        /// Where the key came from (`HANGAR_MASTER_KEY`, a file path…).
+        /// Where the key came from (the `master_key` setting's layer, a file path…).
         source_name: String,
     },
     /// The sealed value was made with a key this process does not hold.
@@ -108,7 +108,7 @@ impl MasterKey {
         &self.id
     }
 
-    /// The key as base64, the form `HANGAR_MASTER_KEY` takes (print it only on request).
+    /// The key as base64, the form the `master_key` setting takes (print it only on request).
     pub fn to_base64(&self) -> String {
         STANDARD.encode(self.key)
     }
@@ -133,7 +133,7 @@ impl Keyring {
         }
     }
 
-    /// A keyring from `NEW[,OLD…]` (the `HANGAR_MASTER_KEY` form).
+    /// A keyring from `NEW[,OLD…]` (the form of the `master_key` setting).
     pub fn parse(text: &str, source_name: &str) -> Result<Keyring, SecretError> {
         let keys = text
             .split(',')
@@ -249,9 +249,9 @@ fn nonce_of(bytes: &[u8]) -> Nonce {
     nonce
 }
 
-/// Reads the local key file (`NEW[,OLD…]`, as `HANGAR_MASTER_KEY`), or creates it (mode
+/// Reads the local key file (`NEW[,OLD…]`, as the `master_key` setting), or creates it (mode
 /// 0600) with a new key; true when this call created it. For the embedded SQLite default
-/// only: PostgreSQL deployments pass `HANGAR_MASTER_KEY`.
+/// only: PostgreSQL deployments pass the key in the `master_key` setting.
 ///
 /// Processes that start at once on a fresh folder agree on one key: the new file is written
 /// under a name of this process's own and then hard-linked to `path`, which fails if the file
@@ -396,7 +396,7 @@ mod tests {
         let key = MasterKey::generate();
         let parsed = MasterKey::parse(&key.to_base64(), "env").unwrap();
         assert_eq!(parsed.id(), key.id());
-        assert!(MasterKey::parse("c2hvcnQ=", "HANGAR_MASTER_KEY").is_err());
+        assert!(MasterKey::parse("c2hvcnQ=", "master_key").is_err());
         assert!(format!("{key:?}").contains(key.id()));
         assert!(!format!("{key:?}").contains(&key.to_base64()));
     }

@@ -3,61 +3,14 @@
 //! The configuration is sealed with the row id as associated data; listings carry only the
 //! `summary` (a host, a recipient count), never a secret or a URL with its token.
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AlertError;
-use super::model::{AlertKind, Severity};
+use super::model::{AlertKind, Channel, ChannelKind, Severity};
 use crate::secrets::{Keyring, MasterKey};
 use crate::signing::WebhookSecret;
 use crate::store::{AlertRow, NewAlert, NewChannelRow, Store, StoreError};
-
-/// Where a channel delivers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ChannelKind {
-    /// A Slack incoming webhook.
-    Slack,
-    /// Email over SMTP.
-    Email,
-    /// A generic webhook, signed like the outbound event webhooks.
-    Webhook,
-}
-
-impl ChannelKind {
-    /// Every kind.
-    pub const ALL: [ChannelKind; 3] =
-        [ChannelKind::Slack, ChannelKind::Email, ChannelKind::Webhook];
-
-    /// `slack`, `email` or `webhook`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChannelKind::Slack => "slack",
-            ChannelKind::Email => "email",
-            ChannelKind::Webhook => "webhook",
-        }
-    }
-
-    /// The job kind that delivers to this kind of channel.
-    pub fn job_kind(self) -> &'static str {
-        match self {
-            ChannelKind::Slack => "alert_slack",
-            ChannelKind::Email => "alert_email",
-            ChannelKind::Webhook => "alert_webhook",
-        }
-    }
-
-    fn parse(text: &str) -> Result<ChannelKind, StoreError> {
-        ChannelKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == text)
-            .ok_or_else(|| StoreError::Corrupt {
-                table: "hangar_alert_channels",
-                detail: format!("unknown channel kind '{text}'"),
-            })
-    }
-}
 
 /// How an SMTP connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, ToSchema)]
@@ -211,29 +164,6 @@ pub struct NewChannel {
     pub reminder_every_ms: Option<i64>,
 }
 
-/// A channel as listed: everything but the secrets.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct Channel {
-    /// `ach_…`.
-    pub id: String,
-    /// The workspace; `None` = every workspace.
-    pub workspace_id: Option<String>,
-    /// Where it delivers.
-    pub kind: ChannelKind,
-    /// The safe part of the configuration (a host).
-    pub summary: String,
-    /// `warning` or `critical`.
-    pub min_severity: String,
-    /// Reminder interval.
-    pub reminder_every_ms: Option<i64>,
-    /// Whether notices go out.
-    pub enabled: bool,
-    /// Why it was disabled (e.g. 410 Gone).
-    pub disabled_reason: Option<String>,
-    /// When it was added.
-    pub created_at: DateTime<Utc>,
-}
-
 /// The associated data that binds a channel's sealed configuration to its row.
 fn aad(id: &str) -> String {
     format!("hangar_alert_channels:{id}:config")
@@ -250,9 +180,10 @@ pub async fn add(
     new: &NewChannel,
 ) -> Result<Channel, AlertError> {
     new.config.validate()?;
-    if let Err(unknown) = new.min_severity.parse::<Severity>() {
-        return Err(AlertError::Invalid(format!("--min-severity: {unknown}")));
-    }
+    let min_severity = match new.min_severity.parse::<Severity>() {
+        Ok(severity) => severity,
+        Err(unknown) => return Err(AlertError::Invalid(format!("--min-severity: {unknown}"))),
+    };
     if new.reminder_every_ms.is_some_and(|ms| ms < 1_000) {
         return Err(AlertError::Invalid(
             "--remind-every-ms: at least 1000".into(),
@@ -266,10 +197,10 @@ pub async fn add(
         .insert_alert_channel(&NewChannelRow {
             id: &id,
             workspace_id: new.workspace_id.as_deref(),
-            kind: new.config.kind().as_str(),
+            kind: new.config.kind(),
             summary: &new.config.summary(),
             config_sealed: &sealed,
-            min_severity: &new.min_severity,
+            min_severity,
             reminder_every_ms: new.reminder_every_ms,
         })
         .await?;
@@ -278,24 +209,7 @@ pub async fn add(
 
 /// Every channel, oldest first.
 pub async fn list(store: &Store) -> Result<Vec<Channel>, AlertError> {
-    store
-        .alert_channels()
-        .await?
-        .into_iter()
-        .map(|row| {
-            Ok(Channel {
-                kind: ChannelKind::parse(&row.kind)?,
-                id: row.id,
-                workspace_id: row.workspace_id,
-                summary: row.summary,
-                min_severity: row.min_severity,
-                reminder_every_ms: row.reminder_every_ms,
-                enabled: row.enabled,
-                disabled_reason: row.disabled_reason,
-                created_at: row.created_at,
-            })
-        })
-        .collect()
+    Ok(store.alert_channels().await?)
 }
 
 /// One channel.
@@ -346,8 +260,8 @@ pub async fn disable(store: &Store, channel: &Channel, reason: &str) -> Result<b
     store
         .raise_alerts(&[NewAlert {
             workspace_id: channel.workspace_id.clone(),
-            kind: AlertKind::ChannelDisabled.as_str().to_owned(),
-            severity: Severity::Critical.as_str().to_owned(),
+            kind: AlertKind::ChannelDisabled,
+            severity: Severity::Critical,
             message,
             incident_key: format!("channel:{}:disabled", channel.id),
             integration: None,

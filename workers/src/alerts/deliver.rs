@@ -16,7 +16,8 @@
 use chrono::Utc;
 use serde_json::json;
 
-use super::channels::{self, Channel, ChannelConfig, ChannelKind};
+use super::channels::{self, ChannelConfig};
+use super::model::{Channel, ChannelKind};
 use super::{AlertContext, AlertError, NoticeArgs, NoticeEvent};
 use crate::error_class::ErrorClass;
 use crate::job::ClaimedJob;

@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::channels::{self, Channel};
-use super::model::{NoticeEvent, Severity};
+use super::channels;
+use super::model::{Channel, NoticeEvent};
 use super::{AlertError, KINDS, NoticeArgs};
 use crate::clock::Clock;
 use crate::job::NewJob;
@@ -42,17 +42,12 @@ pub fn plan(
 ) -> Vec<NoticeArgs> {
     let mut due = Vec::new();
     for channel in channels.iter().filter(|c| c.enabled) {
-        // A severity this binary does not know: every alert for a channel, notified for an
-        // alert (as before the model was typed).
-        let min = channel
-            .min_severity
-            .parse::<Severity>()
-            .unwrap_or(Severity::Warning);
+        let min = channel.min_severity;
         for alert in alerts {
             let in_scope =
                 channel.workspace_id.is_none() || channel.workspace_id == alert.workspace_id;
             if !in_scope
-                || alert.severity.parse().unwrap_or(Severity::Critical) < min
+                || alert.severity < min
                 || alert.created_ms < channel.created_at.timestamp_millis()
             {
                 continue;
@@ -237,6 +232,7 @@ impl Dispatcher {
 mod tests {
     use super::*;
     use crate::alerts::ChannelKind;
+    use crate::alerts::model::Severity;
 
     fn channel(reminder: Option<i64>) -> Channel {
         Channel {
@@ -244,7 +240,7 @@ mod tests {
             workspace_id: Some("ws_1".into()),
             kind: ChannelKind::Slack,
             summary: "h".into(),
-            min_severity: "warning".into(),
+            min_severity: Severity::Warning,
             reminder_every_ms: reminder,
             enabled: true,
             disabled_reason: None,
@@ -256,7 +252,7 @@ mod tests {
         AlertFacts {
             id: 7,
             workspace_id: Some("ws_1".into()),
-            severity: "warning".into(),
+            severity: Severity::Warning,
             created_ms: 1_000,
             acked_ms: None,
             resolved_ms: None,
@@ -300,9 +296,9 @@ mod tests {
         c.workspace_id = Some("ws_2".into());
         assert!(plan(&[c.clone()], &[alert()], &Sent::new(), 2_000).is_empty());
         c.workspace_id = None;
-        c.min_severity = "critical".into();
+        c.min_severity = Severity::Critical;
         assert!(plan(&[c.clone()], &[alert()], &Sent::new(), 2_000).is_empty());
-        c.min_severity = "warning".into();
+        c.min_severity = Severity::Warning;
         c.created_at = chrono::DateTime::from_timestamp_millis(5_000).unwrap();
         assert!(plan(&[c.clone()], &[alert()], &Sent::new(), 6_000).is_empty());
         c.enabled = false;

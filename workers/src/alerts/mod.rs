@@ -30,8 +30,9 @@ use crate::secrets::{Keyring, SecretError};
 use crate::store::{Store, StoreError};
 use crate::targets::TargetPolicy;
 
-pub use channels::{Channel, ChannelConfig, ChannelKind, EmailConfig, NewChannel, TlsMode};
+pub use channels::{ChannelConfig, EmailConfig, NewChannel, TlsMode};
 pub use model::{AlertKind, NoticeEvent, Severity};
+pub use model::{Channel, ChannelKind};
 
 /// The job kinds that deliver notices.
 pub const KINDS: [&str; 3] = ["alert_slack", "alert_email", "alert_webhook"];
@@ -69,7 +70,8 @@ pub struct AlertContext {
 }
 
 impl AlertContext {
-    /// A context with its own HTTP client, whose requests reach what `targets` allows (`HANGAR_ALLOW_PRIVATE_TARGETS`).
+    /// A context with its own HTTP client, whose requests reach what `targets` allows (the
+    /// binary's `allow_private_targets` setting).
     pub fn new(
         store: Store,
         keyring: Arc<Keyring>,

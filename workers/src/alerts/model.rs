@@ -1,13 +1,20 @@
 //! The alert model, typed once: what an alert is about ([`AlertKind`]), how urgent it is
-//! ([`Severity`]) and which notice of it a channel gets ([`NoticeEvent`]). Each is stored and
-//! shown as the same string as before it was typed (`job_failed`, `critical`, `reminder:2`),
-//! so rows, job arguments, JSON and idempotency keys are unchanged.
+//! ([`Severity`]), which notice of it a channel gets ([`NoticeEvent`]), where a channel
+//! delivers ([`ChannelKind`]) and a channel as listed ([`Channel`]). Each is stored and shown
+//! as the same string as before it was typed (`job_failed`, `critical`, `reminder:2`,
+//! `slack`), so rows, job arguments, JSON and idempotency keys are unchanged. The store
+//! decodes its alert and channel rows into these types; a stored string that is none of them
+//! is a corrupt row.
 
 use std::fmt;
 use std::str::FromStr;
 
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
 /// What an alert is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertKind {
     /// The job keeps failing but will still be retried.
@@ -49,9 +56,31 @@ impl AlertKind {
     }
 }
 
+impl fmt::Display for AlertKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// An alert kind name that is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not an alert kind (job_failing, job_failed, reauth_required, channel_disabled)")]
+pub struct UnknownAlertKind(pub String);
+
+impl FromStr for AlertKind {
+    type Err = UnknownAlertKind;
+
+    fn from_str(s: &str) -> Result<AlertKind, UnknownAlertKind> {
+        AlertKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| UnknownAlertKind(s.to_owned()))
+    }
+}
+
 /// How urgently an alert needs a human; `Warning < Critical`.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
@@ -68,6 +97,12 @@ impl Severity {
             Severity::Warning => "warning",
             Severity::Critical => "critical",
         }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
     }
 }
 
@@ -145,6 +180,82 @@ impl FromStr for NoticeEvent {
     }
 }
 
+/// Where a channel delivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelKind {
+    /// A Slack incoming webhook.
+    Slack,
+    /// Email over SMTP.
+    Email,
+    /// A generic webhook, signed like the outbound event webhooks.
+    Webhook,
+}
+
+impl ChannelKind {
+    /// Every kind.
+    pub const ALL: [ChannelKind; 3] =
+        [ChannelKind::Slack, ChannelKind::Email, ChannelKind::Webhook];
+
+    /// `slack`, `email` or `webhook`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::Slack => "slack",
+            ChannelKind::Email => "email",
+            ChannelKind::Webhook => "webhook",
+        }
+    }
+
+    /// The job kind that delivers to this kind of channel.
+    pub const fn job_kind(self) -> &'static str {
+        match self {
+            ChannelKind::Slack => "alert_slack",
+            ChannelKind::Email => "alert_email",
+            ChannelKind::Webhook => "alert_webhook",
+        }
+    }
+}
+
+/// A channel kind name that is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown channel kind '{0}'")]
+pub struct UnknownChannelKind(pub String);
+
+impl FromStr for ChannelKind {
+    type Err = UnknownChannelKind;
+
+    fn from_str(s: &str) -> Result<ChannelKind, UnknownChannelKind> {
+        ChannelKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| UnknownChannelKind(s.to_owned()))
+    }
+}
+
+/// A channel as listed (the store's row of `hangar_alert_channels`): everything but the
+/// sealed configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Channel {
+    /// `ach_…`.
+    pub id: String,
+    /// The workspace; `None` = every workspace.
+    pub workspace_id: Option<String>,
+    /// Where it delivers.
+    pub kind: ChannelKind,
+    /// The safe part of the configuration (a host).
+    pub summary: String,
+    /// The least severity it is told about.
+    pub min_severity: Severity,
+    /// Reminder interval.
+    pub reminder_every_ms: Option<i64>,
+    /// Whether notices go out.
+    pub enabled: bool,
+    /// Why it was disabled (e.g. 410 Gone).
+    pub disabled_reason: Option<String>,
+    /// When it was added.
+    pub created_at: DateTime<Utc>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +288,23 @@ mod tests {
         assert_eq!(
             "urgent".parse::<Severity>().unwrap_err().to_string(),
             "'urgent' (expected warning or critical)"
+        );
+    }
+
+    #[test]
+    fn kinds_parse_from_their_names_and_refuse_the_rest() {
+        for kind in AlertKind::ALL {
+            assert_eq!(kind.as_str().parse::<AlertKind>(), Ok(kind));
+            assert_eq!(kind.to_string(), kind.as_str());
+        }
+        for kind in ChannelKind::ALL {
+            assert_eq!(kind.as_str().parse::<ChannelKind>(), Ok(kind));
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+        assert!("job_failed ".parse::<AlertKind>().is_err());
+        assert_eq!(
+            "pager".parse::<ChannelKind>().unwrap_err().to_string(),
+            "unknown channel kind 'pager'"
         );
     }
 

@@ -1,5 +1,5 @@
 //! The email channel's transport: one message over SMTP to a host the target policy allows
-//! (`HANGAR_ALLOW_PRIVATE_TARGETS`, as for webhook URLs), connected by the checked address so
+//! (the `allow_private_targets` setting, as for webhook URLs), connected by the checked address so
 //! a DNS answer that changes between check and use cannot slip through (TLS still verifies the
 //! configured host name). A failure is classified and described in Hangar's own words, never
 //! with the server's reply text or banner: an admin's test route must not become a port and

@@ -12,34 +12,41 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::Running;
+use super::Hand;
 use crate::backoff::Backoff;
 use crate::store::{Completion, Store, StoreError};
 
 /// What one batch write did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(super) struct CompleteCounts {
+pub struct CompleteCounts {
     /// Completions written.
-    pub(super) completed: u64,
+    pub completed: u64,
     /// Completions refused by the fence: another worker took the lease over.
-    pub(super) rejected: u64,
+    pub rejected: u64,
 }
 
 /// The completer of one pool.
-pub(super) struct Completer {
-    pub(super) store: Store,
-    pub(super) running: Running,
-    pub(super) batch: usize,
+pub struct Completer {
+    store: Store,
+    running: Hand,
+    batch: usize,
     /// The pool's queue, the label of its metrics.
-    pub(super) queue: String,
+    queue: String,
 }
 
 impl Completer {
+    /// A completer of `queue`'s jobs held in `hand`, writing at most `batch` a statement.
+    pub fn new(store: Store, hand: Hand, batch: usize, queue: &str) -> Completer {
+        Completer {
+            store,
+            running: hand,
+            batch,
+            queue: queue.to_owned(),
+        }
+    }
+
     /// Writes `batch` and takes its jobs out of hand.
-    pub(super) async fn run_once(
-        &self,
-        batch: &[Completion],
-    ) -> Result<CompleteCounts, StoreError> {
+    pub async fn run_once(&self, batch: &[Completion]) -> Result<CompleteCounts, StoreError> {
         let rejected = self.store.complete(batch).await?;
         let counts = CompleteCounts {
             completed: (batch.len() - rejected.len()) as u64,
@@ -53,7 +60,7 @@ impl Completer {
                 .increment(counts.rejected);
             tracing::info!(?rejected, "completions rejected: leases were taken over");
         }
-        let mut held = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let mut held = self.running.lock();
         for done in batch {
             held.remove(&done.id);
         }
@@ -61,7 +68,7 @@ impl Completer {
     }
 
     /// Writes completions from `rx` until every sender is gone.
-    pub(super) async fn run(self, mut rx: mpsc::Receiver<Completion>) {
+    pub async fn run(self, mut rx: mpsc::Receiver<Completion>) {
         let mut buffer = Vec::with_capacity(self.batch);
         let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
         while rx.recv_many(&mut buffer, self.batch).await > 0 {

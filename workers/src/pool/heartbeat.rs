@@ -9,7 +9,9 @@
 //!
 //! [`Heartbeat::run_once`] is one renewal and returns what it did; the loop runs it every
 //! third of the lease and logs a renewal that fails (each time: the leases are at stake) and
-//! the first one that works again.
+//! the first one that works again. How long a lease is surely held is measured on tokio's
+//! monotonic clock (not the wall clock a [`crate::clock::Clock`] reads, which may jump), so a
+//! test pauses and advances it.
 //!
 //! Shutdown: the pool stops it after the completer, so leases of unwritten results live on.
 
@@ -19,33 +21,42 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{Running, id_list};
+use super::{Hand, id_list};
 use crate::job::JobId;
 use crate::store::Store;
 
 /// What one beat did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(super) struct BeatCounts {
+pub struct BeatCounts {
     /// Leases renewed.
-    pub(super) renewed: u64,
+    pub renewed: u64,
     /// Attempts stopped because their lease is gone (cancelled or rescued).
-    pub(super) lost: u64,
+    pub lost: u64,
     /// Attempts stopped because their lease was not renewed in time.
-    pub(super) lapsed: u64,
+    pub lapsed: u64,
     /// Whether the renewal failed or got no answer in time.
-    pub(super) failed: bool,
+    pub failed: bool,
 }
 
 /// The heartbeat of one pool.
-pub(super) struct Heartbeat {
-    pub(super) store: Store,
-    pub(super) running: Running,
-    pub(super) lease: Duration,
+pub struct Heartbeat {
+    store: Store,
+    running: Hand,
+    lease: Duration,
 }
 
 impl Heartbeat {
+    /// A heartbeat renewing the leases in `hand` for `lease` each time.
+    pub fn new(store: Store, hand: Hand, lease: Duration) -> Heartbeat {
+        Heartbeat {
+            store,
+            running: hand,
+            lease,
+        }
+    }
+
     /// Renews leases every `lease / 3` until `stop`; logs a failing renewal once, and its end.
-    pub(super) async fn run(self, stop: CancellationToken) {
+    pub async fn run(self, stop: CancellationToken) {
         let period = self.lease / 3;
         let mut failing = false;
         loop {
@@ -63,22 +74,17 @@ impl Heartbeat {
 
     /// One renewal of every lease in hand (given up after `wait`), then stops the attempts
     /// whose lease is gone or has not been renewed in time.
-    pub(super) async fn run_once(&self, wait: Duration) -> BeatCounts {
+    pub async fn run_once(&self, wait: Duration) -> BeatCounts {
         beat_once(&self.store, &self.running, self.lease, wait).await
     }
 }
 
 /// One renewal of every lease in hand (given up after `wait`), then stops the attempts whose
 /// lease is gone or has not been renewed in time.
-async fn beat_once(
-    store: &Store,
-    running: &Running,
-    lease: Duration,
-    wait: Duration,
-) -> BeatCounts {
+async fn beat_once(store: &Store, running: &Hand, lease: Duration, wait: Duration) -> BeatCounts {
     let mut counts = BeatCounts::default();
     let held: Vec<(JobId, i64)> = {
-        let running = running.lock().unwrap_or_else(|e| e.into_inner());
+        let running = running.lock();
         running
             .iter()
             .map(|(id, held)| (*id, held.lease_token))
@@ -91,7 +97,7 @@ async fn beat_once(
         match tokio::time::timeout(wait, store.heartbeat(&held, lease)).await {
             Ok(Ok(still)) => {
                 let still: HashSet<JobId> = still.into_iter().collect();
-                let mut running = running.lock().unwrap_or_else(|e| e.into_inner());
+                let mut running = running.lock();
                 for (id, _) in &held {
                     let Some(entry) = running.get_mut(id) else {
                         continue;
@@ -122,7 +128,7 @@ async fn beat_once(
     }
     let now = Instant::now();
     let lapsed: Vec<JobId> = {
-        let running = running.lock().unwrap_or_else(|e| e.into_inner());
+        let running = running.lock();
         running
             .iter()
             .filter(|(_, h)| !h.finished && h.lease_until <= now && !h.cancel.is_cancelled())

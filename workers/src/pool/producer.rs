@@ -6,38 +6,42 @@
 //! claim is retried with [`Backoff`]; the first failure and the recovery are logged, not
 //! every retry.
 //!
+//! When to claim from the start of the queue again ([`FULL_SCAN_EVERY`]) is read from the
+//! producer's [`Clock`], so a test on a [`crate::clock::ManualClock`] decides it.
+//!
 //! Shutdown: the loop returns when `shutdown` is cancelled; a claim in flight finishes (the
 //! pool bounds it by its flush timeout) and the jobs it brought are handed back with the
 //! others in hand.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::{Held, PoolDeps, Running};
+use super::{Hand, Held, PoolDeps};
 use crate::backoff::Backoff;
+use crate::clock::Clock;
 use crate::job::ClaimedJob;
 use crate::pool_config::PoolSpec;
 use crate::store::{ClaimKey, StoreError};
 
 /// How often a busy pool claims from the start of its queue (see [`ClaimKey`]).
-const FULL_SCAN_EVERY: Duration = Duration::from_millis(100);
+pub const FULL_SCAN_EVERY: Duration = Duration::from_millis(100);
 
 /// A claimed job waiting for a slot: the job, the token that stops it, its place in hand.
-pub(super) type Ready = (ClaimedJob, CancellationToken, OwnedSemaphorePermit);
+pub type Ready = (ClaimedJob, CancellationToken, OwnedSemaphorePermit);
 
 /// What one claim did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(super) struct ClaimCounts {
+pub struct ClaimCounts {
     /// Jobs asked for: the room in hand, at most `batch_size`.
-    pub(super) wanted: usize,
+    pub wanted: usize,
     /// Jobs claimed.
-    pub(super) claimed: usize,
+    pub claimed: usize,
     /// Whether the claim looked from the start of the queue (not past the last claimed key).
-    pub(super) from_start: bool,
+    pub from_start: bool,
 }
 
 impl ClaimCounts {
@@ -48,41 +52,52 @@ impl ClaimCounts {
 }
 
 /// The producer of one pool.
-pub(super) struct Producer {
+pub struct Producer {
     spec: Arc<PoolSpec>,
     deps: PoolDeps,
-    running: Running,
+    running: Hand,
     /// Room in hand: one permit per job claimed and not yet finished.
     in_hand: Arc<Semaphore>,
     ready: mpsc::UnboundedSender<Ready>,
     /// See [`ClaimKey`]: claim after the last claimed key while busy, from the start
     /// regularly.
     resume: Option<ClaimKey>,
-    last_full_scan: Instant,
+    clock: Clock,
+    last_full_scan: chrono::DateTime<Utc>,
 }
 
 impl Producer {
-    /// A producer that fills `in_hand` and sends what it claims to `ready`.
-    pub(super) fn new(
+    /// A producer that claims into `hand`, at most as many jobs as `in_hand` has permits,
+    /// and sends what it claims to `ready`; it reads the time from the system clock.
+    pub fn new(
         spec: Arc<PoolSpec>,
         deps: PoolDeps,
-        running: Running,
+        hand: Hand,
         in_hand: Arc<Semaphore>,
         ready: mpsc::UnboundedSender<Ready>,
     ) -> Producer {
+        let clock = Clock::system();
         Producer {
             spec,
             deps,
-            running,
+            running: hand,
             in_hand,
             ready,
             resume: None,
-            last_full_scan: Instant::now(),
+            last_full_scan: clock.now(),
+            clock,
         }
     }
 
+    /// The same producer reading the time from `clock`.
+    pub fn with_clock(mut self, clock: Clock) -> Producer {
+        self.last_full_scan = clock.now();
+        self.clock = clock;
+        self
+    }
+
     /// One claim of as many jobs as there is room in hand (none when the hands are full).
-    pub(super) async fn run_once(&mut self) -> Result<ClaimCounts, StoreError> {
+    pub async fn run_once(&mut self) -> Result<ClaimCounts, StoreError> {
         let mut permits = Vec::new();
         while permits.len() < self.spec.batch_size {
             match self.in_hand.clone().try_acquire_owned() {
@@ -94,12 +109,13 @@ impl Producer {
         if wanted == 0 {
             return Ok(ClaimCounts::default());
         }
-        if self.last_full_scan.elapsed() >= FULL_SCAN_EVERY {
+        let now = self.clock.now();
+        if (now - self.last_full_scan).to_std().unwrap_or_default() >= FULL_SCAN_EVERY {
             self.resume = None;
         }
         let after = self.resume;
         if after.is_none() {
-            self.last_full_scan = Instant::now();
+            self.last_full_scan = now;
         }
         let claim_sent = tokio::time::Instant::now();
         let claimed = self
@@ -116,7 +132,7 @@ impl Producer {
         let got = claimed.len();
         self.resume = claimed.iter().map(ClaimKey::of).max().or(after);
         {
-            let mut held = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            let mut held = self.running.lock();
             for job in claimed {
                 let Some(permit) = permits.pop() else { break };
                 let cancel = CancellationToken::new();
@@ -145,7 +161,7 @@ impl Producer {
     }
 
     /// Claims until `shutdown`, sleeping by the result as the module doc says.
-    pub(super) async fn run(mut self, shutdown: CancellationToken) {
+    pub async fn run(mut self, shutdown: CancellationToken) {
         let wakeup = self.deps.store.wakeups().queue(&self.spec.queue);
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         loop {

@@ -11,7 +11,7 @@ impl Pool {
     /// up at `deadline`.
     pub(super) async fn hand_back(&self, deadline: tokio::time::Instant) {
         let leftover: Vec<(JobId, i64)> = {
-            let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            let running = self.running.lock();
             running
                 .iter()
                 .filter(|(_, held)| !held.finished)
@@ -25,7 +25,7 @@ impl Pool {
         match released {
             Ok(Ok(n)) => {
                 tracing::info!(pool = %self.spec.name, released = n, "handed unfinished jobs back");
-                let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+                let mut running = self.running.lock();
                 for (id, _) in &leftover {
                     running.remove(id);
                 }
@@ -43,7 +43,7 @@ impl Pool {
     /// database was unreachable) and jobs not handed back.
     pub(super) fn log_unwritten(&self) {
         let unwritten: Vec<JobId> = {
-            let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            let running = self.running.lock();
             running.keys().copied().collect()
         };
         if !unwritten.is_empty() {

@@ -2,13 +2,14 @@
 //! configuration, remove, disable, enable, and re-sealing every configuration in one
 //! transaction. The SQL is the same on both backends (`$N` parameters in order, times as Unix
 //! milliseconds the caller binds). Sealing, validation and the `channel_disabled` alert are
-//! the alert module's ([`crate::alerts::channels`]).
+//! the alert module's ([`crate::alerts::channels`]). Rows are decoded into the typed model
+//! ([`Channel`]) here, once; a stored kind or severity that is not one is a corrupt row.
 
-use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::rows::{now_ms, to_time};
 use super::{Store, StoreError};
+use crate::alerts::model::{Channel, ChannelKind, Severity};
 use crate::db::Pool;
 
 /// A channel to insert, its configuration already sealed.
@@ -18,46 +19,23 @@ pub struct NewChannelRow<'a> {
     pub id: &'a str,
     /// The workspace; `None` = every workspace.
     pub workspace_id: Option<&'a str>,
-    /// `slack`, `email`, `webhook`, ….
-    pub kind: &'a str,
+    /// Where it delivers.
+    pub kind: ChannelKind,
     /// The safe part of the configuration.
     pub summary: &'a str,
     /// The sealed configuration.
     pub config_sealed: &'a str,
-    /// `warning` or `critical`.
-    pub min_severity: &'a str,
+    /// The least severity it is told about.
+    pub min_severity: Severity,
     /// Reminder interval.
     pub reminder_every_ms: Option<i64>,
-}
-
-/// A channel row as listed: everything but the sealed configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChannelRow {
-    /// `ach_…`.
-    pub id: String,
-    /// The workspace; `None` = every workspace.
-    pub workspace_id: Option<String>,
-    /// The stored kind name.
-    pub kind: String,
-    /// The safe part of the configuration.
-    pub summary: String,
-    /// `warning` or `critical`.
-    pub min_severity: String,
-    /// Reminder interval.
-    pub reminder_every_ms: Option<i64>,
-    /// Whether notices go out.
-    pub enabled: bool,
-    /// Why it was disabled.
-    pub disabled_reason: Option<String>,
-    /// When it was added.
-    pub created_at: DateTime<Utc>,
 }
 
 const COLUMNS: &str = "id, workspace_id, kind, summary, min_severity, reminder_every_ms, \
      enabled, disabled_reason, created_at";
 
 /// Decodes a row of [`COLUMNS`] (the same types on both backends).
-fn channel_row<R>(row: &R) -> Result<ChannelRow, StoreError>
+fn channel_row<R>(row: &R) -> Result<Channel, StoreError>
 where
     R: Row,
     for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
@@ -67,12 +45,20 @@ where
     for<'r> bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     &'static str: sqlx::ColumnIndex<R>,
 {
-    Ok(ChannelRow {
+    let corrupt = |detail: String| StoreError::Corrupt {
+        table: "hangar_alert_channels",
+        detail,
+    };
+    let kind: String = row.try_get("kind")?;
+    let min_severity: String = row.try_get("min_severity")?;
+    Ok(Channel {
         id: row.try_get("id")?,
         workspace_id: row.try_get("workspace_id")?,
-        kind: row.try_get("kind")?,
+        kind: kind.parse().map_err(|e| corrupt(format!("{e}")))?,
         summary: row.try_get("summary")?,
-        min_severity: row.try_get("min_severity")?,
+        min_severity: min_severity
+            .parse()
+            .map_err(|e| corrupt(format!("min_severity {e}")))?,
         reminder_every_ms: row.try_get("reminder_every_ms")?,
         enabled: row.try_get("enabled")?,
         disabled_reason: row.try_get("disabled_reason")?,
@@ -92,10 +78,10 @@ impl Store {
                 sqlx::query(sql)
                     .bind(new.id)
                     .bind(new.workspace_id)
-                    .bind(new.kind)
+                    .bind(new.kind.as_str())
                     .bind(new.summary)
                     .bind(new.config_sealed)
-                    .bind(new.min_severity)
+                    .bind(new.min_severity.as_str())
                     .bind(new.reminder_every_ms)
                     .bind(now)
                     .execute(pool)
@@ -105,10 +91,10 @@ impl Store {
                 sqlx::query(sql)
                     .bind(new.id)
                     .bind(new.workspace_id)
-                    .bind(new.kind)
+                    .bind(new.kind.as_str())
                     .bind(new.summary)
                     .bind(new.config_sealed)
-                    .bind(new.min_severity)
+                    .bind(new.min_severity.as_str())
                     .bind(new.reminder_every_ms)
                     .bind(now)
                     .execute(pool)
@@ -119,7 +105,7 @@ impl Store {
     }
 
     /// Every channel, oldest first.
-    pub async fn alert_channels(&self) -> Result<Vec<ChannelRow>, StoreError> {
+    pub async fn alert_channels(&self) -> Result<Vec<Channel>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM hangar_alert_channels ORDER BY created_at, id");
         let sql = sqlx::AssertSqlSafe(sql);
         match self.pool() {

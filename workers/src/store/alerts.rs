@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{AlertRow, Store, StoreError};
+use crate::alerts::model::{AlertKind, Severity};
 use crate::db::Pool;
 use crate::job::JobId;
 
@@ -138,9 +139,9 @@ pub struct NewAlert {
     /// The workspace it concerns; `None` = the operator's (every workspace).
     pub workspace_id: Option<String>,
     /// What kind of condition.
-    pub kind: String,
-    /// `warning` or `critical`.
-    pub severity: String,
+    pub kind: AlertKind,
+    /// How urgent.
+    pub severity: Severity,
     /// What happened, for a person.
     pub message: String,
     /// One open alert per key: raising it again while open counts an occurrence.
@@ -169,14 +170,23 @@ fn to_time(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
-fn from_tuple(row: AlertTuple) -> AlertRow {
+/// The typed alert of a row; a kind or severity that is not one is a corrupt row.
+fn from_tuple(row: AlertTuple) -> Result<AlertRow, StoreError> {
     let (id, workspace_id, kind, severity, message, job_id, integration) =
         (row.0, row.1, row.2, row.3, row.4, row.5, row.6);
     let (created_ms, last_seen_ms, occurrences, acknowledged_ms, resolved_ms) =
         (row.7, row.8, row.9, row.10, row.11);
+    let corrupt = |detail: String| StoreError::Corrupt {
+        table: "hangar_alerts",
+        detail: format!("alert {id}: {detail}"),
+    };
+    let kind = kind.parse().map_err(|e| corrupt(format!("{e}")))?;
+    let severity = severity
+        .parse()
+        .map_err(|e| corrupt(format!("severity {e}")))?;
     let acknowledged_at = acknowledged_ms.map(to_time);
     let resolved_at = resolved_ms.map(to_time);
-    AlertRow {
+    Ok(AlertRow {
         id,
         workspace_id,
         kind,
@@ -190,7 +200,7 @@ fn from_tuple(row: AlertTuple) -> AlertRow {
         acknowledged_at,
         resolved_at,
         state: AlertState::of(acknowledged_at, resolved_at),
-    }
+    })
 }
 
 /// `SELECT … FROM hangar_alerts` with every time column as Unix milliseconds.
@@ -248,7 +258,7 @@ impl Store {
             Pool::Postgres(pool) => sqlx::query_as(sql).bind(id).fetch_optional(pool).await?,
             Pool::Sqlite(pool) => sqlx::query_as(sql).bind(id).fetch_optional(pool).await?,
         };
-        row.map(from_tuple).ok_or(StoreError::AlertNotFound(id))
+        row.map(from_tuple).ok_or(StoreError::AlertNotFound(id))?
     }
 
     /// A page of alerts, newest first: the workspace and states are filtered in SQL, so a
@@ -292,7 +302,7 @@ impl Store {
             .into_iter()
             .take(limit as usize)
             .map(from_tuple)
-            .collect();
+            .collect::<Result<_, _>>()?;
         let next_before = if more {
             alerts.last().map(|a| a.id)
         } else {
@@ -364,8 +374,8 @@ impl Store {
                 for alert in alerts {
                     let id: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
                         .bind(&alert.workspace_id)
-                        .bind(&alert.kind)
-                        .bind(&alert.severity)
+                        .bind(alert.kind.as_str())
+                        .bind(alert.severity.as_str())
                         .bind(&alert.message)
                         .bind(&alert.incident_key)
                         .bind(&alert.integration)
@@ -386,8 +396,8 @@ impl Store {
                 for alert in alerts {
                     let id: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str()))
                         .bind(&alert.workspace_id)
-                        .bind(&alert.kind)
-                        .bind(&alert.severity)
+                        .bind(alert.kind.as_str())
+                        .bind(alert.severity.as_str())
                         .bind(&alert.message)
                         .bind(&alert.incident_key)
                         .bind(now)

@@ -61,12 +61,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::alerts::model::{AlertKind, Severity};
 use crate::db::{Commit, Database, Pool};
 use crate::error_class::ErrorClass;
 use crate::job::{ClaimedJob, JobId, JobState, NewJob};
 use crate::retry_policy::{Alert, Spent};
 
-pub use alert_channels::{ChannelRow, NewChannelRow};
+pub use alert_channels::NewChannelRow;
 pub use alerts::{
     AlertFilter, AlertPage, AlertState, DEFAULT_ALERT_PAGE, MAX_ALERT_PAGE, NewAlert,
     UnknownAlertState,
@@ -212,10 +213,10 @@ pub struct AlertRow {
     pub id: i64,
     /// The workspace it concerns.
     pub workspace_id: Option<String>,
-    /// What kind of condition (`job_failing`, `job_failed`, `reauth_required`).
-    pub kind: String,
-    /// `warning` or `critical`.
-    pub severity: String,
+    /// What kind of condition.
+    pub kind: AlertKind,
+    /// How urgent.
+    pub severity: Severity,
     /// What happened, for a person.
     pub message: String,
     /// The job it concerns.

@@ -10,6 +10,7 @@ use sqlx::Row;
 use super::alerts::alert_ms;
 use super::enqueue::{pg_enqueue, sqlite_enqueue};
 use super::{Store, StoreError};
+use crate::alerts::model::Severity;
 use crate::db::Pool;
 use crate::job::NewJob;
 
@@ -20,8 +21,8 @@ pub struct AlertFacts {
     pub id: i64,
     /// Its workspace.
     pub workspace_id: Option<String>,
-    /// `warning` or `critical`.
-    pub severity: String,
+    /// How urgent.
+    pub severity: Severity,
     /// Unix ms.
     pub created_ms: i64,
     /// Unix ms, when acknowledged.
@@ -43,10 +44,15 @@ where
     for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     &'static str: sqlx::ColumnIndex<R>,
 {
+    let id: i64 = row.try_get("id")?;
+    let severity: String = row.try_get("severity")?;
     Ok(AlertFacts {
-        id: row.try_get("id")?,
+        id,
         workspace_id: row.try_get("workspace_id")?,
-        severity: row.try_get("severity")?,
+        severity: severity.parse().map_err(|e| StoreError::Corrupt {
+            table: "hangar_alerts",
+            detail: format!("alert {id}: severity {e}"),
+        })?,
         created_ms: row.try_get("created_ms")?,
         acked_ms: row.try_get("acked_ms")?,
         resolved_ms: row.try_get("resolved_ms")?,

@@ -33,8 +33,8 @@ fn alert(endpoint_id: &str, workspace: &str, kind: AlertKind, message: String) -
     };
     NewAlert {
         workspace_id: Some(workspace.to_owned()),
-        kind: kind.as_str().to_owned(),
-        severity: severity.as_str().to_owned(),
+        kind,
+        severity,
         message,
         incident_key: incident(endpoint_id, what),
         integration: None,
