@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use hangar_workers::alerts::{self, AlertContext, dispatcher::Dispatcher};
 use hangar_workers::client::Client;
+use hangar_workers::inbound::{self, InboundContext, NoIntegrations};
 use hangar_workers::kinds::{HttpHandler, Registry};
 use hangar_workers::pool::{Pool, PoolDeps};
 use hangar_workers::pool_config::PoolSpec;
@@ -46,9 +47,9 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
     // both need the master key (on PostgreSQL a missing key stops them here, exit 2).
     let runs_alerts = plan.planner && plan.migrate
         || plan.pools.iter().any(|p| {
-            p.kinds
-                .iter()
-                .any(|k| alerts::KINDS.contains(&k.as_str()) || k == webhooks::KIND)
+            p.kinds.iter().any(|k| {
+                alerts::KINDS.contains(&k.as_str()) || k == webhooks::KIND || k == inbound::KIND
+            })
         });
     let keyring = if runs_alerts {
         Some(crate::keys::keyring(config)?.0)
@@ -100,6 +101,20 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
     if let Some(context) = &webhook_context {
         webhooks::register(&mut registry, context);
     }
+    // THE SEAM (inbound → integrations): `NoIntegrations` finds no integration, so a
+    // QuickBooks push is recorded without its `sync` job. Wire the integration store's
+    // `inbound::IntegrationSeam` here once `hangar_integrations` rows exist.
+    let inbound_context = keyring.clone().map(|keyring| {
+        InboundContext::new(
+            store.clone(),
+            Arc::new(keyring),
+            &routes,
+            Arc::new(NoIntegrations),
+        )
+    });
+    if let Some(context) = &inbound_context {
+        inbound::register(&mut registry, context);
+    }
     let registry = Arc::new(registry);
     let listener = http::bind(config.bind).await?;
     // With `--bind 127.0.0.1:0` the system picks the port; this line says which one.
@@ -146,7 +161,8 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
     }
     let api_state = crate::api::ApiState::new(store.clone(), client)
         .with_alerts(alert_context)
-        .with_webhooks(webhook_context);
+        .with_webhooks(webhook_context)
+        .with_inbound(inbound_context);
     tasks.spawn(http::serve(
         listener,
         api_state,
@@ -172,6 +188,7 @@ fn check_kinds(registry: &Registry, pools: &[PoolSpec]) -> Result<(), Fatal> {
             if registry.get(kind).is_none()
                 && !alerts::KINDS.contains(&kind.as_str())
                 && kind != webhooks::KIND
+                && kind != inbound::KIND
             {
                 return Err(Fatal::config(format!(
                     "{}: pool '{}': kinds: unknown job kind '{kind}' (known: {})",

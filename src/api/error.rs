@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use hangar_integrations::store::SyncStoreError;
 use hangar_schedules::ScheduleError;
 use hangar_workers::alerts::AlertError;
+use hangar_workers::inbound::InboundError;
 use hangar_workers::store::StoreError;
 use hangar_workers::webhooks::WebhookError;
 use hangar_workers::wire::{MAX_MESSAGE_BYTES, Rejection};
@@ -118,6 +119,12 @@ pub enum ApiError {
     /// The webhook endpoints and deliveries.
     #[error(transparent)]
     Webhook(#[from] WebhookError),
+    /// A provider id that is not one of the contract's (inbound hooks).
+    #[error("{0}")]
+    UnknownProvider(String),
+    /// Inbound hooks: their material and stored pushes.
+    #[error(transparent)]
+    Inbound(#[from] InboundError),
 }
 
 /// How a failure underneath the API reaches the caller.
@@ -202,6 +209,16 @@ impl ApiError {
                 WebhookError::Store(error) => store(error),
                 WebhookError::Secret(_) => Underneath::Internal,
             },
+            ApiError::Inbound(error) => match error {
+                InboundError::NotConfigured { .. } | InboundError::Refused(_) => {
+                    Underneath::Caller(StatusCode::UNAUTHORIZED, "unauthorized")
+                }
+                InboundError::Body(_) => {
+                    Underneath::Caller(StatusCode::UNPROCESSABLE_ENTITY, "unprocessable")
+                }
+                InboundError::Store(error) => store(error),
+                InboundError::Secret(_) => Underneath::Internal,
+            },
             _ => return None,
         })
     }
@@ -215,7 +232,7 @@ impl ApiError {
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::RoleNeeded { .. } | ApiError::OtherWorkspace(_) => StatusCode::FORBIDDEN,
-            ApiError::NoRoute => StatusCode::NOT_FOUND,
+            ApiError::NoRoute | ApiError::UnknownProvider(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Timeout(_) | ApiError::NoMasterKey => StatusCode::SERVICE_UNAVAILABLE,
@@ -234,7 +251,8 @@ impl ApiError {
             | ApiError::Alert(_)
             | ApiError::Schedule(_)
             | ApiError::Token(_)
-            | ApiError::Webhook(_) => match self.underneath() {
+            | ApiError::Webhook(_)
+            | ApiError::Inbound(_) => match self.underneath() {
                 Some(Underneath::Caller(status, _)) => status,
                 Some(Underneath::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -251,7 +269,7 @@ impl ApiError {
             ApiError::TooLarge => "too_large",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::RoleNeeded { .. } | ApiError::OtherWorkspace(_) => "forbidden",
-            ApiError::NoRoute => "not_found",
+            ApiError::NoRoute | ApiError::UnknownProvider(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Timeout(_) => "timeout",
@@ -271,7 +289,8 @@ impl ApiError {
             | ApiError::Alert(_)
             | ApiError::Schedule(_)
             | ApiError::Token(_)
-            | ApiError::Webhook(_) => match self.underneath() {
+            | ApiError::Webhook(_)
+            | ApiError::Inbound(_) => match self.underneath() {
                 Some(Underneath::Caller(_, code)) => code,
                 Some(Underneath::Unavailable) => "unavailable",
                 _ => "internal",

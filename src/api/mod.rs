@@ -13,6 +13,8 @@ mod auth;
 mod bodies;
 mod conflicts;
 mod error;
+mod inbound;
+mod inbound_secrets;
 mod jobs;
 mod publish;
 mod sync_runs;
@@ -31,6 +33,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use hangar_workers::alerts::AlertContext;
 use hangar_workers::client::Client;
+use hangar_workers::inbound::InboundContext;
 use hangar_workers::store::Store;
 use hangar_workers::webhooks::WebhookContext;
 use hangar_workers::wire::MAX_MESSAGE_BYTES;
@@ -63,6 +66,8 @@ pub struct ApiState {
     pub alerts: Option<AlertContext>,
     /// Keyring, target policy and job route of the webhook endpoints (with the master key).
     pub webhooks: Option<WebhookContext>,
+    /// Keyring and job route of inbound provider webhooks (with the master key).
+    pub inbound: Option<InboundContext>,
 }
 
 impl ApiState {
@@ -74,7 +79,14 @@ impl ApiState {
             limiter: Arc::default(),
             alerts: None,
             webhooks: None,
+            inbound: None,
         }
+    }
+
+    /// The same, able to take inbound provider webhooks and manage their material.
+    pub fn with_inbound(mut self, inbound: Option<InboundContext>) -> ApiState {
+        self.inbound = inbound;
+        self
     }
 
     /// The same, able to manage webhook endpoints.
@@ -125,6 +137,13 @@ fn documented() -> OpenApiRouter<ApiState> {
         .routes(routes!(webhook_deliveries::replay))
         .routes(routes!(webhook_deliveries::resend))
         .routes(routes!(webhook_deliveries::expunge))
+        .routes(routes!(inbound_secrets::list_hooks))
+        .routes(routes!(
+            inbound_secrets::get_hook,
+            inbound_secrets::put_hook,
+            inbound_secrets::delete_hook
+        ))
+        .routes(routes!(inbound_secrets::list_events))
 }
 
 /// The OpenAPI document of the API.
@@ -191,6 +210,8 @@ pub fn routes(state: ApiState) -> Router {
     let (router, _) = documented().split_for_parts();
     let doc = Arc::new(openapi());
     router
+        // The providers' pushes: outside /api/v1 and its document (no bearer token).
+        .merge(inbound::routes())
         .route(
             "/api/v1/openapi.json",
             get(move || {
