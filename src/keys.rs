@@ -113,5 +113,9 @@ async fn rotate(store: &Store, ring: &Keyring, new_key: &MasterKey) -> Result<u6
     let endpoints = hangar_workers::webhooks::endpoint::reseal_all(store, ring, new_key)
         .await
         .map_err(|e| Fatal::runtime(e.to_string()))?;
-    Ok(channels + endpoints)
+    // The inbound hooks' material (a third transaction, safe to repeat the same way).
+    let hooks = hangar_workers::inbound::reseal_all(store, ring, new_key)
+        .await
+        .map_err(|e| Fatal::runtime(e.to_string()))?;
+    Ok(channels + endpoints + hooks)
 }

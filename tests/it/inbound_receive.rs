@@ -12,6 +12,9 @@ use crate::webhooks_support::token;
 
 const WS: &str = "ws_in";
 
+/// A push: provider, headers, body.
+type Push<'a> = (&'a str, Vec<(&'static str, String)>, &'a str);
+
 async fn stored(db: &TestDb) -> (i64, i64) {
     (
         db.query_i64("SELECT count(*) FROM hangar_inbound_events")
@@ -102,7 +105,7 @@ async fn every_scheme_verifies_and_refuses(backend: Backend) {
         json!({"safety_report_id": "sr_1"}),
     );
     let now = Utc::now();
-    let wrong: [(&str, Vec<(&str, String)>, &str); 6] = [
+    let wrong: [Push; 6] = [
         (
             "quickbooks",
             intuit("intuit-verifier-2", qbo_body),
@@ -171,7 +174,7 @@ async fn every_scheme_verifies_and_refuses(backend: Backend) {
     assert_eq!(stored(&db).await, (0, 0), "nothing refused is stored");
 
     // Each scheme with its right signature.
-    let right: [(&str, Vec<(&str, String)>, &str); 4] = [
+    let right: [Push; 4] = [
         (
             "quickbooks",
             intuit("intuit-verifier-1", qbo_body),

@@ -160,6 +160,25 @@ pub async fn configure(
         .await?)
 }
 
+/// Re-seals every hook's material under `new` in one transaction (`hangar keys rotate`);
+/// `keyring` must open every current value. Returns how many were re-sealed.
+pub async fn reseal_all(
+    store: &Store,
+    keyring: &Keyring,
+    new: &crate::secrets::MasterKey,
+) -> Result<u64, InboundError> {
+    let target = Keyring::new(new.clone());
+    store
+        .reseal_inbound_hooks(
+            |ws, provider, sealed| -> Result<(String, String), InboundError> {
+                let aad = material::aad(ws, provider);
+                let plain = keyring.open(sealed, &aad, "inbound hook material")?;
+                Ok((target.seal(&plain, &aad), new.id().to_owned()))
+            },
+        )
+        .await
+}
+
 /// The stored material of `(ws, provider)`, opened.
 async fn material_of(
     context: &InboundContext,
