@@ -19,6 +19,7 @@ mod durability;
 mod inbound_keys;
 mod inbound_process;
 mod inbound_receive;
+mod inbound_seam;
 mod inbound_support;
 mod ingress;
 mod ingress_edges;
