@@ -49,6 +49,7 @@ pub use auth::{
     revoke_token,
 };
 pub use error::ApiError;
+pub use inbound_secrets::manager as inbound_hook_manager;
 
 /// The longest a request may take before it is answered 503.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);

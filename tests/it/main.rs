@@ -16,6 +16,7 @@ mod dashboard_escaping;
 mod dashboard_layout;
 mod dashboard_sessions;
 mod durability;
+mod inbound_dashboard;
 mod inbound_keys;
 mod inbound_process;
 mod inbound_receive;
