@@ -21,7 +21,7 @@ use crate::inbound_support::intuit;
 use crate::support::{Backend, TestDb};
 use crate::webhooks_support::until;
 
-/// Finds integration `int_q1` for QuickBooks in `ws_s`, nothing else.
+/// Finds integration `int_q1` for QuickBooks payments in `ws_s`, nothing else.
 struct OneIntegration;
 
 impl IntegrationSeam for OneIntegration {
@@ -29,8 +29,10 @@ impl IntegrationSeam for OneIntegration {
         &'a self,
         workspace: &'a str,
         provider: &'a str,
+        data_type: &'a str,
     ) -> BoxFuture<'a, Result<Option<String>, String>> {
-        let found = (workspace == "ws_s" && provider == "quickbooks").then(|| "int_q1".to_owned());
+        let found = (workspace == "ws_s" && provider == "quickbooks" && data_type == "payments")
+            .then(|| "int_q1".to_owned());
         Box::pin(async move { Ok(found) })
     }
 }

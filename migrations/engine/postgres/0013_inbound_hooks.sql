@@ -28,7 +28,7 @@ CREATE TABLE hangar_inbound_events (
     headers      jsonb       NOT NULL,                      -- minus credentials and signatures
     received_at  timestamptz NOT NULL DEFAULT now(),
     job_id       bigint,                                    -- the inbound_event job
-    -- received (its job will process it), processed (see outcome), failed
+    -- received (its job has not finished), processed (see outcome)
     state        text        NOT NULL DEFAULT 'received',
     outcome      text,
     processed_at timestamptz,

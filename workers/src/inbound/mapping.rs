@@ -9,7 +9,7 @@
 //! | provider | push | becomes |
 //! |---|---|---|
 //! | `quickbooks` | `eventNotifications[].dataChangeEvent.entities[]` naming `Payment` or `Invoice` | a `sync` job for `payments` (trigger `webhook`) |
-//! | `stripe` | `invoice.paid`, `invoice.payment_succeeded` | `invoice.paid` |
+//! | `stripe` | `invoice.paid` | `invoice.paid` |
 //! | `stripe` | `invoice.overdue` | `invoice.overdue` |
 //! | `avinode` | `TripRequest` | `trip_request.created` |
 //! | generic (every other provider) | the envelope `{"id","type","timestamp","data"}`, a catalog type | that event, as sent |
@@ -237,7 +237,9 @@ pub fn actions(
                 .and_then(|t| DateTime::from_timestamp(t, 0))
                 .unwrap_or(received_at);
             let event_type = match kind {
-                "invoice.paid" | "invoice.payment_succeeded" => "invoice.paid",
+                // Not `invoice.payment_succeeded` too: Stripe sends it beside `invoice.paid`
+                // for the same payment, which would publish the payment twice.
+                "invoice.paid" => "invoice.paid",
                 "invoice.overdue" => "invoice.overdue",
                 other => {
                     return Action::Ignore {
@@ -324,6 +326,14 @@ mod tests {
         assert_eq!(data["invoice_id"], "inv_7");
         assert_eq!(data["source"]["object_id"], "in_1");
         crate::wire::check_personal_data(&data, "data").expect("no personal data");
+        let twin = body.replace("invoice.paid", "invoice.payment_succeeded");
+        assert!(
+            matches!(
+                actions("stripe", false, WS, &twin, Utc::now()),
+                Action::Ignore { .. }
+            ),
+            "the same payment is published once"
+        );
         let other = body.replace("invoice.paid", "customer.created");
         assert!(matches!(
             actions("stripe", false, WS, &other, Utc::now()),

@@ -74,11 +74,13 @@ pub enum InboundError {
 /// store's implementation; until then [`NoIntegrations`] answers "none", and such pushes are
 /// recorded as processed with the outcome saying so (the scheduled sync still runs).
 pub trait IntegrationSeam: Send + Sync + 'static {
-    /// The integration of `provider` in `workspace`, if there is an enabled one.
+    /// The integration of `provider` in `workspace` that moves `data_type`, if there is an
+    /// enabled one with that data type enabled (only enabled data types move).
     fn integration_for<'a>(
         &'a self,
         workspace: &'a str,
         provider: &'a str,
+        data_type: &'a str,
     ) -> BoxFuture<'a, Result<Option<String>, String>>;
 }
 
@@ -91,6 +93,7 @@ impl IntegrationSeam for NoIntegrations {
         &'a self,
         _workspace: &'a str,
         _provider: &'a str,
+        _data_type: &'a str,
     ) -> BoxFuture<'a, Result<Option<String>, String>> {
         Box::pin(async { Ok(None) })
     }

@@ -130,7 +130,7 @@ async fn process(
         Action::Sync { data_type } => {
             let found = context
                 .integrations
-                .integration_for(&event.workspace_id, &event.provider)
+                .integration_for(&event.workspace_id, &event.provider, data_type)
                 .await
                 .map_err(|e| JobFailure::new(ErrorClass::Internal, e))?;
             match found {

@@ -63,7 +63,7 @@ pub struct InboundEvent {
     pub received_at: DateTime<Utc>,
     /// The `inbound_event` job that processes it.
     pub job_id: Option<i64>,
-    /// `received`, `processed` or `failed`.
+    /// `received` (its job has not finished: see the job for retries) or `processed`.
     pub state: String,
     /// What processing did (the Hangar event published, the job enqueued, or why nothing).
     pub outcome: Option<String>,
@@ -258,7 +258,7 @@ impl Store {
         }
     }
 
-    /// Records what processing did: `state` (`processed`, `failed`) and the outcome.
+    /// Records what processing did: `state` (`processed`) and the outcome.
     pub async fn finish_inbound(
         &self,
         id: i64,
