@@ -120,5 +120,9 @@ async fn rotate(store: &Store, ring: &Keyring, new_key: &MasterKey) -> Result<u6
     let credentials = hangar_integrations::credentials::reseal_all(&rows, ring, new_key)
         .await
         .map_err(|e| Fatal::runtime(e.to_string()))?;
-    Ok(channels + endpoints + credentials)
+    // The inbound hooks' material (a fourth transaction, safe to repeat the same way).
+    let hooks = hangar_workers::inbound::reseal_all(store, ring, new_key)
+        .await
+        .map_err(|e| Fatal::runtime(e.to_string()))?;
+    Ok(channels + endpoints + credentials + hooks)
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use hangar_integrations::{IntegrationContext, IntegrationRefresher};
 use hangar_workers::alerts::{self, AlertContext, dispatcher::Dispatcher};
 use hangar_workers::client::Client;
+use hangar_workers::inbound::{self, InboundContext, NoIntegrations};
 use hangar_workers::kinds::{HttpHandler, Registry};
 use hangar_workers::pool::{Pool, PoolDeps};
 use hangar_workers::pool_config::PoolSpec;
@@ -53,6 +54,7 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
             p.kinds.iter().any(|k| {
                 alerts::KINDS.contains(&k.as_str())
                     || k == webhooks::KIND
+                    || k == inbound::KIND
                     || hangar_integrations::KINDS.contains(&k.as_str())
             })
         });
@@ -119,6 +121,19 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
         hangar_integrations::register(&mut registry, context);
         registry.register_internal(hangar_integrations::SYNC, sync_handler(config, context)?);
     }
+    // Inbound provider pushes find the integration they concern through the integrations'
+    // store (a QuickBooks change → that integration's `payments` sync); without the master
+    // key there are no integrations and the pushes are recorded only.
+    let seam: Arc<dyn inbound::IntegrationSeam> = match &integrations {
+        Some(context) => Arc::new(context.clone()),
+        None => Arc::new(NoIntegrations),
+    };
+    let inbound_context = keyring
+        .clone()
+        .map(|keyring| InboundContext::new(store.clone(), Arc::new(keyring), &routes, seam));
+    if let Some(context) = &inbound_context {
+        inbound::register(&mut registry, context);
+    }
     let registry = Arc::new(registry);
     let listener = http::bind(config.bind).await?;
     // With `--bind 127.0.0.1:0` the system picks the port; this line says which one.
@@ -174,7 +189,8 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
     let api_state = ApiState::new(store.clone(), client)
         .with_alerts(alert_context)
         .with_webhooks(webhook_context)
-        .with_integrations(integrations);
+        .with_integrations(integrations)
+        .with_inbound(inbound_context);
     tasks.spawn(http::serve(
         listener,
         api_state,
@@ -219,9 +235,11 @@ fn sync_handler(
 fn check_kinds(registry: &Registry, pools: &[PoolSpec]) -> Result<(), Fatal> {
     for pool in pools {
         for kind in &pool.kinds {
-            // The alert, webhook and integration kinds are registered once the store is open.
+            // The alert, webhook, inbound and integration kinds are registered once the store
+            // is open.
             let later = alerts::KINDS.contains(&kind.as_str())
                 || kind == webhooks::KIND
+                || kind == inbound::KIND
                 || hangar_integrations::KINDS.contains(&kind.as_str());
             if registry.get(kind).is_none() && !later {
                 return Err(Fatal::config(format!(

@@ -82,3 +82,29 @@ impl IntegrationAccess for IntegrationContext {
         })
     }
 }
+
+/// What an inbound provider push asks of the integrations: the workspace's enabled, active
+/// integration of that provider with the data type enabled (a QuickBooks payment change → its
+/// `payments` sync).
+impl hangar_workers::inbound::IntegrationSeam for IntegrationContext {
+    fn integration_for<'a>(
+        &'a self,
+        workspace: &'a str,
+        provider: &'a str,
+        data_type: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, String>> {
+        Box::pin(async move {
+            let found = self
+                .rows
+                .find(workspace, provider)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(found.map(|row| row.integration).and_then(|i| {
+                (i.enabled
+                    && i.status == Status::Active
+                    && i.data_types.iter().any(|d| d == data_type))
+                .then_some(i.id)
+            }))
+        })
+    }
+}

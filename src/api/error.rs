@@ -15,6 +15,7 @@ use hangar_integrations::store::IntegrationStoreError;
 use hangar_integrations::store::SyncStoreError;
 use hangar_schedules::ScheduleError;
 use hangar_workers::alerts::AlertError;
+use hangar_workers::inbound::InboundError;
 use hangar_workers::store::StoreError;
 use hangar_workers::webhooks::WebhookError;
 use hangar_workers::wire::{MAX_MESSAGE_BYTES, Rejection};
@@ -127,9 +128,15 @@ pub enum ApiError {
     /// Integrations need the master key, which this process does not have.
     #[error("integrations need the master key (HANGAR_MASTER_KEY) in this process")]
     NoIntegrations,
+    /// A resource of the path that does not exist (the message says which).
+    #[error("{0}")]
+    NotFound(String),
     /// The integrations.
     #[error(transparent)]
     Integration(#[from] ConfigureError),
+    /// Inbound hooks: their material and stored pushes.
+    #[error(transparent)]
+    Inbound(#[from] InboundError),
 }
 
 /// How a failure underneath the API reaches the caller.
@@ -190,7 +197,6 @@ impl ApiError {
             ApiError::Alert(AlertError::Store(error)) => store(error),
             ApiError::Alert(AlertError::Secret(_)) => Underneath::Internal,
             ApiError::Schedule(error) => schedule(error),
-            ApiError::UnknownProvider(_) => Underneath::Caller(StatusCode::NOT_FOUND, "not_found"),
             ApiError::Integration(error) => match error {
                 ConfigureError::Invalid(_) => {
                     Underneath::Caller(StatusCode::UNPROCESSABLE_ENTITY, "invalid_integration")
@@ -230,6 +236,16 @@ impl ApiError {
                 WebhookError::Store(error) => store(error),
                 WebhookError::Secret(_) => Underneath::Internal,
             },
+            ApiError::Inbound(error) => match error {
+                InboundError::NotConfigured { .. } | InboundError::Refused(_) => {
+                    Underneath::Caller(StatusCode::UNAUTHORIZED, "unauthorized")
+                }
+                InboundError::Body(_) => {
+                    Underneath::Caller(StatusCode::UNPROCESSABLE_ENTITY, "unprocessable")
+                }
+                InboundError::Store(error) => store(error),
+                InboundError::Secret(_) => Underneath::Internal,
+            },
             _ => return None,
         })
     }
@@ -243,7 +259,9 @@ impl ApiError {
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::RoleNeeded { .. } | ApiError::OtherWorkspace(_) => StatusCode::FORBIDDEN,
-            ApiError::NoRoute => StatusCode::NOT_FOUND,
+            ApiError::NoRoute | ApiError::UnknownProvider(_) | ApiError::NotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Timeout(_) | ApiError::NoMasterKey | ApiError::NoIntegrations => {
@@ -265,8 +283,8 @@ impl ApiError {
             | ApiError::Schedule(_)
             | ApiError::Token(_)
             | ApiError::Webhook(_)
-            | ApiError::UnknownProvider(_)
-            | ApiError::Integration(_) => match self.underneath() {
+            | ApiError::Integration(_)
+            | ApiError::Inbound(_) => match self.underneath() {
                 Some(Underneath::Caller(status, _)) => status,
                 Some(Underneath::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -283,7 +301,7 @@ impl ApiError {
             ApiError::TooLarge => "too_large",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::RoleNeeded { .. } | ApiError::OtherWorkspace(_) => "forbidden",
-            ApiError::NoRoute => "not_found",
+            ApiError::NoRoute | ApiError::UnknownProvider(_) | ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Timeout(_) => "timeout",
@@ -304,8 +322,8 @@ impl ApiError {
             | ApiError::Schedule(_)
             | ApiError::Token(_)
             | ApiError::Webhook(_)
-            | ApiError::UnknownProvider(_)
-            | ApiError::Integration(_) => match self.underneath() {
+            | ApiError::Integration(_)
+            | ApiError::Inbound(_) => match self.underneath() {
                 Some(Underneath::Caller(_, code)) => code,
                 Some(Underneath::Unavailable) => "unavailable",
                 _ => "internal",

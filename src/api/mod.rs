@@ -13,6 +13,8 @@ mod auth;
 mod bodies;
 mod conflicts;
 mod error;
+mod inbound;
+mod inbound_secrets;
 mod integrations;
 mod jobs;
 mod publish;
@@ -33,6 +35,7 @@ use axum::{Json, Router};
 use hangar_integrations::IntegrationContext;
 use hangar_workers::alerts::AlertContext;
 use hangar_workers::client::Client;
+use hangar_workers::inbound::InboundContext;
 use hangar_workers::store::Store;
 use hangar_workers::webhooks::WebhookContext;
 use hangar_workers::wire::MAX_MESSAGE_BYTES;
@@ -48,6 +51,7 @@ pub use auth::{
     revoke_token,
 };
 pub use error::ApiError;
+pub use inbound_secrets::manager as inbound_hook_manager;
 
 /// The longest a request may take before it is answered 503.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -67,6 +71,8 @@ pub struct ApiState {
     pub webhooks: Option<WebhookContext>,
     /// The integrations (present with the master key).
     pub integrations: Option<IntegrationContext>,
+    /// Keyring and job route of inbound provider webhooks (with the master key).
+    pub inbound: Option<InboundContext>,
 }
 
 impl ApiState {
@@ -79,7 +85,14 @@ impl ApiState {
             alerts: None,
             webhooks: None,
             integrations: None,
+            inbound: None,
         }
+    }
+
+    /// The same, able to take inbound provider webhooks and manage their material.
+    pub fn with_inbound(mut self, inbound: Option<InboundContext>) -> ApiState {
+        self.inbound = inbound;
+        self
     }
 
     /// The same, able to manage webhook endpoints.
@@ -142,6 +155,13 @@ fn documented() -> OpenApiRouter<ApiState> {
             integrations::put_integration
         ))
         .routes(routes!(integrations::sync_integration))
+        .routes(routes!(inbound_secrets::list_hooks))
+        .routes(routes!(
+            inbound_secrets::get_hook,
+            inbound_secrets::put_hook,
+            inbound_secrets::delete_hook
+        ))
+        .routes(routes!(inbound_secrets::list_events))
 }
 
 /// The OpenAPI document of the API.
@@ -208,6 +228,8 @@ pub fn routes(state: ApiState) -> Router {
     let (router, _) = documented().split_for_parts();
     let doc = Arc::new(openapi());
     router
+        // The providers' pushes: outside /api/v1 and its document (no bearer token).
+        .merge(inbound::routes())
         .route(
             "/api/v1/openapi.json",
             get(move || {

@@ -2,7 +2,8 @@
 //! few lines of inline script, no external assets, no build step. Every page is a maud
 //! template (checked at compile time, escaping every spliced value by construction), one
 //! module per page (`*_page.rs`) inside the shared [`frame`], built from [`fragments`]. Pages: overview (queues,
-//! alerts, dead letters), jobs, a job with its attempts, alerts, dead letters, schedules.
+//! alerts, dead letters), jobs, a job with its attempts, alerts, dead letters, schedules, a
+//! workspace's inbound events.
 //!
 //! Every page needs a session ([`session`]); roles are enforced here exactly as in the API
 //! (viewer reads; retry, cancel and acknowledge need operator) and buttons a role cannot use
@@ -16,6 +17,7 @@ mod alerts_page;
 mod dead_letters_page;
 mod fragments;
 mod frame;
+mod inbound_page;
 mod job_page;
 mod jobs_page;
 mod overview_page;
@@ -63,6 +65,7 @@ pub fn routes(api: ApiState, redis: Option<RedisConfig>) -> Router {
         .route("/alerts/{id}/ack", post(actions::ack))
         .route("/dead-letters", get(dead_letters_page::dead_letters))
         .route("/schedules", get(schedules_page::schedules))
+        .route("/workspaces/{ws}/inbound", get(inbound_page::inbound))
         .merge(session::routes())
         .fallback(not_found)
         .with_state(DashState {

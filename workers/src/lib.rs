@@ -10,6 +10,7 @@ pub mod db;
 pub mod error_class;
 pub mod events;
 pub mod failure;
+pub mod inbound;
 pub mod job;
 pub mod kinds;
 pub mod pool;

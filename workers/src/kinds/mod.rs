@@ -100,6 +100,7 @@ impl Registry {
             registry.internal.insert(kind.to_owned());
         }
         registry.internal.insert(crate::webhooks::KIND.to_owned());
+        registry.internal.insert(crate::inbound::KIND.to_owned());
         registry
     }
 

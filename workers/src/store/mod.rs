@@ -11,7 +11,8 @@
 //! `completion`, `failures`, `rescue`, `cancel`, `operator` (retry, delete a queue), `jobs`
 //! (reading jobs and attempts), `stats`, `maintenance` (retention), `alerts`, `alert_channels`,
 //! `notices` (the alert dispatcher's rows), `webhook_endpoints`, `webhook_secrets`, `webhook_fanout` (an event's
-//! deliveries in the transaction that stores it), `webhook_attempts`, `webhook_deliveries`;
+//! deliveries in the transaction that stores it), `webhook_attempts`, `webhook_deliveries`, `inbound_hooks` (inbound webhook material),
+//! `inbound_events` (verified pushes with their processing job);
 //! `rows` decodes rows of either backend.
 //!
 //! **Choosing the backend.** Every query chooses its dialect the same way: a `match` on
@@ -38,6 +39,8 @@ mod completion;
 mod enqueue;
 mod events;
 mod failures;
+mod inbound_events;
+mod inbound_hooks;
 mod job_facts;
 mod jobs;
 mod leases;
@@ -76,6 +79,8 @@ pub use cancel::CANCELLED;
 pub use claims::{ClaimKey, Wakeups};
 pub(crate) use enqueue::{pg_enqueue, pg_enqueue_keyed, sqlite_enqueue, sqlite_enqueue_keyed};
 pub(crate) use events::{pg_insert_events, sqlite_insert_events};
+pub use inbound_events::{InboundEvent, NewInbound};
+pub use inbound_hooks::InboundHookRow;
 pub(crate) use job_facts::{pg_job_states, sqlite_job_states};
 pub use notices::{AlertFacts, Sent};
 pub(crate) use rows::millis;
