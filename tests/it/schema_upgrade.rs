@@ -65,10 +65,15 @@ async fn legacy_database(db: &TestDb, backend: Backend) -> Store {
 /// The migration history after `migrate`: the old set renumbered, then what came after it
 /// (12: webhooks — 11 stays unused, the old number of the dashboard sessions; 35NN: the sync
 /// engine's tables).
-const NEW_VERSIONS: [i64; 13] = [1, 2, 5, 6, 7, 8, 10, 12, 1001, 2001, 2002, 3501, 3502];
+const NEW_VERSIONS: [i64; 14] = [1, 2, 5, 6, 7, 8, 10, 12, 16, 1001, 2001, 2002, 3501, 3502];
 
 /// The migrations that came after the single set (new tables, not renumbered ones).
-const LATER: [&str; 3] = ["0012_webhooks", "3501_sync_engine", "3502_sync_outbox"];
+const LATER: [&str; 4] = [
+    "0012_webhooks",
+    "0016_webhook_limits",
+    "3501_sync_engine",
+    "3502_sync_outbox",
+];
 
 /// Whether `migrate`'s output ran none of the old set's migrations again (only those added
 /// since).
