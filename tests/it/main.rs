@@ -54,5 +54,6 @@ mod webhooks_endpoints;
 mod webhooks_fanout;
 mod webhooks_health;
 mod webhooks_keys;
+mod webhooks_limits;
 mod webhooks_retention;
 mod webhooks_support;

@@ -79,8 +79,9 @@ struct Decision {
 
 /// A short wait for a slot: woken sooner when one is released.
 const SLOT_WAIT: Duration = Duration::from_secs(1);
-/// The longest wait behind an earlier delivery of the same key (woken when it ends).
-const ORDER_WAIT_MAX: Duration = Duration::from_secs(300);
+/// The longest wait behind an earlier delivery of the same key (it is woken sooner, when
+/// that one ends; otherwise it waits until that one's next attempt).
+const ORDER_WAIT_MAX: Duration = Duration::from_secs(86_400);
 
 fn wait(ms: i64, reason: &'static str) -> Gate {
     Gate::Wait {
@@ -222,8 +223,16 @@ impl Store {
                          (extract(epoch FROM ep.circuit_open_until) * 1000)::bigint AS open_until, \
                          (extract(epoch FROM ep.rate_next_at) * 1000)::bigint AS rate_next_at, \
                          {COUNTS} \
-                     FROM hangar_webhook_endpoints ep WHERE ep.id = $1 FOR NO KEY UPDATE OF ep"
+                     FROM hangar_webhook_endpoints ep WHERE ep.id = $1"
                 );
+                // The lock first, the counts in a later statement: a statement that waited
+                // for the lock would count with the snapshot it took before waiting.
+                sqlx::query(
+                    "SELECT 1 FROM hangar_webhook_endpoints WHERE id = $1 FOR NO KEY UPDATE",
+                )
+                .bind(ask.endpoint_id)
+                .fetch_optional(&mut *tx)
+                .await?;
                 sqlx::query(
                     "DELETE FROM hangar_webhook_inflight WHERE expires_at < $1 OR delivery_id = $2",
                 )
@@ -417,16 +426,27 @@ impl Store {
     }
 }
 
-/// How long an open circuit waits before its probe.
+/// How long an open circuit first waits before its probe.
 pub const CIRCUIT_COOLDOWN: Duration = Duration::from_secs(60);
+/// The longest wait of an open circuit.
+pub const CIRCUIT_COOLDOWN_MAX: Duration = Duration::from_secs(43_200);
 
 const CLOSE: &str = "UPDATE hangar_webhook_endpoints SET circuit_state = 'closed', \
      circuit_open_until = NULL WHERE id = $1 AND circuit_state <> 'closed' \
      RETURNING max_in_flight";
 const OPEN: &str = "UPDATE hangar_webhook_endpoints SET circuit_state = 'open', \
      circuit_opened_at = $2, circuit_open_until = $3 \
-     WHERE id = $1 AND (circuit_state = 'half_open' \
-         OR (circuit_state = 'closed' AND failure_streak >= $4))";
+     WHERE id = $1 AND circuit_state = 'closed' AND failure_streak >= $4";
+/// A failed probe opens the circuit again for as long as it has been open so far (at least
+/// the cooldown, at most [`CIRCUIT_COOLDOWN_MAX`]): the waits double, and a receiver down for
+/// days costs a probe every 12 hours, not every minute.
+const REOPEN_PG: &str = "UPDATE hangar_webhook_endpoints SET circuit_state = 'open', \
+     circuit_open_until = $2 + LEAST(GREATEST($2 - COALESCE(circuit_opened_at, $2), \
+         make_interval(secs => $3)), make_interval(secs => $4)) \
+     WHERE id = $1 AND circuit_state = 'half_open'";
+const REOPEN_SQLITE: &str = "UPDATE hangar_webhook_endpoints SET circuit_state = 'open', \
+     circuit_open_until = $2 + min(max($2 - COALESCE(circuit_opened_at, $2), $3), $4) \
+     WHERE id = $1 AND circuit_state = 'half_open'";
 const WAKE: &str = "UPDATE hangar_jobs SET state = 'available', run_at = $3 \
      WHERE state = 'scheduled' AND id IN ( \
          SELECT job_id FROM hangar_webhook_deliveries \
@@ -435,8 +455,8 @@ const WAKE: &str = "UPDATE hangar_jobs SET state = 'available', run_at = $3 \
 const FREE: &str = "DELETE FROM hangar_webhook_inflight WHERE delivery_id = $1";
 
 /// In an attempt's transaction (PostgreSQL): frees the delivery's slot, moves the circuit
-/// (`Some(true)`: a success closes it; `Some(false)`: a failure opens it from half-open, or
-/// from closed once the streak reached `circuit_after`) and wakes the oldest waiting
+/// (`Some(true)`: a success closes it; `Some(false)`: a failure opens it again from
+/// half-open, or from closed once the streak reached `circuit_after`) and wakes the oldest waiting
 /// deliveries of the endpoint: one, or as many as its concurrency when the circuit closed.
 pub(super) async fn release_pg(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
@@ -463,6 +483,14 @@ pub(super) async fn release_pg(
         }
         Some(false) => {
             let until = now + chrono::Duration::from_std(CIRCUIT_COOLDOWN).unwrap_or_default();
+            let reopened = sqlx::query(REOPEN_PG)
+                .bind(endpoint_id)
+                .bind(now)
+                .bind(CIRCUIT_COOLDOWN.as_secs_f64())
+                .bind(CIRCUIT_COOLDOWN_MAX.as_secs_f64())
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
             let opened = sqlx::query(OPEN)
                 .bind(endpoint_id)
                 .bind(now)
@@ -471,7 +499,7 @@ pub(super) async fn release_pg(
                 .execute(&mut **tx)
                 .await?
                 .rows_affected();
-            if opened > 0 {
+            if opened + reopened > 0 {
                 wake = 0;
             }
         }
@@ -513,6 +541,14 @@ pub(super) async fn release_sqlite(
             }
         }
         Some(false) => {
+            let reopened = sqlx::query(REOPEN_SQLITE)
+                .bind(endpoint_id)
+                .bind(now)
+                .bind(millis(CIRCUIT_COOLDOWN))
+                .bind(millis(CIRCUIT_COOLDOWN_MAX))
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
             let opened = sqlx::query(OPEN)
                 .bind(endpoint_id)
                 .bind(now)
@@ -521,7 +557,7 @@ pub(super) async fn release_sqlite(
                 .execute(&mut **tx)
                 .await?
                 .rows_affected();
-            if opened > 0 {
+            if opened + reopened > 0 {
                 wake = 0;
             }
         }
