@@ -55,5 +55,6 @@ mod webhooks_fanout;
 mod webhooks_health;
 mod webhooks_keys;
 mod webhooks_limits;
+mod webhooks_outage;
 mod webhooks_retention;
 mod webhooks_support;
