@@ -17,6 +17,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
+mod rules;
+
+pub use rules::ordering_paths;
+use rules::{Facts, decide};
+
 use super::rows::{millis, now_ms};
 use super::{Store, StoreError};
 use crate::db::Pool;
@@ -53,103 +58,6 @@ pub enum Gate {
         /// `circuit`, `ordering`, `concurrency`, `workspace`, `retry_lane` or `rate`.
         reason: &'static str,
     },
-}
-
-/// What the gate reads, in one statement.
-struct Facts {
-    max_in_flight: i32,
-    rate: Option<i32>,
-    ordering_path: Option<String>,
-    circuit: String,
-    open_until: Option<i64>,
-    rate_next_at: Option<i64>,
-    endpoint_slots: i64,
-    probes: i64,
-    workspace_slots: i64,
-    retry_slots: i64,
-    event_row: Option<i64>,
-}
-
-/// What the gate decided and what it writes.
-struct Decision {
-    gate: Gate,
-    half_open: bool,
-    rate_next_at: Option<i64>,
-}
-
-/// A short wait for a slot: woken sooner when one is released.
-const SLOT_WAIT: Duration = Duration::from_secs(1);
-/// The longest wait behind an earlier delivery of the same key (it is woken sooner, when
-/// that one ends; otherwise it waits until that one's next attempt).
-const ORDER_WAIT_MAX: Duration = Duration::from_secs(86_400);
-
-fn wait(ms: i64, reason: &'static str) -> Gate {
-    Gate::Wait {
-        after: Duration::from_millis(u64::try_from(ms.max(1)).unwrap_or(1)),
-        reason,
-    }
-}
-
-/// The decision over `facts` at `now` (ms); `predecessor` is the `run_at` (ms) of the job of
-/// an earlier open delivery with the same ordering key, if there is one.
-fn decide(ask: &GateAsk<'_>, f: &Facts, now: i64, predecessor: Option<Option<i64>>) -> Decision {
-    let mut d = Decision {
-        gate: Gate::Go { probe: false },
-        half_open: false,
-        rate_next_at: None,
-    };
-    let mut probing = f.circuit == "half_open";
-    if f.circuit == "open" {
-        match f.open_until {
-            Some(until) if until > now => {
-                d.gate = wait(until - now, "circuit");
-                return d;
-            }
-            _ => {
-                d.half_open = true;
-                probing = true;
-            }
-        }
-    }
-    if probing && f.probes > 0 {
-        d.gate = wait(millis(SLOT_WAIT), "circuit");
-        return d;
-    }
-    if let Some(run_at) = predecessor {
-        let until = run_at.unwrap_or(now).saturating_sub(now);
-        d.gate = wait(
-            until.clamp(millis(SLOT_WAIT), millis(ORDER_WAIT_MAX)),
-            "ordering",
-        );
-        return d;
-    }
-    if f.endpoint_slots >= i64::from(f.max_in_flight.max(1)) {
-        d.gate = wait(millis(SLOT_WAIT), "concurrency");
-        return d;
-    }
-    if f.workspace_slots >= ask.workspace_share {
-        d.gate = wait(millis(SLOT_WAIT), "workspace");
-        return d;
-    }
-    if ask.retry && f.retry_slots >= ask.retry_share {
-        d.gate = wait(millis(SLOT_WAIT), "retry_lane");
-        return d;
-    }
-    if let Some(rate) = f.rate.filter(|r| *r > 0) {
-        // GCRA: each request pushes the theoretical arrival time one interval on; up to one
-        // second's worth may be ahead of now (the burst).
-        let interval = (1000 / i64::from(rate)).max(1);
-        let tat = f.rate_next_at.unwrap_or(now).max(now);
-        let ahead = tat - now;
-        let room = 1000 - interval;
-        if ahead > room {
-            d.gate = wait(ahead - room, "rate");
-            return d;
-        }
-        d.rate_next_at = Some(tat + interval);
-    }
-    d.gate = Gate::Go { probe: probing };
-    d
 }
 
 macro_rules! facts_from_row {
@@ -189,23 +97,6 @@ const PREDECESSOR: &str = "SELECT {run_at} AS run_at FROM hangar_webhook_deliver
        AND (d.state = 'held' OR j.state IN ('available', 'scheduled', 'retryable', 'running')) \
        AND {key_of_e} = (SELECT {key_of_me} FROM hangar_events me WHERE me.id = $2) \
      ORDER BY d.event_row LIMIT 1";
-
-/// The JSON pointer `path` into the event's data as a PostgreSQL path array
-/// (`{data,trip_id}`) and a SQLite JSON path (`$.data."trip_id"`); tokens name object keys.
-pub fn ordering_paths(path: &str) -> (Vec<String>, String) {
-    let tokens: Vec<String> = path
-        .split('/')
-        .skip(1)
-        .map(|t| t.replace("~1", "/").replace("~0", "~"))
-        .collect();
-    let mut pg = vec!["data".to_owned()];
-    pg.extend(tokens.iter().cloned());
-    let mut sqlite = "$.data".to_owned();
-    for t in &tokens {
-        sqlite.push_str(&format!(".\"{}\"", t.replace('"', "\\\"")));
-    }
-    (pg, sqlite)
-}
 
 impl Store {
     /// Asks the gate for a slot (see the module doc); a `Go` holds a slot until
