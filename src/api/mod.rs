@@ -16,7 +16,7 @@ mod error;
 mod jobs;
 mod publish;
 mod sync_runs;
-mod webhook_bodies;
+pub(crate) mod webhook_bodies;
 mod webhook_deliveries;
 mod webhooks;
 

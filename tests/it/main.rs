@@ -15,6 +15,7 @@ mod dashboard;
 mod dashboard_escaping;
 mod dashboard_layout;
 mod dashboard_sessions;
+mod dashboard_webhooks;
 mod durability;
 mod ingress;
 mod ingress_edges;
