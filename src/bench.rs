@@ -1,13 +1,16 @@
 //! `hangar bench throughput|latency` (CONTRACT.md): measurements through the normal pool
 //! runtime on the configured database, on a queue of their own that is emptied before and
-//! after; `hangar bench planner` measures the cron planner (`bench/planner.rs`). The last line
+//! after; `hangar bench planner` measures the cron planner (`bench/planner.rs`), `hangar
+//! bench webhooks` outbound webhook deliveries (`bench/webhooks.rs`). The last line
 //! printed is the machine-readable result.
 
 mod planner;
 mod redis_ingress;
+mod webhooks;
 
 pub use planner::planner;
 pub use redis_ingress::ingress;
+pub use webhooks::webhooks;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

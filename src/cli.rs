@@ -668,6 +668,26 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Outbound webhooks to a receiver on loopback: N events x E endpoints stored, then
+    /// drained (deliveries/s against the raw HTTP rate); ingress to first attempt one event at
+    /// a time; nine healthy endpoints beside a dead one against ten healthy.
+    Webhooks {
+        /// Events stored for the throughput run.
+        #[arg(long, default_value_t = 2_000)]
+        events: usize,
+        /// Endpoints each event goes to in the throughput run.
+        #[arg(long, default_value_t = 10)]
+        endpoints: usize,
+        /// Events sent one at a time for the latency figures.
+        #[arg(long, default_value_t = 200)]
+        latency_events: usize,
+        /// Pause between the latency events, in milliseconds.
+        #[arg(long, default_value_t = 20)]
+        interval_ms: u64,
+        /// Print JSON as well.
+        #[arg(long)]
+        json: bool,
+    },
     /// Store N schedules due within the next minute, plan them with one planner, then make
     /// all of them due at once; measure lateness and schedules planned per second.
     Planner {

@@ -221,6 +221,23 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
                 BenchCommand::Planner { schedules, json } => {
                     bench::planner(&config, schedules, json).await
                 }
+                BenchCommand::Webhooks {
+                    events,
+                    endpoints,
+                    latency_events,
+                    interval_ms,
+                    json,
+                } => {
+                    bench::webhooks(
+                        &config,
+                        events,
+                        endpoints,
+                        latency_events,
+                        interval_ms,
+                        json,
+                    )
+                    .await
+                }
             }
         }
     }

@@ -19,7 +19,7 @@ mod integrations;
 mod jobs;
 mod publish;
 mod sync_runs;
-mod webhook_bodies;
+pub(crate) mod webhook_bodies;
 mod webhook_deliveries;
 mod webhooks;
 

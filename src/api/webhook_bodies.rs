@@ -23,6 +23,13 @@ pub struct CreateEndpoint {
     /// Free text.
     #[serde(default)]
     pub description: String,
+    /// Deliveries in flight at once at most, 1 to 100 (default 10).
+    pub max_in_flight: Option<i32>,
+    /// Requests per second at most, 1 to 1000 (default: unlimited).
+    pub rate_limit_per_s: Option<i32>,
+    /// A JSON pointer into the event's data (e.g. `/trip_id`): deliveries with the same value
+    /// there go one at a time, in event order (default: unordered).
+    pub ordering_key: Option<String>,
 }
 
 /// The body of a `PATCH`: any of the fields.
@@ -37,6 +44,25 @@ pub struct PatchEndpoint {
     pub description: Option<String>,
     /// Disable, or enable again (which releases the held deliveries).
     pub enabled: Option<bool>,
+    /// Deliveries in flight at once at most, 1 to 100.
+    pub max_in_flight: Option<i32>,
+    /// Requests per second at most, 1 to 1000; null removes the limit.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i32>)]
+    pub rate_limit_per_s: Option<Option<i32>>,
+    /// A JSON pointer into the event's data; null makes the endpoint unordered.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub ordering_key: Option<Option<String>>,
+}
+
+/// A field that is present (`Some`), with its value or null (`Some(None)`); absent is `None`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// The body of a rotation.

@@ -10,7 +10,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use hangar_workers::webhooks::endpoint::{self, DEFAULT_GRACE_SECONDS};
 use hangar_workers::webhooks::{
-    Endpoint, EndpointChange, NewEndpoint, Rotation, WebhookContext, health,
+    Endpoint, EndpointChange, Limits, NewEndpoint, Rotation, WebhookContext, health,
 };
 
 use super::auth::Caller;
@@ -57,6 +57,11 @@ pub async fn create_endpoint(
         description: body.description,
         safety_allowed,
         others_allowed,
+        limits: Limits {
+            max_in_flight: body.max_in_flight,
+            rate_limit_per_s: body.rate_limit_per_s.map(Some),
+            ordering_key: body.ordering_key.map(Some),
+        },
     };
     let (endpoint, secret) = endpoint::create(context(&state)?, &new).await?;
     Ok((
@@ -143,6 +148,11 @@ pub async fn patch_endpoint(
         event_types: body.event_types,
         description: body.description,
         enabled: body.enabled,
+        limits: Limits {
+            max_in_flight: body.max_in_flight,
+            rate_limit_per_s: body.rate_limit_per_s,
+            ordering_key: body.ordering_key,
+        },
     };
     let (safety, others) = rights(&caller);
     let (endpoint, released) =

@@ -107,17 +107,20 @@ pub enum Nav {
     DeadLetters,
     /// `/schedules`.
     Schedules,
+    /// `/webhooks` and an endpoint.
+    Webhooks,
     /// Sign-in and error pages.
     None,
 }
 
 /// The navigation's entries, in order.
-const NAV: [(Nav, &str, &str); 5] = [
+const NAV: [(Nav, &str, &str); 6] = [
     (Nav::Overview, "/", "Overview"),
     (Nav::Jobs, "/jobs", "Jobs"),
     (Nav::Alerts, "/alerts", "Alerts"),
     (Nav::DeadLetters, "/dead-letters", "Dead letters"),
     (Nav::Schedules, "/schedules", "Schedules"),
+    (Nav::Webhooks, "/webhooks", "Webhooks"),
 ];
 
 /// Who is signed in, as the frame shows it (never the token).

@@ -2,8 +2,9 @@
 //! few lines of inline script, no external assets, no build step. Every page is a maud
 //! template (checked at compile time, escaping every spliced value by construction), one
 //! module per page (`*_page.rs`) inside the shared [`frame`], built from [`fragments`]. Pages: overview (queues,
-//! alerts, dead letters), jobs, a job with its attempts, alerts, dead letters, schedules, a
-//! workspace's inbound events.
+//! alerts, dead letters), jobs, a job with its attempts, alerts, dead letters, schedules,
+//! webhook endpoints and an endpoint's deliveries (resend, replay), a workspace's inbound
+//! events.
 //!
 //! Every page needs a session ([`session`]); roles are enforced here exactly as in the API
 //! (viewer reads; retry, cancel and acknowledge need operator) and buttons a role cannot use
@@ -25,6 +26,8 @@ mod schedules_page;
 mod session;
 mod session_store;
 mod sign_in_limit;
+mod webhook_actions;
+mod webhooks_page;
 
 use std::sync::Arc;
 
@@ -66,6 +69,13 @@ pub fn routes(api: ApiState, redis: Option<RedisConfig>) -> Router {
         .route("/dead-letters", get(dead_letters_page::dead_letters))
         .route("/schedules", get(schedules_page::schedules))
         .route("/workspaces/{ws}/inbound", get(inbound_page::inbound))
+        .route("/webhooks", get(webhooks_page::endpoints))
+        .route("/webhooks/{id}", get(webhooks_page::endpoint))
+        .route("/webhooks/{id}/replay", post(webhook_actions::replay))
+        .route(
+            "/webhooks/deliveries/{id}/resend",
+            post(webhook_actions::resend),
+        )
         .merge(session::routes())
         .fallback(not_found)
         .with_state(DashState {

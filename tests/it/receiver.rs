@@ -33,12 +33,30 @@ pub struct Hit {
 /// - `/script/{key}/{steps}`: the n-th request for `key` gets the n-th of the
 ///   comma-separated `steps` (a status code, or `hang`), and 200 once they are used up;
 /// - `/slow/{ms}`: 200 after `ms` milliseconds;
+/// - `/switch/{key}`: 503 while `key` is switched off ([`Receiver::set_down`]), else 200;
 /// - anything else: 200.
+///
+/// It counts the requests in flight on each path, and the most at once ([`Receiver::peak`]).
 #[derive(Clone)]
 pub struct Receiver {
     pub base: String,
     hits: Arc<Mutex<Vec<Hit>>>,
     counters: Arc<Mutex<HashMap<String, u32>>>,
+    /// Path → (in flight now, most at once).
+    in_flight: Arc<Mutex<HashMap<String, (u32, u32)>>>,
+    down: Arc<Mutex<std::collections::HashSet<String>>>,
+}
+
+/// Counts a request out of flight when its answer is done (or its connection dropped).
+struct InFlight(Receiver, String);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut map = self.0.in_flight.lock().unwrap();
+        if let Some((now, _)) = map.get_mut(&self.1) {
+            *now -= 1;
+        }
+    }
 }
 
 impl Receiver {
@@ -51,6 +69,8 @@ impl Receiver {
             base,
             hits: Arc::default(),
             counters: Arc::default(),
+            in_flight: Arc::default(),
+            down: Arc::default(),
         };
         let app = Router::new()
             .route("/{*path}", any(respond))
@@ -79,6 +99,25 @@ impl Receiver {
         *n
     }
 
+    /// The most requests in flight at once on `path`.
+    pub fn peak(&self, path: &str) -> u32 {
+        self.in_flight
+            .lock()
+            .unwrap()
+            .get(path)
+            .map_or(0, |(_, peak)| *peak)
+    }
+
+    /// Switches `/switch/{key}` off (503) or on (200).
+    pub fn set_down(&self, key: &str, down: bool) {
+        let mut set = self.down.lock().unwrap();
+        if down {
+            set.insert(key.to_owned());
+        } else {
+            set.remove(key);
+        }
+    }
+
     /// Requests whose path starts with `prefix`.
     pub fn hits_on(&self, prefix: &str) -> Vec<Hit> {
         self.hits()
@@ -104,8 +143,22 @@ async fn respond(
             .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
             .collect(),
     });
+    let _in_flight = {
+        let mut map = receiver.in_flight.lock().unwrap();
+        let (now, peak) = map.entry(path.clone()).or_default();
+        *now += 1;
+        *peak = (*peak).max(*now);
+        InFlight(receiver.clone(), path.clone())
+    };
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match parts.as_slice() {
+        ["switch", key] => {
+            if receiver.down.lock().unwrap().contains(*key) {
+                (StatusCode::SERVICE_UNAVAILABLE, "down").into_response()
+            } else {
+                (StatusCode::OK, "ok").into_response()
+            }
+        }
         ["status", code] => {
             let code = code.parse().unwrap_or(500);
             (

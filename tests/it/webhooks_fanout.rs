@@ -47,6 +47,7 @@ async fn fan_out(backend: Backend) {
         description: String::new(),
         safety_allowed: safety,
         others_allowed: others,
+        limits: Default::default(),
     };
     let (admin_all, _) = endpoint::create(&context, &new("http://127.0.0.1:9/a", &[], false, true))
         .await

@@ -64,6 +64,15 @@ impl Hangar {
         }
     }
 
+    /// A server already started (e.g. by `serve_http` over other pools).
+    pub fn attach(serve: Proc, base: String) -> Hangar {
+        Hangar {
+            _serve: serve,
+            base,
+            http: reqwest::Client::new(),
+        }
+    }
+
     /// A prepared `hangar serve` command (see `TestDb::command`), once it answers.
     pub async fn start_with(db: &TestDb, command: std::process::Command) -> Hangar {
         let serve = db.spawn_command("serve", command);

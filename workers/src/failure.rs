@@ -25,6 +25,14 @@ pub(crate) async fn handle(
     job: &ClaimedJob,
     failure: JobFailure,
 ) {
+    if let Some(after) = deps
+        .registry
+        .get(&job.kind)
+        .and_then(|handler| handler.take_wait(job.id))
+    {
+        wait(spec, deps, job, after, &failure.message).await;
+        return;
+    }
     let refresh = if failure.class == ErrorClass::Auth && spec.retry.refreshes_token(&job.spent) {
         Some(deps.refresher.refresh(job, &failure).await)
     } else {
@@ -96,6 +104,28 @@ pub fn after_refresh(
             None,
         ),
         other => (failure, other),
+    }
+}
+
+/// A job that could not start its work yet goes back to `scheduled`, `after` from now,
+/// with its attempt number given back (see [`crate::kinds::Handler::take_wait`]). A write that fails leaves
+/// the job to the rescuer, which runs it again when its lease ends.
+async fn wait(spec: &PoolSpec, deps: &PoolDeps, job: &ClaimedJob, after: Duration, why: &str) {
+    metrics::counter!("hangar_jobs_total", "queue" => spec.queue.clone(), "outcome" => "waiting")
+        .increment(1);
+    match deps.store.put_back(job.id, job.lease_token, after).await {
+        Ok(true) => {
+            tracing::debug!(job_id = job.id.0, kind = %job.kind, delay_ms = after.as_millis() as u64, reason = %why, "waiting; no attempt used");
+        }
+        Ok(false) => {
+            tracing::info!(
+                job_id = job.id.0,
+                "put back rejected: the lease was taken over"
+            );
+        }
+        Err(error) => {
+            tracing::warn!(job_id = job.id.0, %error, "could not put a waiting job back; the rescuer will run it again");
+        }
     }
 }
 

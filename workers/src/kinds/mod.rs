@@ -21,7 +21,7 @@ pub use http::{HttpArgs, HttpHandler};
 pub use noop::NoopHandler;
 
 use crate::error_class::ErrorClass;
-use crate::job::ClaimedJob;
+use crate::job::{ClaimedJob, JobId};
 use crate::targets::TargetPolicy;
 
 /// A boxed, sendable future, the return type of handler methods.
@@ -66,6 +66,15 @@ pub trait Handler: Send + Sync + 'static {
 
     /// Runs one attempt. The future is dropped when the job is cancelled or its lease lost.
     fn run(&self, job: ClaimedJob) -> BoxFuture<'static, Result<(), JobFailure>>;
+
+    /// Asked once after a run of `job` returned a failure: `Some(delay)` when it was not a
+    /// failure but a wait (the job could not start its work yet: a limit of the resource it
+    /// needs was reached). The job then goes back to `scheduled` that much later and nothing
+    /// is spent: no attempt, no retry budget, no snooze, no attempt row. Default: never.
+    fn take_wait(&self, job: JobId) -> Option<std::time::Duration> {
+        let _ = job;
+        None
+    }
 }
 
 /// Replaces the secrets in a job's arguments by `"<redacted>"`, for every place that shows a

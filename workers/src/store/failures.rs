@@ -1,7 +1,8 @@
 //! A failed attempt made durable: in one transaction the job moves to the state of the retry
 //! decision (fenced by the lease token, so a taken-over worker writes nothing), the attempt
 //! row is written, and the decision's alert is raised or, while its incident is open, seen
-//! once more.
+//! once more. A job that only has to wait ([`Store::put_back`]) goes back to `scheduled`
+//! with its attempt number given back.
 
 use super::rows::{budget_counts, millis, now_ms};
 use super::{FailureRecord, Store, StoreError, job_incident_key};
@@ -156,5 +157,44 @@ impl Store {
             }
         }
         Ok(true)
+    }
+
+    /// Puts a running job back to `scheduled`, `after` from now, fenced by its lease, with
+    /// the claim's attempt number given back and nothing recorded: waiting for a limit is not
+    /// an attempt. False when the lease was taken over.
+    pub async fn put_back(
+        &self,
+        id: crate::job::JobId,
+        lease_token: i64,
+        after: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let n = match self.pool() {
+            Pool::Postgres(pool) => sqlx::query(
+                "UPDATE hangar_jobs SET state = 'scheduled', attempt = attempt - 1, \
+                     run_at = now() + make_interval(secs => $3), updated_at = now(), \
+                     lease_token = NULL, lease_expires_at = NULL \
+                 WHERE id = $1 AND lease_token = $2 AND state = 'running'",
+            )
+            .bind(id.0)
+            .bind(lease_token)
+            .bind(after.as_secs_f64())
+            .execute(pool)
+            .await?
+            .rows_affected(),
+            Pool::Sqlite(pool) => sqlx::query(
+                "UPDATE hangar_jobs SET state = 'scheduled', attempt = attempt - 1, \
+                     run_at = ?3 + ?4, updated_at = ?3, lease_token = NULL, \
+                     lease_expires_at = NULL \
+                 WHERE id = ?1 AND lease_token = ?2 AND state = 'running'",
+            )
+            .bind(id.0)
+            .bind(lease_token)
+            .bind(now_ms())
+            .bind(millis(after))
+            .execute(pool)
+            .await?
+            .rows_affected(),
+        };
+        Ok(n == 1)
     }
 }

@@ -8,6 +8,7 @@ use sqlx::Row;
 use super::rows::{now_ms, to_time};
 use super::{Store, StoreError};
 use crate::db::Pool;
+use crate::webhooks::endpoint::CIRCUIT_AFTER;
 
 /// What an attempt of one delivery needs.
 #[derive(Debug, Clone)]
@@ -88,6 +89,11 @@ pub struct HealthMove {
     /// The first failure since the last success, after this attempt.
     pub failing_since: Option<DateTime<Utc>>,
 }
+
+/// A failed delivery's job is retried behind every fresh one: the claim order is priority
+/// first, so a backlog of due retries never delays a new event (the retry lane; its share of
+/// the slots is capped by the gate).
+const RETRY_LANE: &str = "UPDATE hangar_jobs SET priority = 1 WHERE id = $1 AND priority < 1";
 
 impl Store {
     /// The delivery `id` with its event's body; `None` when it no longer exists (endpoint
@@ -224,6 +230,20 @@ impl Store {
                 // NO KEY UPDATE: an ingress batch that inserts deliveries of this endpoint (a
                 // key-share lock through the foreign key) is not held up by it.
                 let streak = write!(&mut tx, now, a.started_at, " FOR NO KEY UPDATE");
+                super::webhook_gate::release_pg(
+                    &mut tx,
+                    &a.delivery_id,
+                    &a.endpoint_id,
+                    Some(success),
+                    CIRCUIT_AFTER,
+                )
+                .await?;
+                if a.outcome == AttemptOutcome::Failed {
+                    sqlx::query(RETRY_LANE)
+                        .bind(a.job_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 let since: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
                     "SELECT failing_since FROM hangar_webhook_endpoints WHERE id = $1",
                 )
@@ -237,6 +257,20 @@ impl Store {
                 let mut tx = pool.begin().await?;
                 let now = now_ms();
                 let streak = write!(&mut tx, now, a.started_at.timestamp_millis(), "");
+                super::webhook_gate::release_sqlite(
+                    &mut tx,
+                    &a.delivery_id,
+                    &a.endpoint_id,
+                    Some(success),
+                    CIRCUIT_AFTER,
+                )
+                .await?;
+                if a.outcome == AttemptOutcome::Failed {
+                    sqlx::query(RETRY_LANE)
+                        .bind(a.job_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 let since: Option<Option<i64>> = sqlx::query_scalar(
                     "SELECT failing_since FROM hangar_webhook_endpoints WHERE id = $1",
                 )

@@ -9,7 +9,7 @@ use sqlx::Row;
 use super::rows::{now_ms, opt_time, to_time};
 use super::{Store, StoreError};
 use crate::db::Pool;
-use crate::webhooks::{Endpoint, Health};
+use crate::webhooks::{Circuit, Endpoint, Health, Limits};
 
 /// A new endpoint row with its first secret.
 #[derive(Debug)]
@@ -36,6 +36,8 @@ macro_rules! endpoint_columns {
     (pg) => {
         "id, workspace_id, url, array_to_json(event_types)::text AS event_types, description, \
          safety_allowed, enabled, failure_streak, max_in_flight, disabled_reason, \
+         rate_limit_per_s, ordering_key_path, circuit_state, \
+         (extract(epoch FROM circuit_open_until) * 1000)::bigint AS circuit_open_until, \
          (extract(epoch FROM paused_at) * 1000)::bigint AS paused_at, \
          (extract(epoch FROM disabled_at) * 1000)::bigint AS disabled_at, \
          (extract(epoch FROM last_success_at) * 1000)::bigint AS last_success_at, \
@@ -46,7 +48,8 @@ macro_rules! endpoint_columns {
     };
     (sqlite) => {
         "id, workspace_id, url, event_types, description, safety_allowed, enabled, \
-         failure_streak, max_in_flight, disabled_reason, paused_at, disabled_at, \
+         failure_streak, max_in_flight, disabled_reason, rate_limit_per_s, ordering_key_path, \
+         circuit_state, circuit_open_until, paused_at, disabled_at, \
          last_success_at, last_failure_at, failing_since, created_at, updated_at"
     };
 }
@@ -81,6 +84,10 @@ macro_rules! endpoint_from_row {
             failing_since: opt_time(row.try_get("failing_since")?),
             failure_streak,
             max_in_flight: row.try_get("max_in_flight")?,
+            rate_limit_per_s: row.try_get("rate_limit_per_s")?,
+            ordering_key: row.try_get("ordering_key_path")?,
+            circuit: Circuit::of(&row.try_get::<String, _>("circuit_state")?),
+            circuit_open_until: opt_time(row.try_get("circuit_open_until")?),
             created_at: to_time(row.try_get("created_at")?),
             updated_at: to_time(row.try_get("updated_at")?),
         }
@@ -212,6 +219,46 @@ impl Store {
             }
         }
         Ok(endpoints)
+    }
+
+    /// Sets an endpoint's limits: the fields of `limits` that are present.
+    pub async fn set_webhook_endpoint_limits(
+        &self,
+        id: &str,
+        limits: &Limits,
+    ) -> Result<(), StoreError> {
+        let sql = "UPDATE hangar_webhook_endpoints SET \
+                       max_in_flight = COALESCE($2, max_in_flight), \
+                       rate_limit_per_s = CASE WHEN $3 THEN $4 ELSE rate_limit_per_s END, \
+                       ordering_key_path = CASE WHEN $5 THEN $6 ELSE ordering_key_path END \
+                   WHERE id = $1";
+        let rate = limits.rate_limit_per_s.flatten();
+        let key = limits.ordering_key.clone().flatten();
+        match self.pool() {
+            Pool::Postgres(pool) => {
+                sqlx::query(sql)
+                    .bind(id)
+                    .bind(limits.max_in_flight)
+                    .bind(limits.rate_limit_per_s.is_some())
+                    .bind(rate)
+                    .bind(limits.ordering_key.is_some())
+                    .bind(key)
+                    .execute(pool)
+                    .await?;
+            }
+            Pool::Sqlite(pool) => {
+                sqlx::query(sql)
+                    .bind(id)
+                    .bind(limits.max_in_flight)
+                    .bind(limits.rate_limit_per_s.is_some())
+                    .bind(rate)
+                    .bind(limits.ordering_key.is_some())
+                    .bind(key)
+                    .execute(pool)
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     /// Changes an endpoint's URL, filter (with the safety right of whoever set it) and

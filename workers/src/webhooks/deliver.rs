@@ -1,6 +1,7 @@
 //! One attempt of one delivery, the job kind `webhook_delivery`: load the delivery (a
 //! deleted endpoint's or an expunged one completes without sending; a paused or disabled
-//! endpoint's goes back to `held`), sign the event's stored body with every active secret
+//! endpoint's goes back to `held`), take a slot from the gate (`store/webhook_gate.rs`:
+//! concurrency, rate, circuit, ordering, shares; waiting for one uses no attempt), sign the event's stored body with every active secret
 //! (a fresh timestamp each attempt, the same delivery id), POST it without following
 //! redirects (the target policy checks the literal host here and every resolved address at
 //! connect), log the attempt and move the endpoint's health.
@@ -12,18 +13,24 @@
 //! includes DNS, connect and TLS: reqwest does not expose them apart) and to the end of the
 //! body read (`total_ms`).
 
-use std::time::Instant;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use serde_json::{Map, Value};
 
 use super::{DeliveryArgs, WebhookContext, WebhookError, endpoint, health};
 use crate::error_class::ErrorClass;
-use crate::job::ClaimedJob;
+use crate::job::{ClaimedJob, JobId};
 use crate::kinds::{ArgsError, BoxFuture, Handler, JobFailure};
 use crate::signing::{SignedRequest, signature_headers};
-use crate::store::{AttemptOutcome, AttemptRow, DeliveryTarget};
+use crate::store::{AttemptOutcome, AttemptRow, DeliveryTarget, Gate, GateAsk};
 use crate::transport_failure::transport_failure;
+
+/// How long a slot stays taken when its process dies mid-request (the client's connect and
+/// request timeouts are 10 s and 30 s).
+const SLOT_TTL: Duration = Duration::from_secs(90);
 
 /// How much of a response body an attempt keeps (and reads).
 pub const RESPONSE_CAP: usize = 16 * 1024;
@@ -31,12 +38,17 @@ pub const RESPONSE_CAP: usize = 16 * 1024;
 /// The handler of `webhook_delivery`.
 pub struct DeliveryHandler {
     context: WebhookContext,
+    /// The runs that ended waiting for the gate, until the pool asks ([`Handler::take_wait`]).
+    waits: Arc<Mutex<HashMap<JobId, Duration>>>,
 }
 
 impl DeliveryHandler {
     /// The handler over `context`.
     pub fn new(context: WebhookContext) -> Self {
-        DeliveryHandler { context }
+        DeliveryHandler {
+            context,
+            waits: Arc::default(),
+        }
     }
 }
 
@@ -49,17 +61,38 @@ impl Handler for DeliveryHandler {
 
     fn run(&self, job: ClaimedJob) -> BoxFuture<'static, Result<(), JobFailure>> {
         let context = self.context.clone();
+        let waits = self.waits.clone();
         Box::pin(async move {
             let result = attempt(&context, &job).await;
             let outcome = match &result {
                 Ok(Sent::Delivered) => "delivered",
                 Ok(Sent::Skipped) => "skipped",
                 Ok(Sent::Held) => "held",
+                Ok(Sent::Waiting(..)) => "waiting",
                 Err(failure) => failure.class.as_str(),
             };
             metrics::counter!("hangar_webhook_deliveries_total", "outcome" => outcome).increment(1);
-            result.map(|_| ())
+            match result {
+                Ok(Sent::Waiting(after, reason)) => {
+                    waits
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(job.id, after);
+                    Err(JobFailure::new(
+                        ErrorClass::RateLimit,
+                        format!("waiting for the endpoint's {reason} limit"),
+                    ))
+                }
+                other => other.map(|_| ()),
+            }
         })
+    }
+
+    fn take_wait(&self, job: JobId) -> Option<Duration> {
+        self.waits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&job)
     }
 }
 
@@ -68,6 +101,8 @@ enum Sent {
     Delivered,
     Skipped,
     Held,
+    /// The gate said wait (this long, for this limit): nothing was sent.
+    Waiting(Duration, &'static str),
 }
 
 fn internal(error: WebhookError) -> JobFailure {
@@ -109,9 +144,29 @@ async fn attempt(context: &WebhookContext, job: &ClaimedJob) -> Result<Sent, Job
             .map_err(|e| internal(e.into()))?;
         return Ok(Sent::Held);
     }
-    let secrets = endpoint::signing_secrets(context, &endpoint.id)
+    let ask = GateAsk {
+        delivery_id: &target.id,
+        endpoint_id: &endpoint.id,
+        retry: job.attempt > 1,
+        slot_ttl: SLOT_TTL,
+        workspace_share: context.shares.workspace,
+        retry_share: context.shares.retries,
+    };
+    match store
+        .webhook_gate(&ask)
         .await
-        .map_err(internal)?;
+        .map_err(|e| internal(e.into()))?
+    {
+        Gate::Go { .. } => {}
+        Gate::Wait { after, reason } => return Ok(Sent::Waiting(after, reason)),
+    }
+    let secrets = match endpoint::signing_secrets(context, &endpoint.id).await {
+        Ok(secrets) => secrets,
+        Err(error) => {
+            let _ = store.release_webhook_slot(&target.id, &endpoint.id).await;
+            return Err(internal(error));
+        }
+    };
     let started_at = Utc::now();
     let signed = signature_headers(
         &secrets,

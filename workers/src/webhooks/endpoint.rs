@@ -21,6 +21,16 @@ use crate::targets::{TargetPolicy, check_literal};
 /// Consecutive failed attempts after which an endpoint is `degraded` (and its workspace
 /// alerted).
 pub const DEGRADED_AFTER: i32 = 3;
+/// Consecutive failed attempts after which the endpoint's circuit opens: its deliveries wait
+/// (no attempt used) for [`crate::store::CIRCUIT_COOLDOWN`], then one probe goes; a success
+/// closes it, a failure opens it again.
+pub const CIRCUIT_AFTER: i32 = 5;
+/// Default concurrency of an endpoint: deliveries in flight at once.
+pub const DEFAULT_MAX_IN_FLIGHT: i32 = 10;
+/// Highest concurrency an endpoint may ask for.
+pub const MAX_IN_FLIGHT: i32 = 100;
+/// Highest rate limit, requests per second.
+pub const MAX_RATE_PER_S: i32 = 1000;
 /// Default grace of a rotated-out secret: 24 hours.
 pub const DEFAULT_GRACE_SECONDS: i64 = 86_400;
 /// Longest grace of a rotated-out secret: 7 days.
@@ -77,6 +87,38 @@ impl Health {
     }
 }
 
+/// The state of an endpoint's circuit breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Circuit {
+    /// Deliveries go.
+    Closed,
+    /// Deliveries wait until `circuit_open_until`.
+    Open,
+    /// One probe is allowed through.
+    HalfOpen,
+}
+
+impl Circuit {
+    /// The state stored as `name` (unknown names read as closed).
+    pub fn of(name: &str) -> Circuit {
+        match name {
+            "open" => Circuit::Open,
+            "half_open" => Circuit::HalfOpen,
+            _ => Circuit::Closed,
+        }
+    }
+
+    /// The stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Circuit::Closed => "closed",
+            Circuit::Open => "open",
+            Circuit::HalfOpen => "half_open",
+        }
+    }
+}
+
 /// An endpoint as the API shows it (never its secret).
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Endpoint {
@@ -110,8 +152,19 @@ pub struct Endpoint {
     pub failing_since: Option<DateTime<Utc>>,
     /// Failed attempts in a row.
     pub failure_streak: i32,
-    /// Deliveries in flight at most (enforced by a later release; default 10).
+    /// Deliveries in flight at once at most (default 10).
     pub max_in_flight: i32,
+    /// Requests per second at most (a burst of one second's worth); null = unlimited.
+    pub rate_limit_per_s: Option<i32>,
+    /// A JSON pointer into the event's data (e.g. `/trip_id`): deliveries with the same value
+    /// there go one at a time, in event order; null = unordered.
+    pub ordering_key: Option<String>,
+    /// `closed` (deliveries go), `open` (after 5 failures in a row: deliveries wait, no
+    /// attempt used, until `circuit_open_until`) or `half_open` (one probe in flight; a
+    /// success closes it, a failure opens it again).
+    pub circuit: Circuit,
+    /// Until when an open circuit holds deliveries back.
+    pub circuit_open_until: Option<DateTime<Utc>>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -133,6 +186,8 @@ pub struct NewEndpoint {
     pub safety_allowed: bool,
     /// Whether the caller may subscribe to the other events.
     pub others_allowed: bool,
+    /// Concurrency, rate limit and ordering key (absent: the defaults).
+    pub limits: super::limits::Limits,
 }
 
 /// A change to an endpoint (`PATCH`): absent fields stay.
@@ -146,6 +201,8 @@ pub struct EndpointChange {
     pub description: Option<String>,
     /// Enable or disable.
     pub enabled: Option<bool>,
+    /// New limits (absent fields stay).
+    pub limits: super::limits::Limits,
 }
 
 /// A secret rotation: how long the old secret keeps signing.
@@ -257,6 +314,7 @@ pub async fn create(
     check_url(&context.targets, &new.url)?;
     let event_types = check_event_types(&new.event_types, new.safety_allowed, new.others_allowed)?;
     check_description(&new.description)?;
+    new.limits.check()?;
     let id = new_id();
     let secret = WebhookSecret::generate().expose();
     let sealed = context.keyring.seal(secret.as_bytes(), &secret_aad(&id));
@@ -273,6 +331,12 @@ pub async fn create(
             key_id: context.keyring.current().id(),
         })
         .await?;
+    if !new.limits.is_empty() {
+        context
+            .store
+            .set_webhook_endpoint_limits(&id, &new.limits)
+            .await?;
+    }
     let endpoint = get(context, &new.workspace_id, &id).await?;
     Ok((endpoint, secret))
 }
@@ -314,6 +378,13 @@ pub async fn change(
     }
     if let Some(description) = &change.description {
         check_description(description)?;
+    }
+    change.limits.check()?;
+    if !change.limits.is_empty() {
+        context
+            .store
+            .set_webhook_endpoint_limits(id, &change.limits)
+            .await?;
     }
     context
         .store

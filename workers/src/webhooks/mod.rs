@@ -8,11 +8,14 @@
 //!   classification, 410);
 //! - [`health`]: the health rules (degraded, disabled after 5 days failing) and their alerts;
 //! - [`retention`]: attempt rows deleted after 30 days;
+//! - [`limits`]: the per-endpoint settings (concurrency, rate, ordering key) and their
+//!   checks; the gate that enforces them with the circuit breaker is `store/webhook_gate.rs`;
 //! - the rows live in the engine's store (`store/webhook_*.rs`).
 
 pub mod deliver;
 pub mod endpoint;
 pub mod health;
+pub mod limits;
 pub mod retention;
 
 use std::sync::Arc;
@@ -26,7 +29,8 @@ use crate::store::{Store, StoreError};
 use crate::targets::TargetPolicy;
 use crate::wire::EventEnvelope;
 
-pub use endpoint::{Endpoint, EndpointChange, Health, NewEndpoint, Rotation};
+pub use endpoint::{Circuit, Endpoint, EndpointChange, Health, NewEndpoint, Rotation};
+pub use limits::Limits;
 
 /// The job kind of one delivery (internal: only the engine enqueues it).
 pub const KIND: &str = "webhook_delivery";
@@ -73,6 +77,30 @@ pub struct WebhookContext {
     pub targets: TargetPolicy,
     /// Where `webhook_delivery` jobs go (queue, attempt budget).
     route: Route,
+    /// The shares of the delivery slots (see [`Shares`]).
+    pub shares: Shares,
+}
+
+/// How the delivery slots are shared, over every worker process (counted in the database):
+/// beside each endpoint's own concurrency, one workspace holds at most `workspace` slots at
+/// once, so a workspace with a backlog leaves room to the others; retries hold at most
+/// `retries`, so fresh deliveries always find slots (and they are claimed first: the retry
+/// lane's jobs have a lower priority).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shares {
+    /// Slots one workspace may hold (default 25, half the built-in pool's 50).
+    pub workspace: i64,
+    /// Slots retries may hold (default 20).
+    pub retries: i64,
+}
+
+impl Default for Shares {
+    fn default() -> Self {
+        Shares {
+            workspace: 25,
+            retries: 20,
+        }
+    }
 }
 
 impl WebhookContext {
@@ -96,6 +124,7 @@ impl WebhookContext {
             http,
             targets,
             route: route(routes),
+            shares: Shares::default(),
         }
     }
 
