@@ -41,6 +41,8 @@ mod receiver;
 mod retry_decisions;
 mod retry_rules;
 mod routing;
+mod salesforce_sim;
+mod salesforce_sync;
 mod schedule_sync;
 mod schema_upgrade;
 mod store;

@@ -25,6 +25,7 @@
 pub mod errors;
 mod http;
 pub mod limits;
+mod settings;
 pub mod trip;
 
 use std::time::Duration;
@@ -42,6 +43,7 @@ use crate::sync::connector::{
     Pushed, RateLimit, ScanPage,
 };
 use crate::sync::{Direction, InboundRecord, RecordClass};
+use settings::Settings;
 
 /// The REST API version used unless `settings.api_version` names another.
 pub const DEFAULT_API_VERSION: &str = "v62.0";
@@ -55,136 +57,10 @@ pub const MAX_IDS: usize = 2000;
 /// How far back `updated` is trusted (Salesforce answers 30 days; one day's margin).
 pub const CHANGES_WINDOW_DAYS: i64 = 29;
 
-const DEFAULT_FIELDS: [&str; 8] = [
-    "Name",
-    "AccountNumber",
-    "Type",
-    "Industry",
-    "BillingCity",
-    "BillingCountry",
-    "Website",
-    "Phone",
-];
-
 /// The Salesforce connector; it keeps the daily usage each org last reported.
 #[derive(Clone, Debug, Default)]
 pub struct Salesforce {
     usages: limits::Usages,
-}
-
-struct Settings {
-    instance_url: String,
-    api_version: String,
-    customer_object: String,
-    fields: Vec<String>,
-    trip_object: String,
-    external_id_field: String,
-}
-
-fn is_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 80
-        && s.starts_with(|c: char| c.is_ascii_alphabetic())
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-impl Settings {
-    fn of(integration: &IntegrationInfo) -> Result<Settings, JobFailure> {
-        let settings = &integration.settings;
-        let bad = |field: &str, why: &str| {
-            JobFailure::new(
-                ErrorClass::Client,
-                format!("integration {}: settings.{field} {why}", integration.id),
-            )
-        };
-        let (field, url) = match (settings.get("instance_url"), settings.get("base_url")) {
-            (Some(v), _) if !v.is_null() => ("instance_url", v),
-            (_, Some(v)) if !v.is_null() => ("base_url", v),
-            _ => {
-                return Err(bad(
-                    "instance_url",
-                    "is required for Salesforce (the org's https://….my.salesforce.com)",
-                ));
-            }
-        };
-        let instance_url = match url.as_str() {
-            Some(s) if s.starts_with("https://") || s.starts_with("http://") => {
-                s.trim_end_matches('/').to_owned()
-            }
-            _ => return Err(bad(field, "must be an http(s) URL")),
-        };
-        let name = |field: &str, default: &str| -> Result<String, JobFailure> {
-            match settings.get(field) {
-                None | Some(Value::Null) => Ok(default.to_owned()),
-                Some(Value::String(s)) if is_name(s) => Ok(s.clone()),
-                Some(_) => Err(bad(
-                    field,
-                    "must be a Salesforce API name (letters, digits, _)",
-                )),
-            }
-        };
-        let api_version = match settings.get("api_version") {
-            None | Some(Value::Null) => DEFAULT_API_VERSION.to_owned(),
-            Some(Value::String(s))
-                if s.starts_with('v')
-                    && s[1..].split_once('.').is_some_and(|(a, b)| {
-                        !a.is_empty()
-                            && !b.is_empty()
-                            && a.chars().chain(b.chars()).all(|c| c.is_ascii_digit())
-                    }) =>
-            {
-                s.clone()
-            }
-            Some(_) => return Err(bad("api_version", "must look like v62.0")),
-        };
-        let mut fields = vec!["Id".to_owned()];
-        match settings.get("customer_fields") {
-            None | Some(Value::Null) => fields.extend(DEFAULT_FIELDS.map(str::to_owned)),
-            Some(Value::Array(items)) => {
-                for item in items {
-                    match item.as_str() {
-                        Some(s) if is_name(s) => fields.push(s.to_owned()),
-                        _ => {
-                            return Err(bad(
-                                "customer_fields",
-                                "must be a list of Salesforce field API names",
-                            ));
-                        }
-                    }
-                }
-            }
-            Some(_) => {
-                return Err(bad(
-                    "customer_fields",
-                    "must be a list of Salesforce field API names",
-                ));
-            }
-        }
-        fields.extend(["LastModifiedDate".to_owned(), "SystemModstamp".to_owned()]);
-        let mut seen = std::collections::HashSet::new();
-        fields.retain(|f| seen.insert(f.clone()));
-        Ok(Settings {
-            customer_object: name("customer_object", "Account")?,
-            trip_object: name("trip_object", "Hangar_Trip__c")?,
-            external_id_field: name("external_id_field", "Hangar_Id__c")?,
-            instance_url,
-            api_version,
-            fields,
-        })
-    }
-
-    fn api(&self) -> String {
-        format!("{}/services/data/{}", self.instance_url, self.api_version)
-    }
-
-    /// The sobject of a record type the engine names (`Trip` is the trip object).
-    fn sobject(&self, object_type: &str) -> String {
-        if object_type == "Trip" {
-            self.trip_object.clone()
-        } else {
-            self.customer_object.clone()
-        }
-    }
 }
 
 /// Salesforce's date-time in a query (`2026-12-01T10:00:00+00:00`; seconds are ignored).
@@ -574,5 +450,31 @@ mod tests {
                 error.message
             );
         }
+    }
+
+    #[test]
+    fn the_daily_budget_follows_what_salesforce_reported() {
+        let connector = Salesforce::default();
+        let info = IntegrationInfo {
+            id: "int_1".into(),
+            workspace_id: "ws".into(),
+            provider: Provider::Salesforce,
+            enabled: true,
+            data_types: vec![],
+            settings: json!({"instance_url": "https://acme.my.salesforce.com"}),
+        };
+        let token = AccessToken {
+            token: "t".into(),
+            version: 1,
+        };
+        let before = connector.rate_limit(&info, &token).unwrap();
+        assert_eq!(before.per_window, limits::DEFAULT_DAILY_REQUESTS);
+        assert_eq!(before.window, Duration::from_secs(86_400));
+        connector
+            .usages
+            .record("https://acme.my.salesforce.com", "api-usage=12/250000");
+        let after = connector.rate_limit(&info, &token).unwrap();
+        assert_eq!(after.per_window, 250_000);
+        assert_eq!(after.account, "salesforce:https://acme.my.salesforce.com");
     }
 }
