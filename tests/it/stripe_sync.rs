@@ -128,6 +128,44 @@ async fn payments_in_sqlite() {
     payments_in(Backend::Sqlite).await;
 }
 
+/// More events since the cursor than one engine page reads (1 050 over 17 minutes): the
+/// window narrows until a page holds them all, the cursor never passing an event unread.
+async fn a_busy_feed_is_read_oldest_first(backend: Backend) {
+    let w = StripeWorld::new(backend).await;
+    w.sync("payments", None).await.expect("first sync");
+    // Events from the next second on (a burst after the cursor).
+    w.sim.add_intents(1050, chrono::Duration::seconds(-1051));
+    wait_for("the feed to be read", Duration::from_secs(60), || async {
+        match w.sync("payments", None).await {
+            Ok(()) => Some(()),
+            Err(f) => {
+                assert_eq!(f.class, ErrorClass::RateLimit, "{f:?}");
+                None
+            }
+        }
+    })
+    .await;
+    let runs = w.store.runs(WORKSPACE, None, 1000).await.unwrap();
+    let created: i64 = runs.iter().map(|r| r.records.created).sum();
+    assert_eq!(created, 1050, "every PaymentIntent, once");
+    let done = &runs[0];
+    assert_eq!(done.status, "succeeded", "{done:?}");
+    assert!(
+        w.sim.calls("events") > 11,
+        "the window was narrowed and read again"
+    );
+}
+
+#[tokio::test]
+async fn a_busy_feed_is_read_oldest_first_postgres() {
+    a_busy_feed_is_read_oldest_first(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_busy_feed_is_read_oldest_first_sqlite() {
+    a_busy_feed_is_read_oldest_first(Backend::Sqlite).await;
+}
+
 async fn limits_are_honoured(backend: Backend) {
     let w = StripeWorld::new(backend).await;
     w.sim.add_intents(20, chrono::Duration::hours(1));

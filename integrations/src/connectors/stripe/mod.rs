@@ -2,10 +2,11 @@
 //! connected account (`Stripe-Account: settings.account_id`).
 //!
 //! - `payments` in: PaymentIntents from the events feed, `GET /v1/events?type=payment_intent.*
-//!   &created[gte]=…&limit=100`, paged with `starting_after` (Stripe lists newest first: a
-//!   page of the engine is every event since the cursor, read to the end; more than
-//!   [`MAX_LIST_PAGES`] lists narrow the window to its older part with `created[lte]`, so
-//!   the engine always gets the oldest events first). Stripe keeps events 30 days: an older
+//!   &created[gte]=…&created[lte]=…&limit=100`, paged with `starting_after` (Stripe lists
+//!   newest first, so a page of the engine is every event of a window from the cursor, read
+//!   to the end: an hour at first, narrowed by halves while it holds more than
+//!   [`MAX_LIST_PAGES`] lists, widened while it holds nothing past the cursor and ends before
+//!   now; the cursor never passes an event not read). Stripe keeps events 30 days: an older
 //!   cursor (a day's margin: [`CHANGES_WINDOW_DAYS`]) starts a full reconciliation,
 //!   `GET /v1/payment_intents?limit=100&starting_after=`.
 //! - `payment_intents` out: `invoice.sent` events become `POST /v1/payment_intents`
@@ -47,6 +48,10 @@ pub const LIST_LIMIT: usize = 100;
 
 /// Lists read for one page of the engine before the window is narrowed.
 pub const MAX_LIST_PAGES: usize = 10;
+
+/// The first window the events feed is read in, from the cursor (seconds): narrowed while it
+/// holds more than [`MAX_LIST_PAGES`] lists, widened while it holds nothing new.
+pub const FIRST_SPAN_SECS: i64 = 3600;
 
 /// How far back the events feed is trusted (Stripe keeps 30 days; one day's margin).
 pub const CHANGES_WINDOW_DAYS: i64 = 29;
@@ -161,51 +166,38 @@ impl Connector for Stripe {
             let settings = Settings::of(&cx.integration).map_err(ConnectorError::Failed)?;
             let url = format!("{}/v1/events", settings.base_url);
             let gte = since.timestamp();
-            let mut lte: Option<i64> = None;
+            let now = Utc::now().timestamp();
+            // A window [gte, gte + span]: `quiet`, a span known to hold nothing past the
+            // cursor; `busy`, one known to hold more than the lists read (and its events).
+            let mut quiet = 0_i64;
+            let mut busy: Option<(i64, Vec<Value>)> = None;
+            let mut span = FIRST_SPAN_SECS;
             loop {
-                let mut events: Vec<Value> = Vec::new();
-                let mut after: Option<String> = None;
-                let mut complete = false;
-                for _ in 0..MAX_LIST_PAGES {
-                    let mut query = vec![
-                        ("type", "payment_intent.*".to_owned()),
-                        ("created[gte]", gte.to_string()),
-                        ("limit", LIST_LIMIT.to_string()),
-                    ];
-                    if let Some(lte) = lte {
-                        query.push(("created[lte]", lte.to_string()));
-                    }
-                    if let Some(after) = &after {
-                        query.push(("starting_after", after.clone()));
-                    }
-                    let body = http::get(&cx, &settings.account_id, &url, &query).await?;
-                    let (items, has_more) = list_of(&body)?;
-                    after = items
-                        .last()
-                        .and_then(|e| e.get("id"))
-                        .and_then(Value::as_str)
-                        .map(str::to_owned);
-                    events.extend(items);
-                    if !has_more || after.is_none() {
-                        complete = true;
-                        break;
-                    }
-                }
-                let oldest = events
+                let (events, complete) = list_events(&cx, &settings, &url, gte, gte + span).await?;
+                let past_since = events
                     .iter()
-                    .filter_map(|e| e.get("created").and_then(Value::as_i64))
-                    .min();
-                match oldest {
-                    // More events than one engine page holds: keep to the older part.
-                    Some(oldest) if !complete && oldest > gte => lte = Some(oldest - 1),
-                    // Complete, or one second holds more than the lists read (the engine
-                    // re-reads the tie next run).
-                    _ => {
+                    .any(|e| e.get("created").and_then(Value::as_i64) > Some(gte));
+                if !complete {
+                    busy = Some((span, events));
+                } else if !past_since && gte + span < now {
+                    quiet = span;
+                } else {
+                    // Every event of the window (or nothing newer than the cursor exists).
+                    return Ok(Page {
+                        records: records_of_events(&events)?,
+                    });
+                }
+                span = match &busy {
+                    Some((b, _)) if b - quiet > 1 => quiet + (b - quiet) / 2,
+                    // One second holds more than the lists read: the newest of it (the
+                    // engine re-reads the tie next run).
+                    Some((_, events)) => {
                         return Ok(Page {
-                            records: records_of_events(&events)?,
+                            records: records_of_events(events)?,
                         });
                     }
-                }
+                    None => span.saturating_mul(4),
+                };
             }
         })
     }
@@ -308,6 +300,42 @@ impl Connector for Stripe {
             record_of(&body, None)
         })
     }
+}
+
+/// The events of `[gte, lte]`, newest first, in at most [`MAX_LIST_PAGES`] lists; whether
+/// that was all of them.
+async fn list_events(
+    cx: &CallContext,
+    settings: &Settings,
+    url: &str,
+    gte: i64,
+    lte: i64,
+) -> Result<(Vec<Value>, bool), ConnectorError> {
+    let mut events: Vec<Value> = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..MAX_LIST_PAGES {
+        let mut query = vec![
+            ("type", "payment_intent.*".to_owned()),
+            ("created[gte]", gte.to_string()),
+            ("created[lte]", lte.to_string()),
+            ("limit", LIST_LIMIT.to_string()),
+        ];
+        if let Some(after) = &after {
+            query.push(("starting_after", after.clone()));
+        }
+        let body = http::get(cx, &settings.account_id, url, &query).await?;
+        let (items, has_more) = list_of(&body)?;
+        after = items
+            .last()
+            .and_then(|e| e.get("id"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        events.extend(items);
+        if !has_more || after.is_none() {
+            return Ok((events, true));
+        }
+    }
+    Ok((events, false))
 }
 
 fn now_millis() -> DateTime<Utc> {
