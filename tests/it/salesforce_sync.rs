@@ -92,7 +92,11 @@ impl World {
     }
 
     async fn age_the_cursor(&self) {
-        let old = Utc::now() - chrono::Duration::days(31);
+        self.move_the_cursor_back(chrono::Duration::days(31)).await;
+    }
+
+    async fn move_the_cursor_back(&self, by: chrono::Duration) {
+        let old = Utc::now() - by;
         let sql = if self.db.url.starts_with("sqlite") {
             format!(
                 "UPDATE hangar_sync_cursors SET cursor_at = {} WHERE integration_id = '{INTEGRATION}'",
@@ -199,6 +203,38 @@ async fn customers_in_postgres() {
 #[tokio::test]
 async fn customers_in_sqlite() {
     customers_in(Backend::Sqlite).await;
+}
+
+/// 2 100 accounts changed since the cursor, more than one page's 2 000 ids: the window is
+/// narrowed (past a part holding nothing) until a page reads, and every account arrives.
+async fn a_busy_window_is_narrowed(backend: Backend) {
+    let w = World::new(backend).await;
+    w.sync("customers", None).await.expect("first sync");
+    w.move_the_cursor_back(chrono::Duration::hours(2)).await;
+    w.sim.add_accounts(2100, chrono::Duration::zero());
+    w.sync("customers", None).await.expect("narrowed");
+    let run = w.last_run().await;
+    assert_eq!(
+        (run.status.as_str(), run.records.created),
+        ("succeeded", 2100),
+        "{run:?}"
+    );
+    assert!(
+        w.sim.calls("updated") >= 4,
+        "{} updated calls",
+        w.sim.calls("updated")
+    );
+    assert_eq!(w.sim.calls("400"), 0);
+}
+
+#[tokio::test]
+async fn a_busy_window_is_narrowed_postgres() {
+    a_busy_window_is_narrowed(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_busy_window_is_narrowed_sqlite() {
+    a_busy_window_is_narrowed(Backend::Sqlite).await;
 }
 
 async fn an_expired_session_is_refreshed_once(backend: Backend) {

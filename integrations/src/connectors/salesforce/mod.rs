@@ -161,8 +161,14 @@ impl Connector for Salesforce {
             let url = format!("{}/sobjects/{object}/updated/", settings.api());
             let now = Utc::now();
             let start = since.min(now - chrono::Duration::minutes(1));
-            let mut end = now;
+            // The window [start, start + span]: narrowed by halves while it holds more than
+            // MAX_IDS ids, between a span known to hold none (`quiet`) and one known to hold
+            // too many (`busy`), so a narrowed page is never empty while changes exist.
+            let minute = chrono::Duration::minutes(1);
+            let (mut quiet, mut busy) = (chrono::Duration::zero(), None);
+            let mut span = now - start;
             let ids = loop {
+                let end = start + span;
                 let body = this
                     .get(
                         &cx,
@@ -178,11 +184,20 @@ impl Connector for Salesforce {
                     .iter()
                     .filter_map(|i| i.as_str().map(str::to_owned))
                     .collect();
-                if ids.len() > MAX_IDS && end - start > chrono::Duration::minutes(2) {
-                    end = start + (end - start) / 2;
-                    continue;
+                if ids.len() > MAX_IDS {
+                    busy = Some(span);
+                } else if ids.is_empty() && busy.is_some() {
+                    quiet = span;
+                } else {
+                    break ids;
                 }
-                break ids;
+                match busy {
+                    // Within a minute or two the ids cannot be told apart: all of them.
+                    Some(b) if b - quiet <= minute * 2 && ids.len() > MAX_IDS => break ids,
+                    Some(b) if b - quiet <= minute * 2 => span = b,
+                    Some(b) => span = quiet + (b - quiet) / 2,
+                    None => break ids,
+                }
             };
             let mut records = Vec::new();
             let fetch_url = format!("{}/composite/sobjects/{object}", settings.api());
