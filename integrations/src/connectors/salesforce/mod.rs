@@ -4,7 +4,7 @@
 //!   `GET /services/data/{v}/sobjects/{Obj}/updated/?start=&end=` (ids changed in a window,
 //!   whole minutes, 30 days back) then the records,
 //!   `GET …/composite/sobjects/{Obj}?ids=…&fields=…` ([`ID_CHUNK`] ids a call). More than
-//!   [`MAX_IDS`] ids narrow the window to its older half first. A cursor older than
+//!   [`MAX_IDS`] ids narrow the window by halves (never to a part holding none). A cursor older than
 //!   [`CHANGES_WINDOW_DAYS`] (Salesforce's 30, a day's margin) starts a full
 //!   reconciliation, `GET …/query?q=SELECT … FROM {Obj} ORDER BY Id`, paged with
 //!   `nextRecordsUrl`. A record's time is its `SystemModstamp` (else `LastModifiedDate`).
