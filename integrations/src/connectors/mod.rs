@@ -2,3 +2,5 @@
 //! [`Connectors::builtin`](crate::sync::connector::Connectors::builtin).
 
 pub mod quickbooks;
+pub mod salesforce;
+pub mod stripe;

@@ -150,8 +150,13 @@ pub trait Connector: Send + Sync + 'static {
     /// The conflict rule class of an object type.
     fn record_class(&self, object_type: &str) -> RecordClass;
 
-    /// The request budget of the integration's provider account.
-    fn rate_limit(&self, integration: &IntegrationInfo) -> Result<RateLimit, JobFailure>;
+    /// The request budget of the integration's provider account (`token`: the credential
+    /// the run calls with; Stripe's budget depends on the key's mode).
+    fn rate_limit(
+        &self,
+        integration: &IntegrationInfo,
+        token: &AccessToken,
+    ) -> Result<RateLimit, JobFailure>;
 
     /// How far back the changes feed reaches; an older cursor needs a full reconciliation.
     fn changes_window(&self) -> chrono::Duration;
@@ -228,10 +233,12 @@ pub struct Connectors {
 }
 
 impl Connectors {
-    /// Every connector Hangar ships: QuickBooks Online.
+    /// Every connector Hangar ships: QuickBooks Online, Stripe Connect, Salesforce.
     pub fn builtin() -> Self {
         let mut connectors = Connectors::default();
         connectors.register(crate::connectors::quickbooks::QuickBooks);
+        connectors.register(crate::connectors::stripe::Stripe);
+        connectors.register(crate::connectors::salesforce::Salesforce::default());
         connectors
     }
 

@@ -128,12 +128,12 @@ impl Inner {
                 format!("provider {provider} has no data type `{}`", args.data_type),
             )
         })?;
-        let limit = connector.rate_limit(&integration)?;
         let token = self
             .access
             .access_token(&integration.id)
             .await
             .map_err(|e| stop_failure(access_failure(e)))?;
+        let limit = connector.rate_limit(&integration, &token)?;
         self.changes.publish_pending(&self.store).await;
 
         let before = self

@@ -17,7 +17,7 @@ use hangar_workers::error_class::ErrorClass;
 use hangar_workers::kinds::{BoxFuture, JobFailure};
 use serde_json::Value;
 
-use crate::access::IntegrationInfo;
+use crate::access::{AccessToken, IntegrationInfo};
 use crate::provider::Provider;
 use crate::sync::connector::{
     CallContext, Connector, ConnectorError, DataTypeSpec, OutboundPlan, OutboundRecord, Page,
@@ -108,7 +108,11 @@ impl Connector for QuickBooks {
         RecordClass::Financial
     }
 
-    fn rate_limit(&self, integration: &IntegrationInfo) -> Result<RateLimit, JobFailure> {
+    fn rate_limit(
+        &self,
+        integration: &IntegrationInfo,
+        _token: &AccessToken,
+    ) -> Result<RateLimit, JobFailure> {
         let settings = Settings::of(integration)?;
         Ok(RateLimit {
             account: format!("quickbooks:{}", settings.realm_id),
