@@ -209,6 +209,7 @@ fn sync_handler(
         &config.targets,
         changes,
     )
+    .map(|handler| handler.with_events(context.store.clone()))
     .map_err(|e| Fatal::runtime(format!("the sync engine's HTTP client: {e}")))
 }
 

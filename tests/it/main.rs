@@ -21,6 +21,7 @@ mod ingress_edges;
 mod integrations_api;
 mod integrations_cli;
 mod integrations_e2e;
+mod integrations_events;
 mod integrations_refresh;
 mod integrations_schedules;
 mod integrations_seam;

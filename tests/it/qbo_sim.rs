@@ -220,6 +220,24 @@ impl QboSim {
         books.objects.get(entity).map_or(0, BTreeMap::len)
     }
 
+    /// Every object of `entity`, by id.
+    pub fn objects(&self, entity: &str) -> Vec<Value> {
+        let books = self.books.lock().unwrap();
+        books
+            .objects
+            .get(entity)
+            .map(|o| o.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The `requestid`s of the writes seen, sorted.
+    pub fn request_ids(&self) -> Vec<String> {
+        let books = self.books.lock().unwrap();
+        let mut ids: Vec<String> = books.requests.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
     /// The object as the simulator holds it.
     pub fn object(&self, entity: &str, id: &str) -> Option<Value> {
         let books = self.books.lock().unwrap();

@@ -63,13 +63,16 @@ async fn legacy_database(db: &TestDb, backend: Backend) -> Store {
 }
 
 /// The migration history after `migrate`: the old set renumbered, then what came after it
-/// (12: webhooks — 11 stays unused, the old number of the dashboard sessions; 3001: the
-/// integrations; 35NN: the sync engine's tables).
-const NEW_VERSIONS: [i64; 14] = [1, 2, 5, 6, 7, 8, 10, 12, 1001, 2001, 2002, 3001, 3501, 3502];
+/// (12: webhooks — 11 stays unused, the old number of the dashboard sessions; 14: event
+/// subscriptions; 3001: the integrations; 35NN: the sync engine's tables).
+const NEW_VERSIONS: [i64; 15] = [
+    1, 2, 5, 6, 7, 8, 10, 12, 14, 1001, 2001, 2002, 3001, 3501, 3502,
+];
 
 /// The migrations that came after the single set (new tables, not renumbered ones).
-const LATER: [&str; 4] = [
+const LATER: [&str; 5] = [
     "0012_webhooks",
+    "0014_event_subscriptions",
     "3001_integrations",
     "3501_sync_engine",
     "3502_sync_outbox",
