@@ -16,7 +16,7 @@ mod error;
 mod integrations;
 mod jobs;
 mod publish;
-mod sync_runs;
+pub(crate) mod sync_runs;
 mod webhook_bodies;
 mod webhook_deliveries;
 mod webhooks;

@@ -107,17 +107,26 @@ pub enum Nav {
     DeadLetters,
     /// `/schedules`.
     Schedules,
+    /// `/integrations`.
+    Integrations,
+    /// `/sync-runs`.
+    SyncRuns,
+    /// `/conflicts`.
+    Conflicts,
     /// Sign-in and error pages.
     None,
 }
 
 /// The navigation's entries, in order.
-const NAV: [(Nav, &str, &str); 5] = [
+const NAV: [(Nav, &str, &str); 8] = [
     (Nav::Overview, "/", "Overview"),
     (Nav::Jobs, "/jobs", "Jobs"),
     (Nav::Alerts, "/alerts", "Alerts"),
     (Nav::DeadLetters, "/dead-letters", "Dead letters"),
     (Nav::Schedules, "/schedules", "Schedules"),
+    (Nav::Integrations, "/integrations", "Integrations"),
+    (Nav::SyncRuns, "/sync-runs", "Sync runs"),
+    (Nav::Conflicts, "/conflicts", "Conflicts"),
 ];
 
 /// Who is signed in, as the frame shows it (never the token).

@@ -2,7 +2,8 @@
 //! few lines of inline script, no external assets, no build step. Every page is a maud
 //! template (checked at compile time, escaping every spliced value by construction), one
 //! module per page (`*_page.rs`) inside the shared [`frame`], built from [`fragments`]. Pages: overview (queues,
-//! alerts, dead letters), jobs, a job with its attempts, alerts, dead letters, schedules.
+//! alerts, dead letters), jobs, a job with its attempts, alerts, dead letters, schedules,
+//! integrations, sync runs, conflicts (resolve: `admin`).
 //!
 //! Every page needs a session ([`session`]); roles are enforced here exactly as in the API
 //! (viewer reads; retry, cancel and acknowledge need operator) and buttons a role cannot use
@@ -13,9 +14,11 @@
 
 mod actions;
 mod alerts_page;
+mod conflicts_page;
 mod dead_letters_page;
 mod fragments;
 mod frame;
+mod integrations_page;
 mod job_page;
 mod jobs_page;
 mod overview_page;
@@ -23,6 +26,7 @@ mod schedules_page;
 mod session;
 mod session_store;
 mod sign_in_limit;
+mod sync_runs_page;
 
 use std::sync::Arc;
 
@@ -63,6 +67,10 @@ pub fn routes(api: ApiState, redis: Option<RedisConfig>) -> Router {
         .route("/alerts/{id}/ack", post(actions::ack))
         .route("/dead-letters", get(dead_letters_page::dead_letters))
         .route("/schedules", get(schedules_page::schedules))
+        .route("/integrations", get(integrations_page::integrations))
+        .route("/sync-runs", get(sync_runs_page::sync_runs))
+        .route("/conflicts", get(conflicts_page::conflicts))
+        .route("/conflicts/{id}/resolve", post(conflicts_page::resolve))
         .merge(session::routes())
         .fallback(not_found)
         .with_state(DashState {

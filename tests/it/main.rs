@@ -13,6 +13,7 @@ mod cli_output;
 mod config;
 mod dashboard;
 mod dashboard_escaping;
+mod dashboard_integrations;
 mod dashboard_layout;
 mod dashboard_sessions;
 mod durability;
