@@ -6,11 +6,13 @@
 //! `sync` job `{"integration_id", "data_type", "trigger": "event", "event_id"}` with the key
 //! `hangar:sync:<integration>:<event id>`; when it runs, the sync handler reads the event,
 //! hands it to [`crate::sync::outbound::accept_event`] (the outbox row, idempotent per
-//! integration and event) and pushes. Kept in step on every save of the integration; a
+//! integration and event) and pushes. Kept in step on every save of the integration (and for
+//! all of them when `serve` starts, for integrations saved before this existed); a
 //! disabled one has none (events that arrive while it is disabled are not its business).
 
 use hangar_workers::store::{EventSubscription, StoreError};
 
+use crate::configure::ConfigureError;
 use crate::context::{IntegrationContext, SYNC};
 use crate::integration::Integration;
 use crate::provider::Provider;
@@ -27,6 +29,17 @@ impl IntegrationContext {
             .set_event_subscriptions(&integration.id, &integration.workspace_id, &rows)
             .await?;
         Ok(rows.len())
+    }
+
+    /// Makes every integration's event subscriptions match its settings (at `serve`'s start:
+    /// integrations saved before the subscriptions existed get theirs); returns how many
+    /// subscriptions there are.
+    pub async fn apply_all_event_subscriptions(&self) -> Result<usize, ConfigureError> {
+        let mut n = 0;
+        for integration in self.list(None).await? {
+            n += self.apply_event_subscriptions(&integration).await?;
+        }
+        Ok(n)
     }
 }
 

@@ -3,8 +3,8 @@
 //! `invoice.created` arriving by any entrance (`POST /api/v1/events`, the Redis ingress, the
 //! Rust client in the caller's transaction) becomes one invoice in the simulator, written
 //! with a `requestid`, its mapping stored and the run on the API as an `event` run; the same
-//! event again (by another entrance) makes no second invoice; a disabled integration has no
-//! subscription left.
+//! event again (by another entrance) makes no second invoice; `serve` puts back missing
+//! subscriptions when it starts; a disabled integration has none left.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,8 +69,8 @@ async fn mapped(w: &World, internal: &str) -> i64 {
 }
 
 async fn invoice_events_push_invoices(backend: Backend) {
-    let w = World::start(backend).await;
-    let _dump = DumpOnPanic(vec![&w.serve]);
+    let mut w = World::start(backend).await;
+    let dump = DumpOnPanic(vec![&w.serve]);
     let integration = w.put_quickbooks(&["invoices", "payments"]).await;
     let id = integration["id"]
         .as_str()
@@ -175,6 +175,12 @@ async fn invoice_events_push_invoices(backend: Backend) {
         .filter(|j| j.args["trigger"] == "event")
         .count();
     assert_eq!(event_jobs, 3, "one job per event");
+
+    // An integration saved before the subscriptions existed gets them when `serve` starts.
+    drop(dump);
+    w.store.set_event_subscriptions(&id, WS, &[]).await.unwrap();
+    w.restart_after_kill9("serve-2").await;
+    assert_eq!(w.store.event_subscriptions(&id).await.unwrap().len(), 2);
 
     // Disabled: no subscription left.
     let mut body = w.quickbooks(&["invoices"]);
