@@ -7,6 +7,7 @@ mod api;
 mod api_errors;
 mod api_fuzz;
 mod auth;
+mod bench_sync;
 mod cdp;
 mod cli;
 mod cli_output;
