@@ -3,7 +3,9 @@
 //! `invoice.created` arriving by any entrance (`POST /api/v1/events`, the Redis ingress, the
 //! Rust client in the caller's transaction) becomes one invoice in the simulator, written
 //! with a `requestid`, its mapping stored and the run on the API as an `event` run; the same
-//! event again (by another entrance) makes no second invoice; `serve` puts back missing
+//! event again (by another entrance) makes no second invoice; while the integration needs
+//! re-authorisation the invoice waits in the outbox and is pushed once it is re-authorised;
+//! `serve` puts back missing
 //! subscriptions when it starts; a disabled integration has none left.
 
 use std::sync::Arc;
@@ -175,6 +177,72 @@ async fn invoice_events_push_invoices(backend: Backend) {
         .filter(|j| j.args["trigger"] == "event")
         .count();
     assert_eq!(event_jobs, 3, "one job per event");
+
+    // While it needs re-authorisation an event's invoice waits in the outbox; once
+    // re-authorised, the next run of `invoices` pushes it.
+    w.sim.switch(|s| {
+        s.expire_tokens = true;
+        s.invalid_grant = true;
+    });
+    w.sync("payments").await;
+    let (_, one) = w
+        .call(
+            Method::GET,
+            &format!("/api/v1/workspaces/{WS}/integrations/quickbooks"),
+            &w.viewer,
+            None,
+        )
+        .await;
+    assert_eq!(one["status"], "needs_reauth", "{one}");
+    let (status, _) = w
+        .call(
+            Method::POST,
+            "/api/v1/events",
+            &w.admin,
+            Some(invoice("evt_reauth", "inv_reauth", 42.0)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let job = wait_for("the event's job", Duration::from_secs(30), || async {
+        crate::integrations_support::jobs_of(&w.store, "sync", WS)
+            .await
+            .into_iter()
+            .find(|j| j.args["event_id"] == "evt_reauth" && j.state.is_final())
+    })
+    .await;
+    assert_eq!(
+        job.state,
+        hangar_workers::job::JobState::Completed,
+        "{job:?}"
+    );
+    assert_eq!(
+        w.db.query_i64("SELECT count(*) FROM hangar_sync_outbox WHERE event_id = 'evt_reauth'")
+            .await,
+        1,
+        "kept in the outbox"
+    );
+    assert_eq!(
+        w.sim.objects("Invoice").len(),
+        3,
+        "nothing pushed meanwhile"
+    );
+    w.sim.switch(|s| {
+        s.expire_tokens = false;
+        s.invalid_grant = false;
+    });
+    assert_eq!(
+        w.put_quickbooks(&["invoices", "payments"]).await["status"],
+        "active"
+    );
+    let job = w.sync("invoices").await;
+    assert_eq!(
+        job.state,
+        hangar_workers::job::JobState::Completed,
+        "{job:?}"
+    );
+    let all = w.sim.objects("Invoice");
+    assert_eq!(all.len(), 4, "{all:?}");
+    assert_eq!(made_for(&all, "inv_reauth").len(), 1);
 
     // An integration saved before the subscriptions existed gets them when `serve` starts.
     drop(dump);

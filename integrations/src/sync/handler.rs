@@ -126,6 +126,24 @@ impl Inner {
             }
             Err(e) => return Err(stop_failure(access_failure(e))),
         };
+        // An event's job exists because the integration was subscribed when the event was
+        // stored: its record waits in the outbox even if the integration needs
+        // re-authorisation now (the next run of the data type pushes it).
+        if args.trigger == Trigger::Event
+            && let Some(event_id) = &args.event_id
+            && integration.data_types.contains(&args.data_type)
+            && self
+                .connectors
+                .get(integration.provider)
+                .and_then(|c| c.data_type(&args.data_type))
+                .is_some_and(|spec| spec.direction == Direction::Out)
+        {
+            let subscribed = crate::access::IntegrationInfo {
+                enabled: true,
+                ..integration.clone()
+            };
+            self.accept_event(&subscribed, event_id).await?;
+        }
         if !integration.enabled || !integration.data_types.contains(&args.data_type) {
             tracing::info!(integration = %integration.id, data_type = %args.data_type,
                 "sync: data type not enabled, nothing moves");
@@ -144,12 +162,6 @@ impl Inner {
                 format!("provider {provider} has no data type `{}`", args.data_type),
             )
         })?;
-        if spec.direction == Direction::Out
-            && args.trigger == Trigger::Event
-            && let Some(event_id) = &args.event_id
-        {
-            self.accept_event(&integration, event_id).await?;
-        }
         let limit = connector.rate_limit(&integration)?;
         let token = self
             .access
