@@ -18,7 +18,10 @@ echo "- date: $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD)"
 echo "- machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -sr); $(psql "$HANGAR_TEST_DATABASE_URL" -qAtc 'SHOW server_version' | sed 's/^/PostgreSQL /')"
 echo
 for bench in bench_sync_throughput bench_sync_budget bench_token_refresh; do
-    line=$(cargo test --release --test it -- --ignored --exact "bench_sync::$bench" --nocapture 2>&1 \
-        | tee /dev/stderr | grep '^BENCH' || echo "BENCH $bench failed")
-    echo "- \`$line\`"
+    status=passed
+    out=$(cargo test --release --test it -- --ignored --exact "bench_sync::$bench" --nocapture 2>&1) \
+        || status="FAILED (its goal was not met, or it broke: see stderr)"
+    echo "$out" >&2
+    line=$(echo "$out" | grep '^BENCH' || echo "BENCH $bench: no figures")
+    echo "- \`$line\` — $status"
 done
