@@ -118,6 +118,16 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
         )
     });
     if let Some(context) = &integrations {
+        if plan.migrate {
+            let n = context
+                .apply_all_event_subscriptions()
+                .await
+                .map_err(|e| Fatal::runtime(format!("integrations' event subscriptions: {e}")))?;
+            tracing::info!(
+                subscriptions = n,
+                "integrations' event subscriptions in step"
+            );
+        }
         hangar_integrations::register(&mut registry, context);
         registry.register_internal(hangar_integrations::SYNC, sync_handler(config, context)?);
     }
@@ -229,6 +239,7 @@ fn sync_handler(
         &config.targets,
         changes,
     )
+    .map(|handler| handler.with_events(context.store.clone()))
     .map_err(|e| Fatal::runtime(format!("the sync engine's HTTP client: {e}")))
 }
 

@@ -111,6 +111,7 @@ impl IntegrationContext {
             }
         }
         let planned = self.apply_schedules(&updated).await?;
+        self.apply_event_subscriptions(&updated).await?;
         tracing::info!(
             integration = %id,
             workspace,

@@ -19,6 +19,7 @@ pub mod refresh_job;
 pub mod schedule;
 pub mod store;
 pub mod store_access;
+pub mod subscriptions;
 pub mod sync;
 pub mod token_endpoint;
 

@@ -18,7 +18,7 @@ mod inbound_secrets;
 mod integrations;
 mod jobs;
 mod publish;
-mod sync_runs;
+pub(crate) mod sync_runs;
 pub(crate) mod webhook_bodies;
 mod webhook_deliveries;
 mod webhooks;

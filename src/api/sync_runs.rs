@@ -170,7 +170,7 @@ fn limit(asked: Option<i64>, default: i64) -> Result<i64, ApiError> {
 }
 
 /// The sync engine's tables, on the store's database.
-pub(super) fn sync_store(state: &ApiState) -> SyncStore {
+pub(crate) fn sync_store(state: &ApiState) -> SyncStore {
     SyncStore::new(state.store.database().clone())
 }
 

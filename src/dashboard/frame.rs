@@ -109,18 +109,27 @@ pub enum Nav {
     Schedules,
     /// `/webhooks` and an endpoint.
     Webhooks,
+    /// `/integrations`.
+    Integrations,
+    /// `/sync-runs`.
+    SyncRuns,
+    /// `/conflicts`.
+    Conflicts,
     /// Sign-in and error pages.
     None,
 }
 
 /// The navigation's entries, in order.
-const NAV: [(Nav, &str, &str); 6] = [
+const NAV: [(Nav, &str, &str); 9] = [
     (Nav::Overview, "/", "Overview"),
     (Nav::Jobs, "/jobs", "Jobs"),
     (Nav::Alerts, "/alerts", "Alerts"),
     (Nav::DeadLetters, "/dead-letters", "Dead letters"),
     (Nav::Schedules, "/schedules", "Schedules"),
     (Nav::Webhooks, "/webhooks", "Webhooks"),
+    (Nav::Integrations, "/integrations", "Integrations"),
+    (Nav::SyncRuns, "/sync-runs", "Sync runs"),
+    (Nav::Conflicts, "/conflicts", "Conflicts"),
 ];
 
 /// Who is signed in, as the frame shows it (never the token).

@@ -4,7 +4,7 @@
 //! module per page (`*_page.rs`) inside the shared [`frame`], built from [`fragments`]. Pages: overview (queues,
 //! alerts, dead letters), jobs, a job with its attempts, alerts, dead letters, schedules,
 //! webhook endpoints and an endpoint's deliveries (resend, replay), a workspace's inbound
-//! events.
+//! events, integrations, sync runs, conflicts (resolve: `admin`).
 //!
 //! Every page needs a session ([`session`]); roles are enforced here exactly as in the API
 //! (viewer reads; retry, cancel and acknowledge need operator) and buttons a role cannot use
@@ -15,10 +15,12 @@
 
 mod actions;
 mod alerts_page;
+mod conflicts_page;
 mod dead_letters_page;
 mod fragments;
 mod frame;
 mod inbound_page;
+mod integrations_page;
 mod job_page;
 mod jobs_page;
 mod overview_page;
@@ -26,6 +28,7 @@ mod schedules_page;
 mod session;
 mod session_store;
 mod sign_in_limit;
+mod sync_runs_page;
 mod webhook_actions;
 mod webhooks_page;
 
@@ -76,6 +79,10 @@ pub fn routes(api: ApiState, redis: Option<RedisConfig>) -> Router {
             "/webhooks/deliveries/{id}/resend",
             post(webhook_actions::resend),
         )
+        .route("/integrations", get(integrations_page::integrations))
+        .route("/sync-runs", get(sync_runs_page::sync_runs))
+        .route("/conflicts", get(conflicts_page::conflicts))
+        .route("/conflicts/{id}/resolve", post(conflicts_page::resolve))
         .merge(session::routes())
         .fallback(not_found)
         .with_state(DashState {

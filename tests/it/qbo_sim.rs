@@ -18,7 +18,8 @@
 //! token (401 Fault code 3200 with `WWW-Authenticate: Bearer error="invalid_token"`), rotate
 //! refresh tokens, answer `invalid_grant`, throttle the next n calls (429 `ThrottleExceeded`
 //! + `Retry-After`), fail the next n calls with a 5xx, delay every answer, hang the n-th data
-//!   call, the page size, lose the answer of the next n invoice writes (made, answered 504). [`QboSim::calls`] counts the answers by route.
+//!   call, the page size, lose the answer of the next n invoice writes (made, answered 504),
+//!   QuickBooks' 500 requests a minute (a sliding window, [`Switches::per_minute`]). [`QboSim::calls`] counts the answers by route.
 
 mod data;
 pub mod oauth;
@@ -65,6 +66,9 @@ pub struct Switches {
     pub page_size: usize,
     /// The next this many invoice writes are made but their answer is lost (a 504 instead).
     pub lose_next_answers: u32,
+    /// QuickBooks' throttle: at most this many data calls in any 60 s (a sliding window),
+    /// more get 429 `ThrottleExceeded`; `None`: no limit.
+    pub per_minute: Option<usize>,
 }
 
 impl Default for Switches {
@@ -81,6 +85,7 @@ impl Default for Switches {
             hang_call: None,
             page_size: 1000,
             lose_next_answers: 0,
+            per_minute: None,
         }
     }
 }
@@ -96,6 +101,8 @@ pub(crate) struct Books {
     pub calls: HashMap<String, u32>,
     /// Data calls seen (for `hang_call`).
     pub data_calls: u32,
+    /// When the data calls of the last 60 s were answered (for `per_minute`).
+    pub recent: std::collections::VecDeque<std::time::Instant>,
     /// Access tokens that are valid.
     pub access_tokens: HashSet<String>,
     /// Refresh tokens that are valid.
@@ -220,6 +227,36 @@ impl QboSim {
         books.objects.get(entity).map_or(0, BTreeMap::len)
     }
 
+    /// `n` more valid refresh tokens (`bench-refresh-<i>`); returns them.
+    pub fn add_refresh_tokens(&self, n: usize) -> Vec<String> {
+        let mut books = self.books.lock().unwrap();
+        (0..n)
+            .map(|i| {
+                let token = format!("bench-refresh-{i}");
+                books.refresh_tokens.insert(token.clone());
+                token
+            })
+            .collect()
+    }
+
+    /// Every object of `entity`, by id.
+    pub fn objects(&self, entity: &str) -> Vec<Value> {
+        let books = self.books.lock().unwrap();
+        books
+            .objects
+            .get(entity)
+            .map(|o| o.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The `requestid`s of the writes seen, sorted.
+    pub fn request_ids(&self) -> Vec<String> {
+        let books = self.books.lock().unwrap();
+        let mut ids: Vec<String> = books.requests.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
     /// The object as the simulator holds it.
     pub fn object(&self, entity: &str, id: &str) -> Option<Value> {
         let books = self.books.lock().unwrap();
@@ -286,8 +323,22 @@ pub(crate) async fn gate(
         )
             .into_response());
     }
-    if books.switches.throttle_next > 0 {
-        books.switches.throttle_next -= 1;
+    let over_limit = books.switches.per_minute.is_some_and(|limit| {
+        let now = std::time::Instant::now();
+        while books
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+        {
+            books.recent.pop_front();
+        }
+        books.recent.len() >= limit
+    });
+    if !over_limit && books.switches.per_minute.is_some() {
+        books.recent.push_back(std::time::Instant::now());
+    }
+    if books.switches.throttle_next > 0 || over_limit {
+        books.switches.throttle_next = books.switches.throttle_next.saturating_sub(1);
         count(&mut books, "429");
         let retry = books.switches.retry_after_secs.to_string();
         return Err((

@@ -244,6 +244,17 @@ impl SyncStore {
             .await
     }
 
+    /// Runs, newest first: of `workspace` (every workspace: `None`), of `integration` if
+    /// given.
+    pub async fn runs_in(
+        &self,
+        workspace: Option<&str>,
+        integration: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<RunRow>, SyncStoreError> {
+        self.runs_where(workspace, None, integration, limit).await
+    }
+
     async fn runs_where(
         &self,
         workspace: Option<&str>,

@@ -188,6 +188,13 @@ pub trait Connector: Send + Sync + 'static {
         record: OutboundRecord,
     ) -> BoxFuture<'static, Result<Pushed, ConnectorError>>;
 
+    /// The catalog event types outbound `data_type` takes (what its integration subscribes
+    /// to while enabled; see [`Connector::outbound_for_event`]).
+    fn event_types(&self, data_type: &str) -> &'static [&'static str] {
+        let _ = data_type;
+        &[]
+    }
+
     /// Whether outbound `data_type` takes events of `event_type` (`None`: it does not), and
     /// the provider's record built from the event's `data` (an error names the field).
     fn outbound_for_event(

@@ -4,13 +4,17 @@
 //! [`IntegrationAccess`] (never a copy taken at enqueue), writes one `hangar_sync_runs` row,
 //! runs the connector, and ends the row `succeeded`, `failed` or `rate_limited` (a spent
 //! budget or a 429 snoozes the job: it never sleeps in a worker slot). A disabled
-//! integration, or a data type it does not enable, moves nothing and completes.
+//! integration, or a data type it does not enable, moves nothing and completes. An outbound
+//! run with `"trigger": "event"` and an `"event_id"` (enqueued by the engine's event
+//! subscription, see `crate::subscriptions`) first reads that event from the engine's store
+//! and takes it into the outbox ([`outbound::accept_event`], idempotent), then pushes.
 
 use std::sync::Arc;
 
 use hangar_workers::error_class::ErrorClass;
 use hangar_workers::job::ClaimedJob;
 use hangar_workers::kinds::{ArgsError, BoxFuture, Handler, JobFailure};
+use hangar_workers::store::Store;
 use hangar_workers::targets::{TargetPolicy, client_builder};
 
 use super::budget::{Calls, Stop, access_failure};
@@ -18,7 +22,7 @@ use super::changes::Changes;
 use super::connector::Connectors;
 use super::inbound::{self, Outcome};
 use super::outbound;
-use super::{Direction, RunStatus, SyncArgs, new_id};
+use super::{Direction, RunStatus, SyncArgs, Trigger, new_id};
 use crate::access::{AccessError, IntegrationAccess};
 use crate::store::SyncStore;
 use crate::store::sync_pages::PageTarget;
@@ -36,6 +40,8 @@ struct Inner {
     connectors: Connectors,
     http: reqwest::Client,
     changes: Changes,
+    /// The engine's store, where an event-triggered run reads its event.
+    events: Option<Store>,
 }
 
 impl SyncHandler {
@@ -56,8 +62,18 @@ impl SyncHandler {
                 connectors,
                 http,
                 changes,
+                events: None,
             }),
         })
+    }
+
+    /// The same, reading the events of event-triggered runs from `events` (the engine's
+    /// store). Call it before cloning the handler.
+    pub fn with_events(mut self, events: Store) -> SyncHandler {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.events = Some(events);
+        }
+        self
     }
 
     /// Runs one sync for `args` (what a job's attempt does), as job `job_id`.
@@ -110,6 +126,24 @@ impl Inner {
             }
             Err(e) => return Err(stop_failure(access_failure(e))),
         };
+        // An event's job exists because the integration was subscribed when the event was
+        // stored: its record waits in the outbox even if the integration needs
+        // re-authorisation now (the next run of the data type pushes it).
+        if args.trigger == Trigger::Event
+            && let Some(event_id) = &args.event_id
+            && integration.data_types.contains(&args.data_type)
+            && self
+                .connectors
+                .get(integration.provider)
+                .and_then(|c| c.data_type(&args.data_type))
+                .is_some_and(|spec| spec.direction == Direction::Out)
+        {
+            let subscribed = crate::access::IntegrationInfo {
+                enabled: true,
+                ..integration.clone()
+            };
+            self.accept_event(&subscribed, event_id).await?;
+        }
         if !integration.enabled || !integration.data_types.contains(&args.data_type) {
             tracing::info!(integration = %integration.id, data_type = %args.data_type,
                 "sync: data type not enabled, nothing moves");
@@ -254,6 +288,47 @@ impl Inner {
             None => Ok(()),
             Some(f) => Err(f),
         }
+    }
+}
+
+impl Inner {
+    /// Takes event `event_id` into `integration`'s outbox (idempotent per integration and
+    /// event) so that the run pushes it: bad event data fails the job without retries, an
+    /// unknown event is logged and moves nothing.
+    async fn accept_event(
+        &self,
+        integration: &crate::access::IntegrationInfo,
+        event_id: &str,
+    ) -> Result<(), JobFailure> {
+        let Some(events) = &self.events else {
+            tracing::warn!(integration = %integration.id, event = %event_id,
+                "sync: no event store in this process; the outbox is pushed as it is");
+            return Ok(());
+        };
+        let event = events
+            .event(&integration.workspace_id, event_id)
+            .await
+            .map_err(|e| {
+                JobFailure::new(ErrorClass::Server, format!("reading event {event_id}: {e}"))
+            })?;
+        let Some(event) = event else {
+            tracing::warn!(integration = %integration.id, event = %event_id, "sync: event not found");
+            return Ok(());
+        };
+        outbound::accept_event(
+            &self.store,
+            &self.connectors,
+            std::slice::from_ref(integration),
+            &event,
+        )
+        .await
+        .map_err(|e| match e {
+            outbound::OutboundError::InvalidData { .. } => {
+                JobFailure::new(ErrorClass::Client, e.to_string())
+            }
+            outbound::OutboundError::Store(e) => stop_failure(e.into()),
+        })?;
+        Ok(())
     }
 }
 

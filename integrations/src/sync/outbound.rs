@@ -1,6 +1,8 @@
 //! Outbound records, driven by catalog events (QuickBooks: `invoice.created` → an invoice).
 //!
-//! **How to call it.** Whoever fans an event out (the webhook fan-out once it exists, or the
+//! **Who calls it.** The `sync` job that the engine's event subscription enqueues for a new
+//! event (`crate::subscriptions`) calls it when it runs, for its own integration, and then
+//! pushes (the jobs it returns are that job itself, by key). Otherwise: whoever fans an event out (the webhook fan-out once it exists, or the
 //! ingress right after it stored the event) calls [`accept_event`] with the event and the
 //! workspace's enabled integrations (read through the integration store). It stores one
 //! outbox row per (integration, event) that takes the event — idempotent by event id — and

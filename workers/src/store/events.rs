@@ -9,6 +9,7 @@ use std::sync::LazyLock;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, SqliteConnection};
 
+use super::event_subscriptions::pg_subscription_cte;
 use super::rows::now_ms;
 use super::webhook_fanout::{pg_fan_out_ctes, sqlite_fan_out};
 use super::{Store, StoreError};
@@ -45,6 +46,51 @@ impl Store {
         }
         Ok(inserted == 1)
     }
+
+    /// The stored event `event_id` of `workspace`, if any.
+    pub async fn event(
+        &self,
+        workspace: &str,
+        event_id: &str,
+    ) -> Result<Option<EventEnvelope>, StoreError> {
+        let row: Option<(String, DateTime<Utc>, String)> = match self.pool() {
+            Pool::Postgres(pool) => {
+                sqlx::query_as(
+                    "SELECT type, occurred_at, data::text FROM hangar_events \
+                     WHERE workspace_id = $1 AND event_id = $2",
+                )
+                .bind(workspace)
+                .bind(event_id)
+                .fetch_optional(pool)
+                .await?
+            }
+            Pool::Sqlite(pool) => {
+                let row: Option<(String, i64, String)> = sqlx::query_as(
+                    "SELECT type, occurred_at, data FROM hangar_events \
+                     WHERE workspace_id = $1 AND event_id = $2",
+                )
+                .bind(workspace)
+                .bind(event_id)
+                .fetch_optional(pool)
+                .await?;
+                row.map(|(t, at, data)| (t, super::rows::to_time(at), data))
+            }
+        };
+        row.map(|(event_type, timestamp, data)| {
+            let data = serde_json::from_str(&data).map_err(|e| StoreError::Corrupt {
+                table: "hangar_events",
+                detail: format!("data: {e}"),
+            })?;
+            Ok(EventEnvelope {
+                id: event_id.to_owned(),
+                event_type,
+                workspace_id: workspace.to_owned(),
+                timestamp,
+                data,
+            })
+        })
+        .transpose()
+    }
 }
 
 /// Stores events once per `(workspace_id, event_id)` with their webhook deliveries and jobs
@@ -65,9 +111,10 @@ pub(crate) async fn pg_insert_events(
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], \
                  $5::jsonb[], $6::text[]) \
              ON CONFLICT (workspace_id, event_id) DO NOTHING \
-             RETURNING id, workspace_id, event_id, type), {} \
+             RETURNING id, workspace_id, event_id, type), {}, {} \
              SELECT (SELECT count(*) FROM e), (SELECT count(*) FROM j)",
-            pg_fan_out_ctes(7, 8, 9)
+            pg_fan_out_ctes(7, 8, 9),
+            pg_subscription_cte()
         )
     });
     let workspaces: Vec<&str> = events.iter().map(|e| e.workspace_id.as_str()).collect();

@@ -7,6 +7,7 @@
 //!
 //! One file per responsibility, with both dialects side by side, so a change to one query
 //! shows its twin: `enqueue` (inserting jobs, also inside a caller's transaction), `events`,
+//! `event_subscriptions` (jobs enqueued for new events of a type, beside the webhook fan-out),
 //! `claims` (claims, wake-ups, LISTEN), `leases` (heartbeat, hand-back, expired leases),
 //! `completion`, `failures`, `rescue`, `cancel`, `operator` (retry, delete a queue), `jobs`
 //! (reading jobs and attempts), `stats`, `maintenance` (retention), `alerts`, `alert_channels`,
@@ -37,6 +38,7 @@ mod cancel;
 mod claims;
 mod completion;
 mod enqueue;
+mod event_subscriptions;
 mod events;
 mod failures;
 mod inbound_events;
@@ -79,6 +81,7 @@ pub use alerts::{
 pub use cancel::CANCELLED;
 pub use claims::{ClaimKey, Wakeups};
 pub(crate) use enqueue::{pg_enqueue, pg_enqueue_keyed, sqlite_enqueue, sqlite_enqueue_keyed};
+pub use event_subscriptions::EventSubscription;
 pub(crate) use events::{pg_insert_events, sqlite_insert_events};
 pub use inbound_events::{InboundEvent, NewInbound};
 pub use inbound_hooks::InboundHookRow;

@@ -77,6 +77,7 @@ pub(crate) async fn sqlite_fan_out(
     if rows.is_empty() {
         return Ok(0);
     }
+    super::event_subscriptions::sqlite_subscribed_jobs(conn, rows).await?;
     let now = now_ms();
     let rows = serde_json::to_string(rows).unwrap_or_else(|_| "[]".to_owned());
     let sql = format!(

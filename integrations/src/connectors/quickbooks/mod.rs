@@ -242,6 +242,13 @@ impl Connector for QuickBooks {
         })
     }
 
+    fn event_types(&self, data_type: &str) -> &'static [&'static str] {
+        match data_type {
+            "invoices" => &invoice::EVENT_TYPES,
+            _ => &[],
+        }
+    }
+
     fn outbound_for_event(
         &self,
         data_type: &str,
