@@ -1,6 +1,7 @@
-//! The sync engine's metrics, read from a Prometheus recorder installed in this test's
-//! process (nextest runs each test in a process of its own): runs by outcome, records by
-//! action, rate-budget waits by reason.
+//! The sync engine's metrics, read from a Prometheus recorder local to this test's thread
+//! (`metrics::with_local_recorder` around a current-thread runtime), so that the other tests
+//! of the process, which `cargo test` runs beside it, count nothing into it: runs by outcome,
+//! records by action, rate-budget waits by reason.
 
 use metrics_exporter_prometheus::PrometheusBuilder;
 
@@ -17,11 +18,20 @@ fn metric(text: &str, series: &str) -> Option<f64> {
 
 /// The metrics do not depend on the backend (the handler counts what the store returned);
 /// SQLite here.
-#[tokio::test]
-async fn runs_records_and_budget_waits_are_counted() {
-    let handle = PrometheusBuilder::new()
-        .install_recorder()
-        .expect("the only recorder of this process");
+#[test]
+fn runs_records_and_budget_waits_are_counted() {
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    metrics::with_local_recorder(&recorder, || {
+        runtime.block_on(counts_into(&handle));
+    });
+}
+
+async fn counts_into(handle: &metrics_exporter_prometheus::PrometheusHandle) {
     let w = SyncWorld::new(Backend::Sqlite, None).await;
     w.sim.add_payments(3, chrono::Duration::hours(1));
     w.sim.add_invoices(2, chrono::Duration::hours(1));
