@@ -260,3 +260,55 @@ impl Connectors {
         self.by_provider.get(&provider).cloned()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every outbound data type of a built-in connector names the events it takes, so an
+    /// enabled integration subscribes to them (`subscriptions.rs`) and events reach it; a
+    /// connector that builds records from events nobody subscribes it to pushes nothing.
+    #[test]
+    fn every_outbound_data_type_subscribes_to_the_events_it_takes() {
+        let connectors = Connectors::builtin();
+        let candidates = [
+            "invoices",
+            "payments",
+            "payment_intents",
+            "trips",
+            "customers",
+        ];
+        let mut outbound = 0;
+        for provider in Provider::ALL {
+            let Some(connector) = connectors.get(provider) else {
+                continue;
+            };
+            for data_type in candidates {
+                let Some(spec) = connector.data_type(data_type) else {
+                    continue;
+                };
+                if spec.direction != Direction::Out {
+                    continue;
+                }
+                outbound += 1;
+                let types = connector.event_types(data_type);
+                assert!(
+                    !types.is_empty(),
+                    "{provider} {data_type}: outbound, but subscribes to no event type"
+                );
+                for event_type in types {
+                    assert!(
+                        connector
+                            .outbound_for_event(data_type, event_type, &serde_json::json!({}))
+                            .is_some(),
+                        "{provider} {data_type}: subscribes to {event_type} but does not take it"
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            outbound, 3,
+            "QuickBooks invoices, Stripe payment_intents, Salesforce trips"
+        );
+    }
+}

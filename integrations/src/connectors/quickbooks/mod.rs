@@ -255,7 +255,8 @@ impl Connector for QuickBooks {
         event_type: &str,
         data: &Value,
     ) -> Option<Result<OutboundPlan, String>> {
-        (data_type == "invoices" && invoice::EVENT_TYPES.contains(&event_type))
+        self.event_types(data_type)
+            .contains(&event_type)
             .then(|| invoice::plan(data))
     }
 

@@ -338,13 +338,21 @@ impl Connector for Salesforce {
         })
     }
 
+    fn event_types(&self, data_type: &str) -> &'static [&'static str] {
+        match data_type {
+            "trips" => &trip::EVENT_TYPES,
+            _ => &[],
+        }
+    }
+
     fn outbound_for_event(
         &self,
         data_type: &str,
         event_type: &str,
         data: &Value,
     ) -> Option<Result<OutboundPlan, String>> {
-        (data_type == "trips" && trip::EVENT_TYPES.contains(&event_type))
+        self.event_types(data_type)
+            .contains(&event_type)
             .then(|| trip::plan(event_type, data))
     }
 

@@ -273,13 +273,21 @@ impl Connector for Stripe {
         })
     }
 
+    fn event_types(&self, data_type: &str) -> &'static [&'static str] {
+        match data_type {
+            "payment_intents" => &payment_intent::EVENT_TYPES,
+            _ => &[],
+        }
+    }
+
     fn outbound_for_event(
         &self,
         data_type: &str,
         event_type: &str,
         data: &Value,
     ) -> Option<Result<OutboundPlan, String>> {
-        (data_type == "payment_intents" && payment_intent::EVENT_TYPES.contains(&event_type))
+        self.event_types(data_type)
+            .contains(&event_type)
             .then(|| payment_intent::plan(data))
     }
 
