@@ -58,6 +58,13 @@ impl IntegrationContext {
         request: IntegrationRequest,
     ) -> Result<Integration, ConfigureError> {
         request.check(provider, &self.targets)?;
+        crate::connectors::manifest::enable::check(
+            provider,
+            request.enabled,
+            &request.data_types,
+            &request.settings,
+            request.credentials.as_ref(),
+        )?;
         let id = self
             .rows
             .ensure(workspace, provider.id(), &integration::new_id())

@@ -19,6 +19,42 @@ pub enum Credential {
     /// An OAuth 2.0 connection (QuickBooks, Stripe Connect, Salesforce).
     #[serde(rename = "oauth")]
     OAuth(OAuthCredential),
+    /// Named secrets (`{"secrets": {"username": …, "password": …}}`), for a manifest
+    /// connector whose manifest references several (`{{secret.NAME}}`). Stored under the
+    /// `api_key` kind: static secrets, nothing to refresh.
+    #[serde(rename = "secrets")]
+    Secrets(SecretFields),
+}
+
+/// Named secrets, with their JSON form kept as the token calls carry (the manifest
+/// connector reads the fields back from it).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "std::collections::BTreeMap<String, String>")]
+#[serde(into = "std::collections::BTreeMap<String, String>")]
+pub struct SecretFields {
+    fields: std::collections::BTreeMap<String, String>,
+    json: String,
+}
+
+impl From<std::collections::BTreeMap<String, String>> for SecretFields {
+    fn from(fields: std::collections::BTreeMap<String, String>) -> Self {
+        // A map of strings always serializes.
+        let json = serde_json::to_string(&fields).unwrap_or_default();
+        SecretFields { fields, json }
+    }
+}
+
+impl From<SecretFields> for std::collections::BTreeMap<String, String> {
+    fn from(s: SecretFields) -> Self {
+        s.fields
+    }
+}
+
+impl SecretFields {
+    /// The names and values.
+    pub fn fields(&self) -> &std::collections::BTreeMap<String, String> {
+        &self.fields
+    }
 }
 
 /// An OAuth 2.0 connection's tokens and client.
@@ -53,6 +89,10 @@ impl std::fmt::Debug for Credential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Credential::ApiKey(_) => f.write_str("ApiKey(<redacted>)"),
+            Credential::Secrets(s) => f
+                .debug_map()
+                .entries(s.fields.keys().map(|k| (k, "<redacted>")))
+                .finish(),
             Credential::OAuth(o) => f
                 .debug_struct("OAuth")
                 .field("access_token", &"<redacted>")
@@ -93,15 +133,17 @@ impl Credential {
     /// Its kind.
     pub fn kind(&self) -> AuthKind {
         match self {
-            Credential::ApiKey(_) => AuthKind::ApiKey,
+            Credential::ApiKey(_) | Credential::Secrets(_) => AuthKind::ApiKey,
             Credential::OAuth(_) => AuthKind::Oauth,
         }
     }
 
-    /// The token API calls carry: the API key, or the OAuth access token.
+    /// The token API calls carry: the API key, the OAuth access token, or the named
+    /// secrets as a JSON object.
     pub fn bearer(&self) -> &str {
         match self {
             Credential::ApiKey(key) => key,
+            Credential::Secrets(s) => &s.json,
             Credential::OAuth(o) => &o.access_token,
         }
     }
@@ -109,7 +151,7 @@ impl Credential {
     /// When the access token expires (an API key does not).
     pub fn expires_at(&self) -> Option<DateTime<Utc>> {
         match self {
-            Credential::ApiKey(_) => None,
+            Credential::ApiKey(_) | Credential::Secrets(_) => None,
             Credential::OAuth(o) => o.expires_at,
         }
     }
@@ -118,6 +160,7 @@ impl Credential {
     pub fn secrets(&self) -> Vec<&str> {
         match self {
             Credential::ApiKey(key) => vec![key.as_str()],
+            Credential::Secrets(s) => s.fields.values().map(String::as_str).collect(),
             Credential::OAuth(o) => [
                 Some(o.access_token.as_str()),
                 o.refresh_token.as_deref(),

@@ -203,7 +203,7 @@ impl IntegrationContext {
                 "unknown provider '{}'",
                 integration.provider
             ))),
-            (Credential::ApiKey(_), _) => Err(TokenCallError::Refused(
+            (Credential::ApiKey(_) | Credential::Secrets(_), _) => Err(TokenCallError::Refused(
                 "the provider refused the API key".to_owned(),
             )),
         };

@@ -1,6 +1,7 @@
 //! The provider connectors, one module each, registered in
 //! [`Connectors::builtin`](crate::sync::connector::Connectors::builtin).
 
+pub mod manifest;
 pub mod quickbooks;
 pub mod salesforce;
 pub mod stripe;

@@ -161,6 +161,18 @@ pub trait Connector: Send + Sync + 'static {
     /// How far back the changes feed reaches; an older cursor needs a full reconciliation.
     fn changes_window(&self) -> chrono::Duration;
 
+    /// How far back the changes feed of `data_type` reaches for `integration` (default:
+    /// [`Connector::changes_window`]; the manifest connector reads it from the
+    /// integration's manifest, per stream).
+    fn changes_window_for(
+        &self,
+        integration: &IntegrationInfo,
+        data_type: &str,
+    ) -> chrono::Duration {
+        let _ = (integration, data_type);
+        self.changes_window()
+    }
+
     /// How far before the cursor a run starts reading (late-committed records).
     fn lookback(&self) -> chrono::Duration;
 
@@ -240,9 +252,13 @@ pub struct Connectors {
 }
 
 impl Connectors {
-    /// Every connector Hangar ships: QuickBooks Online, Stripe Connect, Salesforce.
+    /// Every connector Hangar ships: QuickBooks Online, Stripe Connect, Salesforce, and the
+    /// manifest connector of each system that publishes nothing.
     pub fn builtin() -> Self {
         let mut connectors = Connectors::default();
+        for manifest in crate::connectors::manifest::templates::builtin() {
+            connectors.register(manifest.clone());
+        }
         connectors.register(crate::connectors::quickbooks::QuickBooks);
         connectors.register(crate::connectors::stripe::Stripe);
         connectors.register(crate::connectors::salesforce::Salesforce::default());
@@ -277,6 +293,9 @@ mod tests {
             "payment_intents",
             "trips",
             "customers",
+            "flight_times",
+            "messages",
+            "safety_reports",
         ];
         let mut outbound = 0;
         for provider in Provider::ALL {
@@ -307,8 +326,9 @@ mod tests {
             }
         }
         assert_eq!(
-            outbound, 3,
-            "QuickBooks invoices, Stripe payment_intents, Salesforce trips"
+            outbound, 13,
+            "QuickBooks invoices, Stripe payment_intents, Salesforce trips, and one outbound \
+             stream of each of the ten manifest templates"
         );
     }
 }

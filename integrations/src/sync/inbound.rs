@@ -50,15 +50,13 @@ pub async fn run(
     let now =
         chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap_or_default();
     if position.scan.is_none() {
-        let too_old = position
-            .cursor
-            .as_ref()
-            .is_some_and(|c| c.at < now - connector.changes_window());
+        let window = connector.changes_window_for(&calls.integration, &target.data_type);
+        let too_old = position.cursor.as_ref().is_some_and(|c| c.at < now - window);
         if position.cursor.is_none() || too_old {
             let why = if too_old {
                 format!(
                     "cursor older than the provider's {}-day changes window",
-                    connector.changes_window().num_days()
+                    window.num_days()
                 )
             } else {
                 "no cursor yet".to_owned()
