@@ -1,8 +1,11 @@
 //! A stream's cursor against the engine's: the engine keeps a time per (integration, data
 //! type) and asks for the changes since it. A date-time cursor is that time, floored to the
 //! provider's granularity and written in its format; an incrementing cursor (a sequence or
-//! change number `n`) is carried in the engine's time as `n` milliseconds after the epoch,
-//! so the engine's ordering and its "nothing past the cursor" end work unchanged. The
+//! change number `n`) is carried in the engine's time as `n` milliseconds after
+//! [`anchor`] (3000-01-01), so the engine's ordering and its "nothing past the cursor" end
+//! work unchanged, and a cursor that is a real time (where a full reconciliation leaves it:
+//! the time it began) reads the stream from its first value. Records of an incrementing
+//! stream carry that time too (so the provider's change wins last-write-wins). The
 //! lookback is taken here, per stream: seconds before a date-time cursor, values before an
 //! incrementing one.
 
@@ -12,15 +15,25 @@ use serde_json::Value;
 use super::model::{CursorKind, CursorSpec, TimeFormat};
 use super::select;
 
-/// The largest incrementing value carried (the engine's time range, in milliseconds).
+/// The largest incrementing value carried (within the engine's time range).
 pub const MAX_INCREMENTING: i64 = 8_000_000_000_000_000;
+
+/// Where incrementing values start in the engine's time: 3000-01-01T00:00:00Z.
+pub fn anchor() -> DateTime<Utc> {
+    DateTime::from_timestamp(32_503_680_000, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
 
 /// The value sent in the cursor's parameter for a read of the changes since `since`.
 pub fn param_value(spec: &CursorSpec, since: DateTime<Utc>) -> String {
     match spec.kind {
         CursorKind::Incrementing => {
-            let n = since.timestamp_millis() - spec.lookback.min(i64::MAX as u64) as i64;
-            n.max(0).to_string()
+            let value = if since >= anchor() {
+                (since - anchor()).num_milliseconds()
+            } else {
+                0
+            };
+            let lookback = i64::try_from(spec.lookback).unwrap_or(i64::MAX);
+            value.saturating_sub(lookback).max(0).to_string()
         }
         CursorKind::DateTime => {
             let lookback = i64::try_from(spec.lookback).unwrap_or(i64::MAX / 4_000);
@@ -59,7 +72,9 @@ pub fn record_time(
                 if !(0..=MAX_INCREMENTING).contains(&n) {
                     return Err(format!("cursor field `{}` is out of range", spec.field));
                 }
-                DateTime::from_timestamp_millis(n).ok_or_else(|| "out of range".to_owned())
+                anchor()
+                    .checked_add_signed(chrono::Duration::milliseconds(n))
+                    .ok_or_else(|| "out of range".to_owned())
             }
             CursorKind::DateTime => time(value, spec.format)
                 .ok_or_else(|| format!("cursor field `{}` is not a time", spec.field)),
@@ -130,6 +145,7 @@ mod tests {
         let i = spec(CursorKind::Incrementing, TimeFormat::Rfc3339, 1, 5);
         let t = record_time(Some(&i), None, &json!({"v": "1042"})).unwrap();
         assert_eq!(param_value(&i, t), "1037");
+        assert_eq!(param_value(&i, at), "0", "a real time: from the first value");
         assert!(record_time(Some(&i), None, &json!({"v": -1})).is_err());
         assert!(record_time(Some(&s), None, &json!({"v": "soon"})).is_err());
         assert_eq!(
