@@ -77,13 +77,13 @@ fn manifest_load_errors_name_file_field_and_line() {
     let good = manifest(&table, JSON_PAGES);
     Document::parse("t.toml", &good).unwrap().manifest().expect("the test manifest is valid");
     let cases = [
-        (good.replace("kind = \"page_number\"", "kind = \"pages\""), "manifest", "pagination"),
+        (good.replace("kind = \"page_number\"", "kind = \"pages\""), "streams[1].pagination.kind", "pages"),
         (good.replace("value = \"{{secret.api_key}}\"", "value = \"key-123\""), "auth.value", "secret"),
         (good.replace("path = \"/due-items\"", "path = \"due-items\""), "streams[1].request.path", "'/'"),
         (good.replace("version = 1", "version = 2"), "version", "version 2"),
         (good.replace("provider = \"camp\"", "provider = \"nasa\""), "provider", "unknown provider"),
-        (good.replace("granularity_secs = 1", "granularity_secs = 1\ncolour = \"red\""), "manifest", "colour"),
-        (good.replace("action = \"retry\"", "action = \"retry\"\nheader_equals = \"x\"").replace("header = \"X-Maintenance\"\n", ""), "rules[4].header_equals", "header"),
+        (good.replace("granularity_secs = 1", "granularity_secs = 1\ncolour = \"red\""), "streams[1].cursor.colour", "unknown field"),
+        (good.replace("header = \"X-Maintenance\"\n", ""), "rules[4].header_equals", "header"),
         (good.replace("{{external_id}}", "{{password}}"), "streams[0].update.path", "unknown reference"),
     ];
     for (text, field, says) in cases {

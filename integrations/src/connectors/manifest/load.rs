@@ -277,12 +277,52 @@ pub fn identifier(s: &str) -> bool {
 
 fn toml_error(file: &str, text: &str, e: &toml::de::Error) -> LoadError {
     let line = e.span().map(|s| line_at(text, s.start));
+    let field = e
+        .span()
+        .and_then(|s| field_at(text, s.start))
+        .unwrap_or_else(|| "manifest".to_owned());
     LoadError {
         file: file.to_owned(),
         line,
-        field: "manifest".to_owned(),
+        field,
         // The first line of toml's message; its own rendering repeats the source text.
         problem: e.message().lines().next().unwrap_or("not TOML").to_owned(),
+    }
+}
+
+/// The field whose value holds byte `offset` of `text` (the deepest), if the text reads.
+fn field_at(text: &str, offset: usize) -> Option<String> {
+    let table = DeTable::parse(text).ok()?;
+    let mut found = None;
+    walk_all(table.get_ref(), "", &mut |path, span| {
+        if span.contains(&offset) || span.start == offset {
+            found = Some(path.to_owned());
+        }
+    });
+    found
+}
+
+fn walk_all(table: &DeTable<'_>, prefix: &str, f: &mut dyn FnMut(&str, std::ops::Range<usize>)) {
+    for (key, value) in table.iter() {
+        let path = if prefix.is_empty() {
+            key.get_ref().to_string()
+        } else {
+            format!("{prefix}.{}", key.get_ref())
+        };
+        f(&path, key.span().start..value.span().end.max(key.span().end));
+        match value.get_ref() {
+            DeValue::Table(t) => walk_all(t, &path, f),
+            DeValue::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let at = format!("{path}[{i}]");
+                    f(&at, item.span());
+                    if let DeValue::Table(t) = item.get_ref() {
+                        walk_all(t, &at, f);
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 }
 
