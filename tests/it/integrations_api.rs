@@ -71,6 +71,14 @@ fn api_key() -> Value {
         "credentials": {"api_key": SECRETS[0]}})
 }
 
+/// ASAP Gateway publishes no API: enabled only with a filled manifest (its template's
+/// placeholders answer 422, see `manifest_templates.rs`).
+fn asap() -> Value {
+    json!({"enabled": true, "data_types": ["safety_reports"], "frequency": "daily",
+        "settings": {"manifest": crate::manifest_support::ASAP_FILLED},
+        "credentials": {"api_key": SECRETS[0]}})
+}
+
 fn assert_no_secret(what: &str, text: &str) {
     for secret in SECRETS {
         assert!(!text.contains(secret), "{what} shows a secret: {text}");
@@ -98,7 +106,7 @@ async fn routes_and_roles(backend: Backend) {
     // Roles by category: who may change which provider.
     let cases = [
         ("quickbooks", oauth(true), [true, true, false, false, false]),
-        ("asap", api_key(), [true, false, true, false, false]),
+        ("asap", asap(), [true, false, true, false, false]),
         ("stripe", api_key(), [true, true, false, false, false]),
     ];
     for (provider, body, allowed) in cases {

@@ -318,3 +318,32 @@ impl ManifestWorld {
             .expect("a run")
     }
 }
+
+/// A filled ASAP Gateway manifest (the template's stream, made-up values a test server
+/// could speak): what an admin gives to enable `asap`.
+pub const ASAP_FILLED: &str = r#"version = 1
+provider = "asap"
+base_url = "https://asap.invalid/api"
+
+[auth]
+kind = "api_key"
+placement = "header"
+name = "X-Api-Key"
+value = "{{secret.api_key}}"
+
+[check]
+path = "/me"
+
+[[streams]]
+data_type = "safety_reports"
+direction = "out"
+object_type = "safety_report"
+conflict = "safety"
+events = ["safety_report.submitted", "safety_report.updated", "safety_report.closed"]
+internal_id = "safety_report_id"
+primary_key = "id"
+
+[streams.request]
+method = "POST"
+path = "/reports"
+"#;
