@@ -137,7 +137,13 @@ impl ManifestSim {
     /// `auth:header`, `auth:query`, `auth:basic`, `auth:bearer`, `auth:issued`, `401`,
     /// `replayed`).
     pub fn calls(&self, name: &str) -> u32 {
-        self.books.lock().unwrap().calls.get(name).copied().unwrap_or(0)
+        self.books
+            .lock()
+            .unwrap()
+            .calls
+            .get(name)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The query of every `/due-items` call, in order.
@@ -231,7 +237,8 @@ pub fn base64_encode(bytes: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let n = chunk.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
+        let n =
+            chunk.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
         for i in 0..4 {
             if i <= chunk.len() {
                 out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
@@ -262,7 +269,9 @@ async fn oauth(State(sim): State<ManifestSim>, headers: HeaderMap, body: String)
         "Basic {}",
         base64_encode(format!("{CLIENT_ID}:{CLIENT_SECRET}").as_bytes())
     );
-    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     if auth != Some(want.as_str()) || !body.contains("grant_type=client_credentials") {
         return (
             StatusCode::UNAUTHORIZED,
@@ -375,7 +384,10 @@ async fn due_items(
     };
     if more && q.contains_key("lsize") {
         let mut next = q.clone();
-        next.insert("lpage".into(), (num(&q, "lpage").unwrap_or(1) + 1).to_string());
+        next.insert(
+            "lpage".into(),
+            (num(&q, "lpage").unwrap_or(1) + 1).to_string(),
+        );
         next.remove("api_key");
         let query = serde_urlencoded::to_string(&next).expect("query");
         let link = format!("<{}/due-items?{query}>; rel=\"next\"", sim.base);
@@ -427,7 +439,10 @@ async fn update_flight_time(
         return *r;
     }
     if !b.flight_times.contains_key(&id) {
-        return (StatusCode::NOT_FOUND, axum::Json(json!({"error": {"code": "NOT_FOUND"}})))
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": {"code": "NOT_FOUND"}})),
+        )
             .into_response();
     }
     let record: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);

@@ -29,8 +29,10 @@ pub const WORKSPACE: &str = "ws_manifest";
 /// call carries: an API key, or the JSON of `credentials.secrets`).
 pub fn auth(kind: &str) -> (String, String) {
     let secrets = |pairs: &[(&str, &str)]| {
-        let map: serde_json::Map<String, serde_json::Value> =
-            pairs.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+        let map: serde_json::Map<String, serde_json::Value> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
         serde_json::Value::Object(map).to_string()
     };
     match kind {
@@ -80,23 +82,50 @@ pub const JSON_PAGES: Style = Style {
 /// The test manifest with `auth` (an `[auth]` table) and `style`.
 pub fn manifest(auth: &str, style: Style) -> String {
     let (records, id, seq, updated, description) = match style.format {
-        "xml" => ("records_path = \"DueItems.Item\"", "@id", "Seq", "UpdatedAt", "Description"),
+        "xml" => (
+            "records_path = \"DueItems.Item\"",
+            "@id",
+            "Seq",
+            "UpdatedAt",
+            "Description",
+        ),
         "csv" => ("", "id", "seq", "updated_at", "description"),
-        _ => ("records_path = \"data.items\"", "id", "seq", "updated_at", "description"),
+        _ => (
+            "records_path = \"data.items\"",
+            "id",
+            "seq",
+            "updated_at",
+            "description",
+        ),
     };
     let pagination = match style.pagination {
-        "page_number" => "kind = \"page_number\"\nparam = \"page\"\nsize_param = \"per_page\"\nsize = 10".to_owned(),
-        "offset" => "kind = \"offset\"\nparam = \"offset\"\nsize_param = \"limit\"\nsize = 10".to_owned(),
+        "page_number" => {
+            "kind = \"page_number\"\nparam = \"page\"\nsize_param = \"per_page\"\nsize = 10"
+                .to_owned()
+        }
+        "offset" => {
+            "kind = \"offset\"\nparam = \"offset\"\nsize_param = \"limit\"\nsize = 10".to_owned()
+        }
         "cursor_token" => {
-            let at = if style.format == "xml" { "DueItems.Next" } else { "data.next" };
-            format!("kind = \"cursor_token\"\nparam = \"page_token\"\ntoken_path = \"{at}\"\nsize_param = \"page_size\"\nsize = 10")
+            let at = if style.format == "xml" {
+                "DueItems.Next"
+            } else {
+                "data.next"
+            };
+            format!(
+                "kind = \"cursor_token\"\nparam = \"page_token\"\ntoken_path = \"{at}\"\nsize_param = \"page_size\"\nsize = 10"
+            )
         }
         "link_header" => "kind = \"link_header\"\nsize_param = \"lsize\"\nsize = 10".to_owned(),
         _ => "kind = \"none\"".to_owned(),
     };
     let cursor = match style.cursor {
-        "date_time" => format!("kind = \"date_time\"\nparam = \"modified_since\"\nfield = \"{updated}\"\ngranularity_secs = 1\nlookback = 60\nretention_days = 30"),
-        _ => format!("kind = \"incrementing\"\nparam = \"after_seq\"\nfield = \"{seq}\"\nlookback = 0"),
+        "date_time" => format!(
+            "kind = \"date_time\"\nparam = \"modified_since\"\nfield = \"{updated}\"\ngranularity_secs = 1\nlookback = 60\nretention_days = 30"
+        ),
+        _ => format!(
+            "kind = \"incrementing\"\nparam = \"after_seq\"\nfield = \"{seq}\"\nlookback = 0"
+        ),
     };
     format!(
         r#"version = 1
@@ -207,7 +236,10 @@ pub struct Seam {
 }
 
 impl IntegrationAccess for Seam {
-    fn integration<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<IntegrationInfo, AccessError>> {
+    fn integration<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<IntegrationInfo, AccessError>> {
         Box::pin(async move {
             let map = self.integrations.lock().unwrap();
             map.get(id)
@@ -295,8 +327,17 @@ impl ManifestWorld {
     }
 
     /// One sync of `data_type` for integration `id`.
-    pub async fn sync(&self, id: &str, data_type: &str, event_id: Option<&str>) -> Result<(), JobFailure> {
-        let trigger = if event_id.is_some() { Trigger::Event } else { Trigger::Manual };
+    pub async fn sync(
+        &self,
+        id: &str,
+        data_type: &str,
+        event_id: Option<&str>,
+    ) -> Result<(), JobFailure> {
+        let trigger = if event_id.is_some() {
+            Trigger::Event
+        } else {
+            Trigger::Manual
+        };
         self.handler
             .sync(
                 &SyncArgs {

@@ -34,21 +34,39 @@ async fn auth_kinds(backend: Backend) {
         let (table, token) = auth(kind);
         w.integrate(&id, &manifest(&table, JSON_PAGES), &token);
         let before = w.sim.calls(seen);
-        w.sync(&id, "due_items", None).await.unwrap_or_else(|e| panic!("{kind}: {e:?}"));
+        w.sync(&id, "due_items", None)
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e:?}"));
         let run = w.last_run(&id).await;
-        assert_eq!((run.status.as_str(), run.records.created), ("succeeded", 12), "{kind}: {run:?}");
+        assert_eq!(
+            (run.status.as_str(), run.records.created),
+            ("succeeded", 12),
+            "{kind}: {run:?}"
+        );
         assert!(w.sim.calls(seen) > before, "{kind} authenticated as {seen}");
     }
     assert_eq!(w.sim.calls("401"), 0, "no call was refused");
-    assert_eq!((w.sim.calls("login"), w.sim.calls("token")), (1, 1), "one session, one token");
+    assert_eq!(
+        (w.sim.calls("login"), w.sim.calls("token")),
+        (1, 1),
+        "one session, one token"
+    );
 
     // The session is reused by the next run; once the vendor forgets it, a new login and
     // one retry (no failure).
-    w.sync("int_session", "due_items", None).await.expect("again");
+    w.sync("int_session", "due_items", None)
+        .await
+        .expect("again");
     assert_eq!(w.sim.calls("login"), 1, "the session is reused");
     w.sim.expire_sessions();
-    w.sync("int_session", "due_items", None).await.expect("after expiry");
-    assert_eq!(w.sim.calls("login"), 2, "a new session after SESSION_EXPIRED");
+    w.sync("int_session", "due_items", None)
+        .await
+        .expect("after expiry");
+    assert_eq!(
+        w.sim.calls("login"),
+        2,
+        "a new session after SESSION_EXPIRED"
+    );
     assert_eq!(w.sim.calls("401"), 1, "one refused call, then the retry");
 
     // The check request verifies credentials.
@@ -62,12 +80,18 @@ async fn auth_kinds(backend: Backend) {
             data_types: vec![],
             settings: json!({"manifest": manifest(&auth("api_key_header").0, JSON_PAGES), "base_url": w.sim.base}),
         },
-        token: AccessToken { token: token.into(), version: 1 },
+        token: AccessToken {
+            token: token.into(),
+            version: 1,
+        },
         http: reqwest::Client::new(),
     };
     connector.check(cx(API_KEY)).await.expect("good key");
     let refused = connector.check(cx("wrong")).await.unwrap_err();
-    assert!(matches!(refused, ConnectorError::Unauthorized(_)), "{refused:?}");
+    assert!(
+        matches!(refused, ConnectorError::Unauthorized(_)),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test]
@@ -84,10 +108,26 @@ async fn cursors_and_pages(backend: Backend) {
     let w = ManifestWorld::new(backend).await;
     w.sim.add(25, chrono::Duration::minutes(30));
     let styles = [
-        Style { format: "json", pagination: "page_number", cursor: "date_time" },
-        Style { format: "xml", pagination: "cursor_token", cursor: "incrementing" },
-        Style { format: "csv", pagination: "offset", cursor: "date_time" },
-        Style { format: "json", pagination: "link_header", cursor: "incrementing" },
+        Style {
+            format: "json",
+            pagination: "page_number",
+            cursor: "date_time",
+        },
+        Style {
+            format: "xml",
+            pagination: "cursor_token",
+            cursor: "incrementing",
+        },
+        Style {
+            format: "csv",
+            pagination: "offset",
+            cursor: "date_time",
+        },
+        Style {
+            format: "json",
+            pagination: "link_header",
+            cursor: "incrementing",
+        },
     ];
     let (table, token) = auth("api_key_header");
     for (n, style) in styles.into_iter().enumerate() {
@@ -95,10 +135,20 @@ async fn cursors_and_pages(backend: Backend) {
         w.integrate(&id, &manifest(&table, style), &token);
         let total = 25 + 3 * n as i64;
         let queries = w.sim.queries().len();
-        w.sync(&id, "due_items", None).await.unwrap_or_else(|e| panic!("{style:?}: {e:?}"));
+        w.sync(&id, "due_items", None)
+            .await
+            .unwrap_or_else(|e| panic!("{style:?}: {e:?}"));
         let first = w.last_run(&id).await;
-        assert_eq!((first.status.as_str(), first.records.created), ("succeeded", total), "{style:?}: {first:?}");
-        assert!(first.log.iter().any(|l| l.contains("no cursor yet")), "{:?}", first.log);
+        assert_eq!(
+            (first.status.as_str(), first.records.created),
+            ("succeeded", total),
+            "{style:?}: {first:?}"
+        );
+        assert!(
+            first.log.iter().any(|l| l.contains("no cursor yet")),
+            "{:?}",
+            first.log
+        );
         let page_param = match style.pagination {
             "page_number" => "page",
             "offset" => "offset",
@@ -106,8 +156,14 @@ async fn cursors_and_pages(backend: Backend) {
             _ => "lpage",
         };
         let read = &w.sim.queries()[queries..];
-        assert!(read.len() >= 3, "{style:?}: {total} records take pages of 10");
-        assert!(read.iter().any(|q| q.contains_key(page_param)), "{style:?}: {read:?}");
+        assert!(
+            read.len() >= 3,
+            "{style:?}: {total} records take pages of 10"
+        );
+        assert!(
+            read.iter().any(|q| q.contains_key(page_param)),
+            "{style:?}: {read:?}"
+        );
 
         // Two revised, three new: the changes since the cursor.
         w.sim.touch(2);
@@ -116,16 +172,30 @@ async fn cursors_and_pages(backend: Backend) {
         w.sync(&id, "due_items", None).await.expect("changes");
         let second = w.last_run(&id).await;
         assert_eq!(
-            (second.status.as_str(), second.records.created, second.records.updated),
+            (
+                second.status.as_str(),
+                second.records.created,
+                second.records.updated
+            ),
             ("succeeded", 3, 2),
             "{style:?}: {second:?}"
         );
         let read = &w.sim.queries()[queries..];
-        let param = if style.cursor == "date_time" { "modified_since" } else { "after_seq" };
-        assert!(read.iter().all(|q| q.contains_key(param)), "{style:?} sends its cursor: {read:?}");
+        let param = if style.cursor == "date_time" {
+            "modified_since"
+        } else {
+            "after_seq"
+        };
+        assert!(
+            read.iter().all(|q| q.contains_key(param)),
+            "{style:?} sends its cursor: {read:?}"
+        );
         if style.cursor == "incrementing" {
             let after: u64 = read[0]["after_seq"].parse().expect("a number");
-            assert!(after >= total as u64, "{style:?}: after_seq={after} is past the values applied");
+            assert!(
+                after >= total as u64,
+                "{style:?}: after_seq={after} is past the values applied"
+            );
         }
     }
 }
@@ -144,22 +214,73 @@ async fn manifest_cursors_and_pages_sqlite() {
 /// class, retry-after).
 const SIGNALS: [(&str, &str, Option<ErrorClass>, Option<&str>); 11] = [
     ("due_items_page_200.http", "succeeded", None, None),
-    ("throttled_429.http", "rate_limited", Some(ErrorClass::RateLimit), Some("7")),
-    ("quota_403.http", "rate_limited", Some(ErrorClass::RateLimit), Some("11")),
-    ("session_expired_401.http", "failed", Some(ErrorClass::Auth), None),
-    ("soft_error_200.http", "failed", Some(ErrorClass::Client), None),
-    ("unavailable_503.http", "failed", Some(ErrorClass::Server), None),
-    ("timeout_408.http", "failed", Some(ErrorClass::Timeout), None),
-    ("maintenance_200.http", "failed", Some(ErrorClass::Server), None),
-    ("bad_request_400.http", "failed", Some(ErrorClass::Client), None),
-    ("account_locked_403.http", "failed", Some(ErrorClass::Auth), None),
+    (
+        "throttled_429.http",
+        "rate_limited",
+        Some(ErrorClass::RateLimit),
+        Some("7"),
+    ),
+    (
+        "quota_403.http",
+        "rate_limited",
+        Some(ErrorClass::RateLimit),
+        Some("11"),
+    ),
+    (
+        "session_expired_401.http",
+        "failed",
+        Some(ErrorClass::Auth),
+        None,
+    ),
+    (
+        "soft_error_200.http",
+        "failed",
+        Some(ErrorClass::Client),
+        None,
+    ),
+    (
+        "unavailable_503.http",
+        "failed",
+        Some(ErrorClass::Server),
+        None,
+    ),
+    (
+        "timeout_408.http",
+        "failed",
+        Some(ErrorClass::Timeout),
+        None,
+    ),
+    (
+        "maintenance_200.http",
+        "failed",
+        Some(ErrorClass::Server),
+        None,
+    ),
+    (
+        "bad_request_400.http",
+        "failed",
+        Some(ErrorClass::Client),
+        None,
+    ),
+    (
+        "account_locked_403.http",
+        "failed",
+        Some(ErrorClass::Auth),
+        None,
+    ),
     ("garbage_200.http", "failed", Some(ErrorClass::Server), None),
 ];
 
 async fn error_signals(backend: Backend) {
     let w = ManifestWorld::new(backend).await;
     let (table, token) = auth("api_key_header");
-    let text = manifest(&table, Style { pagination: "none", ..JSON_PAGES });
+    let text = manifest(
+        &table,
+        Style {
+            pagination: "none",
+            ..JSON_PAGES
+        },
+    );
     for (n, (fixture, status, class, wait)) in SIGNALS.into_iter().enumerate() {
         let id = format!("int_signal_{n}");
         w.integrate(&id, &text, &token);
@@ -171,13 +292,19 @@ async fn error_signals(backend: Backend) {
         match class {
             None => {
                 result.expect(fixture);
-                assert_eq!(run.records.created, 3, "{fixture}: the recorded page applied");
+                assert_eq!(
+                    run.records.created, 3,
+                    "{fixture}: the recorded page applied"
+                );
             }
             Some(class) => {
                 let failure = result.expect_err(fixture);
                 assert_eq!(failure.class, class, "{fixture}: {failure:?}");
                 assert_eq!(failure.retry_after.as_deref(), wait, "{fixture}");
-                assert!(!failure.message.contains(API_KEY), "{fixture}: no secret in {failure:?}");
+                assert!(
+                    !failure.message.contains(API_KEY),
+                    "{fixture}: no secret in {failure:?}"
+                );
             }
         }
         w.sim.clear_replay();
@@ -209,13 +336,24 @@ async fn flight_times_out(backend: Backend) {
             data: data.as_object().unwrap().clone(),
         }
     };
-    let jobs = accept_event(&w.store, &Connectors::builtin(), std::slice::from_ref(&integration), &event("evt_1", "11:00"))
-        .await
-        .expect("accepted");
+    let jobs = accept_event(
+        &w.store,
+        &Connectors::builtin(),
+        std::slice::from_ref(&integration),
+        &event("evt_1", "11:00"),
+    )
+    .await
+    .expect("accepted");
     assert_eq!(jobs.len(), 1);
-    w.sync("int_out", "flight_times", None).await.expect("pushed");
+    w.sync("int_out", "flight_times", None)
+        .await
+        .expect("pushed");
     let run = w.last_run("int_out").await;
-    assert_eq!((run.status.as_str(), run.records.created), ("succeeded", 1), "{run:?}");
+    assert_eq!(
+        (run.status.as_str(), run.records.created),
+        ("succeeded", 1),
+        "{run:?}"
+    );
     let times = w.sim.flight_times();
     assert_eq!(
         times["ft-1"],
@@ -224,10 +362,17 @@ async fn flight_times_out(backend: Backend) {
     );
 
     // The same trip again: an update of the record pushed before.
-    accept_event(&w.store, &Connectors::builtin(), std::slice::from_ref(&integration), &event("evt_2", "11:30"))
+    accept_event(
+        &w.store,
+        &Connectors::builtin(),
+        std::slice::from_ref(&integration),
+        &event("evt_2", "11:30"),
+    )
+    .await
+    .expect("accepted");
+    w.sync("int_out", "flight_times", None)
         .await
-        .expect("accepted");
-    w.sync("int_out", "flight_times", None).await.expect("updated");
+        .expect("updated");
     let run = w.last_run("int_out").await;
     assert_eq!(run.records.updated, 1, "{run:?}");
     assert_eq!(w.sim.calls("update"), 1);

@@ -36,22 +36,45 @@ fn manifest_templates_read_and_refuse_enable_while_placeholders_are_left() {
         let got: Vec<(&str, &str)> = doc
             .streams
             .iter()
-            .map(|s| (s.data_type.as_str(), if format!("{:?}", s.direction) == "In" { "in" } else { "out" }))
+            .map(|s| {
+                (
+                    s.data_type.as_str(),
+                    if format!("{:?}", s.direction) == "In" {
+                        "in"
+                    } else {
+                        "out"
+                    },
+                )
+            })
             .collect();
         assert_eq!(got, flows(provider), "{file}");
-        assert!(doc.placeholders.len() >= 10, "{file}: vendor values are placeholders");
+        assert!(
+            doc.placeholders.len() >= 10,
+            "{file}: vendor values are placeholders"
+        );
         let refused = doc.manifest().unwrap_err();
         assert!(refused.problem.contains("placeholder"), "{refused}");
-        assert!(refused.to_string().contains(file) && refused.line.is_some(), "{refused}");
+        assert!(
+            refused.to_string().contains(file) && refused.line.is_some(),
+            "{refused}"
+        );
         if provider == Provider::Asap {
-            assert!(doc.streams.iter().all(|s| format!("{:?}", s.conflict) == "Safety"));
+            assert!(
+                doc.streams
+                    .iter()
+                    .all(|s| format!("{:?}", s.conflict) == "Safety")
+            );
         }
         let data_types: Vec<String> = doc.streams.iter().map(|s| s.data_type.clone()).collect();
         let enabled = enable::check(provider, true, &data_types, &json!({}), None).unwrap_err();
         assert_eq!(enabled.field, "settings.manifest", "{enabled}");
-        assert!(enabled.problem.contains("publishes no API") && enabled.problem.contains("placeholder"), "{enabled}");
+        assert!(
+            enabled.problem.contains("publishes no API") && enabled.problem.contains("placeholder"),
+            "{enabled}"
+        );
         enable::check(provider, false, &data_types, &json!({}), None).expect("disabled: shown");
-        let unknown = enable::check(provider, false, &["invoices".into()], &json!({}), None).unwrap_err();
+        let unknown =
+            enable::check(provider, false, &["invoices".into()], &json!({}), None).unwrap_err();
         assert_eq!(unknown.field, "data_types[0]");
     }
     // The filled test manifest enables camp; a secret it references must be given.
@@ -66,8 +89,18 @@ fn manifest_templates_read_and_refuse_enable_while_placeholders_are_left() {
     assert_eq!(e.field, "credentials");
     assert!(e.problem.contains("secret.username"), "{e}");
     // A filled manifest keeps the template's streams.
-    let moved = manifest(&table, JSON_PAGES).replace("conflict = \"ordinary\"\nprimary_key = \"id\"", "conflict = \"financial\"\nprimary_key = \"id\"");
-    let e = enable::check(Provider::Camp, false, &types, &json!({"manifest": moved}), None).unwrap_err();
+    let moved = manifest(&table, JSON_PAGES).replace(
+        "conflict = \"ordinary\"\nprimary_key = \"id\"",
+        "conflict = \"financial\"\nprimary_key = \"id\"",
+    );
+    let e = enable::check(
+        Provider::Camp,
+        false,
+        &types,
+        &json!({"manifest": moved}),
+        None,
+    )
+    .unwrap_err();
     assert!(e.problem.contains("must keep the template's"), "{e}");
 }
 
@@ -75,19 +108,59 @@ fn manifest_templates_read_and_refuse_enable_while_placeholders_are_left() {
 fn manifest_load_errors_name_file_field_and_line() {
     let (table, _) = auth("api_key_header");
     let good = manifest(&table, JSON_PAGES);
-    Document::parse("t.toml", &good).unwrap().manifest().expect("the test manifest is valid");
+    Document::parse("t.toml", &good)
+        .unwrap()
+        .manifest()
+        .expect("the test manifest is valid");
     let cases = [
-        (good.replace("kind = \"page_number\"", "kind = \"pages\""), "streams[1].pagination.kind", "pages"),
-        (good.replace("value = \"{{secret.api_key}}\"", "value = \"key-123\""), "auth.value", "secret"),
-        (good.replace("path = \"/due-items\"", "path = \"due-items\""), "streams[1].request.path", "'/'"),
-        (good.replace("version = 1", "version = 2"), "version", "version 2"),
-        (good.replace("provider = \"camp\"", "provider = \"nasa\""), "provider", "unknown provider"),
-        (good.replace("granularity_secs = 1", "granularity_secs = 1\ncolour = \"red\""), "streams[1].cursor.colour", "unknown field"),
-        (good.replace("header = \"X-Maintenance\"\n", ""), "rules[4].header_equals", "header"),
-        (good.replace("{{external_id}}", "{{password}}"), "streams[0].update.path", "unknown reference"),
+        (
+            good.replace("kind = \"page_number\"", "kind = \"pages\""),
+            "streams[1].pagination.kind",
+            "pages",
+        ),
+        (
+            good.replace("value = \"{{secret.api_key}}\"", "value = \"key-123\""),
+            "auth.value",
+            "secret",
+        ),
+        (
+            good.replace("path = \"/due-items\"", "path = \"due-items\""),
+            "streams[1].request.path",
+            "'/'",
+        ),
+        (
+            good.replace("version = 1", "version = 2"),
+            "version",
+            "version 2",
+        ),
+        (
+            good.replace("provider = \"camp\"", "provider = \"nasa\""),
+            "provider",
+            "unknown provider",
+        ),
+        (
+            good.replace(
+                "granularity_secs = 1",
+                "granularity_secs = 1\ncolour = \"red\"",
+            ),
+            "streams[1].cursor.colour",
+            "unknown field",
+        ),
+        (
+            good.replace("header = \"X-Maintenance\"\n", ""),
+            "rules[4].header_equals",
+            "header",
+        ),
+        (
+            good.replace("{{external_id}}", "{{password}}"),
+            "streams[0].update.path",
+            "unknown reference",
+        ),
     ];
     for (text, field, says) in cases {
-        let e = Document::parse("t.toml", &text).and_then(|d| d.manifest()).unwrap_err();
+        let e = Document::parse("t.toml", &text)
+            .and_then(|d| d.manifest())
+            .unwrap_err();
         assert_eq!(e.field, field, "{e}");
         assert!(e.to_string().contains(says), "{e}");
         assert!(e.to_string().starts_with("t.toml line "), "{e}");
@@ -99,15 +172,42 @@ fn manifest_load_errors_name_file_field_and_line() {
 #[test]
 fn manifest_garbage_never_panics() {
     let (table, _) = auth("session");
-    let good = manifest(&table, crate::manifest_support::Style { format: "xml", pagination: "cursor_token", cursor: "incrementing" });
+    let good = manifest(
+        &table,
+        crate::manifest_support::Style {
+            format: "xml",
+            pagination: "cursor_token",
+            cursor: "incrementing",
+        },
+    );
     let mut rng = fastrand::Rng::with_seed(12);
-    let pieces = ["[", "]", "\"", "=", "\n", "[[streams]]", "{{", "}}", "<<VENDOR:", ">>", "kind = \"offset\"", "-1", "1e400", "\u{0}", "é", "[auth]"];
+    let pieces = [
+        "[",
+        "]",
+        "\"",
+        "=",
+        "\n",
+        "[[streams]]",
+        "{{",
+        "}}",
+        "<<VENDOR:",
+        ">>",
+        "kind = \"offset\"",
+        "-1",
+        "1e400",
+        "\u{0}",
+        "é",
+        "[auth]",
+    ];
     for _ in 0..3_000 {
         let mut text: Vec<char> = good.chars().collect();
         for _ in 0..rng.usize(1..6) {
             let at = rng.usize(0..=text.len());
             match rng.u8(0..3) {
-                0 => text.insert(at, *rng.choice(&['"', '[', '=', '\n', '{', '<', '0'] ).unwrap()),
+                0 => text.insert(
+                    at,
+                    *rng.choice(&['"', '[', '=', '\n', '{', '<', '0']).unwrap(),
+                ),
                 1 if at < text.len() => {
                     let end = (at + rng.usize(1..40)).min(text.len());
                     text.drain(at..end);
@@ -142,10 +242,12 @@ async fn enable_route(backend: Backend) {
         .to_owned();
     let http = reqwest::Client::new();
     let put = |provider: &str, body: Value| {
-        http.put(format!("{base}/api/v1/workspaces/ws_1/integrations/{provider}"))
-            .bearer_auth(&admin)
-            .json(&body)
-            .send()
+        http.put(format!(
+            "{base}/api/v1/workspaces/ws_1/integrations/{provider}"
+        ))
+        .bearer_auth(&admin)
+        .json(&body)
+        .send()
     };
     let template = json!({"enabled": true, "data_types": ["due_items"], "frequency": "every_6_hours",
         "credentials": {"api_key": API_KEY}});
@@ -153,12 +255,21 @@ async fn enable_route(backend: Backend) {
     assert_eq!(answer.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body: Value = answer.json().await.expect("json");
     let message = body["error"]["message"].as_str().unwrap_or_default();
-    assert!(message.contains("settings.manifest") && message.contains("placeholder"), "{body}");
+    assert!(
+        message.contains("settings.manifest") && message.contains("placeholder"),
+        "{body}"
+    );
     assert!(!body.to_string().contains(API_KEY), "no secret echoed");
 
     // Disabled, the template is accepted (shown); the filled manifest enables it.
     let off = json!({"enabled": false, "data_types": ["due_items"], "frequency": "every_6_hours"});
-    assert!(put("camp", off).await.expect("answer").status().is_success());
+    assert!(
+        put("camp", off)
+            .await
+            .expect("answer")
+            .status()
+            .is_success()
+    );
     let (table, _) = auth("api_key_header");
     let filled = json!({"enabled": true, "data_types": ["due_items", "flight_times"], "frequency": "every_6_hours",
         "settings": {"manifest": manifest(&table, JSON_PAGES)}, "credentials": {"api_key": API_KEY}});

@@ -51,7 +51,10 @@ pub async fn run(
         chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap_or_default();
     if position.scan.is_none() {
         let window = connector.changes_window_for(&calls.integration, &target.data_type);
-        let too_old = position.cursor.as_ref().is_some_and(|c| c.at < now - window);
+        let too_old = position
+            .cursor
+            .as_ref()
+            .is_some_and(|c| c.at < now - window);
         if position.cursor.is_none() || too_old {
             let why = if too_old {
                 format!(

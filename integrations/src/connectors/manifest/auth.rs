@@ -116,7 +116,10 @@ pub async fn apply(
         Auth::OauthClientCredentials { .. } => request.bearer_auth(token(env).await?),
         Auth::Session(session) => {
             let token = token(env).await?;
-            request.header(session.header.as_str(), format!("{}{token}", session.prefix))
+            request.header(
+                session.header.as_str(),
+                format!("{}{token}", session.prefix),
+            )
         }
     })
 }

@@ -145,7 +145,11 @@ mod tests {
         let i = spec(CursorKind::Incrementing, TimeFormat::Rfc3339, 1, 5);
         let t = record_time(Some(&i), None, &json!({"v": "1042"})).unwrap();
         assert_eq!(param_value(&i, t), "1037");
-        assert_eq!(param_value(&i, at), "0", "a real time: from the first value");
+        assert_eq!(
+            param_value(&i, at),
+            "0",
+            "a real time: from the first value"
+        );
         assert!(record_time(Some(&i), None, &json!({"v": -1})).is_err());
         assert!(record_time(Some(&s), None, &json!({"v": "soon"})).is_err());
         assert_eq!(

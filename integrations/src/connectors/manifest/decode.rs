@@ -179,7 +179,10 @@ mod tests {
                 {"@id": "1", "Name": "A & B"}, {"@id": "2", "Name": "C"}]}})
         );
         let c = decode(Format::Csv, b"id,name\n1,\"a, b\"\n2,c\n").unwrap();
-        assert_eq!(c, json!([{"id": "1", "name": "a, b"}, {"id": "2", "name": "c"}]));
+        assert_eq!(
+            c,
+            json!([{"id": "1", "name": "a, b"}, {"id": "2", "name": "c"}])
+        );
         assert_eq!(decode(Format::Json, b" ").unwrap(), Value::Null);
         for garbage in [&b"<a><b></a>"[..], b"<a>", b"", b"\xff\xfe<"] {
             assert!(decode(Format::Xml, garbage).is_err(), "{garbage:?}");

@@ -32,7 +32,10 @@ pub fn compatible(base: &Document, filled: &Document) -> Result<(), LoadError> {
     if filled.provider != base.provider {
         return Err(error(
             "provider".into(),
-            format!("is {}, the integration's provider is {}", filled.provider, base.provider),
+            format!(
+                "is {}, the integration's provider is {}",
+                filled.provider, base.provider
+            ),
         ));
     }
     for (i, stream) in filled.streams.iter().enumerate() {

@@ -58,7 +58,12 @@ impl Env<'_> {
         render(text, &|r| self.resolve(r, record, external_id))
     }
 
-    fn resolve(&self, r: Ref<'_>, record: Option<&Value>, external_id: Option<&str>) -> Option<String> {
+    fn resolve(
+        &self,
+        r: Ref<'_>,
+        record: Option<&Value>,
+        external_id: Option<&str>,
+    ) -> Option<String> {
         match r {
             Ref::Secret(name) => self.secrets.get(name).map(str::to_owned),
             Ref::Setting(name) => select::text(&self.cx.integration.settings, name),
@@ -68,8 +73,15 @@ impl Env<'_> {
     }
 
     /// The URL of `path` below the base, its references percent-encoded.
-    pub fn url(&self, path: &str, record: Option<&Value>, external_id: Option<&str>) -> Result<String, String> {
-        let rendered = render(path, &|r| self.resolve(r, record, external_id).map(|v| encode(&v)))?;
+    pub fn url(
+        &self,
+        path: &str,
+        record: Option<&Value>,
+        external_id: Option<&str>,
+    ) -> Result<String, String> {
+        let rendered = render(path, &|r| {
+            self.resolve(r, record, external_id).map(|v| encode(&v))
+        })?;
         Ok(join(&self.base, &rendered))
     }
 }
@@ -88,7 +100,10 @@ fn encode(value: &str) -> String {
 
 /// A manifest problem found while calling (a reference the credential lacks): no retry.
 pub fn config_failure(message: String) -> ConnectorError {
-    ConnectorError::Failed(JobFailure::new(ErrorClass::Client, format!("manifest: {message}")))
+    ConnectorError::Failed(JobFailure::new(
+        ErrorClass::Client,
+        format!("manifest: {message}"),
+    ))
 }
 
 /// What one call sends beyond the [`Request`]'s own.
@@ -129,13 +144,21 @@ pub async fn exchange(
         if extra.url.is_none() {
             let mut query = Vec::new();
             for (k, v) in &request.query {
-                query.push((k.clone(), env.render(v, extra.record, extra.external_id).map_err(config_failure)?));
+                query.push((
+                    k.clone(),
+                    env.render(v, extra.record, extra.external_id)
+                        .map_err(config_failure)?,
+                ));
             }
             builder = builder.query(&query);
         }
         builder = builder.query(&extra.query);
         for (k, v) in &request.headers {
-            builder = builder.header(k.as_str(), env.render(v, extra.record, extra.external_id).map_err(config_failure)?);
+            builder = builder.header(
+                k.as_str(),
+                env.render(v, extra.record, extra.external_id)
+                    .map_err(config_failure)?,
+            );
         }
         for (k, v) in &extra.headers {
             builder = builder.header(k.as_str(), v.as_str());

@@ -105,19 +105,15 @@ impl Document {
         }
         let table = DeTable::parse(text).map_err(|e| toml_error(file, text, &e))?;
         let mut placeholders = Vec::new();
-        walk_strings(
-            table.get_ref(),
-            "",
-            &mut |field, span, value| {
-                if value.contains(PLACEHOLDER_OPEN) {
-                    placeholders.push(Placeholder {
-                        field: field.to_owned(),
-                        line: line_at(text, span.start),
-                        text: value.to_owned(),
-                    });
-                }
-            },
-        );
+        walk_strings(table.get_ref(), "", &mut |field, span, value| {
+            if value.contains(PLACEHOLDER_OPEN) {
+                placeholders.push(Placeholder {
+                    field: field.to_owned(),
+                    line: line_at(text, span.start),
+                    text: value.to_owned(),
+                });
+            }
+        });
         for p in &placeholders {
             let open = p.text.find(PLACEHOLDER_OPEN).unwrap_or(0);
             if !p.text[open..].contains(PLACEHOLDER_CLOSE) {
@@ -140,12 +136,12 @@ impl Document {
                 ),
             ));
         }
-        let provider: Provider = doc
-            .provider
-            .parse()
-            .map_err(|e: crate::provider::UnknownProvider| {
-                error(line("provider"), "provider", e.to_string())
-            })?;
+        let provider: Provider =
+            doc.provider
+                .parse()
+                .map_err(|e: crate::provider::UnknownProvider| {
+                    error(line("provider"), "provider", e.to_string())
+                })?;
         if doc.streams.is_empty() {
             return Err(error(line("streams"), "streams", "no stream".to_owned()));
         }
@@ -309,7 +305,10 @@ fn walk_all(table: &DeTable<'_>, prefix: &str, f: &mut dyn FnMut(&str, std::ops:
         } else {
             format!("{prefix}.{}", key.get_ref())
         };
-        f(&path, key.span().start..value.span().end.max(key.span().end));
+        f(
+            &path,
+            key.span().start..value.span().end.max(key.span().end),
+        );
         match value.get_ref() {
             DeValue::Table(t) => walk_all(t, &path, f),
             DeValue::Array(items) => {
@@ -329,7 +328,11 @@ fn walk_all(table: &DeTable<'_>, prefix: &str, f: &mut dyn FnMut(&str, std::ops:
 /// The 1-based line of byte `offset` of `text`.
 fn line_at(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end].iter().filter(|b| **b == b'\n').count() + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
 }
 
 /// Calls `f` with the field path, span and value of every string in `table`.

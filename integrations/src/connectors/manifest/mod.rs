@@ -168,7 +168,13 @@ impl ManifestConnector {
             None => (self.inner.base.file.as_str(), self.inner.base.text()),
         };
         let key = hash(text);
-        if let Some(found) = self.inner.parsed.lock().ok().and_then(|p| p.get(&key).cloned()) {
+        if let Some(found) = self
+            .inner
+            .parsed
+            .lock()
+            .ok()
+            .and_then(|p| p.get(&key).cloned())
+        {
             return Ok(found);
         }
         let doc = Document::parse(file, text)?;
@@ -273,7 +279,11 @@ impl Connector for ManifestConnector {
         chrono::Duration::days(30)
     }
 
-    fn changes_window_for(&self, integration: &IntegrationInfo, data_type: &str) -> chrono::Duration {
+    fn changes_window_for(
+        &self,
+        integration: &IntegrationInfo,
+        data_type: &str,
+    ) -> chrono::Duration {
         let Ok(manifest) = self.manifest_for(integration) else {
             return self.changes_window();
         };
@@ -322,9 +332,10 @@ impl Connector for ManifestConnector {
             let env = this.env(&cx, &manifest);
             let pos = match position.as_deref() {
                 None => None,
-                Some(text) => Some(read::PagePos::decode(text).ok_or_else(|| {
-                    client_failure(format!("unknown scan position `{text}`"))
-                })?),
+                Some(text) => Some(
+                    read::PagePos::decode(text)
+                        .ok_or_else(|| client_failure(format!("unknown scan position `{text}`")))?,
+                ),
             };
             let (records, next) = read::page(&env, stream, None, pos.as_ref()).await?;
             Ok(ScanPage {
@@ -347,7 +358,10 @@ impl Connector for ManifestConnector {
                 .iter()
                 .find(|s| s.direction == Way::Out && s.object_type == record.object_type)
                 .ok_or_else(|| {
-                    client_failure(format!("the manifest has no outbound `{}`", record.object_type))
+                    client_failure(format!(
+                        "the manifest has no outbound `{}`",
+                        record.object_type
+                    ))
                 })?;
             let env = this.env(&cx, &manifest);
             push::push(&env, stream, &record).await
@@ -378,7 +392,9 @@ impl Connector for ManifestConnector {
                 internal_id: id,
                 body: data.clone(),
             }),
-            _ => Err(format!("data.{path}: missing (the platform's id of the record)")),
+            _ => Err(format!(
+                "data.{path}: missing (the platform's id of the record)"
+            )),
         })
     }
 

@@ -85,7 +85,15 @@ pub async fn page(
     };
     match (&stream.pagination, pos) {
         (Pagination::None, _) => {}
-        (Pagination::PageNumber { param, start, size_param: sp, size }, pos) => {
+        (
+            Pagination::PageNumber {
+                param,
+                start,
+                size_param: sp,
+                size,
+            },
+            pos,
+        ) => {
             let n = match pos {
                 Some(PagePos::Page(n)) => *n,
                 _ => *start,
@@ -93,7 +101,14 @@ pub async fn page(
             extra.query.push((param.clone(), n.to_string()));
             size_param(sp, Some(*size), &mut extra.query);
         }
-        (Pagination::Offset { param, size_param: sp, size }, pos) => {
+        (
+            Pagination::Offset {
+                param,
+                size_param: sp,
+                size,
+            },
+            pos,
+        ) => {
             let n = match pos {
                 Some(PagePos::Offset(n)) => *n,
                 _ => 0,
@@ -101,13 +116,27 @@ pub async fn page(
             extra.query.push((param.clone(), n.to_string()));
             size_param(sp, Some(*size), &mut extra.query);
         }
-        (Pagination::CursorToken { param, size_param: sp, size, .. }, pos) => {
+        (
+            Pagination::CursorToken {
+                param,
+                size_param: sp,
+                size,
+                ..
+            },
+            pos,
+        ) => {
             if let Some(PagePos::Token(t)) = pos {
                 extra.query.push((param.clone(), t.clone()));
             }
             size_param(sp, *size, &mut extra.query);
         }
-        (Pagination::LinkHeader { size_param: sp, size }, pos) => match pos {
+        (
+            Pagination::LinkHeader {
+                size_param: sp,
+                size,
+            },
+            pos,
+        ) => match pos {
             Some(PagePos::Link(url)) => {
                 same_origin(&env.base, url)?;
                 extra.url = Some(url.clone());
@@ -119,7 +148,13 @@ pub async fn page(
     let answer = exchange(env, &stream.request, &extra, stream.decode.format).await?;
     let raw = select::records(&answer.body, stream.decode.records_path.as_deref())
         .map_err(|e| failure(ErrorClass::Server, format!("{}: {e}", stream.data_type)))?;
-    let next = next_pos(&stream.pagination, pos, raw.len() as u64, &answer.body, &answer.headers);
+    let next = next_pos(
+        &stream.pagination,
+        pos,
+        raw.len() as u64,
+        &answer.body,
+        &answer.headers,
+    );
     let mut records = Vec::with_capacity(raw.len());
     for record in raw {
         if !select::keep(&record, stream.select.as_ref()) {
@@ -205,9 +240,15 @@ pub fn next_link(value: &str) -> Option<String> {
 fn same_origin(base: &str, url: &str) -> Result<(), ConnectorError> {
     let parse = |u: &str| reqwest::Url::parse(u).ok();
     let (Some(b), Some(u)) = (parse(base), parse(url)) else {
-        return Err(failure(ErrorClass::Client, "the next-page link is not a URL".into()));
+        return Err(failure(
+            ErrorClass::Client,
+            "the next-page link is not a URL".into(),
+        ));
     };
-    if b.scheme() == u.scheme() && b.host_str() == u.host_str() && b.port_or_known_default() == u.port_or_known_default() {
+    if b.scheme() == u.scheme()
+        && b.host_str() == u.host_str()
+        && b.port_or_known_default() == u.port_or_known_default()
+    {
         Ok(())
     } else {
         Err(failure(
@@ -254,11 +295,18 @@ mod tests {
     #[test]
     fn link_headers_and_positions() {
         assert_eq!(
-            next_link(r#"<https://x.test/a?page=2>; rel="next", <https://x.test/a?page=9>; rel="last""#),
+            next_link(
+                r#"<https://x.test/a?page=2>; rel="next", <https://x.test/a?page=9>; rel="last""#
+            ),
             Some("https://x.test/a?page=2".into())
         );
         assert_eq!(next_link(r#"<https://x.test/a?page=9>; rel="last""#), None);
-        for p in [PagePos::Page(3), PagePos::Offset(200), PagePos::Token("a:b".into()), PagePos::Link("http://h/x?y=1".into())] {
+        for p in [
+            PagePos::Page(3),
+            PagePos::Offset(200),
+            PagePos::Token("a:b".into()),
+            PagePos::Link("http://h/x?y=1".into()),
+        ] {
             assert_eq!(PagePos::decode(&p.encode()), Some(p));
         }
         assert!(same_origin("http://127.0.0.1:80/api", "http://127.0.0.1/next").is_ok());

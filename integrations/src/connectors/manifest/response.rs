@@ -151,42 +151,84 @@ mod tests {
     #[test]
     fn rules_first_then_the_retry_table() {
         let rules = vec![
-            rule(r#"status = [200]
+            rule(
+                r#"status = [200]
 path = "meta.errors"
 action = "soft_error"
-message_path = "meta.errors[0].title""#),
-            rule(r#"status = [403]
+message_path = "meta.errors[0].title""#,
+            ),
+            rule(
+                r#"status = [403]
 path = "error.code"
 equals = "QUOTA"
 action = "rate_limited"
-wait_header = "X-Quota-Reset""#),
-            rule(r#"status = ["4xx"]
+wait_header = "X-Quota-Reset""#,
+            ),
+            rule(
+                r#"status = ["4xx"]
 path = "error.code"
 equals = "SESSION_EXPIRED"
-action = "refresh""#),
-            rule(r#"header = "X-Maintenance"
+action = "refresh""#,
+            ),
+            rule(
+                r#"header = "X-Maintenance"
 header_equals = "on"
-action = "retry""#),
+action = "retry""#,
+            ),
         ];
         let none = HeaderMap::new();
         let mut quota = HeaderMap::new();
         quota.insert("x-quota-reset", "17".parse().unwrap());
         let mut maint = HeaderMap::new();
         maint.insert("x-maintenance", "ON".parse().unwrap());
-        let soft = classify(200, &none, &json!({"meta": {"errors": [{"title": "bad tail"}]}}), &rules);
-        assert!(matches!(&soft, Verdict::Fail(e) if e.class() == ErrorClass::Client), "{soft:?}");
-        assert_eq!(classify(200, &none, &json!({"meta": {"errors": []}}), &rules), Verdict::Success);
+        let soft = classify(
+            200,
+            &none,
+            &json!({"meta": {"errors": [{"title": "bad tail"}]}}),
+            &rules,
+        );
+        assert!(
+            matches!(&soft, Verdict::Fail(e) if e.class() == ErrorClass::Client),
+            "{soft:?}"
+        );
+        assert_eq!(
+            classify(200, &none, &json!({"meta": {"errors": []}}), &rules),
+            Verdict::Success
+        );
         let q = classify(403, &quota, &json!({"error": {"code": "QUOTA"}}), &rules);
-        assert!(matches!(&q, Verdict::Fail(ConnectorError::Throttled { retry_after: Some(w), .. }) if w == "17"), "{q:?}");
-        assert!(matches!(classify(400, &none, &json!({"error": {"code": "SESSION_EXPIRED"}}), &rules), Verdict::Refresh(_)));
+        assert!(
+            matches!(&q, Verdict::Fail(ConnectorError::Throttled { retry_after: Some(w), .. }) if w == "17"),
+            "{q:?}"
+        );
+        assert!(matches!(
+            classify(
+                400,
+                &none,
+                &json!({"error": {"code": "SESSION_EXPIRED"}}),
+                &rules
+            ),
+            Verdict::Refresh(_)
+        ));
         let m = classify(200, &maint, &Value::Null, &rules);
-        assert!(matches!(&m, Verdict::Fail(e) if e.class() == ErrorClass::Server), "{m:?}");
-        for (status, class) in [(408, ErrorClass::Timeout), (503, ErrorClass::Server), (404, ErrorClass::Client), (302, ErrorClass::Client), (429, ErrorClass::RateLimit)] {
+        assert!(
+            matches!(&m, Verdict::Fail(e) if e.class() == ErrorClass::Server),
+            "{m:?}"
+        );
+        for (status, class) in [
+            (408, ErrorClass::Timeout),
+            (503, ErrorClass::Server),
+            (404, ErrorClass::Client),
+            (302, ErrorClass::Client),
+            (429, ErrorClass::RateLimit),
+        ] {
             match classify(status, &none, &Value::Null, &[]) {
                 Verdict::Fail(e) => assert_eq!(e.class(), class, "{status}"),
                 other => panic!("{status}: {other:?}"),
             }
         }
-        assert!(matches!(classify(401, &none, &Value::Null, &[]), Verdict::Refresh(_)));
+        assert!(matches!(
+            classify(401, &none, &Value::Null, &[]),
+            Verdict::Refresh(_)
+        ));
     }
 }

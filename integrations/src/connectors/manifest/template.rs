@@ -95,6 +95,10 @@ mod tests {
             _ => None,
         });
         assert_eq!(r.unwrap(), "Key v");
-        assert!(render("{{setting.x}}", &|_| None).unwrap_err().contains("settings"));
+        assert!(
+            render("{{setting.x}}", &|_| None)
+                .unwrap_err()
+                .contains("settings")
+        );
     }
 }

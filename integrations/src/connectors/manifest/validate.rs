@@ -160,7 +160,8 @@ fn check_stream(at: &str, s: &Stream) -> Result<(), Problem> {
                 }
             }
             match &s.pagination {
-                Pagination::PageNumber { param, size, .. } | Pagination::Offset { param, size, .. } => {
+                Pagination::PageNumber { param, size, .. }
+                | Pagination::Offset { param, size, .. } => {
                     not_empty(&field("pagination.param"), param)?;
                     if *size == 0 {
                         return Err(problem(field("pagination.size"), "must be at least 1"));
@@ -180,7 +181,10 @@ fn check_stream(at: &str, s: &Stream) -> Result<(), Problem> {
                 check_request(&field("update"), update)?;
             }
             if s.cursor.is_some() {
-                return Err(problem(field("cursor"), "only an inbound stream has a cursor"));
+                return Err(problem(
+                    field("cursor"),
+                    "only an inbound stream has a cursor",
+                ));
             }
             if s.pagination != Pagination::None {
                 return Err(problem(field("pagination"), "only an inbound stream pages"));
@@ -218,7 +222,10 @@ fn method(field: &str, m: &str) -> Result<(), Problem> {
 
 fn path(field: &str, p: &str) -> Result<(), Problem> {
     if !p.starts_with('/') {
-        return Err(problem(field, "a path below the base URL, starting with '/'"));
+        return Err(problem(
+            field,
+            "a path below the base URL, starting with '/'",
+        ));
     }
     template::names(p).map_err(|e| problem(field, e))?;
     Ok(())
