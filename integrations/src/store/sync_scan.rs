@@ -11,9 +11,9 @@ use sqlx::Row;
 
 use super::sync_changes::ChangeRow;
 use super::sync_pages::PageTarget;
+use super::sync_removals::{Gone, remove};
 use super::sync_runs::Counts;
 use super::sync_store::{SyncStore, SyncStoreError, begin_immediate, json_text};
-use super::sync_removals::{Gone, remove};
 use super::sync_tx::Tx;
 use crate::sync::{Position, RecordClass};
 
@@ -104,16 +104,7 @@ impl SyncStore {
         let mut changes = Vec::new();
         for gone in vanished {
             let class = class(&gone.object_type);
-            remove(
-                &mut tx,
-                target,
-                gone,
-                class,
-                now,
-                &mut counts,
-                &mut changes,
-            )
-            .await?;
+            remove(&mut tx, target, gone, class, now, &mut counts, &mut changes).await?;
         }
         tx.add_counts(&target.run_id, &counts).await?;
         tx.save_position(&target.integration_id, &target.data_type, next, now)

@@ -313,12 +313,15 @@ pub struct Connectors {
 }
 
 impl Connectors {
-    /// Every connector Hangar ships: QuickBooks Online, Stripe Connect, Salesforce.
+    /// Every connector Hangar ships: QuickBooks Online, Stripe Connect, Salesforce, Avinode,
+    /// ForeFlight Dispatch.
     pub fn builtin() -> Self {
         let mut connectors = Connectors::default();
         connectors.register(crate::connectors::quickbooks::QuickBooks);
         connectors.register(crate::connectors::stripe::Stripe);
         connectors.register(crate::connectors::salesforce::Salesforce::default());
+        connectors.register(crate::connectors::avinode::Avinode);
+        connectors.register(crate::connectors::foreflight::ForeFlight);
         connectors
     }
 
@@ -350,6 +353,9 @@ mod tests {
             "payment_intents",
             "trips",
             "customers",
+            "rfqs",
+            "schedules",
+            "flights",
         ];
         let mut outbound = 0;
         for provider in Provider::ALL {
@@ -380,8 +386,8 @@ mod tests {
             }
         }
         assert_eq!(
-            outbound, 3,
-            "QuickBooks invoices, Stripe payment_intents, Salesforce trips"
+            outbound, 5,
+            "QuickBooks invoices, Stripe payment_intents, Salesforce trips, Avinode schedules, ForeFlight trips"
         );
     }
 }

@@ -341,12 +341,12 @@ impl Inner {
                 "sync: no inbound store in this process; the push is not read");
             return Ok(None);
         };
-        let push = events.inbound_event(id).await.map_err(|e| {
-            JobFailure::new(ErrorClass::Server, format!("reading push {id}: {e}"))
-        })?;
+        let push = events
+            .inbound_event(id)
+            .await
+            .map_err(|e| JobFailure::new(ErrorClass::Server, format!("reading push {id}: {e}")))?;
         let Some(push) = push.filter(|p| {
-            p.workspace_id == integration.workspace_id
-                && p.provider == integration.provider.id()
+            p.workspace_id == integration.workspace_id && p.provider == integration.provider.id()
         }) else {
             return Err(JobFailure::new(
                 ErrorClass::Client,
@@ -356,12 +356,9 @@ impl Inner {
                 ),
             ));
         };
-        serde_json::from_str(&push.body).map(Some).map_err(|e| {
-            JobFailure::new(
-                ErrorClass::Client,
-                format!("push {id} is not JSON: {e}"),
-            )
-        })
+        serde_json::from_str(&push.body)
+            .map(Some)
+            .map_err(|e| JobFailure::new(ErrorClass::Client, format!("push {id} is not JSON: {e}")))
     }
 
     /// Takes event `event_id` into `integration`'s outbox (idempotent per integration and

@@ -231,9 +231,10 @@ pub async fn run_push(
         .await?;
     let class = |object_type: &str| connector.record_class(object_type);
     let records = classify(page.records, &class);
-    outcome
-        .log
-        .push(format!("{} records named by the provider's push", records.len()));
+    outcome.log.push(format!(
+        "{} records named by the provider's push",
+        records.len()
+    ));
     let applied = store.apply_page(target, &records, &position, None).await?;
     outcome.counts.add(applied.counts);
     changes.publish(&store, &applied.changes).await;

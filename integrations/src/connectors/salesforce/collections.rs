@@ -57,7 +57,8 @@ impl Salesforce {
         let results = answer
             .as_array()
             .ok_or_else(|| malformed("a collection's results"))?;
-        let now = DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap_or_default();
+        let now =
+            DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap_or_default();
         Ok(records
             .iter()
             .zip(results)
@@ -80,8 +81,10 @@ fn pushed_of(
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .map(|e| json!({"errorCode": e.get("statusCode").or(e.get("errorCode")),
-                "message": e.get("message")}))
+            .map(|e| {
+                json!({"errorCode": e.get("statusCode").or(e.get("errorCode")),
+                "message": e.get("message")})
+            })
             .collect();
         let status = if errors.iter().any(|e| e["errorCode"] == "NOT_FOUND") {
             404

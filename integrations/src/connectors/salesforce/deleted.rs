@@ -104,10 +104,18 @@ mod tests {
         let records = deleted_records("Account", start, &body).unwrap().unwrap();
         let ids: Vec<_> = records.iter().map(|r| r.external_id.as_str()).collect();
         assert_eq!(ids, ["001A", "001B"]);
-        assert!(records.iter().all(|r| r.deleted && r.object_type == "Account"));
+        assert!(
+            records
+                .iter()
+                .all(|r| r.deleted && r.object_type == "Account")
+        );
         let purged = json!({"deletedRecords": [],
             "earliestDateAvailable": "2026-11-20T12:00:00.000+0000"});
-        assert!(deleted_records("Account", start, &purged).unwrap().is_none());
+        assert!(
+            deleted_records("Account", start, &purged)
+                .unwrap()
+                .is_none()
+        );
         assert!(deleted_records("Account", start, &json!({})).is_err());
     }
 }

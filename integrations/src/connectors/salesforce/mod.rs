@@ -402,7 +402,12 @@ impl Connector for Salesforce {
 /// What an upsert of `record` left at Salesforce (`answer`: the call's, or a collection
 /// result). Older API versions answer an update with 204 and no body: the record is then
 /// reached by its external id.
-fn pushed(settings: &Settings, record: &OutboundRecord, answer: &Value, now: DateTime<Utc>) -> Pushed {
+fn pushed(
+    settings: &Settings,
+    record: &OutboundRecord,
+    answer: &Value,
+    now: DateTime<Utc>,
+) -> Pushed {
     let external_id = answer
         .get("id")
         .and_then(Value::as_str)
