@@ -79,7 +79,7 @@ fn malformed(what: &str) -> ConnectorError {
 }
 
 fn iso(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// A flight as an inbound record.
@@ -224,14 +224,15 @@ impl Connector for ForeFlight {
                 })?
                 .with_timezone(&Utc);
             let records = modified_since(&cx, &since).await?;
-            // The next page starts at this one's newest time; a page bringing nothing newer
-            // than where it started is the last.
+            // The next page starts at this one's newest time (as it is sent); a page bringing
+            // nothing newer than where it started is the last.
             let next = records
                 .iter()
                 .map(|r| r.modified_at)
                 .max()
                 .filter(|newest| *newest > from)
-                .map(iso);
+                .map(iso)
+                .filter(|next| *next != since);
             Ok(ScanPage { records, next })
         })
     }
