@@ -93,7 +93,7 @@ fn gate(account: &mut Account, headers: &HeaderMap) -> Result<(), Box<Response>>
     let sent = header("x-avinode-senttimestamp")
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
         .map(|t| t.with_timezone(&Utc));
-    if !sent.is_some_and(|t| (Utc::now() - t).abs() < Duration::minutes(5)) {
+    if sent.is_none_or(|t| (Utc::now() - t).abs() >= Duration::minutes(5)) {
         let refused = answer(
             StatusCode::BAD_REQUEST,
             json!([{"title": "X-Avinode-SentTimestamp is not a current ISO 8601 time", "code": "ERR_INPUT_HEADER_INVALID"}]),

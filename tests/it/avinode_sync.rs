@@ -93,7 +93,7 @@ impl World {
         let jobs = accept_event(
             &self.store,
             &Connectors::builtin(),
-            &[self.access.info.clone()],
+            std::slice::from_ref(&self.access.info),
             &event,
         )
         .await
