@@ -116,7 +116,8 @@ async fn a_quickbooks_change_enqueues_the_integrations_sync(backend: Backend) {
     assert_eq!(job.workspace_id.as_deref(), Some("ws_s"));
     assert_eq!(
         job.args,
-        serde_json::json!({"integration_id": "int_q1", "data_type": "payments", "trigger": "webhook"})
+        serde_json::json!({"integration_id": "int_q1", "data_type": "payments", "trigger": "webhook",
+            "event_id": id.to_string()})
     );
     assert!(outcome.contains("int_q1"), "{outcome}");
 

@@ -9,9 +9,16 @@
 //! - `GET /services/data/{v}/query?q=SELECT … FROM {Obj} ORDER BY Id` and
 //!   `GET /services/data/{v}/query/{locator}` — `{"totalSize", "done", "records",
 //!   "nextRecordsUrl"?}` in pages of [`Switches::query_page`];
+//! - `GET /services/data/{v}/sobjects/{Obj}/deleted/?start=&end=` — `{"deletedRecords":
+//!   [{"id", "deletedDate"}], "earliestDateAvailable", "latestDateCovered"}` (the recycle
+//!   bin keeps 15 days);
 //! - `PATCH /services/data/{v}/sobjects/{Obj}/{ExtIdField}/{value}` — upsert by external id:
 //!   201 `{"id", "success": true, "errors": [], "created": true}`, or 200 with
 //!   `"created": false`;
+//! - `PATCH /services/data/{v}/composite/sobjects/{Obj}/{ExtIdField}` — the collection upsert
+//!   (`{"allOrNone", "records"}`, at most 200, else 400 `EXCEEDED_ID_LIMIT`): 200 with one
+//!   result per record, a record without a `Name`-like `Status__c` refused with
+//!   `REQUIRED_FIELD_MISSING` in its result;
 //! - `POST /services/oauth2/token` — `grant_type=refresh_token` with the client's credentials
 //!   (in the form, or Basic); answers `{"access_token", "instance_url", "token_type", …}`, a new
 //!   refresh token only when rotation is on; `invalid_grant` for an unknown one.
@@ -66,6 +73,8 @@ struct Org {
     switches: Switches,
     /// Accounts by id.
     accounts: BTreeMap<String, Value>,
+    /// Deleted accounts: id, when.
+    deleted: Vec<(String, DateTime<Utc>)>,
     /// Upserted records by object, then by external id value.
     upserted: HashMap<String, BTreeMap<String, Value>>,
     next: u64,
@@ -122,9 +131,14 @@ impl SalesforceSim {
             .route("/services/data/{v}/composite/sobjects/{obj}", get(records))
             .route("/services/data/{v}/query", get(query))
             .route("/services/data/{v}/query/{locator}", get(query_more))
+            .route("/services/data/{v}/sobjects/{obj}/deleted/", get(deleted))
             .route(
                 "/services/data/{v}/sobjects/{obj}/{field}/{value}",
                 patch(upsert),
+            )
+            .route(
+                "/services/data/{v}/composite/sobjects/{obj}/{field}",
+                patch(upsert_collection),
             )
             .route(TOKEN_PATH, post(token))
             .with_state(sim.clone());
@@ -192,6 +206,13 @@ impl SalesforceSim {
         let now = sf_time(Utc::now());
         account["LastModifiedDate"] = json!(now);
         account["SystemModstamp"] = json!(now);
+    }
+
+    /// A Salesforce user deletes an account now (to the recycle bin).
+    pub fn delete(&self, id: &str) {
+        let mut org = self.org.lock().unwrap();
+        org.accounts.remove(id).expect("account");
+        org.deleted.push((id.to_owned(), Utc::now()));
     }
 
     /// The records upserted into `object`, by external id value.
@@ -517,4 +538,94 @@ async fn token(
         body["refresh_token"] = json!(next);
     }
     axum::Json(body).into_response()
+}
+
+async fn deleted(
+    State(sim): State<SalesforceSim>,
+    UrlPath((_v, _obj)): UrlPath<(String, String)>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let mut org = sim.org.lock().unwrap();
+    if let Err(refused) = gate(&mut org, &headers) {
+        return *refused;
+    }
+    let (Some(start), Some(end)) = (parse_param(&params, "start"), parse_param(&params, "end"))
+    else {
+        let bad = errors(
+            StatusCode::BAD_REQUEST,
+            "MALFORMED_QUERY",
+            "start and end are required",
+        );
+        return answer(&mut org, "400", bad);
+    };
+    if start < Utc::now() - Duration::days(30) || end <= start {
+        let bad = errors(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REPLICATION_DATE",
+            "bad window",
+        );
+        return answer(&mut org, "400", bad);
+    }
+    let minute = |t: DateTime<Utc>| t.duration_trunc(Duration::minutes(1)).unwrap_or(t);
+    let (from, to) = (minute(start), minute(end) + Duration::minutes(1));
+    let records: Vec<Value> = org
+        .deleted
+        .iter()
+        .filter(|(_, at)| (from..to).contains(at))
+        .map(|(id, at)| json!({"id": id, "deletedDate": sf_time(*at)}))
+        .collect();
+    let body = json!({"deletedRecords": records,
+        "earliestDateAvailable": sf_time(minute(Utc::now() - Duration::days(15))),
+        "latestDateCovered": sf_time(minute(end))});
+    answer(&mut org, "deleted", axum::Json(body).into_response())
+}
+
+async fn upsert_collection(
+    State(sim): State<SalesforceSim>,
+    UrlPath((_v, obj, field)): UrlPath<(String, String, String)>,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    let mut org = sim.org.lock().unwrap();
+    if let Err(refused) = gate(&mut org, &headers) {
+        return *refused;
+    }
+    let items = body["records"].as_array().cloned().unwrap_or_default();
+    if items.is_empty() || items.len() > 200 {
+        let bad = errors(
+            StatusCode::BAD_REQUEST,
+            "EXCEEDED_ID_LIMIT",
+            "1 to 200 records",
+        );
+        return answer(&mut org, "400", bad);
+    }
+    let now = sf_time(Utc::now());
+    let mut results = Vec::new();
+    for item in items {
+        let value = item[field.as_str()].as_str().unwrap_or("").to_owned();
+        if item.get("Status__c").is_none() || value.is_empty() {
+            results.push(
+                json!({"success": false, "errors": [{"statusCode": "REQUIRED_FIELD_MISSING",
+                "message": "Required fields are missing: [Status__c]", "fields": ["Status__c"]}]}),
+            );
+            continue;
+        }
+        org.next += 1;
+        let fresh_id = format!("a00SIM{:012}", org.next);
+        let records = org.upserted.entry(obj.clone()).or_default();
+        let created = !records.contains_key(&value);
+        let record = records.entry(value.clone()).or_insert_with(
+            || json!({"attributes": {"type": obj}, "Id": fresh_id, "CreatedDate": now}),
+        );
+        for (k, v) in item.as_object().into_iter().flatten() {
+            if k != "attributes" {
+                record[k] = v.clone();
+            }
+        }
+        record["LastModifiedDate"] = json!(now);
+        results
+            .push(json!({"id": record["Id"], "success": true, "errors": [], "created": created}));
+    }
+    answer(&mut org, "collection", axum::Json(results).into_response())
 }

@@ -28,19 +28,21 @@ use crate::salesforce_sim::SalesforceSim;
 use crate::support::{Backend, TestDb};
 use crate::sync_support::FixedAccess;
 
-const INTEGRATION: &str = "int_test_salesforce";
-const WORKSPACE: &str = "ws_salesforce";
+pub const INTEGRATION: &str = "int_test_salesforce";
+pub const WORKSPACE: &str = "ws_salesforce";
 
-struct World {
-    db: TestDb,
-    sim: SalesforceSim,
-    store: SyncStore,
-    access: Arc<FixedAccess>,
-    handler: SyncHandler,
+/// One Salesforce test's world (also the deleted-feed and collection tests').
+pub struct World {
+    pub db: TestDb,
+    pub sim: SalesforceSim,
+    pub store: SyncStore,
+    pub access: Arc<FixedAccess>,
+    pub handler: SyncHandler,
 }
 
 impl World {
-    async fn new(backend: Backend) -> World {
+    /// A migrated database, a fresh simulator, a handler.
+    pub async fn new(backend: Backend) -> World {
         let db = TestDb::new(backend).await;
         let _ = db.store().await;
         let sim = SalesforceSim::start().await;
@@ -71,7 +73,8 @@ impl World {
         }
     }
 
-    async fn sync(&self, data_type: &str, event_id: Option<&str>) -> Result<(), JobFailure> {
+    /// Runs one sync of `data_type` (an event's push with `event_id`).
+    pub async fn sync(&self, data_type: &str, event_id: Option<&str>) -> Result<(), JobFailure> {
         let trigger = if event_id.is_some() {
             Trigger::Event
         } else {
@@ -86,7 +89,8 @@ impl World {
         self.handler.sync(&args, None).await
     }
 
-    async fn last_run(&self) -> RunRow {
+    /// The newest run.
+    pub async fn last_run(&self) -> RunRow {
         let runs = self.store.runs(WORKSPACE, None, 1).await.expect("runs");
         runs.into_iter().next().expect("a run")
     }
@@ -330,8 +334,14 @@ async fn the_daily_budget_sqlite() {
     the_daily_budget(Backend::Sqlite).await;
 }
 
-fn trip_event(id: &str, kind: &str) -> EventEnvelope {
-    let data = json!({"trip_id": "trp_900", "origin": "KTEB", "destination": "KPBI",
+/// A trip event of trip `trp_900`.
+pub fn trip_event(id: &str, kind: &str) -> EventEnvelope {
+    trip_event_of(id, kind, "trp_900")
+}
+
+/// A trip event of `trip`.
+pub fn trip_event_of(id: &str, kind: &str, trip: &str) -> EventEnvelope {
+    let data = json!({"trip_id": trip, "origin": "KTEB", "destination": "KPBI",
         "departure_time": "2026-12-05T14:00:00Z", "aircraft": "N123AB"});
     EventEnvelope {
         id: id.to_owned(),

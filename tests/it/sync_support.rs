@@ -65,6 +65,14 @@ impl FixedAccess {
     }
 }
 
+impl FixedAccess {
+    /// Replaces the credential the integration calls with (an API key, say), keeping its
+    /// version.
+    pub fn set_token(&self, token: &str) {
+        self.token.lock().unwrap().0.token = token.to_owned();
+    }
+}
+
 impl IntegrationAccess for FixedAccess {
     fn integration<'a>(
         &'a self,
@@ -105,10 +113,16 @@ impl IntegrationAccess for FixedAccess {
                 .await
                 .map_err(|e| AccessError::Transient(e.to_string()))?;
             let status = answer.status();
-            let body: serde_json::Value = answer
-                .json()
+            let text = answer
+                .text()
                 .await
                 .map_err(|e| AccessError::Transient(e.to_string()))?;
+            // A refusal without JSON (no token endpoint at all: an API key) is a refusal.
+            let body: serde_json::Value = match serde_json::from_str(&text) {
+                Ok(body) => body,
+                Err(e) if status.is_success() => return Err(AccessError::Transient(e.to_string())),
+                Err(_) => serde_json::Value::Null,
+            };
             if !status.is_success() {
                 return Err(AccessError::NeedsReauth(
                     self.info.id.clone(),

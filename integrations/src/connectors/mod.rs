@@ -1,6 +1,8 @@
 //! The provider connectors, one module each, registered in
 //! [`Connectors::builtin`](crate::sync::connector::Connectors::builtin).
 
+pub mod avinode;
+pub mod foreflight;
 pub mod manifest;
 pub mod quickbooks;
 pub mod salesforce;

@@ -1,9 +1,9 @@
 //! The end of a complete full reconciliation, in one transaction: the mapped records of the
 //! scanned object types that the scan did not see are the removals — refused whole when
 //! more than the allowed share would vanish (the run stops and alerts instead), otherwise
-//! financial ones held as conflicts for review (`removed_at_source`), safety ones appended
-//! ("removed at source" beside the held record, which stays), the others marked removed —
-//! and the position moves on to the changes feed. Both dialects side by side.
+//! removed as [`super::sync_removals`] says (financial ones held as conflicts for review,
+//! safety ones appended, the others marked removed) — and the position moves on to the
+//! changes feed. Both dialects side by side.
 
 use chrono::Utc;
 use hangar_workers::db::Pool;
@@ -11,11 +11,11 @@ use sqlx::Row;
 
 use super::sync_changes::ChangeRow;
 use super::sync_pages::PageTarget;
+use super::sync_removals::{Gone, remove};
 use super::sync_runs::Counts;
 use super::sync_store::{SyncStore, SyncStoreError, begin_immediate, json_text};
 use super::sync_tx::Tx;
-use crate::sync::rules::ConflictReason;
-use crate::sync::{InboundRecord, Position, RecordClass};
+use crate::sync::{Position, RecordClass};
 
 /// What the end of a scan did.
 #[derive(Debug)]
@@ -27,14 +27,6 @@ pub enum ScanEnd {
     },
     /// More than the allowed share would vanish: nothing changed.
     TooManyRemovals { vanished: i64, total: i64 },
-}
-
-/// A mapped record the scan did not see.
-struct Vanished {
-    object_type: String,
-    external_id: String,
-    internal_id: Option<String>,
-    payload: serde_json::Value,
 }
 
 impl SyncStore {
@@ -111,59 +103,8 @@ impl SyncStore {
         let mut counts = Counts::default();
         let mut changes = Vec::new();
         for gone in vanished {
-            let record = InboundRecord {
-                object_type: gone.object_type.clone(),
-                external_id: gone.external_id.clone(),
-                modified_at: now,
-                payload: serde_json::json!({"removed_at_source": true, "record": gone.payload}),
-                concurrency_token: None,
-                deleted: true,
-            };
-            let action = match class(&gone.object_type) {
-                RecordClass::Financial => {
-                    let hash = crate::sync::rules::payload_hash(&record.payload);
-                    tx.upsert_conflict(
-                        target,
-                        &record,
-                        gone.internal_id.as_deref(),
-                        ConflictReason::RemovedAtSource,
-                        Some(gone.payload.clone()),
-                        &hash,
-                        now,
-                    )
-                    .await?;
-                    counts.conflicted += 1;
-                    "conflict"
-                }
-                RecordClass::Safety => {
-                    counts.updated += 1;
-                    "appended"
-                }
-                RecordClass::Ordinary => {
-                    tx.mark_removed(&target.integration_id, &record, now)
-                        .await?;
-                    counts.removed += 1;
-                    continue;
-                }
-            };
-            if action == "appended" {
-                tx.mark_removed(&target.integration_id, &record, now)
-                    .await?;
-            }
-            let change = ChangeRow {
-                id: 0,
-                sync_run_id: target.run_id.clone(),
-                workspace_id: target.workspace_id.clone(),
-                provider: target.provider.clone(),
-                object_type: record.object_type.clone(),
-                external_id: record.external_id.clone(),
-                internal_id: gone.internal_id.clone(),
-                action: action.to_owned(),
-                record: record.payload.clone(),
-                changed_at: now,
-            };
-            let id = tx.insert_change(&change).await?;
-            changes.push(ChangeRow { id, ..change });
+            let class = class(&gone.object_type);
+            remove(&mut tx, target, gone, class, now, &mut counts, &mut changes).await?;
         }
         tx.add_counts(&target.run_id, &counts).await?;
         tx.save_position(&target.integration_id, &target.data_type, next, now)
@@ -175,14 +116,14 @@ impl SyncStore {
 
 fn vanished_rows<'r, R: Row + 'r>(
     rows: impl Iterator<Item = &'r R>,
-) -> Result<Vec<Vanished>, SyncStoreError>
+) -> Result<Vec<Gone>, SyncStoreError>
 where
     for<'c> &'c str: sqlx::ColumnIndex<R>,
     String: for<'d> sqlx::Decode<'d, R::Database> + sqlx::Type<R::Database>,
     Option<String>: for<'d> sqlx::Decode<'d, R::Database> + sqlx::Type<R::Database>,
 {
     rows.map(|r| {
-        Ok(Vanished {
+        Ok(Gone {
             object_type: r.try_get("object_type")?,
             external_id: r.try_get("external_id")?,
             internal_id: r.try_get("internal_id")?,

@@ -223,6 +223,79 @@ pub trait Connector: Send + Sync + 'static {
         object_type: String,
         external_id: String,
     ) -> BoxFuture<'static, Result<InboundRecord, ConnectorError>>;
+
+    /// Whether the records of inbound `data_type` arrive by provider push only (Avinode's
+    /// RFQs: the provider publishes no list to read or reconcile against). A run started by
+    /// a push reads the records the push names ([`Connector::records_of_push`]); any other
+    /// run of such a data type reads nothing (and never reconciles, so removes nothing).
+    fn reads_pushes(&self, data_type: &str) -> bool {
+        let _ = data_type;
+        false
+    }
+
+    /// The records a verified provider push (`push`, its JSON body) names, read from the
+    /// provider, for a data type that [`reads_pushes`](Connector::reads_pushes).
+    fn records_of_push(
+        &self,
+        cx: CallContext,
+        data_type: String,
+        push: serde_json::Value,
+    ) -> BoxFuture<'static, Result<Page, ConnectorError>> {
+        let _ = (cx, data_type, push);
+        Box::pin(async { Ok(Page::default()) })
+    }
+
+    /// Whether inbound `data_type` has a feed of deletions the provider reports record by
+    /// record (Salesforce's `deleted`): read after the changes feed by
+    /// [`Connector::removed_since`], each one removed at once (an ordinary record marked
+    /// removed, a financial one held for review, a safety one appended), instead of waiting
+    /// for a full reconciliation to find it gone.
+    fn removals_feed(&self, data_type: &str) -> bool {
+        let _ = data_type;
+        false
+    }
+
+    /// The records of `data_type` deleted at the provider since `since` (inclusive), each
+    /// with `deleted: true`, for a data type with a [`removals_feed`](Connector::removals_feed).
+    /// `Ok(None)`: the provider no longer holds deletions that old (a later full
+    /// reconciliation finds them gone).
+    fn removed_since(
+        &self,
+        cx: CallContext,
+        data_type: String,
+        since: DateTime<Utc>,
+    ) -> BoxFuture<'static, Result<Option<Vec<InboundRecord>>, ConnectorError>> {
+        let _ = (cx, data_type, since);
+        Box::pin(async { Ok(Some(Vec::new())) })
+    }
+
+    /// How many outbound records of `object_type` one provider call may push together
+    /// ([`Connector::push_many`]); 1 (the default): one [`Connector::push`] each.
+    fn push_batch(&self, object_type: &str) -> usize {
+        let _ = object_type;
+        1
+    }
+
+    /// Pushes `records` (all of one object type, at most [`push_batch`](Connector::push_batch))
+    /// in one provider call; one result per record, in order. `Err`: the call itself failed
+    /// (nothing is known to be pushed). The default pushes them one by one.
+    fn push_many(
+        &self,
+        cx: CallContext,
+        records: Vec<OutboundRecord>,
+    ) -> BoxFuture<'static, Result<Vec<Result<Pushed, ConnectorError>>, ConnectorError>> {
+        let pushes: Vec<_> = records
+            .into_iter()
+            .map(|record| self.push(cx.clone(), record))
+            .collect();
+        Box::pin(async move {
+            let mut results = Vec::with_capacity(pushes.len());
+            for push in pushes {
+                results.push(push.await);
+            }
+            Ok(results)
+        })
+    }
 }
 
 /// An outbound record built from a catalog event's data.
@@ -252,8 +325,8 @@ pub struct Connectors {
 }
 
 impl Connectors {
-    /// Every connector Hangar ships: QuickBooks Online, Stripe Connect, Salesforce, and the
-    /// manifest connector of each system that publishes nothing.
+    /// Every connector Hangar ships: QuickBooks Online, Stripe Connect, Salesforce, Avinode,
+    /// ForeFlight Dispatch, and the manifest connector of each system that publishes nothing.
     pub fn builtin() -> Self {
         let mut connectors = Connectors::default();
         for manifest in crate::connectors::manifest::templates::builtin() {
@@ -262,6 +335,8 @@ impl Connectors {
         connectors.register(crate::connectors::quickbooks::QuickBooks);
         connectors.register(crate::connectors::stripe::Stripe);
         connectors.register(crate::connectors::salesforce::Salesforce::default());
+        connectors.register(crate::connectors::avinode::Avinode);
+        connectors.register(crate::connectors::foreflight::ForeFlight);
         connectors
     }
 
@@ -296,6 +371,9 @@ mod tests {
             "flight_times",
             "messages",
             "safety_reports",
+            "rfqs",
+            "schedules",
+            "flights",
         ];
         let mut outbound = 0;
         for provider in Provider::ALL {
@@ -326,9 +404,9 @@ mod tests {
             }
         }
         assert_eq!(
-            outbound, 13,
-            "QuickBooks invoices, Stripe payment_intents, Salesforce trips, and one outbound \
-             stream of each of the ten manifest templates"
+            outbound, 15,
+            "QuickBooks invoices, Stripe payment_intents, Salesforce trips, Avinode schedules, \
+             ForeFlight trips, and one outbound stream of each of the ten manifest templates"
         );
     }
 }

@@ -7,7 +7,10 @@
 //! integration, or a data type it does not enable, moves nothing and completes. An outbound
 //! run with `"trigger": "event"` and an `"event_id"` (enqueued by the engine's event
 //! subscription, see `crate::subscriptions`) first reads that event from the engine's store
-//! and takes it into the outbox ([`outbound::accept_event`], idempotent), then pushes.
+//! and takes it into the outbox ([`outbound::accept_event`], idempotent), then pushes. An
+//! inbound run with `"trigger": "webhook"` and an `"event_id"` (the provider push's row in
+//! the engine's inbound store, enqueued by `hangar_workers::inbound::enqueue_sync`) of a data
+//! type whose records arrive by push only reads the records that push names.
 
 use std::sync::Arc;
 
@@ -211,6 +214,30 @@ impl Inner {
         };
         let mut outcome = Outcome::default();
         let result = match spec.direction {
+            Direction::In if connector.reads_pushes(&args.data_type) => {
+                match self.push_of(&calls.integration, args).await {
+                    Ok(Some(push)) => {
+                        inbound::run_push(
+                            connector.as_ref(),
+                            &target,
+                            &mut calls,
+                            &self.changes,
+                            &mut outcome,
+                            push,
+                        )
+                        .await
+                    }
+                    Ok(None) => {
+                        outcome.log.push(format!(
+                            "{provider} {}: records arrive by the provider's push only; this run ({}) has none to read",
+                            args.data_type,
+                            args.trigger.as_str()
+                        ));
+                        Ok(())
+                    }
+                    Err(failure) => Err(Stop::Failed(failure)),
+                }
+            }
             Direction::In => {
                 inbound::run(
                     connector.as_ref(),
@@ -292,6 +319,48 @@ impl Inner {
 }
 
 impl Inner {
+    /// The verified body of the provider push that started `args`'s run (`trigger:
+    /// webhook`, `event_id` = the push's row in the inbound store), if it is one of
+    /// `integration`'s workspace and provider; `None` for any other run.
+    async fn push_of(
+        &self,
+        integration: &crate::access::IntegrationInfo,
+        args: &SyncArgs,
+    ) -> Result<Option<serde_json::Value>, JobFailure> {
+        let (Trigger::Webhook, Some(id)) = (args.trigger, &args.event_id) else {
+            return Ok(None);
+        };
+        let Ok(id) = id.parse::<i64>() else {
+            return Err(JobFailure::new(
+                ErrorClass::Client,
+                format!("event_id `{id}` of a webhook run is not a push id"),
+            ));
+        };
+        let Some(events) = &self.events else {
+            tracing::warn!(integration = %integration.id, push = id,
+                "sync: no inbound store in this process; the push is not read");
+            return Ok(None);
+        };
+        let push = events
+            .inbound_event(id)
+            .await
+            .map_err(|e| JobFailure::new(ErrorClass::Server, format!("reading push {id}: {e}")))?;
+        let Some(push) = push.filter(|p| {
+            p.workspace_id == integration.workspace_id && p.provider == integration.provider.id()
+        }) else {
+            return Err(JobFailure::new(
+                ErrorClass::Client,
+                format!(
+                    "push {id} is not one of {}'s pushes in workspace {}",
+                    integration.provider, integration.workspace_id
+                ),
+            ));
+        };
+        serde_json::from_str(&push.body)
+            .map(Some)
+            .map_err(|e| JobFailure::new(ErrorClass::Client, format!("push {id} is not JSON: {e}")))
+    }
+
     /// Takes event `event_id` into `integration`'s outbox (idempotent per integration and
     /// event) so that the run pushes it: bad event data fails the job without retries, an
     /// unknown event is logged and moves nothing.

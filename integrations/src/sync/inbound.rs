@@ -9,7 +9,12 @@
 //! advance; its changes are published after the commit. In the changes feed the next page
 //! starts at the last applied record's time (inclusive: records tied at the boundary are
 //! re-read and skipped as unchanged) and the run ends when a page brings nothing past the
-//! cursor. A complete scan hands over to the changes feed from the time it began.
+//! cursor. A complete scan hands over to the changes feed from the time it began. A
+//! provider with a feed of deletions (Salesforce) has it read after the changes feed, from
+//! the same start, and each deletion removed at once ([`removals`]).
+//!
+//! A data type whose records arrive by provider push only (Avinode's RFQs) is read by
+//! [`run_push`] in the run the push started, and by no other run.
 
 use chrono::Utc;
 
@@ -119,6 +124,7 @@ pub async fn run(
         return Ok(());
     };
     let mut since = start.at - connector.lookback();
+    let feed_start = since;
     // The last record read (the floor the next page must pass); the stored cursor never
     // moves back (the lookback re-reads records before it).
     let mut floor = Cursor {
@@ -155,10 +161,85 @@ pub async fn run(
         outcome.cursor_after = Some(next.clone());
         // Nothing past the cursor: the feed is drained (a page tied entirely at the cursor's
         // time cannot be read past either; it ends here and is re-read next run).
-        let Some(a) = advanced else { return Ok(()) };
+        let Some(a) = advanced else { break };
         since = a.at;
         floor = a;
     }
+    if connector.removals_feed(&target.data_type) {
+        removals(connector, target, calls, changes, outcome, feed_start).await?;
+    }
+    Ok(())
+}
+
+/// The deletions the provider reports since `since` (the changes feed's start), removed at
+/// once ([`SyncStore::apply_removals`]); a provider that no longer holds deletions that old
+/// leaves them to the next full reconciliation (said in the log).
+async fn removals(
+    connector: &dyn Connector,
+    target: &PageTarget,
+    calls: &mut Calls,
+    changes: &Changes,
+    outcome: &mut Outcome,
+    since: chrono::DateTime<Utc>,
+) -> Result<(), Stop> {
+    let store = calls.store.clone();
+    let removed = calls
+        .call(|cx| connector.removed_since(cx, target.data_type.clone(), since))
+        .await?;
+    let Some(removed) = removed else {
+        outcome.log.push(format!(
+            "deletions since {} are no longer reported by the provider: the next full reconciliation finds them",
+            since.to_rfc3339()
+        ));
+        return Ok(());
+    };
+    if removed.is_empty() {
+        return Ok(());
+    }
+    let class = |object_type: &str| connector.record_class(object_type);
+    let records = classify(removed, &class);
+    let applied = store.apply_removals(target, &records).await?;
+    outcome.log.push(format!(
+        "{} deletions reported by the provider: {} removed, {} held for review, {} appended, {} not held",
+        records.len(),
+        applied.counts.removed,
+        applied.counts.conflicted,
+        applied.counts.updated,
+        applied.counts.skipped
+    ));
+    outcome.counts.add(applied.counts);
+    changes.publish(&store, &applied.changes).await;
+    Ok(())
+}
+
+/// A run started by a provider push, for a data type whose records arrive by push only
+/// ([`Connector::reads_pushes`]): the records `push` names, read from the provider and
+/// applied as one page; the position does not move (there is no feed to advance).
+pub async fn run_push(
+    connector: &dyn Connector,
+    target: &PageTarget,
+    calls: &mut Calls,
+    changes: &Changes,
+    outcome: &mut Outcome,
+    push: serde_json::Value,
+) -> Result<(), Stop> {
+    let store = calls.store.clone();
+    let position = store
+        .position(&target.integration_id, &target.data_type)
+        .await?;
+    let page = calls
+        .call(|cx| connector.records_of_push(cx, target.data_type.clone(), push.clone()))
+        .await?;
+    let class = |object_type: &str| connector.record_class(object_type);
+    let records = classify(page.records, &class);
+    outcome.log.push(format!(
+        "{} records named by the provider's push",
+        records.len()
+    ));
+    let applied = store.apply_page(target, &records, &position, None).await?;
+    outcome.counts.add(applied.counts);
+    changes.publish(&store, &applied.changes).await;
+    Ok(())
 }
 
 /// The most of the mapped records one full reconciliation may find gone (20 %): more, and

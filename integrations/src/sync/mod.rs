@@ -188,7 +188,9 @@ pub struct SyncArgs {
     pub data_type: String,
     /// What started it.
     pub trigger: Trigger,
-    /// For outbound runs started by an event: the event's id in the event store.
+    /// What started the run, in its own store: for outbound runs started by an event, the
+    /// event's id in the event store; for runs started by a provider push (`webhook`), the
+    /// push's id in the inbound store (`hangar_inbound_events.id`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_id: Option<String>,
 }

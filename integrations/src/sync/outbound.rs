@@ -28,9 +28,11 @@ use super::connector::{Connector, Connectors, OutboundRecord};
 use super::inbound::Outcome;
 use super::{SyncArgs, Trigger};
 use crate::access::IntegrationInfo;
-use crate::store::sync_outbox::NewOutbound;
+use crate::store::sync_outbox::{NewOutbound, OutboxRow};
 use crate::store::sync_pages::PageTarget;
 use crate::store::{SyncStore, SyncStoreError};
+use hangar_workers::error_class::ErrorClass;
+use hangar_workers::kinds::JobFailure;
 use hangar_workers::wire::EventEnvelope;
 
 /// Why an event could not be taken.
@@ -119,7 +121,9 @@ fn request_id(integration_id: &str, row: i64, token: Option<&str>) -> String {
     digest[..20].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Pushes the pending records of `target`'s integration and data type.
+/// Pushes the pending records of `target`'s integration and data type: one by one, or in
+/// batches of the connector's [`push_batch`](Connector::push_batch) when more than one of an
+/// object type is waiting (Salesforce: sObject collections of 200).
 pub async fn run(
     connector: &dyn Connector,
     target: &PageTarget,
@@ -129,51 +133,156 @@ pub async fn run(
     let store = calls.store.clone();
     loop {
         let rows = store
-            .pending_outbound(&target.integration_id, &target.data_type, 100)
+            .pending_outbound(&target.integration_id, &target.data_type, 200)
             .await?;
         if rows.is_empty() {
             return Ok(());
         }
-        for row in rows {
-            outcome.counts.read += 1;
-            let before = store
-                .pushed_before(&target.integration_id, &row.object_type, &row.internal_id)
-                .await?;
-            let (external_id, token) = before.unzip();
-            let token = token.flatten();
-            let record = OutboundRecord {
-                object_type: row.object_type.clone(),
-                internal_id: row.internal_id.clone(),
-                external_id: external_id.clone(),
-                concurrency_token: token.clone(),
-                data: row.data.clone(),
-                idempotency_key: request_id(&target.integration_id, row.id, token.as_deref()),
-            };
-            let pushed = calls.call(|cx| connector.push(cx, record.clone())).await;
-            match pushed {
-                Ok(pushed) => {
-                    store.record_pushed(target, &row, &pushed).await?;
-                    if external_id.is_some() {
-                        outcome.counts.updated += 1;
-                    } else {
-                        outcome.counts.created += 1;
-                    }
-                }
-                Err(Stop::StaleToken(message)) if external_id.is_some() => {
-                    let id = external_id.clone().unwrap_or_default();
-                    let object_type = row.object_type.clone();
-                    let theirs = calls
-                        .call(|cx| connector.fetch(cx, object_type.clone(), id.clone()))
-                        .await?;
-                    let conflict = store.record_push_conflict(target, &row, &theirs).await?;
-                    outcome.log.push(format!(
-                        "{} {} ({}): stale concurrency token ({message}), held as conflict {conflict}",
-                        row.object_type, id, row.internal_id
-                    ));
-                    outcome.counts.conflicted += 1;
-                }
-                Err(stop) => return Err(stop),
+        let mut rows = rows.into_iter().peekable();
+        while let Some(row) = rows.next() {
+            let batch = connector.push_batch(&row.object_type);
+            let mut chunk = vec![row];
+            // A batch holds one object type and each record once (a second event of the
+            // same record waits for the next batch: it is pushed after the first).
+            while chunk.len() < batch
+                && let Some(next) = rows.peek()
+                && next.object_type == chunk[0].object_type
+                && !chunk.iter().any(|r| r.internal_id == next.internal_id)
+            {
+                chunk.extend(rows.next());
+            }
+            if chunk.len() == 1 {
+                let row = chunk.remove(0);
+                push_one(connector, target, calls, outcome, row).await?;
+            } else {
+                push_chunk(connector, target, calls, outcome, chunk).await?;
             }
         }
+    }
+}
+
+/// The record of outbox row `row` to push, with what was pushed of it before.
+async fn outbound_record(
+    target: &PageTarget,
+    calls: &Calls,
+    row: &OutboxRow,
+) -> Result<OutboundRecord, Stop> {
+    let before = calls
+        .store
+        .pushed_before(&target.integration_id, &row.object_type, &row.internal_id)
+        .await?;
+    let (external_id, token) = before.unzip();
+    let token = token.flatten();
+    Ok(OutboundRecord {
+        object_type: row.object_type.clone(),
+        internal_id: row.internal_id.clone(),
+        external_id,
+        data: row.data.clone(),
+        idempotency_key: request_id(&target.integration_id, row.id, token.as_deref()),
+        concurrency_token: token,
+    })
+}
+
+/// Pushes one row (a stale token holds a conflict).
+async fn push_one(
+    connector: &dyn Connector,
+    target: &PageTarget,
+    calls: &mut Calls,
+    outcome: &mut Outcome,
+    row: OutboxRow,
+) -> Result<(), Stop> {
+    let store = calls.store.clone();
+    outcome.counts.read += 1;
+    let record = outbound_record(target, calls, &row).await?;
+    let external_id = record.external_id.clone();
+    let pushed = calls.call(|cx| connector.push(cx, record.clone())).await;
+    match pushed {
+        Ok(pushed) => {
+            store.record_pushed(target, &row, &pushed).await?;
+            if external_id.is_some() {
+                outcome.counts.updated += 1;
+            } else {
+                outcome.counts.created += 1;
+            }
+            Ok(())
+        }
+        Err(Stop::StaleToken(message)) if external_id.is_some() => {
+            let id = external_id.clone().unwrap_or_default();
+            let object_type = row.object_type.clone();
+            let theirs = calls
+                .call(|cx| connector.fetch(cx, object_type.clone(), id.clone()))
+                .await?;
+            let conflict = store.record_push_conflict(target, &row, &theirs).await?;
+            outcome.log.push(format!(
+                "{} {} ({}): stale concurrency token ({message}), held as conflict {conflict}",
+                row.object_type, id, row.internal_id
+            ));
+            outcome.counts.conflicted += 1;
+            Ok(())
+        }
+        Err(stop) => Err(stop),
+    }
+}
+
+/// Pushes `chunk` in one call: each record the provider took is recorded; the first it
+/// refused stops the run after the others are recorded (that row stays pending, as a
+/// failed single push would).
+async fn push_chunk(
+    connector: &dyn Connector,
+    target: &PageTarget,
+    calls: &mut Calls,
+    outcome: &mut Outcome,
+    chunk: Vec<OutboxRow>,
+) -> Result<(), Stop> {
+    let store = calls.store.clone();
+    let mut records = Vec::with_capacity(chunk.len());
+    for row in &chunk {
+        records.push(outbound_record(target, calls, row).await?);
+    }
+    outcome.counts.read += chunk.len() as i64;
+    let results = calls
+        .call(|cx| connector.push_many(cx, records.clone()))
+        .await?;
+    if results.len() != chunk.len() {
+        return Err(Stop::Failed(JobFailure::new(
+            ErrorClass::Server,
+            format!(
+                "{} answered {} results for {} records",
+                target.provider,
+                results.len(),
+                chunk.len()
+            ),
+        )));
+    }
+    outcome.log.push(format!(
+        "{} {} records pushed in one call",
+        chunk.len(),
+        chunk[0].object_type
+    ));
+    let mut refused = None;
+    for ((row, record), result) in chunk.iter().zip(&records).zip(results) {
+        match result {
+            Ok(pushed) => {
+                store.record_pushed(target, row, &pushed).await?;
+                if record.external_id.is_some() {
+                    outcome.counts.updated += 1;
+                } else {
+                    outcome.counts.created += 1;
+                }
+            }
+            Err(error) => {
+                outcome.log.push(format!(
+                    "{} {}: refused: {}",
+                    row.object_type,
+                    row.internal_id,
+                    error.clone().into_failure().message
+                ));
+                refused.get_or_insert(error);
+            }
+        }
+    }
+    match refused {
+        None => Ok(()),
+        Some(error) => Err(Stop::Failed(error.into_failure())),
     }
 }

@@ -11,7 +11,7 @@
 //! | `quickbooks` | `eventNotifications[].dataChangeEvent.entities[]` naming `Payment` or `Invoice` | a `sync` job for `payments` (trigger `webhook`) |
 //! | `stripe` | `invoice.paid` | `invoice.paid` |
 //! | `stripe` | `invoice.overdue` | `invoice.overdue` |
-//! | `avinode` | `TripRequest` | `trip_request.created` |
+//! | `avinode` | `TripRequest` (a new, updated or cancelled RFQ: `{"id","href","type","tripId"}`) | a `sync` job for `rfqs` (the connector reads the RFQ the push names) |
 //! | generic (every other provider) | the envelope `{"id","type","timestamp","data"}`, a catalog type | that event, as sent |
 //!
 //! Anything else is recorded (raw body and headers kept) and ignored. Mapped events carry
@@ -258,11 +258,9 @@ pub fn actions(
             }
         }
         "avinode" => match kind {
-            "TripRequest" => Action::Publish {
-                event_type: "trip_request.created".to_owned(),
-                timestamp: received_at,
-                data: source(json!({"trip_id": object.get("tripId"), "href": object.get("href")})),
-            },
+            // Avinode sends one type for a new, an updated and a cancelled RFQ: which it is
+            // shows only in the RFQ, which the `rfqs` sync reads.
+            "TripRequest" => Action::Sync { data_type: "rfqs" },
             other => Action::Ignore {
                 reason: format!("Avinode {other} is not mapped"),
             },
@@ -338,6 +336,22 @@ mod tests {
         assert!(matches!(
             actions("stripe", false, WS, &other, Utc::now()),
             Action::Ignore { .. }
+        ));
+    }
+
+    #[test]
+    fn an_avinode_trip_request_syncs_rfqs_and_other_types_are_recorded_only() {
+        let body = r#"{"id":"arfq-1","href":"https://sandbox.avinode.com/api/rfqs/arfq-1","type":"TripRequest","tripId":"atrip-1"}"#;
+        let id = identify("avinode", false, WS, body.as_bytes()).unwrap();
+        assert_eq!((id.event_id.as_str(), id.safety), ("arfq-1", false));
+        assert_eq!(
+            actions("avinode", false, WS, body, Utc::now()),
+            Action::Sync { data_type: "rfqs" }
+        );
+        let chat = body.replace("TripRequest", "TripChatSeller");
+        assert!(matches!(
+            actions("avinode", false, WS, &chat, Utc::now()),
+            Action::Ignore { reason } if reason.contains("TripChatSeller")
         ));
     }
 

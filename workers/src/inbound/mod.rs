@@ -273,8 +273,9 @@ pub async fn receive(
 }
 
 /// Enqueues the `sync` job of integration `integration_id` for `data_type`, started by the
-/// push `inbound_id` (args `{"integration_id", "data_type", "trigger": "webhook"}`, one job
-/// per push and integration); returns its id.
+/// push `inbound_id` (args `{"integration_id", "data_type", "trigger": "webhook",
+/// "event_id": "<inbound_id>"}`: a connector whose records arrive by push reads the ones this
+/// push names; one job per push and integration); returns its id.
 pub async fn enqueue_sync(
     context: &InboundContext,
     workspace: &str,
@@ -288,6 +289,7 @@ pub async fn enqueue_sync(
             "integration_id": integration_id,
             "data_type": data_type,
             "trigger": "webhook",
+            "event_id": inbound_id.to_string(),
         }),
     );
     job.queue = context.sync_route.queue.clone();

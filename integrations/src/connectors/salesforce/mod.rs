@@ -8,9 +8,14 @@
 //!   [`CHANGES_WINDOW_DAYS`] (Salesforce's 30, a day's margin) starts a full
 //!   reconciliation, `GET …/query?q=SELECT … FROM {Obj} ORDER BY Id`, paged with
 //!   `nextRecordsUrl`. A record's time is its `SystemModstamp` (else `LastModifiedDate`).
+//!   Deletions: the `deleted` feed read after `updated`, from the same start
+//!   (`GET …/sobjects/{Obj}/deleted/?start=&end=`, the recycle bin's 15 days, [`deleted`]),
+//!   each deleted account removed at once rather than at the next full reconciliation.
 //! - `trips` out: trip events upserted by external id,
 //!   `PATCH …/sobjects/{trip_object}/{external_id_field}/{trip id}` ([`trip`]): the same
-//!   request again is the same record, so a retry never makes a second one.
+//!   request again is the same record, so a retry never makes a second one. More than one
+//!   waiting: sObject Collections, `PATCH …/composite/sobjects/{trip_object}/{external_id_field}`
+//!   with up to 200 records a call ([`collections`]).
 //!
 //! Where the org is: `settings.instance_url` (or `settings.base_url`), required. The token
 //! answer's `instance_url` is not kept by the refresh path, so the operator gives it once;
@@ -22,6 +27,8 @@
 //! The budget is the org's daily API requests ([`limits`]: `Sforce-Limit-Info` corrects the
 //! assumed 15 000 a day), 10 calls at once. Failure shapes: [`errors`].
 
+mod collections;
+mod deleted;
 pub mod errors;
 mod http;
 pub mod limits;
@@ -312,30 +319,37 @@ impl Connector for Salesforce {
                     answer.get("errors").unwrap_or(&Value::Null),
                 ));
             }
-            // Older API versions answer an update with 204 and no body: the record is then
-            // reached by its external id.
-            let external_id = answer
-                .get("id")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .unwrap_or_else(|| {
-                    format!("{}/{}", settings.external_id_field, record.internal_id)
-                });
-            let mut payload = record.data.clone();
-            if let Some(map) = payload.as_object_mut() {
-                map.insert(
-                    settings.external_id_field.clone(),
-                    json!(record.internal_id),
-                );
-            }
-            Ok(Pushed {
-                external_id,
-                payload,
-                modified_at: DateTime::from_timestamp_millis(Utc::now().timestamp_millis())
-                    .unwrap_or_default(),
-                concurrency_token: None,
-            })
+            let now =
+                DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap_or_default();
+            Ok(pushed(&settings, &record, &answer, now))
         })
+    }
+
+    fn push_batch(&self, _object_type: &str) -> usize {
+        collections::COLLECTION_SIZE
+    }
+
+    fn push_many(
+        &self,
+        cx: CallContext,
+        records: Vec<OutboundRecord>,
+    ) -> BoxFuture<'static, Result<Vec<Result<Pushed, ConnectorError>>, ConnectorError>> {
+        let this = self.clone();
+        Box::pin(async move { this.upsert_collection(&cx, &records).await })
+    }
+
+    fn removals_feed(&self, data_type: &str) -> bool {
+        data_type == "customers"
+    }
+
+    fn removed_since(
+        &self,
+        cx: CallContext,
+        _data_type: String,
+        since: DateTime<Utc>,
+    ) -> BoxFuture<'static, Result<Option<Vec<InboundRecord>>, ConnectorError>> {
+        let this = self.clone();
+        Box::pin(async move { this.deleted_since(&cx, since).await })
     }
 
     fn event_types(&self, data_type: &str) -> &'static [&'static str] {
@@ -382,6 +396,35 @@ impl Connector for Salesforce {
             read.object_type = object_type;
             Ok(read)
         })
+    }
+}
+
+/// What an upsert of `record` left at Salesforce (`answer`: the call's, or a collection
+/// result). Older API versions answer an update with 204 and no body: the record is then
+/// reached by its external id.
+fn pushed(
+    settings: &Settings,
+    record: &OutboundRecord,
+    answer: &Value,
+    now: DateTime<Utc>,
+) -> Pushed {
+    let external_id = answer
+        .get("id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("{}/{}", settings.external_id_field, record.internal_id));
+    let mut payload = record.data.clone();
+    if let Some(map) = payload.as_object_mut() {
+        map.insert(
+            settings.external_id_field.clone(),
+            json!(record.internal_id),
+        );
+    }
+    Pushed {
+        external_id,
+        payload,
+        modified_at: now,
+        concurrency_token: None,
     }
 }
 

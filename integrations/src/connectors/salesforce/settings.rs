@@ -133,3 +133,18 @@ impl Settings {
         }
     }
 }
+
+/// Settings for the connector's unit tests: an org at `https://acme.my.salesforce.com`, the
+/// defaults otherwise.
+#[cfg(test)]
+pub(super) fn tests_settings() -> Settings {
+    let info = IntegrationInfo {
+        id: "int_1".into(),
+        workspace_id: "ws".into(),
+        provider: crate::provider::Provider::Salesforce,
+        enabled: true,
+        data_types: vec![],
+        settings: serde_json::json!({"instance_url": "https://acme.my.salesforce.com"}),
+    };
+    Settings::of(&info).expect("settings")
+}
