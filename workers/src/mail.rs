@@ -49,6 +49,11 @@ impl TrustRoots {
 /// How long one delivery may take, connection to QUIT.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Whether `text` is an email address (or `Name <address>`) the transport can send to.
+pub fn is_address(text: &str) -> bool {
+    text.parse::<Mailbox>().is_ok()
+}
+
 /// Sends `mail` to `config`'s recipients, from `config.from`.
 pub async fn send(
     config: &EmailConfig,

@@ -19,12 +19,18 @@
 //! provider's copy and stores a conflict (ours = the event's record, theirs = the provider's):
 //! resolving it with ours pushes again over theirs, with theirs the provider's copy is kept.
 //! A pushed record's mapping holds the provider's copy and its hash, so the inbound read of
-//! Hangar's own write is skipped as unchanged (echo suppression).
+//! Hangar's own write is skipped as unchanged (echo suppression). A connector whose records
+//! are the events themselves (notifications: [`Connector::one_record_per_event`]) keys each
+//! record by its event's id, so every event is a create. An event-triggered run that the
+//! rate budget stops ends once its own event's record is out, or snoozes until its turn
+//! ([`own_turn`]).
 
 use sha2::{Digest, Sha256};
 
+use std::time::Duration;
+
 use super::budget::{Calls, Stop};
-use super::connector::{Connector, Connectors, OutboundRecord};
+use super::connector::{Connector, Connectors, OutboundRecord, RateLimit};
 use super::inbound::Outcome;
 use super::{SyncArgs, Trigger};
 use crate::access::IntegrationInfo;
@@ -84,13 +90,18 @@ pub async fn accept_event(
                 integration_id: integration.id.clone(),
                 message,
             })?;
+            let internal_id = if connector.one_record_per_event(data_type) {
+                event.id.clone()
+            } else {
+                plan.internal_id
+            };
             store
                 .enqueue_outbound(&NewOutbound {
                     integration_id: integration.id.clone(),
                     workspace_id: integration.workspace_id.clone(),
                     data_type: data_type.clone(),
                     object_type: plan.object_type.to_owned(),
-                    internal_id: plan.internal_id,
+                    internal_id,
                     event_id: event.id.clone(),
                     event_type: event.event_type.clone(),
                     data: plan.body,
@@ -119,22 +130,27 @@ fn request_id(integration_id: &str, row: i64, token: Option<&str>) -> String {
     digest[..20].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Pushes the pending records of `target`'s integration and data type.
+/// Pending records read at once.
+const BATCH: i64 = 100;
+
+/// Pushes the pending records of `target`'s integration and data type. `own_event`: the
+/// event that started the run (an event-triggered run), see [`own_turn`].
 pub async fn run(
     connector: &dyn Connector,
     target: &PageTarget,
+    own_event: Option<&str>,
     calls: &mut Calls,
     outcome: &mut Outcome,
 ) -> Result<(), Stop> {
     let store = calls.store.clone();
     loop {
         let rows = store
-            .pending_outbound(&target.integration_id, &target.data_type, 100)
+            .pending_outbound(&target.integration_id, &target.data_type, BATCH)
             .await?;
         if rows.is_empty() {
             return Ok(());
         }
-        for row in rows {
+        for (i, row) in rows.iter().enumerate() {
             outcome.counts.read += 1;
             let before = store
                 .pushed_before(&target.integration_id, &row.object_type, &row.internal_id)
@@ -151,8 +167,38 @@ pub async fn run(
             };
             let pushed = calls.call(|cx| connector.push(cx, record.clone())).await;
             match pushed {
+                Err(Stop::RateLimited {
+                    wait,
+                    message,
+                    retry_after,
+                }) if own_event.is_some() => {
+                    // Not among a full batch: somewhere after it, still pending.
+                    let ahead = rows[i..]
+                        .iter()
+                        .position(|r| Some(r.event_id.as_str()) == own_event)
+                        .or((rows.len() as i64 == BATCH).then(|| rows.len() - i));
+                    return match own_turn(ahead, wait, &calls.limit) {
+                        None => {
+                            outcome.log.push(format!(
+                                "{message}: this run's event is pushed; the {} record(s) left \
+                                 wait for their own runs",
+                                rows.len() - i
+                            ));
+                            Ok(())
+                        }
+                        Some(turn) => Err(Stop::RateLimited {
+                            retry_after: if turn > wait {
+                                Some(turn.as_secs_f64().ceil().max(1.0).to_string())
+                            } else {
+                                retry_after
+                            },
+                            wait: turn,
+                            message,
+                        }),
+                    };
+                }
                 Ok(pushed) => {
-                    store.record_pushed(target, &row, &pushed).await?;
+                    store.record_pushed(target, row, &pushed).await?;
                     if external_id.is_some() {
                         outcome.counts.updated += 1;
                     } else {
@@ -165,7 +211,7 @@ pub async fn run(
                     let theirs = calls
                         .call(|cx| connector.fetch(cx, object_type.clone(), id.clone()))
                         .await?;
-                    let conflict = store.record_push_conflict(target, &row, &theirs).await?;
+                    let conflict = store.record_push_conflict(target, row, &theirs).await?;
                     outcome.log.push(format!(
                         "{} {} ({}): stale concurrency token ({message}), held as conflict {conflict}",
                         row.object_type, id, row.internal_id
@@ -175,5 +221,46 @@ pub async fn run(
                 Err(stop) => return Err(stop),
             }
         }
+    }
+}
+
+/// When an event-triggered run stopped by the rate budget (or a provider's pause) comes
+/// back: `None` when its own event's record is no longer pending (`ahead` is its place among
+/// the pending records, oldest first) — the run ends, and the records left are each another
+/// event's run's business; otherwise not before the budget has let the records ahead of it
+/// through. So a burst of N events on a budget of one call a second (a Slack channel) snoozes
+/// each of its N runs about once, instead of every run once a second until the burst is
+/// through (which would spend the snooze cap of the later ones).
+pub fn own_turn(ahead: Option<usize>, wait: Duration, limit: &RateLimit) -> Option<Duration> {
+    let ahead = ahead?;
+    let per_call = limit.window / u32::try_from(limit.per_window.max(1)).unwrap_or(u32::MAX);
+    let turn = per_call.saturating_mul(u32::try_from(ahead).unwrap_or(u32::MAX));
+    Some(wait.max(turn))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_run_waits_for_its_own_turn_or_ends_once_its_record_is_out() {
+        let limit = RateLimit {
+            account: "slack:c".into(),
+            per_window: 1,
+            window: Duration::from_secs(1),
+            concurrent: 1,
+        };
+        let wait = Duration::from_millis(400);
+        assert_eq!(own_turn(None, wait, &limit), None);
+        assert_eq!(own_turn(Some(0), wait, &limit), Some(wait));
+        assert_eq!(
+            own_turn(Some(5), wait, &limit),
+            Some(Duration::from_secs(5))
+        );
+        let fast = RateLimit {
+            per_window: 100,
+            ..limit
+        };
+        assert_eq!(own_turn(Some(5), wait, &fast), Some(wait));
     }
 }
