@@ -171,6 +171,9 @@ pub fn smtp_failure(error: &lettre::transport::smtp::Error) -> JobFailure {
                         (ErrorClass::Timeout, "connection reset")
                     }
                     ErrorKind::TimedOut => (ErrorClass::Timeout, "timed out"),
+                    // rustls reports a failed handshake (an untrusted certificate, a name
+                    // that does not match) as invalid data.
+                    ErrorKind::InvalidData => (ErrorClass::Timeout, "TLS handshake failed"),
                     _ => (ErrorClass::Timeout, "connection failed"),
                 }
             } else if error.is_response() {

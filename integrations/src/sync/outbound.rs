@@ -187,7 +187,7 @@ pub async fn run(
                             Ok(())
                         }
                         Some(turn) => Err(Stop::RateLimited {
-                            retry_after: if turn > wait {
+                            retry_after: if ahead.unwrap_or(0) > 0 {
                                 Some(turn.as_secs_f64().ceil().max(1.0).to_string())
                             } else {
                                 retry_after
@@ -227,15 +227,15 @@ pub async fn run(
 /// When an event-triggered run stopped by the rate budget (or a provider's pause) comes
 /// back: `None` when its own event's record is no longer pending (`ahead` is its place among
 /// the pending records, oldest first) — the run ends, and the records left are each another
-/// event's run's business; otherwise not before the budget has let the records ahead of it
-/// through. So a burst of N events on a budget of one call a second (a Slack channel) snoozes
+/// event's run's business; otherwise at its own slot of the budget: the next one (`wait`)
+/// plus one per record ahead of it. So a burst of N events on a budget of one call a second (a Slack channel) snoozes
 /// each of its N runs about once, instead of every run once a second until the burst is
 /// through (which would spend the snooze cap of the later ones).
 pub fn own_turn(ahead: Option<usize>, wait: Duration, limit: &RateLimit) -> Option<Duration> {
     let ahead = ahead?;
     let per_call = limit.window / u32::try_from(limit.per_window.max(1)).unwrap_or(u32::MAX);
     let turn = per_call.saturating_mul(u32::try_from(ahead).unwrap_or(u32::MAX));
-    Some(wait.max(turn))
+    Some(wait.saturating_add(turn))
 }
 
 #[cfg(test)]
@@ -255,12 +255,15 @@ mod tests {
         assert_eq!(own_turn(Some(0), wait, &limit), Some(wait));
         assert_eq!(
             own_turn(Some(5), wait, &limit),
-            Some(Duration::from_secs(5))
+            Some(Duration::from_millis(5400))
         );
         let fast = RateLimit {
             per_window: 100,
             ..limit
         };
-        assert_eq!(own_turn(Some(5), wait, &fast), Some(wait));
+        assert_eq!(
+            own_turn(Some(5), wait, &fast),
+            Some(Duration::from_millis(450))
+        );
     }
 }
