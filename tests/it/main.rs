@@ -42,6 +42,7 @@ mod isolation;
 mod job_secrets;
 mod key_file;
 mod metric_labels;
+mod notify_serve;
 mod notify_support;
 mod oauth_server;
 mod openapi;
