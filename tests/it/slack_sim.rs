@@ -129,7 +129,6 @@ fn throttled(b: &mut Books, channel: &str) -> Option<String> {
         b.throttle_next -= 1;
         return Some(b.throttle_wait.clone());
     }
-    if let Some(last) = b.last.get(channel) {}
     if let Some(last) = b.last.get(channel)
         && now.duration_since(*last).as_millis() < MIN_GAP_MS
     {
