@@ -78,4 +78,21 @@ pub trait IntegrationAccess: Send + Sync + 'static {
         id: &'a str,
         seen_version: i64,
     ) -> BoxFuture<'a, Result<AccessToken, AccessError>>;
+
+    /// The provider says the integration's destination is gone for good (`reason`): disable
+    /// the integration, stop its schedules and subscriptions, and alert an admin. The
+    /// default (test seams without a store) refuses, and the caller logs it.
+    fn disable<'a>(
+        &'a self,
+        id: &'a str,
+        reason: &'a str,
+    ) -> BoxFuture<'a, Result<(), AccessError>> {
+        let _ = reason;
+        Box::pin(async move {
+            Err(AccessError::NotActive {
+                id: id.to_owned(),
+                status: "not disabled: this access cannot change integrations".to_owned(),
+            })
+        })
+    }
 }

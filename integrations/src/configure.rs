@@ -103,6 +103,9 @@ impl IntegrationContext {
             self.recovered(&updated, "recovered: new credentials saved")
                 .await;
         }
+        if status == Status::Active && before.status == Status::Disabled {
+            self.destination_back(&id).await;
+        }
         if status == Status::Active && before.status != Status::Active
             || request.credentials.is_some()
         {

@@ -12,6 +12,7 @@ pub mod configure;
 pub mod connectors;
 pub mod context;
 pub mod credentials;
+pub mod disable;
 pub mod integration;
 pub mod provider;
 pub mod refresh;

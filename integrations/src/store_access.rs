@@ -81,6 +81,19 @@ impl IntegrationAccess for IntegrationContext {
                 .await?)
         })
     }
+
+    fn disable<'a>(
+        &'a self,
+        id: &'a str,
+        reason: &'a str,
+    ) -> BoxFuture<'a, Result<(), AccessError>> {
+        Box::pin(async move {
+            self.disable_gone(id, reason)
+                .await
+                .map(drop)
+                .map_err(|e| AccessError::Transient(e.to_string()))
+        })
+    }
 }
 
 /// What an inbound provider push asks of the integrations: the workspace's enabled, active

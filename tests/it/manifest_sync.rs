@@ -85,6 +85,7 @@ async fn auth_kinds(backend: Backend) {
             version: 1,
         },
         http: reqwest::Client::new(),
+        targets: hangar_workers::targets::TargetPolicy::allow_all(),
     };
     connector.check(cx(API_KEY)).await.expect("good key");
     let refused = connector.check(cx("wrong")).await.unwrap_err();

@@ -13,6 +13,7 @@ pub mod failure;
 pub mod inbound;
 pub mod job;
 pub mod kinds;
+pub mod mail;
 pub mod pool;
 pub mod pool_config;
 pub mod redact;

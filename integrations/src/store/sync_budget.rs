@@ -91,6 +91,9 @@ impl SyncStore {
                     last_call_at: row.try_get("last_call_at")?,
                     blocked_until: row.try_get("blocked_until")?,
                 };
+                // The time once the row is locked: a taker that waited for the lock must
+                // not judge a window another taker opened meanwhile as one in its future.
+                let now = Utc::now();
                 let (grant, b) = decide(limit, budget, now);
                 sqlx::query(
                     "UPDATE hangar_sync_rate_budgets SET window_started_at = $2, window_used = $3, \
@@ -130,6 +133,7 @@ impl SyncStore {
                     last_call_at: row.try_get::<Option<i64>, _>("last_call_at")?.map(to_time),
                     blocked_until: row.try_get::<Option<i64>, _>("blocked_until")?.map(to_time),
                 };
+                let now = Utc::now();
                 let (grant, b) = decide(limit, budget, now);
                 sqlx::query(
                     "UPDATE hangar_sync_rate_budgets SET window_started_at = ?2, window_used = ?3, \

@@ -1,8 +1,9 @@
 //! The calls of one run ([`Calls`]): each takes a request of the provider account's shared
 //! budget first (a spent budget ends the run as `rate_limited` with the wait, so the job
 //! snoozes instead of sleeping in a worker slot), a 429 pauses the whole account for its
-//! `Retry-After`, and a 401 refreshes the token once (single-flight, through
-//! [`IntegrationAccess::refresh_after_unauthorized`]) and retries once.
+//! `Retry-After`, a 401 refreshes the token once (single-flight, through
+//! [`IntegrationAccess::refresh_after_unauthorized`]) and retries once, and a destination
+//! gone for good disables the integration ([`IntegrationAccess::disable`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -68,6 +69,7 @@ pub struct Calls {
     pub integration: IntegrationInfo,
     pub token: AccessToken,
     pub http: reqwest::Client,
+    pub targets: hangar_workers::targets::TargetPolicy,
     pub limit: RateLimit,
     /// Calls made to the provider.
     pub made: i64,
@@ -105,6 +107,7 @@ impl Calls {
                 integration: self.integration.clone(),
                 token: self.token.clone(),
                 http: self.http.clone(),
+                targets: self.targets.clone(),
             })
             .await;
             self.store.release_request(&self.limit.account).await?;
@@ -139,6 +142,13 @@ impl Calls {
                     });
                 }
                 Err(ConnectorError::StaleToken(message)) => return Err(Stop::StaleToken(message)),
+                Err(ConnectorError::Gone(message)) => {
+                    if let Err(error) = self.access.disable(&self.integration.id, &message).await {
+                        tracing::error!(integration = %self.integration.id, %error,
+                            "could not disable an integration whose destination is gone");
+                    }
+                    return Err(Stop::Failed(ConnectorError::Gone(message).into_failure()));
+                }
                 Err(other) => return Err(Stop::Failed(other.into_failure())),
             }
         }

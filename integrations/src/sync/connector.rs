@@ -28,6 +28,10 @@ pub enum ConnectorError {
     /// A write carried a concurrency token the provider no longer has (QuickBooks: stale
     /// `SyncToken`): the record is a conflict.
     StaleToken(String),
+    /// The provider says the destination is gone for good (Slack: the channel is archived
+    /// or was deleted, a webhook answered 410): the integration is disabled with an alert and
+    /// the call is not retried.
+    Gone(String),
     /// Any other failure, already classified.
     Failed(JobFailure),
 }
@@ -55,6 +59,12 @@ impl ConnectorError {
                 class: ErrorClass::Client,
                 message,
                 http_status: Some(400),
+                retry_after: None,
+            },
+            ConnectorError::Gone(message) => JobFailure {
+                class: ErrorClass::Client,
+                message,
+                http_status: Some(410),
                 retry_after: None,
             },
             ConnectorError::Failed(failure) => failure,
@@ -93,6 +103,8 @@ pub struct CallContext {
     pub token: AccessToken,
     /// An HTTP client that obeys the target policy.
     pub http: reqwest::Client,
+    /// The target policy itself, for connectors that do not speak HTTP (SMTP).
+    pub targets: hangar_workers::targets::TargetPolicy,
 }
 
 /// A provider account's request budget (QuickBooks: per realm).
@@ -205,6 +217,14 @@ pub trait Connector: Send + Sync + 'static {
     fn event_types(&self, data_type: &str) -> &'static [&'static str] {
         let _ = data_type;
         &[]
+    }
+
+    /// Whether each event makes a record of its own for outbound `data_type` (notifications:
+    /// a message per event, keyed by the event's id) rather than a create or an update of
+    /// the platform record the event names (an invoice).
+    fn one_record_per_event(&self, data_type: &str) -> bool {
+        let _ = data_type;
+        false
     }
 
     /// Whether outbound `data_type` takes events of `event_type` (`None`: it does not), and
@@ -326,7 +346,8 @@ pub struct Connectors {
 
 impl Connectors {
     /// Every connector Hangar ships: QuickBooks Online, Stripe Connect, Salesforce, Avinode,
-    /// ForeFlight Dispatch, and the manifest connector of each system that publishes nothing.
+    /// ForeFlight Dispatch, Slack, Email, and the manifest connector of each system that
+    /// publishes nothing.
     pub fn builtin() -> Self {
         let mut connectors = Connectors::default();
         for manifest in crate::connectors::manifest::templates::builtin() {
@@ -337,6 +358,8 @@ impl Connectors {
         connectors.register(crate::connectors::salesforce::Salesforce::default());
         connectors.register(crate::connectors::avinode::Avinode);
         connectors.register(crate::connectors::foreflight::ForeFlight);
+        connectors.register(crate::connectors::slack::Slack);
+        connectors.register(crate::connectors::email::Email::default());
         connectors
     }
 
@@ -362,7 +385,7 @@ mod tests {
     #[test]
     fn every_outbound_data_type_subscribes_to_the_events_it_takes() {
         let connectors = Connectors::builtin();
-        let candidates = [
+        let mut candidates = vec![
             "invoices",
             "payments",
             "payment_intents",
@@ -375,12 +398,17 @@ mod tests {
             "schedules",
             "flights",
         ];
+        for data_type in crate::connectors::notifications::DATA_TYPES {
+            if !candidates.contains(&data_type) {
+                candidates.push(data_type);
+            }
+        }
         let mut outbound = 0;
         for provider in Provider::ALL {
             let Some(connector) = connectors.get(provider) else {
                 continue;
             };
-            for data_type in candidates {
+            for &data_type in &candidates {
                 let Some(spec) = connector.data_type(data_type) else {
                     continue;
                 };
@@ -404,9 +432,11 @@ mod tests {
             }
         }
         assert_eq!(
-            outbound, 15,
+            outbound,
+            15 + 2 * crate::connectors::notifications::DATA_TYPES.len(),
             "QuickBooks invoices, Stripe payment_intents, Salesforce trips, Avinode schedules, \
-             ForeFlight trips, and one outbound stream of each of the ten manifest templates"
+             ForeFlight trips, one outbound stream of each of the ten manifest templates, and \
+             every notification data type of Slack and Email"
         );
     }
 }

@@ -42,6 +42,7 @@ struct Inner {
     access: Arc<dyn IntegrationAccess>,
     connectors: Connectors,
     http: reqwest::Client,
+    targets: TargetPolicy,
     changes: Changes,
     /// The engine's store, where an event-triggered run reads its event.
     events: Option<Store>,
@@ -64,6 +65,7 @@ impl SyncHandler {
                 access,
                 connectors,
                 http,
+                targets: targets.clone(),
                 changes,
                 events: None,
             }),
@@ -208,6 +210,7 @@ impl Inner {
             integration,
             token,
             http: self.http.clone(),
+            targets: self.targets.clone(),
             limit,
             made: 0,
             refreshed: false,
@@ -250,7 +253,18 @@ impl Inner {
                 .await
             }
             Direction::Out => {
-                outbound::run(connector.as_ref(), &target, &mut calls, &mut outcome).await
+                let own_event = args
+                    .event_id
+                    .as_deref()
+                    .filter(|_| args.trigger == Trigger::Event);
+                outbound::run(
+                    connector.as_ref(),
+                    &target,
+                    own_event,
+                    &mut calls,
+                    &mut outcome,
+                )
+                .await
             }
         };
         let (status, wait_ms, failure) = match result {

@@ -19,12 +19,18 @@
 //! provider's copy and stores a conflict (ours = the event's record, theirs = the provider's):
 //! resolving it with ours pushes again over theirs, with theirs the provider's copy is kept.
 //! A pushed record's mapping holds the provider's copy and its hash, so the inbound read of
-//! Hangar's own write is skipped as unchanged (echo suppression).
+//! Hangar's own write is skipped as unchanged (echo suppression). A connector whose records
+//! are the events themselves (notifications: [`Connector::one_record_per_event`]) keys each
+//! record by its event's id, so every event is a create. An event-triggered run that the
+//! rate budget stops ends once its own event's record is out, or snoozes until its turn
+//! ([`own_turn`]).
 
 use sha2::{Digest, Sha256};
 
+use std::time::Duration;
+
 use super::budget::{Calls, Stop};
-use super::connector::{Connector, Connectors, OutboundRecord};
+use super::connector::{Connector, Connectors, OutboundRecord, RateLimit};
 use super::inbound::Outcome;
 use super::{SyncArgs, Trigger};
 use crate::access::IntegrationInfo;
@@ -86,13 +92,18 @@ pub async fn accept_event(
                 integration_id: integration.id.clone(),
                 message,
             })?;
+            let internal_id = if connector.one_record_per_event(data_type) {
+                event.id.clone()
+            } else {
+                plan.internal_id
+            };
             store
                 .enqueue_outbound(&NewOutbound {
                     integration_id: integration.id.clone(),
                     workspace_id: integration.workspace_id.clone(),
                     data_type: data_type.clone(),
                     object_type: plan.object_type.to_owned(),
-                    internal_id: plan.internal_id,
+                    internal_id,
                     event_id: event.id.clone(),
                     event_type: event.event_type.clone(),
                     data: plan.body,
@@ -121,42 +132,83 @@ fn request_id(integration_id: &str, row: i64, token: Option<&str>) -> String {
     digest[..20].iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Pending records read at once (a Salesforce collection takes 200).
+const BATCH: i64 = 200;
+
 /// Pushes the pending records of `target`'s integration and data type: one by one, or in
 /// batches of the connector's [`push_batch`](Connector::push_batch) when more than one of an
-/// object type is waiting (Salesforce: sObject collections of 200).
+/// object type is waiting (Salesforce: sObject collections of 200). `own_event`: the event
+/// that started the run (an event-triggered run), see [`own_turn`].
 pub async fn run(
     connector: &dyn Connector,
     target: &PageTarget,
+    own_event: Option<&str>,
     calls: &mut Calls,
     outcome: &mut Outcome,
 ) -> Result<(), Stop> {
     let store = calls.store.clone();
     loop {
         let rows = store
-            .pending_outbound(&target.integration_id, &target.data_type, 200)
+            .pending_outbound(&target.integration_id, &target.data_type, BATCH)
             .await?;
         if rows.is_empty() {
             return Ok(());
         }
-        let mut rows = rows.into_iter().peekable();
-        while let Some(row) = rows.next() {
-            let batch = connector.push_batch(&row.object_type);
-            let mut chunk = vec![row];
+        let full = rows.len() as i64 == BATCH;
+        let mut i = 0;
+        while i < rows.len() {
             // A batch holds one object type and each record once (a second event of the
             // same record waits for the next batch: it is pushed after the first).
-            while chunk.len() < batch
-                && let Some(next) = rows.peek()
-                && next.object_type == chunk[0].object_type
-                && !chunk.iter().any(|r| r.internal_id == next.internal_id)
+            let batch = connector.push_batch(&rows[i].object_type).max(1);
+            let mut end = i + 1;
+            while end - i < batch
+                && end < rows.len()
+                && rows[end].object_type == rows[i].object_type
+                && !rows[i..end]
+                    .iter()
+                    .any(|r| r.internal_id == rows[end].internal_id)
             {
-                chunk.extend(rows.next());
+                end += 1;
             }
-            if chunk.len() == 1 {
-                let row = chunk.remove(0);
-                push_one(connector, target, calls, outcome, row).await?;
+            let pushed = if end - i == 1 {
+                push_one(connector, target, calls, outcome, rows[i].clone()).await
             } else {
-                push_chunk(connector, target, calls, outcome, chunk).await?;
+                push_chunk(connector, target, calls, outcome, rows[i..end].to_vec()).await
+            };
+            match pushed {
+                Err(Stop::RateLimited {
+                    wait,
+                    message,
+                    retry_after,
+                }) if own_event.is_some() => {
+                    // Not among a full batch: somewhere after it, still pending.
+                    let ahead = rows[i..]
+                        .iter()
+                        .position(|r| Some(r.event_id.as_str()) == own_event)
+                        .or(full.then(|| rows.len() - i));
+                    return match own_turn(ahead, wait, &calls.limit) {
+                        None => {
+                            outcome.log.push(format!(
+                                "{message}: this run's event is pushed; the {} record(s) left \
+                                 wait for their own runs",
+                                rows.len() - i
+                            ));
+                            Ok(())
+                        }
+                        Some(turn) => Err(Stop::RateLimited {
+                            retry_after: if ahead.unwrap_or(0) > 0 {
+                                Some(turn.as_secs_f64().ceil().max(1.0).to_string())
+                            } else {
+                                retry_after
+                            },
+                            wait: turn,
+                            message,
+                        }),
+                    };
+                }
+                other => other?,
             }
+            i = end;
         }
     }
 }
@@ -284,5 +336,49 @@ async fn push_chunk(
     match refused {
         None => Ok(()),
         Some(error) => Err(Stop::Failed(error.into_failure())),
+    }
+}
+
+/// When an event-triggered run stopped by the rate budget (or a provider's pause) comes
+/// back: `None` when its own event's record is no longer pending (`ahead` is its place among
+/// the pending records, oldest first) — the run ends, and the records left are each another
+/// event's run's business; otherwise at its own slot of the budget: the next one (`wait`)
+/// plus one per record ahead of it. So a burst of N events on a budget of one call a second (a Slack channel) snoozes
+/// each of its N runs about once, instead of every run once a second until the burst is
+/// through (which would spend the snooze cap of the later ones).
+pub fn own_turn(ahead: Option<usize>, wait: Duration, limit: &RateLimit) -> Option<Duration> {
+    let ahead = ahead?;
+    let per_call = limit.window / u32::try_from(limit.per_window.max(1)).unwrap_or(u32::MAX);
+    let turn = per_call.saturating_mul(u32::try_from(ahead).unwrap_or(u32::MAX));
+    Some(wait.saturating_add(turn))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_run_waits_for_its_own_turn_or_ends_once_its_record_is_out() {
+        let limit = RateLimit {
+            account: "slack:c".into(),
+            per_window: 1,
+            window: Duration::from_secs(1),
+            concurrent: 1,
+        };
+        let wait = Duration::from_millis(400);
+        assert_eq!(own_turn(None, wait, &limit), None);
+        assert_eq!(own_turn(Some(0), wait, &limit), Some(wait));
+        assert_eq!(
+            own_turn(Some(5), wait, &limit),
+            Some(Duration::from_millis(5400))
+        );
+        let fast = RateLimit {
+            per_window: 100,
+            ..limit
+        };
+        assert_eq!(
+            own_turn(Some(5), wait, &fast),
+            Some(Duration::from_millis(450))
+        );
     }
 }

@@ -5,7 +5,7 @@
 //! - Slack and webhook: classified by HTTP status like the `http` kind; **410 Gone** (Slack:
 //!   channel archived) disables the channel, raises a `channel_disabled` alert and fails the
 //!   job without retry.
-//! - Email ([`super::smtp`]): SMTP 4xx replies are transient (`server` class, retried with
+//! - Email ([`crate::mail`]): SMTP 4xx replies are transient (`server` class, retried with
 //!   backoff), 5xx permanent (`client`), `535` bad credentials (`auth`); no answer is a
 //!   `timeout`. The SMTP host obeys the target policy like the URLs.
 //!
@@ -287,7 +287,12 @@ async fn send(
             post(context, url, body, headers).await
         }
         ChannelConfig::Email(email) => {
-            super::smtp::send_email(email, notice, &context.targets).await
+            let mail = crate::mail::Mail {
+                subject: notice.title.clone(),
+                text: notice.text.clone(),
+                message_id: None,
+            };
+            crate::mail::send(email, &mail, &context.targets, &Default::default()).await
         }
     };
     if let Err(failure) = &result

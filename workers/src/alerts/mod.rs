@@ -8,8 +8,8 @@
 //! - [`dispatcher`]: the background loop that turns alert rows into delivery jobs: one
 //!   `opened` notice per incident and channel, a reminder every `reminder_every_ms` while the
 //!   alert is open and unacknowledged, a `resolved` notice when it clears.
-//! - [`deliver`]: the handlers that send one notice and classify the outcome; [`smtp`]: the
-//!   email channel's transport.
+//! - [`deliver`]: the handlers that send one notice and classify the outcome (the email
+//!   channel's transport is [`crate::mail`], shared with the email connector).
 //!
 //! Alerts raised about the delivery jobs themselves are recorded but never notified, so a
 //! broken channel cannot feed a loop; a channel that answers 410 is disabled with an alert of
@@ -19,7 +19,6 @@ pub mod channels;
 pub mod deliver;
 pub mod dispatcher;
 pub mod model;
-pub mod smtp;
 
 use std::sync::Arc;
 

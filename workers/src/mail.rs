@@ -1,39 +1,75 @@
-//! The email channel's transport: one message over SMTP to a host the target policy allows
-//! (the `allow_private_targets` setting, as for webhook URLs), connected by the checked address so
-//! a DNS answer that changes between check and use cannot slip through (TLS still verifies the
-//! configured host name). A failure is classified and described in Hangar's own words, never
-//! with the server's reply text or banner: an admin's test route must not become a port and
-//! banner scanner.
+//! The SMTP transport, shared by the email alert channel ([`crate::alerts`]) and the email
+//! connector of the integrations: one message over SMTP (STARTTLS, implicit TLS, or none for
+//! a local relay) to a host the target policy allows (the `allow_private_targets` setting, as
+//! for webhook URLs), connected by the checked address so a DNS answer that changes between
+//! check and use cannot slip through (TLS still verifies the configured host name against the
+//! web PKI roots, plus any [`TrustRoots`] a test adds). A failure is classified and described
+//! in Hangar's own words, never with the server's reply text or banner: an admin's test route
+//! must not become a port and banner scanner.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use lettre::message::{Mailbox, header::ContentType};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use super::channels::{EmailConfig, TlsMode};
-use super::deliver::Notice;
+use crate::alerts::channels::{EmailConfig, TlsMode};
 use crate::error_class::ErrorClass;
 use crate::kinds::JobFailure;
 use crate::targets::TargetPolicy;
 
+/// One plain-text message to the configuration's recipients.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    /// The subject line.
+    pub subject: String,
+    /// The plain-text body.
+    pub text: String,
+    /// The `Message-ID` (without angle brackets); the same on every retry of one message,
+    /// so a receiver can drop the copy a lost answer made. `None`: one is generated.
+    pub message_id: Option<String>,
+}
+
+/// Root certificates (PEM) trusted beside the web PKI roots. Empty in production; a test
+/// adds the self-signed root of its local SMTP server here, so no code path ever accepts an
+/// invalid certificate.
+#[derive(Debug, Clone, Default)]
+pub struct TrustRoots(Vec<Vec<u8>>);
+
+impl TrustRoots {
+    /// The web PKI roots and `pem` (one certificate).
+    pub fn with_pem(mut self, pem: impl Into<Vec<u8>>) -> TrustRoots {
+        self.0.push(pem.into());
+        self
+    }
+}
+
 /// How long one delivery may take, connection to QUIT.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Sends one email to the channel's recipients.
-pub async fn send_email(
+/// Whether `text` is an email address (or `Name <address>`) the transport can send to.
+pub fn is_address(text: &str) -> bool {
+    text.parse::<Mailbox>().is_ok()
+}
+
+/// Sends `mail` to `config`'s recipients, from `config.from`.
+pub async fn send(
     config: &EmailConfig,
-    notice: &Notice,
+    mail: &Mail,
     targets: &TargetPolicy,
+    roots: &TrustRoots,
 ) -> Result<(), JobFailure> {
     let client_error = |m: String| JobFailure::new(ErrorClass::Client, m);
     let from: Mailbox = config
         .from
         .parse()
         .map_err(|_| client_error("email from: not an address".into()))?;
-    let mut builder = Message::builder().from(from).subject(notice.title.clone());
+    let mut builder = Message::builder()
+        .from(from)
+        .subject(mail.subject.clone())
+        .message_id(mail.message_id.as_ref().map(|id| format!("<{id}>")));
     for to in &config.to {
         builder = builder.to(to
             .parse()
@@ -41,11 +77,18 @@ pub async fn send_email(
     }
     let message = builder
         .header(ContentType::TEXT_PLAIN)
-        .body(notice.text.clone())
+        .body(mail.text.clone())
         .map_err(|e| client_error(format!("email: {e}")))?;
     let address = allowed_address(&config.host, config.port, targets).await?;
     let tls = |host: &str| {
-        TlsParameters::new(host.to_owned())
+        let mut builder = TlsParameters::builder(host.to_owned());
+        for pem in &roots.0 {
+            let root = Certificate::from_pem(pem)
+                .map_err(|_| client_error("a trusted root is not a PEM certificate".into()))?;
+            builder = builder.add_root_certificate(root);
+        }
+        builder
+            .build()
             .map_err(|_| client_error(format!("SMTP host '{host}': not a name TLS can verify")))
     };
     let tls = match config.tls {
@@ -128,6 +171,9 @@ pub fn smtp_failure(error: &lettre::transport::smtp::Error) -> JobFailure {
                         (ErrorClass::Timeout, "connection reset")
                     }
                     ErrorKind::TimedOut => (ErrorClass::Timeout, "timed out"),
+                    // rustls reports a failed handshake (an untrusted certificate, a name
+                    // that does not match) as invalid data.
+                    ErrorKind::InvalidData => (ErrorClass::Timeout, "TLS handshake failed"),
                     _ => (ErrorClass::Timeout, "connection failed"),
                 }
             } else if error.is_response() {
