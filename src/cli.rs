@@ -450,6 +450,27 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The HTTP API of a running `hangar serve` under a fixed request rate (open model): half
+    /// `GET /api/v1/jobs`, half `POST /api/v1/events`, over enough tokens to stay under the
+    /// per-token rate; then one token at four times its rate (429 with Retry-After, never
+    /// 5xx). Tokens are created in the configured database (the server's) and revoked after.
+    Http {
+        /// The server's base URL, e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        url: String,
+        /// Requests per second offered.
+        #[arg(long, default_value_t = 2_000.0)]
+        rate: f64,
+        /// How long the load lasts, in seconds.
+        #[arg(long, default_value_t = 30.0)]
+        seconds: f64,
+        /// How long the one-token rate-limit phase lasts, in seconds.
+        #[arg(long, default_value_t = 5.0)]
+        limit_seconds: f64,
+        /// Print JSON as well.
+        #[arg(long)]
+        json: bool,
+    },
     /// Enqueue N noop jobs one at a time into an idle pool; measure enqueue-to-start.
     Latency {
         /// How many jobs.

@@ -218,6 +218,13 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
                     json,
                     ..
                 } => bench::ingress(&config, entries, latency_entries, interval_ms, json).await,
+                BenchCommand::Http {
+                    url,
+                    rate,
+                    seconds,
+                    limit_seconds,
+                    json,
+                } => bench::http(&config, &url, rate, seconds, limit_seconds, json).await,
                 BenchCommand::Planner { schedules, json } => {
                     bench::planner(&config, schedules, json).await
                 }

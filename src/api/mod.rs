@@ -47,7 +47,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use auth::{
-    Caller, Role, TokenError, authenticate, create_token, hash as token_hash, list_tokens,
+    Caller, RATE_PER_SEC, Role, TokenError, authenticate, create_token, hash as token_hash, list_tokens,
     revoke_token,
 };
 pub use error::ApiError;

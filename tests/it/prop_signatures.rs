@@ -97,7 +97,10 @@ proptest! {
     #[test]
     fn prop_signing_round_trips_through_both_verifiers(
         secrets in prop::collection::vec(secret(), 1..4),
-        body in prop::collection::vec(any::<u8>(), 0..2_000),
+        body in prop_oneof![
+            3 => "\\PC{0,1000}".prop_map(String::into_bytes),
+            1 => prop::collection::vec(any::<u8>(), 0..2_000),
+        ],
         message_id in "[A-Za-z0-9_-]{1,40}",
         delivery_id in "[A-Za-z0-9_-]{1,40}",
         event_type in "[a-z]{1,10}\\.[a-z_]{1,12}",
@@ -127,7 +130,10 @@ proptest! {
             let late = at + Duration::seconds(301 + skew.abs());
             prop_assert_eq!(verify(&material, &headers, &body, late), Err(Refusal::Stale));
             let standard = standardwebhooks::Webhook::new(&text).unwrap();
-            prop_assert!(standard.verify(&body, &map).is_ok(), "Standard Webhooks refused");
+            // The reference crate verifies text bodies only (ours are JSON).
+            if std::str::from_utf8(&body).is_ok() {
+                prop_assert!(standard.verify(&body, &map).is_ok(), "Standard Webhooks refused");
+            }
             prop_assert!(standard.verify(&changed, &map).is_err());
         }
         let other = Material::PlaneConnection { secret: stranger.expose() };
