@@ -471,6 +471,32 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Jobs drained by several `hangar worker` processes while one is killed with SIGKILL
+    /// every few seconds; every run is counted by a recorder in this process: jobs lost, and
+    /// jobs run twice with or without an expired lease to explain it.
+    Faults {
+        /// How many jobs.
+        #[arg(long, default_value_t = 100_000)]
+        jobs: usize,
+        /// Worker processes.
+        #[arg(long, default_value_t = 3)]
+        workers: usize,
+        /// SIGKILL one worker this often, in milliseconds (0: never).
+        #[arg(long, default_value_t = 3_000)]
+        kill_every_ms: u64,
+        /// Jobs enqueued per second during the drain (0: all before it).
+        #[arg(long, default_value_t = 0.0)]
+        enqueue_rate: f64,
+        /// How long each run takes at the recorder, in milliseconds.
+        #[arg(long, default_value_t = 10)]
+        work_ms: u64,
+        /// Folder for the workers' logs and pool file.
+        #[arg(long, default_value = "target/bench-faults")]
+        log_dir: std::path::PathBuf,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 3_600)]
+        timeout_s: u64,
+    },
     /// Enqueue N noop jobs one at a time into an idle pool; measure enqueue-to-start.
     Latency {
         /// How many jobs.
