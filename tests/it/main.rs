@@ -40,6 +40,7 @@ mod integrations_support;
 mod isolation;
 mod job_secrets;
 mod key_file;
+mod listen_reconnect;
 mod metric_labels;
 mod oauth_server;
 mod openapi;
