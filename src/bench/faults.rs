@@ -74,7 +74,11 @@ fn pool_file(dir: &std::path::Path) -> Result<PathBuf, Fatal> {
     Ok(workers_dir)
 }
 
-fn spawn_worker(config: &Config, workers_dir: &std::path::Path, log: PathBuf) -> Result<Child, Fatal> {
+fn spawn_worker(
+    config: &Config,
+    workers_dir: &std::path::Path,
+    log: PathBuf,
+) -> Result<Child, Fatal> {
     let exe = std::env::current_exe().map_err(|e| Fatal::runtime(format!("bench: {e}")))?;
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -110,7 +114,11 @@ fn job(url: &str, seq: usize, run: &str) -> NewJob {
 /// through database errors (the idempotency keys make a retry of a batch that did commit a
 /// no-op). Returns how many batches had to be retried.
 async fn enqueue_all(store: Store, url: String, run: String, jobs: usize, rate: f64) -> u64 {
-    let batch = if rate > 0.0 { (rate / 10.0).clamp(1.0, 5_000.0) as usize } else { 5_000 };
+    let batch = if rate > 0.0 {
+        (rate / 10.0).clamp(1.0, 5_000.0) as usize
+    } else {
+        5_000
+    };
     let started = tokio::time::Instant::now();
     let mut retries = 0;
     let mut seq = 0;
@@ -151,7 +159,12 @@ pub async fn faults(config: &Config, run: FaultsRun) -> Result<(), Fatal> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| Fatal::runtime(format!("bench: recorder: {e}")))?;
-    let url = format!("http://{}", listener.local_addr().map_err(|e| Fatal::runtime(e.to_string()))?);
+    let url = format!(
+        "http://{}",
+        listener
+            .local_addr()
+            .map_err(|e| Fatal::runtime(e.to_string()))?
+    );
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let tag = chrono::Utc::now().timestamp_millis().to_string();
@@ -188,38 +201,53 @@ pub async fn faults(config: &Config, run: FaultsRun) -> Result<(), Fatal> {
         if enqueuer.as_ref().is_some_and(|e| e.is_finished()) {
             enqueue_retries = Some(enqueuer.take().expect("checked").await.unwrap_or(0));
         }
-        if enqueue_retries.is_some() {
-            match store.count_in_queue(QUEUE, JobState::Completed, false).await {
-                Ok(0) => break Ok(()),
-                Ok(_) | Err(_) => {}
-            }
+        // A database error (an outage) just means: look again next time.
+        if enqueue_retries.is_some()
+            && let Ok(0) = store
+                .count_in_queue(QUEUE, JobState::Completed, false)
+                .await
+        {
+            break Ok(());
         }
         if started.elapsed() > run.timeout {
-            break Err(Fatal::runtime("bench: the jobs did not all complete in time"));
+            break Err(Fatal::runtime(
+                "bench: the jobs did not all complete in time",
+            ));
         }
     };
     let drain_secs = started.elapsed().as_secs_f64();
     for child in &mut children {
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
         let _ = child.wait();
     }
     outcome?;
-    let completed = store.count_in_queue(QUEUE, JobState::Completed, true).await? as usize;
+    let completed = store
+        .count_in_queue(QUEUE, JobState::Completed, true)
+        .await? as usize;
 
-    let counts: Vec<u32> = recorder.runs.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+    let counts: Vec<u32> = recorder
+        .runs
+        .iter()
+        .map(|c| c.load(Ordering::Relaxed))
+        .collect();
     let never_ran = counts.iter().filter(|&&n| n == 0).count();
     let mut histogram: HashMap<u32, usize> = HashMap::new();
-    counts.iter().for_each(|&n| *histogram.entry(n).or_default() += 1);
+    counts
+        .iter()
+        .for_each(|&n| *histogram.entry(n).or_default() += 1);
     let (mut twice, mut explained) = (0, 0);
     for (seq, _) in counts.iter().enumerate().filter(|(_, n)| **n >= 2) {
         twice += 1;
         // The same idempotency key answers with the existing job.
         let id = store.enqueue(&job(&url, seq, &tag)).await?.id;
         let job = store.job(id).await?;
-        let lease_expired = job
-            .attempts
-            .iter()
-            .any(|a| a.error.as_deref().is_some_and(|e| e.contains("lease expired")));
+        let lease_expired = job.attempts.iter().any(|a| {
+            a.error
+                .as_deref()
+                .is_some_and(|e| e.contains("lease expired"))
+        });
         explained += usize::from(lease_expired);
     }
     let lost = (run.jobs - completed.min(run.jobs)) + never_ran;
@@ -232,7 +260,10 @@ pub async fn faults(config: &Config, run: FaultsRun) -> Result<(), Fatal> {
         run.jobs,
         run.workers,
         run.kill_every_ms,
-        runs.iter().map(|(n, c)| format!("{n}x{c}")).collect::<Vec<_>>().join(" ")
+        runs.iter()
+            .map(|(n, c)| format!("{n}x{c}"))
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     println!(
         "jobs={} completed={completed} lost={lost} ran_twice={twice} twice_after_lease_expired={explained} \

@@ -180,11 +180,24 @@ pub async fn http(
         .map_err(|e| Fatal::runtime(format!("bench: HTTP client: {e}")))?;
     let run = chrono::Utc::now().timestamp_millis().to_string();
     // A short warm-up opens the connections.
-    let _ = open_load(&client, &base, &tokens, rate.min(200.0), 1.0, 2, &format!("{run}w")).await;
+    let _ = open_load(
+        &client,
+        &base,
+        &tokens,
+        rate.min(200.0),
+        1.0,
+        2,
+        &format!("{run}w"),
+    )
+    .await;
     let (outcomes, secs) = open_load(&client, &base, &tokens, rate, seconds, 2, &run).await;
     let (mut get, mut post) = (Tally::default(), Tally::default());
     for outcome in &outcomes {
-        if outcome.post { post.add(outcome) } else { get.add(outcome) }
+        if outcome.post {
+            post.add(outcome)
+        } else {
+            get.add(outcome)
+        }
     }
     let mut all = Tally::default();
     outcomes.iter().for_each(|o| all.add(o));
@@ -201,12 +214,25 @@ pub async fn http(
 
     // One token at four times its rate: the limiter's answer.
     let limit_rate = RATE_PER_SEC * 4.0;
-    let (limited, _) = open_load(&client, &base, &[lone], limit_rate, limit_seconds.max(1.0), 0, &run).await;
+    let (limited, _) = open_load(
+        &client,
+        &base,
+        &[lone],
+        limit_rate,
+        limit_seconds.max(1.0),
+        0,
+        &run,
+    )
+    .await;
     let mut limit = Tally::default();
     limited.iter().for_each(|o| limit.add(o));
     eprintln!(
         "{}",
-        line(&format!("one token at {limit_rate:.0} req/s"), &mut limit, limit_seconds.max(1.0))
+        line(
+            &format!("one token at {limit_rate:.0} req/s"),
+            &mut limit,
+            limit_seconds.max(1.0)
+        )
     );
     for id in ids {
         revoke_token(&store, id).await?;

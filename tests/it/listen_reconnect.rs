@@ -42,7 +42,11 @@ async fn listen_reconnect_postgres_wakes_after_its_connection_is_killed() {
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let sent = Instant::now();
-    let first = store.enqueue(&NewJob::new("noop", serde_json::json!({}))).await.unwrap().id;
+    let first = store
+        .enqueue(&NewJob::new("noop", serde_json::json!({})))
+        .await
+        .unwrap()
+        .id;
     wait_state(&store, first, JobState::Completed, Duration::from_secs(10)).await;
     assert!(sent.elapsed() < Duration::from_secs(10), "woken by NOTIFY");
 
@@ -53,13 +57,19 @@ async fn listen_reconnect_postgres_wakes_after_its_connection_is_killed() {
         )
         .await;
     assert_eq!(terminated, 1, "one LISTEN connection terminated");
-    wait_for("the worker to LISTEN again", Duration::from_secs(20), || async {
-        (listeners(&db).await == 1).then_some(())
-    })
+    wait_for(
+        "the worker to LISTEN again",
+        Duration::from_secs(20),
+        || async { (listeners(&db).await == 1).then_some(()) },
+    )
     .await;
 
     let sent = Instant::now();
-    let second = store.enqueue(&NewJob::new("noop", serde_json::json!({}))).await.unwrap().id;
+    let second = store
+        .enqueue(&NewJob::new("noop", serde_json::json!({})))
+        .await
+        .unwrap()
+        .id;
     wait_state(&store, second, JobState::Completed, Duration::from_secs(10)).await;
     let took = sent.elapsed();
     assert!(

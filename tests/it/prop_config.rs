@@ -23,22 +23,29 @@ fn toml_value(good: impl Strategy<Value = String> + 'static) -> impl Strategy<Va
 }
 
 fn number(range: std::ops::Range<i64>) -> impl Strategy<Value = String> {
-    prop_oneof![range.prop_map(|n| n.to_string()), any::<i64>().prop_map(|n| n.to_string())]
+    prop_oneof![
+        range.prop_map(|n| n.to_string()),
+        any::<i64>().prop_map(|n| n.to_string())
+    ]
 }
 
 /// `name = value` lines for some of `fields`.
 fn some_lines(fields: Vec<(&'static str, BoxedStrategy<String>)>) -> impl Strategy<Value = String> {
     let count = fields.len();
     let (names, values): (Vec<_>, Vec<_>) = fields.into_iter().unzip();
-    (values, prop::collection::vec(prop::bool::weighted(0.6), count)).prop_map(move |(values, keep)| {
-        names
-            .iter()
-            .zip(values)
-            .zip(keep)
-            .filter(|(_, keep)| *keep)
-            .map(|((name, value), _)| format!("{name} = {value}\n"))
-            .collect()
-    })
+    (
+        values,
+        prop::collection::vec(prop::bool::weighted(0.6), count),
+    )
+        .prop_map(move |(values, keep)| {
+            names
+                .iter()
+                .zip(values)
+                .zip(keep)
+                .filter(|(_, keep)| *keep)
+                .map(|((name, value), _)| format!("{name} = {value}\n"))
+                .collect()
+        })
 }
 
 fn retry_class() -> impl Strategy<Value = String> {
@@ -67,7 +74,10 @@ fn pool_table() -> impl Strategy<Value = String> {
     let retry = some_lines(vec![
         ("auth_retries", toml_value(number(-2..10)).boxed()),
         ("server_alert_after", toml_value(number(-2..10)).boxed()),
-        ("jitter", toml_value((-1.0f64..2.0).prop_map(|f| format!("{f:?}")).boxed()).boxed()),
+        (
+            "jitter",
+            toml_value((-1.0f64..2.0).prop_map(|f| format!("{f:?}")).boxed()).boxed(),
+        ),
     ]);
     let rate_limit = some_lines(vec![
         ("max_snoozes", toml_value(number(-2..100)).boxed()),
@@ -76,10 +86,21 @@ fn pool_table() -> impl Strategy<Value = String> {
     ]);
     (
         prop::option::weighted(0.95, toml_value("\"[a-z0-9_-]{0,20}\"".boxed())),
-        prop::option::weighted(0.95, toml_value("\\[(\"(noop|http|alert_slack|webhook_delivery|[a-z]{1,5})\", ){0,3}\\]".boxed())),
+        prop::option::weighted(
+            0.95,
+            toml_value(
+                "\\[(\"(noop|http|alert_slack|webhook_delivery|[a-z]{1,5})\", ){0,3}\\]".boxed(),
+            ),
+        ),
         head,
         prop::option::weighted(0.3, retry),
-        prop::option::weighted(0.2, (prop::sample::select(vec!["timeout", "server", "internal", "other"]), retry_class())),
+        prop::option::weighted(
+            0.2,
+            (
+                prop::sample::select(vec!["timeout", "server", "internal", "other"]),
+                retry_class(),
+            ),
+        ),
         prop::option::weighted(0.2, rate_limit),
         prop::option::weighted(0.03, "[a-z]{1,6} = 1\n"),
     )
@@ -118,7 +139,16 @@ fn assert_pool_error_is_clear(error: &pool_config::PoolConfigError, file: &str) 
 /// A URL of some scheme with a password in it.
 fn url_with_password() -> impl Strategy<Value = String> {
     (
-        prop::sample::select(vec!["postgres", "postgresql", "sqlite", "redis", "rediss", "http", "mysql", ""]),
+        prop::sample::select(vec![
+            "postgres",
+            "postgresql",
+            "sqlite",
+            "redis",
+            "rediss",
+            "http",
+            "mysql",
+            "",
+        ]),
         "[a-z]{1,8}",
         "[A-Za-z0-9]{12,20}",
         "[a-z.]{1,12}",
@@ -158,10 +188,10 @@ fn hangar_toml() -> impl Strategy<Value = String> {
                     text.push_str(&format!("{key} = {value}\n"));
                 }
             }
-            if let Some(key) = unknown {
-                if seen.insert(key.clone()) {
-                    text.push_str(&format!("{key} = 1\n"));
-                }
+            if let Some(key) = unknown
+                && seen.insert(key.clone())
+            {
+                text.push_str(&format!("{key} = 1\n"));
             }
             text
         })

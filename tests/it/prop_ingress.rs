@@ -168,7 +168,10 @@ fn assert_clear(rejection: &Rejection, msg: &str) {
     ]
     .iter()
     .any(|word| text.contains(word));
-    assert!(names_something, "refusal says neither field nor problem: {text}");
+    assert!(
+        names_something,
+        "refusal says neither field nor problem: {text}"
+    );
 }
 
 proptest! {

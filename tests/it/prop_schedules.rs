@@ -60,13 +60,25 @@ fn assert_spec_error_is_clear(error: &SpecError) {
 fn assert_plans_forward(spec: &Spec, name: &str, now: DateTime<Utc>) {
     let offset = spec.offset_ms(name);
     if let Spec::Every(frequency) = spec {
-        assert!((0..frequency.period_ms()).contains(&offset), "offset {offset}");
+        assert!(
+            (0..frequency.period_ms()).contains(&offset),
+            "offset {offset}"
+        );
     }
     if let Some(next) = spec.next_due_after(offset, now) {
-        assert!(next > now, "{}: next due {next} not after {now}", spec.as_str());
+        assert!(
+            next > now,
+            "{}: next due {next} not after {now}",
+            spec.as_str()
+        );
     }
     if let Some(slot) = spec.latest_due(offset, now) {
-        assert!(slot.due <= now, "{}: latest due {} after {now}", spec.as_str(), slot.due);
+        assert!(
+            slot.due <= now,
+            "{}: latest due {} after {now}",
+            spec.as_str(),
+            slot.due
+        );
     }
 }
 
@@ -104,7 +116,16 @@ fn schedule_table() -> impl Strategy<Value = String> {
         toml_value((-40_000i64..40_000).prop_map(|n| n.to_string())),
         toml_value(any::<bool>().prop_map(|b| b.to_string())),
     );
-    let names = ["name", "cron", "frequency", "kind", "args", "queue", "priority", "enabled"];
+    let names = [
+        "name",
+        "cron",
+        "frequency",
+        "kind",
+        "args",
+        "queue",
+        "priority",
+        "enabled",
+    ];
     (
         fields,
         prop::collection::vec(prop::bool::weighted(0.8), 8),

@@ -54,8 +54,10 @@ fn tampered(body: &[u8], at: usize, bit: u8) -> Vec<u8> {
 fn material() -> impl Strategy<Value = Material> {
     prop_oneof![
         "\\PC{0,40}".prop_map(|verifier_token| Material::Intuit { verifier_token }),
-        "(whsec_)?[A-Za-z0-9+/=]{0,40}".prop_map(|signing_secret| Material::Stripe { signing_secret }),
-        ("\\PC{0,20}", "\\PC{0,20}").prop_map(|(username, password)| Material::Basic { username, password }),
+        "(whsec_)?[A-Za-z0-9+/=]{0,40}"
+            .prop_map(|signing_secret| Material::Stripe { signing_secret }),
+        ("\\PC{0,20}", "\\PC{0,20}")
+            .prop_map(|(username, password)| Material::Basic { username, password }),
         "(whsec_)?[A-Za-z0-9+/=]{0,60}".prop_map(|secret| Material::PlaneConnection { secret }),
     ]
 }
