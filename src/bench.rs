@@ -1,13 +1,19 @@
 //! `hangar bench throughput|latency` (CONTRACT.md): measurements through the normal pool
 //! runtime on the configured database, on a queue of their own that is emptied before and
 //! after; `hangar bench planner` measures the cron planner (`bench/planner.rs`), `hangar
-//! bench webhooks` outbound webhook deliveries (`bench/webhooks.rs`). The last line
+//! bench webhooks` outbound webhook deliveries (`bench/webhooks.rs`), `hangar bench http` the
+//! HTTP API under load (`bench/http_load.rs`), `hangar bench faults` draining while workers
+//! are killed (`bench/faults.rs`). The last line
 //! printed is the machine-readable result.
 
+mod faults;
+mod http_load;
 mod planner;
 mod redis_ingress;
 mod webhooks;
 
+pub use faults::{FaultsRun, faults};
+pub use http_load::http;
 pub use planner::planner;
 pub use redis_ingress::ingress;
 pub use webhooks::webhooks;

@@ -450,6 +450,53 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The HTTP API of a running `hangar serve` under a fixed request rate (open model): half
+    /// `GET /api/v1/jobs`, half `POST /api/v1/events`, over enough tokens to stay under the
+    /// per-token rate; then one token at four times its rate (429 with Retry-After, never
+    /// 5xx). Tokens are created in the configured database (the server's) and revoked after.
+    Http {
+        /// The server's base URL, e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        url: String,
+        /// Requests per second offered.
+        #[arg(long, default_value_t = 2_000.0)]
+        rate: f64,
+        /// How long the load lasts, in seconds.
+        #[arg(long, default_value_t = 30.0)]
+        seconds: f64,
+        /// How long the one-token rate-limit phase lasts, in seconds.
+        #[arg(long, default_value_t = 5.0)]
+        limit_seconds: f64,
+        /// Print JSON as well.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Jobs drained by several `hangar worker` processes while one is killed with SIGKILL
+    /// every few seconds; every run is counted by a recorder in this process: jobs lost, and
+    /// jobs run twice with or without an expired lease to explain it.
+    Faults {
+        /// How many jobs.
+        #[arg(long, default_value_t = 100_000)]
+        jobs: usize,
+        /// Worker processes.
+        #[arg(long, default_value_t = 3)]
+        workers: usize,
+        /// SIGKILL one worker this often, in milliseconds (0: never).
+        #[arg(long, default_value_t = 3_000)]
+        kill_every_ms: u64,
+        /// Jobs enqueued per second during the drain (0: all before it).
+        #[arg(long, default_value_t = 0.0)]
+        enqueue_rate: f64,
+        /// How long each run takes at the recorder, in milliseconds.
+        #[arg(long, default_value_t = 10)]
+        work_ms: u64,
+        /// Folder for the workers' logs and pool file.
+        #[arg(long, default_value = "target/bench-faults")]
+        log_dir: std::path::PathBuf,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 3_600)]
+        timeout_s: u64,
+    },
     /// Enqueue N noop jobs one at a time into an idle pool; measure enqueue-to-start.
     Latency {
         /// How many jobs.

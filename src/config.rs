@@ -163,7 +163,10 @@ impl Config {
         if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
             return Err(layers.invalid(
                 "public_url",
-                format!("'{public_url}' is not an http:// or https:// URL"),
+                format!(
+                    "'{}' is not an http:// or https:// URL",
+                    hangar_workers::store::redact_url(&public_url)
+                ),
             ));
         }
         let public_url = public_url.trim_end_matches('/').to_owned();

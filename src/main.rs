@@ -218,6 +218,33 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
                     json,
                     ..
                 } => bench::ingress(&config, entries, latency_entries, interval_ms, json).await,
+                BenchCommand::Faults {
+                    jobs,
+                    workers,
+                    kill_every_ms,
+                    enqueue_rate,
+                    work_ms,
+                    log_dir,
+                    timeout_s,
+                } => {
+                    let run = bench::FaultsRun {
+                        jobs,
+                        workers,
+                        kill_every_ms,
+                        enqueue_rate,
+                        work_ms,
+                        log_dir,
+                        timeout: std::time::Duration::from_secs(timeout_s),
+                    };
+                    bench::faults(&config, run).await
+                }
+                BenchCommand::Http {
+                    url,
+                    rate,
+                    seconds,
+                    limit_seconds,
+                    json,
+                } => bench::http(&config, &url, rate, seconds, limit_seconds, json).await,
                 BenchCommand::Planner { schedules, json } => {
                     bench::planner(&config, schedules, json).await
                 }

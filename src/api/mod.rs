@@ -47,8 +47,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use auth::{
-    Caller, Role, TokenError, authenticate, create_token, hash as token_hash, list_tokens,
-    revoke_token,
+    Caller, RATE_PER_SEC, Role, TokenError, authenticate, create_token, hash as token_hash,
+    list_tokens, revoke_token,
 };
 pub use error::ApiError;
 pub use inbound_secrets::manager as inbound_hook_manager;
