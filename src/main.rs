@@ -190,6 +190,15 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
             let config = load(Flags::new().with(&database).with(&pools))?;
             commands::webhooks::command(&config, command).await
         }
+        Command::Doctor(args) => {
+            let config = load(Flags::new().with(&args.settings));
+            commands::doctor::command(config, args.json).await
+        }
+        Command::Completions { shell } => {
+            commands::shell_docs::completions(shell);
+            Ok(())
+        }
+        Command::Man { dir } => commands::shell_docs::man(dir.as_deref()),
         Command::Bench {
             database,
             pools,

@@ -218,8 +218,6 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
     Ok(())
 }
 
-/// Every kind a pool names must have a handler in this binary (the alert delivery kinds
-/// are registered once the store is open).
 /// The `sync` kind's handler: integrations read through `context` when a job runs, the
 /// built-in connectors, applied changes handed to `{prefix}:changes` when Redis is configured.
 fn sync_handler(
@@ -243,7 +241,9 @@ fn sync_handler(
     .map_err(|e| Fatal::runtime(format!("the sync engine's HTTP client: {e}")))
 }
 
-fn check_kinds(registry: &Registry, pools: &[PoolSpec]) -> Result<(), Fatal> {
+/// Every kind a pool names must have a handler in this binary (the alert delivery kinds
+/// are registered once the store is open).
+pub(crate) fn check_kinds(registry: &Registry, pools: &[PoolSpec]) -> Result<(), Fatal> {
     for pool in pools {
         for kind in &pool.kinds {
             // The alert, webhook, inbound and integration kinds are registered once the store

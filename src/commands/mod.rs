@@ -6,10 +6,12 @@
 pub mod alert_channels;
 pub mod alerts;
 pub mod conflicts;
+pub mod doctor;
 pub mod enqueue;
 pub mod integrations;
 pub mod jobs;
 pub mod output;
+pub mod shell_docs;
 pub mod table;
 pub mod tokens;
 pub mod webhooks;
