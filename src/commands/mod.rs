@@ -11,6 +11,7 @@ pub mod enqueue;
 pub mod integrations;
 pub mod jobs;
 pub mod output;
+pub mod progress;
 pub mod shell_docs;
 pub mod table;
 pub mod tokens;

@@ -12,6 +12,7 @@ mod cdp;
 mod cli;
 mod cli_doctor;
 mod cli_output;
+mod cli_progress;
 mod cli_shell_docs;
 mod config;
 mod dashboard;
