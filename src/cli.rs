@@ -115,6 +115,24 @@ pub enum Command {
         #[command(subcommand)]
         command: WebhooksCommand,
     },
+    /// List, pause and resume queues (a paused queue accepts jobs and claims none).
+    Queues {
+        #[command(flatten)]
+        database: DatabaseOptions,
+        #[command(flatten)]
+        pools: PoolOptions,
+        /// What to do with queues.
+        #[command(subcommand)]
+        command: crate::commands::queues::QueuesCommand,
+    },
+    /// The processes that run pools (alive or gone) and the jobs each runs now.
+    Workers {
+        #[command(flatten)]
+        database: DatabaseOptions,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check the database (reachable, version, migrated), Redis, the master key, the pool
     /// and schedule files and the private-target setting; say what to fix. Exit status 1 when
     /// a check fails, 2 when the configuration does not load.

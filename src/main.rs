@@ -204,6 +204,17 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
             let config = load(Flags::new().with(&database).with(&pools))?;
             commands::webhooks::command(&config, command).await
         }
+        Command::Queues {
+            database,
+            pools,
+            command,
+        } => {
+            let config = load(Flags::new().with(&database).with(&pools))?;
+            commands::queues::queues(&config, command).await
+        }
+        Command::Workers { database, json } => {
+            commands::queues::workers(&load(Flags::new().with(&database))?, json).await
+        }
         Command::Doctor(args) => {
             let config = load(Flags::new().with(&args.settings));
             commands::doctor::command(config, args.json).await

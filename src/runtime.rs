@@ -303,7 +303,11 @@ pub const PROCESS_HEARTBEAT: std::time::Duration = std::time::Duration::from_sec
 
 /// Records `beat` now and every [`PROCESS_HEARTBEAT`] until `shutdown`; a failed beat is
 /// logged once and tried again at the next tick.
-async fn heartbeat_process(store: hangar_workers::store::Store, beat: ProcessBeat, shutdown: CancellationToken) {
+async fn heartbeat_process(
+    store: hangar_workers::store::Store,
+    beat: ProcessBeat,
+    shutdown: CancellationToken,
+) {
     let mut failing = false;
     loop {
         match store.heartbeat_process(&beat).await {

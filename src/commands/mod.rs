@@ -12,6 +12,7 @@ pub mod integrations;
 pub mod jobs;
 pub mod output;
 pub mod progress;
+pub mod queues;
 pub mod shell_docs;
 pub mod table;
 pub mod tokens;

@@ -55,6 +55,7 @@ mod pool_services;
 mod publish;
 mod qbo_sim;
 mod queue_lag;
+mod queues;
 mod receiver;
 mod retry_decisions;
 mod retry_rules;

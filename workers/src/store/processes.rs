@@ -183,31 +183,35 @@ impl Store {
             Pool::Postgres(pool) => {
                 let rows: Vec<PgProcess> = sqlx::query_as(sql).fetch_all(pool).await?;
                 rows.into_iter()
-                    .map(|(id, host, pid, version, command, pools, started, beat)| ProcessRow {
-                        id,
-                        host,
-                        pid,
-                        version,
-                        command,
-                        pools: pools_of(&pools),
-                        started_at: started,
-                        heartbeat_at: beat,
-                    })
+                    .map(
+                        |(id, host, pid, version, command, pools, started, beat)| ProcessRow {
+                            id,
+                            host,
+                            pid,
+                            version,
+                            command,
+                            pools: pools_of(&pools),
+                            started_at: started,
+                            heartbeat_at: beat,
+                        },
+                    )
                     .collect()
             }
             Pool::Sqlite(pool) => {
                 let rows: Vec<SqliteProcess> = sqlx::query_as(sql).fetch_all(pool).await?;
                 rows.into_iter()
-                    .map(|(id, host, pid, version, command, pools, started, beat)| ProcessRow {
-                        id,
-                        host,
-                        pid,
-                        version,
-                        command,
-                        pools: pools_of(&pools),
-                        started_at: to_time(started),
-                        heartbeat_at: to_time(beat),
-                    })
+                    .map(
+                        |(id, host, pid, version, command, pools, started, beat)| ProcessRow {
+                            id,
+                            host,
+                            pid,
+                            version,
+                            command,
+                            pools: pools_of(&pools),
+                            started_at: to_time(started),
+                            heartbeat_at: to_time(beat),
+                        },
+                    )
                     .collect()
             }
         })

@@ -25,29 +25,25 @@ impl Store {
     /// Pauses `queue`; true when it was running until now, false when already paused.
     pub async fn pause_queue(&self, queue: &str, by: Option<&str>) -> Result<bool, StoreError> {
         let n = match self.pool() {
-            Pool::Postgres(pool) => {
-                sqlx::query(
-                    "INSERT INTO hangar_queue_pauses (queue, paused_by) VALUES ($1, $2) \
+            Pool::Postgres(pool) => sqlx::query(
+                "INSERT INTO hangar_queue_pauses (queue, paused_by) VALUES ($1, $2) \
                      ON CONFLICT (queue) DO NOTHING",
-                )
-                .bind(queue)
-                .bind(by)
-                .execute(pool)
-                .await?
-                .rows_affected()
-            }
-            Pool::Sqlite(pool) => {
-                sqlx::query(
-                    "INSERT INTO hangar_queue_pauses (queue, paused_at, paused_by) \
+            )
+            .bind(queue)
+            .bind(by)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+            Pool::Sqlite(pool) => sqlx::query(
+                "INSERT INTO hangar_queue_pauses (queue, paused_at, paused_by) \
                      VALUES (?1, ?2, ?3) ON CONFLICT (queue) DO NOTHING",
-                )
-                .bind(queue)
-                .bind(now_ms())
-                .bind(by)
-                .execute(pool)
-                .await?
-                .rows_affected()
-            }
+            )
+            .bind(queue)
+            .bind(now_ms())
+            .bind(by)
+            .execute(pool)
+            .await?
+            .rows_affected(),
         };
         Ok(n > 0)
     }
