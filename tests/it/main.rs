@@ -21,6 +21,7 @@ mod dashboard_integrations;
 mod dashboard_layout;
 mod dashboard_sessions;
 mod dashboard_webhooks;
+mod dashboard_workers;
 mod deploy;
 mod durability;
 mod inbound_dashboard;
