@@ -42,7 +42,7 @@ impl Status {
 /// One line of the report.
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
-    /// What was checked: `configuration`, `database`, `schema`, `redis`, `master key`,
+    /// What was checked: `configuration`, `database`, `schema`, `queues`, `redis`, `master key`,
     /// `pools`, `schedules`, `private targets`, `public url`.
     pub name: &'static str,
     /// How it came out.
@@ -200,8 +200,42 @@ async fn database(config: &Config) -> Vec<Check> {
             format!("up to date: {} migration(s) applied", status.applied),
         ),
     };
+    let mut checks = vec![reached, schema];
+    // Only on a schema that has the table: a pending migration is reported above.
+    if checks.iter().all(|c| c.status != Status::Fail) {
+        checks.push(paused_queues(&store).await);
+    }
     store.database().close().await;
-    vec![reached, schema]
+    checks
+}
+
+/// Paused queues: their jobs wait until someone resumes them.
+async fn paused_queues(store: &Store) -> Check {
+    match store.paused_queues().await {
+        Ok(paused) if paused.is_empty() => Check::ok("queues", "none paused"),
+        Ok(paused) => {
+            let names: Vec<String> = paused
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{} (since {})",
+                        p.queue,
+                        p.paused_at.format("%Y-%m-%d %H:%M UTC")
+                    )
+                })
+                .collect();
+            Check::warn(
+                "queues",
+                format!("paused, their jobs wait: {}", names.join(", ")),
+                format!("`hangar queues resume {}` when it is time", paused[0].queue),
+            )
+        }
+        Err(error) => Check::fail(
+            "queues",
+            format!("cannot read the paused queues: {error}"),
+            "check the user's rights on hangar_queue_pauses",
+        ),
+    }
 }
 
 /// Redis, when configured.
