@@ -30,6 +30,7 @@ use hangar_workers::store::Store;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::commands::progress::Progress;
 use crate::config::Config;
 use crate::exit::Fatal;
 
@@ -129,6 +130,7 @@ pub async fn throughput(
     }
     let store = prepare(config).await?;
     let enqueue_started = Instant::now();
+    let progress = Progress::new(jobs as u64, "enqueueing", json);
     let mut batch = Vec::with_capacity(ENQUEUE_BATCH);
     for _ in 0..jobs {
         let mut job = NewJob::new("noop", serde_json::json!({}));
@@ -136,12 +138,14 @@ pub async fn throughput(
         batch.push(job);
         if batch.len() == ENQUEUE_BATCH {
             store.enqueue_many(&batch).await?;
+            progress.inc(batch.len() as u64);
             batch.clear();
         }
     }
     if !batch.is_empty() {
         store.enqueue_many(&batch).await?;
     }
+    progress.finish();
     let enqueue_secs = enqueue_started.elapsed().as_secs_f64();
     eprintln!(
         "enqueued {jobs} jobs in {enqueue_secs:.2}s ({:.0}/s); draining",
@@ -158,9 +162,13 @@ pub async fn throughput(
         &shutdown,
     );
     let mut waits = Vec::with_capacity(jobs);
+    let progress = Progress::new(jobs as u64, "draining", json);
     while waits.len() < jobs {
         match tokio::time::timeout(Duration::from_secs(60), rx.recv()).await {
-            Ok(Some((_, _, waited_ms))) => waits.push(waited_ms),
+            Ok(Some((_, _, waited_ms))) => {
+                waits.push(waited_ms);
+                progress.inc(1);
+            }
             _ => {
                 shutdown.cancel();
                 return Err(Fatal::runtime("bench: no job started for 60 s; giving up"));
@@ -178,6 +186,7 @@ pub async fn throughput(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let drain_secs = drain_started.elapsed().as_secs_f64();
+    progress.finish();
     shutdown.cancel();
     let _ = pool.await;
     let completed = store
@@ -226,6 +235,7 @@ pub async fn latency(
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut latencies = Vec::with_capacity(jobs);
     let mut enqueue_ms = Vec::with_capacity(jobs);
+    let progress = Progress::new(jobs as u64, "one job at a time", json);
     for _ in 0..jobs {
         let mut job = NewJob::new("noop", serde_json::json!({}));
         job.queue = BENCH_QUEUE.to_owned();
@@ -247,8 +257,10 @@ pub async fn latency(
                 }
             }
         }
+        progress.inc(1);
         tokio::time::sleep(Duration::from_millis(interval_ms)).await;
     }
+    progress.finish();
     shutdown.cancel();
     let _ = pool.await;
     store.delete_queue(BENCH_QUEUE).await?;

@@ -115,6 +115,40 @@ pub enum Command {
         #[command(subcommand)]
         command: WebhooksCommand,
     },
+    /// List, pause and resume queues (a paused queue accepts jobs and claims none).
+    Queues {
+        #[command(flatten)]
+        database: DatabaseOptions,
+        #[command(flatten)]
+        pools: PoolOptions,
+        /// What to do with queues.
+        #[command(subcommand)]
+        command: crate::commands::queues::QueuesCommand,
+    },
+    /// The processes that run pools (alive or gone) and the jobs each runs now.
+    Workers {
+        #[command(flatten)]
+        database: DatabaseOptions,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the database (reachable, version, migrated), Redis, the master key, the pool
+    /// and schedule files and the private-target setting; say what to fix. Exit status 1 when
+    /// a check fails, 2 when the configuration does not load.
+    Doctor(DoctorArgs),
+    /// Print a completion script for a shell (`hangar completions bash > …`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page of `hangar`, or write every command's page into a folder.
+    Man {
+        /// Write hangar.1 and one page per subcommand (hangar-jobs-list.1, …) into this
+        /// folder instead of printing hangar.1.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Measure throughput and latency on the configured database.
     Bench {
         #[command(flatten)]
@@ -222,6 +256,16 @@ pub struct PlannerArgs {
     #[command(flatten)]
     #[serde(flatten)]
     pub ingress: IngressOptions,
+}
+
+/// `hangar doctor`: every setting `serve` reads, since it checks them all.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub settings: ServeArgs,
+    /// Print JSON: `{"ok", "checks": [{"name", "status", "message", "fix"}]}`.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `hangar migrate`.

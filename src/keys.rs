@@ -70,7 +70,7 @@ pub async fn command(config: &Config, command: KeysCommand) -> Result<(), Fatal>
                 .map_err(|e| Fatal::config(e.to_string()))?;
             let store = crate::connect_migrated(config).await?;
             let (ring, source) = keyring(config)?;
-            let n = rotate(&store, &ring, &new_key).await?;
+            let n = rotate(&store, &ring, &new_key, json).await?;
             let next = match &source {
                 KeySource::File(path) => {
                     // NEW,OLD: processes still running with the old key keep sealing with it,
@@ -104,25 +104,42 @@ pub async fn command(config: &Config, command: KeysCommand) -> Result<(), Fatal>
     }
 }
 
-/// Re-seals the alert channels' configuration and the integrations' credentials with the
-/// new key; returns how many secrets.
-async fn rotate(store: &Store, ring: &Keyring, new_key: &MasterKey) -> Result<u64, Fatal> {
+/// Re-seals the alert channels' configuration, the webhook endpoints' secrets, the
+/// integrations' credentials and the inbound hooks' material with the new key, one kind of
+/// secret after the other (the progress shows which); returns how many secrets.
+async fn rotate(
+    store: &Store,
+    ring: &Keyring,
+    new_key: &MasterKey,
+    json: bool,
+) -> Result<u64, Fatal> {
+    let failed = |e: &dyn std::fmt::Display| Fatal::runtime(e.to_string());
+    let progress = crate::commands::progress::Progress::new(4, "re-encrypting", json);
+    progress.step("re-encrypting alert channels");
     let channels = channels::reseal_all(store, ring, new_key)
         .await
-        .map_err(|e| Fatal::runtime(e.to_string()))?;
+        .map_err(|e| failed(&e))?;
+    progress.inc(1);
     // The webhook endpoints' secrets and the integrations' credentials (other transactions:
     // a failure here leaves what was done re-sealed under the new key, which the NEW,OLD
     // keyring opens, and is safe to repeat).
+    progress.step("re-encrypting webhook secrets");
     let endpoints = hangar_workers::webhooks::endpoint::reseal_all(store, ring, new_key)
         .await
-        .map_err(|e| Fatal::runtime(e.to_string()))?;
+        .map_err(|e| failed(&e))?;
+    progress.inc(1);
+    progress.step("re-encrypting integration credentials");
     let rows = hangar_integrations::store::IntegrationRows::new(store.database().clone());
     let credentials = hangar_integrations::credentials::reseal_all(&rows, ring, new_key)
         .await
-        .map_err(|e| Fatal::runtime(e.to_string()))?;
+        .map_err(|e| failed(&e))?;
+    progress.inc(1);
     // The inbound hooks' material (a fourth transaction, safe to repeat the same way).
+    progress.step("re-encrypting inbound hook material");
     let hooks = hangar_workers::inbound::reseal_all(store, ring, new_key)
         .await
-        .map_err(|e| Fatal::runtime(e.to_string()))?;
+        .map_err(|e| failed(&e))?;
+    progress.inc(1);
+    progress.finish();
     Ok(channels + endpoints + credentials + hooks)
 }

@@ -10,6 +10,7 @@ pub mod commands;
 pub mod config;
 mod dashboard;
 pub mod exit;
+pub mod fleet;
 mod http;
 pub mod keys;
 pub mod planner;

@@ -35,17 +35,31 @@ fn main() -> ExitCode {
     }
 }
 
+/// Logs on stderr: text for a person at a terminal, one JSON object a line for a journal or
+/// a collector (unless `HANGAR_LOG_FORMAT` says `text` or `json`). A job's
+/// lines carry its fields (job_id, kind, queue, attempt, workspace) under `"span"`.
 fn init_tracing() {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("HANGAR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let terminal = std::io::stderr().is_terminal();
+    let json = match std::env::var("HANGAR_LOG_FORMAT").as_deref() {
+        Ok("json") => true,
+        Ok("text") => false,
+        _ => !terminal,
+    };
     // Colour codes only for a person at a terminal: a log file or collector gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(terminal)
         .with_writer(std::io::stderr);
-    if std::env::var("HANGAR_LOG_FORMAT").is_ok_and(|f| f == "json") {
-        builder.json().init();
+    if json {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
     } else {
         builder.init();
     }
@@ -190,6 +204,26 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
             let config = load(Flags::new().with(&database).with(&pools))?;
             commands::webhooks::command(&config, command).await
         }
+        Command::Queues {
+            database,
+            pools,
+            command,
+        } => {
+            let config = load(Flags::new().with(&database).with(&pools))?;
+            commands::queues::queues(&config, command).await
+        }
+        Command::Workers { database, json } => {
+            commands::queues::workers(&load(Flags::new().with(&database))?, json).await
+        }
+        Command::Doctor(args) => {
+            let config = load(Flags::new().with(&args.settings));
+            commands::doctor::command(config, args.json).await
+        }
+        Command::Completions { shell } => {
+            commands::shell_docs::completions(shell);
+            Ok(())
+        }
+        Command::Man { dir } => commands::shell_docs::man(dir.as_deref()),
         Command::Bench {
             database,
             pools,

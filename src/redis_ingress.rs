@@ -38,6 +38,7 @@ mod batch;
 mod dead_letters;
 mod entry;
 mod maintenance;
+pub mod probe;
 mod refusal;
 pub mod retention;
 

@@ -13,6 +13,7 @@ use hangar_workers::pool::{Pool, PoolDeps};
 use hangar_workers::pool_config::PoolSpec;
 use hangar_workers::refresher::NoRefresher;
 use hangar_workers::routes::Routes;
+use hangar_workers::store::ProcessBeat;
 use hangar_workers::webhooks::{self, WebhookContext};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -191,6 +192,17 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
         tasks.spawn(planner.run(shutdown.clone()));
     }
     let queues: Vec<String> = config.pools.iter().map(|p| p.queue.clone()).collect();
+    let beat = (!plan.pools.is_empty()).then(|| ProcessBeat {
+        id: worker_id(),
+        host: host_name(),
+        pid: i64::from(std::process::id()),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        command: if plan.migrate { "serve" } else { "worker" }.to_owned(),
+        pools: plan.pools.iter().map(|p| p.name.clone()).collect(),
+    });
+    if let Some(beat) = beat.clone() {
+        tasks.spawn(heartbeat_process(store.clone(), beat, shutdown.clone()));
+    }
     for spec in plan.pools {
         tracing::info!(pool = %spec.name, queue = %spec.queue, concurrency = spec.concurrency, "pool started");
         let pool = Pool::new(spec, deps.clone());
@@ -214,12 +226,18 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
         "hangar is running; listening on {addr}"
     );
     while tasks.join_next().await.is_some() {}
+    if let Some(beat) = beat {
+        // Off the workers list at once; with the database down the row simply ages out.
+        let gone = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            store.remove_process(&beat.id),
+        );
+        let _ = gone.await;
+    }
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Every kind a pool names must have a handler in this binary (the alert delivery kinds
-/// are registered once the store is open).
 /// The `sync` kind's handler: integrations read through `context` when a job runs, the
 /// built-in connectors, applied changes handed to `{prefix}:changes` when Redis is configured.
 fn sync_handler(
@@ -243,7 +261,9 @@ fn sync_handler(
     .map_err(|e| Fatal::runtime(format!("the sync engine's HTTP client: {e}")))
 }
 
-fn check_kinds(registry: &Registry, pools: &[PoolSpec]) -> Result<(), Fatal> {
+/// Every kind a pool names must have a handler in this binary (the alert delivery kinds
+/// are registered once the store is open).
+pub(crate) fn check_kinds(registry: &Registry, pools: &[PoolSpec]) -> Result<(), Fatal> {
     for pool in pools {
         for kind in &pool.kinds {
             // The alert, webhook, inbound and integration kinds are registered once the store
@@ -267,10 +287,42 @@ fn check_kinds(registry: &Registry, pools: &[PoolSpec]) -> Result<(), Fatal> {
 
 /// `host:pid`, the name leases and attempt rows record.
 pub fn worker_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+    format!("{}:{}", host_name(), std::process::id())
+}
+
+/// This machine's name.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "host".to_owned());
-    format!("{host}:{}", std::process::id())
+        .unwrap_or_else(|_| "host".to_owned())
+}
+
+/// How often a process that runs pools records that it is alive (the workers list counts a
+/// process gone after three silent periods).
+pub const PROCESS_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Records `beat` now and every [`PROCESS_HEARTBEAT`] until `shutdown`; a failed beat is
+/// logged once and tried again at the next tick.
+async fn heartbeat_process(
+    store: hangar_workers::store::Store,
+    beat: ProcessBeat,
+    shutdown: CancellationToken,
+) {
+    let mut failing = false;
+    loop {
+        match store.heartbeat_process(&beat).await {
+            Ok(()) => failing = false,
+            Err(error) if !failing => {
+                failing = true;
+                tracing::warn!(%error, "cannot record this process's heartbeat");
+            }
+            Err(_) => {}
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(PROCESS_HEARTBEAT) => {}
+        }
+    }
 }
 
 /// Installs the SIGTERM and Ctrl-C handlers now (not when a task first runs) and cancels

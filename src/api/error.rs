@@ -62,6 +62,11 @@ pub enum ApiError {
     /// The token is for another workspace.
     #[error("the token is not valid for workspace '{0}'")]
     OtherWorkspace(String),
+    /// A workspace token on a route of the whole fleet (queues, processes).
+    #[error(
+        "a workspace token cannot see or steer the shared queues and processes; use a token valid for every workspace"
+    )]
+    WorkspaceToken,
     /// A path under `/api/` that no route serves.
     #[error("no such API route")]
     NoRoute,
@@ -258,7 +263,9 @@ impl ApiError {
             }
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::RoleNeeded { .. } | ApiError::OtherWorkspace(_) => StatusCode::FORBIDDEN,
+            ApiError::RoleNeeded { .. }
+            | ApiError::OtherWorkspace(_)
+            | ApiError::WorkspaceToken => StatusCode::FORBIDDEN,
             ApiError::NoRoute | ApiError::UnknownProvider(_) | ApiError::NotFound(_) => {
                 StatusCode::NOT_FOUND
             }
@@ -300,7 +307,9 @@ impl ApiError {
             ApiError::InvalidJson(_) => "invalid_json",
             ApiError::TooLarge => "too_large",
             ApiError::Unauthorized(_) => "unauthorized",
-            ApiError::RoleNeeded { .. } | ApiError::OtherWorkspace(_) => "forbidden",
+            ApiError::RoleNeeded { .. }
+            | ApiError::OtherWorkspace(_)
+            | ApiError::WorkspaceToken => "forbidden",
             ApiError::NoRoute | ApiError::UnknownProvider(_) | ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::RateLimited { .. } => "rate_limited",

@@ -18,6 +18,7 @@ mod inbound_secrets;
 mod integrations;
 mod jobs;
 mod publish;
+mod queues;
 pub(crate) mod sync_runs;
 pub(crate) mod webhook_bodies;
 mod webhook_deliveries;
@@ -162,6 +163,10 @@ fn documented() -> OpenApiRouter<ApiState> {
             inbound_secrets::delete_hook
         ))
         .routes(routes!(inbound_secrets::list_events))
+        .routes(routes!(queues::list_queues))
+        .routes(routes!(queues::pause_queue))
+        .routes(routes!(queues::resume_queue))
+        .routes(routes!(queues::list_workers))
 }
 
 /// The OpenAPI document of the API.

@@ -6,10 +6,14 @@
 pub mod alert_channels;
 pub mod alerts;
 pub mod conflicts;
+pub mod doctor;
 pub mod enqueue;
 pub mod integrations;
 pub mod jobs;
 pub mod output;
+pub mod progress;
+pub mod queues;
+pub mod shell_docs;
 pub mod table;
 pub mod tokens;
 pub mod webhooks;

@@ -12,9 +12,13 @@ use serde_json::json;
 
 use crate::cli::{EndpointsCommand, WebhooksCommand};
 use crate::commands::output::{print_json, short_time};
+use crate::commands::progress::Progress;
 use crate::commands::table::{Align, Table};
 use crate::config::Config;
 use crate::exit::Fatal;
+
+/// Deliveries queued again per statement by `webhooks replay`.
+const REPLAY_CHUNK: usize = 1_000;
 
 fn time(t: Option<&DateTime<Utc>>) -> String {
     t.map_or("-".to_owned(), short_time)
@@ -90,7 +94,17 @@ pub async fn command(config: &Config, command: WebhooksCommand) -> Result<(), Fa
                 ids.len() as u64
             } else {
                 let route = webhooks::route(&Routes::new(&config.pools, &Registry::builtin()));
-                store.requeue_webhook_deliveries(&ids, &route).await?
+                // In chunks, so a long replay shows its progress; each chunk is a replay of
+                // its own (a failure leaves the earlier chunks queued, and repeating sends
+                // those again).
+                let progress = Progress::new(ids.len() as u64, "queueing deliveries", json);
+                let mut count = 0;
+                for chunk in ids.chunks(REPLAY_CHUNK) {
+                    count += store.requeue_webhook_deliveries(chunk, &route).await?;
+                    progress.inc(chunk.len() as u64);
+                }
+                progress.finish();
+                count
             };
             if json {
                 print_json(&json!({"count": count, "dry_run": dry_run}));

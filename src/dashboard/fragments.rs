@@ -55,6 +55,8 @@ pub fn done_note(done: Option<&str>) -> Markup {
         Some("retried") => "Retried: the job runs again now.",
         Some("cancelled") => "Cancelled.",
         Some("acknowledged") => "Acknowledged.",
+        Some("paused") => "Paused: the queue accepts jobs and no pool claims from it.",
+        Some("resumed") => "Resumed: the queue's pools claim again.",
         _ => return html! {},
     };
     html! { p class="note done" { (text) } }

@@ -115,17 +115,20 @@ pub enum Nav {
     SyncRuns,
     /// `/conflicts`.
     Conflicts,
+    /// `/workers`.
+    Workers,
     /// Sign-in and error pages.
     None,
 }
 
 /// The navigation's entries, in order.
-const NAV: [(Nav, &str, &str); 9] = [
+const NAV: [(Nav, &str, &str); 10] = [
     (Nav::Overview, "/", "Overview"),
     (Nav::Jobs, "/jobs", "Jobs"),
     (Nav::Alerts, "/alerts", "Alerts"),
     (Nav::DeadLetters, "/dead-letters", "Dead letters"),
     (Nav::Schedules, "/schedules", "Schedules"),
+    (Nav::Workers, "/workers", "Workers"),
     (Nav::Webhooks, "/webhooks", "Webhooks"),
     (Nav::Integrations, "/integrations", "Integrations"),
     (Nav::SyncRuns, "/sync-runs", "Sync runs"),

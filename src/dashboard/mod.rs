@@ -4,7 +4,8 @@
 //! module per page (`*_page.rs`) inside the shared [`frame`], built from [`fragments`]. Pages: overview (queues,
 //! alerts, dead letters), jobs, a job with its attempts, alerts, dead letters, schedules,
 //! webhook endpoints and an endpoint's deliveries (resend, replay), a workspace's inbound
-//! events, integrations, sync runs, conflicts (resolve: `admin`).
+//! events, integrations, sync runs, conflicts (resolve: `admin`), workers (the processes, the
+//! jobs each runs, queue pause and resume: `operator`).
 //!
 //! Every page needs a session ([`session`]); roles are enforced here exactly as in the API
 //! (viewer reads; retry, cancel and acknowledge need operator) and buttons a role cannot use
@@ -31,6 +32,7 @@ mod sign_in_limit;
 mod sync_runs_page;
 mod webhook_actions;
 mod webhooks_page;
+mod workers_page;
 
 use std::sync::Arc;
 
@@ -71,6 +73,9 @@ pub fn routes(api: ApiState, redis: Option<RedisConfig>) -> Router {
         .route("/alerts/{id}/ack", post(actions::ack))
         .route("/dead-letters", get(dead_letters_page::dead_letters))
         .route("/schedules", get(schedules_page::schedules))
+        .route("/workers", get(workers_page::workers))
+        .route("/queues/pause", post(workers_page::pause))
+        .route("/queues/resume", post(workers_page::resume))
         .route("/workspaces/{ws}/inbound", get(inbound_page::inbound))
         .route("/webhooks", get(webhooks_page::endpoints))
         .route("/webhooks/{id}", get(webhooks_page::endpoint))

@@ -65,3 +65,34 @@ pub async fn check_migrated(db: &Database) -> Result<(), StoreError> {
         pending => Err(StoreError::NotMigrated { pending }),
     }
 }
+
+/// Where the database's schema stands against the migrations this binary ships.
+#[derive(Debug, Clone, Default)]
+pub struct SchemaStatus {
+    /// How many migrations (of every set) the database has applied.
+    pub applied: usize,
+    /// The migrations this binary ships that the database lacks (`0023_x`), set by set.
+    pub pending: Vec<String>,
+    /// Applied versions that no set of this binary knows: a newer Hangar migrated the
+    /// database.
+    pub unknown: Vec<i64>,
+}
+
+/// The schema's standing: what is applied, pending, and unknown to this binary.
+pub async fn schema_status(db: &Database) -> Result<SchemaStatus, StoreError> {
+    let versions = schema::applied_versions(db).await?;
+    let mut pending = Vec::new();
+    for set in ALL {
+        pending.extend(set.pending_names(db).await?);
+    }
+    let unknown = versions
+        .iter()
+        .copied()
+        .filter(|v| !ALL.iter().any(|set| set.knows(db, *v)))
+        .collect();
+    Ok(SchemaStatus {
+        applied: versions.len(),
+        pending,
+        unknown,
+    })
+}

@@ -123,7 +123,7 @@ async fn user_text_is_escaped_on_every_page(backend: Backend) {
         .to_owned();
     let session = dashboard_session(&base, &token).await;
     let http = reqwest::Client::new();
-    let pages: [(String, Vec<String>); 7] = [
+    let pages: [(String, Vec<String>); 8] = [
         ("/".to_owned(), vec![payload("queue")]),
         (
             "/jobs".to_owned(),
@@ -144,6 +144,8 @@ async fn user_text_is_escaped_on_every_page(backend: Backend) {
             format!("/jobs?kind={}", "%3Cscript%3E%22"),
             vec!["<script>\"".to_owned()],
         ),
+        // The parked job's queue, in the queue table and its pause button's form.
+        ("/workers".to_owned(), vec![payload("queue")]),
         (
             "/alerts?all=1".to_owned(),
             vec![payload("alert message"), payload("alert workspace")],

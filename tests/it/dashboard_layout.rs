@@ -74,6 +74,7 @@ async fn no_dashboard_page_overflows_at_laptop_or_phone_width() {
         ("alerts", "/alerts?all=1".to_owned()),
         ("dead-letters", "/dead-letters".to_owned()),
         ("schedules", "/schedules".to_owned()),
+        ("workers", "/workers".to_owned()),
         ("inbound", format!("/workspaces/{workspace}/inbound")),
         ("not-found", "/queues/default".to_owned()),
     ];

@@ -147,7 +147,10 @@ impl TestDb {
             .env_remove("HANGAR_NEW_MASTER_KEY")
             .env_remove("HANGAR_ALERT_TICK_MS")
             .env("HANGAR_MASTER_KEY", TEST_MASTER_KEY)
-            .env("HANGAR_LOG", "info");
+            .env("HANGAR_LOG", "info")
+            // The tests read the logs as text (`jobs=12`); JSON, the default off a terminal,
+            // has a test of its own (`logs.rs`).
+            .env("HANGAR_LOG_FORMAT", "text");
         if self.dir.path().join("workers").is_dir() {
             command.env("HANGAR_WORKERS_DIR", self.dir.path().join("workers"));
         }

@@ -31,6 +31,7 @@ use futures_util::FutureExt;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::error_class::ErrorClass;
 pub use crate::failure::{decide_failure, failure_record};
@@ -282,10 +283,23 @@ impl Pool {
                 running: self.running.clone(),
                 done_tx: done_tx.clone(),
             };
-            attempts.spawn(async move {
-                attempt.run(job, cancel).await;
-                drop((slot, in_hand));
-            });
+            // Every line the attempt logs (its handler's, its failure's) carries the job's
+            // fields: the JSON logs of `hangar` put them under "span".
+            let span = tracing::info_span!(
+                "job",
+                job_id = job.id.0,
+                kind = %job.kind,
+                queue = %self.spec.queue,
+                attempt = job.attempt,
+                workspace = job.workspace_id.as_deref(),
+            );
+            attempts.spawn(
+                async move {
+                    attempt.run(job, cancel).await;
+                    drop((slot, in_hand));
+                }
+                .instrument(span),
+            );
         }
     }
 

@@ -135,6 +135,11 @@ impl Routes {
         self.internal.contains(kind)
     }
 
+    /// The pools' queues, sorted.
+    pub fn queues(&self) -> Vec<String> {
+        self.queues.iter().cloned().collect()
+    }
+
     /// The pools' queues, comma-separated, for messages.
     pub fn known_queues(&self) -> String {
         self.queues

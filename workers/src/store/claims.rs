@@ -177,6 +177,7 @@ impl Store {
                          SELECT id FROM hangar_jobs \
                          WHERE queue = $1 AND state IN ('available', 'scheduled', 'retryable') \
                            AND run_at <= now() {bound} \
+                           AND NOT EXISTS (SELECT 1 FROM hangar_queue_pauses p WHERE p.queue = $1) \
                          ORDER BY priority, run_at, id \
                          LIMIT $2 \
                          FOR UPDATE SKIP LOCKED) \
@@ -211,6 +212,7 @@ impl Store {
                          SELECT id FROM hangar_jobs \
                          WHERE queue = ?1 AND state IN ('available', 'scheduled', 'retryable') \
                            AND run_at <= ?5 \
+                           AND NOT EXISTS (SELECT 1 FROM hangar_queue_pauses p WHERE p.queue = ?1) \
                          ORDER BY priority, run_at, id LIMIT ?2) \
                      RETURNING {SQLITE_CLAIMED_COLUMNS}"
                 )))
@@ -227,10 +229,12 @@ impl Store {
         }
     }
 
-    /// The earliest `run_at` of a job of `queue` that waits for its time.
+    /// The earliest `run_at` of a job of `queue` that waits for its time; none while the
+    /// queue is paused (its pools then sleep their poll tick, or until a resume wakes them).
     pub async fn next_run_at(&self, queue: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         let sql = "SELECT min(run_at) FROM hangar_jobs \
-                   WHERE queue = $1 AND state IN ('available', 'scheduled', 'retryable')";
+                   WHERE queue = $1 AND state IN ('available', 'scheduled', 'retryable') \
+                     AND NOT EXISTS (SELECT 1 FROM hangar_queue_pauses p WHERE p.queue = $1)";
         match self.pool() {
             Pool::Postgres(pool) => Ok(sqlx::query_scalar(sql).bind(queue).fetch_one(pool).await?),
             Pool::Sqlite(pool) => {

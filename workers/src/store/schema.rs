@@ -94,6 +94,32 @@ impl Migrations {
             .count())
     }
 
+    /// The names of this set's migrations the database lacks (`0023_x`), in order; the
+    /// same count as [`Migrations::pending`].
+    pub async fn pending_names(&self, db: &Database) -> Result<Vec<String>, StoreError> {
+        let applied = applied(db).await?;
+        let has = |version: i64| applied.iter().any(|(v, _)| *v == version);
+        Ok(self
+            .source(db)
+            .iter()
+            .filter(|m| {
+                !has(m.version)
+                    && !self
+                        .renumbered
+                        .iter()
+                        .any(|r| r.to == m.version && has(r.from))
+            })
+            .map(|m| format!("{:04}_{}", m.version, m.description.replace(' ', "_")))
+            .collect())
+    }
+
+    /// Whether `version` in the shared history is one of this set's (under its version now
+    /// or a renumbered old one).
+    pub fn knows(&self, db: &Database, version: i64) -> bool {
+        self.source(db).iter().any(|m| m.version == version)
+            || self.renumbered.iter().any(|r| r.from == version)
+    }
+
     fn source(&self, db: &Database) -> &'static Migrator {
         match db.pool() {
             Pool::Postgres(_) => self.postgres,
@@ -147,6 +173,30 @@ impl Migrations {
         }
         Ok(())
     }
+}
+
+/// The versions applied so far, of every set, in order: what `hangar doctor` compares with
+/// the sets this binary ships (a version none of them knows was applied by a newer Hangar).
+pub async fn applied_versions(db: &Database) -> Result<Vec<i64>, StoreError> {
+    let mut versions: Vec<i64> = applied(db).await?.into_iter().map(|(v, _)| v).collect();
+    versions.sort_unstable();
+    Ok(versions)
+}
+
+/// The database server's version: PostgreSQL's `server_version`, SQLite's library version.
+pub async fn server_version(db: &Database) -> Result<String, StoreError> {
+    Ok(match db.pool() {
+        Pool::Postgres(pool) => {
+            sqlx::query_scalar("SHOW server_version")
+                .fetch_one(pool)
+                .await?
+        }
+        Pool::Sqlite(pool) => {
+            sqlx::query_scalar("SELECT sqlite_version()")
+                .fetch_one(pool)
+                .await?
+        }
+    })
 }
 
 /// The migrations applied so far, `(version, description)`, of every set.

@@ -1,0 +1,26 @@
+-- Paused queues: one row per paused queue. A paused queue keeps accepting jobs; the claim
+-- and the producer's next-run lookup (store/claims.rs) skip it with
+-- `NOT EXISTS (SELECT 1 FROM hangar_queue_pauses WHERE queue = $1)`, a primary-key lookup.
+CREATE TABLE hangar_queue_pauses (
+    queue     TEXT        PRIMARY KEY,
+    paused_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    paused_by TEXT
+);
+
+-- The processes that run pools (`serve`, `worker`), one row each, heartbeated by the process
+-- and deleted when it stops cleanly; `id` is its `host:pid`, the `leased_by` of the jobs it
+-- runs. `pools` is a JSON array of pool names.
+CREATE TABLE hangar_processes (
+    id           TEXT        PRIMARY KEY,
+    host         TEXT        NOT NULL,
+    pid          BIGINT      NOT NULL,
+    version      TEXT        NOT NULL,
+    command      TEXT        NOT NULL,
+    pools        TEXT        NOT NULL,
+    started_at   TIMESTAMPTZ NOT NULL,
+    heartbeat_at TIMESTAMPTZ NOT NULL
+);
+
+-- The workers page lists `ORDER BY heartbeat_at DESC`, and the heartbeat deletes rows
+-- `WHERE heartbeat_at < $1` (processes gone for a day).
+CREATE INDEX hangar_processes_heartbeat ON hangar_processes (heartbeat_at);
