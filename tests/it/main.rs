@@ -29,6 +29,7 @@ mod durability;
 mod email_sync;
 mod foreflight_sim;
 mod foreflight_sync;
+mod history_plans;
 mod inbound_dashboard;
 mod inbound_keys;
 mod inbound_process;
