@@ -58,6 +58,7 @@ mod webhook_deliveries;
 mod webhook_endpoints;
 mod webhook_fanout;
 mod webhook_gate;
+mod webhook_record;
 mod webhook_secrets;
 
 use std::collections::HashMap;
