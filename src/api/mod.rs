@@ -147,6 +147,7 @@ fn documented() -> OpenApiRouter<ApiState> {
         .routes(routes!(webhooks::resume_endpoint))
         .routes(routes!(webhook_deliveries::list_deliveries))
         .routes(routes!(webhook_deliveries::replay))
+        .routes(routes!(webhook_deliveries::list_replays))
         .routes(routes!(webhook_deliveries::resend))
         .routes(routes!(webhook_deliveries::expunge))
         .routes(routes!(integrations::list_integrations))

@@ -1,12 +1,14 @@
 //! `hangar webhooks endpoints list|show ID` and `hangar webhooks replay ENDPOINT --since T
 //! [--until T] [--failed-only] [--dry-run]`: the operator's view of the webhook endpoints
 //! (health, last success, failure streak, disabled reason; never a secret) and the replay of
-//! a time range, each delivery a new job on the queue the pool files give `webhook_delivery`.
+//! a time range in the background (a `webhook_replay` job sends each delivery again as a new
+//! job on the queue the pool files give `webhook_delivery`), its progress printed.
 
 use chrono::{DateTime, Utc};
 use hangar_workers::kinds::Registry;
 use hangar_workers::routes::Routes;
-use hangar_workers::store::Delivery;
+use hangar_workers::store::{Delivery, Replay, Store};
+use hangar_workers::webhooks::replay::ReplayAsk;
 use hangar_workers::webhooks::{self, Endpoint};
 use serde_json::json;
 
@@ -69,6 +71,7 @@ pub async fn command(config: &Config, command: WebhooksCommand) -> Result<(), Fa
             until,
             failed_only,
             dry_run,
+            no_wait,
             json,
         } => {
             let since = parse_time("--since", &since)?;
@@ -79,29 +82,68 @@ pub async fn command(config: &Config, command: WebhooksCommand) -> Result<(), Fa
             if until <= since {
                 return Err(Fatal::config("--until: must be after --since"));
             }
-            store
+            let found = store
                 .webhook_endpoint(&endpoint)
                 .await?
                 .ok_or_else(|| Fatal::config(format!("webhook endpoint {endpoint} not found")))?;
-            let ids = store
-                .webhook_replay_set(&endpoint, since, until, failed_only)
-                .await?;
-            let count = if dry_run {
-                ids.len() as u64
-            } else {
-                let route = webhooks::route(&Routes::new(&config.pools, &Registry::builtin()));
-                store.requeue_webhook_deliveries(&ids, &route).await?
+            let route = webhooks::route(&Routes::new(&config.pools, &Registry::builtin()));
+            let ask = ReplayAsk {
+                since,
+                until,
+                failed_only,
+                dry_run,
             };
+            let (count, replay) =
+                webhooks::replay::start(&store, &route, &found.workspace_id, &endpoint, &ask)
+                    .await
+                    .map_err(|e| Fatal::runtime(format!("replay: {e}")))?;
             if json {
-                print_json(&json!({"count": count, "dry_run": dry_run}));
+                print_json(&json!({"count": count, "dry_run": dry_run, "replay": replay}));
             } else if dry_run {
                 println!("{count} deliveries would be sent again (dry run: nothing sent)");
             } else {
-                println!("{count} deliveries queued again");
+                println!("{count} deliveries to send again");
+            }
+            if let (Some(replay), false) = (replay, no_wait || json) {
+                follow(&store, replay).await?;
             }
         }
     }
     Ok(())
+}
+
+/// Prints a replay's progress as its job sends the batches, until it is done; gives up
+/// waiting (the replay goes on) when nothing moved for 30 s, e.g. no worker runs.
+async fn follow(store: &Store, mut replay: Replay) -> Result<(), Fatal> {
+    let mut shown = -1;
+    let mut moved_at = std::time::Instant::now();
+    loop {
+        if replay.created != shown {
+            println!(
+                "replay {}: {} / {} sent again",
+                replay.id, replay.created, replay.total
+            );
+            shown = replay.created;
+            moved_at = std::time::Instant::now();
+        }
+        if replay.finished_at.is_some() {
+            println!("replay {} done", replay.id);
+            return Ok(());
+        }
+        if moved_at.elapsed() > std::time::Duration::from_secs(30) {
+            println!(
+                "replay {}: no progress for 30 s (is a worker running the webhooks queue?); \
+                 it goes on in the background",
+                replay.id
+            );
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        replay = store
+            .webhook_replay(&replay.id)
+            .await?
+            .ok_or_else(|| Fatal::runtime("the replay is gone (its endpoint was deleted)"))?;
+    }
 }
 
 fn print_endpoints(endpoints: &[Endpoint]) {

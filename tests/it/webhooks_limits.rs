@@ -130,7 +130,12 @@ async fn settings_concurrency_and_rate(backend: Backend) {
     })
     .await;
     assert_eq!(receiver.peak("/slow/300"), 2, "two in flight at most");
-    assert_eq!(receiver.hits_on("/slow/300").len(), 8);
+    let slow_hits = receiver.hits_on("/slow/300");
+    assert_eq!(slow_hits.len(), 8);
+    // A waiting delivery sleeps until the earliest slot would expire (90 s): each release
+    // wakes the next one, so four rounds of 300 ms take seconds, not minutes.
+    let span = slow_hits[7].at - slow_hits[0].at;
+    assert!(span < Duration::from_secs(15), "woken by releases: {span:?}");
     // Two at once, then one every 500 ms: the fifth goes 1.5 s after the first.
     let rated_hits = receiver.hits_on("/rated");
     assert_eq!(rated_hits.len(), 5);
@@ -264,6 +269,23 @@ async fn dead_endpoint_does_not_delay_a_healthy_one(backend: Backend) {
         "the dead endpoint's attempts are still out: {dead_deliveries:?}"
     );
     assert_eq!(receiver.hits_on("/hang").len(), 2, "two in flight, no more");
+    // The dead endpoint's four others wait without polling: their jobs are parked until its
+    // first slot would expire (90 s after it was taken), to be woken by a release sooner.
+    let parked = if db.url.starts_with("postgres") {
+        format!(
+            "SELECT count(*) FROM hangar_jobs j JOIN hangar_webhook_deliveries d \
+             ON d.job_id = j.id WHERE d.endpoint_id = '{dead_id}' AND j.state = 'scheduled' \
+             AND j.attempt = 0 AND j.run_at > now() + interval '45 seconds'"
+        )
+    } else {
+        format!(
+            "SELECT count(*) FROM hangar_jobs j JOIN hangar_webhook_deliveries d \
+             ON d.job_id = j.id WHERE d.endpoint_id = '{dead_id}' AND j.state = 'scheduled' \
+             AND j.attempt = 0 AND j.run_at > {}",
+            chrono::Utc::now().timestamp_millis() + 45_000
+        )
+    };
+    assert_eq!(db.query_i64(&parked).await, 4, "parked, not polled");
     eprintln!("healthy latency ms alone {alone:?}, beside a dead endpoint {beside:?}");
 }
 

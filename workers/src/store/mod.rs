@@ -59,6 +59,7 @@ mod webhook_endpoints;
 mod webhook_fanout;
 mod webhook_gate;
 mod webhook_record;
+mod webhook_replays;
 mod webhook_secrets;
 
 use std::collections::HashMap;
@@ -94,6 +95,7 @@ pub use webhook_attempts::{AttemptOutcome, AttemptRow, DeliveryTarget, HealthMov
 pub use webhook_deliveries::{Attempt, Delivery};
 pub use webhook_endpoints::NewEndpointRow;
 pub(crate) use webhook_fanout::sqlite_fan_out;
+pub use webhook_replays::{NewReplay, REPLAY_KIND, Replay};
 pub use webhook_gate::{CIRCUIT_COOLDOWN, Gate, GateAsk, ordering_paths};
 
 /// What can go wrong talking to the store.

@@ -9,6 +9,7 @@
 //! - [`batch`]: the handler's database work gathered into one transaction per batch, and
 //!   [`cache`]: the endpoints and their opened secrets kept for a second;
 //! - [`health`]: the health rules (degraded, disabled after 5 days failing) and their alerts;
+//! - [`replay`]: a time range sent again in the background, its progress visible;
 //! - [`retention`]: attempt rows deleted after 30 days;
 //! - [`limits`]: the per-endpoint settings (concurrency, rate, ordering key) and their
 //!   checks; the gate that enforces them with the circuit breaker is `store/webhook_gate.rs`;
@@ -20,6 +21,7 @@ pub mod deliver;
 pub mod endpoint;
 pub mod health;
 pub mod limits;
+pub mod replay;
 pub mod retention;
 
 use std::sync::Arc;
@@ -197,6 +199,10 @@ pub fn route(routes: &Routes) -> Route {
 /// must not choose.
 pub fn register(registry: &mut Registry, context: &WebhookContext) {
     registry.register_internal(KIND, deliver::DeliveryHandler::new(context.clone()));
+    registry.register_internal(
+        crate::store::REPLAY_KIND,
+        replay::ReplayHandler::new(context.clone()),
+    );
 }
 
 /// The arguments of a `webhook_delivery` job.
