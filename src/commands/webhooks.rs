@@ -9,7 +9,7 @@ use hangar_workers::kinds::Registry;
 use hangar_workers::routes::Routes;
 use hangar_workers::store::{Delivery, Replay, Store};
 use hangar_workers::webhooks::replay::ReplayAsk;
-use hangar_workers::webhooks::{self, Endpoint};
+use hangar_workers::webhooks::{self, Circuit, Endpoint};
 use serde_json::json;
 
 use crate::cli::{EndpointsCommand, WebhooksCommand};
@@ -61,6 +61,8 @@ pub async fn command(config: &Config, command: WebhooksCommand) -> Result<(), Fa
                 print_json(&json!({"endpoint": endpoint, "deliveries": deliveries}));
             } else {
                 print_endpoints(std::slice::from_ref(&endpoint));
+                println!();
+                print_circuit_and_limits(&endpoint);
                 println!();
                 print_deliveries(&deliveries);
             }
@@ -144,6 +146,23 @@ async fn follow(store: &Store, mut replay: Replay) -> Result<(), Fatal> {
             .await?
             .ok_or_else(|| Fatal::runtime("the replay is gone (its endpoint was deleted)"))?;
     }
+}
+
+/// The endpoint's circuit breaker and its limits, one line each.
+fn print_circuit_and_limits(e: &Endpoint) {
+    let until = match e.circuit_open_until {
+        Some(until) if e.circuit == Circuit::Open => format!(" until {}", short_time(&until)),
+        _ => String::new(),
+    };
+    println!("circuit: {}{until}", e.circuit.as_str());
+    let rate = e
+        .rate_limit_per_s
+        .map_or("unlimited rate".to_owned(), |r| format!("{r} per second"));
+    let order = e
+        .ordering_key
+        .as_ref()
+        .map_or("unordered".to_owned(), |k| format!("ordered by {k}"));
+    println!("limits: {} in flight, {rate}, {order}", e.max_in_flight);
 }
 
 fn print_endpoints(endpoints: &[Endpoint]) {

@@ -298,3 +298,50 @@ async fn dead_endpoint_does_not_delay_a_healthy_one_postgres() {
 async fn dead_endpoint_does_not_delay_a_healthy_one_sqlite() {
     dead_endpoint_does_not_delay_a_healthy_one(Backend::Sqlite).await;
 }
+
+/// The workspace's share of the delivery slots comes from the pool file
+/// (`webhook_workspace_share`): with 1, an endpoint allowed 5 in flight gets 1.
+async fn the_workspace_share_is_a_pool_setting(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let pools = POOLS.replace(
+        "kinds = [\"webhook_delivery\"]",
+        "kinds = [\"webhook_delivery\"]\nwebhook_workspace_share = 1",
+    );
+    db.pools(&pools);
+    let (serve, base) = crate::support::serve_http(&db).await;
+    let hangar = Hangar::attach(serve, base);
+    let owner = token(&db, "owner");
+    let receiver = Receiver::start().await;
+    let slow = hangar
+        .create(
+            &owner,
+            "ws_1",
+            json!({"url": receiver.url("/slow/200"), "event_types": ["trip.created"],
+                "max_in_flight": 5}),
+        )
+        .await;
+    let slow_id = slow["id"].as_str().expect("id").to_owned();
+    for n in 0..4 {
+        hangar
+            .publish(
+                &owner,
+                &trip_event(&format!("evt_s{n}"), "trip.created", "t"),
+            )
+            .await;
+    }
+    until("the four deliveries", || {
+        all_succeeded(&hangar, &owner, &slow_id, 4)
+    })
+    .await;
+    assert_eq!(receiver.peak("/slow/200"), 1, "the workspace's one slot");
+}
+
+#[tokio::test]
+async fn webhooks_the_workspace_share_is_a_pool_setting_postgres() {
+    the_workspace_share_is_a_pool_setting(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn webhooks_the_workspace_share_is_a_pool_setting_sqlite() {
+    the_workspace_share_is_a_pool_setting(Backend::Sqlite).await;
+}
