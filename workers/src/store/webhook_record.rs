@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use super::rows::{now_ms, opt_time};
-use super::webhook_gate::{CircuitState, circuit_after_attempt, release_pg, release_sqlite};
+use super::webhook_gate::{
+    CircuitState, circuit_after_attempt, relaxed_commit, release_pg, release_sqlite,
+};
 use super::{AttemptOutcome, AttemptRow, HealthMove, Store, StoreError};
 use crate::db::Pool;
 use crate::webhooks::endpoint::CIRCUIT_AFTER;
@@ -150,6 +152,8 @@ impl Store {
         let (moves, woken) = match self.pool() {
             Pool::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
+                // The job's result, written after this with a flushed commit, flushes it too.
+                relaxed_commit(&mut tx).await?;
                 let now_time = Utc::now();
                 let now = now_time.timestamp_millis();
                 let ms = |t: &str| format!("(extract(epoch FROM {t}) * 1000)::bigint");
