@@ -117,11 +117,20 @@ async fn every_route_of_the_openapi_document_enforces_its_role_for_every_role_an
                 // `security: [{}]`: a provider's push, authenticated by its signature. Only
                 // the hook route may say so; no bearer token of any role opens it, and an
                 // unsigned push is refused with nothing stored.
-                assert_eq!(template, "/hooks/{provider}/{ws}", "{method}: no token needed?");
+                assert_eq!(
+                    template, "/hooks/{provider}/{ws}",
+                    "{method}: no token needed?"
+                );
                 let path = "/hooks/quickbooks/ws_1";
                 let push = json!({"eventNotifications": []});
                 let (status, error) = api.call(&method, path, None, Some(&push)).await;
-                assert_error(status, &error, StatusCode::UNAUTHORIZED, "unauthorized", path);
+                assert_error(
+                    status,
+                    &error,
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    path,
+                );
                 for (role, token) in &tokens {
                     let (status, error) = api.call(&method, path, Some(token), Some(&push)).await;
                     assert_error(

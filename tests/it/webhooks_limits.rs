@@ -135,7 +135,10 @@ async fn settings_concurrency_and_rate(backend: Backend) {
     // A waiting delivery sleeps until the earliest slot would expire (90 s): each release
     // wakes the next one, so four rounds of 300 ms take seconds, not minutes.
     let span = slow_hits[7].at - slow_hits[0].at;
-    assert!(span < Duration::from_secs(15), "woken by releases: {span:?}");
+    assert!(
+        span < Duration::from_secs(15),
+        "woken by releases: {span:?}"
+    );
     // Two at once, then one every 500 ms: the fifth goes 1.5 s after the first.
     let rated_hits = receiver.hits_on("/rated");
     assert_eq!(rated_hits.len(), 5);

@@ -37,7 +37,10 @@ async fn replay_runs_in_the_background(backend: Backend) {
     let path = format!("/api/v1/workspaces/ws_1/webhook-endpoints/{id}");
     for n in 0..12 {
         hangar
-            .publish(&owner, &event(&format!("evt_rp{n}"), "trip.created", "ws_1"))
+            .publish(
+                &owner,
+                &event(&format!("evt_rp{n}"), "trip.created", "ws_1"),
+            )
             .await;
     }
     until("the first deliveries", || async {
@@ -76,7 +79,10 @@ async fn replay_runs_in_the_background(backend: Backend) {
         replay["id"].as_str().is_some_and(|r| r.starts_with("rpl_")),
         "{started}"
     );
-    assert_eq!((&replay["total"], &replay["endpoint_id"]), (&json!(12), &json!(id)));
+    assert_eq!(
+        (&replay["total"], &replay["endpoint_id"]),
+        (&json!(12), &json!(id))
+    );
     until("the replay's deliveries", || async {
         receiver.hits_on("/replayed").len() == 24
     })

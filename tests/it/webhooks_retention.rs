@@ -136,7 +136,8 @@ async fn expunge_and_retention(backend: Backend) {
         1
     );
     assert_eq!(
-        db.query_i64("SELECT count(*) FROM hangar_inbound_events").await,
+        db.query_i64("SELECT count(*) FROM hangar_inbound_events")
+            .await,
         1
     );
 }

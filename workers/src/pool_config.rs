@@ -541,6 +541,9 @@ mod tests {
         let error = parse("pools.toml", &text.replace("= 5", "= 0"))
             .unwrap_err()
             .to_string();
-        assert!(error.contains("webhook_workspace_share: 0 is out of range"), "{error}");
+        assert!(
+            error.contains("webhook_workspace_share: 0 is out of range"),
+            "{error}"
+        );
     }
 }

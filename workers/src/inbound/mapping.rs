@@ -82,7 +82,8 @@ pub fn quickbooks_parts(body: &[u8]) -> Result<Option<Vec<(String, String)>>, Bo
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| BodyError(format!("the body is not JSON: {e}")))?;
     let mut realms: Vec<(String, Vec<Value>)> = Vec::new();
-    let mut add = |realm: String, entity: Value| match realms.iter_mut().find(|(r, _)| *r == realm) {
+    let mut add = |realm: String, entity: Value| match realms.iter_mut().find(|(r, _)| *r == realm)
+    {
         Some((_, entities)) => entities.push(entity),
         None => realms.push((realm, vec![entity])),
     };
@@ -93,7 +94,9 @@ pub fn quickbooks_parts(body: &[u8]) -> Result<Option<Vec<(String, String)>>, Bo
                     e.get(name)
                         .and_then(Value::as_str)
                         .filter(|v| !v.is_empty())
-                        .ok_or_else(|| BodyError(format!("[{i}].{name}: expected a non-empty string")))
+                        .ok_or_else(|| {
+                            BodyError(format!("[{i}].{name}: expected a non-empty string"))
+                        })
                 };
                 let realm = field("intuitaccountid")?;
                 let kind = field("type")?;
@@ -144,7 +147,11 @@ pub fn quickbooks_parts(body: &[u8]) -> Result<Option<Vec<(String, String)>>, Bo
                 }
             }
         }
-        _ => return Err(BodyError("the body: expected a JSON object or array".to_owned())),
+        _ => {
+            return Err(BodyError(
+                "the body: expected a JSON object or array".to_owned(),
+            ));
+        }
     }
     Ok(Some(
         realms
@@ -469,7 +476,11 @@ mod tests {
     #[test]
     fn a_quickbooks_push_of_several_realms_is_split_per_realm() {
         let classic = br#"{"eventNotifications":[{"realmId":"1","dataChangeEvent":{"entities":[{"name":"Payment","id":"9"}]}}]}"#;
-        assert_eq!(quickbooks_parts(classic).unwrap(), None, "one realm: as it is");
+        assert_eq!(
+            quickbooks_parts(classic).unwrap(),
+            None,
+            "one realm: as it is"
+        );
         let two = br#"{"eventNotifications":[{"realmId":"1","dataChangeEvent":{"entities":[{"name":"Payment","id":"9"}]}},{"realmId":"2","dataChangeEvent":{"entities":[{"name":"Invoice","id":"4"}]}}]}"#;
         let parts = quickbooks_parts(two).unwrap().unwrap();
         assert_eq!(parts.len(), 2);
@@ -482,11 +493,22 @@ mod tests {
             ["7", "8"]
         );
         let first: Value = serde_json::from_str(&parts[0].1).unwrap();
-        assert_eq!(first.pointer("/eventNotifications/0/dataChangeEvent/entities/0/name"), Some(&json!("Payment")));
-        assert_eq!(first.pointer("/eventNotifications/0/dataChangeEvent/entities/1/name"), Some(&json!("Customer")));
+        assert_eq!(
+            first.pointer("/eventNotifications/0/dataChangeEvent/entities/0/name"),
+            Some(&json!("Payment"))
+        );
+        assert_eq!(
+            first.pointer("/eventNotifications/0/dataChangeEvent/entities/1/name"),
+            Some(&json!("Customer"))
+        );
         // Each part maps like a classic push: realm 7 names a Payment, so it syncs.
         let action = actions("quickbooks", false, "ws_1", &parts[0].1, Utc::now());
-        assert_eq!(action, Action::Sync { data_type: "payments" });
+        assert_eq!(
+            action,
+            Action::Sync {
+                data_type: "payments"
+            }
+        );
         assert!(quickbooks_parts(br#"[{"type":"qbo.payment.created.v1"}]"#).is_err());
     }
 }

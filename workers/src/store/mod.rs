@@ -95,8 +95,8 @@ pub use webhook_attempts::{AttemptOutcome, AttemptRow, DeliveryTarget, HealthMov
 pub use webhook_deliveries::{Attempt, Delivery};
 pub use webhook_endpoints::NewEndpointRow;
 pub(crate) use webhook_fanout::sqlite_fan_out;
-pub use webhook_replays::{NewReplay, REPLAY_KIND, Replay};
 pub use webhook_gate::{CIRCUIT_COOLDOWN, Gate, GateAsk, ordering_paths};
+pub use webhook_replays::{NewReplay, REPLAY_KIND, Replay};
 
 /// What can go wrong talking to the store.
 #[derive(Debug, thiserror::Error)]

@@ -28,8 +28,8 @@ mod release;
 mod rules;
 
 pub(super) use release::{release_pg, release_sqlite};
-pub(crate) use rules::{CircuitState, circuit_after_attempt};
 pub use rules::ordering_paths;
+pub(crate) use rules::{CircuitState, circuit_after_attempt};
 use rules::{Facts, apply, decide};
 
 use super::rows::{millis, now_ms};
@@ -392,12 +392,13 @@ impl Store {
                         .replace("{run_at}", "j.run_at")
                         .replace("{key_of_e}", "json_extract(e.body, $3)")
                         .replace("{key_of_me}", "json_extract(me.body, $3)");
-                    predecessors[i] = sqlx::query_scalar::<_, Option<i64>>(sqlx::AssertSqlSafe(sql))
-                        .bind(&ask.endpoint_id)
-                        .bind(event_row)
-                        .bind(sqlite_path)
-                        .fetch_optional(&mut *tx)
-                        .await?;
+                    predecessors[i] =
+                        sqlx::query_scalar::<_, Option<i64>>(sqlx::AssertSqlSafe(sql))
+                            .bind(&ask.endpoint_id)
+                            .bind(event_row)
+                            .bind(sqlite_path)
+                            .fetch_optional(&mut *tx)
+                            .await?;
                 }
                 let before: Vec<Facts> = facts.clone();
                 let out = decide_all(asks, &mut facts, &index, &predecessors, now);
@@ -468,16 +469,15 @@ impl Store {
         let woken = match self.pool() {
             Pool::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                let woken = release_pg(&mut tx, &[delivery_id.to_owned()], &[(endpoint_id, 1)])
-                    .await?;
+                let woken =
+                    release_pg(&mut tx, &[delivery_id.to_owned()], &[(endpoint_id, 1)]).await?;
                 tx.commit().await?;
                 woken
             }
             Pool::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
                 let woken =
-                    release_sqlite(&mut tx, &[delivery_id.to_owned()], &[(endpoint_id, 1)])
-                        .await?;
+                    release_sqlite(&mut tx, &[delivery_id.to_owned()], &[(endpoint_id, 1)]).await?;
                 tx.commit().await?;
                 woken
             }

@@ -46,29 +46,35 @@ type EndpointRow = (
 
 fn counters(rows: Vec<EndpointRow>) -> HashMap<String, Counters> {
     rows.into_iter()
-        .map(|(id, streak, failing_since, state, opened_at, open_until, max)| {
-            (
-                id,
-                Counters {
-                    streak,
-                    failing_since,
-                    last_success: None,
-                    last_failure: None,
-                    circuit: CircuitState {
-                        state,
-                        opened_at,
-                        open_until,
+        .map(
+            |(id, streak, failing_since, state, opened_at, open_until, max)| {
+                (
+                    id,
+                    Counters {
+                        streak,
+                        failing_since,
+                        last_success: None,
+                        last_failure: None,
+                        circuit: CircuitState {
+                            state,
+                            opened_at,
+                            open_until,
+                        },
+                        max_in_flight: max,
+                        wake: 0,
                     },
-                    max_in_flight: max,
-                    wake: 0,
-                },
-            )
-        })
+                )
+            },
+        )
         .collect()
 }
 
 /// Moves the counters attempt by attempt; the health moves, in order.
-fn step(attempts: &[AttemptRow], endpoints: &mut HashMap<String, Counters>, now: i64) -> Vec<HealthMove> {
+fn step(
+    attempts: &[AttemptRow],
+    endpoints: &mut HashMap<String, Counters>,
+    now: i64,
+) -> Vec<HealthMove> {
     attempts
         .iter()
         .map(|a| {
@@ -244,12 +250,36 @@ impl Store {
                 )
                 .bind(&ids)
                 .bind(ids.iter().map(|id| e(id).streak).collect::<Vec<_>>())
-                .bind(ids.iter().map(|id| t(e(id).failing_since)).collect::<Vec<_>>())
-                .bind(ids.iter().map(|id| t(e(id).last_success)).collect::<Vec<_>>())
-                .bind(ids.iter().map(|id| t(e(id).last_failure)).collect::<Vec<_>>())
-                .bind(ids.iter().map(|id| e(id).circuit.state.clone()).collect::<Vec<_>>())
-                .bind(ids.iter().map(|id| t(e(id).circuit.opened_at)).collect::<Vec<_>>())
-                .bind(ids.iter().map(|id| t(e(id).circuit.open_until)).collect::<Vec<_>>())
+                .bind(
+                    ids.iter()
+                        .map(|id| t(e(id).failing_since))
+                        .collect::<Vec<_>>(),
+                )
+                .bind(
+                    ids.iter()
+                        .map(|id| t(e(id).last_success))
+                        .collect::<Vec<_>>(),
+                )
+                .bind(
+                    ids.iter()
+                        .map(|id| t(e(id).last_failure))
+                        .collect::<Vec<_>>(),
+                )
+                .bind(
+                    ids.iter()
+                        .map(|id| e(id).circuit.state.clone())
+                        .collect::<Vec<_>>(),
+                )
+                .bind(
+                    ids.iter()
+                        .map(|id| t(e(id).circuit.opened_at))
+                        .collect::<Vec<_>>(),
+                )
+                .bind(
+                    ids.iter()
+                        .map(|id| t(e(id).circuit.open_until))
+                        .collect::<Vec<_>>(),
+                )
                 .execute(&mut *tx)
                 .await?;
                 let wakes: Vec<(&str, i64)> = endpoints

@@ -123,7 +123,9 @@ impl Store {
                 .fetch_all(pool)
                 .await?;
                 rows.into_iter()
-                    .map(|(sealed, until)| (sealed, until.and_then(DateTime::from_timestamp_millis)))
+                    .map(|(sealed, until)| {
+                        (sealed, until.and_then(DateTime::from_timestamp_millis))
+                    })
                     .collect()
             }
         })

@@ -49,7 +49,9 @@ pub struct EndpointCache {
 }
 
 impl EndpointCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Option<Arc<CachedEndpoint>>)>> {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Option<Arc<CachedEndpoint>>)>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -79,10 +81,11 @@ impl EndpointCache {
             Some(endpoint) => {
                 let mut secrets = Vec::new();
                 for (sealed, until) in context.store.webhook_signing_secrets(id).await? {
-                    let plain =
-                        context
-                            .keyring
-                            .open(&sealed, &secret_aad(id), "webhook endpoint secret")?;
+                    let plain = context.keyring.open(
+                        &sealed,
+                        &secret_aad(id),
+                        "webhook endpoint secret",
+                    )?;
                     let text = String::from_utf8(plain).map_err(|_| {
                         WebhookError::Invalid(format!("the secret of endpoint {id} is not text"))
                     })?;

@@ -31,13 +31,11 @@ use serde::{Deserialize, Serialize};
 use crate::kinds::Registry;
 use crate::routes::{Route, Routes};
 use crate::secrets::{Keyring, SecretError};
-use crate::store::{
-    AttemptRow, DeliveryTarget, Gate, GateAsk, HealthMove, Store, StoreError,
-};
-use batch::Batcher;
-use cache::EndpointCache;
+use crate::store::{AttemptRow, DeliveryTarget, Gate, GateAsk, HealthMove, Store, StoreError};
 use crate::targets::TargetPolicy;
 use crate::wire::EventEnvelope;
+use batch::Batcher;
+use cache::EndpointCache;
 
 pub use endpoint::{Circuit, Endpoint, EndpointChange, Health, NewEndpoint, Rotation};
 pub use limits::Limits;

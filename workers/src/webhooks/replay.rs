@@ -50,7 +50,9 @@ pub async fn start(
     ask: &ReplayAsk,
 ) -> Result<(u64, Option<Replay>), WebhookError> {
     if ask.until <= ask.since {
-        return Err(WebhookError::Invalid("until: must be after since".to_owned()));
+        return Err(WebhookError::Invalid(
+            "until: must be after since".to_owned(),
+        ));
     }
     let ids = store
         .webhook_replay_set(endpoint, ask.since, ask.until, ask.failed_only)
@@ -80,7 +82,11 @@ pub async fn start(
 
 /// A new replay id, `rpl_` and 24 hex digits.
 fn new_id() -> String {
-    format!("rpl_{:012x}{:012x}", fastrand::u64(..1 << 48), fastrand::u64(..1 << 48))
+    format!(
+        "rpl_{:012x}{:012x}",
+        fastrand::u64(..1 << 48),
+        fastrand::u64(..1 << 48)
+    )
 }
 
 /// The handler of `webhook_replay`.

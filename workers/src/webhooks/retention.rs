@@ -81,9 +81,14 @@ impl AttemptPruner {
             match self.run_once().await {
                 Ok(0) => {}
                 Ok(pruned) => {
-                    tracing::info!(pruned, "pruned webhook attempts and inbound pushes past retention");
+                    tracing::info!(
+                        pruned,
+                        "pruned webhook attempts and inbound pushes past retention"
+                    );
                 }
-                Err(error) => tracing::warn!(%error, "pruning webhook attempts or inbound pushes failed"),
+                Err(error) => {
+                    tracing::warn!(%error, "pruning webhook attempts or inbound pushes failed")
+                }
             }
             tokio::select! {
                 _ = stop.cancelled() => return,
