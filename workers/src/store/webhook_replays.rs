@@ -96,6 +96,9 @@ const PAGE: &str = "SELECT d.id, d.event_row FROM hangar_webhook_deliveries d \
        AND d.event_row > $5 \
      ORDER BY d.event_row LIMIT $6";
 
+/// What a batch reads of its replay (endpoint, since, until, failed only, last row, finished).
+type PgReplayRow = (String, DateTime<Utc>, DateTime<Utc>, bool, i64, bool);
+
 impl Store {
     /// Stores a replay and enqueues its job (on `route`'s queue), in one transaction.
     pub async fn start_webhook_replay(
@@ -245,15 +248,14 @@ impl Store {
         let sent = match self.pool() {
             Pool::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                let row: Option<(String, DateTime<Utc>, DateTime<Utc>, bool, i64, bool)> =
-                    sqlx::query_as(
-                        "SELECT endpoint_id, since, until, failed_only, last_row, \
+                let row: Option<PgReplayRow> = sqlx::query_as(
+                    "SELECT endpoint_id, since, until, failed_only, last_row, \
                              finished_at IS NOT NULL \
                          FROM hangar_webhook_replays WHERE id = $1 FOR UPDATE",
-                    )
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                )
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
                 let Some((endpoint, since, until, failed_only, last_row, finished)) = row else {
                     return Ok(None);
                 };

@@ -39,19 +39,20 @@ impl CachedEndpoint {
     }
 }
 
+/// Endpoint id → when it was read and what was read (`None`: it did not exist).
+type Entries = HashMap<String, (Instant, Option<Arc<CachedEndpoint>>)>;
+
 /// The cache (see the module doc); shared by clones of the context.
 #[derive(Default)]
 pub struct EndpointCache {
-    entries: Mutex<HashMap<String, (Instant, Option<Arc<CachedEndpoint>>)>>,
+    entries: Mutex<Entries>,
     /// Bumped by every [`EndpointCache::forget`]: a read that started before one is not kept
     /// (it may hold what the change replaced).
     generation: AtomicU64,
 }
 
 impl EndpointCache {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Option<Arc<CachedEndpoint>>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
