@@ -128,7 +128,8 @@ impl Batches {
 /// beside each endpoint's own concurrency, one workspace holds at most `workspace` slots at
 /// once, so a workspace with a backlog leaves room to the others; retries hold at most
 /// `retries`, so fresh deliveries always find slots (and they are claimed first: the retry
-/// lane's jobs have a lower priority).
+/// lane's jobs have a lower priority). Set per pool (`webhook_workspace_share`,
+/// `webhook_retry_share` in the pool that runs `webhook_delivery`: [`crate::pool_config`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shares {
     /// Slots one workspace may hold (default 25, half the built-in pool's 50).
