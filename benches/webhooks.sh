@@ -7,15 +7,17 @@
 #   then 200 events one at a time, 20 ms apart: ingress -> first attempt; then ten healthy
 #   endpoints against nine healthy beside one dead (never answering) at the same rate.
 # 3 runs per backend, medians. Prints a Markdown table on stdout.
-# Usage: benches/webhooks.sh [--quick] > report.md
+# Usage: benches/webhooks.sh [--quick] > report.md   (HANGAR_BIN=path: that binary, no build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=3; EVENTS=2000; LAT=200
 if [ "${1:-}" = "--quick" ]; then RUNS=1; EVENTS=500; LAT=50; fi
 PG_ADMIN="${HANGAR_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 PG_BASE="${PG_ADMIN%/*}"
-cargo build --release --quiet --bin hangar
-BIN="$PWD/target/release/hangar"
+if [ -n "${HANGAR_BIN:-}" ]; then BIN="$HANGAR_BIN"; else
+    cargo build --release --quiet --bin hangar
+    BIN="$PWD/target/release/hangar"
+fi
 WORK=$(mktemp -d); trap 'rm -rf "$WORK"' EXIT
 fresh_pg() { psql "$PG_ADMIN" -qAtc "DROP DATABASE IF EXISTS hangar_bench_wh" -qAtc "CREATE DATABASE hangar_bench_wh"; echo "$PG_BASE/hangar_bench_wh"; }
 fresh_sqlite() { rm -f "$WORK"/bench.db*; echo "sqlite://$WORK/bench.db"; }

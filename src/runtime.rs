@@ -99,12 +99,17 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
         alerts::register(&mut registry, context);
     }
     let webhook_context = keyring.clone().map(|keyring| {
-        WebhookContext::new(
+        let mut context = WebhookContext::new(
             store.clone(),
             Arc::new(keyring),
             config.targets.clone(),
             &routes,
-        )
+        );
+        // The shares of the pool that runs the deliveries, from this process's pool files.
+        if let Some(spec) = config.pool_for_kind(webhooks::KIND) {
+            context.shares = spec.webhook_shares;
+        }
+        context
     });
     if let Some(context) = &webhook_context {
         webhooks::register(&mut registry, context);

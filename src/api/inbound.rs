@@ -4,24 +4,31 @@
 //! is read); no material configured, or a bad signature, stale timestamp or wrong credentials
 //! 401 with nothing stored; a verified body that cannot be taken 422; stored 200
 //! `{"received": true, "duplicate": false, "id"}`, a duplicate 200 with `"duplicate": true`
-//! and nothing stored. Metric: `hangar_inbound_webhooks_total{provider,outcome}`.
+//! and nothing stored. Metric: `hangar_inbound_webhooks_total{provider,outcome}`. In the
+//! generated document with `security: [{}]` (no bearer token: the signature authenticates).
 
 use axum::Json;
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
 use hangar_integrations::provider::Provider;
 use hangar_workers::inbound::{self, InboundError, Received};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::{ApiError, ApiPath, ApiState};
 
-/// The hook route (merged into the API's router, which sets the body limit).
-pub fn routes() -> Router<ApiState> {
-    Router::new().route("/hooks/{provider}/{ws}", post(receive_hook))
+/// The answer to a verified push.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HookReceived {
+    /// Always true: the push verified and is (or was already) stored.
+    pub received: bool,
+    /// True when the same push (provider, event id) was stored before: nothing new stored.
+    pub duplicate: bool,
+    /// The stored row (absent for a duplicate).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
 }
 
 fn count(provider: &'static str, outcome: &'static str) {
@@ -29,12 +36,26 @@ fn count(provider: &'static str, outcome: &'static str) {
         .increment(1);
 }
 
-async fn receive_hook(
+/// A provider's push to a workspace: the raw body (the provider's JSON, at most 256 KiB) is
+/// verified the provider's documented way before anything else (QuickBooks
+/// `intuit-signature`, Stripe `Stripe-Signature` with a 300 s tolerance, Avinode Basic
+/// credentials, the generic `X-PlaneConnection-Signature`), then stored with the job that
+/// processes it. No bearer token: the signature is the authentication.
+#[utoipa::path(post, path = "/hooks/{provider}/{ws}", tag = "inbound",
+    params(("provider" = String, Path, description = "provider id, e.g. quickbooks, stripe, avinode, asap"),
+        ("ws" = String, Path, description = "workspace id")),
+    responses((status = 200, description = "verified and stored, or a duplicate (nothing new stored)", body = HookReceived),
+        (status = 401, description = "no inbound hook configured, or the signature, timestamp or credentials did not verify: nothing stored"),
+        (status = 404, description = "unknown provider"), (status = 413, description = "body over 256 KiB"),
+        (status = 422, description = "verified, but not a push this provider sends"),
+        (status = 503, description = "no master key in this process")),
+    security(()))]
+pub async fn receive_hook(
     State(state): State<ApiState>,
     ApiPath((provider, ws)): ApiPath<(String, String)>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<HookReceived>), ApiError> {
     let provider: Provider =
         provider
             .parse()
@@ -62,14 +83,22 @@ async fn receive_hook(
             count(id, "accepted");
             Ok((
                 StatusCode::OK,
-                Json(json!({"received": true, "duplicate": false, "id": row})),
+                Json(HookReceived {
+                    received: true,
+                    duplicate: false,
+                    id: Some(row),
+                }),
             ))
         }
         Ok(Received::Duplicate) => {
             count(id, "duplicate");
             Ok((
                 StatusCode::OK,
-                Json(json!({"received": true, "duplicate": true})),
+                Json(HookReceived {
+                    received: true,
+                    duplicate: true,
+                    id: None,
+                }),
             ))
         }
         Err(error @ (InboundError::NotConfigured { .. } | InboundError::Refused(_))) => {

@@ -148,6 +148,7 @@ fn documented() -> OpenApiRouter<ApiState> {
         .routes(routes!(webhooks::resume_endpoint))
         .routes(routes!(webhook_deliveries::list_deliveries))
         .routes(routes!(webhook_deliveries::replay))
+        .routes(routes!(webhook_deliveries::list_replays))
         .routes(routes!(webhook_deliveries::resend))
         .routes(routes!(webhook_deliveries::expunge))
         .routes(routes!(integrations::list_integrations))
@@ -167,6 +168,8 @@ fn documented() -> OpenApiRouter<ApiState> {
         .routes(routes!(queues::pause_queue))
         .routes(routes!(queues::resume_queue))
         .routes(routes!(queues::list_workers))
+        // The providers' pushes: outside /api/v1, authenticated by their signatures.
+        .routes(routes!(inbound::receive_hook))
 }
 
 /// The OpenAPI document of the API.
@@ -176,7 +179,9 @@ pub fn openapi() -> OpenApi {
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     doc.info.description = Some(
         "Bearer tokens from `hangar tokens create`. Each operation's `bearer` scopes are the \
-         roles it takes (any one of them): viewer < operator < admin | safety_manager < owner."
+         roles it takes (any one of them): viewer < operator < admin | safety_manager < owner. \
+         `POST /hooks/{provider}/{ws}` takes no token (`security: [{}]`): the provider's \
+         signature authenticates it."
             .to_owned(),
     );
     // The defaults name the OpenAPI crate's author and licence, not this project's.
@@ -233,8 +238,6 @@ pub fn routes(state: ApiState) -> Router {
     let (router, _) = documented().split_for_parts();
     let doc = Arc::new(openapi());
     router
-        // The providers' pushes: outside /api/v1 and its document (no bearer token).
-        .merge(inbound::routes())
         .route(
             "/api/v1/openapi.json",
             get(move || {

@@ -123,6 +123,16 @@ pub struct Count {
     pub count: u64,
 }
 
+/// The answer of `…/replay`: the count, and the replay started (none for a dry run or when
+/// nothing matched), whose progress `…/replays` shows.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReplayStarted {
+    /// Deliveries counted (dry run) or being sent again.
+    pub count: u64,
+    /// The replay running in the background.
+    pub replay: Option<hangar_workers::store::Replay>,
+}
+
 /// The query of `…/deliveries`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

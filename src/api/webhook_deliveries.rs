@@ -9,11 +9,12 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use chrono::Utc;
 use hangar_workers::store::Delivery;
-use hangar_workers::webhooks::WebhookError;
+use hangar_workers::webhooks::replay::ReplayAsk;
+use hangar_workers::webhooks::{self, WebhookError};
 
 use super::auth::Caller;
 use super::webhook_bodies::{
-    Count, DeliveriesQuery, Replay, may_manage, parse_required, require_webhooks,
+    Count, DeliveriesQuery, Replay, ReplayStarted, may_manage, parse_required, require_webhooks,
 };
 use super::webhooks::{context, workspace_endpoint};
 use super::{ApiError, ApiPath, ApiQuery, ApiState};
@@ -50,11 +51,12 @@ pub async fn list_deliveries(
 }
 
 /// Replays an endpoint's deliveries created in `[since, until)` (default until now), all or
-/// `failed_only`; `dry_run` only counts them. 202 with the count.
+/// `failed_only`: 202 with the count at once, the deliveries sent again by a background job
+/// (`replay`: its progress, also in `…/replays`); `dry_run` only counts them.
 #[utoipa::path(post, path = "/api/v1/workspaces/{ws}/webhook-endpoints/{id}/replay", tag = "webhooks",
     params(("ws" = String, Path, description = "workspace id"), ("id" = String, Path, description = "endpoint id")),
     request_body(content = Replay, description = "the range", content_type = "application/json"),
-    responses((status = 202, description = "how many deliveries are (or would be) sent again", body = Count),
+    responses((status = 202, description = "how many deliveries are (or would be) sent again, and the replay started", body = ReplayStarted),
         (status = 400, description = "not JSON"), (status = 401, description = "no valid token"),
         (status = 403, description = "role or workspace not allowed"),
         (status = 404, description = "no such endpoint in this workspace"),
@@ -66,31 +68,42 @@ pub async fn replay(
     State(state): State<ApiState>,
     ApiPath((ws, id)): ApiPath<(String, String)>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Count>), ApiError> {
+) -> Result<(StatusCode, Json<ReplayStarted>), ApiError> {
     require_webhooks(&caller)?;
     caller.require_workspace(&ws)?;
     let endpoint = workspace_endpoint(&state, &ws, &id).await?;
     may_manage(&caller, &endpoint)?;
     let body = body.map_err(|e| ApiError::BadBody(e.body_text()))?;
     let replay: Replay = parse_required(&body)?;
-    let until = replay.until.unwrap_or_else(Utc::now);
-    if until <= replay.since {
-        return Err(WebhookError::Invalid("until: must be after since".to_owned()).into());
-    }
-    let context = context(&state)?;
-    let ids = state
-        .store
-        .webhook_replay_set(&id, replay.since, until, replay.failed_only)
-        .await?;
-    let count = if replay.dry_run {
-        ids.len() as u64
-    } else {
-        state
-            .store
-            .requeue_webhook_deliveries(&ids, &context.route())
-            .await?
+    let ask = ReplayAsk {
+        since: replay.since,
+        until: replay.until.unwrap_or_else(Utc::now),
+        failed_only: replay.failed_only,
+        dry_run: replay.dry_run,
     };
-    Ok((StatusCode::ACCEPTED, Json(Count { count })))
+    let route = context(&state)?.route();
+    let (count, replay) = webhooks::replay::start(&state.store, &route, &ws, &id, &ask).await?;
+    Ok((StatusCode::ACCEPTED, Json(ReplayStarted { count, replay })))
+}
+
+/// An endpoint's replays, newest first (at most 50), with their progress: `created` of
+/// `total` sent again so far, `finished_at` once done.
+#[utoipa::path(get, path = "/api/v1/workspaces/{ws}/webhook-endpoints/{id}/replays", tag = "webhooks",
+    params(("ws" = String, Path, description = "workspace id"), ("id" = String, Path, description = "endpoint id")),
+    responses((status = 200, description = "the replays", body = [hangar_workers::store::Replay]),
+        (status = 401, description = "no valid token"),
+        (status = 403, description = "role or workspace not allowed"),
+        (status = 404, description = "no such endpoint in this workspace"), (status = 429, description = "rate limited")),
+    security(("bearer" = ["admin", "safety_manager"])))]
+pub async fn list_replays(
+    caller: Caller,
+    State(state): State<ApiState>,
+    ApiPath((ws, id)): ApiPath<(String, String)>,
+) -> Result<Json<Vec<hangar_workers::store::Replay>>, ApiError> {
+    require_webhooks(&caller)?;
+    caller.require_workspace(&ws)?;
+    workspace_endpoint(&state, &ws, &id).await?;
+    Ok(Json(state.store.webhook_replays(&id, 50).await?))
 }
 
 /// The caller's delivery `id` and its endpoint, or 404.

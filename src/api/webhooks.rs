@@ -177,6 +177,9 @@ pub async fn delete_endpoint(
     let current = workspace_endpoint(&state, &ws, &id).await?;
     may_manage(&caller, &current)?;
     state.store.delete_webhook_endpoint(&id).await?;
+    if let Ok(context) = context(&state) {
+        context.forget(&id);
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

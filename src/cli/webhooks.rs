@@ -11,7 +11,8 @@ pub enum WebhooksCommand {
         #[command(subcommand)]
         command: EndpointsCommand,
     },
-    /// Sends an endpoint's deliveries created since a time again (each a new job).
+    /// Sends an endpoint's deliveries created since a time again (each a new job), in the
+    /// background: prints the count, then the progress until it is done.
     Replay {
         /// The endpoint id (`ep_…`).
         endpoint: String,
@@ -27,6 +28,9 @@ pub enum WebhooksCommand {
         /// Count them, send nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Print the count and return: the replay goes on in the background.
+        #[arg(long)]
+        no_wait: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,

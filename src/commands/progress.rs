@@ -28,6 +28,11 @@ impl Progress {
         Progress { bar }
     }
 
+    /// Whether the bar is drawn (a terminal, no `--json`); otherwise a caller prints lines.
+    pub fn shown(&self) -> bool {
+        !self.bar.is_hidden()
+    }
+
     /// `n` more steps done.
     pub fn inc(&self, n: u64) {
         self.bar.inc(n);

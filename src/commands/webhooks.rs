@@ -1,13 +1,15 @@
 //! `hangar webhooks endpoints list|show ID` and `hangar webhooks replay ENDPOINT --since T
 //! [--until T] [--failed-only] [--dry-run]`: the operator's view of the webhook endpoints
 //! (health, last success, failure streak, disabled reason; never a secret) and the replay of
-//! a time range, each delivery a new job on the queue the pool files give `webhook_delivery`.
+//! a time range in the background (a `webhook_replay` job sends each delivery again as a new
+//! job on the queue the pool files give `webhook_delivery`), its progress printed.
 
 use chrono::{DateTime, Utc};
 use hangar_workers::kinds::Registry;
 use hangar_workers::routes::Routes;
-use hangar_workers::store::Delivery;
-use hangar_workers::webhooks::{self, Endpoint};
+use hangar_workers::store::{Delivery, Replay, Store};
+use hangar_workers::webhooks::replay::ReplayAsk;
+use hangar_workers::webhooks::{self, Circuit, Endpoint};
 use serde_json::json;
 
 use crate::cli::{EndpointsCommand, WebhooksCommand};
@@ -16,9 +18,6 @@ use crate::commands::progress::Progress;
 use crate::commands::table::{Align, Table};
 use crate::config::Config;
 use crate::exit::Fatal;
-
-/// Deliveries queued again per statement by `webhooks replay`.
-const REPLAY_CHUNK: usize = 1_000;
 
 fn time(t: Option<&DateTime<Utc>>) -> String {
     t.map_or("-".to_owned(), short_time)
@@ -64,6 +63,8 @@ pub async fn command(config: &Config, command: WebhooksCommand) -> Result<(), Fa
             } else {
                 print_endpoints(std::slice::from_ref(&endpoint));
                 println!();
+                print_circuit_and_limits(&endpoint);
+                println!();
                 print_deliveries(&deliveries);
             }
         }
@@ -73,6 +74,7 @@ pub async fn command(config: &Config, command: WebhooksCommand) -> Result<(), Fa
             until,
             failed_only,
             dry_run,
+            no_wait,
             json,
         } => {
             let since = parse_time("--since", &since)?;
@@ -83,39 +85,93 @@ pub async fn command(config: &Config, command: WebhooksCommand) -> Result<(), Fa
             if until <= since {
                 return Err(Fatal::config("--until: must be after --since"));
             }
-            store
+            let found = store
                 .webhook_endpoint(&endpoint)
                 .await?
                 .ok_or_else(|| Fatal::config(format!("webhook endpoint {endpoint} not found")))?;
-            let ids = store
-                .webhook_replay_set(&endpoint, since, until, failed_only)
-                .await?;
-            let count = if dry_run {
-                ids.len() as u64
-            } else {
-                let route = webhooks::route(&Routes::new(&config.pools, &Registry::builtin()));
-                // In chunks, so a long replay shows its progress; each chunk is a replay of
-                // its own (a failure leaves the earlier chunks queued, and repeating sends
-                // those again).
-                let progress = Progress::new(ids.len() as u64, "queueing deliveries", json);
-                let mut count = 0;
-                for chunk in ids.chunks(REPLAY_CHUNK) {
-                    count += store.requeue_webhook_deliveries(chunk, &route).await?;
-                    progress.inc(chunk.len() as u64);
-                }
-                progress.finish();
-                count
+            let route = webhooks::route(&Routes::new(&config.pools, &Registry::builtin()));
+            let ask = ReplayAsk {
+                since,
+                until,
+                failed_only,
+                dry_run,
             };
+            let (count, replay) =
+                webhooks::replay::start(&store, &route, &found.workspace_id, &endpoint, &ask)
+                    .await
+                    .map_err(|e| Fatal::runtime(format!("replay: {e}")))?;
             if json {
-                print_json(&json!({"count": count, "dry_run": dry_run}));
+                print_json(&json!({"count": count, "dry_run": dry_run, "replay": replay}));
             } else if dry_run {
                 println!("{count} deliveries would be sent again (dry run: nothing sent)");
             } else {
-                println!("{count} deliveries queued again");
+                println!("{count} deliveries to send again");
+            }
+            if let (Some(replay), false) = (replay, no_wait || json) {
+                follow(&store, replay).await?;
             }
         }
     }
     Ok(())
+}
+
+/// Shows a replay's progress as its job sends the batches (a bar on a terminal, else a line
+/// per step), until it is done; gives up waiting (the replay goes on) when nothing moved for
+/// 30 s, e.g. no worker runs.
+async fn follow(store: &Store, mut replay: Replay) -> Result<(), Fatal> {
+    let bar = Progress::new(replay.total.max(0) as u64, "sending again", false);
+    let mut shown = -1;
+    let mut moved_at = std::time::Instant::now();
+    loop {
+        if replay.created != shown {
+            if bar.shown() {
+                bar.inc((replay.created - shown.max(0)).max(0) as u64);
+            } else {
+                println!(
+                    "replay {}: {} / {} sent again",
+                    replay.id, replay.created, replay.total
+                );
+            }
+            shown = replay.created;
+            moved_at = std::time::Instant::now();
+        }
+        if replay.finished_at.is_some() {
+            bar.finish();
+            println!("replay {} done: {} sent again", replay.id, replay.created);
+            return Ok(());
+        }
+        if moved_at.elapsed() > std::time::Duration::from_secs(30) {
+            bar.finish();
+            println!(
+                "replay {}: no progress for 30 s (is a worker running the webhooks queue?); \
+                 it goes on in the background",
+                replay.id
+            );
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        replay = store
+            .webhook_replay(&replay.id)
+            .await?
+            .ok_or_else(|| Fatal::runtime("the replay is gone (its endpoint was deleted)"))?;
+    }
+}
+
+/// The endpoint's circuit breaker and its limits, one line each.
+fn print_circuit_and_limits(e: &Endpoint) {
+    let until = match e.circuit_open_until {
+        Some(until) if e.circuit == Circuit::Open => format!(" until {}", short_time(&until)),
+        _ => String::new(),
+    };
+    println!("circuit: {}{until}", e.circuit.as_str());
+    let rate = e
+        .rate_limit_per_s
+        .map_or("unlimited rate".to_owned(), |r| format!("{r} per second"));
+    let order = e
+        .ordering_key
+        .as_ref()
+        .map_or("unordered".to_owned(), |k| format!("ordered by {k}"));
+    println!("limits: {} in flight, {rate}, {order}", e.max_in_flight);
 }
 
 fn print_endpoints(endpoints: &[Endpoint]) {

@@ -124,17 +124,21 @@ pub async fn replay(
             )
         })?
         .with_timezone(&Utc);
-    let failed_only = form.failed_only.is_some();
+    let ask = hangar_workers::webhooks::replay::ReplayAsk {
+        since,
+        until: Utc::now(),
+        failed_only: form.failed_only.is_some(),
+        dry_run: false,
+    };
     let route = context(&state)?.route();
-    let ids = state
-        .api
-        .store
-        .webhook_replay_set(&endpoint.id, since, Utc::now(), failed_only)
-        .await?;
-    let count = state
-        .api
-        .store
-        .requeue_webhook_deliveries(&ids, &route)
-        .await?;
+    let (count, _) = hangar_workers::webhooks::replay::start(
+        &state.api.store,
+        &route,
+        &endpoint.workspace_id,
+        &endpoint.id,
+        &ask,
+    )
+    .await
+    .map_err(crate::api::ApiError::from)?;
     Ok(Redirect::to(&format!("/webhooks/{}?done=replayed-{count}", endpoint.id)).into_response())
 }

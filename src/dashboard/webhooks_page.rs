@@ -8,7 +8,7 @@
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use chrono::Utc;
-use hangar_workers::store::{Attempt, Delivery};
+use hangar_workers::store::{Attempt, Delivery, Replay};
 use hangar_workers::webhooks::{Circuit, Endpoint, Health};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -147,10 +147,12 @@ pub async fn endpoint(
         .store
         .webhook_deliveries(&e.id, DELIVERIES_SHOWN)
         .await?;
+    let replays = state.api.store.webhook_replays(&e.id, 10).await?;
     let done = match query.done.as_deref() {
         Some("resent") => Some("Resent: the delivery goes out again now.".to_owned()),
         Some(n) if n.starts_with("replayed-") => Some(format!(
-            "Replayed: {} deliveries go out again.",
+            "Replay started: {} deliveries go out again in the background (progress under \
+             Replays).",
             n.trim_start_matches("replayed-")
         )),
         _ => None,
@@ -183,6 +185,10 @@ pub async fn endpoint(
                 " " button type="submit" { "Replay" }
             }
         }
+        @if !replays.is_empty() {
+            h2 { "Replays" }
+            (table(replay_head(), replays.iter().map(|r| replay_row(r, now)).collect(), ""))
+        }
         h2 { "Deliveries" }
         (table(delivery_head(), deliveries.iter().map(|d| delivery_row(d, &session, manage, now)).collect(),
             "No deliveries yet."))
@@ -207,6 +213,32 @@ pub async fn visible_endpoint(
             axum::http::StatusCode::NOT_FOUND,
             format!("There is no webhook endpoint {id}."),
         )),
+    }
+}
+
+fn replay_head() -> Markup {
+    html! {
+        th { "replay" }
+        th { "range" }
+        th { "progress" }
+        th { "asked" }
+        th { "finished" }
+    }
+}
+
+fn replay_row(r: &Replay, now: chrono::DateTime<Utc>) -> Markup {
+    html! {
+        tr {
+            td.mono { (r.id) }
+            td { (time(r.since, now)) " to " (time(r.until, now))
+                @if r.failed_only { " (failed only)" } }
+            td.num { (r.created) " / " (r.total) }
+            td { (time(r.created_at, now)) }
+            td { @match r.finished_at {
+                Some(at) => span.ok { "done " (time(at, now)) },
+                None => span.warn { "in progress" },
+            } }
+        }
     }
 }
 

@@ -105,6 +105,7 @@ async fn every_route_of_the_openapi_document_enforces_its_role_for_every_role_an
     );
     let paths = doc["paths"].as_object().expect("paths");
     let mut operations = 0;
+    let mut signed_routes = 0;
     let mut n = 0;
     for (template, item) in paths {
         for (method_name, operation) in item.as_object().expect("path item") {
@@ -112,6 +113,37 @@ async fn every_route_of_the_openapi_document_enforces_its_role_for_every_role_an
             let security = operation["security"].as_array().unwrap_or_else(|| {
                 panic!("{method} {template} declares no security: every route needs a role")
             });
+            if security[0].as_object().is_some_and(|o| o.is_empty()) {
+                // `security: [{}]`: a provider's push, authenticated by its signature. Only
+                // the hook route may say so; no bearer token of any role opens it, and an
+                // unsigned push is refused with nothing stored.
+                assert_eq!(
+                    template, "/hooks/{provider}/{ws}",
+                    "{method}: no token needed?"
+                );
+                let path = "/hooks/quickbooks/ws_1";
+                let push = json!({"eventNotifications": []});
+                let (status, error) = api.call(&method, path, None, Some(&push)).await;
+                assert_error(
+                    status,
+                    &error,
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    path,
+                );
+                for (role, token) in &tokens {
+                    let (status, error) = api.call(&method, path, Some(token), Some(&push)).await;
+                    assert_error(
+                        status,
+                        &error,
+                        StatusCode::UNAUTHORIZED,
+                        "unauthorized",
+                        &format!("{path} with a bearer token of {role}"),
+                    );
+                }
+                signed_routes += 1;
+                continue;
+            }
             let scopes = security[0]["bearer"].as_array().expect("bearer scopes");
             assert!(!scopes.is_empty(), "{method} {template}: a role");
             // Several scopes: any one of those roles is enough.
@@ -190,6 +222,7 @@ async fn every_route_of_the_openapi_document_enforces_its_role_for_every_role_an
         operations >= 12,
         "the document lists the routes ({operations})"
     );
+    assert_eq!(signed_routes, 1, "the document lists the provider hook");
 
     // A revoked token stops working.
     let viewer = &tokens[4].1;

@@ -223,6 +223,14 @@ async fn webhook_pages(backend: Backend) {
         receiver.hits_on("/trips").len() == 3
     })
     .await;
+    // The endpoint's page shows the replay and its progress once its job is done.
+    until("the replay shown done", || async {
+        let (_, page) = browser
+            .get(&format!("/webhooks/{trips_id}"), &owner_session)
+            .await;
+        page.contains("Replays") && page.contains("1 / 1") && page.contains(">done ")
+    })
+    .await;
     let (status, page) = browser
         .post(
             &format!("/webhooks/{trips_id}/replay"),

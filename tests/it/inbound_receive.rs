@@ -297,6 +297,33 @@ async fn every_scheme_verifies_and_refuses(backend: Backend) {
     );
     assert_eq!(stored(&db).await, (4, 4));
 
+    // QuickBooks' array form (CloudEvents naming two companies): accepted and split per
+    // realm, one row and one job each; sent again, a duplicate.
+    let cloud = r#"[{"specversion":"1.0","id":"ce1","type":"qbo.payment.created.v1","intuitaccountid":"111","intuitentityid":"31"},{"specversion":"1.0","id":"ce2","type":"qbo.invoice.updated.v1","intuitaccountid":"222","intuitentityid":"5"}]"#;
+    for duplicate in [false, true] {
+        let (status, answer) = push(
+            &hangar,
+            "quickbooks",
+            WS,
+            &intuit("intuit-verifier-1", cloud),
+            cloud,
+        )
+        .await;
+        assert_eq!(
+            (status, &answer["duplicate"]),
+            (200, &json!(duplicate)),
+            "{answer}"
+        );
+        assert_eq!(stored(&db).await, (6, 6), "one row per realm");
+    }
+    let realms = db
+        .query_i64(
+            "SELECT count(*) FROM hangar_inbound_events WHERE provider = 'quickbooks' \
+             AND (body LIKE '%\"realmId\":\"111\"%' OR body LIKE '%\"realmId\":\"222\"%')",
+        )
+        .await;
+    assert_eq!(realms, 2, "each row holds its realm's notification");
+
     let metrics = reqwest::get(format!("{}/metrics", hangar.base))
         .await
         .expect("metrics")

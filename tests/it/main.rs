@@ -113,5 +113,6 @@ mod webhooks_health;
 mod webhooks_keys;
 mod webhooks_limits;
 mod webhooks_outage;
+mod webhooks_replay;
 mod webhooks_retention;
 mod webhooks_support;

@@ -138,7 +138,12 @@ async fn health_and_tools(backend: Backend) {
     ]));
     assert_eq!(serde_json::from_str::<Value>(&cli).unwrap()["count"], 2);
     let cli = stdout_ok(&db.run(&["webhooks", "replay", &id, "--since", since]));
-    assert!(cli.contains("2 deliveries queued again"), "{cli}");
+    // The CLI prints the count, then the background job's progress until it is done.
+    assert!(cli.contains("2 deliveries to send again"), "{cli}");
+    assert!(
+        cli.contains("2 / 2 sent again") && cli.contains(" done"),
+        "{cli}"
+    );
     until("the replay", || async {
         receiver.hits_on("/script/deg").len() == 9
     })
@@ -158,6 +163,13 @@ async fn health_and_tools(backend: Backend) {
     let shown: Value = serde_json::from_str(&shown).expect("json");
     assert_eq!(shown["endpoint"]["id"], id.as_str());
     assert_eq!(shown["deliveries"].as_array().map(Vec::len), Some(2));
+    // The table form names the circuit and the limits.
+    let table = stdout_ok(&db.run(&["webhooks", "endpoints", "show", &id]));
+    assert!(table.contains("circuit: closed"), "{table}");
+    assert!(
+        table.contains("limits: 10 in flight, unlimited rate, unordered"),
+        "{table}"
+    );
 
     // Five days failing without a success: disabled, with an alert.
     let failing = hangar

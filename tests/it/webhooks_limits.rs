@@ -130,7 +130,15 @@ async fn settings_concurrency_and_rate(backend: Backend) {
     })
     .await;
     assert_eq!(receiver.peak("/slow/300"), 2, "two in flight at most");
-    assert_eq!(receiver.hits_on("/slow/300").len(), 8);
+    let slow_hits = receiver.hits_on("/slow/300");
+    assert_eq!(slow_hits.len(), 8);
+    // A waiting delivery sleeps until the earliest slot would expire (90 s): each release
+    // wakes the next one, so four rounds of 300 ms take seconds, not minutes.
+    let span = slow_hits[7].at - slow_hits[0].at;
+    assert!(
+        span < Duration::from_secs(15),
+        "woken by releases: {span:?}"
+    );
     // Two at once, then one every 500 ms: the fifth goes 1.5 s after the first.
     let rated_hits = receiver.hits_on("/rated");
     assert_eq!(rated_hits.len(), 5);
@@ -264,6 +272,23 @@ async fn dead_endpoint_does_not_delay_a_healthy_one(backend: Backend) {
         "the dead endpoint's attempts are still out: {dead_deliveries:?}"
     );
     assert_eq!(receiver.hits_on("/hang").len(), 2, "two in flight, no more");
+    // The dead endpoint's four others wait without polling: their jobs are parked until its
+    // first slot would expire (90 s after it was taken), to be woken by a release sooner.
+    let parked = if db.url.starts_with("postgres") {
+        format!(
+            "SELECT count(*) FROM hangar_jobs j JOIN hangar_webhook_deliveries d \
+             ON d.job_id = j.id WHERE d.endpoint_id = '{dead_id}' AND j.state = 'scheduled' \
+             AND j.attempt = 0 AND j.run_at > now() + interval '45 seconds'"
+        )
+    } else {
+        format!(
+            "SELECT count(*) FROM hangar_jobs j JOIN hangar_webhook_deliveries d \
+             ON d.job_id = j.id WHERE d.endpoint_id = '{dead_id}' AND j.state = 'scheduled' \
+             AND j.attempt = 0 AND j.run_at > {}",
+            chrono::Utc::now().timestamp_millis() + 45_000
+        )
+    };
+    assert_eq!(db.query_i64(&parked).await, 4, "parked, not polled");
     eprintln!("healthy latency ms alone {alone:?}, beside a dead endpoint {beside:?}");
 }
 
@@ -275,4 +300,51 @@ async fn dead_endpoint_does_not_delay_a_healthy_one_postgres() {
 #[tokio::test]
 async fn dead_endpoint_does_not_delay_a_healthy_one_sqlite() {
     dead_endpoint_does_not_delay_a_healthy_one(Backend::Sqlite).await;
+}
+
+/// The workspace's share of the delivery slots comes from the pool file
+/// (`webhook_workspace_share`): with 1, an endpoint allowed 5 in flight gets 1.
+async fn the_workspace_share_is_a_pool_setting(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let pools = POOLS.replace(
+        "kinds = [\"webhook_delivery\"]",
+        "kinds = [\"webhook_delivery\"]\nwebhook_workspace_share = 1",
+    );
+    db.pools(&pools);
+    let (serve, base) = crate::support::serve_http(&db).await;
+    let hangar = Hangar::attach(serve, base);
+    let owner = token(&db, "owner");
+    let receiver = Receiver::start().await;
+    let slow = hangar
+        .create(
+            &owner,
+            "ws_1",
+            json!({"url": receiver.url("/slow/200"), "event_types": ["trip.created"],
+                "max_in_flight": 5}),
+        )
+        .await;
+    let slow_id = slow["id"].as_str().expect("id").to_owned();
+    for n in 0..4 {
+        hangar
+            .publish(
+                &owner,
+                &trip_event(&format!("evt_s{n}"), "trip.created", "t"),
+            )
+            .await;
+    }
+    until("the four deliveries", || {
+        all_succeeded(&hangar, &owner, &slow_id, 4)
+    })
+    .await;
+    assert_eq!(receiver.peak("/slow/200"), 1, "the workspace's one slot");
+}
+
+#[tokio::test]
+async fn webhooks_the_workspace_share_is_a_pool_setting_postgres() {
+    the_workspace_share_is_a_pool_setting(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn webhooks_the_workspace_share_is_a_pool_setting_sqlite() {
+    the_workspace_share_is_a_pool_setting(Backend::Sqlite).await;
 }

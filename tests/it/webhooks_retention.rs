@@ -112,6 +112,34 @@ async fn expunge_and_retention(backend: Backend) {
     assert_eq!(after.len(), 2);
     assert!(after.iter().all(|d| d["attempts"] == json!([])));
     assert!(after.iter().all(|d| d["attempt_count"].as_i64() >= Some(1)));
+
+    // Inbound pushes past the retention go with them once processed; one whose job has not
+    // finished stays.
+    let (now, headers) = if db.url.starts_with("postgres") {
+        ("now()".to_owned(), "'{}'::jsonb")
+    } else {
+        (chrono::Utc::now().timestamp_millis().to_string(), "'{}'")
+    };
+    for (key, state) in [("evt_done", "processed"), ("evt_open", "received")] {
+        db.sql(&format!(
+            "INSERT INTO hangar_inbound_events (workspace_id, provider, event_id, dedup_key, \
+                 body, headers, received_at, state) \
+             VALUES ('ws_1', 'stripe', '{key}', '{key}', '{{}}', {headers}, {now}, '{state}')"
+        ))
+        .await;
+    }
+    db.sql(lapse).await;
+    assert_eq!(zero.run_once().await.expect("prune"), 1);
+    assert_eq!(
+        db.query_i64("SELECT count(*) FROM hangar_inbound_events WHERE event_id = 'evt_open'")
+            .await,
+        1
+    );
+    assert_eq!(
+        db.query_i64("SELECT count(*) FROM hangar_inbound_events")
+            .await,
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,7 @@ use chrono::Utc;
 use crate::backoff::Backoff;
 use crate::error_class::ErrorClass;
 use crate::job::{ClaimedJob, JobState};
-use crate::kinds::JobFailure;
+use crate::kinds::{JobFailure, Wait};
 use crate::pool::PoolDeps;
 use crate::pool_config::PoolSpec;
 use crate::retry_policy::{Decision, FailureInput, RefreshOutcome, Verdict, decide};
@@ -25,13 +25,22 @@ pub(crate) async fn handle(
     job: &ClaimedJob,
     failure: JobFailure,
 ) {
-    if let Some(after) = deps
+    match deps
         .registry
         .get(&job.kind)
         .and_then(|handler| handler.take_wait(job.id))
     {
-        wait(spec, deps, job, after, &failure.message).await;
-        return;
+        Some(Wait::After(after)) => {
+            wait(spec, deps, job, after, &failure.message).await;
+            return;
+        }
+        Some(Wait::PutBack) => {
+            metrics::counter!("hangar_jobs_total", "queue" => spec.queue.clone(), "outcome" => "waiting")
+                .increment(1);
+            tracing::debug!(job_id = job.id.0, kind = %job.kind, reason = %failure.message, "waiting (put back by its handler); no attempt used");
+            return;
+        }
+        None => {}
     }
     let refresh = if failure.class == ErrorClass::Auth && spec.retry.refreshes_token(&job.spent) {
         Some(deps.refresher.refresh(job, &failure).await)

@@ -132,9 +132,11 @@ fn id_list(ids: &[JobId]) -> String {
 }
 
 /// Sets the `finished` mark of `id` (its result is on the way to the store).
-fn mark_finished(running: &Running, id: JobId) {
+fn mark_finished(running: &Running, id: JobId, lease_token: i64) {
     let mut running = running.lock();
-    if let Some(held) = running.get_mut(&id) {
+    if let Some(held) = running.get_mut(&id)
+        && held.lease_token == lease_token
+    {
         held.finished = true;
     }
 }
@@ -336,7 +338,7 @@ impl Attempt {
         let outcome = self.execute(&job, &cancel).await;
         let elapsed = started.elapsed();
         // The job stays in hand, its lease renewed, until its result is written.
-        mark_finished(&self.running, job.id);
+        mark_finished(&self.running, job.id, job.lease_token);
         metrics::histogram!("hangar_attempt_duration_seconds", "queue" => queue.clone(), "kind" => job.kind.clone())
             .record(elapsed.as_secs_f64());
         match outcome {
@@ -354,10 +356,10 @@ impl Attempt {
             }
             Outcome::Failed(failure) => {
                 self.fail(&job, failure).await;
-                self.release_hold(job.id);
+                self.release_hold(&job);
             }
             Outcome::Stopped => {
-                self.release_hold(job.id);
+                self.release_hold(&job);
                 metrics::counter!("hangar_jobs_total", "queue" => queue, "outcome" => "stopped")
                     .increment(1);
             }
@@ -365,8 +367,16 @@ impl Attempt {
     }
 
     /// Takes `id` out of hand: its result is written, or it was stopped.
-    fn release_hold(&self, id: JobId) {
-        self.running.lock().remove(&id);
+    /// Only this claim's: a handler that put its job back may see it claimed again (woken)
+    /// before this attempt ends, and that claim's hold is not this one's to drop.
+    fn release_hold(&self, job: &ClaimedJob) {
+        let mut running = self.running.lock();
+        if running
+            .get(&job.id)
+            .is_some_and(|held| held.lease_token == job.lease_token)
+        {
+            running.remove(&job.id);
+        }
     }
 
     async fn execute(&self, job: &ClaimedJob, cancel: &CancellationToken) -> Outcome {

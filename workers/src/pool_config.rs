@@ -49,6 +49,9 @@ pub struct PoolSpec {
     pub retention: Duration,
     /// The retry rules.
     pub retry: RetryPolicy,
+    /// How a pool that runs `webhook_delivery` shares the delivery slots (`webhook_workspace_share`,
+    /// `webhook_retry_share`; defaults 25 and 20); other pools ignore it.
+    pub webhook_shares: crate::webhooks::Shares,
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,6 +76,8 @@ struct RawPool {
     batch_size: Option<i64>,
     shutdown_grace_ms: Option<i64>,
     retention_ms: Option<i64>,
+    webhook_workspace_share: Option<i64>,
+    webhook_retry_share: Option<i64>,
     #[serde(default)]
     retry: RawRetry,
 }
@@ -321,7 +326,27 @@ fn validate(raw: RawPool) -> Result<PoolSpec, InPool> {
         },
     };
     let concurrency = ranged(n, "concurrency", raw.concurrency, 50, 1, 10_000)?;
+    let shares = crate::webhooks::Shares::default();
+    let webhook_shares = crate::webhooks::Shares {
+        workspace: ranged(
+            n,
+            "webhook_workspace_share",
+            raw.webhook_workspace_share,
+            shares.workspace,
+            1,
+            100_000,
+        )?,
+        retries: ranged(
+            n,
+            "webhook_retry_share",
+            raw.webhook_retry_share,
+            shares.retries,
+            1,
+            100_000,
+        )?,
+    };
     Ok(PoolSpec {
+        webhook_shares,
         source: String::new(),
         concurrency: concurrency as usize,
         prefetch: ranged(n, "prefetch", raw.prefetch, concurrency.min(500), 0, 10_000)? as usize,
@@ -500,5 +525,25 @@ mod tests {
             assert!(error.starts_with("pools.toml: pool 'p': "), "{error}");
             assert!(error.contains(says), "{error}");
         }
+    }
+
+    #[test]
+    fn the_webhook_shares_default_and_are_set_per_pool() {
+        let webhooks = builtin()
+            .into_iter()
+            .find(|p| p.queue == "webhooks")
+            .unwrap();
+        assert_eq!(webhooks.webhook_shares, crate::webhooks::Shares::default());
+        let text = "[[pool]]\nname = \"w\"\nkinds = [\"webhook_delivery\"]\n\
+                    webhook_workspace_share = 5\nwebhook_retry_share = 2\n";
+        let shares = parse("pools.toml", text).unwrap().remove(0).webhook_shares;
+        assert_eq!((shares.workspace, shares.retries), (5, 2));
+        let error = parse("pools.toml", &text.replace("= 5", "= 0"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("webhook_workspace_share: 0 is out of range"),
+            "{error}"
+        );
     }
 }

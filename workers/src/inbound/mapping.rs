@@ -47,6 +47,11 @@ pub struct Identified {
 #[error("{0}")]
 pub struct BodyError(pub String);
 
+/// The id of a push that carries none: `sha256:<hex of the body>`.
+pub fn identify_hash(body: &[u8]) -> String {
+    format!("sha256:{}", sha256_hex(body))
+}
+
 fn sha256_hex(body: &[u8]) -> String {
     Sha256::digest(body)
         .iter()
@@ -65,6 +70,99 @@ fn text_field(object: &Map<String, Value>, field: &str) -> Result<String, BodyEr
         ))),
         None => Err(BodyError(format!("missing field {field}"))),
     }
+}
+
+/// A QuickBooks push that names several companies (realms) split into one push per realm,
+/// each in the classic form `{"eventNotifications":[{"realmId","dataChangeEvent":{"entities"}}]}`
+/// with its entities in the order sent; `None` for a push of one realm in the classic form
+/// (taken as it is). Two forms split: `eventNotifications` holding several realms, and the
+/// array form (a JSON array of CloudEvents, each naming its realm in `intuitaccountid`, its
+/// entity in `type` `qbo.<entity>.<operation>.v1` and `intuitentityid`).
+pub fn quickbooks_parts(body: &[u8]) -> Result<Option<Vec<(String, String)>>, BodyError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| BodyError(format!("the body is not JSON: {e}")))?;
+    let mut realms: Vec<(String, Vec<Value>)> = Vec::new();
+    let mut add = |realm: String, entity: Value| match realms.iter_mut().find(|(r, _)| *r == realm)
+    {
+        Some((_, entities)) => entities.push(entity),
+        None => realms.push((realm, vec![entity])),
+    };
+    match &value {
+        Value::Array(events) => {
+            for (i, e) in events.iter().enumerate() {
+                let field = |name: &str| {
+                    e.get(name)
+                        .and_then(Value::as_str)
+                        .filter(|v| !v.is_empty())
+                        .ok_or_else(|| {
+                            BodyError(format!("[{i}].{name}: expected a non-empty string"))
+                        })
+                };
+                let realm = field("intuitaccountid")?;
+                let kind = field("type")?;
+                let mut parts = kind.split('.');
+                let (Some("qbo"), Some(entity), Some(operation)) =
+                    (parts.next(), parts.next(), parts.next())
+                else {
+                    return Err(BodyError(format!(
+                        "[{i}].type: expected qbo.<entity>.<operation>.v1, got {kind}"
+                    )));
+                };
+                let title = |w: &str| {
+                    let mut c = w.chars();
+                    c.next()
+                        .map(|f| f.to_uppercase().chain(c).collect::<String>())
+                        .unwrap_or_default()
+                };
+                add(
+                    realm.to_owned(),
+                    json!({"name": title(entity), "id": e.get("intuitentityid"),
+                        "operation": title(operation), "lastUpdated": e.get("time")}),
+                );
+            }
+        }
+        Value::Object(object) => {
+            let Some(notifications) = object.get("eventNotifications").and_then(Value::as_array)
+            else {
+                return Ok(None);
+            };
+            let distinct: std::collections::BTreeSet<&str> = notifications
+                .iter()
+                .filter_map(|n| n.get("realmId")?.as_str())
+                .collect();
+            if distinct.len() < 2 {
+                return Ok(None);
+            }
+            for n in notifications {
+                let Some(realm) = n.get("realmId").and_then(Value::as_str) else {
+                    continue;
+                };
+                for entity in n
+                    .pointer("/dataChangeEvent/entities")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    add(realm.to_owned(), entity.clone());
+                }
+            }
+        }
+        _ => {
+            return Err(BodyError(
+                "the body: expected a JSON object or array".to_owned(),
+            ));
+        }
+    }
+    Ok(Some(
+        realms
+            .into_iter()
+            .map(|(realm, entities)| {
+                let part = json!({"eventNotifications": [
+                    {"realmId": realm, "dataChangeEvent": {"entities": entities}}]});
+                (realm, part.to_string())
+            })
+            .collect(),
+    ))
 }
 
 /// Reads the id, type and safety of a verified push of `provider` (`generic` is true for
@@ -387,5 +485,44 @@ mod tests {
             hangar_event_id("stripe", "evt_1", false, "x"),
             "stripe:evt_1"
         );
+    }
+
+    #[test]
+    fn a_quickbooks_push_of_several_realms_is_split_per_realm() {
+        let classic = br#"{"eventNotifications":[{"realmId":"1","dataChangeEvent":{"entities":[{"name":"Payment","id":"9"}]}}]}"#;
+        assert_eq!(
+            quickbooks_parts(classic).unwrap(),
+            None,
+            "one realm: as it is"
+        );
+        let two = br#"{"eventNotifications":[{"realmId":"1","dataChangeEvent":{"entities":[{"name":"Payment","id":"9"}]}},{"realmId":"2","dataChangeEvent":{"entities":[{"name":"Invoice","id":"4"}]}}]}"#;
+        let parts = quickbooks_parts(two).unwrap().unwrap();
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0].0, "1");
+        assert!(parts[1].1.contains(r#""realmId":"2""#) && parts[1].1.contains("Invoice"));
+        let cloud = br#"[{"specversion":"1.0","id":"a","type":"qbo.payment.created.v1","intuitaccountid":"7","intuitentityid":"31","time":"2026-11-22T10:00:00Z"},{"specversion":"1.0","id":"b","type":"qbo.invoice.updated.v1","intuitaccountid":"8","intuitentityid":"5"},{"specversion":"1.0","id":"c","type":"qbo.customer.created.v1","intuitaccountid":"7","intuitentityid":"6"}]"#;
+        let parts = quickbooks_parts(cloud).unwrap().unwrap();
+        assert_eq!(
+            parts.iter().map(|(r, _)| r.as_str()).collect::<Vec<_>>(),
+            ["7", "8"]
+        );
+        let first: Value = serde_json::from_str(&parts[0].1).unwrap();
+        assert_eq!(
+            first.pointer("/eventNotifications/0/dataChangeEvent/entities/0/name"),
+            Some(&json!("Payment"))
+        );
+        assert_eq!(
+            first.pointer("/eventNotifications/0/dataChangeEvent/entities/1/name"),
+            Some(&json!("Customer"))
+        );
+        // Each part maps like a classic push: realm 7 names a Payment, so it syncs.
+        let action = actions("quickbooks", false, "ws_1", &parts[0].1, Utc::now());
+        assert_eq!(
+            action,
+            Action::Sync {
+                data_type: "payments"
+            }
+        );
+        assert!(quickbooks_parts(br#"[{"type":"qbo.payment.created.v1"}]"#).is_err());
     }
 }

@@ -232,9 +232,50 @@ pub async fn receive(
             })?;
     verify::verify(&material, headers, body, now)?;
     let generic = material.scheme() == Scheme::PlaneConnection;
+    if provider == "quickbooks"
+        && !generic
+        && let Some(parts) = mapping::quickbooks_parts(body)?
+    {
+        // One push per realm, each deduplicated by the whole push's hash and its realm.
+        let whole = mapping::identify_hash(body);
+        let mut first = None;
+        for (realm, part) in parts {
+            let event_id = format!("{whole}#{realm}");
+            let received = store_push(
+                context,
+                provider,
+                ws,
+                headers,
+                mapping::Identified {
+                    dedup_key: event_id.clone(),
+                    event_id,
+                    event_type: None,
+                    safety: false,
+                },
+                part,
+            )
+            .await?;
+            if first.is_none() && matches!(received, Received::Stored { .. }) {
+                first = Some(received);
+            }
+        }
+        return Ok(first.unwrap_or(Received::Duplicate));
+    }
     let identified = mapping::identify(provider, generic, ws, body)?;
     let body = String::from_utf8(body.to_vec())
         .map_err(|_| mapping::BodyError("the body is not UTF-8".to_owned()))?;
+    store_push(context, provider, ws, headers, identified, body).await
+}
+
+/// Stores one verified push (its headers minus the secret ones) with its job.
+async fn store_push(
+    context: &InboundContext,
+    provider: &str,
+    ws: &str,
+    headers: &Vec<(String, String)>,
+    identified: mapping::Identified,
+    body: String,
+) -> Result<Received, InboundError> {
     let mut kept = serde_json::Map::new();
     for (name, value) in headers {
         if SECRET_HEADERS.contains(&name.as_str()) {

@@ -52,6 +52,17 @@ impl JobFailure {
     }
 }
 
+/// How a run that waited goes back to `scheduled` (see [`Handler::take_wait`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// The pool puts it back, this long from now.
+    After(std::time::Duration),
+    /// The handler put it back itself, fenced by its lease, in the transaction that decided
+    /// it must wait (so whatever frees the resource after that finds it scheduled and can
+    /// wake it): nothing is left to write.
+    PutBack,
+}
+
 /// One job kind.
 pub trait Handler: Send + Sync + 'static {
     /// Checks a job's arguments at enqueue time, so bad input is refused before it is stored.
@@ -67,11 +78,12 @@ pub trait Handler: Send + Sync + 'static {
     /// Runs one attempt. The future is dropped when the job is cancelled or its lease lost.
     fn run(&self, job: ClaimedJob) -> BoxFuture<'static, Result<(), JobFailure>>;
 
-    /// Asked once after a run of `job` returned a failure: `Some(delay)` when it was not a
-    /// failure but a wait (the job could not start its work yet: a limit of the resource it
-    /// needs was reached). The job then goes back to `scheduled` that much later and nothing
-    /// is spent: no attempt, no retry budget, no snooze, no attempt row. Default: never.
-    fn take_wait(&self, job: JobId) -> Option<std::time::Duration> {
+    /// Asked once after a run of `job` returned a failure: `Some` when it was not a failure
+    /// but a wait (the job could not start its work yet: a limit of the resource it needs
+    /// was reached). The job then goes back to `scheduled` ([`Wait::After`]: that much later;
+    /// [`Wait::PutBack`]: the handler did it already) and nothing is spent: no attempt, no
+    /// retry budget, no snooze, no attempt row. Default: never.
+    fn take_wait(&self, job: JobId) -> Option<Wait> {
         let _ = job;
         None
     }

@@ -290,4 +290,30 @@ impl Store {
         };
         Ok(())
     }
+
+    /// Deletes at most `batch` processed inbound rows received before `before` (retention,
+    /// with the webhook attempts'); returns how many. A row whose job has not finished stays.
+    pub async fn prune_inbound_events(
+        &self,
+        before: DateTime<Utc>,
+        batch: i64,
+    ) -> Result<u64, StoreError> {
+        let sql = "DELETE FROM hangar_inbound_events WHERE id IN \
+                   (SELECT id FROM hangar_inbound_events \
+                    WHERE received_at < $1 AND state = 'processed' LIMIT $2)";
+        Ok(match self.pool() {
+            Pool::Postgres(pool) => sqlx::query(sql)
+                .bind(before)
+                .bind(batch)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            Pool::Sqlite(pool) => sqlx::query(sql)
+                .bind(before.timestamp_millis())
+                .bind(batch)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+        })
+    }
 }

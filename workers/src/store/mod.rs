@@ -60,6 +60,8 @@ mod webhook_deliveries;
 mod webhook_endpoints;
 mod webhook_fanout;
 mod webhook_gate;
+mod webhook_record;
+mod webhook_replays;
 mod webhook_secrets;
 
 use std::collections::HashMap;
@@ -98,6 +100,7 @@ pub use webhook_deliveries::{Attempt, Delivery};
 pub use webhook_endpoints::NewEndpointRow;
 pub(crate) use webhook_fanout::sqlite_fan_out;
 pub use webhook_gate::{CIRCUIT_COOLDOWN, Gate, GateAsk, ordering_paths};
+pub use webhook_replays::{NewReplay, REPLAY_KIND, Replay};
 
 /// What can go wrong talking to the store.
 #[derive(Debug, thiserror::Error)]

@@ -1,14 +1,13 @@
 //! One delivery attempt in the store: what the handler reads before it sends
-//! ([`DeliveryTarget`]), and the attempt's record written after, in one transaction with the
-//! delivery's state and the endpoint's health counters; the retention of attempt rows.
+//! ([`DeliveryTarget`], a batch of them in one statement), the shape of the attempt's record
+//! (written by `webhook_record.rs`) and the retention of attempt rows.
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::rows::{now_ms, to_time};
+use super::rows::to_time;
 use super::{Store, StoreError};
 use crate::db::Pool;
-use crate::webhooks::endpoint::CIRCUIT_AFTER;
 
 /// What an attempt of one delivery needs.
 #[derive(Debug, Clone)]
@@ -90,11 +89,6 @@ pub struct HealthMove {
     pub failing_since: Option<DateTime<Utc>>,
 }
 
-/// A failed delivery's job is retried behind every fresh one: the claim order is priority
-/// first, so a backlog of due retries never delays a new event (the retry lane; its share of
-/// the slots is capped by the gate).
-const RETRY_LANE: &str = "UPDATE hangar_jobs SET priority = 1 WHERE id = $1 AND priority < 1";
-
 impl Store {
     /// The delivery `id` with its event's body; `None` when it no longer exists (endpoint
     /// deleted).
@@ -102,6 +96,18 @@ impl Store {
         &self,
         id: &str,
     ) -> Result<Option<DeliveryTarget>, StoreError> {
+        Ok(self
+            .webhook_delivery_targets(&[id.to_owned()])
+            .await?
+            .pop()
+            .flatten())
+    }
+
+    /// [`Store::webhook_delivery_target`] of each of `ids`, in one statement, in order.
+    pub async fn webhook_delivery_targets(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<Option<DeliveryTarget>>, StoreError> {
         macro_rules! target {
             ($row:expr) => {{
                 let row = $row;
@@ -122,169 +128,42 @@ impl Store {
                 }
             }};
         }
-        Ok(match self.pool() {
-            Pool::Postgres(pool) => sqlx::query(
-                "SELECT d.id, d.endpoint_id, d.workspace_id, d.event_id, d.event_type, e.body, \
-                     d.state, (extract(epoch FROM d.expunged_at) * 1000)::bigint AS expunged_at, \
-                     (extract(epoch FROM e.received_at) * 1000)::bigint AS received_at \
-                 FROM hangar_webhook_deliveries d JOIN hangar_events e ON e.id = d.event_row \
-                 WHERE d.id = $1",
-            )
-            .bind(id)
-            .fetch_optional(pool)
-            .await?
-            .map(|row| Ok::<_, StoreError>(target!(&row)))
-            .transpose()?,
-            Pool::Sqlite(pool) => sqlx::query(
-                "SELECT d.id, d.endpoint_id, d.workspace_id, d.event_id, d.event_type, e.body, \
-                     d.state, d.expunged_at, e.received_at \
-                 FROM hangar_webhook_deliveries d JOIN hangar_events e ON e.id = d.event_row \
-                 WHERE d.id = $1",
-            )
-            .bind(id)
-            .fetch_optional(pool)
-            .await?
-            .map(|row| Ok::<_, StoreError>(target!(&row)))
-            .transpose()?,
-        })
-    }
-
-    /// Records an attempt, the delivery's new state and the endpoint's health counters in
-    /// one transaction; returns the counters around it.
-    pub async fn record_webhook_attempt(&self, a: &AttemptRow) -> Result<HealthMove, StoreError> {
-        let state = match a.outcome {
-            AttemptOutcome::Succeeded => "succeeded",
-            AttemptOutcome::Failed => "pending",
-            AttemptOutcome::FailedForGood => "failed",
-        };
-        let success = a.outcome == AttemptOutcome::Succeeded;
-        macro_rules! write {
-            ($tx:expr, $now:expr, $started:expr, $lock:literal) => {{
-                let tx = $tx;
-                sqlx::query(
-                    "INSERT INTO hangar_webhook_attempts (delivery_id, job_id, attempt, \
-                         started_at, address, request_headers, status, response_headers, \
-                         response_body, body_truncated, body_size, total_ms, first_byte_ms, \
-                         error_class, error) \
-                     SELECT $1, $2, attempts + 1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-                         $13, $14 FROM hangar_webhook_deliveries WHERE id = $1",
-                )
-                .bind(&a.delivery_id)
-                .bind(a.job_id)
-                .bind($started)
-                .bind(&a.address)
-                .bind(&a.request_headers)
-                .bind(a.status)
-                .bind(&a.response_headers)
-                .bind(&a.response_body)
-                .bind(a.body_truncated)
-                .bind(a.body_size)
-                .bind(a.total_ms)
-                .bind(a.first_byte_ms)
-                .bind(a.error_class)
-                .bind(&a.error)
-                .execute(&mut **tx)
-                .await?;
-                sqlx::query(
-                    "UPDATE hangar_webhook_deliveries SET attempts = attempts + 1, \
-                         last_status = $2, last_error = $3, updated_at = $4, \
-                         state = CASE WHEN state = 'pending' THEN $5 ELSE state END, \
-                         delivered_at = CASE WHEN $6 THEN $4 ELSE delivered_at END \
-                     WHERE id = $1",
-                )
-                .bind(&a.delivery_id)
-                .bind(a.status)
-                .bind(&a.error)
-                .bind($now)
-                .bind(state)
-                .bind(success)
-                .execute(&mut **tx)
-                .await?;
-                let streak_before: Option<i32> = sqlx::query_scalar(concat!(
-                    "SELECT failure_streak FROM hangar_webhook_endpoints WHERE id = $1",
-                    $lock
-                ))
-                .bind(&a.endpoint_id)
-                .fetch_optional(&mut **tx)
-                .await?;
-                let sql = if success {
-                    "UPDATE hangar_webhook_endpoints SET last_success_at = $2, \
-                         failure_streak = 0, failing_since = NULL WHERE id = $1"
-                } else {
-                    "UPDATE hangar_webhook_endpoints SET last_failure_at = $2, \
-                         failure_streak = failure_streak + 1, \
-                         failing_since = COALESCE(failing_since, $2) WHERE id = $1"
-                };
-                sqlx::query(sql)
-                    .bind(&a.endpoint_id)
-                    .bind($now)
-                    .execute(&mut **tx)
-                    .await?;
-                streak_before.unwrap_or(0)
-            }};
-        }
-        let (streak_before, failing_since) = match self.pool() {
+        let mut found = std::collections::HashMap::new();
+        match self.pool() {
             Pool::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let now = Utc::now();
-                // NO KEY UPDATE: an ingress batch that inserts deliveries of this endpoint (a
-                // key-share lock through the foreign key) is not held up by it.
-                let streak = write!(&mut tx, now, a.started_at, " FOR NO KEY UPDATE");
-                super::webhook_gate::release_pg(
-                    &mut tx,
-                    &a.delivery_id,
-                    &a.endpoint_id,
-                    Some(success),
-                    CIRCUIT_AFTER,
+                for row in sqlx::query(
+                    "SELECT d.id, d.endpoint_id, d.workspace_id, d.event_id, d.event_type, \
+                         e.body, d.state, \
+                         (extract(epoch FROM d.expunged_at) * 1000)::bigint AS expunged_at, \
+                         (extract(epoch FROM e.received_at) * 1000)::bigint AS received_at \
+                     FROM hangar_webhook_deliveries d JOIN hangar_events e ON e.id = d.event_row \
+                     WHERE d.id = ANY($1)",
                 )
-                .await?;
-                if a.outcome == AttemptOutcome::Failed {
-                    sqlx::query(RETRY_LANE)
-                        .bind(a.job_id)
-                        .execute(&mut *tx)
-                        .await?;
+                .bind(ids)
+                .fetch_all(pool)
+                .await?
+                {
+                    let target = target!(&row);
+                    found.insert(target.id.clone(), target);
                 }
-                let since: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
-                    "SELECT failing_since FROM hangar_webhook_endpoints WHERE id = $1",
-                )
-                .bind(&a.endpoint_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                (streak, since.flatten())
             }
             Pool::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
-                let now = now_ms();
-                let streak = write!(&mut tx, now, a.started_at.timestamp_millis(), "");
-                super::webhook_gate::release_sqlite(
-                    &mut tx,
-                    &a.delivery_id,
-                    &a.endpoint_id,
-                    Some(success),
-                    CIRCUIT_AFTER,
+                for row in sqlx::query(
+                    "SELECT d.id, d.endpoint_id, d.workspace_id, d.event_id, d.event_type, \
+                         e.body, d.state, d.expunged_at, e.received_at \
+                     FROM hangar_webhook_deliveries d JOIN hangar_events e ON e.id = d.event_row \
+                     WHERE d.id IN (SELECT value FROM json_each($1))",
                 )
-                .await?;
-                if a.outcome == AttemptOutcome::Failed {
-                    sqlx::query(RETRY_LANE)
-                        .bind(a.job_id)
-                        .execute(&mut *tx)
-                        .await?;
+                .bind(serde_json::to_string(ids).unwrap_or_default())
+                .fetch_all(pool)
+                .await?
+                {
+                    let target = target!(&row);
+                    found.insert(target.id.clone(), target);
                 }
-                let since: Option<Option<i64>> = sqlx::query_scalar(
-                    "SELECT failing_since FROM hangar_webhook_endpoints WHERE id = $1",
-                )
-                .bind(&a.endpoint_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                (streak, since.flatten().map(to_time))
             }
-        };
-        Ok(HealthMove {
-            streak_before,
-            failing_since,
-        })
+        }
+        Ok(ids.iter().map(|id| found.remove(id)).collect())
     }
 
     /// Deletes at most `batch` attempt rows that started before `before` (retention);

@@ -158,6 +158,34 @@ async fn sqlite_enqueue_for(
     Ok(jobs)
 }
 
+/// Sends the deliveries `$1` again as new jobs (`$2` kind, `$3` queue, `$4` attempts):
+/// they become `pending` with the new job (PostgreSQL).
+pub(super) const PG_REQUEUE: &str = "WITH d AS (UPDATE hangar_webhook_deliveries \
+         SET state = 'pending', updated_at = now(), \
+             job_id = nextval(pg_get_serial_sequence('hangar_jobs', 'id')) \
+         WHERE id = ANY($1) AND expunged_at IS NULL \
+         RETURNING id, workspace_id, job_id, event_row) \
+     INSERT INTO hangar_jobs (id, kind, queue, args, state, max_attempts, \
+         priority, run_at, workspace_id, idempotency_key) OVERRIDING SYSTEM VALUE \
+     SELECT job_id, $2, $3, jsonb_build_object('delivery_id', id), 'available', \
+         $4, 0, now(), workspace_id, 'hangar:webhook:' || id || ':' || job_id \
+     FROM d ORDER BY event_row, id";
+
+/// [`PG_REQUEUE`] on SQLite, in the caller's transaction.
+pub(super) async fn sqlite_requeue(
+    conn: &mut SqliteConnection,
+    ids: &[String],
+    route: &Route,
+    now: i64,
+) -> Result<u64, StoreError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".to_owned());
+    let filter = "expunged_at IS NULL AND id IN (SELECT value FROM json_each($1))";
+    sqlite_enqueue_for(conn, filter, &ids, route, now).await
+}
+
 impl Store {
     /// Sends the deliveries `ids` again, each as a new job (resend, replay, release of held
     /// deliveries): they become `pending` with the new job; returns how many.
@@ -170,30 +198,17 @@ impl Store {
             return Ok(0);
         }
         let n = match self.pool() {
-            Pool::Postgres(pool) => sqlx::query(
-                "WITH d AS (UPDATE hangar_webhook_deliveries SET state = 'pending', \
-                         updated_at = now(), \
-                         job_id = nextval(pg_get_serial_sequence('hangar_jobs', 'id')) \
-                     WHERE id = ANY($1) AND expunged_at IS NULL \
-                     RETURNING id, workspace_id, job_id, event_row) \
-                     INSERT INTO hangar_jobs (id, kind, queue, args, state, max_attempts, \
-                         priority, run_at, workspace_id, idempotency_key) OVERRIDING SYSTEM VALUE \
-                     SELECT job_id, $2, $3, jsonb_build_object('delivery_id', id), 'available', \
-                         $4, 0, now(), workspace_id, 'hangar:webhook:' || id || ':' || job_id \
-                     FROM d ORDER BY event_row, id",
-            )
-            .bind(ids)
-            .bind(KIND)
-            .bind(&route.queue)
-            .bind(route.max_attempts)
-            .execute(pool)
-            .await?
-            .rows_affected(),
+            Pool::Postgres(pool) => sqlx::query(PG_REQUEUE)
+                .bind(ids)
+                .bind(KIND)
+                .bind(&route.queue)
+                .bind(route.max_attempts)
+                .execute(pool)
+                .await?
+                .rows_affected(),
             Pool::Sqlite(pool) => {
-                let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".to_owned());
                 let mut tx = pool.begin().await?;
-                let filter = "expunged_at IS NULL AND id IN (SELECT value FROM json_each($1))";
-                let n = sqlite_enqueue_for(&mut tx, filter, &ids, route, now_ms()).await?;
+                let n = sqlite_requeue(&mut tx, ids, route, now_ms()).await?;
                 tx.commit().await?;
                 n
             }

@@ -1,26 +1,36 @@
-//! The gate of a delivery attempt: whether it may send now under its endpoint's limits,
+//! The gate of delivery attempts: whether each may send now under its endpoint's limits,
 //! counted in the database so every worker process shares them (`hangar_webhook_inflight`,
 //! one row per request out, with an expiry that frees the slot of a process that died).
 //!
-//! One transaction per ask, holding the endpoint row (PostgreSQL `FOR NO KEY UPDATE`; SQLite's
-//! single writer): the circuit (open: wait until `circuit_open_until`; then one probe at a
-//! time), the ordering key (an earlier open delivery of the same endpoint with the same key
-//! in its event's data: wait), the endpoint's concurrency, the workspace's share of the
-//! slots, the retry lane's share, the rate (GCRA over `rate_next_at`, a burst of one
-//! second's worth). A delivery that must wait names why in `waiting`; a released slot wakes
-//! the oldest waiting delivery of its endpoint (all of them, up to the concurrency, when a
-//! probe closes the circuit). The workspace and retry counts are not serialized across
-//! endpoints: two processes may overshoot them by one slot each, never the endpoint's own.
+//! One transaction per batch of asks (`webhooks/batch.rs` gathers the asks of this process's
+//! attempts), holding the rows of their endpoints (PostgreSQL `FOR NO KEY UPDATE`, in id
+//! order; SQLite's single writer), about seven statements whatever the batch's size: the
+//! circuit (open: wait until `circuit_open_until`; then one probe at a time), the ordering key
+//! (an earlier open delivery of the same endpoint with the same key in its event's data:
+//! wait), the endpoint's concurrency, the workspace's share of the slots, the retry lane's
+//! share, the rate (GCRA over `rate_next_at`, a burst of one second's worth); each ask of the
+//! batch counts the slots the earlier ones took. A delivery that must wait names why in
+//! `waiting`, and its job is put back to `scheduled` in the same transaction (its attempt
+//! given back), so a slot released after the gate always finds it there and wakes it: waiting
+//! for this endpoint's slots lasts until the earliest one expires at most, the release of a
+//! slot wakes the oldest waiting delivery of its endpoint (all of them, up to the
+//! concurrency, when a probe closes the circuit), and nothing polls meanwhile. The workspace
+//! and retry counts are not serialized across endpoints: two processes may overshoot them by
+//! a batch each, never the endpoint's own.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
+mod release;
 mod rules;
 
+pub(super) use release::{release_pg, release_sqlite};
 pub use rules::ordering_paths;
-use rules::{Facts, decide};
+pub(crate) use rules::{CircuitState, circuit_after_attempt};
+use rules::{Facts, apply, decide};
 
 use super::rows::{millis, now_ms};
 use super::{Store, StoreError};
@@ -28,11 +38,15 @@ use crate::db::Pool;
 
 /// What a delivery asks the gate.
 #[derive(Debug, Clone)]
-pub struct GateAsk<'a> {
+pub struct GateAsk {
     /// The delivery.
-    pub delivery_id: &'a str,
+    pub delivery_id: String,
     /// Its endpoint.
-    pub endpoint_id: &'a str,
+    pub endpoint_id: String,
+    /// The job of this attempt: put back to `scheduled` when it must wait.
+    pub job_id: i64,
+    /// The job's lease (the put-back is fenced by it).
+    pub lease_token: i64,
     /// Whether this attempt is a retry (the retry lane's share applies).
     pub retry: bool,
     /// How long a slot stays taken if its holder never releases it.
@@ -51,7 +65,7 @@ pub enum Gate {
         /// Whether it is the circuit's probe.
         probe: bool,
     },
-    /// Do not send: ask again after this long (sooner if woken).
+    /// Do not send: the job was put back to run after this long (sooner if woken).
     Wait {
         /// How long.
         after: Duration,
@@ -64,6 +78,7 @@ macro_rules! facts_from_row {
     ($row:expr) => {{
         let row = $row;
         Facts {
+            workspace_id: row.try_get("workspace_id")?,
             max_in_flight: row.try_get("max_in_flight")?,
             rate: row.try_get("rate_limit_per_s")?,
             ordering_path: row.try_get("ordering_key_path")?,
@@ -74,19 +89,21 @@ macro_rules! facts_from_row {
             probes: row.try_get("probes")?,
             workspace_slots: row.try_get("workspace_slots")?,
             retry_slots: row.try_get("retry_slots")?,
-            event_row: row.try_get("event_row")?,
+            next_free: row.try_get("next_free")?,
         }
     }};
 }
 
+/// The counts of an endpoint `ep`'s facts; `$2` is now (expired slots of other endpoints
+/// are not counted).
 const COUNTS: &str = "(SELECT count(*) FROM hangar_webhook_inflight s \
          WHERE s.endpoint_id = ep.id) AS endpoint_slots, \
      (SELECT count(*) FROM hangar_webhook_inflight s \
          WHERE s.endpoint_id = ep.id AND s.probe) AS probes, \
      (SELECT count(*) FROM hangar_webhook_inflight s \
-         WHERE s.workspace_id = ep.workspace_id) AS workspace_slots, \
-     (SELECT count(*) FROM hangar_webhook_inflight s WHERE s.retry) AS retry_slots, \
-     (SELECT event_row FROM hangar_webhook_deliveries WHERE id = $2) AS event_row";
+         WHERE s.workspace_id = ep.workspace_id AND s.expires_at >= $2) AS workspace_slots, \
+     (SELECT count(*) FROM hangar_webhook_inflight s \
+         WHERE s.retry AND s.expires_at >= $2) AS retry_slots";
 
 /// An earlier delivery of the same endpoint, still open, whose event has the same value at
 /// the ordering path (`$3`) as this delivery's event (`$2` its row): its job's `run_at`.
@@ -98,200 +115,348 @@ const PREDECESSOR: &str = "SELECT {run_at} AS run_at FROM hangar_webhook_deliver
        AND {key_of_e} = (SELECT {key_of_me} FROM hangar_events me WHERE me.id = $2) \
      ORDER BY d.event_row LIMIT 1";
 
+/// What a batch decided, to be written.
+#[derive(Default)]
+struct Outcome {
+    gates: Vec<Gate>,
+    /// (delivery, retry, probe, expires ms) of the slots taken.
+    slots: Vec<(String, bool, bool, i64)>,
+    /// (delivery, reason) of every ask: `None` once it goes.
+    waiting: Vec<(String, Option<String>)>,
+    /// (job, lease token, ms) of the jobs put back.
+    put_back: Vec<(i64, i64, i64)>,
+}
+
+/// Decides every ask in order over `facts` (by endpoint), `predecessor` giving the ordering
+/// rule's answer of an ask.
+fn decide_all(
+    asks: &[GateAsk],
+    facts: &mut [Facts],
+    index: &HashMap<String, usize>,
+    predecessors: &[Option<Option<i64>>],
+    now: i64,
+) -> Outcome {
+    let mut out = Outcome::default();
+    for (ask, predecessor) in asks.iter().zip(predecessors) {
+        let Some(&at) = index.get(&ask.endpoint_id) else {
+            // The endpoint is gone: the handler skips the delivery.
+            out.gates.push(Gate::Go { probe: false });
+            continue;
+        };
+        let d = decide(ask, &facts[at], now, *predecessor);
+        let expires = now + millis(ask.slot_ttl);
+        apply(facts, at, ask, &d, expires);
+        match &d.gate {
+            Gate::Go { probe } => {
+                out.slots
+                    .push((ask.delivery_id.clone(), ask.retry, *probe, expires));
+                out.waiting.push((ask.delivery_id.clone(), None));
+            }
+            Gate::Wait { after, reason } => {
+                out.waiting
+                    .push((ask.delivery_id.clone(), Some((*reason).to_owned())));
+                out.put_back
+                    .push((ask.job_id, ask.lease_token, millis(*after)));
+            }
+        }
+        out.gates.push(d.gate);
+    }
+    out
+}
+
+fn endpoints_of(asks: &[GateAsk]) -> Vec<String> {
+    let mut endpoints: Vec<String> = asks.iter().map(|a| a.endpoint_id.clone()).collect();
+    endpoints.sort();
+    endpoints.dedup();
+    endpoints
+}
+
 impl Store {
-    /// Asks the gate for a slot (see the module doc); a `Go` holds a slot until
-    /// [`Store::record_webhook_attempt`] or [`Store::release_webhook_slot`] frees it.
-    pub async fn webhook_gate(&self, ask: &GateAsk<'_>) -> Result<Gate, StoreError> {
+    /// Asks the gate for one delivery (see [`Store::webhook_gates`]).
+    pub async fn webhook_gate(&self, ask: &GateAsk) -> Result<Gate, StoreError> {
+        let mut gates = self.webhook_gates(std::slice::from_ref(ask)).await?;
+        Ok(gates.pop().unwrap_or(Gate::Go { probe: false }))
+    }
+
+    /// Asks the gate for a batch of deliveries, in one transaction (see the module doc); a
+    /// `Go` holds a slot until [`Store::record_webhook_attempts`] or
+    /// [`Store::release_webhook_slot`] frees it, a `Wait` has put the ask's job back.
+    pub async fn webhook_gates(&self, asks: &[GateAsk]) -> Result<Vec<Gate>, StoreError> {
+        if asks.is_empty() {
+            return Ok(Vec::new());
+        }
         let now = now_ms();
-        let ttl = millis(ask.slot_ttl);
-        let Some(decision) = (match self.pool() {
+        let endpoints = endpoints_of(asks);
+        let ids: Vec<String> = asks.iter().map(|a| a.delivery_id.clone()).collect();
+        let mut facts = Vec::with_capacity(endpoints.len());
+        let mut index = HashMap::new();
+        let mut predecessors = vec![None; asks.len()];
+        match self.pool() {
             Pool::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
+                relaxed_commit(&mut tx).await?;
                 let at = DateTime::<Utc>::from_timestamp_millis(now).unwrap_or_else(Utc::now);
-                let sql = format!(
-                    "SELECT ep.max_in_flight, ep.rate_limit_per_s, ep.ordering_key_path, \
-                         ep.circuit_state, \
-                         (extract(epoch FROM ep.circuit_open_until) * 1000)::bigint AS open_until, \
-                         (extract(epoch FROM ep.rate_next_at) * 1000)::bigint AS rate_next_at, \
-                         {COUNTS} \
-                     FROM hangar_webhook_endpoints ep WHERE ep.id = $1"
-                );
-                // The lock first, the counts in a later statement: a statement that waited
-                // for the lock would count with the snapshot it took before waiting.
+                // The locks first, the counts in a later statement: a statement that waited
+                // for a lock would count with the snapshot it took before waiting.
                 sqlx::query(
-                    "SELECT 1 FROM hangar_webhook_endpoints WHERE id = $1 FOR NO KEY UPDATE",
+                    "SELECT id FROM hangar_webhook_endpoints WHERE id = ANY($1) ORDER BY id \
+                     FOR NO KEY UPDATE",
                 )
-                .bind(ask.endpoint_id)
-                .fetch_optional(&mut *tx)
+                .bind(&endpoints)
+                .fetch_all(&mut *tx)
                 .await?;
                 sqlx::query(
-                    "DELETE FROM hangar_webhook_inflight WHERE expires_at < $1 OR delivery_id = $2",
+                    "DELETE FROM hangar_webhook_inflight \
+                     WHERE (endpoint_id = ANY($1) AND expires_at < $2) OR delivery_id = ANY($3)",
                 )
+                .bind(&endpoints)
                 .bind(at)
-                .bind(ask.delivery_id)
+                .bind(&ids)
                 .execute(&mut *tx)
                 .await?;
-                let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(ask.endpoint_id)
-                    .bind(ask.delivery_id)
-                    .fetch_optional(&mut *tx)
+                let sql = format!(
+                    "SELECT ep.id, ep.workspace_id, ep.max_in_flight, ep.rate_limit_per_s, \
+                         ep.ordering_key_path, ep.circuit_state, \
+                         (extract(epoch FROM ep.circuit_open_until) * 1000)::bigint AS open_until, \
+                         (extract(epoch FROM ep.rate_next_at) * 1000)::bigint AS rate_next_at, \
+                         (SELECT (extract(epoch FROM min(s.expires_at)) * 1000)::bigint \
+                             FROM hangar_webhook_inflight s WHERE s.endpoint_id = ep.id) \
+                             AS next_free, \
+                         {COUNTS} \
+                     FROM hangar_webhook_endpoints ep WHERE ep.id = ANY($1)"
+                );
+                for row in sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(&endpoints)
+                    .bind(at)
+                    .fetch_all(&mut *tx)
                     .await?
-                else {
-                    return Ok(Gate::Go { probe: false });
-                };
-                let facts = facts_from_row!(&row);
-                let predecessor = match (&facts.ordering_path, facts.event_row) {
-                    (Some(path), Some(event_row)) => {
+                {
+                    index.insert(row.try_get::<String, _>("id")?, facts.len());
+                    facts.push(facts_from_row!(&row));
+                }
+                if facts.iter().any(|f| f.ordering_path.is_some()) {
+                    let rows: Vec<(String, i64)> = sqlx::query_as(
+                        "SELECT id, event_row FROM hangar_webhook_deliveries WHERE id = ANY($1)",
+                    )
+                    .bind(&ids)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let event_rows: HashMap<String, i64> = rows.into_iter().collect();
+                    for (i, ask) in asks.iter().enumerate() {
+                        let path = index
+                            .get(&ask.endpoint_id)
+                            .and_then(|&at| facts[at].ordering_path.as_deref());
+                        let (Some(path), Some(event_row)) =
+                            (path, event_rows.get(&ask.delivery_id))
+                        else {
+                            continue;
+                        };
                         let (pg_path, _) = ordering_paths(path);
                         let sql = PREDECESSOR
                             .replace("{run_at}", "(extract(epoch FROM j.run_at) * 1000)::bigint")
                             .replace("{key_of_e}", "(e.body::jsonb #>> $3)")
                             .replace("{key_of_me}", "(me.body::jsonb #>> $3)");
-                        sqlx::query_scalar::<_, Option<i64>>(sqlx::AssertSqlSafe(sql))
-                            .bind(ask.endpoint_id)
-                            .bind(event_row)
-                            .bind(pg_path)
-                            .fetch_optional(&mut *tx)
-                            .await?
+                        predecessors[i] =
+                            sqlx::query_scalar::<_, Option<i64>>(sqlx::AssertSqlSafe(sql))
+                                .bind(&ask.endpoint_id)
+                                .bind(event_row)
+                                .bind(pg_path)
+                                .fetch_optional(&mut *tx)
+                                .await?;
                     }
-                    _ => None,
-                };
-                let decision = decide(ask, &facts, now, predecessor);
+                }
+                let before: Vec<Facts> = facts.clone();
+                let out = decide_all(asks, &mut facts, &index, &predecessors, now);
                 let ms_time = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms);
-                if decision.half_open {
-                    sqlx::query(
-                        "UPDATE hangar_webhook_endpoints SET circuit_state = 'half_open' \
-                         WHERE id = $1",
-                    )
-                    .bind(ask.endpoint_id)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                if let Some(next) = decision.rate_next_at {
-                    sqlx::query(
-                        "UPDATE hangar_webhook_endpoints SET rate_next_at = $2 WHERE id = $1",
-                    )
-                    .bind(ask.endpoint_id)
-                    .bind(ms_time(next))
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                let waiting = match &decision.gate {
-                    Gate::Go { probe } => {
+                for (f, (old, id)) in facts.iter().zip(before.iter().zip(index_ids(&index))) {
+                    if f.circuit != old.circuit || f.rate_next_at != old.rate_next_at {
                         sqlx::query(
-                            "INSERT INTO hangar_webhook_inflight (delivery_id, endpoint_id, \
-                                 workspace_id, retry, probe, expires_at) \
-                             SELECT $1, endpoint_id, workspace_id, $2, $3, $4 \
-                             FROM hangar_webhook_deliveries WHERE id = $1",
+                            "UPDATE hangar_webhook_endpoints SET circuit_state = $2, \
+                                 rate_next_at = $3 WHERE id = $1",
                         )
-                        .bind(ask.delivery_id)
-                        .bind(ask.retry)
-                        .bind(*probe)
-                        .bind(ms_time(now + ttl))
+                        .bind(id)
+                        .bind(&f.circuit)
+                        .bind(f.rate_next_at.and_then(ms_time))
                         .execute(&mut *tx)
                         .await?;
-                        None
                     }
-                    Gate::Wait { reason, .. } => Some(*reason),
-                };
-                sqlx::query("UPDATE hangar_webhook_deliveries SET waiting = $2 WHERE id = $1")
-                    .bind(ask.delivery_id)
-                    .bind(waiting)
+                }
+                if !out.slots.is_empty() {
+                    let slot_ids: Vec<String> = out.slots.iter().map(|s| s.0.clone()).collect();
+                    let retry: Vec<bool> = out.slots.iter().map(|s| s.1).collect();
+                    let probe: Vec<bool> = out.slots.iter().map(|s| s.2).collect();
+                    let expires: Vec<DateTime<Utc>> = out
+                        .slots
+                        .iter()
+                        .map(|s| ms_time(s.3).unwrap_or(at))
+                        .collect();
+                    sqlx::query(
+                        "INSERT INTO hangar_webhook_inflight (delivery_id, endpoint_id, \
+                             workspace_id, retry, probe, expires_at) \
+                         SELECT d.id, d.endpoint_id, d.workspace_id, x.retry, x.probe, x.expires \
+                         FROM unnest($1::text[], $2::bool[], $3::bool[], $4::timestamptz[]) \
+                             AS x(id, retry, probe, expires) \
+                         JOIN hangar_webhook_deliveries d ON d.id = x.id",
+                    )
+                    .bind(&slot_ids)
+                    .bind(&retry)
+                    .bind(&probe)
+                    .bind(&expires)
                     .execute(&mut *tx)
                     .await?;
+                }
+                let (wait_ids, reasons): (Vec<String>, Vec<Option<String>>) =
+                    out.waiting.iter().cloned().unzip();
+                sqlx::query(
+                    "UPDATE hangar_webhook_deliveries d SET waiting = x.reason \
+                     FROM unnest($1::text[], $2::text[]) AS x(id, reason) \
+                     WHERE d.id = x.id AND d.waiting IS DISTINCT FROM x.reason",
+                )
+                .bind(&wait_ids)
+                .bind(&reasons)
+                .execute(&mut *tx)
+                .await?;
+                if !out.put_back.is_empty() {
+                    let mut back = out.put_back.clone();
+                    back.sort_unstable();
+                    let jobs: Vec<i64> = back.iter().map(|b| b.0).collect();
+                    let tokens: Vec<i64> = back.iter().map(|b| b.1).collect();
+                    let secs: Vec<f64> = back.iter().map(|b| b.2 as f64 / 1000.0).collect();
+                    sqlx::query(
+                        "UPDATE hangar_jobs j SET state = 'scheduled', attempt = j.attempt - 1, \
+                             run_at = now() + make_interval(secs => x.secs), updated_at = now(), \
+                             lease_token = NULL, lease_expires_at = NULL \
+                         FROM unnest($1::bigint[], $2::bigint[], $3::float8[]) \
+                             AS x(id, token, secs) \
+                         WHERE j.id = x.id AND j.lease_token = x.token AND j.state = 'running'",
+                    )
+                    .bind(&jobs)
+                    .bind(&tokens)
+                    .bind(&secs)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 tx.commit().await?;
-                Some(decision)
+                Ok(out.gates)
             }
             Pool::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
+                let endpoints_json = serde_json::to_string(&endpoints).unwrap_or_default();
+                let ids_json = serde_json::to_string(&ids).unwrap_or_default();
                 // The first statement writes: the transaction holds the write lock from here.
                 sqlx::query(
-                    "DELETE FROM hangar_webhook_inflight WHERE expires_at < $1 OR delivery_id = $2",
+                    "DELETE FROM hangar_webhook_inflight \
+                     WHERE (endpoint_id IN (SELECT value FROM json_each($1)) AND expires_at < $2) \
+                        OR delivery_id IN (SELECT value FROM json_each($3))",
                 )
+                .bind(&endpoints_json)
                 .bind(now)
-                .bind(ask.delivery_id)
+                .bind(&ids_json)
                 .execute(&mut *tx)
                 .await?;
                 let sql = format!(
-                    "SELECT ep.max_in_flight, ep.rate_limit_per_s, ep.ordering_key_path, \
-                         ep.circuit_state, ep.circuit_open_until AS open_until, ep.rate_next_at, \
+                    "SELECT ep.id, ep.workspace_id, ep.max_in_flight, ep.rate_limit_per_s, \
+                         ep.ordering_key_path, ep.circuit_state, \
+                         ep.circuit_open_until AS open_until, ep.rate_next_at, \
+                         (SELECT min(s.expires_at) FROM hangar_webhook_inflight s \
+                             WHERE s.endpoint_id = ep.id) AS next_free, \
                          {COUNTS} \
-                     FROM hangar_webhook_endpoints ep WHERE ep.id = $1"
+                     FROM hangar_webhook_endpoints ep \
+                     WHERE ep.id IN (SELECT value FROM json_each($1))"
                 );
-                let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(ask.endpoint_id)
-                    .bind(ask.delivery_id)
-                    .fetch_optional(&mut *tx)
+                for row in sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(&endpoints_json)
+                    .bind(now)
+                    .fetch_all(&mut *tx)
                     .await?
-                else {
-                    return Ok(Gate::Go { probe: false });
-                };
-                let facts = facts_from_row!(&row);
-                let predecessor = match (&facts.ordering_path, facts.event_row) {
-                    (Some(path), Some(event_row)) => {
-                        let (_, sqlite_path) = ordering_paths(path);
-                        let sql = PREDECESSOR
-                            .replace("{run_at}", "j.run_at")
-                            .replace("{key_of_e}", "json_extract(e.body, $3)")
-                            .replace("{key_of_me}", "json_extract(me.body, $3)");
+                {
+                    index.insert(row.try_get::<String, _>("id")?, facts.len());
+                    facts.push(facts_from_row!(&row));
+                }
+                for (i, ask) in asks.iter().enumerate() {
+                    let Some(path) = index
+                        .get(&ask.endpoint_id)
+                        .and_then(|&at| facts[at].ordering_path.clone())
+                    else {
+                        continue;
+                    };
+                    let event_row: Option<i64> = sqlx::query_scalar(
+                        "SELECT event_row FROM hangar_webhook_deliveries WHERE id = $1",
+                    )
+                    .bind(&ask.delivery_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some(event_row) = event_row else { continue };
+                    let (_, sqlite_path) = ordering_paths(&path);
+                    let sql = PREDECESSOR
+                        .replace("{run_at}", "j.run_at")
+                        .replace("{key_of_e}", "json_extract(e.body, $3)")
+                        .replace("{key_of_me}", "json_extract(me.body, $3)");
+                    predecessors[i] =
                         sqlx::query_scalar::<_, Option<i64>>(sqlx::AssertSqlSafe(sql))
-                            .bind(ask.endpoint_id)
+                            .bind(&ask.endpoint_id)
                             .bind(event_row)
                             .bind(sqlite_path)
                             .fetch_optional(&mut *tx)
-                            .await?
-                    }
-                    _ => None,
-                };
-                let decision = decide(ask, &facts, now, predecessor);
-                if decision.half_open {
-                    sqlx::query(
-                        "UPDATE hangar_webhook_endpoints SET circuit_state = 'half_open' \
-                         WHERE id = $1",
-                    )
-                    .bind(ask.endpoint_id)
-                    .execute(&mut *tx)
-                    .await?;
+                            .await?;
                 }
-                if let Some(next) = decision.rate_next_at {
-                    sqlx::query(
-                        "UPDATE hangar_webhook_endpoints SET rate_next_at = $2 WHERE id = $1",
-                    )
-                    .bind(ask.endpoint_id)
-                    .bind(next)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                let waiting = match &decision.gate {
-                    Gate::Go { probe } => {
+                let before: Vec<Facts> = facts.clone();
+                let out = decide_all(asks, &mut facts, &index, &predecessors, now);
+                for (f, (old, id)) in facts.iter().zip(before.iter().zip(index_ids(&index))) {
+                    if f.circuit != old.circuit || f.rate_next_at != old.rate_next_at {
                         sqlx::query(
-                            "INSERT INTO hangar_webhook_inflight (delivery_id, endpoint_id, \
-                                 workspace_id, retry, probe, expires_at) \
-                             SELECT $1, endpoint_id, workspace_id, $2, $3, $4 \
-                             FROM hangar_webhook_deliveries WHERE id = $1",
+                            "UPDATE hangar_webhook_endpoints SET circuit_state = $2, \
+                                 rate_next_at = $3 WHERE id = $1",
                         )
-                        .bind(ask.delivery_id)
-                        .bind(ask.retry)
-                        .bind(*probe)
-                        .bind(now + ttl)
+                        .bind(id)
+                        .bind(&f.circuit)
+                        .bind(f.rate_next_at)
                         .execute(&mut *tx)
                         .await?;
-                        None
                     }
-                    Gate::Wait { reason, .. } => Some(*reason),
-                };
-                sqlx::query("UPDATE hangar_webhook_deliveries SET waiting = $2 WHERE id = $1")
-                    .bind(ask.delivery_id)
-                    .bind(waiting)
+                }
+                for (id, retry, probe, expires) in &out.slots {
+                    sqlx::query(
+                        "INSERT INTO hangar_webhook_inflight (delivery_id, endpoint_id, \
+                             workspace_id, retry, probe, expires_at) \
+                         SELECT $1, endpoint_id, workspace_id, $2, $3, $4 \
+                         FROM hangar_webhook_deliveries WHERE id = $1",
+                    )
+                    .bind(id)
+                    .bind(*retry)
+                    .bind(*probe)
+                    .bind(*expires)
                     .execute(&mut *tx)
                     .await?;
+                }
+                for (id, reason) in &out.waiting {
+                    sqlx::query(
+                        "UPDATE hangar_webhook_deliveries SET waiting = $2 \
+                         WHERE id = $1 AND waiting IS NOT $2",
+                    )
+                    .bind(id)
+                    .bind(reason)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                for (job, token, ms) in &out.put_back {
+                    sqlx::query(
+                        "UPDATE hangar_jobs SET state = 'scheduled', attempt = attempt - 1, \
+                             run_at = $3 + $4, updated_at = $3, lease_token = NULL, \
+                             lease_expires_at = NULL \
+                         WHERE id = $1 AND lease_token = $2 AND state = 'running'",
+                    )
+                    .bind(job)
+                    .bind(token)
+                    .bind(now)
+                    .bind(ms)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 tx.commit().await?;
-                Some(decision)
+                Ok(out.gates)
             }
-        }) else {
-            return Ok(Gate::Go { probe: false });
-        };
-        Ok(decision.gate)
+        }
     }
 
     /// Frees a delivery's slot without an attempt (its handler stopped before sending) and
@@ -301,166 +466,57 @@ impl Store {
         delivery_id: &str,
         endpoint_id: &str,
     ) -> Result<(), StoreError> {
-        match self.pool() {
+        let woken = match self.pool() {
             Pool::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                release_pg(&mut tx, delivery_id, endpoint_id, None, 0).await?;
+                let woken =
+                    release_pg(&mut tx, &[delivery_id.to_owned()], &[(endpoint_id, 1)]).await?;
                 tx.commit().await?;
+                woken
             }
             Pool::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
-                release_sqlite(&mut tx, delivery_id, endpoint_id, None, 0).await?;
+                let woken =
+                    release_sqlite(&mut tx, &[delivery_id.to_owned()], &[(endpoint_id, 1)]).await?;
                 tx.commit().await?;
+                woken
             }
-        }
+        };
+        self.wake_woken(&woken);
         Ok(())
     }
+
+    /// Wakes this process's pools of the queues whose jobs a release made runnable.
+    pub(super) fn wake_woken(&self, queues: &[String]) {
+        for queue in queues {
+            self.wakeups().wake(queue);
+        }
+    }
+}
+
+/// Lets this transaction's commit return before its WAL is flushed (PostgreSQL). Safe for the
+/// gate and the attempts' record: what they write is made durable by the job's own result,
+/// written after them with a flushed commit (WAL is flushed in order), and a database crash
+/// before that loses only soft state the engine recovers anyway (a slot expires, a lease
+/// runs out and the job is rescued; at-least-once). It takes a flush wait off every
+/// delivery's path, twice.
+pub(super) async fn relaxed_commit(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+) -> Result<(), StoreError> {
+    sqlx::query("SET LOCAL synchronous_commit = off")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The endpoint ids of `index` in the order of their facts.
+fn index_ids(index: &HashMap<String, usize>) -> Vec<&String> {
+    let mut ids: Vec<(&String, usize)> = index.iter().map(|(id, at)| (id, *at)).collect();
+    ids.sort_by_key(|(_, at)| *at);
+    ids.into_iter().map(|(id, _)| id).collect()
 }
 
 /// How long an open circuit first waits before its probe.
 pub const CIRCUIT_COOLDOWN: Duration = Duration::from_secs(60);
 /// The longest wait of an open circuit.
 pub const CIRCUIT_COOLDOWN_MAX: Duration = Duration::from_secs(43_200);
-
-const CLOSE: &str = "UPDATE hangar_webhook_endpoints SET circuit_state = 'closed', \
-     circuit_open_until = NULL WHERE id = $1 AND circuit_state <> 'closed' \
-     RETURNING max_in_flight";
-const OPEN: &str = "UPDATE hangar_webhook_endpoints SET circuit_state = 'open', \
-     circuit_opened_at = $2, circuit_open_until = $3 \
-     WHERE id = $1 AND circuit_state = 'closed' AND failure_streak >= $4";
-/// A failed probe opens the circuit again for as long as it has been open so far (at least
-/// the cooldown, at most [`CIRCUIT_COOLDOWN_MAX`]): the waits double, and a receiver down for
-/// days costs a probe every 12 hours, not every minute.
-const REOPEN_PG: &str = "UPDATE hangar_webhook_endpoints SET circuit_state = 'open', \
-     circuit_open_until = $2 + LEAST(GREATEST($2 - COALESCE(circuit_opened_at, $2), \
-         make_interval(secs => $3)), make_interval(secs => $4)) \
-     WHERE id = $1 AND circuit_state = 'half_open'";
-const REOPEN_SQLITE: &str = "UPDATE hangar_webhook_endpoints SET circuit_state = 'open', \
-     circuit_open_until = $2 + min(max($2 - COALESCE(circuit_opened_at, $2), $3), $4) \
-     WHERE id = $1 AND circuit_state = 'half_open'";
-const WAKE: &str = "UPDATE hangar_jobs SET state = 'available', run_at = $3 \
-     WHERE state = 'scheduled' AND id IN ( \
-         SELECT job_id FROM hangar_webhook_deliveries \
-         WHERE endpoint_id = $1 AND waiting IS NOT NULL AND job_id IS NOT NULL \
-         ORDER BY event_row LIMIT $2)";
-const FREE: &str = "DELETE FROM hangar_webhook_inflight WHERE delivery_id = $1";
-
-/// In an attempt's transaction (PostgreSQL): frees the delivery's slot, moves the circuit
-/// (`Some(true)`: a success closes it; `Some(false)`: a failure opens it again from
-/// half-open, or from closed once the streak reached `circuit_after`) and wakes the oldest waiting
-/// deliveries of the endpoint: one, or as many as its concurrency when the circuit closed.
-pub(super) async fn release_pg(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    delivery_id: &str,
-    endpoint_id: &str,
-    success: Option<bool>,
-    circuit_after: i32,
-) -> Result<(), StoreError> {
-    let now = Utc::now();
-    sqlx::query(FREE)
-        .bind(delivery_id)
-        .execute(&mut **tx)
-        .await?;
-    let mut wake: i64 = 1;
-    match success {
-        Some(true) => {
-            let closed: Option<i32> = sqlx::query_scalar(CLOSE)
-                .bind(endpoint_id)
-                .fetch_optional(&mut **tx)
-                .await?;
-            if let Some(max) = closed {
-                wake = i64::from(max.max(1));
-            }
-        }
-        Some(false) => {
-            let until = now + chrono::Duration::from_std(CIRCUIT_COOLDOWN).unwrap_or_default();
-            let reopened = sqlx::query(REOPEN_PG)
-                .bind(endpoint_id)
-                .bind(now)
-                .bind(CIRCUIT_COOLDOWN.as_secs_f64())
-                .bind(CIRCUIT_COOLDOWN_MAX.as_secs_f64())
-                .execute(&mut **tx)
-                .await?
-                .rows_affected();
-            let opened = sqlx::query(OPEN)
-                .bind(endpoint_id)
-                .bind(now)
-                .bind(until)
-                .bind(circuit_after)
-                .execute(&mut **tx)
-                .await?
-                .rows_affected();
-            if opened + reopened > 0 {
-                wake = 0;
-            }
-        }
-        None => {}
-    }
-    if wake > 0 {
-        sqlx::query(WAKE)
-            .bind(endpoint_id)
-            .bind(wake)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(())
-}
-
-/// [`release_pg`] on SQLite.
-pub(super) async fn release_sqlite(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    delivery_id: &str,
-    endpoint_id: &str,
-    success: Option<bool>,
-    circuit_after: i32,
-) -> Result<(), StoreError> {
-    let now = now_ms();
-    sqlx::query(FREE)
-        .bind(delivery_id)
-        .execute(&mut **tx)
-        .await?;
-    let mut wake: i64 = 1;
-    match success {
-        Some(true) => {
-            let closed: Option<i32> = sqlx::query_scalar(CLOSE)
-                .bind(endpoint_id)
-                .fetch_optional(&mut **tx)
-                .await?;
-            if let Some(max) = closed {
-                wake = i64::from(max.max(1));
-            }
-        }
-        Some(false) => {
-            let reopened = sqlx::query(REOPEN_SQLITE)
-                .bind(endpoint_id)
-                .bind(now)
-                .bind(millis(CIRCUIT_COOLDOWN))
-                .bind(millis(CIRCUIT_COOLDOWN_MAX))
-                .execute(&mut **tx)
-                .await?
-                .rows_affected();
-            let opened = sqlx::query(OPEN)
-                .bind(endpoint_id)
-                .bind(now)
-                .bind(now + millis(CIRCUIT_COOLDOWN))
-                .bind(circuit_after)
-                .execute(&mut **tx)
-                .await?
-                .rows_affected();
-            if opened + reopened > 0 {
-                wake = 0;
-            }
-        }
-        None => {}
-    }
-    if wake > 0 {
-        sqlx::query(WAKE)
-            .bind(endpoint_id)
-            .bind(wake)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(())
-}

@@ -96,6 +96,41 @@ impl Store {
         })
     }
 
+    /// The sealed secrets that sign now with the end of their grace (`None`: the current
+    /// one), current first; what the delivery handler caches for a second and filters by
+    /// that end at each use.
+    pub async fn webhook_signing_secrets(
+        &self,
+        id: &str,
+    ) -> Result<Vec<(String, Option<DateTime<Utc>>)>, StoreError> {
+        Ok(match self.pool() {
+            Pool::Postgres(pool) => {
+                sqlx::query_as(
+                    "SELECT sealed, expires_at FROM hangar_webhook_secrets WHERE endpoint_id = $1 \
+                     AND (expires_at IS NULL OR expires_at > now()) ORDER BY seq DESC",
+                )
+                .bind(id)
+                .fetch_all(pool)
+                .await?
+            }
+            Pool::Sqlite(pool) => {
+                let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
+                    "SELECT sealed, expires_at FROM hangar_webhook_secrets WHERE endpoint_id = $1 \
+                     AND (expires_at IS NULL OR expires_at > $2) ORDER BY seq DESC",
+                )
+                .bind(id)
+                .bind(now_ms())
+                .fetch_all(pool)
+                .await?;
+                rows.into_iter()
+                    .map(|(sealed, until)| {
+                        (sealed, until.and_then(DateTime::from_timestamp_millis))
+                    })
+                    .collect()
+            }
+        })
+    }
+
     /// Re-seals every secret in one transaction (`hangar keys rotate`): `reseal(endpoint,
     /// sealed)` gives the new sealed value; its error rolls everything back. Returns how many
     /// were re-sealed.

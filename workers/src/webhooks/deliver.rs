@@ -1,10 +1,13 @@
 //! One attempt of one delivery, the job kind `webhook_delivery`: load the delivery (a
 //! deleted endpoint's or an expunged one completes without sending; a paused or disabled
 //! endpoint's goes back to `held`), take a slot from the gate (`store/webhook_gate.rs`:
-//! concurrency, rate, circuit, ordering, shares; waiting for one uses no attempt), sign the event's stored body with every active secret
-//! (a fresh timestamp each attempt, the same delivery id), POST it without following
-//! redirects (the target policy checks the literal host here and every resolved address at
-//! connect), log the attempt and move the endpoint's health.
+//! concurrency, rate, circuit, ordering, shares; waiting for one uses no attempt: the gate
+//! puts the job back itself), sign the event's stored body with every active secret (a fresh
+//! timestamp each attempt, the same delivery id), POST it without following redirects (the
+//! target policy checks the literal host here and every resolved address at connect), log
+//! the attempt and move the endpoint's health. The reads, the gate and the record go through
+//! this process's batchers (`batch.rs`: one transaction for the attempts that queued up
+//! meanwhile); the endpoint and its secrets come from the one-second cache (`cache.rs`).
 //!
 //! Classification: 2xx succeeds; 410 disables the endpoint (alert) and fails without retry;
 //! 429 is `rate_limit` (its `Retry-After` honoured); 5xx `server`; 3xx and other 4xx
@@ -20,10 +23,10 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use serde_json::{Map, Value};
 
-use super::{DeliveryArgs, WebhookContext, WebhookError, endpoint, health};
+use super::{DeliveryArgs, WebhookContext, WebhookError, health};
 use crate::error_class::ErrorClass;
 use crate::job::{ClaimedJob, JobId};
-use crate::kinds::{ArgsError, BoxFuture, Handler, JobFailure};
+use crate::kinds::{ArgsError, BoxFuture, Handler, JobFailure, Wait};
 use crate::signing::{SignedRequest, signature_headers};
 use crate::store::{AttemptOutcome, AttemptRow, DeliveryTarget, Gate, GateAsk};
 use crate::transport_failure::transport_failure;
@@ -38,8 +41,9 @@ pub const RESPONSE_CAP: usize = 16 * 1024;
 /// The handler of `webhook_delivery`.
 pub struct DeliveryHandler {
     context: WebhookContext,
-    /// The runs that ended waiting for the gate, until the pool asks ([`Handler::take_wait`]).
-    waits: Arc<Mutex<HashMap<JobId, Duration>>>,
+    /// The runs that ended waiting for the gate (put back by it), until the pool asks
+    /// ([`Handler::take_wait`]), with when they were noted.
+    waits: Arc<Mutex<HashMap<JobId, Instant>>>,
 }
 
 impl DeliveryHandler {
@@ -74,13 +78,19 @@ impl Handler for DeliveryHandler {
             metrics::counter!("hangar_webhook_deliveries_total", "outcome" => outcome).increment(1);
             match result {
                 Ok(Sent::Waiting(after, reason)) => {
-                    waits
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(job.id, after);
+                    let mut waits = waits.lock().unwrap_or_else(|e| e.into_inner());
+                    // A run stopped before the pool asked (its lease ended meanwhile) leaves
+                    // its entry: such entries go after a minute.
+                    if waits.len() > 1_000 {
+                        waits.retain(|_, at| at.elapsed() < Duration::from_secs(60));
+                    }
+                    waits.insert(job.id, Instant::now());
                     Err(JobFailure::new(
                         ErrorClass::RateLimit,
-                        format!("waiting for the endpoint's {reason} limit"),
+                        format!(
+                            "waiting {} ms for the endpoint's {reason} limit",
+                            after.as_millis()
+                        ),
                     ))
                 }
                 other => other.map(|_| ()),
@@ -88,11 +98,12 @@ impl Handler for DeliveryHandler {
         })
     }
 
-    fn take_wait(&self, job: JobId) -> Option<Duration> {
+    fn take_wait(&self, job: JobId) -> Option<Wait> {
         self.waits
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&job)
+            .map(|_| Wait::PutBack)
     }
 }
 
@@ -101,11 +112,12 @@ enum Sent {
     Delivered,
     Skipped,
     Held,
-    /// The gate said wait (this long, for this limit): nothing was sent.
+    /// The gate said wait (this long, for this limit) and put the job back: nothing was
+    /// sent.
     Waiting(Duration, &'static str),
 }
 
-fn internal(error: WebhookError) -> JobFailure {
+fn internal(error: impl std::fmt::Display) -> JobFailure {
     JobFailure::new(ErrorClass::Internal, error.to_string())
 }
 
@@ -113,10 +125,12 @@ async fn attempt(context: &WebhookContext, job: &ClaimedJob) -> Result<Sent, Job
     let args: DeliveryArgs = serde_json::from_value(job.args.clone())
         .map_err(|e| JobFailure::new(ErrorClass::Client, format!("webhook delivery args: {e}")))?;
     let store = &context.store;
-    let Some(target) = store
-        .webhook_delivery_target(&args.delivery_id)
+    let batches = &context.batches;
+    let Some(target) = batches
+        .targets
+        .call(args.delivery_id.clone())
         .await
-        .map_err(|e| internal(e.into()))?
+        .map_err(internal)?
     else {
         tracing::info!(delivery = %args.delivery_id, "webhook delivery gone (endpoint deleted); skipped");
         return Ok(Sent::Skipped);
@@ -130,43 +144,37 @@ async fn attempt(context: &WebhookContext, job: &ClaimedJob) -> Result<Sent, Job
     if target.expunged {
         return Ok(Sent::Skipped);
     }
-    let Some(endpoint) = store
-        .webhook_endpoint(&target.endpoint_id)
+    let Some(cached) = context
+        .cache
+        .get(context, &target.endpoint_id)
         .await
-        .map_err(|e| internal(e.into()))?
+        .map_err(internal)?
     else {
         return Ok(Sent::Skipped);
     };
+    let endpoint = &cached.endpoint;
     if !endpoint.enabled || endpoint.paused_at.is_some() {
         store
             .hold_webhook_delivery(&target.id)
             .await
-            .map_err(|e| internal(e.into()))?;
+            .map_err(|e| internal(WebhookError::from(e)))?;
         return Ok(Sent::Held);
     }
     let ask = GateAsk {
-        delivery_id: &target.id,
-        endpoint_id: &endpoint.id,
+        delivery_id: target.id.clone(),
+        endpoint_id: endpoint.id.clone(),
+        job_id: job.id.0,
+        lease_token: job.lease_token,
         retry: job.attempt > 1,
         slot_ttl: SLOT_TTL,
         workspace_share: context.shares.workspace,
         retry_share: context.shares.retries,
     };
-    match store
-        .webhook_gate(&ask)
-        .await
-        .map_err(|e| internal(e.into()))?
-    {
+    match batches.gates.call(ask).await.map_err(internal)? {
         Gate::Go { .. } => {}
         Gate::Wait { after, reason } => return Ok(Sent::Waiting(after, reason)),
     }
-    let secrets = match endpoint::signing_secrets(context, &endpoint.id).await {
-        Ok(secrets) => secrets,
-        Err(error) => {
-            let _ = store.release_webhook_slot(&target.id, &endpoint.id).await;
-            return Err(internal(error));
-        }
-    };
+    let secrets = cached.signing(Utc::now());
     let started_at = Utc::now();
     let signed = signature_headers(
         &secrets,
@@ -204,17 +212,14 @@ async fn attempt(context: &WebhookContext, job: &ClaimedJob) -> Result<Sent, Job
         error: result.as_ref().err().map(|f| f.message.clone()),
         outcome,
     };
-    let moved = store
-        .record_webhook_attempt(&record)
-        .await
-        .map_err(|e| internal(e.into()))?;
+    let moved = batches.records.call(record).await.map_err(internal)?;
     if outcome == AttemptOutcome::Succeeded {
         let latency = (Utc::now() - target.event_stored_at).num_milliseconds() as f64 / 1000.0;
         metrics::histogram!("hangar_webhook_delivery_latency_seconds").record(latency.max(0.0));
     }
     let step = health::after_attempt(
         context,
-        &endpoint,
+        endpoint,
         outcome == AttemptOutcome::Succeeded,
         moved.streak_before,
         moved.failing_since,
@@ -223,7 +228,7 @@ async fn attempt(context: &WebhookContext, job: &ClaimedJob) -> Result<Sent, Job
     .await;
     if status == Some(410)
         && let Err(error) =
-            health::disable(context, &endpoint, "the endpoint answered 410 Gone").await
+            health::disable(context, endpoint, "the endpoint answered 410 Gone").await
     {
         // The attempt still fails without retry; an operator sees the 410 in its log.
         tracing::warn!(endpoint = %endpoint.id, %error, "could not disable the endpoint");

@@ -396,6 +396,7 @@ pub async fn change(
             change.event_types.as_ref().map(|_| safety_allowed),
         )
         .await?;
+    context.forget(id);
     let mut released = 0;
     match change.enabled {
         Some(true) if !current.enabled => {
@@ -435,6 +436,7 @@ pub async fn rotate(
         .store
         .rotate_webhook_secret(id, &sealed, context.keyring.current().id(), old_until)
         .await?;
+    context.forget(id);
     Ok((get(context, workspace, id).await?, secret, old_until))
 }
 

@@ -48,11 +48,12 @@ pub async fn disable(
     endpoint: &Endpoint,
     reason: &str,
 ) -> Result<bool, WebhookError> {
-    if !context
+    let disabled = context
         .store
         .disable_webhook_endpoint(&endpoint.id, reason)
-        .await?
-    {
+        .await?;
+    context.forget(&endpoint.id);
+    if !disabled {
         return Ok(false);
     }
     let message = format!(
@@ -78,6 +79,7 @@ pub async fn disable(
 /// many).
 pub async fn enable(context: &WebhookContext, endpoint: &Endpoint) -> Result<u64, WebhookError> {
     context.store.enable_webhook_endpoint(&endpoint.id).await?;
+    context.forget(&endpoint.id);
     for what in ["disabled", "degraded"] {
         context
             .store
@@ -89,11 +91,12 @@ pub async fn enable(context: &WebhookContext, endpoint: &Endpoint) -> Result<u64
 
 /// Pauses an endpoint (an operator's): new deliveries are held.
 pub async fn pause(context: &WebhookContext, endpoint: &Endpoint) -> Result<(), WebhookError> {
-    if context
+    let paused = context
         .store
         .set_webhook_endpoint_paused(&endpoint.id, true)
-        .await?
-    {
+        .await?;
+    context.forget(&endpoint.id);
+    if paused {
         let message = format!(
             "webhook endpoint {} ({}) paused by an operator; its new deliveries are held",
             endpoint.id,
@@ -119,6 +122,7 @@ pub async fn resume(context: &WebhookContext, endpoint: &Endpoint) -> Result<u64
         .store
         .set_webhook_endpoint_paused(&endpoint.id, false)
         .await?;
+    context.forget(&endpoint.id);
     context
         .store
         .resolve_alert_incident(&incident(&endpoint.id, "paused"))

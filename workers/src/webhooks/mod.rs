@@ -6,16 +6,22 @@
 //!   (URL and target policy, event types, the safety rule), secrets and their rotation;
 //! - [`deliver`]: the handler of one delivery attempt (signed request, attempt log,
 //!   classification, 410);
+//! - [`batch`]: the handler's database work gathered into one transaction per batch, and
+//!   [`cache`]: the endpoints and their opened secrets kept for a second;
 //! - [`health`]: the health rules (degraded, disabled after 5 days failing) and their alerts;
+//! - [`replay`]: a time range sent again in the background, its progress visible;
 //! - [`retention`]: attempt rows deleted after 30 days;
 //! - [`limits`]: the per-endpoint settings (concurrency, rate, ordering key) and their
 //!   checks; the gate that enforces them with the circuit breaker is `store/webhook_gate.rs`;
 //! - the rows live in the engine's store (`store/webhook_*.rs`).
 
+pub mod batch;
+pub mod cache;
 pub mod deliver;
 pub mod endpoint;
 pub mod health;
 pub mod limits;
+pub mod replay;
 pub mod retention;
 
 use std::sync::Arc;
@@ -25,9 +31,11 @@ use serde::{Deserialize, Serialize};
 use crate::kinds::Registry;
 use crate::routes::{Route, Routes};
 use crate::secrets::{Keyring, SecretError};
-use crate::store::{Store, StoreError};
+use crate::store::{AttemptRow, DeliveryTarget, Gate, GateAsk, HealthMove, Store, StoreError};
 use crate::targets::TargetPolicy;
 use crate::wire::EventEnvelope;
+use batch::Batcher;
+use cache::EndpointCache;
 
 pub use endpoint::{Circuit, Endpoint, EndpointChange, Health, NewEndpoint, Rotation};
 pub use limits::Limits;
@@ -79,13 +87,49 @@ pub struct WebhookContext {
     route: Route,
     /// The shares of the delivery slots (see [`Shares`]).
     pub shares: Shares,
+    /// The endpoints and their opened secrets, for a second (see [`cache`]).
+    pub cache: Arc<EndpointCache>,
+    /// The delivery handler's reads and writes, batched (see [`batch`]).
+    pub(crate) batches: Batches,
+}
+
+/// The batchers of the delivery handler.
+#[derive(Clone)]
+pub(crate) struct Batches {
+    /// Reads deliveries with their events' bodies.
+    pub(crate) targets: Batcher<String, Option<DeliveryTarget>>,
+    /// Asks the gate.
+    pub(crate) gates: Batcher<GateAsk, Gate>,
+    /// Records attempts.
+    pub(crate) records: Batcher<AttemptRow, HealthMove>,
+}
+
+impl Batches {
+    fn new(store: &Store) -> Batches {
+        let (s1, s2, s3) = (store.clone(), store.clone(), store.clone());
+        Batches {
+            targets: Batcher::new(move |ids: Vec<String>| {
+                let store = s1.clone();
+                Box::pin(async move { store.webhook_delivery_targets(&ids).await })
+            }),
+            gates: Batcher::new(move |asks: Vec<GateAsk>| {
+                let store = s2.clone();
+                Box::pin(async move { store.webhook_gates(&asks).await })
+            }),
+            records: Batcher::new(move |rows: Vec<AttemptRow>| {
+                let store = s3.clone();
+                Box::pin(async move { store.record_webhook_attempts(&rows).await })
+            }),
+        }
+    }
 }
 
 /// How the delivery slots are shared, over every worker process (counted in the database):
 /// beside each endpoint's own concurrency, one workspace holds at most `workspace` slots at
 /// once, so a workspace with a backlog leaves room to the others; retries hold at most
 /// `retries`, so fresh deliveries always find slots (and they are claimed first: the retry
-/// lane's jobs have a lower priority).
+/// lane's jobs have a lower priority). Set per pool (`webhook_workspace_share`,
+/// `webhook_retry_share` in the pool that runs `webhook_delivery`: [`crate::pool_config`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shares {
     /// Slots one workspace may hold (default 25, half the built-in pool's 50).
@@ -119,13 +163,20 @@ impl WebhookContext {
             .build()
             .unwrap_or_default();
         WebhookContext {
+            batches: Batches::new(&store),
             store,
             keyring,
             http,
             targets,
             route: route(routes),
             shares: Shares::default(),
+            cache: Arc::default(),
         }
+    }
+
+    /// Forgets what this process cached of endpoint `id` (it was just changed).
+    pub fn forget(&self, id: &str) {
+        self.cache.forget(id);
     }
 
     /// Where `webhook_delivery` jobs go.
@@ -147,6 +198,10 @@ pub fn route(routes: &Routes) -> Route {
 /// must not choose.
 pub fn register(registry: &mut Registry, context: &WebhookContext) {
     registry.register_internal(KIND, deliver::DeliveryHandler::new(context.clone()));
+    registry.register_internal(
+        crate::store::REPLAY_KIND,
+        replay::ReplayHandler::new(context.clone()),
+    );
 }
 
 /// The arguments of a `webhook_delivery` job.

@@ -1,0 +1,86 @@
+//! Releasing slots, in the transaction of the attempts that held them (or of a handler that
+//! stopped before sending): the slots are deleted, and each endpoint's oldest waiting
+//! deliveries whose jobs are scheduled are made runnable now, as many as it was told to wake
+//! (the circuit's moves decide how many: `rules::circuit_after_attempt`). Returns the queues
+//! of the jobs woken, so this process's pools of those queues look at once (PostgreSQL's
+//! trigger also NOTIFYs every process).
+
+use super::super::StoreError;
+use super::super::rows::now_ms;
+
+const FREE_PG: &str = "DELETE FROM hangar_webhook_inflight WHERE delivery_id = ANY($1)";
+
+const WAKE_PG: &str = "UPDATE hangar_jobs j SET state = 'available', run_at = now(), \
+         updated_at = now() \
+     FROM (SELECT w.job_id FROM unnest($1::text[], $2::bigint[]) AS x(ep, n) \
+         CROSS JOIN LATERAL (SELECT d.job_id FROM hangar_webhook_deliveries d \
+             JOIN hangar_jobs s ON s.id = d.job_id \
+             WHERE d.endpoint_id = x.ep AND d.waiting IS NOT NULL AND s.state = 'scheduled' \
+             ORDER BY d.event_row LIMIT x.n) AS w) AS woken \
+     WHERE j.id = woken.job_id AND j.state = 'scheduled' \
+     RETURNING j.queue";
+
+const WAKE_SQLITE: &str = "UPDATE hangar_jobs SET state = 'available', run_at = $3, \
+         updated_at = $3 \
+     WHERE state = 'scheduled' AND id IN ( \
+         SELECT d.job_id FROM hangar_webhook_deliveries d JOIN hangar_jobs s ON s.id = d.job_id \
+         WHERE d.endpoint_id = $1 AND d.waiting IS NOT NULL AND s.state = 'scheduled' \
+         ORDER BY d.event_row LIMIT $2) \
+     RETURNING queue";
+
+fn distinct(mut queues: Vec<String>) -> Vec<String> {
+    queues.sort();
+    queues.dedup();
+    queues
+}
+
+/// Frees the slots of `deliveries` and wakes, per endpoint, `n` waiting deliveries
+/// (PostgreSQL); returns the queues woken.
+pub(crate) async fn release_pg(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    deliveries: &[String],
+    wakes: &[(&str, i64)],
+) -> Result<Vec<String>, StoreError> {
+    sqlx::query(FREE_PG)
+        .bind(deliveries)
+        .execute(&mut **tx)
+        .await?;
+    let wakes: Vec<&(&str, i64)> = wakes.iter().filter(|(_, n)| *n > 0).collect();
+    if wakes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let endpoints: Vec<&str> = wakes.iter().map(|(ep, _)| *ep).collect();
+    let counts: Vec<i64> = wakes.iter().map(|(_, n)| *n).collect();
+    let queues: Vec<String> = sqlx::query_scalar(WAKE_PG)
+        .bind(&endpoints)
+        .bind(&counts)
+        .fetch_all(&mut **tx)
+        .await?;
+    Ok(distinct(queues))
+}
+
+/// [`release_pg`] on SQLite.
+pub(crate) async fn release_sqlite(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    deliveries: &[String],
+    wakes: &[(&str, i64)],
+) -> Result<Vec<String>, StoreError> {
+    for id in deliveries {
+        sqlx::query("DELETE FROM hangar_webhook_inflight WHERE delivery_id = $1")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    let now = now_ms();
+    let mut queues = Vec::new();
+    for (endpoint, n) in wakes.iter().filter(|(_, n)| *n > 0) {
+        let woken: Vec<String> = sqlx::query_scalar(WAKE_SQLITE)
+            .bind(endpoint)
+            .bind(n)
+            .bind(now)
+            .fetch_all(&mut **tx)
+            .await?;
+        queues.extend(woken);
+    }
+    Ok(distinct(queues))
+}
