@@ -26,6 +26,8 @@ mod dashboard_webhooks;
 mod dashboard_workers;
 mod deploy;
 mod durability;
+mod fault_proxy;
+mod faults_tcp;
 mod email_sync;
 mod foreflight_sim;
 mod foreflight_sync;
