@@ -24,7 +24,7 @@ use crate::fault_proxy::{Fault, FaultProxy, authority_of};
 use crate::support::{Backend, Receiver, TestDb, enqueue_http, fast_pools, wait_final};
 
 /// A pool of the built-in kinds running in this process on `store`, as `worker_id`.
-fn start_pool(store: &Store, worker_id: &str) -> (CancellationToken, JoinHandle<()>) {
+pub(crate) fn start_pool(store: &Store, worker_id: &str) -> (CancellationToken, JoinHandle<()>) {
     let spec = pool_config::parse("test", &fast_pools("", ""))
         .expect("pools")
         .remove(0);
@@ -184,7 +184,9 @@ async fn provider_link_faults(backend: Backend) {
     .await;
     let first = &job.attempts[0];
     assert_eq!(first.error_class, Some(ErrorClass::Timeout), "{job:?}");
-    let took = (first.finished_at.unwrap() - first.started_at).to_std().unwrap();
+    let took = (first.finished_at.unwrap() - first.started_at)
+        .to_std()
+        .unwrap();
     assert!(
         took >= Duration::from_millis(1000) && took < Duration::from_millis(2500),
         "the attempt ended at its 1 s timeout, took {took:?}"
@@ -224,7 +226,11 @@ async fn provider_link_faults(backend: Backend) {
     assert_eq!(job.state, JobState::Completed, "{job:?}");
     assert_eq!(job.attempts.len(), 1, "{job:?}");
     // 4 KiB of body at 2 KiB/s: throttled, not refused.
-    assert!(started.elapsed() >= Duration::from_millis(1500), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
 
     shutdown.cancel();
     running.await.expect("pool stops");
