@@ -140,7 +140,7 @@ async fn faults_tcp_db_half_open_job_is_rescued_postgres() {
     assert!(lost.contains("lease expired"), "{job:?}");
     // The lease is 2 s: not rescued before it ran out; the second run takes 4 s more.
     assert!(
-        settled >= Duration::from_secs(6) && settled < Duration::from_secs(15),
+        settled >= Duration::from_secs(6) && settled < Duration::from_secs(20),
         "settled {settled:?} after the cut"
     );
 
