@@ -1,9 +1,9 @@
 //! SQLite on a full disk (issue 14): the database lives on a small tmpfs of its own; once a
 //! filler file took every free byte, an enqueue (through `hangar enqueue` and through the
-//! library) fails with an error that says the disk is full, nothing half-written is left
-//! (the job count is unchanged and `PRAGMA integrity_check` says `ok`), and once the space is
-//! back the same enqueue works. Needs root (to mount the tmpfs); elsewhere it says so and
-//! does nothing.
+//! library) and a token creation fail with an error that says the disk is full, nothing
+//! half-written is left (every id answered is a row, the job count is the successes and
+//! `PRAGMA integrity_check` says `ok`), and once the space is back the same enqueue works.
+//! Needs root (to mount the tmpfs); elsewhere it says so and does nothing.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -116,6 +116,17 @@ async fn disk_full_sqlite_enqueue_fails_cleanly_and_recovers() {
         stderr.contains("database or disk is full"),
         "a clear error: {stderr}"
     );
+    // A token made on the full disk is refused with the same error, or (if its small row
+    // still fit) it exists: never a token handed out whose row was rolled back.
+    let output = db.run(&["tokens", "create", "--role", "owner"]);
+    let tokens = sqlite3(&file, "SELECT count(*) FROM hangar_api_tokens");
+    if output.status.success() {
+        assert_eq!(tokens, "1", "the token answered exists");
+    } else {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("database or disk is full"), "{stderr}");
+        assert_eq!(tokens, "0");
+    }
     // Nothing half-written: every enqueue that answered Ok is there, no other.
     assert_eq!(count(), written.to_string());
     assert_eq!(sqlite3(&file, "PRAGMA integrity_check"), "ok");
