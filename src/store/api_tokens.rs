@@ -78,32 +78,36 @@ pub async fn insert(
     workspace: Option<&str>,
     token_hash: &str,
 ) -> Result<i64, StoreError> {
-    let id =
-        match db.pool() {
-            Pool::Postgres(pool) => {
-                sqlx::query_scalar(
-                    "INSERT INTO hangar_api_tokens (name, role, workspace_id, token_hash) \
+    let id = match db.pool() {
+        Pool::Postgres(pool) => {
+            sqlx::query_scalar(
+                "INSERT INTO hangar_api_tokens (name, role, workspace_id, token_hash) \
                  VALUES ($1, $2, $3, $4) RETURNING id",
-                )
-                .bind(name)
-                .bind(role)
-                .bind(workspace)
-                .bind(token_hash)
-                .fetch_one(pool)
-                .await?
-            }
-            Pool::Sqlite(pool) => sqlx::query_scalar(
-                "INSERT INTO hangar_api_tokens (name, role, workspace_id, token_hash, created_at) \
-                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
             )
             .bind(name)
             .bind(role)
             .bind(workspace)
             .bind(token_hash)
-            .bind(Utc::now().timestamp_millis())
             .fetch_one(pool)
-            .await?,
-        };
+            .await?
+        }
+        Pool::Sqlite(pool) => sqlx::query_scalar(
+            "INSERT INTO hangar_api_tokens (name, role, workspace_id, token_hash, created_at) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(name)
+        .bind(role)
+        .bind(workspace)
+        .bind(token_hash)
+        .bind(Utc::now().timestamp_millis())
+        // To its end: the autocommit's commit (which may fail, e.g. on a full disk) comes
+        // after the row; stopping at the row would hand out a token that was rolled back.
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(sqlx::Error::RowNotFound)?,
+    };
     Ok(id)
 }
 

@@ -170,8 +170,13 @@ pub(crate) async fn sqlite_enqueue(
     .bind(now)
     .bind(&job.workspace_id)
     .bind(&job.idempotency_key)
-    .fetch_optional(&mut *conn)
-    .await?;
+    // Stepped to its end, not stopped at the first row: an autocommit statement with
+    // RETURNING commits only when it finishes, so a failed commit (a full disk) surfaces
+    // here instead of the id of a row that was rolled back.
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .next();
     if let Some(id) = inserted {
         return Ok(Enqueued {
             id: JobId(id),

@@ -69,8 +69,12 @@ impl Store {
                 .bind(sealed)
                 .bind(key_id)
                 .bind(now_ms())
-                .fetch_one(pool)
-                .await?;
+                // To its end: the autocommit's commit (which may fail) comes after the row.
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .next()
+                .ok_or(sqlx::Error::RowNotFound)?;
                 (to_time(row.try_get(0)?), to_time(row.try_get(1)?))
             }
         };

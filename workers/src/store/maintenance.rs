@@ -51,8 +51,11 @@ impl Store {
                 .bind(holder)
                 .bind(now)
                 .bind(millis(ttl))
-                .fetch_optional(pool)
+                // To its end: the autocommit's commit (which may fail) comes after the row.
+                .fetch_all(pool)
                 .await?
+                .into_iter()
+                .next()
             }
         };
         Ok(held.is_some())
