@@ -206,7 +206,9 @@ impl<Args> HangarBackend<Args> {
 /// and the claim itself as [`HangarJob`] data.
 fn task_of<Args>(args: Args, job: Arc<ClaimedJob>, shared: &Shared) -> Task<Args> {
     TaskBuilder::new(args)
-        .task_id(TaskId::from_int(u64::try_from(job.id.0).unwrap_or_default()))
+        .task_id(TaskId::from_int(
+            u64::try_from(job.id.0).unwrap_or_default(),
+        ))
         .attempt(usize::try_from(job.attempt).unwrap_or_default())
         .max_attempts(usize::try_from(job.max_attempts).unwrap_or_default())
         .priority(usize::try_from(job.priority.max(0)).unwrap_or_default())
@@ -258,9 +260,8 @@ impl<Args: DeserializeOwned> Backend for HangarBackend<Args> {
                 let (queue, lease) = (self.shared.spec.queue.clone(), self.shared.spec.lease);
                 let worker = self.shared.worker_id().to_owned();
                 let limit = i64::try_from(room).unwrap_or(i64::MAX);
-                self.fetch = Some(
-                    async move { store.claim(&queue, &worker, limit, lease).await }.boxed(),
-                );
+                self.fetch =
+                    Some(async move { store.claim(&queue, &worker, limit, lease).await }.boxed());
             }
             let Some(fetch) = &mut self.fetch else {
                 continue;

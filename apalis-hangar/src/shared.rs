@@ -185,7 +185,9 @@ impl Shared {
             }
         }
         if !done.is_empty() {
-            let written = self.persist("completions", || self.store.complete(&done)).await;
+            let written = self
+                .persist("completions", || self.store.complete(&done))
+                .await;
             if let Some(rejected) = written
                 && !rejected.is_empty()
             {
@@ -198,10 +200,16 @@ impl Shared {
     async fn record_failure(&self, job: &ClaimedJob, failure: JobFailure) {
         let decision = decide_failure(&self.spec, job, &failure, None);
         let record = failure_record(job, &failure, &decision, self.worker_id());
-        match self.persist("a failure", || self.store.record_failure(&record)).await {
+        match self
+            .persist("a failure", || self.store.record_failure(&record))
+            .await
+        {
             Some(true) => log_decision(&self.spec.queue, job, &failure, &decision),
             Some(false) => {
-                tracing::info!(job_id = job.id.0, "result rejected: the lease was taken over")
+                tracing::info!(
+                    job_id = job.id.0,
+                    "result rejected: the lease was taken over"
+                )
             }
             None => {}
         }
