@@ -27,7 +27,9 @@ const QUEUE: &str = "drain-bench";
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let url = args.first().ok_or("usage: drain DATABASE_URL [JOBS] [CONCURRENCY] [RUNS]")?;
+    let url = args
+        .first()
+        .ok_or("usage: drain DATABASE_URL [JOBS] [CONCURRENCY] [RUNS]")?;
     let jobs: usize = args.get(1).map_or(Ok(20_000), |s| s.parse())?;
     let concurrency: usize = args.get(2).map_or(Ok(100), |s| s.parse())?;
     let runs: usize = args.get(3).map_or(Ok(3), |s| s.parse())?;
@@ -94,7 +96,11 @@ where
     }
     let started = Instant::now();
     let (stop, running) = start();
-    while store.count_in_queue(QUEUE, JobState::Completed, false).await? > 0 {
+    while store
+        .count_in_queue(QUEUE, JobState::Completed, false)
+        .await?
+        > 0
+    {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let rate = jobs as f64 / started.elapsed().as_secs_f64();

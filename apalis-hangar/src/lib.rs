@@ -336,6 +336,7 @@ async fn close(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     shared.stop.cancel();
+    shared.forget_process().await;
 }
 
 impl<Args> BackendConfig for HangarBackend<Args> {

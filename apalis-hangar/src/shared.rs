@@ -21,9 +21,13 @@ use hangar_workers::failure::{decide_failure, failure_record, log_decision};
 use hangar_workers::job::{ClaimedJob, JobId};
 use hangar_workers::kinds::JobFailure;
 use hangar_workers::pool_config::PoolSpec;
-use hangar_workers::store::{Completion, Store, StoreError};
+use hangar_workers::store::{Completion, ProcessBeat, Store, StoreError};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+/// How often the worker records itself in the processes table (as `hangar worker` does: the
+/// Workers page counts a process gone after three silent periods).
+const PROCESS_BEAT: Duration = Duration::from_secs(10);
 
 /// Most expired leases looked at in one rescue pass.
 const RESCUE_PER_PASS: i64 = 500;
@@ -74,6 +78,7 @@ impl Shared {
         tokio::spawn(self.clone().write_loop(outcomes));
         tokio::spawn(self.clone().heartbeat_loop());
         tokio::spawn(self.clone().rescue_loop());
+        tokio::spawn(self.clone().process_loop());
         let store = self.store.clone();
         let stop = self.stop.clone();
         tokio::spawn(async move { store.listen(stop).await });
@@ -267,6 +272,35 @@ impl Shared {
         }
     }
 
+    /// Records this worker on the Workers page (command `apalis`, its queue's pool name)
+    /// every [`PROCESS_BEAT`] until the backend stops.
+    async fn process_loop(self: Arc<Self>) {
+        let beat = ProcessBeat {
+            id: self.worker_id().to_owned(),
+            host: host_name(),
+            pid: i64::from(std::process::id()),
+            version: format!("apalis-hangar {}", env!("CARGO_PKG_VERSION")),
+            command: "apalis".to_owned(),
+            pools: vec![self.spec.name.clone()],
+        };
+        loop {
+            if let Err(error) = self.store.heartbeat_process(&beat).await {
+                tracing::debug!(%error, "cannot record the apalis worker's heartbeat");
+            }
+            tokio::select! {
+                _ = self.stop.cancelled() => return,
+                _ = tokio::time::sleep(PROCESS_BEAT) => {}
+            }
+        }
+    }
+
+    /// Removes this worker from the Workers page (graceful close).
+    pub(crate) async fn forget_process(&self) {
+        if let Err(error) = self.store.remove_process(self.worker_id()).await {
+            tracing::debug!(%error, "cannot remove the apalis worker's process row");
+        }
+    }
+
     /// Rescues the queue's expired leases every third of the lease (at least 500 ms).
     async fn rescue_loop(self: Arc<Self>) {
         let period = (self.spec.lease / 3).max(Duration::from_millis(500));
@@ -302,4 +336,12 @@ impl Shared {
         }
         Ok(rescued)
     }
+}
+
+/// The machine's name, as `hangar worker` reports it.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "host".to_owned())
 }

@@ -149,8 +149,22 @@ async fn runs_jobs(backend: Backend) {
         "{stray}"
     );
 
+    // The worker is on the Workers page while it runs, and leaves it when it stops.
+    let me = format!("apalis:orders:{}", std::process::id());
+    let rows = store.processes().await.unwrap();
+    let row = rows
+        .iter()
+        .find(|p| p.id == me)
+        .expect("the worker's process row");
+    assert_eq!(
+        (row.command.as_str(), row.pools.clone()),
+        ("apalis", vec!["apalis-apalis".to_owned()])
+    );
+
     stop.send(()).unwrap();
     run.await.unwrap().expect("the worker stops cleanly");
+    let rows = store.processes().await.unwrap();
+    assert!(rows.iter().all(|p| p.id != me), "{rows:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
