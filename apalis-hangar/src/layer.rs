@@ -87,6 +87,7 @@ where
         async move {
             let result = attempt.await.map_err(Into::into);
             if let Some(HangarJob(job)) = claim {
+                shared.finished();
                 shared.report(match &result {
                     Ok(_) => Outcome::Done(job),
                     Err(error) => Outcome::Failed(job, failure_of(error.as_ref())),

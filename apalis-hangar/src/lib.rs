@@ -2,8 +2,9 @@
 //! (`WorkerBuilder`, its tower layers, its events) consumes the jobs of one Hangar queue, with
 //! Hangar's durable state around them:
 //!
-//! - **claims with a lease**: up to `concurrency` jobs in hand, claimed in batches with
-//!   `FOR UPDATE SKIP LOCKED` (PostgreSQL) under a fresh fencing token; an idle worker wakes
+//! - **claims with a lease**: up to `concurrency` tasks running and `prefetch` more in hand,
+//!   claimed ahead in batches (`FOR UPDATE SKIP LOCKED` on PostgreSQL, a task of its own
+//!   while the worker runs) under a fresh fencing token; an idle worker wakes
 //!   on NOTIFY (PostgreSQL), on an enqueue through the same `Store`, or on the poll tick;
 //! - **results fenced by the claim**: successes are written in batches, failures get the
 //!   retry decision of the [`PoolSpec`]'s rules (per-class budgets, backoff with jitter,
@@ -91,9 +92,10 @@ impl HangarConfig {
         self
     }
 
-    /// At most `n` jobs in hand (running, or claimed and waiting for the worker).
+    /// At most `n` tasks running at once, and as many claimed ahead (`prefetch`).
     pub fn concurrency(mut self, n: usize) -> Self {
         self.spec.concurrency = n.max(1);
+        self.spec.prefetch = n.max(1);
         self
     }
 
@@ -110,6 +112,9 @@ impl HangarConfig {
     }
 }
 
+/// A claim under way, in a task of its own.
+type Claiming = tokio::task::JoinHandle<Result<Vec<ClaimedJob>, StoreError>>;
+
 /// The apalis backend: a worker's source of Hangar jobs (see the crate docs).
 pub struct HangarBackend<Args> {
     shared: Arc<Shared>,
@@ -118,7 +123,7 @@ pub struct HangarBackend<Args> {
     /// Stops the background tasks when the backend is dropped (a crashed worker).
     _guard: DropGuard,
     buffer: VecDeque<Task<Args>>,
-    fetch: Option<BoxFuture<'static, Result<Vec<ClaimedJob>, StoreError>>>,
+    fetch: Option<Claiming>,
     idle: Option<BoxFuture<'static, ()>>,
     close: Option<BoxFuture<'static, ()>>,
     backoff: Backoff,
@@ -217,6 +222,64 @@ fn task_of<Args>(args: Args, job: Arc<ClaimedJob>, shared: &Shared) -> Task<Args
         .build()
 }
 
+impl<Args: DeserializeOwned> HangarBackend<Args> {
+    /// Picks up the claim under way, if it has come back.
+    fn poll_fetch(&mut self, cx: &mut Context<'_>) {
+        let Some(fetch) = &mut self.fetch else {
+            return;
+        };
+        let Poll::Ready(joined) = fetch.poll_unpin(cx) else {
+            return;
+        };
+        self.fetch = None;
+        let claimed = joined.unwrap_or_else(|error| {
+            Err(StoreError::Corrupt {
+                table: "hangar_jobs",
+                detail: format!("the claim task ended: {error}"),
+            })
+        });
+        match claimed {
+            Ok(jobs) if jobs.is_empty() => {
+                self.backoff.reset();
+                self.idle = Some(self.idle_wait(None));
+            }
+            Ok(jobs) => {
+                self.backoff.reset();
+                self.accept(jobs);
+            }
+            Err(error) => {
+                // A database that is briefly away must not end the worker: try again.
+                tracing::warn!(%error, queue = %self.shared.spec.queue, "claim failed; retrying");
+                let delay = self.backoff.next_delay();
+                self.idle = Some(self.idle_wait(Some(delay)));
+            }
+        }
+    }
+
+    /// Starts a claim for the room there is (at most `batch_size`), as its own task so it
+    /// runs while the worker's tasks do.
+    fn start_fetch(&mut self, room: usize) {
+        let store = self.shared.store.clone();
+        let (queue, lease) = (self.shared.spec.queue.clone(), self.shared.spec.lease);
+        let worker = self.shared.worker_id().to_owned();
+        let limit = room.min(self.shared.spec.batch_size.max(1));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.fetch = Some(tokio::spawn(async move {
+            store.claim(&queue, &worker, limit, lease).await
+        }));
+    }
+
+    /// Claims ahead while the buffer runs low (as the native pool's prefetch): when no claim
+    /// is under way, the last one found work, and a quarter of the hand is free.
+    fn prefetch(&mut self) {
+        let hand = self.shared.spec.concurrency + self.shared.spec.prefetch;
+        let room = self.shared.room();
+        if self.fetch.is_none() && self.idle.is_none() && room > 0 && room >= hand / 4 {
+            self.start_fetch(room);
+        }
+    }
+}
+
 impl<Args: DeserializeOwned> Backend for HangarBackend<Args> {
     type Task = Task<Args>;
     type Error = StoreError;
@@ -227,9 +290,11 @@ impl<Args: DeserializeOwned> Backend for HangarBackend<Args> {
         worker: &WorkerContext,
     ) -> Poll<Result<(), StoreError>> {
         self.start(worker);
-        if !self.buffer.is_empty() || self.shared.wait_for_room(cx.waker()) {
+        self.poll_fetch(cx);
+        if self.shared.can_start(cx.waker()) {
             Poll::Ready(Ok(()))
         } else {
+            self.prefetch();
             Poll::Pending
         }
     }
@@ -240,50 +305,28 @@ impl<Args: DeserializeOwned> Backend for HangarBackend<Args> {
         _worker: &WorkerContext,
     ) -> Poll<Option<Result<Task<Args>, StoreError>>> {
         loop {
+            self.poll_fetch(cx);
             if let Some(task) = self.buffer.pop_front() {
+                self.shared.started();
+                self.prefetch();
                 return Poll::Ready(Some(Ok(task)));
+            }
+            if self.fetch.is_some() {
+                // Polled above: its task wakes this worker when it comes back.
+                return Poll::Pending;
             }
             if let Some(idle) = &mut self.idle {
                 futures_util::ready!(idle.poll_unpin(cx));
                 self.idle = None;
             }
-            if self.fetch.is_none() {
-                // `held` counts the jobs claimed and not finished: room is what is left.
-                let room = self.shared.room().min(self.shared.spec.batch_size.max(1));
-                if room == 0 {
-                    if self.shared.wait_for_room(cx.waker()) {
-                        continue;
-                    }
-                    return Poll::Pending;
+            let room = self.shared.room();
+            if room == 0 {
+                if self.shared.wait_for_room(cx.waker()) {
+                    continue;
                 }
-                let store = self.shared.store.clone();
-                let (queue, lease) = (self.shared.spec.queue.clone(), self.shared.spec.lease);
-                let worker = self.shared.worker_id().to_owned();
-                let limit = i64::try_from(room).unwrap_or(i64::MAX);
-                self.fetch =
-                    Some(async move { store.claim(&queue, &worker, limit, lease).await }.boxed());
+                return Poll::Pending;
             }
-            let Some(fetch) = &mut self.fetch else {
-                continue;
-            };
-            let claimed = futures_util::ready!(fetch.poll_unpin(cx));
-            self.fetch = None;
-            match claimed {
-                Ok(jobs) if jobs.is_empty() => {
-                    self.backoff.reset();
-                    self.idle = Some(self.idle_wait(None));
-                }
-                Ok(jobs) => {
-                    self.backoff.reset();
-                    self.accept(jobs);
-                }
-                Err(error) => {
-                    // A database that is briefly away must not end the worker: try again.
-                    tracing::warn!(%error, queue = %self.shared.spec.queue, "claim failed; retrying");
-                    let delay = self.backoff.next_delay();
-                    self.idle = Some(self.idle_wait(Some(delay)));
-                }
-            }
+            self.start_fetch(room);
         }
     }
 
@@ -314,13 +357,9 @@ impl<Args: DeserializeOwned> Backend for HangarBackend<Args> {
 /// Graceful close: hands back the jobs claimed but not started (including those of a claim
 /// still under way), waits up to [`FLUSH_TIMEOUT`] for the last results to be written, then
 /// stops the background tasks.
-async fn close(
-    shared: Arc<Shared>,
-    fetch: Option<BoxFuture<'static, Result<Vec<ClaimedJob>, StoreError>>>,
-    mut leases: Vec<(JobId, i64)>,
-) {
+async fn close(shared: Arc<Shared>, fetch: Option<Claiming>, mut leases: Vec<(JobId, i64)>) {
     if let Some(fetch) = fetch
-        && let Ok(jobs) = fetch.await
+        && let Ok(Ok(jobs)) = fetch.await
     {
         leases.extend(jobs.iter().map(|job| (job.id, job.lease_token)));
     }

@@ -48,7 +48,9 @@ pub(crate) struct Shared {
     worker_id: std::sync::OnceLock<String>,
     /// Jobs claimed whose result is not written yet, with their lease tokens.
     held: Mutex<HashMap<JobId, i64>>,
-    /// The worker waiting for room (all `concurrency` slots held).
+    /// Tasks handed to the worker whose service has not returned yet.
+    running: std::sync::atomic::AtomicUsize,
+    /// The worker waiting for a free slot or room to claim.
     waker: Mutex<Option<Waker>>,
     outcomes: mpsc::UnboundedSender<Outcome>,
     pub(crate) stop: CancellationToken,
@@ -66,6 +68,7 @@ impl Shared {
             spec,
             worker_id: std::sync::OnceLock::new(),
             held: Mutex::default(),
+            running: std::sync::atomic::AtomicUsize::new(0),
             waker: Mutex::default(),
             outcomes,
             stop: CancellationToken::new(),
@@ -99,16 +102,42 @@ impl Shared {
         self.lock_held().len()
     }
 
-    /// Free slots: `concurrency` minus the jobs in hand.
+    /// Room to claim: `concurrency + prefetch` minus the jobs in hand (running, waiting in
+    /// the backend's buffer, or with their result on its way to the store).
     pub(crate) fn room(&self) -> usize {
-        self.spec.concurrency.saturating_sub(self.held())
+        (self.spec.concurrency + self.spec.prefetch).saturating_sub(self.held())
     }
 
-    /// Registers `waker` to be woken when a slot frees; returns whether there is room now
-    /// (checked after registering, so a slot freed meanwhile is not missed).
+    /// Registers `waker` for a freed slot or claim room; returns whether the worker may start
+    /// another task now (checked after registering, so a slot freed meanwhile is not missed).
+    pub(crate) fn can_start(&self, waker: &Waker) -> bool {
+        *self.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(waker.clone());
+        self.running.load(std::sync::atomic::Ordering::Acquire) < self.spec.concurrency
+    }
+
+    /// Registers `waker` for claim room; returns whether there is room now.
     pub(crate) fn wait_for_room(&self, waker: &Waker) -> bool {
         *self.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(waker.clone());
         self.room() > 0
+    }
+
+    /// A task goes to the worker.
+    pub(crate) fn started(&self) {
+        self.running
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// A task's service returned: its slot is free.
+    pub(crate) fn finished(&self) {
+        self.running
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        self.wake();
+    }
+
+    fn wake(&self) {
+        if let Some(waker) = self.waker.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            waker.wake();
+        }
     }
 
     /// Takes jobs in hand (their leases are renewed from now on).
@@ -127,9 +156,7 @@ impl Shared {
                 held.remove(&id);
             }
         }
-        if let Some(waker) = self.waker.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            waker.wake();
-        }
+        self.wake();
     }
 
     /// Queues an attempt's result for the writer.
