@@ -3,6 +3,7 @@
 
 mod alert_delivery;
 mod alerts;
+mod apalis_backend;
 mod api;
 mod api_errors;
 mod api_fuzz;
