@@ -208,6 +208,7 @@ impl Inner {
             limit,
             made: 0,
             refreshed: false,
+            paced: std::time::Duration::ZERO,
         };
         let mut outcome = Outcome::default();
         let result = match spec.direction {
@@ -254,11 +255,12 @@ impl Inner {
             .as_ref()
             .or(Some(&before))
             .and_then(|p| serde_json::to_value(p).ok());
+        let paced_ms = i64::try_from(calls.paced.as_millis()).unwrap_or(i64::MAX);
         let end = RunEnd {
             status: status.as_str().to_owned(),
             cursor_after,
             provider_calls: calls.made,
-            rate_wait_ms: wait_ms,
+            rate_wait_ms: wait_ms.saturating_add(paced_ms),
             error_class: failure.as_ref().map(|f| f.class.as_str().to_owned()),
             error: failure.as_ref().map(|f| f.message.clone()),
             log: outcome.log,
