@@ -68,6 +68,7 @@ mod stripe_sync;
 mod support;
 mod support_sql;
 mod sync_api;
+mod sync_batches;
 mod sync_cdc;
 mod sync_changes;
 mod sync_conflicts;

@@ -11,6 +11,7 @@
 
 pub mod integrations;
 pub mod refresh;
+mod sync_batch;
 pub mod sync_budget;
 pub mod sync_changes;
 pub mod sync_conflicts;
