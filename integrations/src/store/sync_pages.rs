@@ -131,8 +131,9 @@ impl SyncStore {
             } else {
                 tx.held(&target.integration_id, record).await?
             };
-            let decision = rules::decide(*class, record, held.as_ref().map(|(h, _)| h));
             let hash = rules::payload_hash(&record.payload);
+            let decision =
+                rules::decide_hashed(*class, record, &hash, held.as_ref().map(|(h, _)| h));
             let internal_id = held.as_ref().and_then(|(_, m)| m.internal_id.clone());
             let action = match decision {
                 Decision::Create => {

@@ -61,7 +61,7 @@ impl Changes {
                 .arg(stream)
                 .arg("*")
                 .arg("msg")
-                .arg(change.contract_json().to_string());
+                .arg(change.contract_text());
         }
         let added: redis::RedisResult<Vec<String>> = pipe.query_async(&mut conn).await;
         let done: Vec<i64> = match added {

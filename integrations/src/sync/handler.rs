@@ -285,7 +285,10 @@ impl Inner {
         tracing::info!(run = %run_id, integration = %target.integration_id, data_type = %target.data_type,
             status = status.as_str(), read = outcome.counts.read, created = outcome.counts.created,
             updated = outcome.counts.updated, conflicted = outcome.counts.conflicted,
-            skipped = outcome.counts.skipped, calls = calls.made, "sync run finished");
+            skipped = outcome.counts.skipped, calls = calls.made,
+            fetch_ms = outcome.timings.fetch.as_millis() as u64,
+            apply_ms = outcome.timings.apply.as_millis() as u64,
+            publish_ms = outcome.timings.publish.as_millis() as u64, "sync run finished");
         match failure {
             None => Ok(()),
             Some(f) => Err(f),
