@@ -77,6 +77,7 @@ mod sync_limits;
 mod sync_metrics;
 mod sync_outbound;
 mod sync_removals;
+mod sync_retention;
 mod sync_support;
 mod webhooks_delivery;
 mod webhooks_endpoints;

@@ -176,6 +176,40 @@ impl SyncStore {
     }
 }
 
+impl SyncStore {
+    /// Deletes at most `batch` changes applied by runs that started before `before` (oldest
+    /// first), published or not; returns how many. The runs themselves stay (the audit).
+    pub async fn prune_changes(
+        &self,
+        before: DateTime<Utc>,
+        batch: i64,
+    ) -> Result<u64, SyncStoreError> {
+        let deleted = match self.db.pool() {
+            Pool::Postgres(pool) => sqlx::query(
+                "DELETE FROM hangar_sync_changes WHERE id IN (SELECT c.id FROM hangar_sync_changes c \
+                 JOIN hangar_sync_runs r ON r.id = c.run_id WHERE r.started_at < $1 \
+                 ORDER BY c.id LIMIT $2)",
+            )
+            .bind(before)
+            .bind(batch)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+            Pool::Sqlite(pool) => sqlx::query(
+                "DELETE FROM hangar_sync_changes WHERE id IN (SELECT c.id FROM hangar_sync_changes c \
+                 JOIN hangar_sync_runs r ON r.id = c.run_id WHERE r.started_at < ?1 \
+                 ORDER BY c.id LIMIT ?2)",
+            )
+            .bind(ms(before))
+            .bind(batch)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+        };
+        Ok(deleted)
+    }
+}
+
 fn pg_row(row: &sqlx::postgres::PgRow) -> Result<ChangeRow, SyncStoreError> {
     let record: Json<serde_json::Value> = row.try_get("record")?;
     Ok(ChangeRow {
