@@ -89,6 +89,10 @@ impl Connector for QuickBooks {
         Provider::Quickbooks
     }
 
+    fn data_types(&self) -> &'static [&'static str] {
+        &["invoices", "payments"]
+    }
+
     fn data_type(&self, data_type: &str) -> Option<DataTypeSpec> {
         match data_type {
             "payments" => Some(DataTypeSpec {
