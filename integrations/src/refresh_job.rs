@@ -157,10 +157,10 @@ impl TokenRefresher for IntegrationRefresher {
             if row.integration.status == Status::NeedsReauth {
                 return true;
             }
-            match self.context.needs_reauth(&row.integration, reason).await {
-                Err(RefreshError::NeedsReauth { .. }) => true,
-                _ => false,
-            }
+            matches!(
+                self.context.needs_reauth(&row.integration, reason).await,
+                Err(RefreshError::NeedsReauth { .. })
+            )
         })
     }
 }
