@@ -17,7 +17,7 @@ pub use webhooks::{EndpointsCommand, WebhooksCommand};
 
 use crate::config::settings::{
     AlertOptions, BindOptions, DatabaseOptions, IngressOptions, KeyOptions, PoolOptions,
-    PublicUrlOptions, RedisOptions, ScheduleOptions, TargetOptions,
+    PublicUrlOptions, RedisOptions, ScheduleOptions, SyncOptions, TargetOptions,
 };
 
 /// Hangar: durable jobs with retry state, worker pools, and the tools to steer them.
@@ -195,6 +195,9 @@ pub struct ServeArgs {
     #[command(flatten)]
     #[serde(flatten)]
     pub alerts: AlertOptions,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub sync: SyncOptions,
 }
 
 /// `hangar worker`: the pools, the jobs they run (targets, sealed secrets, alert delivery),

@@ -20,7 +20,7 @@ pub use layers::Flags;
 use layers::Layers;
 use settings::{
     AlertOptions, BindOptions, DatabaseOptions, IngressOptions, KeyOptions, PoolOptions,
-    PublicUrlOptions, RedisOptions, ScheduleOptions, TargetOptions,
+    PublicUrlOptions, RedisOptions, ScheduleOptions, SyncOptions, TargetOptions,
 };
 
 /// How long the first connection to the database may take before the command gives up.
@@ -92,6 +92,9 @@ pub struct Config {
     pub master_key_source: String,
     /// How often the alert dispatcher looks for notices to send (default 1000).
     pub alert_tick_ms: u64,
+    /// How long applied inbound changes are kept after their run (`serve`'s maintenance
+    /// prunes them).
+    pub sync_changes_retain: Duration,
 }
 
 impl Config {
@@ -177,6 +180,16 @@ impl Config {
                 format!("{alert_tick_ms} is out of range (50 to 600000)"),
             ));
         }
+        let SyncOptions {
+            sync_changes_retain_ms,
+        } = layers.group()?;
+        let sync_changes_retain_ms = sync_changes_retain_ms.unwrap_or(30 * 86_400_000);
+        if !(60_000..=MAX_RETAIN_MS).contains(&sync_changes_retain_ms) {
+            return Err(layers.invalid(
+                "sync_changes_retain_ms",
+                format!("{sync_changes_retain_ms} is out of range (60000 to {MAX_RETAIN_MS})"),
+            ));
+        }
         let KeyOptions { master_key } = layers.group()?;
         let master_key = master_key.filter(|k| !k.trim().is_empty());
         Ok(Config {
@@ -192,6 +205,7 @@ impl Config {
             master_key_source: layers.source("master_key"),
             master_key,
             alert_tick_ms,
+            sync_changes_retain: Duration::from_millis(sync_changes_retain_ms),
         })
     }
 

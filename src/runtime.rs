@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use hangar_integrations::sync::changes_retention::ChangesPruner;
 use hangar_integrations::{IntegrationContext, IntegrationRefresher};
 use hangar_workers::alerts::{self, AlertContext, dispatcher::Dispatcher};
 use hangar_workers::client::Client;
@@ -190,6 +191,12 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
     }
     if webhook_context.is_some() && plan.migrate {
         let pruner = webhooks::retention::AttemptPruner::new(store.clone(), &worker_id());
+        tasks.spawn(pruner.run(shutdown.clone()));
+    }
+    // Beside it, the integrations' applied changes past their retention.
+    if integrations.is_some() && plan.migrate {
+        let pruner =
+            ChangesPruner::new(store.clone(), &worker_id()).retention(config.sync_changes_retain);
         tasks.spawn(pruner.run(shutdown.clone()));
     }
     if plan.planner {

@@ -57,7 +57,7 @@ impl IntegrationContext {
         provider: Provider,
         request: IntegrationRequest,
     ) -> Result<Integration, ConfigureError> {
-        request.check(provider, &self.targets)?;
+        request.check(provider, &self.connectors, &self.targets)?;
         crate::connectors::manifest::enable::check(
             provider,
             request.enabled,
@@ -131,7 +131,7 @@ impl IntegrationContext {
             credential_changed = request.credentials.is_some(),
             "integration configured"
         );
-        Ok(updated)
+        Ok(updated.with_directions(&self.connectors))
     }
 
     /// Plans the `token_refresh` job of an integration that just became active or got new
@@ -179,7 +179,7 @@ impl IntegrationContext {
         self.rows
             .find(workspace, provider.id())
             .await?
-            .map(|row| row.integration)
+            .map(|row| row.integration.with_directions(&self.connectors))
             .ok_or_else(|| ConfigureError::NotFound {
                 workspace: workspace.to_owned(),
                 provider: provider.id().to_owned(),
@@ -193,7 +193,7 @@ impl IntegrationContext {
             .list(workspace)
             .await?
             .into_iter()
-            .map(|row| row.integration)
+            .map(|row| row.integration.with_directions(&self.connectors))
             .collect())
     }
 

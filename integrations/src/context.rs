@@ -15,6 +15,7 @@ use hangar_workers::store::Store;
 use hangar_workers::targets::{self, TargetPolicy};
 
 use crate::store::IntegrationRows;
+use crate::sync::connector::Connectors;
 
 /// The `sync` kind: one (integration, data type) run; its handler is the sync engine's.
 pub const SYNC: &str = "sync";
@@ -72,6 +73,8 @@ pub struct IntegrationContext {
     pub refresh: RefreshConfig,
     /// This process (`host:pid`), the refresh lease's owner.
     pub owner: String,
+    /// The connectors: the data types each provider takes and their directions.
+    pub connectors: Connectors,
 }
 
 impl IntegrationContext {
@@ -101,7 +104,14 @@ impl IntegrationContext {
             http,
             refresh,
             owner: owner.into(),
+            connectors: Connectors::builtin(),
         }
+    }
+
+    /// The same with other connectors (the data types configure accepts and shows).
+    pub fn with_connectors(mut self, connectors: Connectors) -> IntegrationContext {
+        self.connectors = connectors;
+        self
     }
 
     /// The same with other refresh settings.

@@ -4,10 +4,11 @@
 //! body of `PUT …/integrations/{provider}`, validated here once ([`IntegrationRequest::check`])
 //! with errors that name the field.
 //!
-//! Data types: QuickBooks takes `invoices` (out) and `payments` (in), the shapes its connector
-//! implements. The other providers publish no API Hangar implements yet (PROVIDERS.md), so
-//! any identifier of lowercase letters, digits and `_` is accepted for them (the connector
-//! that comes for the provider narrows it).
+//! Data types: a provider with a connector (the [`Connectors`] registry: QuickBooks `invoices`
+//! out and `payments` in, Stripe, Salesforce, and whatever connector is registered) takes
+//! exactly the data types its connector declares, and the integration's JSON shows the way
+//! each moves (`directions`). A provider without a connector yet accepts any identifier of
+//! lowercase letters, digits and `_` (the connector that comes for it narrows it).
 
 use chrono::{DateTime, Utc};
 use hangar_schedules::Spec;
@@ -15,8 +16,11 @@ use hangar_workers::targets::{self, TargetPolicy};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use std::collections::BTreeMap;
+
 use crate::credentials::{AuthKind, Credential};
 use crate::provider::Provider;
+use crate::sync::connector::Connectors;
 
 /// Where an integration stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -70,6 +74,9 @@ pub struct Integration {
     pub status_reason: Option<String>,
     /// The data types that move.
     pub data_types: Vec<String>,
+    /// The way each of its data types moves, `in` or `out`, as the provider's connector
+    /// declares it (a data type of a provider without a connector has none).
+    pub directions: BTreeMap<String, String>,
     /// `realtime`, `hourly`, `every_6_hours`, `daily`, `manual` or a 6-field cron expression.
     pub frequency: String,
     /// Provider settings (`base_url`, `realm_id`, …); never a secret.
@@ -140,20 +147,33 @@ fn invalid(field: impl Into<String>, problem: impl Into<String>) -> InvalidField
     }
 }
 
-/// The direction a data type moves in, where the provider's connector fixes it.
-pub fn direction(provider: Provider, data_type: &str) -> Option<&'static str> {
-    match (provider, data_type) {
-        (Provider::Quickbooks, "invoices") => Some("out"),
-        (Provider::Quickbooks, "payments") => Some("in"),
-        _ => None,
-    }
+/// The way each of `data_types` of `provider` moves (`in`, `out`), as its connector in
+/// `connectors` declares it; data types it does not know (or a provider without a
+/// connector) have none.
+pub fn directions(
+    connectors: &Connectors,
+    provider: Provider,
+    data_types: &[String],
+) -> BTreeMap<String, String> {
+    let Some(connector) = connectors.get(provider) else {
+        return BTreeMap::new();
+    };
+    data_types
+        .iter()
+        .filter_map(|d| {
+            let spec = connector.data_type(d)?;
+            Some((d.clone(), spec.direction.as_str().to_owned()))
+        })
+        .collect()
 }
 
-/// The data types a provider's connector knows; `None` when any identifier is accepted.
-pub fn known_data_types(provider: Provider) -> Option<&'static [&'static str]> {
-    match provider {
-        Provider::Quickbooks => Some(&["invoices", "payments"]),
-        _ => None,
+impl Integration {
+    /// The same with its `directions` as `connectors` declare them.
+    pub fn with_directions(mut self, connectors: &Connectors) -> Integration {
+        if let Some(provider) = self.provider() {
+            self.directions = directions(connectors, provider, &self.data_types);
+        }
+        self
     }
 }
 
@@ -165,8 +185,15 @@ fn identifier(s: &str) -> bool {
 }
 
 impl IntegrationRequest {
-    /// Checks every field for `provider`, with provider URLs limited by `targets`.
-    pub fn check(&self, provider: Provider, targets: &TargetPolicy) -> Result<(), InvalidField> {
+    /// Checks every field for `provider` (its data types against its connector in
+    /// `connectors`), with provider URLs limited by `targets`.
+    pub fn check(
+        &self,
+        provider: Provider,
+        connectors: &Connectors,
+        targets: &TargetPolicy,
+    ) -> Result<(), InvalidField> {
+        let connector = connectors.get(provider);
         if self.enabled && self.data_types.is_empty() {
             return Err(invalid(
                 "data_types",
@@ -175,14 +202,17 @@ impl IntegrationRequest {
         }
         for (i, data_type) in self.data_types.iter().enumerate() {
             let field = format!("data_types[{i}]");
-            match known_data_types(provider) {
-                Some(known) if !known.contains(&data_type.as_str()) => {
+            match &connector {
+                Some(c) if c.data_type(data_type).is_none() => {
+                    let known = c.data_types();
+                    let known = if known.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (known: {})", known.join(", "))
+                    };
                     return Err(invalid(
                         field,
-                        format!(
-                            "unknown data type '{data_type}' for {provider} (known: {})",
-                            known.join(", ")
-                        ),
+                        format!("unknown data type '{data_type}' for {provider}{known}"),
                     ));
                 }
                 None if !identifier(data_type) => {
@@ -288,12 +318,14 @@ mod tests {
     #[test]
     fn every_field_is_checked_and_named() {
         let policy = TargetPolicy::default();
+        let connectors = Connectors::builtin();
         let ok = request(
             json!({"enabled": true, "data_types": ["payments"], "frequency": "hourly",
             "settings": {"realm_id": "1", "base_url": "https://sandbox.example.com"},
             "credentials": {"api_key": "k"}}),
         );
-        ok.check(Provider::Quickbooks, &policy).unwrap();
+        ok.check(Provider::Quickbooks, &connectors, &policy)
+            .unwrap();
         let cases = [
             (
                 json!({"enabled": true, "data_types": [], "frequency": "hourly"}),
@@ -326,20 +358,70 @@ mod tests {
         ];
         for (body, field) in cases {
             let error = request(body.clone())
-                .check(Provider::Quickbooks, &policy)
+                .check(Provider::Quickbooks, &connectors, &policy)
                 .unwrap_err();
             assert_eq!(error.field, field, "{body}: {error}");
         }
         let other = request(
             json!({"enabled": true, "data_types": ["flights", "due_items"], "frequency": "0 0 3 * * *"}),
         );
-        other.check(Provider::Foreflight, &policy).unwrap();
+        other
+            .check(Provider::Foreflight, &connectors, &policy)
+            .unwrap();
         let bad =
             request(json!({"enabled": true, "data_types": ["Flights!"], "frequency": "daily"}));
         assert_eq!(
-            bad.check(Provider::Foreflight, &policy).unwrap_err().field,
+            bad.check(Provider::Foreflight, &connectors, &policy)
+                .unwrap_err()
+                .field,
             "data_types[0]"
         );
         assert!(new_id().starts_with("int_") && new_id().len() == 28);
+    }
+
+    /// Every registered connector's data types are what its provider takes, listed when
+    /// another is asked for; the integration shows the way each moves.
+    #[test]
+    fn a_connectors_data_types_are_its_providers() {
+        let policy = TargetPolicy::default();
+        let connectors = Connectors::builtin();
+        for (provider, good) in [
+            (Provider::Stripe, ["payments", "payment_intents"]),
+            (Provider::Salesforce, ["customers", "trips"]),
+            (Provider::Quickbooks, ["invoices", "payments"]),
+        ] {
+            let body = json!({"enabled": true, "data_types": good, "frequency": "daily"});
+            request(body).check(provider, &connectors, &policy).unwrap();
+            let body =
+                json!({"enabled": true, "data_types": [good[0], "bills"], "frequency": "daily"});
+            let error = request(body)
+                .check(provider, &connectors, &policy)
+                .unwrap_err();
+            assert_eq!(error.field, "data_types[1]", "{provider}");
+            assert!(
+                error
+                    .problem
+                    .contains(&format!("known: {}", good.join(", "))),
+                "{provider}: {error}"
+            );
+        }
+        let shown = directions(
+            &connectors,
+            Provider::Stripe,
+            &["payments".to_owned(), "payment_intents".to_owned()],
+        );
+        assert_eq!(
+            shown.into_iter().collect::<Vec<_>>(),
+            [
+                ("payment_intents".to_owned(), "out".to_owned()),
+                ("payments".to_owned(), "in".to_owned())
+            ]
+        );
+        assert!(directions(&connectors, Provider::Foreflight, &["flights".to_owned()]).is_empty());
+        assert_eq!(
+            connectors.data_types(Provider::Salesforce).map(|d| d.len()),
+            Some(2)
+        );
+        assert_eq!(connectors.data_types(Provider::Foreflight), None);
     }
 }

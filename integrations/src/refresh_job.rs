@@ -18,6 +18,7 @@ use hangar_workers::retry_policy::RefreshOutcome;
 use serde::Deserialize;
 
 use crate::context::{IntegrationContext, TOKEN_REFRESH};
+use crate::integration::Status;
 use crate::refresh::RefreshError;
 use crate::store::refresh::RefreshNeed;
 
@@ -125,22 +126,41 @@ impl TokenRefresher for IntegrationRefresher {
 
     fn mark_needs_reauth<'a>(&'a self, job: &'a ClaimedJob, reason: &'a str) -> BoxFuture<'a, ()> {
         Box::pin(async move {
+            self.mark_needs_reauth_alerted(job, reason).await;
+        })
+    }
+
+    /// Marks the job's integration `needs_reauth` (which raises the integration's alert,
+    /// once); true when the integration is `needs_reauth` afterwards (marked now, or by the
+    /// access layer during the attempt): its alert is the one, the job raises none.
+    fn mark_needs_reauth_alerted<'a>(
+        &'a self,
+        job: &'a ClaimedJob,
+        reason: &'a str,
+    ) -> BoxFuture<'a, bool> {
+        Box::pin(async move {
             let Some(id) = integration_of(job) else {
-                return;
+                return false;
             };
             let row = match self.context.rows.get(id).await {
                 Ok(row) => row,
                 Err(error) => {
                     tracing::error!(integration = %id, %error, "could not read the integration to mark it needs_reauth");
-                    return;
+                    return false;
                 }
             };
             // A credential saved after the attempt started: another refresher won, the
             // next attempt (an operator's retry) has a new token.
             if row.credential_saved_at.is_some_and(|s| s > job.started_at) {
-                return;
+                return false;
             }
-            let _ = self.context.needs_reauth(&row.integration, reason).await;
+            if row.integration.status == Status::NeedsReauth {
+                return true;
+            }
+            matches!(
+                self.context.needs_reauth(&row.integration, reason).await,
+                Err(RefreshError::NeedsReauth { .. })
+            )
         })
     }
 }

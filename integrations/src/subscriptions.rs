@@ -1,7 +1,7 @@
 //! Outbound syncs driven by events: an enabled integration subscribes, through the engine's
 //! event subscriptions (`hangar_event_subscriptions`, written in the transaction that stores
 //! an event, beside the webhook fan-out), to the catalog event types its outbound data types
-//! take (QuickBooks `invoices`: `invoice.created`, `invoice.updated`). Whatever entrance an
+//! take (QuickBooks `invoices`: `invoice.created`, `invoice.sent`). Whatever entrance an
 //! event comes by (the API, the Redis ingress, the Rust client), each new one then makes a
 //! `sync` job `{"integration_id", "data_type", "trigger": "event", "event_id"}` with the key
 //! `hangar:sync:<integration>:<event id>`; when it runs, the sync handler reads the event,

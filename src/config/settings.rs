@@ -131,6 +131,17 @@ pub struct AlertOptions {
     pub alert_tick_ms: Option<u64>,
 }
 
+/// What the integrations keep.
+#[derive(Debug, Default, Clone, Args, Serialize, Deserialize)]
+pub struct SyncOptions {
+    /// How long applied inbound changes (`GET …/sync-runs/{id}/changes`) are kept after
+    /// their run, in milliseconds [env: HANGAR_SYNC_CHANGES_RETAIN_MS] (default 2592000000,
+    /// 30 days).
+    #[arg(long, global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync_changes_retain_ms: Option<u64>,
+}
+
 /// The setting `hangar.toml` must not hold: a key stored next to the configuration protects
 /// nothing.
 pub const FILE_FORBIDDEN: &str = "master_key";
@@ -155,6 +166,7 @@ pub fn names() -> Vec<String> {
         .chain(of::<KeyOptions>())
         .chain(of::<PublicUrlOptions>())
         .chain(of::<AlertOptions>())
+        .chain(of::<SyncOptions>())
         .collect()
 }
 
@@ -180,12 +192,13 @@ mod tests {
             "master_key",
             "public_url",
             "alert_tick_ms",
+            "sync_changes_retain_ms",
         ] {
             assert!(
                 names.iter().any(|n| n == expected),
                 "{expected} in {names:?}"
             );
         }
-        assert_eq!(names.len(), 14, "one name per setting: {names:?}");
+        assert_eq!(names.len(), 15, "one name per setting: {names:?}");
     }
 }

@@ -32,6 +32,19 @@ fn count(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// The number after `name` in a log line (text `name=12` or JSON `"name":12`), or `?`.
+fn field(line: &str, name: &str) -> String {
+    line.split_once(name)
+        .map(|(_, rest)| {
+            rest.trim_start_matches(['=', '"', ':'])
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+        })
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "?".to_owned())
+}
+
 #[tokio::test]
 #[ignore = "benchmark: benches/sync.sh"]
 async fn bench_sync_throughput() {
@@ -85,12 +98,21 @@ async fn bench_sync_throughput() {
     let run = w.runs().await.into_iter().next().expect("a run");
     let created = run["records"]["created"].as_u64().unwrap_or(0);
     assert_eq!(created as usize, n, "{run}");
+    let log = std::fs::read_to_string(&w.serve.log).unwrap_or_default();
+    let finished = log
+        .lines()
+        .rfind(|l| l.contains("sync run finished"))
+        .unwrap_or_default();
     println!(
         "BENCH throughput records={n} hangar_seconds={:.2} hangar_records_per_s={:.0} \
-         simulator_alone_records_per_s={bare:.0} pages={}",
+         simulator_alone_records_per_s={bare:.0} ratio={:.0}% pages={} fetch_ms={} apply_ms={} publish_ms={}",
         elapsed.as_secs_f64(),
         n as f64 / elapsed.as_secs_f64(),
+        100.0 * n as f64 / elapsed.as_secs_f64() / bare,
         w.sim.calls("cdc"),
+        field(finished, "fetch_ms"),
+        field(finished, "apply_ms"),
+        field(finished, "publish_ms"),
     );
 }
 

@@ -66,8 +66,10 @@ fn oauth(enabled: bool) -> Value {
     })
 }
 
-fn api_key() -> Value {
-    json!({"enabled": true, "data_types": ["reports"], "frequency": "daily",
+/// An API-key integration moving `data_type` (a provider with a connector takes only its
+/// connector's data types; one without takes any identifier).
+fn api_key(data_type: &str) -> Value {
+    json!({"enabled": true, "data_types": [data_type], "frequency": "daily",
         "credentials": {"api_key": SECRETS[0]}})
 }
 
@@ -107,7 +109,11 @@ async fn routes_and_roles(backend: Backend) {
     let cases = [
         ("quickbooks", oauth(true), [true, true, false, false, false]),
         ("asap", asap(), [true, false, true, false, false]),
-        ("stripe", api_key(), [true, true, false, false, false]),
+        (
+            "stripe",
+            api_key("payments"),
+            [true, true, false, false, false],
+        ),
     ];
     for (provider, body, allowed) in cases {
         for (token, ok) in [&owner, &admin, &safety, &operator, &viewer]
@@ -150,6 +156,11 @@ async fn routes_and_roles(backend: Backend) {
         assert_eq!(one["status"], "active");
         assert_eq!(one["auth"], "oauth");
         assert_eq!(one["data_types"], json!(["invoices", "payments"]));
+        assert_eq!(
+            one["directions"],
+            json!({"invoices": "out", "payments": "in"}),
+            "{text}"
+        );
         assert!(one.get("credentials").is_none(), "{text}");
         assert_no_secret("GET one", &text);
         let (status, list, text) = api

@@ -5,7 +5,8 @@
 //! the run shows in `GET …/sync-runs` with CONTRACT's JSON, its changes on
 //! `{prefix}:changes` and over `…/sync-runs/{id}/changes`; a 401 mid-sync costs exactly one
 //! token-endpoint call and one retry and the run succeeds; `invalid_grant` marks the
-//! integration `needs_reauth` and raises a critical alert.
+//! integration `needs_reauth` and raises one critical alert (the integration's, not also the
+//! failed job's).
 
 use std::time::Duration;
 
@@ -347,6 +348,22 @@ async fn sync_through_the_binary(backend: Backend) {
         .unwrap_or_else(|| panic!("a re-authorisation alert: {alerts:?}"));
     assert_eq!(alert["severity"], "critical", "{alert}");
     assert_eq!(alert["workspace_id"], WS, "{alert}");
+    // One dead credential, one alert: the integration's (resolved when it recovers), not
+    // also the failed job's.
+    assert_eq!(job.state, JobState::Failed, "{job:?}");
+    let reauth: Vec<&Value> = alerts
+        .iter()
+        .filter(|a| a["kind"] == "reauth_required")
+        .collect();
+    assert_eq!(reauth.len(), 1, "{alerts:?}");
+    assert!(
+        reauth[0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("integration quickbooks"),
+        "{}",
+        reauth[0]
+    );
     // Another sync is refused while the integration needs re-authorisation.
     let (status, _) = w
         .call(

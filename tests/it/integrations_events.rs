@@ -6,7 +6,8 @@
 //! event again (by another entrance) makes no second invoice; while the integration needs
 //! re-authorisation the invoice waits in the outbox and is pushed once it is re-authorised;
 //! `serve` puts back missing
-//! subscriptions when it starts; a disabled integration has none left.
+//! subscriptions when it starts; a disabled integration has none left; an `invoice.sent`
+//! updates the invoice pushed before (with its `SyncToken`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -86,7 +87,7 @@ async fn invoice_events_push_invoices(backend: Backend) {
         .into_iter()
         .map(|s| s.event_type)
         .collect();
-    assert_eq!(subscribed, ["invoice.created", "invoice.updated"]);
+    assert_eq!(subscribed, ["invoice.created", "invoice.sent"]);
 
     // By the API.
     let (status, answer) = w
@@ -273,4 +274,67 @@ async fn invoice_events_push_invoices_postgres() {
 #[tokio::test]
 async fn invoice_events_push_invoices_sqlite() {
     invoice_events_push_invoices(Backend::Sqlite).await;
+}
+
+/// The catalog's `invoice.sent` of an invoice pushed before updates it in QuickBooks (with
+/// the `SyncToken` it had: the simulator refuses a stale one), no second invoice; the
+/// catalog has no `invoice.updated` (the API refuses it).
+async fn an_invoice_sent_updates_the_pushed_invoice(backend: Backend) {
+    let w = World::start(backend).await;
+    let _dump = DumpOnPanic(vec![&w.serve]);
+    w.put_quickbooks(&["invoices"]).await;
+    let (status, answer) = w
+        .call(
+            Method::POST,
+            "/api/v1/events",
+            &w.admin,
+            Some(invoice("evt_created", "inv_sent", 1250.0)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let all = invoices(&w, 1).await;
+    assert_eq!(all[0]["SyncToken"], "0", "{all:?}");
+    assert_eq!(mapped(&w, "inv_sent").await, 1);
+
+    let mut sent = invoice("evt_sent", "inv_sent", 1400.0);
+    sent["type"] = json!("invoice.sent");
+    sent["data"]["due_date"] = json!("2027-02-01");
+    let (status, answer) = w
+        .call(Method::POST, "/api/v1/events", &w.admin, Some(sent))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let updated = wait_for("the invoice updated", Duration::from_secs(30), || {
+        let got = w.sim.objects("Invoice");
+        async move { got.into_iter().find(|i| i["Line"][0]["Amount"] == 1400.0) }
+    })
+    .await;
+    assert_eq!(
+        (&updated["SyncToken"], &updated["DueDate"]),
+        (&json!("1"), &json!("2027-02-01")),
+        "{updated}"
+    );
+    assert_eq!(w.sim.objects("Invoice").len(), 1, "updated, not made again");
+    assert_eq!(
+        w.sim.request_ids().len(),
+        2,
+        "each write with its requestid"
+    );
+
+    let mut unknown = invoice("evt_updated", "inv_sent", 1500.0);
+    unknown["type"] = json!("invoice.updated");
+    let (status, answer) = w
+        .call(Method::POST, "/api/v1/events", &w.admin, Some(unknown))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(answer["error"]["code"], "invalid_event", "{answer}");
+}
+
+#[tokio::test]
+async fn an_invoice_sent_updates_the_pushed_invoice_postgres() {
+    an_invoice_sent_updates_the_pushed_invoice(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn an_invoice_sent_updates_the_pushed_invoice_sqlite() {
+    an_invoice_sent_updates_the_pushed_invoice(Backend::Sqlite).await;
 }

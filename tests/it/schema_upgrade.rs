@@ -65,15 +65,16 @@ async fn legacy_database(db: &TestDb, backend: Backend) -> Store {
 
 /// The migration history after `migrate`: the old set renumbered, then what came after it
 /// (9: the idempotency index key first; 12: webhooks — 11 stays unused, the old number of the
-/// dashboard sessions; 13: inbound hooks; 14: event subscriptions; 16: webhook limits; 17: webhook replays;
-/// 18: inbound retention; 20: the leases index by expiry; 23: queue pauses and processes; 3001:
-/// the integrations; 35NN: the sync engine's tables).
-const NEW_VERSIONS: [i64; 22] = [
+/// dashboard sessions; 13: inbound hooks; 14: event subscriptions; 16: webhook limits; 17:
+/// webhook replays; 18: inbound retention; 20: the leases index by expiry; 23: queue pauses
+/// and processes; 3001: the integrations; 35NN: the sync engine's tables).
+const NEW_VERSIONS: [i64; 23] = [
     1, 2, 5, 6, 7, 8, 9, 10, 12, 13, 14, 16, 17, 18, 20, 23, 1001, 2001, 2002, 3001, 3501, 3502,
+    3503,
 ];
 
 /// The migrations that came after the single set (new tables, not renumbered ones).
-const LATER: [&str; 12] = [
+const LATER: [&str; 13] = [
     "0009_idempotency_key_order",
     "0012_webhooks",
     "0013_inbound_hooks",
@@ -86,6 +87,7 @@ const LATER: [&str; 12] = [
     "3001_integrations",
     "3501_sync_engine",
     "3502_sync_outbox",
+    "3503_paced_rate_budget",
 ];
 
 /// Whether `migrate`'s output ran none of the old set's migrations again (only those added

@@ -138,6 +138,15 @@ impl StripeWorld {
         runs.into_iter().next().expect("a run")
     }
 
+    /// The time all runs so far waited on the rate budget, in ms.
+    pub async fn wait_ms(&self) -> i64 {
+        self.db
+            .query_i64(
+                "SELECT CAST(COALESCE(SUM(rate_wait_ms), 0) AS BIGINT) FROM hangar_sync_runs",
+            )
+            .await
+    }
+
     /// Moves the stored cursor 31 days back (older than the events feed keeps).
     pub async fn age_the_cursor(&self) {
         let old = chrono::Utc::now() - chrono::Duration::days(31);

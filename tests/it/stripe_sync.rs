@@ -6,6 +6,7 @@
 //! `authentication_error` ending in an auth failure after one refused refresh, and
 //! PaymentIntents out whose retry after a lost answer is the same idempotent request.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -198,34 +199,41 @@ async fn limits_are_honoured(backend: Backend) {
     .await;
     assert_eq!(w.last_run().await.records.created, 20);
 
-    // A test key's budget is 25 requests a second. Runs started back to back for two
-    // seconds (each one call to the feed) against a Stripe that allows 50 in any second:
-    // the budget snoozes the runs beyond it, and Stripe never throttles.
+    // A test key's budget is 25 requests a second, paced: 23.75 a second (one every 42 ms),
+    // a burst of 1. Four callers run syncs back to back until 40 ran (each one call to the
+    // feed), against a Stripe that allows 50 in any second: the callers wait for their slots
+    // (counted in the runs' `rate_wait_ms`), none goes over the budget, and Stripe never
+    // throttles.
     w.sim.switch(|s| s.per_second = Some(50));
     let (throttled, feed_calls) = (w.sim.calls("429"), w.sim.calls("events"));
+    let waited_before = w.wait_ms().await;
     let started = std::time::Instant::now();
-    let (mut ran, mut snoozed) = (0, 0);
-    while started.elapsed() < Duration::from_secs(2) {
-        match w.sync("payments", None).await {
-            Ok(()) => ran += 1,
-            Err(f) => {
-                assert_eq!(f.class, ErrorClass::RateLimit, "{f:?}");
-                snoozed += 1;
+    let ran = std::sync::atomic::AtomicU32::new(0);
+    let caller = || async {
+        while ran.load(Ordering::SeqCst) < 40 && started.elapsed() < Duration::from_secs(30) {
+            match w.sync("payments", None).await {
+                Ok(()) => {
+                    ran.fetch_add(1, Ordering::SeqCst);
+                }
+                Err(f) => assert_eq!(f.class, ErrorClass::RateLimit, "{f:?}"),
             }
         }
-    }
-    let seconds = started.elapsed().as_secs() + 1;
+    };
+    tokio::join!(caller(), caller(), caller(), caller());
+    let ran = ran.load(Ordering::SeqCst);
+    let waited_ms = w.wait_ms().await - waited_before;
+    let elapsed = started.elapsed().as_secs_f64();
     assert_eq!(
         w.sim.calls("429"),
         throttled,
         "the budget kept under Stripe's limit"
     );
-    assert!(snoozed > 0, "the budget was reached ({ran} runs)");
-    assert!(ran > 25, "the budget refills every second ({ran} runs)");
+    assert!(ran >= 40, "the budget refills every second ({ran} runs)");
+    assert!(waited_ms > 0, "the runs waited for their slots");
     let calls = w.sim.calls("events") - feed_calls;
     assert!(
-        calls as u64 <= 25 * (seconds + 1),
-        "{calls} calls in {seconds} s"
+        f64::from(calls) <= 23.75 * elapsed + 2.0,
+        "{calls} calls in {elapsed:.2} s"
     );
 }
 

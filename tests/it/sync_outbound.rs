@@ -134,7 +134,7 @@ async fn invoices_out(backend: Backend) {
     // Someone edits the invoice in QuickBooks; the platform updates it too: stale SyncToken.
     w.sim
         .edit("Invoice", "1", |i| i["DueDate"] = json!("2027-01-15"));
-    let updated = invoice_event("evt_2", "invoice.updated", 1300.0);
+    let updated = invoice_event("evt_2", "invoice.sent", 1300.0);
     accept_event(&w.store, &connectors, &integrations, &updated)
         .await
         .unwrap();

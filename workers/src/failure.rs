@@ -48,11 +48,15 @@ pub(crate) async fn handle(
         None
     };
     let (failure, refresh) = after_refresh(failure, refresh);
-    let decision = decide_failure(spec, job, &failure, refresh);
-    if decision.needs_reauth {
-        deps.refresher
-            .mark_needs_reauth(job, &decision.reason)
-            .await;
+    let mut decision = decide_failure(spec, job, &failure, refresh);
+    if decision.needs_reauth
+        && deps
+            .refresher
+            .mark_needs_reauth_alerted(job, &decision.reason)
+            .await
+    {
+        // The integration's own alert says it (and is resolved when it recovers).
+        decision.alert = None;
     }
     let record = failure_record(job, &failure, &decision, &deps.worker_id);
     let outcome = match decision.verdict {

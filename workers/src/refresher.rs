@@ -18,6 +18,21 @@ pub trait TokenRefresher: Send + Sync + 'static {
 
     /// Records that the job's integration must be re-authorised by an admin.
     fn mark_needs_reauth<'a>(&'a self, job: &'a ClaimedJob, reason: &'a str) -> BoxFuture<'a, ()>;
+
+    /// [`TokenRefresher::mark_needs_reauth`], then whether the job's integration carries its
+    /// own re-authorisation alert (raised once per integration, resolved when it recovers):
+    /// then the job's failure raises none, so that one dead credential is one alert, not
+    /// the integration's and the job's. By default the job's alert is the only one.
+    fn mark_needs_reauth_alerted<'a>(
+        &'a self,
+        job: &'a ClaimedJob,
+        reason: &'a str,
+    ) -> BoxFuture<'a, bool> {
+        Box::pin(async move {
+            self.mark_needs_reauth(job, reason).await;
+            false
+        })
+    }
 }
 
 /// No credentials to refresh: every 401 is final and alerts.

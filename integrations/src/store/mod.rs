@@ -11,6 +11,7 @@
 
 pub mod integrations;
 pub mod refresh;
+mod sync_batch;
 pub mod sync_budget;
 pub mod sync_changes;
 pub mod sync_conflicts;
@@ -148,6 +149,7 @@ fn from_pg(row: &PgRow) -> Result<StoredIntegration, IntegrationStoreError> {
             status: status(row.try_get("status")?)?,
             status_reason: row.try_get("status_reason")?,
             data_types: data_types(row.try_get("data_types")?)?,
+            directions: Default::default(),
             frequency: row.try_get("frequency")?,
             settings: row.try_get("settings")?,
             auth: auth(row.try_get("auth")?)?,
@@ -176,6 +178,7 @@ fn from_sqlite(row: &SqliteRow) -> Result<StoredIntegration, IntegrationStoreErr
             status: status(row.try_get("status")?)?,
             status_reason: row.try_get("status_reason")?,
             data_types: data_types(json_text(row.try_get("data_types")?, "data_types")?)?,
+            directions: Default::default(),
             frequency: row.try_get("frequency")?,
             settings: json_text(row.try_get("settings")?, "settings")?,
             auth: auth(row.try_get("auth")?)?,

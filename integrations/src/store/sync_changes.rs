@@ -43,6 +43,42 @@ impl ChangeRow {
     }
 }
 
+/// The contract's JSON of a change, borrowed (fields in the order `serde_json` writes a map:
+/// the text is the same as [`ChangeRow::contract_json`]'s).
+#[derive(serde::Serialize)]
+struct ContractChange<'a> {
+    action: &'a str,
+    changed_at: String,
+    external_id: &'a str,
+    internal_id: Option<&'a str>,
+    object_type: &'a str,
+    provider: &'a str,
+    record: &'a serde_json::Value,
+    sync_run_id: &'a str,
+    workspace_id: &'a str,
+}
+
+impl ChangeRow {
+    /// [`ChangeRow::contract_json`] as text, without copying the record (what goes to the
+    /// stream: one per change, up to 1 000 a page).
+    pub fn contract_text(&self) -> String {
+        let change = ContractChange {
+            action: &self.action,
+            changed_at: self
+                .changed_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            external_id: &self.external_id,
+            internal_id: self.internal_id.as_deref(),
+            object_type: &self.object_type,
+            provider: &self.provider,
+            record: &self.record,
+            sync_run_id: &self.sync_run_id,
+            workspace_id: &self.workspace_id,
+        };
+        serde_json::to_string(&change).unwrap_or_else(|_| self.contract_json().to_string())
+    }
+}
+
 const COLUMNS: &str = "id, run_id, workspace_id, provider, object_type, external_id, internal_id, \
      action, record, changed_at";
 
@@ -140,6 +176,40 @@ impl SyncStore {
     }
 }
 
+impl SyncStore {
+    /// Deletes at most `batch` changes applied by runs that started before `before` (oldest
+    /// first), published or not; returns how many. The runs themselves stay (the audit).
+    pub async fn prune_changes(
+        &self,
+        before: DateTime<Utc>,
+        batch: i64,
+    ) -> Result<u64, SyncStoreError> {
+        let deleted = match self.db.pool() {
+            Pool::Postgres(pool) => sqlx::query(
+                "DELETE FROM hangar_sync_changes WHERE id IN (SELECT c.id FROM hangar_sync_changes c \
+                 JOIN hangar_sync_runs r ON r.id = c.run_id WHERE r.started_at < $1 \
+                 ORDER BY c.id LIMIT $2)",
+            )
+            .bind(before)
+            .bind(batch)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+            Pool::Sqlite(pool) => sqlx::query(
+                "DELETE FROM hangar_sync_changes WHERE id IN (SELECT c.id FROM hangar_sync_changes c \
+                 JOIN hangar_sync_runs r ON r.id = c.run_id WHERE r.started_at < ?1 \
+                 ORDER BY c.id LIMIT ?2)",
+            )
+            .bind(ms(before))
+            .bind(batch)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+        };
+        Ok(deleted)
+    }
+}
+
 fn pg_row(row: &sqlx::postgres::PgRow) -> Result<ChangeRow, SyncStoreError> {
     let record: Json<serde_json::Value> = row.try_get("record")?;
     Ok(ChangeRow {
@@ -169,4 +239,28 @@ fn sqlite_row(row: &sqlx::sqlite::SqliteRow) -> Result<ChangeRow, SyncStoreError
         record: json_text(&row.try_get::<String, _>("record")?)?,
         changed_at: to_time(row.try_get("changed_at")?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_contract_text_is_the_contract_json() {
+        let mut change = ChangeRow {
+            id: 7,
+            sync_run_id: "run_1".into(),
+            workspace_id: "ws_1".into(),
+            provider: "quickbooks".into(),
+            object_type: "Payment".into(),
+            external_id: "42".into(),
+            internal_id: None,
+            action: "created".into(),
+            record: serde_json::json!({"Id": "42", "b": [1, 2.5, null], "a": {"z": "é\"", "y": true}}),
+            changed_at: DateTime::from_timestamp(1_790_000_000, 123_000_000).unwrap(),
+        };
+        assert_eq!(change.contract_text(), change.contract_json().to_string());
+        change.internal_id = Some("pay_9".into());
+        assert_eq!(change.contract_text(), change.contract_json().to_string());
+    }
 }

@@ -1,8 +1,12 @@
 //! Applying one inbound page in one transaction: the (integration, data type) row of
 //! `hangar_sync_cursors` is locked first (PostgreSQL `FOR UPDATE`, SQLite `BEGIN
-//! IMMEDIATE`), then each record is decided by [`rules::decide`] on its locked mapping, its
-//! mapping, change and conflict rows are written, the run's counters added, and the position
-//! advanced — all committed together, so a crash re-reads a page, never skips one.
+//! IMMEDIATE`), then the page's mappings are read and locked in one statement, each record
+//! is decided by [`rules::decide`] on its mapping, the mappings, changes and conflicts are
+//! written (new and changed mappings, scan marks and changes one statement each for the
+//! page: `sync_batch.rs`), the run's counters added, and the position advanced — all
+//! committed together, so a crash re-reads a page, never skips one.
+
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use hangar_workers::db::Pool;
@@ -104,22 +108,51 @@ impl SyncStore {
             .await?;
         let now = Utc::now();
         let mut applied = PageApplied::default();
+        // One statement per kind of write for the whole page, unless a record comes twice
+        // (its second decision must see the first one's write): then one by one.
+        let keys: HashSet<(&str, &str)> = records
+            .iter()
+            .map(|(r, _)| (r.object_type.as_str(), r.external_id.as_str()))
+            .collect();
+        let batched = keys.len() == records.len();
+        let all: Vec<&InboundRecord> = records.iter().map(|(r, _)| r).collect();
+        let mut held_all = if batched {
+            tx.held_many(&target.integration_id, &all).await?
+        } else {
+            HashMap::new()
+        };
+        let mut creates: Vec<(&InboundRecord, String)> = Vec::new();
+        let mut updates: Vec<(&InboundRecord, String)> = Vec::new();
+        let mut changes: Vec<ChangeRow> = Vec::new();
         for (record, class) in records {
             applied.counts.read += 1;
-            let held = tx.held(&target.integration_id, record).await?;
-            let decision = rules::decide(*class, record, held.as_ref().map(|(h, _)| h));
+            let held = if batched {
+                held_all.remove(&(record.object_type.clone(), record.external_id.clone()))
+            } else {
+                tx.held(&target.integration_id, record).await?
+            };
             let hash = rules::payload_hash(&record.payload);
+            let decision =
+                rules::decide_hashed(*class, record, &hash, held.as_ref().map(|(h, _)| h));
             let internal_id = held.as_ref().and_then(|(_, m)| m.internal_id.clone());
             let action = match decision {
                 Decision::Create => {
-                    tx.insert_mapping(&target.integration_id, record, &hash, now)
-                        .await?;
+                    if batched {
+                        creates.push((record, hash));
+                    } else {
+                        tx.insert_mapping(&target.integration_id, record, &hash, now)
+                            .await?;
+                    }
                     applied.counts.created += 1;
                     Some("created")
                 }
                 Decision::Update => {
-                    tx.update_mapping(&target.integration_id, record, &hash, now)
-                        .await?;
+                    if batched {
+                        updates.push((record, hash));
+                    } else {
+                        tx.update_mapping(&target.integration_id, record, &hash, now)
+                            .await?;
+                    }
                     applied.counts.updated += 1;
                     Some("updated")
                 }
@@ -149,7 +182,9 @@ impl SyncStore {
                     None
                 }
             };
-            if let Some(scan) = scan_id {
+            if let Some(scan) = scan_id
+                && !batched
+            {
                 tx.mark_seen_scan(&target.integration_id, record, scan)
                     .await?;
             }
@@ -158,7 +193,7 @@ impl SyncStore {
                 if record.deleted && action == "appended" {
                     payload = serde_json::json!({"removed_at_source": true, "record": payload});
                 }
-                let change = ChangeRow {
+                changes.push(ChangeRow {
                     id: 0,
                     sync_run_id: target.run_id.clone(),
                     workspace_id: target.workspace_id.clone(),
@@ -169,11 +204,25 @@ impl SyncStore {
                     action: action.to_owned(),
                     record: payload,
                     changed_at: record.modified_at,
-                };
-                let id = tx.insert_change(&change).await?;
-                applied.changes.push(ChangeRow { id, ..change });
+                });
             }
         }
+        tx.write_mappings(&target.integration_id, &creates, false, now)
+            .await?;
+        tx.write_mappings(&target.integration_id, &updates, true, now)
+            .await?;
+        if let Some(scan) = scan_id
+            && batched
+        {
+            tx.mark_seen_scan_many(&target.integration_id, &all, scan)
+                .await?;
+        }
+        let ids = tx.insert_changes(&changes).await?;
+        applied.changes = changes
+            .into_iter()
+            .zip(ids)
+            .map(|(change, id)| ChangeRow { id, ..change })
+            .collect();
         tx.add_counts(&target.run_id, &applied.counts).await?;
         tx.save_position(&target.integration_id, &target.data_type, next, now)
             .await?;

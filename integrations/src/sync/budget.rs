@@ -1,7 +1,10 @@
-//! The calls of one run ([`Calls`]): each takes a request of the provider account's shared
-//! budget first (a spent budget ends the run as `rate_limited` with the wait, so the job
-//! snoozes instead of sleeping in a worker slot), a 429 pauses the whole account for its
-//! `Retry-After`, a 401 refreshes the token once (single-flight, through
+//! The calls of one run ([`Calls`]): each takes a request of the provider account's shared,
+//! paced budget first and calls at its slot (a fraction of a second off at most: QuickBooks
+//! paces one request every 126 ms). A slot further off than [`MAX_PACING_WAIT`], a run
+//! that has already waited [`PACING_PER_RUN`] for slots, a provider's pause or a full house of
+//! calls in flight end the run as `rate_limited` with the wait, so the job snoozes instead
+//! of sleeping in a worker slot. A 429 pauses the whole account for its `Retry-After`, and
+//! a 401 refreshes the token once (single-flight, through
 //! [`IntegrationAccess::refresh_after_unauthorized`]) and retries once, and a destination
 //! gone for good disables the integration ([`IntegrationAccess::disable`]).
 
@@ -18,6 +21,15 @@ use super::connector::{CallContext, ConnectorError, RateLimit};
 use crate::access::{AccessError, AccessToken, IntegrationAccess, IntegrationInfo};
 use crate::store::SyncStore;
 use crate::store::sync_budget::Grant;
+
+/// The longest a call waits for its slot in the paced budget inside the run (longer: the
+/// run yields and the job snoozes).
+pub const MAX_PACING_WAIT: Duration = Duration::from_secs(2);
+
+/// The most a run waits for slots in all (then it yields: a backfill under the budget is a
+/// chain of runs, each well inside a pool's attempt timeout, none holding a worker slot for
+/// minutes of pacing).
+pub const PACING_PER_RUN: Duration = Duration::from_secs(15);
 
 /// Why a run stops early.
 #[derive(Debug)]
@@ -75,6 +87,8 @@ pub struct Calls {
     pub made: i64,
     /// Whether the one refresh after a 401 was used.
     pub refreshed: bool,
+    /// The time spent waiting for slots of the paced budget.
+    pub paced: Duration,
 }
 
 impl Calls {
@@ -85,8 +99,17 @@ impl Calls {
         Fut: Future<Output = Result<T, ConnectorError>>,
     {
         loop {
-            match self.store.take_request(&self.limit).await? {
-                Grant::Go => {}
+            let ready = MAX_PACING_WAIT.min(PACING_PER_RUN.saturating_sub(self.paced));
+            match self.store.take_request(&self.limit, ready).await? {
+                Grant::Go(after) => {
+                    if !after.is_zero() {
+                        metrics::counter!("hangar_sync_rate_budget_waits_total",
+                            "provider" => self.integration.provider.id(), "reason" => "paced")
+                        .increment(1);
+                        tokio::time::sleep(after).await;
+                        self.paced += after;
+                    }
+                }
                 Grant::Wait(wait) => {
                     metrics::counter!("hangar_sync_rate_budget_waits_total",
                         "provider" => self.integration.provider.id(), "reason" => "budget")

@@ -159,6 +159,13 @@ pub trait Connector: Send + Sync + 'static {
     /// The data types it moves, each with its direction and the object types it reads.
     fn data_type(&self, data_type: &str) -> Option<DataTypeSpec>;
 
+    /// The names of every data type [`Connector::data_type`] knows (what an admin may
+    /// enable, listed when one asks for another). Empty by default: a connector that does
+    /// not list them still has each one checked by `data_type`.
+    fn data_types(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// The conflict rule class of an object type.
     fn record_class(&self, object_type: &str) -> RecordClass;
 
@@ -372,6 +379,19 @@ impl Connectors {
     /// The connector of `provider`.
     pub fn get(&self, provider: Provider) -> Option<Arc<dyn Connector>> {
         self.by_provider.get(&provider).cloned()
+    }
+
+    /// The data types of `provider`'s connector with their directions, in the connector's
+    /// order; `None` without a connector.
+    pub fn data_types(&self, provider: Provider) -> Option<Vec<(&'static str, Direction)>> {
+        let connector = self.by_provider.get(&provider)?;
+        Some(
+            connector
+                .data_types()
+                .iter()
+                .filter_map(|d| Some((*d, connector.data_type(d)?.direction)))
+                .collect(),
+        )
     }
 }
 

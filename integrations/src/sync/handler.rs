@@ -214,6 +214,7 @@ impl Inner {
             limit,
             made: 0,
             refreshed: false,
+            paced: std::time::Duration::ZERO,
         };
         let mut outcome = Outcome::default();
         let result = match spec.direction {
@@ -295,11 +296,12 @@ impl Inner {
             .as_ref()
             .or(Some(&before))
             .and_then(|p| serde_json::to_value(p).ok());
+        let paced_ms = i64::try_from(calls.paced.as_millis()).unwrap_or(i64::MAX);
         let end = RunEnd {
             status: status.as_str().to_owned(),
             cursor_after,
             provider_calls: calls.made,
-            rate_wait_ms: wait_ms,
+            rate_wait_ms: wait_ms.saturating_add(paced_ms),
             error_class: failure.as_ref().map(|f| f.class.as_str().to_owned()),
             error: failure.as_ref().map(|f| f.message.clone()),
             log: outcome.log,
@@ -324,7 +326,10 @@ impl Inner {
         tracing::info!(run = %run_id, integration = %target.integration_id, data_type = %target.data_type,
             status = status.as_str(), read = outcome.counts.read, created = outcome.counts.created,
             updated = outcome.counts.updated, conflicted = outcome.counts.conflicted,
-            skipped = outcome.counts.skipped, calls = calls.made, "sync run finished");
+            skipped = outcome.counts.skipped, calls = calls.made,
+            fetch_ms = outcome.timings.fetch.as_millis() as u64,
+            apply_ms = outcome.timings.apply.as_millis() as u64,
+            publish_ms = outcome.timings.publish.as_millis() as u64, "sync run finished");
         match failure {
             None => Ok(()),
             Some(f) => Err(f),

@@ -6,7 +6,10 @@
 //! - otherwise the changes feed from the cursor's time minus the connector's lookback.
 //!
 //! Each page is applied in one transaction with its records, mappings and the position's
-//! advance; its changes are published after the commit. In the changes feed the next page
+//! advance; its changes are published after the commit. While a page is applied the next
+//! one is already read from the provider (its start is known from the page in hand), so the
+//! provider's time and the database's overlap; a page that could not be read stops the run
+//! after the one before it is applied. In the changes feed the next page
 //! starts at the last applied record's time (inclusive: records tied at the boundary are
 //! re-read and skipped as unchanged) and the run ends when a page brings nothing past the
 //! cursor. A complete scan hands over to the changes feed from the time it began. A
@@ -16,14 +19,16 @@
 //! A data type whose records arrive by provider push only (Avinode's RFQs) is read by
 //! [`run_push`] in the run the push started, and by no other run.
 
+use std::time::{Duration, Instant};
+
 use chrono::Utc;
 
 use super::budget::{Calls, Stop};
 use super::changes::Changes;
-use super::connector::Connector;
+use super::connector::{Connector, Page, ScanPage};
 use super::{Cursor, InboundRecord, Position, RecordClass, Scan};
 use crate::store::SyncStore;
-use crate::store::sync_pages::PageTarget;
+use crate::store::sync_pages::{PageApplied, PageTarget};
 use crate::store::sync_runs::Counts;
 use crate::store::sync_scan::ScanEnd;
 use hangar_workers::error_class::ErrorClass;
@@ -35,6 +40,19 @@ pub struct Outcome {
     pub counts: Counts,
     pub log: Vec<String>,
     pub cursor_after: Option<Position>,
+    /// Where an inbound run's time went (logged with the run's end).
+    pub timings: Timings,
+}
+
+/// The time an inbound run spent in each step, over all its pages.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Timings {
+    /// Calling the provider (with the waits for the budget's slots) and parsing its pages.
+    pub fetch: std::time::Duration,
+    /// Applying the pages in their transactions.
+    pub apply: std::time::Duration,
+    /// Handing the changes to the `{prefix}:changes` stream.
+    pub publish: std::time::Duration,
 }
 
 /// Runs `data_type` of `connector` for `target`'s run until the provider has nothing more,
@@ -83,7 +101,9 @@ pub async fn run(
     }
     let class = |object_type: &str| connector.record_class(object_type);
 
-    // A full reconciliation, page by page, then its removals.
+    // A full reconciliation, page by page (the next page is read while this one is
+    // applied), then its removals.
+    let mut read_ahead: Option<Result<ScanPage, Stop>> = None;
     while let Some(scan) = position.scan.clone() {
         if scan.position == SCAN_COMPLETE {
             position = finish_scan(
@@ -98,28 +118,40 @@ pub async fn run(
             .await?;
             continue;
         }
-        let at = (!scan.position.is_empty()).then(|| scan.position.clone());
-        let page = calls
-            .call(|cx| connector.scan(cx, target.data_type.clone(), at.clone()))
-            .await?;
+        let page = match read_ahead.take() {
+            Some(page) => page?,
+            None => {
+                let at = (!scan.position.is_empty()).then(|| scan.position.clone());
+                let (page, took) = read_scan(calls, connector, target, at).await;
+                outcome.timings.fetch += took;
+                page?
+            }
+        };
         let records = classify(page.records, &class);
+        let next_position = page.next.unwrap_or_else(|| SCAN_COMPLETE.to_owned());
         let next = Position {
             scan: Some(Scan {
-                position: page.next.unwrap_or_else(|| SCAN_COMPLETE.to_owned()),
+                position: next_position.clone(),
                 ..scan.clone()
             }),
             cursor: position.cursor.clone(),
         };
-        let applied = store
-            .apply_page(target, &records, &next, Some(&scan.id))
-            .await?;
-        outcome.counts.add(applied.counts);
-        changes.publish(&store, &applied.changes).await;
+        let applying = apply(&store, changes, target, &records, &next, Some(&scan.id));
+        let applied = if next_position == SCAN_COMPLETE {
+            applying.await?
+        } else {
+            let reading = read_scan(calls, connector, target, Some(next_position));
+            let (applied, (ahead, took)) = tokio::join!(applying, reading);
+            outcome.timings.fetch += took;
+            read_ahead = Some(ahead);
+            applied?
+        };
+        outcome.add(applied);
         position = next;
         outcome.cursor_after = Some(position.clone());
     }
 
-    // The changes feed.
+    // The changes feed (the next page is read while this one is applied).
     let Some(start) = position.cursor.clone() else {
         return Ok(());
     };
@@ -132,10 +164,10 @@ pub async fn run(
         id: String::new(),
     };
     let mut cursor = start;
+    let (page, took) = read_changes(calls, connector, target, since).await;
+    outcome.timings.fetch += took;
+    let mut page = page?;
     loop {
-        let page = calls
-            .call(|cx| connector.changes_since(cx, target.data_type.clone(), since))
-            .await?;
         let last = page
             .records
             .iter()
@@ -154,16 +186,24 @@ pub async fn run(
             cursor: Some(cursor.clone()),
             scan: None,
         };
-        let records = classify(page.records, &class);
-        let applied = store.apply_page(target, &records, &next, None).await?;
-        outcome.counts.add(applied.counts);
-        changes.publish(&store, &applied.changes).await;
-        outcome.cursor_after = Some(next.clone());
+        let records = classify(std::mem::take(&mut page.records), &class);
+        let applying = apply(&store, changes, target, &records, &next, None);
         // Nothing past the cursor: the feed is drained (a page tied entirely at the cursor's
         // time cannot be read past either; it ends here and is re-read next run).
-        let Some(a) = advanced else { break };
+        let Some(a) = advanced else {
+            outcome.add(applying.await?);
+            outcome.cursor_after = Some(next);
+            break;
+        };
         since = a.at;
         floor = a;
+        let reading = read_changes(calls, connector, target, since);
+        let (applied, (ahead, took)) = tokio::join!(applying, reading);
+        outcome.timings.fetch += took;
+        outcome.add(applied?);
+        outcome.cursor_after = Some(next);
+        // A page that could not be read stops the run after the one before it is applied.
+        page = ahead?;
     }
     if connector.removals_feed(&target.data_type) {
         removals(connector, target, calls, changes, outcome, feed_start).await?;
@@ -240,6 +280,70 @@ pub async fn run_push(
     outcome.counts.add(applied.counts);
     changes.publish(&store, &applied.changes).await;
     Ok(())
+}
+
+/// A page applied, with the time it took to apply and to publish.
+struct Applied {
+    page: PageApplied,
+    apply: Duration,
+    publish: Duration,
+}
+
+impl Outcome {
+    fn add(&mut self, applied: Applied) {
+        self.counts.add(applied.page.counts);
+        self.timings.apply += applied.apply;
+        self.timings.publish += applied.publish;
+    }
+}
+
+/// Applies a page in its transaction, then hands its changes on.
+async fn apply(
+    store: &SyncStore,
+    changes: &Changes,
+    target: &PageTarget,
+    records: &[(InboundRecord, RecordClass)],
+    next: &Position,
+    scan_id: Option<&str>,
+) -> Result<Applied, Stop> {
+    let started = Instant::now();
+    let page = store.apply_page(target, records, next, scan_id).await?;
+    let apply = started.elapsed();
+    let started = Instant::now();
+    changes.publish(store, &page.changes).await;
+    Ok(Applied {
+        page,
+        apply,
+        publish: started.elapsed(),
+    })
+}
+
+/// Reads one page of the changes feed from `since`, and how long it took.
+async fn read_changes(
+    calls: &mut Calls,
+    connector: &dyn Connector,
+    target: &PageTarget,
+    since: chrono::DateTime<Utc>,
+) -> (Result<Page, Stop>, Duration) {
+    let started = Instant::now();
+    let page = calls
+        .call(|cx| connector.changes_since(cx, target.data_type.clone(), since))
+        .await;
+    (page, started.elapsed())
+}
+
+/// Reads one page of a full scan at `at` (`None`: the first), and how long it took.
+async fn read_scan(
+    calls: &mut Calls,
+    connector: &dyn Connector,
+    target: &PageTarget,
+    at: Option<String>,
+) -> (Result<ScanPage, Stop>, Duration) {
+    let started = Instant::now();
+    let page = calls
+        .call(|cx| connector.scan(cx, target.data_type.clone(), at.clone()))
+        .await;
+    (page, started.elapsed())
 }
 
 /// The most of the mapped records one full reconciliation may find gone (20 %): more, and

@@ -17,6 +17,7 @@
 
 pub mod budget;
 pub mod changes;
+pub mod changes_retention;
 pub mod connector;
 pub mod handler;
 pub mod inbound;

@@ -85,7 +85,17 @@ pub enum SkipReason {
 
 /// Decides what happens to `record` of class `class`, given what Hangar holds for it.
 pub fn decide(class: RecordClass, record: &InboundRecord, held: Option<&Held>) -> Decision {
-    let hash = payload_hash(&record.payload);
+    decide_hashed(class, record, &payload_hash(&record.payload), held)
+}
+
+/// [`decide`] for a record whose payload's [`payload_hash`] is `hash` (the caller stores the
+/// hash too: computed once).
+pub fn decide_hashed(
+    class: RecordClass,
+    record: &InboundRecord,
+    hash: &str,
+    held: Option<&Held>,
+) -> Decision {
     let Some(held) = held else {
         return if record.deleted {
             Decision::Skip(SkipReason::UnknownDelete)
@@ -93,7 +103,7 @@ pub fn decide(class: RecordClass, record: &InboundRecord, held: Option<&Held>) -
             Decision::Create
         };
     };
-    if held.open_conflict_hash.as_deref() == Some(hash.as_str()) {
+    if held.open_conflict_hash.as_deref() == Some(hash) {
         return Decision::Skip(SkipReason::AlreadyInConflict);
     }
     if held.applied_hash == hash && held.open_conflict_hash.is_none() {

@@ -19,19 +19,27 @@ impl Store {
         );
         match self.pool() {
             Pool::Postgres(pool) => {
+                // One snapshot for the row and its attempts: read apart, a failure recorded
+                // between the two reads showed its attempt beside the row as it was before
+                // (still `running`, no `last_error`).
+                let mut tx = pool.begin().await?;
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .execute(&mut *tx)
+                    .await?;
                 let row = sqlx::query(sqlx::AssertSqlSafe(select))
                     .bind(id.0)
-                    .fetch_optional(pool)
+                    .fetch_optional(&mut *tx)
                     .await?
                     .ok_or(StoreError::JobNotFound(id))?;
                 let mut job = job_from_pg(&row)?;
                 job.attempts = sqlx::query(sqlx::AssertSqlSafe(attempts))
                     .bind(id.0)
-                    .fetch_all(pool)
+                    .fetch_all(&mut *tx)
                     .await?
                     .iter()
                     .map(attempt_from_pg)
                     .collect::<Result<_, _>>()?;
+                tx.commit().await?;
                 synthesize_success(
                     &mut job,
                     row.try_get("attempted_at")?,
@@ -40,19 +48,22 @@ impl Store {
                 Ok(job)
             }
             Pool::Sqlite(pool) => {
+                // A read transaction: one WAL snapshot for the row and its attempts.
+                let mut tx = pool.begin().await?;
                 let row = sqlx::query(sqlx::AssertSqlSafe(select))
                     .bind(id.0)
-                    .fetch_optional(pool)
+                    .fetch_optional(&mut *tx)
                     .await?
                     .ok_or(StoreError::JobNotFound(id))?;
                 let mut job = job_from_sqlite(&row)?;
                 job.attempts = sqlx::query(sqlx::AssertSqlSafe(attempts))
                     .bind(id.0)
-                    .fetch_all(pool)
+                    .fetch_all(&mut *tx)
                     .await?
                     .iter()
                     .map(attempt_from_sqlite)
                     .collect::<Result<_, _>>()?;
+                tx.commit().await?;
                 synthesize_success(
                     &mut job,
                     opt_time(row.try_get("attempted_at")?),

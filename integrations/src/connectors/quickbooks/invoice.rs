@@ -1,6 +1,9 @@
-//! A QuickBooks invoice built from the data of a catalog event (`invoice.created`, and
-//! `invoice.updated` once the catalog has it). The event's data (internal ids, amounts, never
-//! personal data):
+//! A QuickBooks invoice built from the data of a catalog event: `invoice.created` (a new
+//! invoice) and `invoice.sent` (the invoice as the client received it: an invoice pushed
+//! before is updated, with its `SyncToken`). The catalog (the webhook reference in
+//! `shared/seeds/`) has no `invoice.updated`; `invoice.paid` is a QuickBooks payment, which
+//! comes *in*. The event's data (internal ids, amounts, never personal data), the same for
+//! both:
 //!
 //! ```json
 //! {"invoice_id": "inv_123", "customer_ref": "58", "due_date": "2026-12-31",
@@ -17,7 +20,7 @@ use serde_json::{Map, Value, json};
 use crate::sync::connector::OutboundPlan;
 
 /// The event types the `invoices` data type takes.
-pub const EVENT_TYPES: [&str; 2] = ["invoice.created", "invoice.updated"];
+pub const EVENT_TYPES: [&str; 2] = ["invoice.created", "invoice.sent"];
 
 /// The invoice for `data`; an error names the field (`data.lines[0].amount`).
 pub fn plan(data: &Value) -> Result<OutboundPlan, String> {

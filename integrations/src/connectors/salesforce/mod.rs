@@ -110,6 +110,10 @@ impl Connector for Salesforce {
         Provider::Salesforce
     }
 
+    fn data_types(&self) -> &'static [&'static str] {
+        &["customers", "trips"]
+    }
+
     fn data_type(&self, data_type: &str) -> Option<DataTypeSpec> {
         match data_type {
             "customers" => Some(DataTypeSpec {

@@ -114,6 +114,10 @@ impl Connector for Stripe {
         Provider::Stripe
     }
 
+    fn data_types(&self) -> &'static [&'static str] {
+        &["payments", "payment_intents"]
+    }
+
     fn data_type(&self, data_type: &str) -> Option<DataTypeSpec> {
         match data_type {
             "payments" => Some(DataTypeSpec {
