@@ -16,7 +16,7 @@ async fn cli(backend: Backend) {
             "ws_1",
             Provider::Foreflight,
             request(
-                json!({"enabled": true, "data_types": ["flights", "due_items"],
+                json!({"enabled": true, "data_types": ["flights", "trips"],
                 "frequency": "every_6_hours", "credentials": {"api_key": "cli-SECRET-key"}}),
             ),
         )

@@ -40,7 +40,7 @@ async fn frequency_becomes_schedules(backend: Backend) {
         .put(
             "ws_1",
             Provider::Foreflight,
-            request(body(true, &["flights", "due_items"], "hourly")),
+            request(body(true, &["flights", "trips"], "hourly")),
         )
         .await
         .expect("put");
@@ -54,7 +54,7 @@ async fn frequency_becomes_schedules(backend: Backend) {
         .expect("put b");
     let rows = schedules(&context, &a.id).await;
     assert_eq!(rows.len(), 2, "{rows:?}");
-    for (row, data_type) in rows.iter().zip(["due_items", "flights"]) {
+    for (row, data_type) in rows.iter().zip(["flights", "trips"]) {
         assert_eq!(row.name, format!("integration:{}:{data_type}", a.id));
         assert_eq!(row.spec, "hourly");
         assert_eq!(row.kind, "sync");
@@ -113,7 +113,7 @@ async fn frequency_becomes_schedules(backend: Backend) {
         .put(
             "ws_1",
             Provider::Foreflight,
-            request(body(true, &["flights", "due_items"], "daily")),
+            request(body(true, &["flights", "trips"], "daily")),
         )
         .await
         .expect("daily");
@@ -129,7 +129,7 @@ async fn frequency_becomes_schedules(backend: Backend) {
         .put(
             "ws_1",
             Provider::Foreflight,
-            request(body(false, &["flights", "due_items"], "daily")),
+            request(body(false, &["flights", "trips"], "daily")),
         )
         .await
         .expect("disable");
