@@ -65,20 +65,22 @@ async fn legacy_database(db: &TestDb, backend: Backend) -> Store {
 
 /// The migration history after `migrate`: the old set renumbered, then what came after it
 /// (9: the idempotency index key first; 12: webhooks — 11 stays unused, the old number of the
-/// dashboard sessions; 13: inbound hooks; 14: event subscriptions; 16: webhook limits; 3001:
-/// the integrations; 35NN: the sync engine's tables).
-const NEW_VERSIONS: [i64; 19] = [
-    1, 2, 5, 6, 7, 8, 9, 10, 12, 13, 14, 16, 23, 1001, 2001, 2002, 3001, 3501, 3502,
+/// dashboard sessions; 13: inbound hooks; 14: event subscriptions; 16: webhook limits; 23:
+/// queue pauses and processes; 26: per-minute queue counters; 3001: the integrations; 35NN:
+/// the sync engine's tables).
+const NEW_VERSIONS: [i64; 20] = [
+    1, 2, 5, 6, 7, 8, 9, 10, 12, 13, 14, 16, 23, 26, 1001, 2001, 2002, 3001, 3501, 3502,
 ];
 
 /// The migrations that came after the single set (new tables, not renumbered ones).
-const LATER: [&str; 9] = [
+const LATER: [&str; 10] = [
     "0009_idempotency_key_order",
     "0012_webhooks",
     "0013_inbound_hooks",
     "0014_event_subscriptions",
     "0016_webhook_limits",
     "0023_queue_pauses_and_processes",
+    "0026_queue_minutes",
     "3001_integrations",
     "3501_sync_engine",
     "3502_sync_outbox",
