@@ -11,6 +11,7 @@ mod avinode_sim;
 mod avinode_sync;
 mod bench_sync;
 mod cdp;
+mod charts;
 mod cli;
 mod cli_doctor;
 mod cli_output;

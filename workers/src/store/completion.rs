@@ -54,7 +54,7 @@ async fn postgres(pool: &PgPool, done: &[Completion]) -> Result<Vec<JobId>, Stor
              updated_at = now(), lease_token = NULL, lease_expires_at = NULL \
          FROM UNNEST($1::bigint[], $2::bigint[], $3::timestamptz[]) AS d(id, token, finished_at) \
          WHERE j.id = d.id AND j.lease_token = d.token AND j.state = 'running' \
-         RETURNING j.id, j.queue, j.attempted_at, d.finished_at",
+         RETURNING j.id, j.queue, j.attempted_at, j.finalized_at",
     )
     .bind(&ids)
     .bind(&tokens)
@@ -91,7 +91,8 @@ async fn sqlite(pool: &SqlitePool, done: &[Completion]) -> Result<Vec<JobId>, St
                FROM json_each(?1)) AS d \
          WHERE hangar_jobs.id = d.id AND hangar_jobs.lease_token = d.token \
            AND hangar_jobs.state = 'running' \
-         RETURNING hangar_jobs.id, hangar_jobs.queue, hangar_jobs.attempted_at, d.finished_at",
+         RETURNING hangar_jobs.id, hangar_jobs.queue, hangar_jobs.attempted_at, \
+             hangar_jobs.finalized_at",
     )
     .bind(serde_json::to_string(&batch).unwrap_or_default())
     .bind(now)
