@@ -81,6 +81,9 @@ figure.chart figcaption{grid-column:2;display:flex;justify-content:space-between
 .c-warn{fill:var(--amber);background:var(--amber)}
 .legend{display:flex;gap:10px;font-size:12px;color:var(--mut)}
 .legend i{display:inline-block;width:9px;height:9px;border-radius:2px;margin-right:4px}
+.filters fieldset{border:1px solid var(--line);border-radius:4px;padding:2px 8px 4px;margin:0;display:flex;flex-wrap:wrap;gap:2px 10px;font-size:12px;color:var(--mut)}
+.filters fieldset legend{padding:0 4px}.filters label.check{flex-direction:row;align-items:center;gap:3px;color:var(--fg)}
+nav.pages{display:flex;gap:16px;margin:10px 0}
 .tabs{display:flex;gap:6px;font-size:13px}.tabs a.on{font-weight:600;color:var(--fg);text-decoration:none}
 @media (max-width:600px){main{padding:10px 10px 24px}.asof{float:none;display:block;margin-bottom:4px}
 .card{min-width:0;flex:1}}
