@@ -112,6 +112,7 @@ pub async fn list_workers(
 #[serde(deny_unknown_fields)]
 pub struct SeriesQuery {
     /// `hour` (60 buckets of a minute, the default) or `day` (96 buckets of 15 minutes).
+    #[param(inline)]
     window: Option<SeriesWindow>,
 }
 
