@@ -98,7 +98,8 @@ pub async fn list_jobs(
     }
     let created_from = time_param("created_from", query.created_from.as_deref())?;
     let created_until = time_param("created_until", query.created_until.as_deref())?;
-    let before_id = hangar_workers::job::parse_cursor(query.cursor.as_deref()).map_err(ApiError::BadRequest)?;
+    let before_id =
+        hangar_workers::job::parse_cursor(query.cursor.as_deref()).map_err(ApiError::BadRequest)?;
     let workspace_id = match (&caller.workspace, query.workspace_id.clone()) {
         (Some(own), Some(asked)) if *own != asked => {
             caller.require_workspace(&asked)?;
@@ -124,8 +125,7 @@ pub async fn list_jobs(
     if let Some(next) = next {
         query.cursor = Some(next.0.to_string());
         let params = serde_urlencoded::to_string(&query).unwrap_or_default();
-        if let Ok(link) = HeaderValue::from_str(&format!("</api/v1/jobs?{params}>; rel=\"next\""))
-        {
+        if let Ok(link) = HeaderValue::from_str(&format!("</api/v1/jobs?{params}>; rel=\"next\"")) {
             headers.insert(header::LINK, link);
         }
     }

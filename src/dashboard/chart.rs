@@ -158,8 +158,14 @@ mod tests {
         assert!(html.contains(r#"data-values="3,0;1,0""#), "{html}");
         assert!(html.contains(r#"aria-label="queue &lt;q&gt;""#), "{html}");
         // 3 completed from 100 to 25, 1 failed from 25 to 0.
-        assert!(html.contains(r#"class="c-ok" x="1" y="25" width="8" height="75""#), "{html}");
-        assert!(html.contains(r#"class="c-bad" x="1" y="0" width="8" height="25""#), "{html}");
+        assert!(
+            html.contains(r#"class="c-ok" x="1" y="25" width="8" height="75""#),
+            "{html}"
+        );
+        assert!(
+            html.contains(r#"class="c-bad" x="1" y="0" width="8" height="25""#),
+            "{html}"
+        );
         assert!(html.contains("22:14 UTC: 3 completed, 1 failed"), "{html}");
     }
 }

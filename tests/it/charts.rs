@@ -18,7 +18,10 @@ use crate::support::{Backend, enqueue_http, wait_final};
 async fn api_series(dash: &Dash, token: &str, window: &str, queue: &str) -> Vec<Vec<i64>> {
     let response = dash
         .http
-        .get(format!("{}/api/v1/queues/series?window={window}", dash.base))
+        .get(format!(
+            "{}/api/v1/queues/series?window={window}",
+            dash.base
+        ))
         .bearer_auth(token)
         .send()
         .await
@@ -37,7 +40,12 @@ async fn api_series(dash: &Dash, token: &str, window: &str, queue: &str) -> Vec<
     assert_eq!(points.len(), if window == "day" { 96 } else { 60 });
     ["completed", "failed", "retried"]
         .iter()
-        .map(|name| points.iter().map(|p| p[name].as_i64().expect("n")).collect())
+        .map(|name| {
+            points
+                .iter()
+                .map(|p| p[name].as_i64().expect("n"))
+                .collect()
+        })
         .collect()
 }
 
@@ -166,10 +174,15 @@ async fn the_chart_draws_the_apis_counts(backend: Backend) {
         .await;
     let rows = "SELECT count(*) FROM hangar_queue_minutes WHERE queue = 'elsewhere'";
     assert_eq!(dash.db.query_i64(rows).await, 2);
-    let pass = Pruner::new(store.clone(), "elsewhere", Duration::from_secs(3600), "charts")
-        .run_once()
-        .await
-        .expect("prune");
+    let pass = Pruner::new(
+        store.clone(),
+        "elsewhere",
+        Duration::from_secs(3600),
+        "charts",
+    )
+    .run_once()
+    .await
+    .expect("prune");
     assert!(pass.held);
     assert_eq!(dash.db.query_i64(rows).await, 1);
 }

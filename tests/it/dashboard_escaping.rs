@@ -140,7 +140,10 @@ async fn user_text_is_escaped_on_every_page(backend: Backend) {
     let session = dashboard_session(&base, &token).await;
     let http = reqwest::Client::new();
     let pages: [(String, Vec<String>); 9] = [
-        ("/".to_owned(), vec![payload("queue"), payload("chart queue")]),
+        (
+            "/".to_owned(),
+            vec![payload("queue"), payload("chart queue")],
+        ),
         ("/?window=day".to_owned(), vec![payload("chart queue")]),
         (
             "/jobs".to_owned(),

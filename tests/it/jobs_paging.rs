@@ -73,7 +73,10 @@ async fn filters_and_pages(backend: Backend) {
         pages += 1;
         match link {
             Some(next) => {
-                assert!(next.contains("queue=pg_a") && next.contains("cursor="), "{next}");
+                assert!(
+                    next.contains("queue=pg_a") && next.contains("cursor="),
+                    "{next}"
+                );
                 path = next;
             }
             None => break,
@@ -99,7 +102,10 @@ async fn filters_and_pages(backend: Backend) {
         let (status, _, body) = api(&dash, &token, path).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
         assert!(
-            body["error"]["message"].as_str().unwrap_or("").contains(says),
+            body["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains(says),
             "{body}"
         );
     }
@@ -111,16 +117,24 @@ async fn filters_and_pages(backend: Backend) {
     // The dashboard: 105 jobs of pg_c are a page of 100 and one of 5.
     let c = parked(&store, "pg_c", 105).await;
     let session = dash.sign_in(&token).await;
-    let (status, _, page) = dash.get("/jobs?queue=pg_c&state=scheduled", Some(&session)).await;
+    let (status, _, page) = dash
+        .get("/jobs?queue=pg_c&state=scheduled", Some(&session))
+        .await;
     assert_eq!(status, StatusCode::OK);
     let listed = |page: &str, id: JobId| page.contains(&format!("href=\"/jobs/{id}\""));
-    assert!(listed(&page, c[104]) && listed(&page, c[5]), "the newest 100");
+    assert!(
+        listed(&page, c[104]) && listed(&page, c[5]),
+        "the newest 100"
+    );
     assert!(!listed(&page, c[4]) && !listed(&page, a[4]), "{page}");
     let older = format!(
         "href=\"/jobs?state=scheduled&amp;queue=pg_c&amp;cursor={}\" rel=\"next\"",
         c[5]
     );
-    assert!(page.contains(&older), "an Older link keeping the filters: {page}");
+    assert!(
+        page.contains(&older),
+        "an Older link keeping the filters: {page}"
+    );
     let (_, _, second) = dash
         .get(
             &format!("/jobs?state=scheduled&queue=pg_c&cursor={}", c[5]),
@@ -134,17 +148,26 @@ async fn filters_and_pages(backend: Backend) {
     assert!(second.contains("← Newest"), "{second}");
     // States as the form sends them (repeated), the key and the id searches.
     let (_, _, page) = dash
-        .get("/jobs?state=scheduled&state=cancelled&key=pg_a-3", Some(&session))
+        .get(
+            "/jobs?state=scheduled&state=cancelled&key=pg_a-3",
+            Some(&session),
+        )
         .await;
     assert!(listed(&page, a[3]) && !listed(&page, a[2]), "{page}");
     assert!(page.contains("value=\"cancelled\" checked"), "{page}");
-    let (_, _, page) = dash.get(&format!("/jobs?id={}", b[0]), Some(&session)).await;
+    let (_, _, page) = dash
+        .get(&format!("/jobs?id={}", b[0]), Some(&session))
+        .await;
     assert!(listed(&page, b[0]) && !listed(&page, b[1]), "{page}");
     let (status, _, _) = dash.get("/jobs?from=soon", Some(&session)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     // The CLI: a page, the cursor it prints, the next page.
-    let out = stdout_ok(&dash.db.run(&["jobs", "list", "--queue", "pg_a", "--limit", "3"]));
+    let out = stdout_ok(
+        &dash
+            .db
+            .run(&["jobs", "list", "--queue", "pg_a", "--limit", "3"]),
+    );
     let cursor = out
         .split("--cursor ")
         .nth(1)

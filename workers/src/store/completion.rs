@@ -35,10 +35,11 @@ fn retried(done: &[Completion], accepted: &[i64]) -> Vec<i64> {
         .collect()
 }
 
-/// A completed job's row `(id, queue, attempted_at, finished_at)` as the counters count it.
-fn counted(
-    row: &(i64, String, Option<DateTime<Utc>>, DateTime<Utc>),
-) -> (&str, DateTime<Utc>, Option<i64>, Outcome) {
+/// A completed job's `(id, queue, attempted_at, finalized_at)`, as the update returns it.
+type Completed = (i64, String, Option<DateTime<Utc>>, DateTime<Utc>);
+
+/// A completed job's row as the counters count it.
+fn counted(row: &Completed) -> (&str, DateTime<Utc>, Option<i64>, Outcome) {
     let (_, queue, started, finished) = row;
     let duration = started.map(|s| (*finished - s).num_milliseconds());
     (queue.as_str(), *finished, duration, Outcome::Completed)
@@ -49,7 +50,7 @@ async fn postgres(pool: &PgPool, done: &[Completion]) -> Result<Vec<JobId>, Stor
     let tokens: Vec<i64> = done.iter().map(|c| c.lease_token).collect();
     let finished: Vec<DateTime<Utc>> = done.iter().map(|c| c.finished_at).collect();
     let mut tx = pool.begin().await?;
-    let rows: Vec<(i64, String, Option<DateTime<Utc>>, DateTime<Utc>)> = sqlx::query_as(
+    let rows: Vec<Completed> = sqlx::query_as(
         "UPDATE hangar_jobs j SET state = 'completed', finalized_at = d.finished_at, \
              updated_at = now(), lease_token = NULL, lease_expires_at = NULL \
          FROM UNNEST($1::bigint[], $2::bigint[], $3::timestamptz[]) AS d(id, token, finished_at) \
@@ -98,10 +99,15 @@ async fn sqlite(pool: &SqlitePool, done: &[Completion]) -> Result<Vec<JobId>, St
     .bind(now)
     .fetch_all(&mut *tx)
     .await?;
-    let rows: Vec<(i64, String, Option<DateTime<Utc>>, DateTime<Utc>)> = rows
+    let rows: Vec<Completed> = rows
         .into_iter()
         .map(|(id, queue, started, finished)| {
-            (id, queue, opt_time(started), opt_time(Some(finished)).unwrap_or_default())
+            (
+                id,
+                queue,
+                opt_time(started),
+                opt_time(Some(finished)).unwrap_or_default(),
+            )
         })
         .collect();
     sqlite_add_minutes(&mut tx, &fold_adds(rows.iter().map(counted))).await?;

@@ -129,7 +129,10 @@ impl Store {
     /// One page of the jobs matching `filter` (`filter.limit` of them, newest first, after
     /// `filter.before_id`), and the cursor of the next page when there is one: the id to
     /// pass as `before_id` next.
-    pub async fn jobs_page(&self, filter: &JobFilter) -> Result<(Vec<Job>, Option<JobId>), StoreError> {
+    pub async fn jobs_page(
+        &self,
+        filter: &JobFilter,
+    ) -> Result<(Vec<Job>, Option<JobId>), StoreError> {
         let mut one_more = filter.clone();
         one_more.limit = filter.limit.saturating_add(1);
         let mut jobs = self.jobs(&one_more).await?;

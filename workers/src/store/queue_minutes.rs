@@ -154,6 +154,13 @@ pub(super) async fn sqlite_add_minutes(
     Ok(())
 }
 
+/// A counters row: queue, minute (as the backend stores it), completed, failed, retried,
+/// duration sum and count.
+type MinuteRow<T> = (String, T, i64, i64, i64, i64, i64);
+
+/// A bucket's sums: completed, failed, retried, duration sum and count.
+type Sums = (i64, i64, i64, i64, i64);
+
 /// One bucket of a queue's series.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct SeriesPoint {
@@ -193,9 +200,9 @@ impl Store {
         let step_ms = millis(step).max(60_000);
         let last = now.timestamp_millis().div_euclid(step_ms) * step_ms;
         let first = last - step_ms * (buckets.max(1) as i64 - 1);
-        let rows: Vec<(String, i64, i64, i64, i64, i64, i64)> = match self.pool() {
+        let rows: Vec<MinuteRow<i64>> = match self.pool() {
             Pool::Postgres(pool) => {
-                let rows: Vec<(String, DateTime<Utc>, i64, i64, i64, i64, i64)> = sqlx::query_as(
+                let rows: Vec<MinuteRow<DateTime<Utc>>> = sqlx::query_as(
                     "SELECT queue, minute, completed, failed, retried, duration_ms_sum, \
                          duration_count FROM hangar_queue_minutes WHERE minute >= $1",
                 )
@@ -217,7 +224,7 @@ impl Store {
             }
         };
         let n = buckets.max(1);
-        let mut series: BTreeMap<String, Vec<(i64, i64, i64, i64, i64)>> = BTreeMap::new();
+        let mut series: BTreeMap<String, Vec<Sums>> = BTreeMap::new();
         for (queue, minute, completed, failed, retried, sum, count) in rows {
             let index = (minute - first).div_euclid(step_ms);
             let Ok(index) = usize::try_from(index) else {
@@ -226,7 +233,9 @@ impl Store {
             if index >= n {
                 continue;
             }
-            let points = series.entry(queue).or_insert_with(|| vec![(0, 0, 0, 0, 0); n]);
+            let points = series
+                .entry(queue)
+                .or_insert_with(|| vec![(0, 0, 0, 0, 0); n]);
             let p = &mut points[index];
             p.0 += completed;
             p.1 += failed;
@@ -242,13 +251,15 @@ impl Store {
                 points: points
                     .into_iter()
                     .enumerate()
-                    .map(|(i, (completed, failed, retried, sum, count))| SeriesPoint {
-                        start: to_time(first + step_ms * i as i64),
-                        completed,
-                        failed,
-                        retried,
-                        mean_duration_ms: (count > 0).then(|| sum as f64 / count as f64),
-                    })
+                    .map(
+                        |(i, (completed, failed, retried, sum, count))| SeriesPoint {
+                            start: to_time(first + step_ms * i as i64),
+                            completed,
+                            failed,
+                            retried,
+                            mean_duration_ms: (count > 0).then(|| sum as f64 / count as f64),
+                        },
+                    )
                     .collect(),
             })
             .collect())
