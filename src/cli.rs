@@ -333,6 +333,18 @@ pub enum JobsCommand {
         /// Only jobs of this workspace.
         #[arg(long)]
         workspace: Option<String>,
+        /// Only jobs with this idempotency key.
+        #[arg(long)]
+        key: Option<String>,
+        /// Only jobs created at or after this time (RFC 3339, `2026-12-01T13:45:00Z`).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only jobs created before this time (RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
+        /// The next page: the cursor the page before printed.
+        #[arg(long)]
+        cursor: Option<String>,
         /// At most this many.
         #[arg(long, default_value_t = 50)]
         limit: i64,

@@ -188,3 +188,43 @@ pub async fn check_queue(store: &Store, configured: &[String], queue: &str) -> R
         names.join(", ")
     ))
 }
+
+/// The window of a queue series: the last hour by minute, or the last day by 15 minutes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SeriesWindow {
+    /// 60 buckets of one minute.
+    #[default]
+    Hour,
+    /// 96 buckets of 15 minutes.
+    Day,
+}
+
+impl SeriesWindow {
+    /// The bucket length and how many buckets.
+    pub fn buckets(self) -> (std::time::Duration, usize) {
+        match self {
+            SeriesWindow::Hour => (std::time::Duration::from_secs(60), 60),
+            SeriesWindow::Day => (std::time::Duration::from_secs(900), 96),
+        }
+    }
+
+    /// `hour` or `day`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SeriesWindow::Hour => "hour",
+            SeriesWindow::Day => "day",
+        }
+    }
+}
+
+/// Per queue, completed, failed and retried jobs and the mean attempt duration over `window`
+/// as of `now`, from the per-minute counters (never a scan of the jobs).
+pub async fn series(
+    store: &Store,
+    window: SeriesWindow,
+    now: DateTime<Utc>,
+) -> Result<Vec<hangar_workers::store::QueueSeries>, StoreError> {
+    let (step, buckets) = window.buckets();
+    store.queue_series(now, step, buckets).await
+}

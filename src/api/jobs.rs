@@ -4,8 +4,10 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use chrono::{DateTime, Utc};
 use hangar_workers::job::{Job, JobFilter, JobId, JobState};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::auth::{Caller, Role};
 use super::{ApiError, ApiPath, ApiQuery, ApiState};
@@ -18,33 +20,72 @@ async fn visible_job(state: &ApiState, caller: &Caller, id: i64) -> Result<Job, 
     Ok(caller.job(&state.store, JobId(id)).await?)
 }
 
-/// Filters of `GET /api/v1/jobs`; any other parameter is a 400 that names it.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+/// Filters and cursor of `GET /api/v1/jobs`; any other parameter is a 400 that names it.
+#[derive(Debug, Deserialize, Serialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct JobsQuery {
     /// available, scheduled, running, retryable, completed, failed or cancelled; several
     /// comma-separated (`failed,retryable`) for any of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
     state: Option<String>,
     /// A job kind.
+    #[serde(skip_serializing_if = "Option::is_none")]
     kind: Option<String>,
     /// A workspace (a workspace token always sees only its own).
+    #[serde(skip_serializing_if = "Option::is_none")]
     workspace_id: Option<String>,
+    /// A queue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    queue: Option<String>,
+    /// Only the job with this id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<i64>,
+    /// Only jobs with this idempotency key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idempotency_key: Option<String>,
+    /// Only jobs created at or after this time (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created_from: Option<String>,
+    /// Only jobs created before this time (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created_until: Option<String>,
+    /// The next page: the cursor the previous page's `Link` header gives.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cursor: Option<String>,
     /// At most this many, newest first (default 100, at most 1000).
+    #[serde(skip_serializing_if = "Option::is_none")]
     limit: Option<i64>,
 }
 
-/// Lists jobs, newest first.
+/// A time parameter: RFC 3339, or a 400 that names it.
+fn time_param(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    value
+        .map(|v| {
+            DateTime::parse_from_rfc3339(v.trim())
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| {
+                    ApiError::BadRequest(format!(
+                        "{name}: '{v}' is not an RFC 3339 time (2026-12-01T13:45:00Z)"
+                    ))
+                })
+        })
+        .transpose()
+}
+
+/// Lists jobs, newest first. When more match than the page holds, the `Link` header gives
+/// the next page (`rel="next"`, the same filters with `cursor`).
 #[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(JobsQuery),
-    responses((status = 200, description = "the jobs (job JSON of CONTRACT.md)", body = [Job]),
-        (status = 400, description = "bad filter"), (status = 401, description = "no valid token"),
+    responses((status = 200, description = "the jobs (job JSON of CONTRACT.md)", body = [Job],
+            headers(("Link" = String, description = "`</api/v1/jobs?…&cursor=<cursor>>; rel=\"next\"` when another page follows"))),
+        (status = 400, description = "bad filter or cursor"), (status = 401, description = "no valid token"),
         (status = 403, description = "role or workspace not allowed"), (status = 429, description = "rate limited")),
     security(("bearer" = ["viewer"])))]
 pub async fn list_jobs(
     caller: Caller,
     State(state): State<ApiState>,
-    ApiQuery(query): ApiQuery<JobsQuery>,
-) -> Result<Json<Vec<Job>>, ApiError> {
+    ApiQuery(mut query): ApiQuery<JobsQuery>,
+) -> Result<(HeaderMap, Json<Vec<Job>>), ApiError> {
     caller.require(Role::Viewer)?;
     // `state=failed,retryable`: any of several states.
     let states = JobState::parse_lists(query.state.as_deref())
@@ -55,7 +96,11 @@ pub async fn list_jobs(
             "limit: {limit} is out of range (1 to {MAX_LIMIT})"
         )));
     }
-    let workspace_id = match (&caller.workspace, query.workspace_id) {
+    let created_from = time_param("created_from", query.created_from.as_deref())?;
+    let created_until = time_param("created_until", query.created_until.as_deref())?;
+    let before_id =
+        hangar_workers::job::parse_cursor(query.cursor.as_deref()).map_err(ApiError::BadRequest)?;
+    let workspace_id = match (&caller.workspace, query.workspace_id.clone()) {
         (Some(own), Some(asked)) if *own != asked => {
             caller.require_workspace(&asked)?;
             None
@@ -65,13 +110,29 @@ pub async fn list_jobs(
     };
     let filter = JobFilter {
         states,
-        kind: query.kind,
-        queue: None,
+        kind: query.kind.clone(),
+        queue: query.queue.clone(),
         workspace_id,
+        id: query.id.map(JobId),
+        idempotency_key: query.idempotency_key.clone(),
+        created_from,
+        created_until,
+        before_id,
         limit,
     };
-    let jobs = state.store.jobs(&filter).await?;
-    Ok(Json(jobs.into_iter().map(|j| caller.present(j)).collect()))
+    let (jobs, next) = state.store.jobs_page(&filter).await?;
+    let mut headers = HeaderMap::new();
+    if let Some(next) = next {
+        query.cursor = Some(next.0.to_string());
+        let params = serde_urlencoded::to_string(&query).unwrap_or_default();
+        if let Ok(link) = HeaderValue::from_str(&format!("</api/v1/jobs?{params}>; rel=\"next\"")) {
+            headers.insert(header::LINK, link);
+        }
+    }
+    Ok((
+        headers,
+        Json(jobs.into_iter().map(|j| caller.present(j)).collect()),
+    ))
 }
 
 /// One job with its attempts.

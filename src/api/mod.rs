@@ -165,6 +165,7 @@ fn documented() -> OpenApiRouter<ApiState> {
         ))
         .routes(routes!(inbound_secrets::list_events))
         .routes(routes!(queues::list_queues))
+        .routes(routes!(queues::queue_series))
         .routes(routes!(queues::pause_queue))
         .routes(routes!(queues::resume_queue))
         .routes(routes!(queues::list_workers))

@@ -1,4 +1,5 @@
-//! The fleet's routes: the queues (`GET /api/v1/queues`, pause and resume with `operator`)
+//! The fleet's routes: the queues (`GET /api/v1/queues`, pause and resume with `operator`,
+//! their per-minute series `GET /api/v1/queues/series`)
 //! and the processes that run pools with the jobs each runs now (`GET /api/v1/workers`), as
 //! `fleet.rs` shapes them for the dashboard and the CLI too. Queues are shared by every
 //! workspace, so these take only tokens valid for every workspace (403 otherwise).
@@ -7,8 +8,9 @@ use axum::Json;
 use axum::extract::State;
 
 use super::auth::{Caller, Role};
-use super::{ApiError, ApiPath, ApiState};
-use crate::fleet::{self, QueueView, WorkersView};
+use super::{ApiError, ApiPath, ApiQuery, ApiState};
+use crate::fleet::{self, QueueView, SeriesWindow, WorkersView};
+use hangar_workers::store::QueueSeries;
 
 /// 403 for a workspace token, then the role check.
 fn require_fleet(caller: &Caller, need: Role) -> Result<(), ApiError> {
@@ -102,4 +104,36 @@ pub async fn list_workers(
 ) -> Result<Json<WorkersView>, ApiError> {
     require_fleet(&caller, Role::Viewer)?;
     Ok(Json(fleet::workers(&state.store).await?))
+}
+
+/// The window of `GET /api/v1/queues/series`; any other parameter is a 400 that names it.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct SeriesQuery {
+    /// `hour` (60 buckets of a minute, the default) or `day` (96 buckets of 15 minutes).
+    #[param(inline)]
+    window: Option<SeriesWindow>,
+}
+
+/// Per queue, jobs completed and failed (and failed attempts retried) with the mean attempt
+/// duration, by minute over the last hour or by 15 minutes over the last day, oldest bucket
+/// first; the numbers the dashboard's charts draw. Queues with nothing in the window are left
+/// out.
+#[utoipa::path(get, path = "/api/v1/queues/series", tag = "queues", params(SeriesQuery),
+    responses((status = 200, description = "the series, by queue", body = [QueueSeries]),
+        (status = 400, description = "bad window"), (status = 401, description = "no valid token"),
+        (status = 403, description = "role not allowed, or a workspace token"),
+        (status = 429, description = "rate limited")),
+    security(("bearer" = ["viewer"])))]
+pub async fn queue_series(
+    caller: Caller,
+    State(state): State<ApiState>,
+    ApiQuery(query): ApiQuery<SeriesQuery>,
+) -> Result<Json<Vec<QueueSeries>>, ApiError> {
+    require_fleet(&caller, Role::Viewer)?;
+    let window = query.window.unwrap_or_default();
+    Ok(Json(
+        fleet::series(&state.store, window, chrono::Utc::now()).await?,
+    ))
 }

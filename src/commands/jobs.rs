@@ -9,6 +9,24 @@ use crate::commands::output::{print_json, short_time};
 use crate::commands::table::{Align, Table};
 use crate::config::Config;
 use crate::exit::Fatal;
+/// `--since`/`--until`: an RFC 3339 time.
+fn time_arg(
+    name: &str,
+    value: Option<&str>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, Fatal> {
+    value
+        .map(|v| {
+            chrono::DateTime::parse_from_rfc3339(v.trim())
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|_| {
+                    Fatal::config(format!(
+                        "--{name}: '{v}' is not an RFC 3339 time (2026-12-01T13:45:00Z)"
+                    ))
+                })
+        })
+        .transpose()
+}
+
 fn parse_id(text: &str) -> Result<JobId, Fatal> {
     text.parse()
         .map_err(|_| Fatal::config(format!("'{text}' is not a job id (a positive integer)")))
@@ -33,6 +51,10 @@ pub async fn jobs(config: &Config, command: JobsCommand) -> Result<(), Fatal> {
             kind,
             queue,
             workspace,
+            key,
+            since,
+            until,
+            cursor,
             limit,
             json,
         } => {
@@ -41,13 +63,20 @@ pub async fn jobs(config: &Config, command: JobsCommand) -> Result<(), Fatal> {
             if !(1..=10_000).contains(&limit) {
                 return Err(Fatal::config("--limit: must be between 1 and 10000"));
             }
-            let jobs = store
-                .jobs(&JobFilter {
+            let before_id = hangar_workers::job::parse_cursor(cursor.as_deref())
+                .map_err(|e| Fatal::config(format!("--{e}")))?;
+            let (jobs, next) = store
+                .jobs_page(&JobFilter {
                     states,
                     kind,
                     queue,
                     workspace_id: workspace,
+                    idempotency_key: key,
+                    created_from: time_arg("since", since.as_deref())?,
+                    created_until: time_arg("until", until.as_deref())?,
+                    before_id,
                     limit,
+                    ..JobFilter::default()
                 })
                 .await?;
             let jobs: Vec<Job> = jobs.into_iter().map(Job::redacted).collect();
@@ -55,6 +84,9 @@ pub async fn jobs(config: &Config, command: JobsCommand) -> Result<(), Fatal> {
                 print_json(&jobs);
             } else {
                 print_jobs(&jobs);
+                if let Some(next) = next {
+                    println!("More jobs match: the next page with --cursor {next}");
+                }
             }
         }
         JobsCommand::Show { id, json } => {

@@ -68,6 +68,23 @@ input,select{font:inherit;padding:4px 6px;border:1px solid var(--line);border-ra
 .login input{width:100%;margin:6px 0 12px}
 .asof{float:right;font-size:12px;color:var(--mut)}
 h1 .mono{font-size:inherit}
+.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:10px}
+.charts section{background:var(--card);border:1px solid var(--line);border-radius:6px;padding:8px 12px;min-width:0}
+.charts h3{font-size:13px;margin:0 0 4px;display:flex;justify-content:space-between;gap:8px}
+figure.chart{margin:0;display:grid;grid-template-columns:max-content 1fr;gap:0 6px}
+figure.chart svg{width:100%;height:90px;display:block}
+figure.chart .scale{display:flex;flex-direction:column;justify-content:space-between;text-align:right}
+figure.chart figcaption{grid-column:2;display:flex;justify-content:space-between;gap:8px;flex-wrap:wrap}
+.chart .grid{stroke:var(--line);stroke-width:1;vector-effect:non-scaling-stroke}
+.chart .hit{fill:transparent}.chart rect.hit:hover{fill:var(--greybg)}
+.c-ok{fill:var(--green);background:var(--green)}.c-bad{fill:var(--red);background:var(--red)}
+.c-warn{fill:var(--amber);background:var(--amber)}
+.legend{display:flex;gap:10px;font-size:12px;color:var(--mut)}
+.legend i{display:inline-block;width:9px;height:9px;border-radius:2px;margin-right:4px}
+.filters fieldset{border:1px solid var(--line);border-radius:4px;padding:2px 8px 4px;margin:0;display:flex;flex-wrap:wrap;gap:2px 10px;font-size:12px;color:var(--mut)}
+.filters fieldset legend{padding:0 4px}.filters label.check{flex-direction:row;align-items:center;gap:3px;color:var(--fg)}
+nav.pages{display:flex;gap:16px;margin:10px 0}
+.tabs{display:flex;gap:6px;font-size:13px}.tabs a.on{font-weight:600;color:var(--fg);text-decoration:none}
 @media (max-width:600px){main{padding:10px 10px 24px}.asof{float:none;display:block;margin-bottom:4px}
 .card{min-width:0;flex:1}}
 "#;

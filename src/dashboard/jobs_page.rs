@@ -1,60 +1,152 @@
-//! The jobs list (`GET /jobs`): newest first, filtered by state, kind, queue and workspace,
-//! the filters echoed back into the form.
+//! The jobs list (`GET /jobs`): newest first, filtered by states (several), kind, queue,
+//! workspace and a creation time range, searched by id or idempotency key, by pages of
+//! [`JOBS_PAGE`] (`?cursor=`, the last id of the page before); the filters echoed back into
+//! the form and kept in the paging links.
 
-use axum::extract::{Query, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use chrono::Utc;
-use hangar_workers::job::{Job, JobFilter, JobState};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use hangar_workers::job::{Job, JobFilter, JobId, JobState, parse_cursor};
 use maud::{Markup, html};
-use serde::Deserialize;
 
 use super::fragments::{clip, excerpt, jobs_link, state_badge, table, time};
 use super::frame::Nav;
 use super::session::Session;
 use super::{DashState, Page, Problem};
 
-/// Jobs one list shows.
-const JOBS_LIMIT: i64 = 200;
+/// Jobs one page shows.
+const JOBS_PAGE: i64 = 100;
 
-/// Filters of `GET /jobs`.
-#[derive(Debug, Deserialize)]
-pub struct JobsQuery {
-    /// One state or several, comma-separated (`failed,retryable`).
-    state: Option<String>,
+/// The filters of `GET /jobs` as the query gives them (`state` may repeat: the form's
+/// checkboxes; each may also list several, comma-separated, as links do).
+#[derive(Debug, Default)]
+struct JobsQuery {
+    states: Vec<String>,
     kind: Option<String>,
     queue: Option<String>,
     workspace: Option<String>,
+    id: Option<String>,
+    key: Option<String>,
+    from: Option<String>,
+    until: Option<String>,
+    cursor: Option<String>,
 }
 
-fn nonempty(value: Option<String>) -> Option<String> {
-    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+impl JobsQuery {
+    /// Reads the raw query; unknown parameters are ignored, empty ones are absent.
+    fn parse(raw: Option<&str>) -> JobsQuery {
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(raw.unwrap_or("")).unwrap_or_default();
+        let mut query = JobsQuery::default();
+        for (name, value) in pairs {
+            let value = value.trim().to_owned();
+            if value.is_empty() {
+                continue;
+            }
+            let slot = match name.as_str() {
+                "state" => {
+                    query.states.push(value);
+                    continue;
+                }
+                "kind" => &mut query.kind,
+                "queue" => &mut query.queue,
+                "workspace" => &mut query.workspace,
+                "id" => &mut query.id,
+                "key" => &mut query.key,
+                "from" => &mut query.from,
+                "until" => &mut query.until,
+                "cursor" => &mut query.cursor,
+                _ => continue,
+            };
+            *slot = Some(value);
+        }
+        query
+    }
+
+    /// The filters as query pairs (without the cursor), for the paging links.
+    fn pairs(&self, states: &[JobState]) -> Vec<(&'static str, String)> {
+        let mut pairs = Vec::new();
+        if !states.is_empty() {
+            let names: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
+            pairs.push(("state", names.join(",")));
+        }
+        for (name, value) in [
+            ("kind", &self.kind),
+            ("queue", &self.queue),
+            ("workspace", &self.workspace),
+            ("id", &self.id),
+            ("key", &self.key),
+            ("from", &self.from),
+            ("until", &self.until),
+        ] {
+            if let Some(value) = value {
+                pairs.push((name, value.clone()));
+            }
+        }
+        pairs
+    }
 }
 
-/// `GET /jobs`: newest first, filtered by state, kind and workspace.
+/// A time of the form: `datetime-local`'s `2026-12-01T13:45` (taken as UTC, as the label
+/// says) or RFC 3339.
+fn form_time(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, Problem> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
+        return Ok(Some(t.with_timezone(&Utc)));
+    }
+    for format in ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(value, format) {
+            return Ok(Some(t.and_utc()));
+        }
+    }
+    Err(Problem::new(
+        StatusCode::BAD_REQUEST,
+        format!("{name}: '{value}' is not a time (2026-12-01T13:45, UTC)"),
+    ))
+}
+
+/// `GET /jobs`: a page of jobs, newest first, filtered and searched.
 pub async fn jobs(
     session: Session,
     State(state): State<DashState>,
-    Query(query): Query<JobsQuery>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, Problem> {
     let now = Utc::now();
-    let states = JobState::parse_lists(query.state.as_deref())
-        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, format!("state: {e}")))?;
-    let kind = nonempty(query.kind);
-    let queue = nonempty(query.queue);
-    let asked = nonempty(query.workspace);
+    let query = JobsQuery::parse(raw.as_deref());
+    let bad = |e: String| Problem::new(StatusCode::BAD_REQUEST, e);
+    let states = JobState::parse_lists(query.states.iter().map(String::as_str))
+        .map_err(|e| bad(format!("state: {e}")))?;
+    let id = query
+        .id
+        .as_deref()
+        .map(|v| {
+            v.trim_start_matches('#')
+                .parse::<i64>()
+                .map(JobId)
+                .map_err(|_| bad(format!("id: '{v}' is not a job id")))
+        })
+        .transpose()?;
+    let before_id = parse_cursor(query.cursor.as_deref()).map_err(bad)?;
     let workspace_id = match &session.caller.workspace {
         Some(own) => Some(own.clone()),
-        None => asked.clone(),
+        None => query.workspace.clone(),
     };
     let filter = JobFilter {
         states: states.clone(),
-        kind: kind.clone(),
-        queue: queue.clone(),
+        kind: query.kind.clone(),
+        queue: query.queue.clone(),
         workspace_id,
-        limit: JOBS_LIMIT,
+        id,
+        idempotency_key: query.key.clone(),
+        created_from: form_time("from", query.from.as_deref())?,
+        created_until: form_time("until", query.until.as_deref())?,
+        before_id,
+        limit: JOBS_PAGE,
     };
-    let jobs = state.api.store.jobs(&filter).await?;
+    let (jobs, next) = state.api.store.jobs_page(&filter).await?;
     let head = html! {
         th { "id" }
         th { "state" }
@@ -67,43 +159,54 @@ pub async fn jobs(
         th { "last error" }
     };
     let rows = jobs.iter().map(|job| job_row(job, now)).collect();
+    let pairs = query.pairs(&states);
+    let page_link = |cursor: Option<JobId>| {
+        let mut pairs: Vec<(&str, &str)> = pairs.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let cursor = cursor.map(|c| c.0.to_string());
+        if let Some(cursor) = &cursor {
+            pairs.push(("cursor", cursor));
+        }
+        jobs_link(&pairs)
+    };
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
     let main = html! {
         (super::fragments::as_of())
         h1 { "Jobs" }
         form.filters method="get" action="/jobs" {
-            label {
-                "state"
-                select name="state" {
-                    option value="" { "any" }
-                    @if states.len() > 1 {
-                        // A combination from a link (the overview's, a bookmark) stays
-                        // selectable.
-                        @let names: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
-                        option selected { (names.join(",")) }
-                    }
-                    @for s in JobState::ALL {
-                        option selected[states == [s]] { (s.as_str()) }
+            fieldset.states {
+                legend { "state" }
+                @for s in JobState::ALL {
+                    label.check {
+                        input type="checkbox" name="state" value=(s.as_str()) checked[states.contains(&s)];
+                        (s.as_str())
                     }
                 }
             }
-            label { "kind" input name="kind" value=(kind.as_deref().unwrap_or("")) size="12"; }
-            label { "queue" input name="queue" value=(queue.as_deref().unwrap_or("")) size="10"; }
+            label { "kind" input name="kind" value=(text(&query.kind)) size="12"; }
+            label { "queue" input name="queue" value=(text(&query.queue)) size="10"; }
             @match &session.caller.workspace {
                 Some(own) => label { "workspace" input value=(own) size="12" disabled; },
                 None => label {
                     "workspace"
-                    input name="workspace" value=(asked.as_deref().unwrap_or("")) size="12";
+                    input name="workspace" value=(text(&query.workspace)) size="12";
                 },
             }
+            label { "id" input name="id" value=(text(&query.id)) size="8" inputmode="numeric"; }
+            label { "idempotency key" input name="key" value=(text(&query.key)) size="14"; }
+            label { "created from (UTC)" input type="datetime-local" name="from" value=(text(&query.from)); }
+            label { "created until (UTC)" input type="datetime-local" name="until" value=(text(&query.until)); }
             button type="submit" { "Filter" }
             a.btn href="/jobs" { "Clear" }
         }
         (table(head, rows, "No jobs match these filters."))
-        @if jobs.len() as i64 == JOBS_LIMIT {
-            p.mut {
-                small {
-                    "The newest " (JOBS_LIMIT) " shown; narrow the filters to see others."
-                }
+        nav.pages {
+            @if before_id.is_some() {
+                a href=(page_link(None)) { "← Newest" }
+            }
+            @if let Some(next) = next {
+                a href=(page_link(Some(next))) rel="next" { "Older →" }
+            } @else if !jobs.is_empty() {
+                small.mut { "No older jobs match." }
             }
         }
     };

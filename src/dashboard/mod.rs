@@ -16,6 +16,7 @@
 
 mod actions;
 mod alerts_page;
+mod chart;
 mod conflicts_page;
 mod dead_letters_page;
 mod fragments;

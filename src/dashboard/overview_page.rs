@@ -1,20 +1,25 @@
 //! The overview page: per queue the jobs in each state, lag, throughput and failure rate
-//! over the last five minutes; open alerts; the dead-letter count.
+//! over the last five minutes, and charts of jobs completed and failed per minute over the
+//! last hour (or per 15 minutes over the last day, `?window=day`); open alerts; the
+//! dead-letter count.
 
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::response::Response;
 use chrono::Utc;
 use hangar_workers::job::JobState;
 use hangar_workers::store::{AlertFilter, AlertState, QueueThroughput};
 use maud::{Markup, html};
+use serde::Deserialize;
 
+use super::chart::{Bar, Series, bars};
 use super::dead_letters_page::REDIS_WAIT;
 use super::fragments::{as_of, clip, duration_words, jobs_link, none, table};
 use super::frame::Nav;
 use super::session::Session;
 use super::{DashState, Page, Problem};
+use crate::fleet::SeriesWindow;
 use crate::redis_ingress::read_dead_letters;
 
 /// The window of the throughput and failure rate.
@@ -30,11 +35,23 @@ const SHOWN: [JobState; 5] = [
     JobState::Scheduled,
 ];
 
-/// `GET /`: queues, open alerts, dead letters.
+/// The query of `GET /`: the charts' window.
+#[derive(Debug, Deserialize)]
+pub struct OverviewQuery {
+    /// `day` for the last day by 15 minutes; anything else the last hour by minute.
+    window: Option<String>,
+}
+
+/// `GET /`: queues, charts, open alerts, dead letters.
 pub async fn overview(
     session: Session,
     State(state): State<DashState>,
+    Query(query): Query<OverviewQuery>,
 ) -> Result<Response, Problem> {
+    let window = match query.window.as_deref() {
+        Some("day") => SeriesWindow::Day,
+        _ => SeriesWindow::Hour,
+    };
     let now = Utc::now();
     let store = &state.api.store;
     let global = session.caller.workspace.is_none();
@@ -49,7 +66,10 @@ pub async fn overview(
     let (dead, queues) = if global {
         (
             Some(dead_letter_count(&state).await),
-            Some(queue_table(&state, now).await?),
+            Some((
+                queue_table(&state, now).await?,
+                charts(&state, window, now).await?,
+            )),
         )
     } else {
         (None, None)
@@ -68,8 +88,9 @@ pub async fn overview(
                 div.card { a href="/dead-letters" { "Dead letters" b { (dead) } } }
             }
         }
-        @if let Some(queues) = queues {
+        @if let Some((queues, charts)) = queues {
             (queues)
+            (charts)
         } @else {
             p.note {
                 "Queue totals span every workspace, so they are shown only to tokens valid \
@@ -186,4 +207,61 @@ fn rate_class(pct: f64) -> &'static str {
     } else {
         "ok"
     }
+}
+
+/// Per queue with jobs finished in the window, a chart of completed and failed jobs (and
+/// failed attempts retried) per bucket, from the per-minute counters.
+async fn charts(
+    state: &DashState,
+    window: SeriesWindow,
+    now: chrono::DateTime<Utc>,
+) -> Result<Markup, Problem> {
+    let all = crate::fleet::series(&state.api.store, window, now).await?;
+    let series = [
+        Series {
+            name: "completed",
+            class: "c-ok",
+        },
+        Series {
+            name: "failed",
+            class: "c-bad",
+        },
+        Series {
+            name: "retried",
+            class: "c-warn",
+        },
+    ];
+    let title = match window {
+        SeriesWindow::Hour => "per minute, last hour",
+        SeriesWindow::Day => "per 15 minutes, last day",
+    };
+    Ok(html! {
+        h2 { "Finished jobs " span.mut { (title) } }
+        p.tabs {
+            @for (w, label) in [(SeriesWindow::Hour, "Last hour"), (SeriesWindow::Day, "Last day")] {
+                a class=(if w == window { "on" } else { "" }) href={ "/?window=" (w.as_str()) } { (label) }
+            }
+        }
+        @if all.is_empty() {
+            p.mut { "No job finished in this window." }
+        } @else {
+            div.charts {
+                @for q in &all {
+                    @let completed: i64 = q.points.iter().map(|p| p.completed).sum();
+                    @let failed: i64 = q.points.iter().map(|p| p.failed).sum();
+                    @let bars_of: Vec<Bar> = q.points.iter().map(|p| Bar {
+                        start: p.start,
+                        values: vec![p.completed, p.failed, p.retried],
+                    }).collect();
+                    section data-queue=(q.queue) {
+                        h3 {
+                            a.mono href=(jobs_link(&[("queue", q.queue.as_str())])) { (clip(&q.queue)) }
+                            small { (completed) " completed · " (failed) " failed" }
+                        }
+                        (bars(&format!("queue {}: jobs finished {title}", q.queue), &series, &bars_of, q.step_seconds))
+                    }
+                }
+            }
+        }
+    })
 }

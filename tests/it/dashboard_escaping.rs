@@ -1,6 +1,6 @@
 //! Escaping by construction on every dashboard page that shows text a user, a job or a
 //! remote server chose, on both backends: job kinds, queues, workspaces, idempotency keys,
-//! args and errors, alert messages and workspaces (alert kinds and severities are typed: a
+//! args and errors, the queue of a chart, alert messages and workspaces (alert kinds and severities are typed: a
 //! stored one that is none of them is a corrupt row), schedule names, kinds and queues, and dead
 //! letters. Each value is a `<script>` tag (with quotes, to break out of an attribute); every
 //! page must show it as text, escaped, and carry no script but its own live refresh.
@@ -106,6 +106,22 @@ async fn user_text_is_escaped_on_every_page(backend: Backend) {
         &format!("UPDATE hangar_schedules SET name = '{name}' WHERE name = 'escaping'"),
     )
     .await;
+    // Per-minute counters of a hostile queue: the overview's chart of it, in the last hour
+    // and the last day.
+    let minute = match backend {
+        Backend::Postgres => "date_trunc('minute', now())".to_owned(),
+        Backend::Sqlite => (chrono::Utc::now().timestamp_millis() / 60_000 * 60_000).to_string(),
+    };
+    exec(
+        &db,
+        backend,
+        &format!(
+            "INSERT INTO hangar_queue_minutes (queue, minute, completed, failed) \
+             VALUES ('{}', {minute}, 3, 1)",
+            payload("chart queue")
+        ),
+    )
+    .await;
     redis.cli(&[
         "XADD",
         &redis.dead_stream(),
@@ -123,8 +139,12 @@ async fn user_text_is_escaped_on_every_page(backend: Backend) {
         .to_owned();
     let session = dashboard_session(&base, &token).await;
     let http = reqwest::Client::new();
-    let pages: [(String, Vec<String>); 8] = [
-        ("/".to_owned(), vec![payload("queue")]),
+    let pages: [(String, Vec<String>); 9] = [
+        (
+            "/".to_owned(),
+            vec![payload("queue"), payload("chart queue")],
+        ),
+        ("/?window=day".to_owned(), vec![payload("chart queue")]),
         (
             "/jobs".to_owned(),
             vec![payload("kind"), payload("queue"), payload("workspace")],

@@ -1,7 +1,7 @@
 //! Every dashboard page in a real headless Chromium at a laptop (1280×800) and a phone
 //! (390×844) width, with long values in the tables (an error without spaces, a 255-byte
-//! workspace id, a long alert message): the page itself never scrolls sideways, and at
-//! laptop width no table needs its own scroll bar either. Screenshots go to
+//! workspace id, a long alert message, a long queue's chart): the page itself never scrolls
+//! sideways, and at laptop width no table needs its own scroll bar either. Screenshots go to
 //! `target/dashboard-screenshots/`.
 
 use std::time::Duration;
@@ -49,6 +49,19 @@ async fn no_dashboard_page_overflows_at_laptop_or_phone_width() {
         .await;
     }
 
+    // A long queue's chart on the overview, with a bar in the last hour and the last day.
+    let minute = now / 60_000 * 60_000;
+    exec(
+        &dash.db,
+        &format!(
+            "INSERT INTO hangar_queue_minutes (queue, minute, completed, failed, retried) \
+             VALUES ('{}', {minute}, 120, 4, 9), ('default', {}, 30, 0, 0)",
+            job.queue,
+            minute - 20 * 60_000
+        ),
+    )
+    .await;
+
     let shots = screenshots();
     let mut browser = Browser::start().await;
     browser.viewport(1280, 800, false).await;
@@ -69,6 +82,7 @@ async fn no_dashboard_page_overflows_at_laptop_or_phone_width() {
 
     let pages = [
         ("overview", "/".to_owned()),
+        ("overview-day", "/?window=day".to_owned()),
         ("jobs", "/jobs".to_owned()),
         ("job", format!("/jobs/{id}")),
         ("alerts", "/alerts?all=1".to_owned()),

@@ -15,10 +15,8 @@ async fn cli(backend: Backend) {
         .put(
             "ws_1",
             Provider::Foreflight,
-            request(
-                json!({"enabled": true, "data_types": ["flights", "trips"],
-                "frequency": "every_6_hours", "credentials": {"api_key": "cli-SECRET-key"}}),
-            ),
+            request(json!({"enabled": true, "data_types": ["flights", "trips"],
+                "frequency": "every_6_hours", "credentials": {"api_key": "cli-SECRET-key"}})),
         )
         .await
         .expect("put");

@@ -106,6 +106,7 @@ pub async fn jobs_of(store: &Store, kind: &str, workspace: &str) -> Vec<hangar_w
             queue: None,
             workspace_id: Some(workspace.to_owned()),
             limit: 1_000,
+            ..Default::default()
         })
         .await
         .expect("jobs")

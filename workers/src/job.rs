@@ -337,6 +337,17 @@ impl ClaimedJob {
     }
 }
 
+/// A cursor of the jobs list (the last job id of the page before, as
+/// [`crate::store::Store::jobs_page`] gives it), or why it is none.
+pub fn parse_cursor(value: Option<&str>) -> Result<Option<JobId>, String> {
+    value
+        .map(|v| match v.trim().parse::<i64>() {
+            Ok(id) if id > 0 => Ok(JobId(id)),
+            _ => Err(format!("cursor: '{v}' is not a cursor of this list")),
+        })
+        .transpose()
+}
+
 /// Filters for listing jobs.
 #[derive(Debug, Clone, Default)]
 pub struct JobFilter {
@@ -348,6 +359,16 @@ pub struct JobFilter {
     pub queue: Option<String>,
     /// Only jobs of this workspace.
     pub workspace_id: Option<String>,
+    /// Only the job with this id (a search by id).
+    pub id: Option<JobId>,
+    /// Only jobs with this idempotency key.
+    pub idempotency_key: Option<String>,
+    /// Only jobs created at or after this moment.
+    pub created_from: Option<DateTime<Utc>>,
+    /// Only jobs created before this moment.
+    pub created_until: Option<DateTime<Utc>>,
+    /// The page after a cursor: only jobs with a smaller id (the last id of the page before).
+    pub before_id: Option<JobId>,
     /// At most this many (newest first).
     pub limit: i64,
 }

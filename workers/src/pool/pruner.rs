@@ -6,7 +6,8 @@
 //! maintenance lease `prune:<queue>` (a row in `hangar_maintenance_leases`); while another
 //! process holds it, a pass does nothing. Each statement deletes at most `batch` rows, and a
 //! pass at most `max_batches` of them, so pruning a large backlog never holds long locks.
-//! Rows pruned are counted in `hangar_jobs_pruned_total{queue}`.
+//! Rows pruned are counted in `hangar_jobs_pruned_total{queue}`. Once a pass it also deletes
+//! the queue's per-minute counters older than a week (`MINUTES_RETENTION`).
 //!
 //! Shutdown: its loop ends when the pool stops its background tasks; the lease expires.
 
@@ -89,6 +90,12 @@ impl Pruner {
                 .await?
             {
                 break;
+            }
+            if !counts.held {
+                // The queue's per-minute counters past their week, once a pass.
+                self.store
+                    .prune_queue_minutes(&self.queue, crate::store::MINUTES_RETENTION)
+                    .await?;
             }
             counts.held = true;
             let pruned = self

@@ -1,11 +1,14 @@
 //! Completions: the successes a pool's completer writes in batches, fenced by lease token.
 //! On both backends one transaction marks the jobs completed and resolves the open alerts of
 //! the jobs that succeeded after earlier failures, so a crash between the two cannot leave a
-//! completed job with an open "failing" alert.
+//! completed job with an open "failing" alert. The same transaction adds the batch to the
+//! per-minute counters of its queues (one statement, `queue_minutes`).
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, SqlitePool};
 
+use super::queue_minutes::{Outcome, fold_adds, pg_add_minutes, sqlite_add_minutes};
+use super::rows::opt_time;
 use super::{Completion, Store, StoreError, rejected};
 use crate::db::Pool;
 use crate::job::JobId;
@@ -32,23 +35,35 @@ fn retried(done: &[Completion], accepted: &[i64]) -> Vec<i64> {
         .collect()
 }
 
+/// A completed job's `(id, queue, attempted_at, finalized_at)`, as the update returns it.
+type Completed = (i64, String, Option<DateTime<Utc>>, DateTime<Utc>);
+
+/// A completed job's row as the counters count it.
+fn counted(row: &Completed) -> (&str, DateTime<Utc>, Option<i64>, Outcome) {
+    let (_, queue, started, finished) = row;
+    let duration = started.map(|s| (*finished - s).num_milliseconds());
+    (queue.as_str(), *finished, duration, Outcome::Completed)
+}
+
 async fn postgres(pool: &PgPool, done: &[Completion]) -> Result<Vec<JobId>, StoreError> {
     let ids: Vec<i64> = done.iter().map(|c| c.id.0).collect();
     let tokens: Vec<i64> = done.iter().map(|c| c.lease_token).collect();
     let finished: Vec<DateTime<Utc>> = done.iter().map(|c| c.finished_at).collect();
     let mut tx = pool.begin().await?;
-    let accepted: Vec<i64> = sqlx::query_scalar(
+    let rows: Vec<Completed> = sqlx::query_as(
         "UPDATE hangar_jobs j SET state = 'completed', finalized_at = d.finished_at, \
              updated_at = now(), lease_token = NULL, lease_expires_at = NULL \
          FROM UNNEST($1::bigint[], $2::bigint[], $3::timestamptz[]) AS d(id, token, finished_at) \
          WHERE j.id = d.id AND j.lease_token = d.token AND j.state = 'running' \
-         RETURNING j.id",
+         RETURNING j.id, j.queue, j.attempted_at, j.finalized_at",
     )
     .bind(&ids)
     .bind(&tokens)
     .bind(&finished)
     .fetch_all(&mut *tx)
     .await?;
+    pg_add_minutes(&mut tx, &fold_adds(rows.iter().map(counted))).await?;
+    let accepted: Vec<i64> = rows.iter().map(|r| r.0).collect();
     let retried = retried(done, &accepted);
     if !retried.is_empty() {
         sqlx::query(
@@ -70,19 +85,33 @@ async fn sqlite(pool: &SqlitePool, done: &[Completion]) -> Result<Vec<JobId>, St
         .collect();
     let now = Utc::now().timestamp_millis();
     let mut tx = pool.begin().await?;
-    let accepted: Vec<i64> = sqlx::query_scalar(
+    let rows: Vec<(i64, String, Option<i64>, i64)> = sqlx::query_as(
         "UPDATE hangar_jobs SET state = 'completed', finalized_at = d.finished_at, \
              updated_at = ?2, lease_token = NULL, lease_expires_at = NULL \
          FROM (SELECT value ->> 0 AS id, value ->> 1 AS token, value ->> 2 AS finished_at \
                FROM json_each(?1)) AS d \
          WHERE hangar_jobs.id = d.id AND hangar_jobs.lease_token = d.token \
            AND hangar_jobs.state = 'running' \
-         RETURNING hangar_jobs.id",
+         RETURNING hangar_jobs.id, hangar_jobs.queue, hangar_jobs.attempted_at, \
+             hangar_jobs.finalized_at",
     )
     .bind(serde_json::to_string(&batch).unwrap_or_default())
     .bind(now)
     .fetch_all(&mut *tx)
     .await?;
+    let rows: Vec<Completed> = rows
+        .into_iter()
+        .map(|(id, queue, started, finished)| {
+            (
+                id,
+                queue,
+                opt_time(started),
+                opt_time(Some(finished)).unwrap_or_default(),
+            )
+        })
+        .collect();
+    sqlite_add_minutes(&mut tx, &fold_adds(rows.iter().map(counted))).await?;
+    let accepted: Vec<i64> = rows.iter().map(|r| r.0).collect();
     let retried = retried(done, &accepted);
     if !retried.is_empty() {
         sqlx::query(

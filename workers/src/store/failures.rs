@@ -2,12 +2,25 @@
 //! decision (fenced by the lease token, so a taken-over worker writes nothing), the attempt
 //! row is written, and the decision's alert is raised or, while its incident is open, seen
 //! once more. A job that only has to wait ([`Store::put_back`]) goes back to `scheduled`
-//! with its attempt number given back.
+//! with its attempt number given back. The same transaction adds the attempt to its queue's
+//! per-minute counters (`queue_minutes`).
 
+use super::queue_minutes::{Outcome, fold_adds, pg_add_minutes, sqlite_add_minutes};
 use super::rows::{budget_counts, millis, now_ms};
 use super::{FailureRecord, Store, StoreError, job_incident_key};
 use crate::db::Pool;
 use crate::job::JobState;
+
+/// The counters a failed attempt adds to its queue's minute.
+fn minute_adds(f: &FailureRecord, queue: &str) -> Vec<super::queue_minutes::MinuteAdd> {
+    let outcome = if f.next_state == JobState::Failed {
+        Outcome::Failed
+    } else {
+        Outcome::Retried
+    };
+    let duration = (f.finished_at - f.started_at).num_milliseconds();
+    fold_adds([(queue, f.finished_at, Some(duration), outcome)])
+}
 
 impl Store {
     /// Records a failed attempt and the retry decision; false when the result was rejected
@@ -25,7 +38,8 @@ impl Store {
                          server_failures = $10, internal_failures = $11, auth_failures = $12, \
                          finalized_at = CASE WHEN $3 = 'failed' THEN now() END, \
                          updated_at = now(), lease_token = NULL, lease_expires_at = NULL \
-                     WHERE id = $1 AND lease_token = $2 AND state = 'running'",
+                     WHERE id = $1 AND lease_token = $2 AND state = 'running' \
+                     RETURNING queue",
                 )
                 .bind(f.id.0)
                 .bind(f.lease_token)
@@ -36,11 +50,13 @@ impl Store {
                 let updated = budget_counts(&f.spent)
                     .into_iter()
                     .fold(updated, |query, count| query.bind(count))
-                    .execute(&mut *tx)
+                    .fetch_optional(&mut *tx)
                     .await?;
-                if updated.rows_affected() == 0 {
+                let Some(row) = updated else {
                     return Ok(false);
-                }
+                };
+                let queue: String = sqlx::Row::try_get(&row, "queue")?;
+                pg_add_minutes(&mut tx, &minute_adds(f, &queue)).await?;
                 sqlx::query(
                     "INSERT INTO hangar_job_attempts (job_id, attempt, started_at, finished_at, \
                          error_class, error, http_status, next_delay_ms, decision, worker, \
@@ -94,7 +110,8 @@ impl Store {
                          server_failures = ?11, internal_failures = ?12, auth_failures = ?13, \
                          finalized_at = CASE WHEN ?3 = 'failed' THEN ?4 END, updated_at = ?4, \
                          lease_token = NULL, lease_expires_at = NULL \
-                     WHERE id = ?1 AND lease_token = ?2 AND state = 'running'",
+                     WHERE id = ?1 AND lease_token = ?2 AND state = 'running' \
+                     RETURNING queue",
                 )
                 .bind(f.id.0)
                 .bind(f.lease_token)
@@ -106,11 +123,13 @@ impl Store {
                 let updated = budget_counts(&f.spent)
                     .into_iter()
                     .fold(updated, |query, count| query.bind(count))
-                    .execute(&mut *tx)
+                    .fetch_optional(&mut *tx)
                     .await?;
-                if updated.rows_affected() == 0 {
+                let Some(row) = updated else {
                     return Ok(false);
-                }
+                };
+                let queue: String = sqlx::Row::try_get(&row, "queue")?;
+                sqlite_add_minutes(&mut tx, &minute_adds(f, &queue)).await?;
                 sqlx::query(
                     "INSERT INTO hangar_job_attempts (job_id, attempt, started_at, finished_at, \
                          error_class, error, http_status, next_delay_ms, decision, worker, \

@@ -1,4 +1,5 @@
-//! Reading jobs: one job with its attempts, and a filtered list, newest first, without them.
+//! Reading jobs: one job with its attempts, and a filtered list, newest first, without them,
+//! by pages (a cursor is the last id of the page before: `id < cursor`, on the primary key).
 
 use sqlx::Row;
 
@@ -77,6 +78,8 @@ impl Store {
     /// Jobs matching `filter`, newest first, without their attempts.
     pub async fn jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
         let states: Vec<&str> = filter.states.iter().map(|s| s.as_str()).collect();
+        let id = filter.id.map(|id| id.0);
+        let before = filter.before_id.map(|id| id.0);
         match self.pool() {
             Pool::Postgres(pool) => {
                 let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -85,6 +88,11 @@ impl Store {
                        AND ($2::text IS NULL OR kind = $2) \
                        AND ($3::text IS NULL OR workspace_id = $3) \
                        AND ($5::text IS NULL OR queue = $5) \
+                       AND ($6::bigint IS NULL OR id = $6) \
+                       AND ($7::text IS NULL OR idempotency_key = $7) \
+                       AND ($8::timestamptz IS NULL OR created_at >= $8) \
+                       AND ($9::timestamptz IS NULL OR created_at < $9) \
+                       AND ($10::bigint IS NULL OR id < $10) \
                      ORDER BY id DESC LIMIT $4"
                 )))
                 .bind(states)
@@ -92,6 +100,11 @@ impl Store {
                 .bind(&filter.workspace_id)
                 .bind(filter.limit)
                 .bind(&filter.queue)
+                .bind(id)
+                .bind(&filter.idempotency_key)
+                .bind(filter.created_from)
+                .bind(filter.created_until)
+                .bind(before)
                 .fetch_all(pool)
                 .await?;
                 rows.iter().map(job_from_pg).collect()
@@ -102,6 +115,9 @@ impl Store {
                      WHERE (?1 = '[]' OR state IN (SELECT value FROM json_each(?1))) \
                        AND (?2 IS NULL OR kind = ?2) \
                        AND (?3 IS NULL OR workspace_id = ?3) AND (?5 IS NULL OR queue = ?5) \
+                       AND (?6 IS NULL OR id = ?6) AND (?7 IS NULL OR idempotency_key = ?7) \
+                       AND (?8 IS NULL OR created_at >= ?8) AND (?9 IS NULL OR created_at < ?9) \
+                       AND (?10 IS NULL OR id < ?10) \
                      ORDER BY id DESC LIMIT ?4"
                 )))
                 .bind(serde_json::Value::from(states).to_string())
@@ -109,10 +125,34 @@ impl Store {
                 .bind(&filter.workspace_id)
                 .bind(filter.limit)
                 .bind(&filter.queue)
+                .bind(id)
+                .bind(&filter.idempotency_key)
+                .bind(filter.created_from.map(|t| t.timestamp_millis()))
+                .bind(filter.created_until.map(|t| t.timestamp_millis()))
+                .bind(before)
                 .fetch_all(pool)
                 .await?;
                 rows.iter().map(job_from_sqlite).collect()
             }
         }
+    }
+
+    /// One page of the jobs matching `filter` (`filter.limit` of them, newest first, after
+    /// `filter.before_id`), and the cursor of the next page when there is one: the id to
+    /// pass as `before_id` next.
+    pub async fn jobs_page(
+        &self,
+        filter: &JobFilter,
+    ) -> Result<(Vec<Job>, Option<JobId>), StoreError> {
+        let mut one_more = filter.clone();
+        one_more.limit = filter.limit.saturating_add(1);
+        let mut jobs = self.jobs(&one_more).await?;
+        let limit = usize::try_from(filter.limit).unwrap_or(0);
+        if jobs.len() > limit {
+            jobs.truncate(limit);
+            let next = jobs.last().map(|j| j.id);
+            return Ok((jobs, next));
+        }
+        Ok((jobs, None))
     }
 }

@@ -9,7 +9,7 @@
 //! shows its twin: `enqueue` (inserting jobs, also inside a caller's transaction), `events`,
 //! `event_subscriptions` (jobs enqueued for new events of a type, beside the webhook fan-out),
 //! `claims` (claims, wake-ups, LISTEN), `leases` (heartbeat, hand-back, expired leases),
-//! `completion`, `failures`, `rescue`, `cancel`, `operator` (retry, delete a queue), `jobs`
+//! `completion`, `failures`, `queue_minutes` (per-minute counters per queue, for the charts), `rescue`, `cancel`, `operator` (retry, delete a queue), `jobs`
 //! (reading jobs and attempts), `stats`, `maintenance` (retention), `alerts`, `alert_channels`,
 //! `notices` (the alert dispatcher's rows), `webhook_endpoints`, `webhook_secrets`, `webhook_fanout` (an event's
 //! deliveries in the transaction that stores it), `webhook_attempts`, `webhook_deliveries`, `inbound_hooks` (inbound webhook material),
@@ -50,6 +50,7 @@ mod maintenance;
 mod notices;
 mod operator;
 mod processes;
+mod queue_minutes;
 mod queue_pauses;
 mod rescue;
 mod rows;
@@ -92,6 +93,7 @@ pub use inbound_hooks::InboundHookRow;
 pub(crate) use job_facts::{pg_job_states, sqlite_job_states};
 pub use notices::{AlertFacts, Sent};
 pub use processes::{ProcessBeat, ProcessRow, RunningJob};
+pub use queue_minutes::{MINUTES_RETENTION, QueueSeries, SeriesPoint};
 pub use queue_pauses::QueuePause;
 pub(crate) use rows::millis;
 pub use stats::{QueueStats, QueueThroughput};
