@@ -363,7 +363,7 @@ mod tests {
             assert_eq!(error.field, field, "{body}: {error}");
         }
         let other = request(
-            json!({"enabled": true, "data_types": ["flights", "due_items"], "frequency": "0 0 3 * * *"}),
+            json!({"enabled": true, "data_types": ["flights", "trips"], "frequency": "0 0 3 * * *"}),
         );
         other
             .check(Provider::Foreflight, &connectors, &policy)
@@ -417,11 +417,13 @@ mod tests {
                 ("payments".to_owned(), "in".to_owned())
             ]
         );
-        assert!(directions(&connectors, Provider::Foreflight, &["flights".to_owned()]).is_empty());
+        // A provider without a registered connector shows no directions.
+        let none = Connectors::default();
+        assert!(directions(&none, Provider::Foreflight, &["flights".to_owned()]).is_empty());
         assert_eq!(
             connectors.data_types(Provider::Salesforce).map(|d| d.len()),
             Some(2)
         );
-        assert_eq!(connectors.data_types(Provider::Foreflight), None);
+        assert_eq!(none.data_types(Provider::Foreflight), None);
     }
 }

@@ -132,11 +132,13 @@ async fn serve_prunes_with_the_setting(backend: Backend) {
         "serve to prune the changes",
         Duration::from_secs(30),
         || async {
+            // The line is written once the delete has committed: wait for both.
             (w.db
                 .query_i64("SELECT count(*) FROM hangar_sync_changes")
                 .await
-                == 0)
-                .then_some(())
+                == 0
+                && serve.log().contains("pruned sync changes past retention"))
+            .then_some(())
         },
     )
     .await;

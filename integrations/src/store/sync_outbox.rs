@@ -146,6 +146,18 @@ impl SyncStore {
         }
     }
 
+    /// Whether outbox row `id` still waits for its push (another run of the same integration
+    /// may have pushed it while this one waited for its slot of the budget).
+    pub async fn outbound_pending(&self, id: i64) -> Result<bool, SyncStoreError> {
+        let sql = "SELECT count(*) FROM hangar_sync_outbox \
+                   WHERE id = $1 AND pushed_at IS NULL AND conflict_id IS NULL";
+        let n: i64 = match self.db.pool() {
+            Pool::Postgres(pool) => sqlx::query_scalar(sql).bind(id).fetch_one(pool).await?,
+            Pool::Sqlite(pool) => sqlx::query_scalar(sql).bind(id).fetch_one(pool).await?,
+        };
+        Ok(n == 1)
+    }
+
     /// The provider's id and concurrency token of a record Hangar pushed before.
     pub async fn pushed_before(
         &self,

@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 use std::time::Duration;
 
 use super::budget::{Calls, Stop};
-use super::connector::{Connector, Connectors, OutboundRecord, RateLimit};
+use super::connector::{Connector, ConnectorError, Connectors, OutboundRecord, RateLimit};
 use super::inbound::Outcome;
 use super::{SyncArgs, Trigger};
 use crate::access::IntegrationInfo;
@@ -247,9 +247,38 @@ async fn push_one(
     outcome.counts.read += 1;
     let record = outbound_record(target, calls, &row).await?;
     let external_id = record.external_id.clone();
-    let pushed = calls.call(|cx| connector.push(cx, record.clone())).await;
+    // The check runs once the budget's slot is had, right before the call: another run of
+    // this integration (another event's) may have pushed the row while this one waited for
+    // its slot with a list read before.
+    let pushed = calls
+        .call(|cx| {
+            let store = store.clone();
+            let record = record.clone();
+            let row_id = row.id;
+            async move {
+                match store.outbound_pending(row_id).await {
+                    Ok(false) => return Ok(None),
+                    Ok(true) => {}
+                    Err(e) => {
+                        return Err(ConnectorError::Failed(JobFailure::new(
+                            ErrorClass::Internal,
+                            format!("reading outbox row {row_id}: {e}"),
+                        )));
+                    }
+                }
+                connector.push(cx, record).await.map(Some)
+            }
+        })
+        .await;
     match pushed {
-        Ok(pushed) => {
+        Ok(None) => {
+            outcome.log.push(format!(
+                "{} {}: pushed by another run meanwhile",
+                row.object_type, row.internal_id
+            ));
+            Ok(())
+        }
+        Ok(Some(pushed)) => {
             store.record_pushed(target, &row, &pushed).await?;
             if external_id.is_some() {
                 outcome.counts.updated += 1;
