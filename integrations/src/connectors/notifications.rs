@@ -24,7 +24,10 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::sync::connector::OutboundPlan;
+use hangar_workers::error_class::ErrorClass;
+use hangar_workers::kinds::JobFailure;
+
+use crate::sync::connector::{ConnectorError, OutboundPlan};
 
 /// The notification data types, one per group of the catalog.
 pub const DATA_TYPES: [&str; 7] = [
@@ -339,6 +342,15 @@ const EVENT_TYPES: [(&str, &[&str]); 7] = [
         ],
     ),
 ];
+
+/// What a notification connector (`provider`: its name) answers to a read: it has nothing
+/// to read.
+pub(crate) fn outbound_only(provider: &str) -> ConnectorError {
+    ConnectorError::Failed(JobFailure::new(
+        ErrorClass::Client,
+        format!("{provider} is outbound only: nothing to read"),
+    ))
+}
 
 /// The catalog event types notification data type `data_type` takes (none for another).
 pub fn event_types(data_type: &str) -> &'static [&'static str] {

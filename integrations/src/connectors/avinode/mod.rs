@@ -35,6 +35,7 @@ use hangar_workers::kinds::{BoxFuture, JobFailure};
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use super::now_millis;
 use crate::access::{AccessToken, IntegrationInfo};
 use crate::provider::Provider;
 use crate::sync::connector::{
@@ -53,10 +54,6 @@ pub const RFQ: &str = "Rfq";
 /// The Avinode connector.
 #[derive(Clone, Debug, Default)]
 pub struct Avinode;
-
-fn now_millis() -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap_or_default()
-}
 
 fn malformed(what: &str) -> ConnectorError {
     ConnectorError::Failed(JobFailure::new(

@@ -28,9 +28,9 @@ use hangar_workers::error_class::ErrorClass;
 use hangar_workers::kinds::{BoxFuture, JobFailure};
 use hangar_workers::mail::{self, Mail, TrustRoots};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use super::notifications::{self, Message};
+use super::{now_millis, short_digest};
 use crate::access::{AccessToken, IntegrationInfo};
 use crate::provider::Provider;
 use crate::sync::connector::{
@@ -124,24 +124,6 @@ pub fn config_of(integration: &IntegrationInfo, password: &str) -> Result<EmailC
     Ok(config)
 }
 
-fn digest(text: &str) -> String {
-    Sha256::digest(text.as_bytes())[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn outbound_only() -> ConnectorError {
-    ConnectorError::Failed(JobFailure::new(
-        ErrorClass::Client,
-        "Email is outbound only: nothing to read",
-    ))
-}
-
-fn now_millis() -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap_or_default()
-}
-
 /// An SMTP failure as the sync engine takes it: a refused login is a 401 (refresh once,
 /// then re-authorisation), the rest as classified.
 fn connector_error(failure: JobFailure) -> ConnectorError {
@@ -177,8 +159,8 @@ impl Connector for Email {
         Ok(RateLimit {
             account: format!(
                 "email:{}:{}",
-                digest(&format!("{}:{}", config.host, config.port)),
-                digest(config.username.as_deref().unwrap_or(""))
+                short_digest(&format!("{}:{}", config.host, config.port)),
+                short_digest(config.username.as_deref().unwrap_or(""))
             ),
             per_window: 5,
             window: Duration::from_secs(1),
@@ -200,7 +182,7 @@ impl Connector for Email {
         _data_type: String,
         _since: DateTime<Utc>,
     ) -> BoxFuture<'static, Result<Page, ConnectorError>> {
-        Box::pin(async { Err(outbound_only()) })
+        Box::pin(async { Err(notifications::outbound_only("Email")) })
     }
 
     fn scan(
@@ -209,7 +191,7 @@ impl Connector for Email {
         _data_type: String,
         _position: Option<String>,
     ) -> BoxFuture<'static, Result<ScanPage, ConnectorError>> {
-        Box::pin(async { Err(outbound_only()) })
+        Box::pin(async { Err(notifications::outbound_only("Email")) })
     }
 
     fn push(
@@ -274,7 +256,7 @@ impl Connector for Email {
         _object_type: String,
         _external_id: String,
     ) -> BoxFuture<'static, Result<InboundRecord, ConnectorError>> {
-        Box::pin(async { Err(outbound_only()) })
+        Box::pin(async { Err(notifications::outbound_only("Email")) })
     }
 }
 

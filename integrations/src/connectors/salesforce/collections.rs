@@ -57,8 +57,7 @@ impl Salesforce {
         let results = answer
             .as_array()
             .ok_or_else(|| malformed("a collection's results"))?;
-        let now =
-            DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap_or_default();
+        let now = crate::connectors::now_millis();
         Ok(records
             .iter()
             .zip(results)

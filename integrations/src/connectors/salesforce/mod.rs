@@ -323,8 +323,7 @@ impl Connector for Salesforce {
                     answer.get("errors").unwrap_or(&Value::Null),
                 ));
             }
-            let now =
-                DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap_or_default();
+            let now = crate::connectors::now_millis();
             Ok(pushed(&settings, &record, &answer, now))
         })
     }

@@ -27,9 +27,9 @@ use chrono::{DateTime, Utc};
 use hangar_workers::error_class::ErrorClass;
 use hangar_workers::kinds::{BoxFuture, JobFailure};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use super::notifications::{self, Message};
+use super::{now_millis, short_digest};
 use crate::access::{AccessToken, IntegrationInfo};
 use crate::provider::Provider;
 use crate::sync::connector::{
@@ -121,14 +121,6 @@ fn target(integration: &IntegrationInfo, credential: &str) -> Result<Target, Job
     })
 }
 
-/// A short, stable digest of a secret (a budget account's name never holds the secret).
-fn digest(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes())[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// Slack's mrkdwn needs `&`, `<` and `>` escaped; escaping them also keeps event data from
 /// writing a mention (`<!channel>`) or a link.
 fn escape(text: &str) -> String {
@@ -154,17 +146,6 @@ pub fn mrkdwn(message: &Message<'_>) -> String {
     lines.join("\n")
 }
 
-fn outbound_only() -> ConnectorError {
-    ConnectorError::Failed(JobFailure::new(
-        ErrorClass::Client,
-        "Slack is outbound only: nothing to read",
-    ))
-}
-
-fn now_millis() -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap_or_default()
-}
-
 impl Connector for Slack {
     fn provider(&self) -> Provider {
         Provider::Slack
@@ -187,9 +168,13 @@ impl Connector for Slack {
         token: &AccessToken,
     ) -> Result<RateLimit, JobFailure> {
         let account = match target(integration, &token.token)? {
-            Target::Webhook => format!("slack:webhook:{}", digest(&token.token)),
+            Target::Webhook => format!("slack:webhook:{}", short_digest(&token.token)),
             Target::Bot { channel, .. } => {
-                format!("slack:{}:{}", digest(&token.token), digest(&channel))
+                format!(
+                    "slack:{}:{}",
+                    short_digest(&token.token),
+                    short_digest(&channel)
+                )
             }
         };
         Ok(RateLimit {
@@ -214,7 +199,7 @@ impl Connector for Slack {
         _data_type: String,
         _since: DateTime<Utc>,
     ) -> BoxFuture<'static, Result<Page, ConnectorError>> {
-        Box::pin(async { Err(outbound_only()) })
+        Box::pin(async { Err(notifications::outbound_only("Slack")) })
     }
 
     fn scan(
@@ -223,7 +208,7 @@ impl Connector for Slack {
         _data_type: String,
         _position: Option<String>,
     ) -> BoxFuture<'static, Result<ScanPage, ConnectorError>> {
-        Box::pin(async { Err(outbound_only()) })
+        Box::pin(async { Err(notifications::outbound_only("Slack")) })
     }
 
     fn push(
@@ -306,7 +291,7 @@ impl Connector for Slack {
         _object_type: String,
         _external_id: String,
     ) -> BoxFuture<'static, Result<InboundRecord, ConnectorError>> {
-        Box::pin(async { Err(outbound_only()) })
+        Box::pin(async { Err(notifications::outbound_only("Slack")) })
     }
 }
 

@@ -32,6 +32,7 @@ use hangar_workers::error_class::ErrorClass;
 use hangar_workers::kinds::{BoxFuture, JobFailure};
 use serde_json::Value;
 
+use super::now_millis;
 use crate::access::{AccessToken, IntegrationInfo};
 use crate::provider::Provider;
 use crate::sync::connector::{
@@ -348,10 +349,6 @@ async fn list_events(
         }
     }
     Ok((events, false))
-}
-
-fn now_millis() -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap_or_default()
 }
 
 /// An id as one path segment (Stripe ids are letters, digits and `_`).
