@@ -62,32 +62,36 @@ struct Held {
     until: DateTime<Utc>,
 }
 
-/// Tokens the connector got itself, per integration.
+/// Tokens the connector got itself, per integration and per manifest and base URL (the
+/// fingerprint): one process serving two databases, or an integration whose base URL changed
+/// while a run under the old one is still going, keeps one token per origin instead of each
+/// evicting the other's (and so logging in on every call). Expired tokens leave on the next
+/// insert.
 #[derive(Default)]
 pub struct Sessions {
-    held: Mutex<HashMap<String, Held>>,
+    held: Mutex<HashMap<(String, u64), Held>>,
 }
 
 impl Sessions {
-    /// Forgets `integration`'s token (a rule said refresh).
+    /// Forgets `integration`'s tokens (a rule said refresh).
     pub fn forget(&self, integration: &str) {
         if let Ok(mut held) = self.held.lock() {
-            held.remove(integration);
+            held.retain(|(id, _), _| id != integration);
         }
     }
 
     fn get(&self, integration: &str, version: i64, fingerprint: u64) -> Option<String> {
         let held = self.held.lock().ok()?;
-        let h = held.get(integration)?;
-        (h.version == version
-            && h.fingerprint == fingerprint
-            && h.until > Utc::now() + chrono::Duration::seconds(60))
-        .then(|| h.token.clone())
+        let h = held.get(&(integration.to_owned(), fingerprint))?;
+        (h.version == version && h.until > Utc::now() + chrono::Duration::seconds(60))
+            .then(|| h.token.clone())
     }
 
     fn put(&self, integration: &str, held: Held) {
         if let Ok(mut map) = self.held.lock() {
-            map.insert(integration.to_owned(), held);
+            let now = Utc::now();
+            map.retain(|_, h| h.until > now);
+            map.insert((integration.to_owned(), held.fingerprint), held);
         }
     }
 }
@@ -275,5 +279,42 @@ async fn token_call(
             Verdict::Fail(e) => Err(e),
             _ => Err(refused(&format!("{what} answered HTTP {status}"))),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(fingerprint: u64, token: &str, minutes: i64) -> Held {
+        Held {
+            version: 1,
+            fingerprint,
+            token: token.into(),
+            until: Utc::now() + chrono::Duration::minutes(minutes),
+        }
+    }
+
+    #[test]
+    fn two_origins_of_one_integration_keep_their_own_tokens() {
+        let sessions = Sessions::default();
+        sessions.put("int_a", held(1, "first", 30));
+        sessions.put("int_a", held(2, "second", 30));
+        assert_eq!(sessions.get("int_a", 1, 1).as_deref(), Some("first"));
+        assert_eq!(sessions.get("int_a", 1, 2).as_deref(), Some("second"));
+        assert_eq!(sessions.get("int_a", 2, 1), None, "new credentials");
+        sessions.put("int_b", held(1, "other", 30));
+        sessions.forget("int_a");
+        assert_eq!(sessions.get("int_a", 1, 1), None);
+        assert_eq!(sessions.get("int_a", 1, 2), None);
+        assert_eq!(sessions.get("int_b", 1, 1).as_deref(), Some("other"));
+    }
+
+    #[test]
+    fn expired_tokens_leave_on_the_next_insert() {
+        let sessions = Sessions::default();
+        sessions.put("int_a", held(1, "old", -5));
+        sessions.put("int_b", held(1, "new", 30));
+        assert_eq!(sessions.held.lock().unwrap().len(), 1);
     }
 }
