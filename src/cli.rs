@@ -360,22 +360,68 @@ pub enum JobsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Run a failed, cancelled or waiting job again now.
+    /// Retry failed or cancelled jobs: one (a waiting one runs now), several ids, or every
+    /// job the filters match (asks on a terminal unless --yes).
     Retry {
-        /// The job id.
-        id: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
+        /// Job ids; none: the jobs the filters match.
+        ids: Vec<String>,
+        #[command(flatten)]
+        bulk: BulkArgs,
     },
-    /// Cancel a job that has not finished.
+    /// Cancel jobs that have not finished: one, several ids, or every job the filters match
+    /// (asks on a terminal unless --yes).
     Cancel {
+        /// Job ids; none: the jobs the filters match.
+        ids: Vec<String>,
+        #[command(flatten)]
+        bulk: BulkArgs,
+    },
+    /// Queue a completed job once more, with a fresh retry budget (its attempts stay).
+    RunAgain {
         /// The job id.
         id: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
+}
+
+/// The filters and switches of `hangar jobs retry|cancel`.
+#[derive(Debug, Args)]
+pub struct BulkArgs {
+    /// Only jobs in this state; repeat it or list several (`failed,cancelled`).
+    #[arg(long)]
+    pub state: Vec<String>,
+    /// Only jobs of this kind.
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Only jobs of this queue.
+    #[arg(long)]
+    pub queue: Option<String>,
+    /// Only jobs of this workspace.
+    #[arg(long)]
+    pub workspace: Option<String>,
+    /// Only jobs with this idempotency key.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Only jobs created at or after this time (RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only jobs created before this time (RFC 3339).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Act on every job when no filter is given (refused without it).
+    #[arg(long)]
+    pub all: bool,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+    /// Print what would change and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `hangar keys …`.

@@ -16,6 +16,7 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use hangar_workers::job::{Job, JobId};
+use hangar_workers::job_action::{ActionSource, Actor};
 use hangar_workers::store::{Store, StoreError};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -83,6 +84,8 @@ impl Role {
 pub struct Caller {
     /// The token's id.
     pub token_id: i64,
+    /// Its name: who the operators' job actions record.
+    pub name: String,
     /// Its role.
     pub role: Role,
     /// Its workspace; `None` is valid for every workspace.
@@ -140,6 +143,11 @@ impl Caller {
         } else {
             Err(StoreError::AlertNotFound(id))
         }
+    }
+
+    /// Who the operators' job actions record for this caller: the token's name.
+    pub fn actor(&self, source: ActionSource) -> Actor {
+        Actor::new(self.name.clone(), source)
     }
 
     /// 403 unless the caller may act in `workspace`.
@@ -204,6 +212,7 @@ async fn find_token(store: &Store, token_hash: &str) -> Result<Option<Caller>, S
     };
     Ok(Role::parse(&token.role).map(|role| Caller {
         token_id: token.id,
+        name: token.name,
         role,
         workspace: token.workspace_id,
     }))

@@ -106,6 +106,12 @@ pub enum ApiError {
     /// A refused job request (`POST /api/v1/jobs`).
     #[error("{0}")]
     InvalidJob(Rejection),
+    /// A retry of a completed job: it runs again only by its own, explicit route.
+    #[error(
+        "job {0} is completed: retry is for failed and cancelled jobs; to run it once more use \
+         POST /api/v1/jobs/{0}/run-again (hangar jobs run-again {0})"
+    )]
+    CompletedJob(i64),
     /// A well-formed body whose content is refused; the message names the field.
     #[error("{0}")]
     Unprocessable(String),
@@ -270,6 +276,7 @@ impl ApiError {
                 StatusCode::NOT_FOUND
             }
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::CompletedJob(_) => StatusCode::CONFLICT,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Timeout(_) | ApiError::NoMasterKey | ApiError::NoIntegrations => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -312,6 +319,7 @@ impl ApiError {
             | ApiError::WorkspaceToken => "forbidden",
             ApiError::NoRoute | ApiError::UnknownProvider(_) | ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::CompletedJob(_) => "conflict",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Timeout(_) => "timeout",
             ApiError::NoMasterKey | ApiError::NoIntegrations => "unavailable",

@@ -7,6 +7,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use chrono::{DateTime, Utc};
 use hangar_workers::job::{Job, JobFilter, JobId, JobState};
+use hangar_workers::job_action::{ActionSource, JobDetail};
+use hangar_workers::store::StoreError;
 use serde::{Deserialize, Serialize};
 
 use super::auth::{Caller, Role};
@@ -59,7 +61,10 @@ pub struct JobsQuery {
 }
 
 /// A time parameter: RFC 3339, or a 400 that names it.
-fn time_param(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+pub(super) fn time_param(
+    name: &str,
+    value: Option<&str>,
+) -> Result<Option<DateTime<Utc>>, ApiError> {
     value
         .map(|v| {
             DateTime::parse_from_rfc3339(v.trim())
@@ -135,9 +140,9 @@ pub async fn list_jobs(
     ))
 }
 
-/// One job with its attempts.
+/// One job with its attempts and the operators' actions on it (`actions`, oldest first).
 #[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs", params(("id" = i64, Path, description = "job id")),
-    responses((status = 200, description = "the job JSON of CONTRACT.md", body = Job),
+    responses((status = 200, description = "the job JSON of CONTRACT.md, plus `actions`", body = JobDetail),
         (status = 401, description = "no valid token"), (status = 403, description = "role not allowed"),
         (status = 404, description = "no such job (or another workspace's)"), (status = 429, description = "rate limited")),
     security(("bearer" = ["viewer"])))]
@@ -145,18 +150,23 @@ pub async fn get_job(
     caller: Caller,
     State(state): State<ApiState>,
     ApiPath(id): ApiPath<i64>,
-) -> Result<Json<Job>, ApiError> {
+) -> Result<Json<JobDetail>, ApiError> {
     caller.require(Role::Viewer)?;
-    Ok(Json(visible_job(&state, &caller, id).await?))
+    let job = visible_job(&state, &caller, id).await?;
+    let actions = state.store.job_actions(job.id).await?;
+    Ok(Json(JobDetail { job, actions }))
 }
 
-/// Runs a job again now, with a fresh retry budget.
+/// Runs a failed or cancelled job again now (a scheduled or retryable one: now instead of
+/// later), with a fresh retry budget.
 ///
 /// Every class's failures, the rate-limit snoozes and the token refresh count from this retry.
+/// A completed job is not retried: 409, naming `POST /api/v1/jobs/{id}/run-again`.
 #[utoipa::path(post, path = "/api/v1/jobs/{id}/retry", tag = "jobs", params(("id" = i64, Path, description = "job id")),
     responses((status = 200, description = "the job after the change", body = Job),
         (status = 401, description = "no valid token"), (status = 403, description = "role not allowed"),
-        (status = 404, description = "no such job"), (status = 409, description = "the job is running or available"),
+        (status = 404, description = "no such job"),
+        (status = 409, description = "the job is running or available, or completed (use run-again)"),
         (status = 429, description = "rate limited")),
     security(("bearer" = ["operator"])))]
 pub async fn retry_job(
@@ -166,7 +176,38 @@ pub async fn retry_job(
 ) -> Result<Json<Job>, ApiError> {
     caller.require(Role::Operator)?;
     visible_job(&state, &caller, id).await?;
-    let job = state.store.retry_job(JobId(id)).await?;
+    let job = match state
+        .store
+        .retry_job(JobId(id), &caller.actor(ActionSource::Api))
+        .await
+    {
+        Err(StoreError::JobConflict {
+            state: JobState::Completed,
+            ..
+        }) => return Err(ApiError::CompletedJob(id)),
+        other => other?,
+    };
+    Ok(Json(caller.present(job)))
+}
+
+/// Queues a completed job once more, with a fresh retry budget; its attempts stay.
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/run-again", tag = "jobs", params(("id" = i64, Path, description = "job id")),
+    responses((status = 200, description = "the job after the change", body = Job),
+        (status = 401, description = "no valid token"), (status = 403, description = "role not allowed"),
+        (status = 404, description = "no such job"), (status = 409, description = "the job is not completed"),
+        (status = 429, description = "rate limited")),
+    security(("bearer" = ["operator"])))]
+pub async fn run_again_job(
+    caller: Caller,
+    State(state): State<ApiState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<Job>, ApiError> {
+    caller.require(Role::Operator)?;
+    visible_job(&state, &caller, id).await?;
+    let job = state
+        .store
+        .run_again_job(JobId(id), &caller.actor(ActionSource::Api))
+        .await?;
     Ok(Json(caller.present(job)))
 }
 
@@ -184,6 +225,9 @@ pub async fn cancel_job(
 ) -> Result<Json<Job>, ApiError> {
     caller.require(Role::Operator)?;
     visible_job(&state, &caller, id).await?;
-    let job = state.store.cancel_job(JobId(id)).await?;
+    let job = state
+        .store
+        .cancel_job(JobId(id), &caller.actor(ActionSource::Api))
+        .await?;
     Ok(Json(caller.present(job)))
 }

@@ -17,6 +17,7 @@ mod inbound;
 mod inbound_secrets;
 mod integrations;
 mod jobs;
+mod jobs_bulk;
 mod publish;
 mod queues;
 pub(crate) mod sync_runs;
@@ -123,6 +124,9 @@ fn documented() -> OpenApiRouter<ApiState> {
         .routes(routes!(jobs::get_job))
         .routes(routes!(jobs::retry_job))
         .routes(routes!(jobs::cancel_job))
+        .routes(routes!(jobs::run_again_job))
+        .routes(routes!(jobs_bulk::bulk_retry))
+        .routes(routes!(jobs_bulk::bulk_cancel))
         .routes(routes!(alerts::list_alerts))
         .routes(routes!(alerts::ack_alert))
         .routes(routes!(

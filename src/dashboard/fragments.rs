@@ -54,6 +54,7 @@ pub fn done_note(done: Option<&str>) -> Markup {
     let text = match done {
         Some("retried") => "Retried: the job runs again now.",
         Some("cancelled") => "Cancelled.",
+        Some("run_again") => "Queued to run again, with a fresh retry budget.",
         Some("acknowledged") => "Acknowledged.",
         Some("paused") => "Paused: the queue accepts jobs and no pool claims from it.",
         Some("resumed") => "Resumed: the queue's pools claim again.",

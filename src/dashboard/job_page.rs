@@ -1,10 +1,13 @@
 //! One job (`GET /jobs/{id}`): its fields, its args (operators and up), its attempts newest
-//! first, and the retry and cancel buttons the role and the state allow.
+//! first, what operators did to it ("Retried by … at …"), and the buttons the role and the
+//! state allow: Retry (failed, cancelled), Run now (scheduled, retryable), Run again
+//! (completed, through a confirmation page) and Cancel (unfinished).
 
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use chrono::Utc;
-use hangar_workers::job::{AttemptRecord, JobState};
+use hangar_workers::job::AttemptRecord;
+use hangar_workers::job_action::JobAction;
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -31,15 +34,16 @@ pub async fn job(
     let now = Utc::now();
     let job = visible_job(&state, &session, id).await?;
     let operator = session.caller.role.allows(Role::Operator);
-    let can_retry = !matches!(job.state, JobState::Running | JobState::Available);
-    let can_cancel = !matches!(
-        job.state,
-        JobState::Completed | JobState::Failed | JobState::Cancelled
-    );
+    let applies = |action: JobAction| action.applies_to().contains(&job.state);
+    // Retry and Run now post to the same route: it retries a failed or cancelled job and
+    // runs a waiting one now.
     let actions = [
-        (can_retry, "retry", "Retry now", "primary"),
-        (can_cancel, "cancel", "Cancel", "danger"),
+        (applies(JobAction::Retry), "retry", "Retry", "primary"),
+        (applies(JobAction::RunNow), "retry", "Run now", "primary"),
+        (applies(JobAction::Cancel), "cancel", "Cancel", "danger"),
     ];
+    let run_again = applies(JobAction::RunAgain);
+    let history = state.api.store.job_actions(job.id).await?;
     let dash = "–";
     let head = html! {
         th.num { "#" }
@@ -71,6 +75,9 @@ pub async fn job(
                         }
                     }
                 }
+                @if run_again {
+                    a.btn.primary #run-again href={ "/jobs/" (job.id) "/run-again" } { "Run again…" }
+                }
             }
         }
         dl.fields {
@@ -91,6 +98,20 @@ pub async fn job(
             pre #args { (serde_json::to_string_pretty(&job.args).unwrap_or_default()) }
         } @else {
             p.mut #args { "shown to operators and up" }
+        }
+        @if !history.is_empty() {
+            h2 { "Operator actions" }
+            ul #actions {
+                @for a in &history {
+                    li {
+                        (a.action.past()) " by " span.mono { (a.actor) }
+                        " (" (a.source.as_str()) ") at " (time(a.at, now))
+                        @if let Some(batch) = &a.batch_id {
+                            " " small.mut { "bulk " span.mono { (batch) } }
+                        }
+                    }
+                }
+            }
         }
         h2 { "Attempts" }
         (table(head, rows, "No attempt yet."))

@@ -24,6 +24,7 @@ mod frame;
 mod inbound_page;
 mod integrations_page;
 mod job_page;
+mod jobs_bulk;
 mod jobs_page;
 mod overview_page;
 mod schedules_page;
@@ -70,6 +71,11 @@ pub fn routes(api: ApiState, redis: Option<RedisConfig>) -> Router {
         .route("/jobs/{id}", get(job_page::job))
         .route("/jobs/{id}/retry", post(actions::retry))
         .route("/jobs/{id}/cancel", post(actions::cancel))
+        .route(
+            "/jobs/{id}/run-again",
+            get(actions::confirm_run_again).post(actions::run_again),
+        )
+        .route("/jobs/bulk", get(jobs_bulk::confirm).post(jobs_bulk::apply))
         .route("/alerts", get(alerts_page::alerts))
         .route("/alerts/{id}/ack", post(actions::ack))
         .route("/dead-letters", get(dead_letters_page::dead_letters))

@@ -73,6 +73,7 @@ pub async fn resume(store: &Store, id: &str) -> Result<Option<Caller>, StoreErro
     };
     Ok(Role::parse(&live.role).map(|role| Caller {
         token_id: live.token_id,
+        name: live.token_name,
         role,
         workspace: live.workspace_id,
     }))

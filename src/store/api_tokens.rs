@@ -12,6 +12,8 @@ use sqlx::Row;
 pub struct LiveToken {
     /// Its id.
     pub id: i64,
+    /// Its name (recorded on the operators' job actions).
+    pub name: String,
     /// Its role, as stored.
     pub role: String,
     /// Its workspace, if scoped.
@@ -37,7 +39,7 @@ pub struct TokenInfo {
 
 /// The unrevoked token whose SHA-256 is `token_hash`.
 pub async fn find_live(db: &Database, token_hash: &str) -> Result<Option<LiveToken>, StoreError> {
-    let sql = "SELECT id, role, workspace_id FROM hangar_api_tokens \
+    let sql = "SELECT id, name, role, workspace_id FROM hangar_api_tokens \
                WHERE token_hash = $1 AND revoked_at IS NULL";
     let token = match db.pool() {
         Pool::Postgres(pool) => {
@@ -48,6 +50,7 @@ pub async fn find_live(db: &Database, token_hash: &str) -> Result<Option<LiveTok
             row.map(|r| -> Result<LiveToken, sqlx::Error> {
                 Ok(LiveToken {
                     id: r.try_get("id")?,
+                    name: r.try_get("name")?,
                     role: r.try_get("role")?,
                     workspace_id: r.try_get("workspace_id")?,
                 })
@@ -61,6 +64,7 @@ pub async fn find_live(db: &Database, token_hash: &str) -> Result<Option<LiveTok
             row.map(|r| -> Result<LiveToken, sqlx::Error> {
                 Ok(LiveToken {
                     id: r.try_get("id")?,
+                    name: r.try_get("name")?,
                     role: r.try_get("role")?,
                     workspace_id: r.try_get("workspace_id")?,
                 })

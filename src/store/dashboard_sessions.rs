@@ -26,6 +26,8 @@ pub struct NewSession<'a> {
 pub struct LiveSession {
     /// The id of the token it was opened with.
     pub token_id: i64,
+    /// The token's name (recorded on the operators' job actions).
+    pub token_name: String,
     /// The role, as stored.
     pub role: String,
     /// The workspace.
@@ -83,7 +85,7 @@ pub async fn resume(
     now: DateTime<Utc>,
     expires: DateTime<Utc>,
 ) -> Result<Option<LiveSession>, StoreError> {
-    let find = "SELECT t.id, s.role, s.workspace_id FROM hangar_dashboard_sessions s \
+    let find = "SELECT t.id, s.role, s.workspace_id, t.name FROM hangar_dashboard_sessions s \
                 JOIN hangar_api_tokens t ON t.token_hash = s.token_hash AND t.revoked_at IS NULL \
                 WHERE s.id_hash = $1 AND s.expires_at > $2";
     let slide = "UPDATE hangar_dashboard_sessions SET expires_at = $2 WHERE id_hash = $1";
@@ -106,6 +108,7 @@ pub async fn resume(
                     token_id: r.try_get(0)?,
                     role: r.try_get(1)?,
                     workspace_id: r.try_get(2)?,
+                    token_name: r.try_get(3)?,
                 })
             })
         }
@@ -127,6 +130,7 @@ pub async fn resume(
                     token_id: r.try_get(0)?,
                     role: r.try_get(1)?,
                     workspace_id: r.try_get(2)?,
+                    token_name: r.try_get(3)?,
                 })
             })
         }

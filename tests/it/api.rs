@@ -161,6 +161,10 @@ async fn every_route_of_the_openapi_document_enforces_its_role_for_every_role_an
                     "idempotency_key": format!("matrix-{n}")})),
                 "/api/v1/events" => Some(json!({"id": format!("evt_{n}"), "type": "trip.created",
                     "workspace_id": "ws_1", "timestamp": "2026-11-22T10:00:00Z", "data": {}})),
+                // A dry run: the job stays for the routes after.
+                "/api/v1/jobs/retry" | "/api/v1/jobs/cancel" => {
+                    Some(json!({"filter": {"workspace_id": "ws_1"}, "dry_run": true}))
+                }
                 _ => None,
             };
             let what = format!("{method} {path}");

@@ -52,7 +52,10 @@ async fn jobs_list_lines_up_filters_by_states_and_queue_and_labels_old_errors() 
     );
     let scheduled = parked(&store, "reconciliation").await;
     let cancelled = parked(&store, "reconciliation").await;
-    store.cancel_job(cancelled).await.expect("cancel");
+    store
+        .cancel_job(cancelled, &crate::support::test_actor())
+        .await
+        .expect("cancel");
     let other = parked(&store, "default").await;
 
     let out = stdout_ok(&db.run(&["jobs", "list"]));

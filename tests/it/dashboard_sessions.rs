@@ -176,7 +176,10 @@ async fn jobs_filter_by_queue_and_several_states(backend: Backend) {
     let a_scheduled = job_in(&store, "q_alpha", true).await;
     let a_available = job_in(&store, "q_alpha", false).await;
     let a_cancelled = job_in(&store, "q_alpha", false).await;
-    store.cancel_job(a_cancelled).await.expect("cancel");
+    store
+        .cancel_job(a_cancelled, &crate::support::test_actor())
+        .await
+        .expect("cancel");
     let b_scheduled = job_in(&store, "q_beta", true).await;
 
     // The overview's counts link to their own queue's jobs.

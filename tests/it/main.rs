@@ -57,6 +57,7 @@ mod integrations_secrets;
 mod integrations_support;
 mod isolation;
 mod job_secrets;
+mod jobs_bulk;
 mod jobs_paging;
 mod key_file;
 mod listen_reconnect;

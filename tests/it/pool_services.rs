@@ -148,7 +148,10 @@ async fn the_heartbeat_renews_and_stops_what_it_must(backend: Backend) {
     let heartbeat = Heartbeat::new(store.clone(), hand.clone(), LEASE);
 
     // An operator cancels one: the next beat renews the other and stops the cancelled one.
-    store.cancel_job(cancelled.id).await.expect("cancel");
+    store
+        .cancel_job(cancelled.id, &crate::support::test_actor())
+        .await
+        .expect("cancel");
     let beat = heartbeat.run_once(Duration::from_secs(10)).await;
     assert_eq!(
         (beat.renewed, beat.lost, beat.lapsed, beat.failed),

@@ -169,7 +169,10 @@ async fn retried_401_refreshes_again(backend: Backend) {
         "{texts:?}"
     );
 
-    store.retry_job(id).await.expect("retry");
+    store
+        .retry_job(id, &crate::support::test_actor())
+        .await
+        .expect("retry");
     let job = failed_after(&store, id, 4).await;
     assert_eq!(
         refreshes.load(Ordering::SeqCst),

@@ -180,19 +180,31 @@ async fn idempotency_and_transitions(backend: Backend) {
     );
 
     // Cancel, then cancel again: a conflict that names the state.
-    let cancelled = store.cancel_job(first.id).await.unwrap();
+    let cancelled = store
+        .cancel_job(first.id, &crate::support::test_actor())
+        .await
+        .unwrap();
     assert_eq!(cancelled.state, JobState::Cancelled);
-    match store.cancel_job(first.id).await {
+    match store
+        .cancel_job(first.id, &crate::support::test_actor())
+        .await
+    {
         Err(StoreError::JobConflict { state, .. }) => assert_eq!(state, JobState::Cancelled),
         other => panic!("expected a conflict, got {other:?}"),
     }
     // Retry brings it back; retrying an available job is a conflict.
     assert_eq!(
-        store.retry_job(first.id).await.unwrap().state,
+        store
+            .retry_job(first.id, &crate::support::test_actor())
+            .await
+            .unwrap()
+            .state,
         JobState::Available
     );
     assert!(matches!(
-        store.retry_job(first.id).await,
+        store
+            .retry_job(first.id, &crate::support::test_actor())
+            .await,
         Err(StoreError::JobConflict { .. })
     ));
     assert!(matches!(
@@ -458,7 +470,10 @@ async fn a_cancelled_running_job_keeps_its_attempt(backend: Backend) {
         .unwrap()
         .id;
 
-    let job = store.cancel_job(running).await.unwrap();
+    let job = store
+        .cancel_job(running, &crate::support::test_actor())
+        .await
+        .unwrap();
     assert_eq!(job.state, JobState::Cancelled);
     assert_eq!(job.attempts.len(), 1, "the interrupted attempt is recorded");
     let attempt = &job.attempts[0];
@@ -479,7 +494,10 @@ async fn a_cancelled_running_job_keeps_its_attempt(backend: Backend) {
     assert_eq!(store.job(running).await.unwrap().attempts.len(), 1);
 
     // A job cancelled before it ran has no attempt.
-    let job = store.cancel_job(waiting).await.unwrap();
+    let job = store
+        .cancel_job(waiting, &crate::support::test_actor())
+        .await
+        .unwrap();
     assert_eq!(job.state, JobState::Cancelled);
     assert!(job.attempts.is_empty());
 }

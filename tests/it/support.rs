@@ -505,3 +505,8 @@ impl Drop for TestRedis {
             .status();
     }
 }
+
+/// The actor the tests' direct store actions record (as the CLI would).
+pub fn test_actor() -> hangar_workers::job_action::Actor {
+    hangar_workers::job_action::Actor::new("test", hangar_workers::job_action::ActionSource::Cli)
+}

@@ -12,6 +12,7 @@ pub mod events;
 pub mod failure;
 pub mod inbound;
 pub mod job;
+pub mod job_action;
 pub mod kinds;
 pub mod mail;
 pub mod pool;

@@ -77,61 +77,27 @@ impl Store {
 
     /// Jobs matching `filter`, newest first, without their attempts.
     pub async fn jobs(&self, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
-        let states: Vec<&str> = filter.states.iter().map(|s| s.as_str()).collect();
-        let id = filter.id.map(|id| id.0);
-        let before = filter.before_id.map(|id| id.0);
         match self.pool() {
             Pool::Postgres(pool) => {
-                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {JOB_COLUMNS} FROM hangar_jobs \
-                     WHERE (cardinality($1::text[]) = 0 OR state = ANY($1)) \
-                       AND ($2::text IS NULL OR kind = $2) \
-                       AND ($3::text IS NULL OR workspace_id = $3) \
-                       AND ($5::text IS NULL OR queue = $5) \
-                       AND ($6::bigint IS NULL OR id = $6) \
-                       AND ($7::text IS NULL OR idempotency_key = $7) \
-                       AND ($8::timestamptz IS NULL OR created_at >= $8) \
-                       AND ($9::timestamptz IS NULL OR created_at < $9) \
-                       AND ($10::bigint IS NULL OR id < $10) \
-                     ORDER BY id DESC LIMIT $4"
-                )))
-                .bind(states)
-                .bind(&filter.kind)
-                .bind(&filter.workspace_id)
-                .bind(filter.limit)
-                .bind(&filter.queue)
-                .bind(id)
-                .bind(&filter.idempotency_key)
-                .bind(filter.created_from)
-                .bind(filter.created_until)
-                .bind(before)
-                .fetch_all(pool)
-                .await?;
+                let sql = format!(
+                    "SELECT {JOB_COLUMNS} FROM hangar_jobs WHERE {PG_FILTER} \
+                     ORDER BY id DESC LIMIT $10"
+                );
+                let rows = bind_pg(sqlx::query(sqlx::AssertSqlSafe(sql)), filter)
+                    .bind(filter.limit)
+                    .fetch_all(pool)
+                    .await?;
                 rows.iter().map(job_from_pg).collect()
             }
             Pool::Sqlite(pool) => {
-                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {JOB_COLUMNS} FROM hangar_jobs \
-                     WHERE (?1 = '[]' OR state IN (SELECT value FROM json_each(?1))) \
-                       AND (?2 IS NULL OR kind = ?2) \
-                       AND (?3 IS NULL OR workspace_id = ?3) AND (?5 IS NULL OR queue = ?5) \
-                       AND (?6 IS NULL OR id = ?6) AND (?7 IS NULL OR idempotency_key = ?7) \
-                       AND (?8 IS NULL OR created_at >= ?8) AND (?9 IS NULL OR created_at < ?9) \
-                       AND (?10 IS NULL OR id < ?10) \
-                     ORDER BY id DESC LIMIT ?4"
-                )))
-                .bind(serde_json::Value::from(states).to_string())
-                .bind(&filter.kind)
-                .bind(&filter.workspace_id)
-                .bind(filter.limit)
-                .bind(&filter.queue)
-                .bind(id)
-                .bind(&filter.idempotency_key)
-                .bind(filter.created_from.map(|t| t.timestamp_millis()))
-                .bind(filter.created_until.map(|t| t.timestamp_millis()))
-                .bind(before)
-                .fetch_all(pool)
-                .await?;
+                let sql = format!(
+                    "SELECT {JOB_COLUMNS} FROM hangar_jobs WHERE {SQLITE_FILTER} \
+                     ORDER BY id DESC LIMIT ?10"
+                );
+                let rows = bind_sqlite(sqlx::query(sqlx::AssertSqlSafe(sql)), filter)
+                    .bind(filter.limit)
+                    .fetch_all(pool)
+                    .await?;
                 rows.iter().map(job_from_sqlite).collect()
             }
         }
@@ -155,4 +121,57 @@ impl Store {
         }
         Ok((jobs, None))
     }
+}
+
+/// The list's filter on PostgreSQL, parameters `$1`–`$9` as [`bind_pg`] binds them.
+pub(super) const PG_FILTER: &str = "(cardinality($1::text[]) = 0 OR state = ANY($1)) \
+     AND ($2::text IS NULL OR kind = $2) AND ($3::text IS NULL OR workspace_id = $3) \
+     AND ($4::text IS NULL OR queue = $4) AND ($5::bigint IS NULL OR id = $5) \
+     AND ($6::text IS NULL OR idempotency_key = $6) \
+     AND ($7::timestamptz IS NULL OR created_at >= $7) \
+     AND ($8::timestamptz IS NULL OR created_at < $8) AND ($9::bigint IS NULL OR id < $9)";
+
+/// The list's filter on SQLite, parameters `?1`–`?9` as [`bind_sqlite`] binds them.
+pub(super) const SQLITE_FILTER: &str = "(?1 = '[]' OR state IN (SELECT value FROM json_each(?1))) \
+     AND (?2 IS NULL OR kind = ?2) AND (?3 IS NULL OR workspace_id = ?3) \
+     AND (?4 IS NULL OR queue = ?4) AND (?5 IS NULL OR id = ?5) \
+     AND (?6 IS NULL OR idempotency_key = ?6) \
+     AND (?7 IS NULL OR created_at >= ?7) AND (?8 IS NULL OR created_at < ?8) \
+     AND (?9 IS NULL OR id < ?9)";
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
+/// Binds `filter` as [`PG_FILTER`]'s `$1`–`$9`.
+pub(super) fn bind_pg<'q>(query: PgQuery<'q>, filter: &JobFilter) -> PgQuery<'q> {
+    let states: Vec<String> = filter
+        .states
+        .iter()
+        .map(|s| s.as_str().to_owned())
+        .collect();
+    query
+        .bind(states)
+        .bind(filter.kind.clone())
+        .bind(filter.workspace_id.clone())
+        .bind(filter.queue.clone())
+        .bind(filter.id.map(|id| id.0))
+        .bind(filter.idempotency_key.clone())
+        .bind(filter.created_from)
+        .bind(filter.created_until)
+        .bind(filter.before_id.map(|id| id.0))
+}
+
+/// Binds `filter` as [`SQLITE_FILTER`]'s `?1`–`?9`.
+pub(super) fn bind_sqlite<'q>(query: SqliteQuery<'q>, filter: &JobFilter) -> SqliteQuery<'q> {
+    let states: Vec<&str> = filter.states.iter().map(|s| s.as_str()).collect();
+    query
+        .bind(serde_json::Value::from(states).to_string())
+        .bind(filter.kind.clone())
+        .bind(filter.workspace_id.clone())
+        .bind(filter.queue.clone())
+        .bind(filter.id.map(|id| id.0))
+        .bind(filter.idempotency_key.clone())
+        .bind(filter.created_from.map(|t| t.timestamp_millis()))
+        .bind(filter.created_until.map(|t| t.timestamp_millis()))
+        .bind(filter.before_id.map(|id| id.0))
 }
