@@ -58,6 +58,7 @@ mod integrations_support;
 mod isolation;
 mod job_secrets;
 mod jobs_bulk;
+mod jobs_bulk_dashboard;
 mod jobs_paging;
 mod key_file;
 mod listen_reconnect;
