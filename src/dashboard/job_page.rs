@@ -1,5 +1,6 @@
-//! One job (`GET /jobs/{id}`): its fields, its args (operators and up), its attempts newest
-//! first, and the retry and cancel buttons the role and the state allow.
+//! One job (`GET /jobs/{id}`): its fields, its args (operators and up), its attempts on a
+//! time line (`timeline.rs`) and newest first in a table, and the retry and cancel buttons
+//! the role and the state allow.
 
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
@@ -12,6 +13,7 @@ use super::actions::visible_job;
 use super::fragments::{as_of, done_note, millis, state_badge, table, time};
 use super::frame::Nav;
 use super::session::Session;
+use super::timeline::timeline;
 use super::{DashState, Page, Problem};
 use crate::api::Role;
 
@@ -93,6 +95,7 @@ pub async fn job(
             p.mut #args { "shown to operators and up" }
         }
         h2 { "Attempts" }
+        (timeline(&job, now))
         (table(head, rows, "No attempt yet."))
     };
     Ok(Page {
