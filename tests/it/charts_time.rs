@@ -3,8 +3,9 @@
 //! duration histogram gives p50/p95/p99 of known durations in the series; a job's page draws
 //! its attempts as a time line (a 429 with Retry-After, then a success) with the numbers of
 //! `GET /api/v1/jobs/{id}`; and in headless Chromium at 1280×800 and 390×844 the overview's
-//! depth, lag and percentile charts and the job's time line are present, carry the API's
-//! numbers and do not scroll the page sideways.
+//! depth, lag and percentile charts, the job's time line, an endpoint's deliveries chart and
+//! the sync runs charts are present, carry the API's numbers and do not scroll the page
+//! sideways.
 
 use std::time::Duration;
 
@@ -14,6 +15,9 @@ use hangar_workers::pool::pruner::Pruner;
 use hangar_workers::store::Completion;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+
+use hangar_integrations::store::SyncStore;
+use hangar_integrations::store::sync_runs::{Counts, NewRun, RunEnd};
 
 use crate::cdp::Browser;
 use crate::dashboard::Dash;
@@ -321,13 +325,72 @@ async fn charts_in_a_browser(backend: Backend) {
     )
     .await;
 
+    // The pages of an endpoint and of a workspace's sync runs: an owner reads both.
+    let owner = dash.token(&["--role", "owner"]);
+    let created: Value = dash
+        .http
+        .post(format!(
+            "{}/api/v1/workspaces/ws_c/webhook-endpoints",
+            dash.base
+        ))
+        .bearer_auth(&owner)
+        .json(&json!({"url": receiver.url("/ok"), "event_types": ["trip.created"]}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let endpoint = created["id"].as_str().expect("endpoint id").to_owned();
+    let runs = SyncStore::new(store.database().clone());
+    for (id, status) in [("run_c1", "succeeded"), ("run_c2", "failed")] {
+        runs.start_run(&NewRun {
+            id: id.to_owned(),
+            integration_id: "int_c".to_owned(),
+            workspace_id: "ws_c".to_owned(),
+            provider: "quickbooks".to_owned(),
+            data_type: "payments".to_owned(),
+            direction: "in".to_owned(),
+            trigger: "manual".to_owned(),
+            job_id: None,
+            credential_version: None,
+            cursor_before: None,
+        })
+        .await
+        .expect("start");
+        runs.add_run_counts(
+            id,
+            &Counts {
+                read: 12,
+                updated: 3,
+                ..Counts::default()
+            },
+        )
+        .await
+        .expect("counts");
+        runs.finish_run(
+            id,
+            &RunEnd {
+                status: status.to_owned(),
+                cursor_after: None,
+                provider_calls: 1,
+                rate_wait_ms: 0,
+                error_class: None,
+                error: None,
+                log: Vec::new(),
+            },
+        )
+        .await
+        .expect("finish");
+    }
+
     let mut browser = Browser::start().await;
     browser.viewport(1280, 800, false).await;
     browser.goto(&format!("{}/login", dash.base)).await;
     browser
         .eval(&format!(
             "document.getElementById('token').value = {}; document.querySelector('form').submit(); true",
-            json!(token)
+            json!(owner)
         ))
         .await;
     browser
@@ -395,6 +458,68 @@ async fn charts_in_a_browser(backend: Backend) {
             scroll <= client,
             "the job page scrolls sideways at {width}: {scroll} > {client}"
         );
+
+        // The endpoint's and the sync runs' charts carry the API's numbers too.
+        for (path, api, series, fields) in [
+            (
+                format!("/webhooks/{endpoint}"),
+                format!("/api/v1/workspaces/ws_c/webhook-endpoints/{endpoint}/series"),
+                "succeeded,failed,retrying,waiting",
+                vec!["succeeded", "failed", "retrying", "waiting"],
+            ),
+            (
+                "/sync-runs?workspace=ws_c".to_owned(),
+                "/api/v1/workspaces/ws_c/sync-runs/series".to_owned(),
+                "succeeded,failed,rate_limited,running",
+                vec!["succeeded", "failed", "rate_limited", "running"],
+            ),
+            (
+                "/sync-runs?workspace=ws_c".to_owned(),
+                "/api/v1/workspaces/ws_c/sync-runs/series".to_owned(),
+                "read,applied",
+                vec!["records_read", "records_applied"],
+            ),
+        ] {
+            browser.goto(&format!("{}{path}", dash.base)).await;
+            let values = browser
+                .eval(&format!(
+                    "JSON.stringify((s => s && [s.getAttribute('data-values'), s.getBoundingClientRect().width])\
+                     (document.querySelector('svg[data-series=\"{series}\"]')))"
+                ))
+                .await;
+            let (values, shown): (String, f64) =
+                serde_json::from_str(values.as_str().expect("text"))
+                    .unwrap_or_else(|_| panic!("no chart of {series} on {path}: {values}"));
+            assert!(
+                shown > 100.0,
+                "{path}: the chart is drawn {shown} px wide at {width}"
+            );
+            let answer: Value = dash
+                .http
+                .get(format!("{}{api}", dash.base))
+                .bearer_auth(&owner)
+                .send()
+                .await
+                .expect("series")
+                .json()
+                .await
+                .expect("json");
+            let points = answer["points"].as_array().expect("points");
+            let expected: Vec<Vec<Option<f64>>> = fields
+                .iter()
+                .map(|f| points.iter().map(|p| p[f].as_f64()).collect())
+                .collect();
+            assert_eq!(parse_lines(&values), expected, "{path} at {width}");
+            let widths = browser
+                .eval("JSON.stringify([document.documentElement.scrollWidth, document.documentElement.clientWidth])")
+                .await;
+            let [scroll, client]: [i64; 2] =
+                serde_json::from_str(widths.as_str().expect("text")).expect("widths");
+            assert!(
+                scroll <= client,
+                "{path} scrolls sideways at {width}: {scroll} > {client}"
+            );
+        }
     }
 }
 
