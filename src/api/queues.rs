@@ -117,9 +117,10 @@ pub struct SeriesQuery {
 }
 
 /// Per queue, jobs completed and failed (and failed attempts retried) with the mean attempt
-/// duration, by minute over the last hour or by 15 minutes over the last day, oldest bucket
-/// first; the numbers the dashboard's charts draw. Queues with nothing in the window are left
-/// out.
+/// duration and its p50/p95/p99 (from a √2 log-scale histogram: the upper bound of the
+/// bucket), and the depth and lag sampled once a minute (the bucket's highest), by minute
+/// over the last hour or by 15 minutes over the last day, oldest bucket first; the numbers
+/// the dashboard's charts draw. Queues with nothing in the window are left out.
 #[utoipa::path(get, path = "/api/v1/queues/series", tag = "queues", params(SeriesQuery),
     responses((status = 200, description = "the series, by queue", body = [QueueSeries]),
         (status = 400, description = "bad window"), (status = 401, description = "no valid token"),

@@ -250,3 +250,47 @@ pub async fn list_changes(
         Json(changes.into_iter().map(SyncChange::from).collect()),
     ))
 }
+
+/// The window and filter of `GET …/sync-runs/series`; any other parameter is a 400 that
+/// names it.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct RunSeriesQuery {
+    /// `hour` (60 buckets of a minute, the default) or `day` (96 buckets of 15 minutes).
+    #[param(inline)]
+    window: Option<crate::fleet::SeriesWindow>,
+    /// Only this integration's runs.
+    integration_id: Option<String>,
+}
+
+/// A workspace's sync runs over the last hour (by minute) or day (by 15 minutes), oldest
+/// bucket first: runs started in each bucket by status, and the records they read and
+/// applied; the numbers the sync runs page's chart draws.
+#[utoipa::path(get, path = "/api/v1/workspaces/{ws}/sync-runs/series", tag = "integrations",
+    params(("ws" = String, Path, description = "workspace id"), RunSeriesQuery),
+    responses((status = 200, description = "the series", body = hangar_integrations::store::sync_run_series::RunSeries),
+        (status = 400, description = "bad window or parameter"), (status = 401, description = "no valid token"),
+        (status = 403, description = "role or workspace not allowed"), (status = 429, description = "rate limited")),
+    security(("bearer" = ["viewer"])))]
+pub async fn run_series(
+    caller: Caller,
+    State(state): State<ApiState>,
+    ApiPath(ws): ApiPath<String>,
+    ApiQuery(query): ApiQuery<RunSeriesQuery>,
+) -> Result<Json<hangar_integrations::store::sync_run_series::RunSeries>, ApiError> {
+    caller.require(Role::Viewer)?;
+    caller.require_workspace(&ws)?;
+    let (step, buckets) = query.window.unwrap_or_default().buckets();
+    Ok(Json(
+        sync_store(&state)
+            .run_series(
+                Some(&ws),
+                query.integration_id.as_deref(),
+                Utc::now(),
+                step,
+                buckets,
+            )
+            .await?,
+    ))
+}

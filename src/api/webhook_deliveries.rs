@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use chrono::Utc;
-use hangar_workers::store::Delivery;
+use hangar_workers::store::{Delivery, DeliverySeries};
 use hangar_workers::webhooks::replay::ReplayAsk;
 use hangar_workers::webhooks::{self, WebhookError};
 
@@ -48,6 +48,46 @@ pub async fn list_deliveries(
         )));
     }
     Ok(Json(state.store.webhook_deliveries(&id, limit).await?))
+}
+
+/// The window of `GET …/webhook-endpoints/{id}/series`; any other parameter is a 400 that
+/// names it.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySeriesQuery {
+    /// `hour` (60 buckets of a minute, the default) or `day` (96 buckets of 15 minutes).
+    #[param(inline)]
+    window: Option<crate::fleet::SeriesWindow>,
+}
+
+/// An endpoint's deliveries over the last hour (by minute) or day (by 15 minutes), oldest
+/// bucket first: the deliveries created in each bucket by where they stand now (succeeded,
+/// failed, retrying, waiting); the numbers the endpoint page's chart draws.
+#[utoipa::path(get, path = "/api/v1/workspaces/{ws}/webhook-endpoints/{id}/series", tag = "webhooks",
+    params(("ws" = String, Path, description = "workspace id"), ("id" = String, Path, description = "endpoint id"),
+        DeliverySeriesQuery),
+    responses((status = 200, description = "the series", body = DeliverySeries),
+        (status = 400, description = "bad window or parameter"), (status = 401, description = "no valid token"),
+        (status = 403, description = "role or workspace not allowed"),
+        (status = 404, description = "no such endpoint in this workspace"), (status = 429, description = "rate limited")),
+    security(("bearer" = ["admin", "safety_manager"])))]
+pub async fn delivery_series(
+    caller: Caller,
+    State(state): State<ApiState>,
+    ApiPath((ws, id)): ApiPath<(String, String)>,
+    ApiQuery(query): ApiQuery<DeliverySeriesQuery>,
+) -> Result<Json<DeliverySeries>, ApiError> {
+    require_webhooks(&caller)?;
+    caller.require_workspace(&ws)?;
+    workspace_endpoint(&state, &ws, &id).await?;
+    let (step, buckets) = query.window.unwrap_or_default().buckets();
+    Ok(Json(
+        state
+            .store
+            .webhook_delivery_series(&id, Utc::now(), step, buckets)
+            .await?,
+    ))
 }
 
 /// Replays an endpoint's deliveries created in `[since, until)` (default until now), all or

@@ -9,6 +9,8 @@
 use chrono::{DateTime, Utc};
 use maud::{Markup, html};
 
+use crate::fleet::SeriesWindow;
+
 /// The width of one bucket in the SVG's own units; the height of the drawing.
 const BAR: i64 = 10;
 const HEIGHT: i64 = 100;
@@ -85,6 +87,151 @@ pub fn bars(label: &str, series: &[Series], bars: &[Bar], step: i64) -> Markup {
     }
 }
 
+/// One bucket of a line chart: when it starts and each series' value (`None`: no data, a gap
+/// in the line).
+pub struct Point {
+    /// The bucket's start.
+    pub start: DateTime<Utc>,
+    /// The values, in the order of the chart's series.
+    pub values: Vec<Option<f64>>,
+}
+
+/// A number as the `data-values` of a line chart carry it: whole numbers without a fraction.
+fn figure(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+/// A step line chart of `points` (oldest first) with `series` (their classes colour the
+/// lines), labelled `label`; `unit` writes a value for the scale and the titles. Each value
+/// is drawn across its bucket; a bucket without one breaks the line. The `data-values` hold
+/// the numbers as drawn, an empty field where there is none.
+pub fn lines(
+    label: &str,
+    series: &[Series],
+    points: &[Point],
+    step: i64,
+    unit: fn(f64) -> String,
+) -> Markup {
+    let width = BAR * points.len().max(1) as i64;
+    let top = points
+        .iter()
+        .flat_map(|p| p.values.iter().flatten().copied())
+        .fold(0.0f64, f64::max);
+    let scale = if top > 0.0 { top } else { 1.0 };
+    let y = |v: f64| HEIGHT as f64 - HEIGHT as f64 * v / scale;
+    let column = |i: usize| -> String {
+        points
+            .iter()
+            .map(|p| {
+                p.values
+                    .get(i)
+                    .copied()
+                    .flatten()
+                    .map(figure)
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    // Each series as runs of buckets with a value: one polyline per run.
+    let runs = |i: usize| -> Vec<String> {
+        let mut runs = Vec::new();
+        let mut run: Vec<String> = Vec::new();
+        for (b, p) in points.iter().enumerate() {
+            match p.values.get(i).copied().flatten() {
+                Some(v) => {
+                    let (x0, x1, yv) = (BAR * b as i64, BAR * (b as i64 + 1), y(v));
+                    run.push(format!("{x0},{yv:.2} {x1},{yv:.2}"));
+                }
+                None if !run.is_empty() => runs.push(std::mem::take(&mut run).join(" ")),
+                None => {}
+            }
+        }
+        if !run.is_empty() {
+            runs.push(run.join(" "));
+        }
+        runs
+    };
+    let title = |p: &Point| -> String {
+        let figures: Vec<String> = p
+            .values
+            .iter()
+            .zip(series)
+            .map(|(v, s)| format!("{} {}", s.name, v.map_or("–".to_owned(), unit)))
+            .collect();
+        format!("{} UTC: {}", clock(p.start, step), figures.join(", "))
+    };
+    let first = points.first().map(|p| p.start);
+    let last = points.last().map(|p| p.start);
+    html! {
+        figure.chart.lines {
+            div.scale { small { (unit(top)) } small { (unit(0.0)) } }
+            svg viewBox={ "0 0 " (width) " " (HEIGHT) } preserveAspectRatio="none" role="img"
+                aria-label=(label) data-step=(step)
+                data-series=(series.iter().map(|s| s.name).collect::<Vec<_>>().join(","))
+                data-values=(series.iter().enumerate().map(|(i, _)| column(i)).collect::<Vec<_>>().join(";"))
+            {
+                line.grid x1="0" y1="0.5" x2=(width) y2="0.5" {}
+                line.grid x1="0" y1=(HEIGHT) x2=(width) y2=(HEIGHT) {}
+                @for (i, p) in points.iter().enumerate() {
+                    g {
+                        title { (title(p)) }
+                        rect.hit x=(BAR * i as i64) y="0" width=(BAR) height=(HEIGHT) {}
+                    }
+                }
+                @for (i, s) in series.iter().enumerate() {
+                    @for run in runs(i) {
+                        polyline class=(s.class) points=(run) {}
+                    }
+                }
+            }
+            figcaption {
+                @if let (Some(first), Some(last)) = (first, last) {
+                    small { (clock(first, step)) }
+                    span.legend {
+                        @for s in series {
+                            span { i class=(s.class) {} (s.name) }
+                        }
+                    }
+                    small { (clock(last, step)) }
+                }
+            }
+        }
+    }
+}
+
+/// The window a page's `?window=` asks for: `day`, or the last hour.
+pub fn window_of(asked: Option<&str>) -> SeriesWindow {
+    match asked {
+        Some("day") => SeriesWindow::Day,
+        _ => SeriesWindow::Hour,
+    }
+}
+
+/// A window in words, for a chart's heading.
+pub fn window_title(window: SeriesWindow) -> &'static str {
+    match window {
+        SeriesWindow::Hour => "per minute, last hour",
+        SeriesWindow::Day => "per 15 minutes, last day",
+    }
+}
+
+/// The links between the hour and the day of a page at `path` (which may hold a query).
+pub fn window_tabs(window: SeriesWindow, path: &str) -> Markup {
+    let join = if path.contains('?') { '&' } else { '?' };
+    html! {
+        p.tabs {
+            @for (w, label) in [(SeriesWindow::Hour, "Last hour"), (SeriesWindow::Day, "Last day")] {
+                a class=(if w == window { "on" } else { "" }) href={ (path) (join) "window=" (w.as_str()) } { (label) }
+            }
+        }
+    }
+}
+
 /// The rectangles of one bar, bottom first: `(class, y, height)` of each non-zero value,
 /// scaled so that `scale` fills the height; a value too small to see is one unit high.
 fn stack(bar: &Bar, series: &[Series], scale: i64) -> Vec<(&'static str, i64, i64)> {
@@ -126,6 +273,37 @@ fn clock(at: DateTime<Utc>, step: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A line chart carries its numbers (empty where a bucket has none) and breaks its line
+    /// there.
+    #[test]
+    fn a_line_chart_carries_its_numbers_and_breaks_at_gaps() {
+        let start = DateTime::from_timestamp(1_700_000_040, 0).unwrap();
+        let at = |m| start + chrono::Duration::minutes(m);
+        let points = vec![
+            Point {
+                start: at(0),
+                values: vec![Some(4.0)],
+            },
+            Point {
+                start: at(1),
+                values: vec![None],
+            },
+            Point {
+                start: at(2),
+                values: vec![Some(1.5)],
+            },
+        ];
+        let series = [Series {
+            name: "waiting",
+            class: "l-a",
+        }];
+        let html = lines("depth", &series, &points, 60, |v| format!("{v} jobs")).into_string();
+        assert!(html.contains(r#"data-values="4,,1.5""#), "{html}");
+        assert_eq!(html.matches("<polyline").count(), 2, "{html}");
+        assert!(html.contains(r#"points="0,0.00 10,0.00""#), "{html}");
+        assert!(html.contains("waiting –"), "{html}");
+    }
 
     fn series() -> [Series; 2] {
         [

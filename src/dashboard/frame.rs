@@ -79,6 +79,15 @@ figure.chart figcaption{grid-column:2;display:flex;justify-content:space-between
 .chart .hit{fill:transparent}.chart rect.hit:hover{fill:var(--greybg)}
 .c-ok{fill:var(--green);background:var(--green)}.c-bad{fill:var(--red);background:var(--red)}
 .c-warn{fill:var(--amber);background:var(--amber)}
+.c-run{fill:var(--blue);background:var(--blue)}
+.lines polyline{fill:none;stroke-width:2;vector-effect:non-scaling-stroke}
+polyline.l-a{stroke:var(--blue)}.l-a{background:var(--blue)}polyline.l-b{stroke:var(--amber)}.l-b{background:var(--amber)}
+polyline.l-c{stroke:var(--red)}.l-c{background:var(--red)}
+.charts h4{font-size:12px;margin:6px 0 2px;font-weight:normal;color:var(--grey)}
+figure.timeline{margin:0 0 10px}figure.timeline svg{width:100%;height:28px;display:block}
+.timeline .wait{stroke:var(--grey);stroke-width:2;stroke-dasharray:4 3;vector-effect:non-scaling-stroke}
+.timeline figcaption{display:flex;justify-content:space-between;gap:8px;flex-wrap:wrap}
+.timeline ol{margin:0;padding:0;list-style:none;font-size:12px}
 .legend{display:flex;gap:10px;font-size:12px;color:var(--mut)}
 .legend i{display:inline-block;width:9px;height:9px;border-radius:2px;margin-right:4px}
 .filters fieldset{border:1px solid var(--line);border-radius:4px;padding:2px 8px 4px;margin:0;display:flex;flex-wrap:wrap;gap:2px 10px;font-size:12px;color:var(--mut)}

@@ -25,6 +25,8 @@ pub struct WorkspaceQuery {
     pub workspace: Option<String>,
     /// Only this integration's (sync runs).
     pub integration: Option<String>,
+    /// The sync runs chart's window: `day`, or the last hour.
+    pub window: Option<String>,
 }
 
 /// The workspace a page shows: the session's, or the one asked for if the session may see it.

@@ -1,7 +1,8 @@
-//! One job (`GET /jobs/{id}`): its fields, its args (operators and up), its attempts newest
-//! first, what operators did to it ("Retried by … at …"), and the buttons the role and the
-//! state allow: Retry (failed, cancelled), Run now (scheduled, retryable), Run again
-//! (completed, through a confirmation page) and Cancel (unfinished).
+//! One job (`GET /jobs/{id}`): its fields, its args (operators and up), its attempts on a
+//! time line (`timeline.rs`) and newest first in a table, what operators did to it
+//! ("Retried by … at …"), and the buttons the role and the state allow: Retry (failed,
+//! cancelled), Run now (scheduled, retryable), Run again (completed, through a
+//! confirmation page) and Cancel (unfinished).
 
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
@@ -15,6 +16,7 @@ use super::actions::visible_job;
 use super::fragments::{as_of, done_note, millis, state_badge, table, time};
 use super::frame::Nav;
 use super::session::Session;
+use super::timeline::timeline;
 use super::{DashState, Page, Problem};
 use crate::api::Role;
 
@@ -114,6 +116,7 @@ pub async fn job(
             }
         }
         h2 { "Attempts" }
+        (timeline(&job, now))
         (table(head, rows, "No attempt yet."))
     };
     Ok(Page {

@@ -32,6 +32,7 @@ mod session;
 mod session_store;
 mod sign_in_limit;
 mod sync_runs_page;
+mod timeline;
 mod webhook_actions;
 mod webhooks_page;
 mod workers_page;

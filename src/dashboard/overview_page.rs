@@ -1,7 +1,8 @@
 //! The overview page: per queue the jobs in each state, lag, throughput and failure rate
 //! over the last five minutes, and charts of jobs completed and failed per minute over the
-//! last hour (or per 15 minutes over the last day, `?window=day`); open alerts; the
-//! dead-letter count.
+//! last hour (or per 15 minutes over the last day, `?window=day`) with the queue's depth,
+//! lag and attempt duration percentiles over the same window; open alerts; the dead-letter
+//! count.
 
 use std::time::Duration;
 
@@ -13,9 +14,9 @@ use hangar_workers::store::{AlertFilter, AlertState, QueueThroughput};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::chart::{Bar, Series, bars};
+use super::chart::{Bar, Point, Series, bars, lines};
 use super::dead_letters_page::REDIS_WAIT;
-use super::fragments::{as_of, clip, duration_words, jobs_link, none, table};
+use super::fragments::{as_of, clip, duration_words, jobs_link, millis, none, table};
 use super::frame::Nav;
 use super::session::Session;
 use super::{DashState, Page, Problem};
@@ -209,6 +210,59 @@ fn rate_class(pct: f64) -> &'static str {
     }
 }
 
+/// A queue's depth, lag and attempt duration percentiles over the window, as line charts.
+fn over_time(q: &hangar_workers::store::QueueSeries, title: &str) -> Markup {
+    let points = |f: &dyn Fn(&hangar_workers::store::SeriesPoint) -> Vec<Option<f64>>| {
+        q.points
+            .iter()
+            .map(|p| Point {
+                start: p.start,
+                values: f(p),
+            })
+            .collect::<Vec<_>>()
+    };
+    let depth = points(&|p| vec![p.depth.map(|d| d as f64)]);
+    let lag = points(&|p| vec![p.lag_seconds]);
+    let durations = points(&|p| {
+        [p.p50_ms, p.p95_ms, p.p99_ms]
+            .iter()
+            .map(|v| v.map(|ms| ms as f64))
+            .collect()
+    });
+    let waiting = [Series {
+        name: "waiting",
+        class: "l-a",
+    }];
+    let lagging = [Series {
+        name: "lag",
+        class: "l-b",
+    }];
+    let percentiles = [
+        Series {
+            name: "p50",
+            class: "l-a",
+        },
+        Series {
+            name: "p95",
+            class: "l-b",
+        },
+        Series {
+            name: "p99",
+            class: "l-c",
+        },
+    ];
+    let step = q.step_seconds;
+    let queue = &q.queue;
+    html! {
+        h4 { "waiting (highest sample)" }
+        (lines(&format!("queue {queue}: jobs waiting {title}"), &waiting, &depth, step, |v| format!("{v:.0}")))
+        h4 { "lag (highest sample)" }
+        (lines(&format!("queue {queue}: lag {title}"), &lagging, &lag, step, |v| duration_words(v as u64)))
+        h4 { "attempt duration (bucket upper bound)" }
+        (lines(&format!("queue {queue}: attempt duration percentiles {title}"), &percentiles, &durations, step, |v| millis(v as i64)))
+    }
+}
+
 /// Per queue with jobs finished in the window, a chart of completed and failed jobs (and
 /// failed attempts retried) per bucket, from the per-minute counters.
 async fn charts(
@@ -236,14 +290,14 @@ async fn charts(
         SeriesWindow::Day => "per 15 minutes, last day",
     };
     Ok(html! {
-        h2 { "Finished jobs " span.mut { (title) } }
+        h2 { "Queues over time " span.mut { (title) } }
         p.tabs {
             @for (w, label) in [(SeriesWindow::Hour, "Last hour"), (SeriesWindow::Day, "Last day")] {
                 a class=(if w == window { "on" } else { "" }) href={ "/?window=" (w.as_str()) } { (label) }
             }
         }
         @if all.is_empty() {
-            p.mut { "No job finished in this window." }
+            p.mut { "No job finished and no queue sampled in this window." }
         } @else {
             div.charts {
                 @for q in &all {
@@ -259,6 +313,7 @@ async fn charts(
                             small { (completed) " completed · " (failed) " failed" }
                         }
                         (bars(&format!("queue {}: jobs finished {title}", q.queue), &series, &bars_of, q.step_seconds))
+                        (over_time(q, title))
                     }
                 }
             }

@@ -1,18 +1,23 @@
 //! The sync runs page (`GET /sync-runs`): the newest runs (of the session's workspace, or
 //! `?workspace=` / `?integration=`), each with its trigger, direction, status, times, record
-//! counts, provider calls, time waited on rate budgets and its error (class and message).
+//! counts, provider calls, time waited on rate budgets and its error (class and message);
+//! above them, charts of the runs started per minute (or 15 minutes, `?window=day`) by status
+//! and of the records they read and applied.
 
 use axum::extract::{Query, State};
 use axum::response::Response;
 use chrono::Utc;
+use hangar_integrations::store::sync_run_series::RunSeries;
 use maud::{Markup, html};
 
+use super::chart::{Bar, Point, Series, bars, lines, window_of, window_tabs, window_title};
 use super::fragments::{as_of, clip, millis, none, opt_time, table, time};
 use super::frame::Nav;
 use super::integrations_page::{WorkspaceQuery, workspace_of};
 use super::session::Session;
 use super::{DashState, Page, Problem};
 use crate::api::sync_runs::sync_store;
+use crate::fleet::SeriesWindow;
 
 /// A run's status as a badge.
 pub fn run_status(status: &str) -> Markup {
@@ -23,6 +28,85 @@ pub fn run_status(status: &str) -> Markup {
         _ => "mut",
     };
     html! { span class=(class) { (status) } }
+}
+
+/// A value for a link's query string: anything but unreserved characters percent-encoded.
+fn urlencoding(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The runs over the window by status, and the records they read and applied, as
+/// `GET /api/v1/workspaces/{ws}/sync-runs/series` gives them.
+fn run_charts(series: &RunSeries, window: SeriesWindow, path: &str) -> Markup {
+    let statuses = [
+        Series {
+            name: "succeeded",
+            class: "c-ok",
+        },
+        Series {
+            name: "failed",
+            class: "c-bad",
+        },
+        Series {
+            name: "rate_limited",
+            class: "c-warn",
+        },
+        Series {
+            name: "running",
+            class: "c-run",
+        },
+    ];
+    let records = [
+        Series {
+            name: "read",
+            class: "l-a",
+        },
+        Series {
+            name: "applied",
+            class: "l-b",
+        },
+    ];
+    let runs: Vec<Bar> = series
+        .points
+        .iter()
+        .map(|p| Bar {
+            start: p.start,
+            values: vec![p.succeeded, p.failed, p.rate_limited, p.running],
+        })
+        .collect();
+    let moved: Vec<Point> = series
+        .points
+        .iter()
+        .map(|p| Point {
+            start: p.start,
+            values: vec![Some(p.records_read as f64), Some(p.records_applied as f64)],
+        })
+        .collect();
+    let title = window_title(window);
+    html! {
+        section #run-charts {
+            h2 { "Runs by status " span.mut { (title) } }
+            (window_tabs(window, path))
+            div.charts {
+                section {
+                    h4 { "runs started" }
+                    (bars(&format!("sync runs by status, {title}"), &statuses, &runs, series.step_seconds))
+                }
+                section {
+                    h4 { "records" }
+                    (lines(&format!("records read and applied, {title}"), &records, &moved, series.step_seconds, |v| format!("{v:.0}")))
+                }
+            }
+        }
+    }
 }
 
 /// `GET /sync-runs`.
@@ -37,6 +121,28 @@ pub async fn sync_runs(
         .runs_in(workspace.as_deref(), query.integration.as_deref(), 200)
         .await
         .map_err(crate::api::ApiError::from)?;
+    let window = window_of(query.window.as_deref());
+    let (step, buckets) = window.buckets();
+    let series = sync_store(&state.api)
+        .run_series(
+            workspace.as_deref(),
+            query.integration.as_deref(),
+            now,
+            step,
+            buckets,
+        )
+        .await
+        .map_err(crate::api::ApiError::from)?;
+    let mut path = "/sync-runs".to_owned();
+    for (name, value) in [
+        ("workspace", &workspace),
+        ("integration", &query.integration),
+    ] {
+        if let Some(value) = value {
+            path.push(if path.contains('?') { '&' } else { '?' });
+            path.push_str(&format!("{name}={}", urlencoding(value)));
+        }
+    }
     let head = html! {
         th { "run" }
         th { "provider" }
@@ -100,6 +206,7 @@ pub async fn sync_runs(
     let main = html! {
         (as_of())
         h1 { "Sync runs" }
+        (run_charts(&series, window, &path))
         (table(head, rows, "No sync runs."))
     };
     Ok(Page {

@@ -1,6 +1,7 @@
 //! The webhook pages: a workspace's endpoints (`GET /webhooks?workspace=`) with their health,
 //! last success, failure streak, disabled reason and circuit; one endpoint
-//! (`GET /webhooks/{id}`) with its limits and its deliveries newest first, each with its
+//! (`GET /webhooks/{id}`) with its limits, a chart of its deliveries by outcome over the last
+//! hour or day (`?window=day`), and its deliveries newest first, each with its
 //! attempts, and the resend and replay buttons for whoever may manage it. The same roles as
 //! the API: reading needs `admin` or `safety_manager`, resending and replaying the rights to
 //! everything the endpoint receives (checked again by the actions, whatever the page showed).
@@ -8,16 +9,18 @@
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use chrono::Utc;
-use hangar_workers::store::{Attempt, Delivery, Replay};
+use hangar_workers::store::{Attempt, Delivery, DeliverySeries, Replay};
 use hangar_workers::webhooks::{Circuit, Endpoint, Health};
 use maud::{Markup, html};
 use serde::Deserialize;
 
+use super::chart::{Bar, Series, bars, window_of, window_tabs, window_title};
 use super::fragments::{as_of, clip, millis, none, opt_time, table, time};
 use super::frame::Nav;
 use super::session::Session;
 use super::{DashState, Page, Problem};
 use crate::api::webhook_bodies::{may_manage, require_webhooks};
+use crate::fleet::SeriesWindow;
 
 /// Deliveries one endpoint page shows.
 const DELIVERIES_SHOWN: i64 = 50;
@@ -34,6 +37,8 @@ pub struct WebhooksQuery {
 pub struct EndpointQuery {
     /// The note an action's redirect carries.
     done: Option<String>,
+    /// The chart's window: `day` for the last day by 15 minutes, else the last hour.
+    window: Option<String>,
 }
 
 /// Reading webhooks needs `admin` or `safety_manager`, as in the API.
@@ -148,6 +153,13 @@ pub async fn endpoint(
         .webhook_deliveries(&e.id, DELIVERIES_SHOWN)
         .await?;
     let replays = state.api.store.webhook_replays(&e.id, 10).await?;
+    let window = window_of(query.window.as_deref());
+    let (step, buckets) = window.buckets();
+    let series = state
+        .api
+        .store
+        .webhook_delivery_series(&e.id, now, step, buckets)
+        .await?;
     let done = match query.done.as_deref() {
         Some("resent") => Some("Resent: the delivery goes out again now.".to_owned()),
         Some(n) if n.starts_with("replayed-") => Some(format!(
@@ -185,6 +197,7 @@ pub async fn endpoint(
                 " " button type="submit" { "Replay" }
             }
         }
+        (delivery_chart(&series, window, &format!("/webhooks/{}", e.id)))
         @if !replays.is_empty() {
             h2 { "Replays" }
             (table(replay_head(), replays.iter().map(|r| replay_row(r, now)).collect(), ""))
@@ -199,6 +212,44 @@ pub async fn endpoint(
         main,
     }
     .render(&session))
+}
+
+/// The endpoint's deliveries over the window by outcome, as `GET …/{id}/series` gives them.
+fn delivery_chart(series: &DeliverySeries, window: SeriesWindow, path: &str) -> Markup {
+    let outcomes = [
+        Series {
+            name: "succeeded",
+            class: "c-ok",
+        },
+        Series {
+            name: "failed",
+            class: "c-bad",
+        },
+        Series {
+            name: "retrying",
+            class: "c-warn",
+        },
+        Series {
+            name: "waiting",
+            class: "c-run",
+        },
+    ];
+    let points: Vec<Bar> = series
+        .points
+        .iter()
+        .map(|p| Bar {
+            start: p.start,
+            values: vec![p.succeeded, p.failed, p.retrying, p.waiting],
+        })
+        .collect();
+    html! {
+        section #delivery-chart {
+            h2 { "Deliveries by outcome " span.mut { (window_title(window)) } }
+            (window_tabs(window, path))
+            (bars(&format!("deliveries of {} by outcome, {}", series.endpoint_id, window_title(window)),
+                &outcomes, &points, series.step_seconds))
+        }
+    }
 }
 
 /// The endpoint, if the session may see it (404 otherwise, as if it did not exist).

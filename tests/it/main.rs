@@ -13,6 +13,8 @@ mod avinode_sync;
 mod bench_sync;
 mod cdp;
 mod charts;
+mod charts_pages;
+mod charts_time;
 mod cli;
 mod cli_doctor;
 mod cli_output;

@@ -7,6 +7,7 @@ pub mod backoff;
 pub mod client;
 pub mod clock;
 pub mod db;
+pub mod duration_histogram;
 pub mod error_class;
 pub mod events;
 pub mod failure;

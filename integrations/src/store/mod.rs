@@ -18,6 +18,7 @@ pub mod sync_conflicts;
 pub mod sync_outbox;
 pub mod sync_pages;
 pub mod sync_removals;
+pub mod sync_run_series;
 pub mod sync_runs;
 pub mod sync_scan;
 pub mod sync_store;

@@ -7,10 +7,14 @@
 //! process holds it, a pass does nothing. Each statement deletes at most `batch` rows, and a
 //! pass at most `max_batches` of them, so pruning a large backlog never holds long locks.
 //! Rows pruned are counted in `hangar_jobs_pruned_total{queue}`. Once a pass it also deletes
-//! the queue's per-minute counters older than a week (`MINUTES_RETENTION`).
+//! the queue's per-minute counters and samples older than a week (`MINUTES_RETENTION`), and
+//! once a minute it samples the queue's depth and lag (`hangar_queue_samples`): the lease
+//! makes one process the sampler, and a minute that has its sample keeps it.
 //!
 //! Shutdown: its loop ends when the pool stops its background tasks; the lease expires.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -37,6 +41,8 @@ pub struct Pruner {
     batch: i64,
     max_batches: u32,
     every: Duration,
+    /// The minute (minutes since the Unix epoch) this pruner last sampled the queue in.
+    sampled: Arc<AtomicI64>,
 }
 
 impl Pruner {
@@ -52,6 +58,7 @@ impl Pruner {
             batch: 1_000,
             max_batches: 10,
             every: Duration::from_secs(5),
+            sampled: Arc::new(AtomicI64::new(i64::MIN)),
         }
     }
 
@@ -96,6 +103,10 @@ impl Pruner {
                 self.store
                     .prune_queue_minutes(&self.queue, crate::store::MINUTES_RETENTION)
                     .await?;
+                self.store
+                    .prune_queue_samples(&self.queue, crate::store::MINUTES_RETENTION)
+                    .await?;
+                self.sample().await?;
             }
             counts.held = true;
             let pruned = self
@@ -110,6 +121,18 @@ impl Pruner {
             }
         }
         Ok(counts)
+    }
+
+    /// Samples the queue's depth and lag once per minute (the first pass of a minute that
+    /// holds the lease; the store keeps a minute's first sample).
+    async fn sample(&self) -> Result<(), StoreError> {
+        let minute = chrono::Utc::now().timestamp_millis().div_euclid(60_000);
+        if self.sampled.load(Ordering::Relaxed) == minute {
+            return Ok(());
+        }
+        self.store.sample_queue(&self.queue).await?;
+        self.sampled.store(minute, Ordering::Relaxed);
+        Ok(())
     }
 
     /// A pass every `every` until `stop`; a pass that did all its batches goes again at once.

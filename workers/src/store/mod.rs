@@ -53,6 +53,7 @@ mod operator;
 mod processes;
 mod queue_minutes;
 mod queue_pauses;
+mod queue_samples;
 mod rescue;
 mod rows;
 pub mod schema;
@@ -65,6 +66,7 @@ mod webhook_gate;
 mod webhook_record;
 mod webhook_replays;
 mod webhook_secrets;
+mod webhook_series;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -105,6 +107,7 @@ pub use webhook_endpoints::NewEndpointRow;
 pub(crate) use webhook_fanout::sqlite_fan_out;
 pub use webhook_gate::{CIRCUIT_COOLDOWN, Gate, GateAsk, ordering_paths};
 pub use webhook_replays::{NewReplay, REPLAY_KIND, Replay};
+pub use webhook_series::{DeliveryPoint, DeliverySeries};
 
 /// What can go wrong talking to the store.
 #[derive(Debug, thiserror::Error)]
