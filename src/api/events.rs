@@ -137,7 +137,7 @@ pub fn filter(caller: &Caller, query: &EventsQuery) -> Result<EventFilter, ApiEr
         (status = 400, description = "bad filter or cursor"), (status = 401, description = "no valid token"),
         (status = 403, description = "role or workspace not allowed"), (status = 429, description = "rate limited")),
     security(("bearer" = ["viewer"])))]
-pub async fn list_events(
+pub async fn list_published_events(
     caller: Caller,
     State(state): State<ApiState>,
     ApiQuery(mut query): ApiQuery<EventsQuery>,
@@ -227,7 +227,7 @@ pub async fn visible_event(
         (status = 409, description = "the id exists in several workspaces: name one"),
         (status = 429, description = "rate limited")),
     security(("bearer" = ["viewer"])))]
-pub async fn get_event(
+pub async fn get_published_event(
     caller: Caller,
     State(state): State<ApiState>,
     ApiPath(id): ApiPath<String>,

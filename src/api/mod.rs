@@ -182,8 +182,8 @@ fn documented() -> OpenApiRouter<ApiState> {
         .routes(routes!(queues::pause_queue))
         .routes(routes!(queues::resume_queue))
         .routes(routes!(queues::list_workers))
-        .routes(routes!(events::list_events))
-        .routes(routes!(events::get_event))
+        .routes(routes!(events::list_published_events))
+        .routes(routes!(events::get_published_event))
         .routes(routes!(
             dead_letters::list_dead_letters,
             dead_letters::delete_dead_letters
