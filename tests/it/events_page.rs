@@ -25,7 +25,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cdp::Browser;
 use crate::dashboard::screenshots;
-use crate::support::{ANY_PORT, Backend, TEST_MASTER_KEY, TestDb, TestRedis, stdout_ok, wait_for};
+use crate::support::{
+    ANY_PORT, Backend, TEST_MASTER_KEY, TestDb, TestRedis, dashboard_session, stdout_ok, wait_for,
+};
 
 fn envelope(id: &str, event_type: &str, ws: &str) -> EventEnvelope {
     parse_event_body(
@@ -823,6 +825,81 @@ async fn events_and_dead_letters_over_the_api_and_the_cli(backend: Backend) {
     );
     let refused = with_redis(&["ingress", "dead", "delete", "bad id"]);
     assert_eq!(refused.status.code(), Some(2));
+
+    // The dashboard's actions: operator, a token for every workspace, the session's CSRF
+    // token; only then the trim happens.
+    redis.xadd("{dashboard");
+    wait_for("a dead letter", Duration::from_secs(20), || async {
+        (redis.dead_letters().len() == 1).then_some(())
+    })
+    .await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let page = |session: String| {
+        let http = http.clone();
+        let base = base.clone();
+        async move {
+            http.get(format!("{base}/dead-letters"))
+                .header("cookie", format!("hangar_session={session}"))
+                .send()
+                .await
+                .expect("page")
+                .text()
+                .await
+                .expect("body")
+        }
+    };
+    let csrf_of = |page: &str| {
+        let start = page.find("name=\"csrf\" value=\"").expect("a CSRF token") + 19;
+        page[start..start + 64].to_owned()
+    };
+    let post = |session: String, form: Vec<(&'static str, String)>| {
+        let http = http.clone();
+        let base = base.clone();
+        async move {
+            http.post(format!("{base}/dead-letters/apply"))
+                .header("cookie", format!("hangar_session={session}"))
+                .form(&form)
+                .send()
+                .await
+                .expect("post")
+        }
+    };
+    let viewer_session = dashboard_session(&base, &viewer).await;
+    let viewer_page = page(viewer_session.clone()).await;
+    assert!(viewer_page.contains("{dashboard") && !viewer_page.contains("type=\"checkbox\""));
+    let trim_all = |csrf: String| {
+        vec![
+            ("csrf", csrf),
+            ("action", "trim".to_owned()),
+            ("keep", "0".to_owned()),
+        ]
+    };
+    let refused = post(viewer_session.clone(), trim_all(csrf_of(&viewer_page))).await;
+    assert_eq!(refused.status(), 403, "a viewer");
+    let scoped = dashboard_session(&base, &ws2_operator).await;
+    let scoped_page = page(scoped.clone()).await;
+    let refused = post(scoped, trim_all(csrf_of(&scoped_page))).await;
+    assert_eq!(refused.status(), 403, "a workspace token");
+    let operator_session = dashboard_session(&base, &operator).await;
+    let operator_page = page(operator_session.clone()).await;
+    assert!(operator_page.contains("Replay selected"));
+    let refused = post(operator_session.clone(), trim_all("0".repeat(64))).await;
+    assert_eq!(refused.status(), 403, "a wrong CSRF token");
+    let csrf = csrf_of(&operator_page);
+    let nothing = post(
+        operator_session.clone(),
+        vec![("csrf", csrf.clone()), ("action", "delete".to_owned())],
+    )
+    .await;
+    assert_eq!(nothing.status(), 400, "nothing selected");
+    assert_eq!(redis.dead_letters().len(), 1, "nothing changed yet");
+    let done = post(operator_session, trim_all(csrf)).await;
+    assert_eq!(done.status(), 303);
+    assert_eq!(done.headers()["location"], "/dead-letters?done=trimmed&n=1");
+    assert!(redis.dead_letters().is_empty());
 }
 
 #[tokio::test]
