@@ -69,6 +69,14 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::commands::conflicts::ConflictsCommand,
     },
+    /// List the events the workspaces published and show where one went.
+    Events {
+        #[command(flatten)]
+        database: DatabaseOptions,
+        /// What to look at.
+        #[command(subcommand)]
+        command: crate::commands::events::EventsCommand,
+    },
     /// List, show and sync integrations.
     Integrations(crate::commands::integrations::IntegrationsArgs),
     /// Create, list and revoke API tokens.
@@ -481,11 +489,56 @@ pub enum TokensCommand {
 /// `hangar ingress …`.
 #[derive(Debug, Subcommand)]
 pub enum IngressCommand {
-    /// List the dead-letter stream, newest first: entries refused with the reason.
+    /// List the dead-letter stream, newest first: entries refused with the reason; or
+    /// replay, delete or trim it.
+    #[command(args_conflicts_with_subcommands = true)]
     Dead {
         /// How many entries.
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Replay, delete or trim instead of listing.
+        #[command(subcommand)]
+        action: Option<DeadCommand>,
+    },
+}
+
+/// `hangar ingress dead …`.
+#[derive(Debug, Subcommand)]
+pub enum DeadCommand {
+    /// Re-add entries' original `msg` to the ingress stream (after fixing the producer or
+    /// the pools); each dead entry is removed once its copy is in. A still-bad entry comes
+    /// back as a new dead letter with its reason.
+    Replay {
+        /// Dead letter ids (as `hangar ingress dead` lists them).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        ids: Vec<String>,
+        /// Every dead letter there is now.
+        #[arg(long)]
+        all: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete entries.
+    Delete {
+        /// Dead letter ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove old entries: those older than an age, or all but the newest N.
+    Trim {
+        /// An age: `90s`, `30m`, `12h`, `7d`.
+        #[arg(long, required_unless_present = "keep", conflicts_with = "keep")]
+        older_than: Option<String>,
+        /// Keep only the newest N.
+        #[arg(long)]
+        keep: Option<u64>,
         /// Print JSON.
         #[arg(long)]
         json: bool,

@@ -149,6 +149,9 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
             )?;
             commands::enqueue::enqueue(&config, args).await
         }
+        Command::Events { database, command } => {
+            commands::events::command(&load(Flags::new().with(&database))?, command).await
+        }
         Command::Jobs { database, command } => {
             commands::jobs::jobs(&load(Flags::new().with(&database))?, command).await
         }
@@ -182,9 +185,15 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
         Command::Ingress { redis, command } => {
             let config = load(Flags::new().with(&redis))?;
             match command {
-                IngressCommand::Dead { limit, json } => {
-                    redis_ingress::list_dead(&config, limit, json).await
-                }
+                IngressCommand::Dead {
+                    limit,
+                    json,
+                    action: None,
+                } => redis_ingress::list_dead(&config, limit, json).await,
+                IngressCommand::Dead {
+                    action: Some(action),
+                    ..
+                } => redis_ingress::dead_letter_actions::command(&config, action).await,
             }
         }
         Command::Schedules {

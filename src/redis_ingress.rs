@@ -19,7 +19,7 @@
 //! [`Backoff`]. Files: `entry.rs` (an entry accepted or refused), `batch.rs` (a batch written
 //! and acknowledged), `maintenance.rs` (group, reclaim, gauges, old consumers), `retention.rs`
 //! (trimming), `refusal.rs` (what a refused entry's dead letter keeps), `dead_letters.rs`
-//! (reading them back).
+//! (reading them back), `dead_letter_actions.rs` (replay, delete, trim).
 
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,7 @@ use crate::config::RedisConfig;
 use crate::exit::Fatal;
 
 mod batch;
+pub mod dead_letter_actions;
 mod dead_letters;
 mod entry;
 mod maintenance;

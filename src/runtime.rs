@@ -224,7 +224,8 @@ pub async fn run(config: &Config, plan: Plan) -> Result<(), Fatal> {
         .with_alerts(alert_context)
         .with_webhooks(webhook_context)
         .with_integrations(integrations)
-        .with_inbound(inbound_context);
+        .with_inbound(inbound_context)
+        .with_redis(config.redis.clone());
     tasks.spawn(http::serve(
         listener,
         api_state,

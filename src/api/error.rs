@@ -20,6 +20,8 @@ use hangar_workers::store::StoreError;
 use hangar_workers::webhooks::WebhookError;
 use hangar_workers::wire::{MAX_MESSAGE_BYTES, Rejection};
 
+use crate::redis_ingress::dead_letter_actions::DeadLetterError;
+
 use super::auth::{Role, TokenError};
 use super::bodies;
 
@@ -142,12 +144,18 @@ pub enum ApiError {
     /// A resource of the path that does not exist (the message says which).
     #[error("{0}")]
     NotFound(String),
+    /// The request is ambiguous or clashes with the resource's state (the message says how).
+    #[error("{0}")]
+    Conflict(String),
     /// The integrations.
     #[error(transparent)]
     Integration(#[from] ConfigureError),
     /// Inbound hooks: their material and stored pushes.
     #[error(transparent)]
     Inbound(#[from] InboundError),
+    /// The Redis ingress's dead letters.
+    #[error(transparent)]
+    DeadLetters(#[from] DeadLetterError),
 }
 
 /// How a failure underneath the API reaches the caller.
@@ -257,6 +265,17 @@ impl ApiError {
                 InboundError::Store(error) => store(error),
                 InboundError::Secret(_) => Underneath::Internal,
             },
+            ApiError::DeadLetters(error) => match error {
+                DeadLetterError::NotConfigured => {
+                    Underneath::Caller(StatusCode::NOT_FOUND, "not_found")
+                }
+                DeadLetterError::Invalid(_) => {
+                    Underneath::Caller(StatusCode::UNPROCESSABLE_ENTITY, "unprocessable")
+                }
+                DeadLetterError::Unreachable { .. } | DeadLetterError::Redis { .. } => {
+                    Underneath::Unavailable
+                }
+            },
             _ => return None,
         })
     }
@@ -277,6 +296,7 @@ impl ApiError {
             }
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::CompletedJob(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Timeout(_) | ApiError::NoMasterKey | ApiError::NoIntegrations => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -298,7 +318,8 @@ impl ApiError {
             | ApiError::Token(_)
             | ApiError::Webhook(_)
             | ApiError::Integration(_)
-            | ApiError::Inbound(_) => match self.underneath() {
+            | ApiError::Inbound(_)
+            | ApiError::DeadLetters(_) => match self.underneath() {
                 Some(Underneath::Caller(status, _)) => status,
                 Some(Underneath::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -320,6 +341,7 @@ impl ApiError {
             ApiError::NoRoute | ApiError::UnknownProvider(_) | ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::CompletedJob(_) => "conflict",
+            ApiError::Conflict(_) => "conflict",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Timeout(_) => "timeout",
             ApiError::NoMasterKey | ApiError::NoIntegrations => "unavailable",
@@ -340,7 +362,8 @@ impl ApiError {
             | ApiError::Token(_)
             | ApiError::Webhook(_)
             | ApiError::Integration(_)
-            | ApiError::Inbound(_) => match self.underneath() {
+            | ApiError::Inbound(_)
+            | ApiError::DeadLetters(_) => match self.underneath() {
                 Some(Underneath::Caller(_, code)) => code,
                 Some(Underneath::Unavailable) => "unavailable",
                 _ => "internal",
@@ -352,6 +375,10 @@ impl ApiError {
     /// the caller cannot fix.
     pub fn message(&self) -> String {
         match self.underneath() {
+            // Redis, not the database: its own words (the URL's password redacted).
+            Some(Underneath::Unavailable) if matches!(self, ApiError::DeadLetters(_)) => {
+                self.to_string()
+            }
             Some(Underneath::Unavailable) => UNAVAILABLE_MESSAGE.to_owned(),
             Some(Underneath::Internal) => INTERNAL_MESSAGE.to_owned(),
             _ => self.to_string(),

@@ -12,7 +12,9 @@ mod alerts;
 mod auth;
 mod bodies;
 mod conflicts;
+mod dead_letters;
 mod error;
+pub mod events;
 mod inbound;
 mod inbound_secrets;
 mod integrations;
@@ -48,6 +50,8 @@ use utoipa::{PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::config::RedisConfig;
+
 pub use auth::{
     Caller, RATE_PER_SEC, Role, TokenError, authenticate, create_token, hash as token_hash,
     list_tokens, revoke_token,
@@ -75,6 +79,8 @@ pub struct ApiState {
     pub integrations: Option<IntegrationContext>,
     /// Keyring and job route of inbound provider webhooks (with the master key).
     pub inbound: Option<InboundContext>,
+    /// The Redis ingress, when configured (its dead letters).
+    pub redis: Option<RedisConfig>,
 }
 
 impl ApiState {
@@ -88,7 +94,14 @@ impl ApiState {
             webhooks: None,
             integrations: None,
             inbound: None,
+            redis: None,
         }
+    }
+
+    /// The same, able to read and act on the Redis ingress's dead letters.
+    pub fn with_redis(mut self, redis: Option<RedisConfig>) -> ApiState {
+        self.redis = redis;
+        self
     }
 
     /// The same, able to take inbound provider webhooks and manage their material.
@@ -175,6 +188,14 @@ fn documented() -> OpenApiRouter<ApiState> {
         .routes(routes!(queues::pause_queue))
         .routes(routes!(queues::resume_queue))
         .routes(routes!(queues::list_workers))
+        .routes(routes!(events::list_published_events))
+        .routes(routes!(events::get_published_event))
+        .routes(routes!(
+            dead_letters::list_dead_letters,
+            dead_letters::delete_dead_letters
+        ))
+        .routes(routes!(dead_letters::replay_dead_letters))
+        .routes(routes!(dead_letters::trim_dead_letters))
         // The providers' pushes: outside /api/v1, authenticated by their signatures.
         .routes(routes!(inbound::receive_hook))
 }

@@ -8,6 +8,7 @@ pub mod alerts;
 pub mod conflicts;
 pub mod doctor;
 pub mod enqueue;
+pub mod events;
 pub mod integrations;
 pub mod jobs;
 pub mod output;

@@ -131,6 +131,8 @@ pub enum Nav {
     Alerts,
     /// `/dead-letters`.
     DeadLetters,
+    /// `/events` and an event.
+    Events,
     /// `/schedules`.
     Schedules,
     /// `/webhooks` and an endpoint.
@@ -148,9 +150,10 @@ pub enum Nav {
 }
 
 /// The navigation's entries, in order.
-const NAV: [(Nav, &str, &str); 10] = [
+const NAV: [(Nav, &str, &str); 11] = [
     (Nav::Overview, "/", "Overview"),
     (Nav::Jobs, "/jobs", "Jobs"),
+    (Nav::Events, "/events", "Events"),
     (Nav::Alerts, "/alerts", "Alerts"),
     (Nav::DeadLetters, "/dead-letters", "Dead letters"),
     (Nav::Schedules, "/schedules", "Schedules"),

@@ -94,7 +94,7 @@ impl JobsQuery {
 
 /// A time of the form: `datetime-local`'s `2026-12-01T13:45` (taken as UTC, as the label
 /// says) or RFC 3339.
-fn form_time(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, Problem> {
+pub(super) fn form_time(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, Problem> {
     let Some(value) = value else {
         return Ok(None);
     };

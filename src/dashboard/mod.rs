@@ -19,6 +19,7 @@ mod alerts_page;
 mod chart;
 mod conflicts_page;
 mod dead_letters_page;
+mod events_page;
 mod fragments;
 mod frame;
 mod inbound_page;
@@ -80,6 +81,10 @@ pub fn routes(api: ApiState, redis: Option<RedisConfig>) -> Router {
         .route("/alerts", get(alerts_page::alerts))
         .route("/alerts/{id}/ack", post(actions::ack))
         .route("/dead-letters", get(dead_letters_page::dead_letters))
+        .route("/dead-letters/confirm", post(dead_letters_page::confirm))
+        .route("/dead-letters/apply", post(dead_letters_page::apply))
+        .route("/events", get(events_page::events))
+        .route("/events/{id}", get(events_page::event))
         .route("/schedules", get(schedules_page::schedules))
         .route("/workers", get(workers_page::workers))
         .route("/queues/pause", post(workers_page::pause))

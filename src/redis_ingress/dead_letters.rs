@@ -4,13 +4,14 @@
 use redis::streams::StreamRangeReply;
 use serde::Serialize;
 
+use super::dead_letter_actions::DeadLetterError;
 use super::{connect, excerpt, redis_client};
 use crate::config::{Config, RedisConfig};
 use crate::exit::Fatal;
 use hangar_workers::store::redact_url;
 
 /// One dead letter as `hangar ingress dead --json` prints it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeadLetter {
     /// The dead-letter entry's id.
     pub id: String,
@@ -27,19 +28,24 @@ pub struct DeadLetter {
     pub dead_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-/// The newest `limit` entries of the dead-letter stream, newest first: what `hangar ingress
-/// dead` prints and the dashboard shows. `Err` says what failed, for people.
+/// The newest `limit` entries of the dead-letter stream, newest first, and its length: what
+/// `hangar ingress dead` prints, the dashboard and `GET /api/v1/ingress/dead-letters` show.
 pub async fn read_dead_letters(
     redis_config: &RedisConfig,
     limit: usize,
-) -> Result<(Vec<DeadLetter>, u64), Fatal> {
-    let client = redis_client(&redis_config.url)?;
-    let mut conn = connect(&client).await.map_err(|e| {
-        Fatal::runtime(format!(
-            "cannot reach Redis at {}: {e}",
-            redact_url(&redis_config.url)
-        ))
-    })?;
+) -> Result<(Vec<DeadLetter>, u64), DeadLetterError> {
+    let client =
+        redis_client(&redis_config.url).map_err(|e| DeadLetterError::Invalid(e.to_string()))?;
+    let mut conn = connect(&client)
+        .await
+        .map_err(|source| DeadLetterError::Unreachable {
+            url: redact_url(&redis_config.url),
+            source,
+        })?;
+    let failed = |source| DeadLetterError::Redis {
+        what: "read the dead-letter stream",
+        source,
+    };
     let reply: StreamRangeReply = redis::cmd("XREVRANGE")
         .arg(redis_config.dead_stream())
         .arg("+")
@@ -48,12 +54,12 @@ pub async fn read_dead_letters(
         .arg(limit)
         .query_async(&mut conn)
         .await
-        .map_err(|e| Fatal::runtime(format!("cannot read the dead-letter stream: {e}")))?;
+        .map_err(failed)?;
     let total: u64 = redis::cmd("XLEN")
         .arg(redis_config.dead_stream())
         .query_async(&mut conn)
         .await
-        .map_err(|e| Fatal::runtime(format!("cannot read the dead-letter stream: {e}")))?;
+        .map_err(failed)?;
     let letters = reply
         .ids
         .iter()
@@ -82,7 +88,9 @@ pub async fn list_dead(config: &Config, limit: usize, json: bool) -> Result<(), 
             "HANGAR_REDIS_URL is not set: there is no Redis ingress to inspect",
         ));
     };
-    let (letters, _) = read_dead_letters(redis_config, limit).await?;
+    let (letters, _) = read_dead_letters(redis_config, limit)
+        .await
+        .map_err(|e| Fatal::runtime(e.to_string()))?;
     if json {
         println!(
             "{}",

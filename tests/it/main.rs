@@ -33,6 +33,7 @@ mod deploy;
 mod disk_full;
 mod durability;
 mod email_sync;
+mod events_page;
 mod fault_proxy;
 mod fault_server;
 mod faults_tcp;

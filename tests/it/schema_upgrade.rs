@@ -67,16 +67,16 @@ async fn legacy_database(db: &TestDb, backend: Backend) -> Store {
 /// (9: the idempotency index key first; 12: webhooks — 11 stays unused, the old number of the
 /// dashboard sessions; 13: inbound hooks; 14: event subscriptions; 16: webhook limits; 17:
 /// webhook replays; 18: inbound retention; 20: the leases index by expiry; 23: queue pauses
-/// and processes; 26: per-minute queue counters; 27: operators' job actions; 30: the
-/// counters' duration histogram and the depth and lag samples; 3001: the integrations;
-/// 35NN: the sync engine's tables).
-const NEW_VERSIONS: [i64; 27] = [
-    1, 2, 5, 6, 7, 8, 9, 10, 12, 13, 14, 16, 17, 18, 20, 23, 26, 27, 30, 1001, 2001, 2002, 3001,
-    3501, 3502, 3503, 3504,
+/// and processes; 26: per-minute queue counters; 27: operators' job actions; 28: the
+/// events' lookups; 30: the counters' duration histogram and the depth and lag samples;
+/// 3001: the integrations; 35NN: the sync engine's tables).
+const NEW_VERSIONS: [i64; 28] = [
+    1, 2, 5, 6, 7, 8, 9, 10, 12, 13, 14, 16, 17, 18, 20, 23, 26, 27, 28, 30, 1001, 2001, 2002,
+    3001, 3501, 3502, 3503, 3504,
 ];
 
 /// The migrations that came after the single set (new tables, not renumbered ones).
-const LATER: [&str; 17] = [
+const LATER: [&str; 18] = [
     "0009_idempotency_key_order",
     "0012_webhooks",
     "0013_inbound_hooks",
@@ -88,6 +88,7 @@ const LATER: [&str; 17] = [
     "0023_queue_pauses_and_processes",
     "0026_queue_minutes",
     "0027_job_actions",
+    "0028_events_lookups",
     "0030_queue_durations_and_samples",
     "3001_integrations",
     "3501_sync_engine",

@@ -255,6 +255,49 @@ impl SyncStore {
         self.runs_where(workspace, None, integration, limit).await
     }
 
+    /// The runs of the jobs `job_ids` in `workspace` that started at or after `since`, oldest
+    /// first (the runs an event's subscription jobs made: `since` is when the event was
+    /// received, so the workspace index bounds the read).
+    pub async fn runs_of_jobs(
+        &self,
+        workspace: &str,
+        job_ids: &[i64],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<RunRow>, SyncStoreError> {
+        if job_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self.db.pool() {
+            Pool::Postgres(pool) => {
+                let sql = format!(
+                    "SELECT {COLUMNS} FROM hangar_sync_runs WHERE workspace_id = $1 \
+                     AND started_at >= $3 AND job_id = ANY($2) ORDER BY started_at, id LIMIT 1000"
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(workspace)
+                    .bind(job_ids)
+                    .bind(since)
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter().map(pg_row).collect()
+            }
+            Pool::Sqlite(pool) => {
+                let sql = format!(
+                    "SELECT {COLUMNS} FROM hangar_sync_runs WHERE workspace_id = ?1 \
+                     AND started_at >= ?3 AND job_id IN (SELECT value FROM json_each(?2)) \
+                     ORDER BY started_at, id LIMIT 1000"
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(workspace)
+                    .bind(serde_json::to_string(job_ids).unwrap_or_else(|_| "[]".to_owned()))
+                    .bind(ms(since))
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter().map(sqlite_row).collect()
+            }
+        }
+    }
+
     async fn runs_where(
         &self,
         workspace: Option<&str>,

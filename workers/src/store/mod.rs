@@ -6,8 +6,8 @@
 //! worker whose lease was taken over cannot overwrite a newer attempt.
 //!
 //! One file per responsibility, with both dialects side by side, so a change to one query
-//! shows its twin: `enqueue` (inserting jobs, also inside a caller's transaction), `events`,
-//! `event_subscriptions` (jobs enqueued for new events of a type, beside the webhook fan-out),
+//! shows its twin: `enqueue` (inserting jobs, also inside a caller's transaction), `events`, `event_log`
+//! (reading events back with their deliveries and subscribed jobs), `event_subscriptions` (jobs enqueued for new events of a type, beside the webhook fan-out),
 //! `claims` (claims, wake-ups, LISTEN), `leases` (heartbeat, hand-back, expired leases),
 //! `completion`, `failures`, `queue_minutes` (per-minute counters per queue, for the charts), `rescue`, `cancel`, `operator` (retry, delete a queue), `jobs`
 //! (reading jobs and attempts), `stats`, `maintenance` (retention), `alerts`, `alert_channels`,
@@ -38,6 +38,7 @@ mod cancel;
 mod claims;
 mod completion;
 mod enqueue;
+mod event_log;
 mod event_subscriptions;
 mod events;
 mod failures;
@@ -89,6 +90,7 @@ pub use alerts::{
 pub use cancel::CANCELLED;
 pub use claims::{ClaimKey, Wakeups};
 pub(crate) use enqueue::{pg_enqueue, pg_enqueue_keyed, sqlite_enqueue, sqlite_enqueue_keyed};
+pub use event_log::{EventDelivery, EventDetail, EventFilter, EventJob, EventSummary};
 pub use event_subscriptions::EventSubscription;
 pub(crate) use events::{pg_insert_events, sqlite_insert_events};
 pub use inbound_events::{InboundEvent, NewInbound};
