@@ -19,6 +19,7 @@ mod integrations;
 mod jobs;
 mod publish;
 mod queues;
+mod schedules;
 pub(crate) mod sync_runs;
 pub(crate) mod webhook_bodies;
 mod webhook_deliveries;
@@ -169,6 +170,11 @@ fn documented() -> OpenApiRouter<ApiState> {
         .routes(routes!(queues::pause_queue))
         .routes(routes!(queues::resume_queue))
         .routes(routes!(queues::list_workers))
+        .routes(routes!(schedules::list_schedules))
+        .routes(routes!(schedules::get_schedule))
+        .routes(routes!(schedules::enable_schedule))
+        .routes(routes!(schedules::disable_schedule))
+        .routes(routes!(schedules::run_schedule))
         // The providers' pushes: outside /api/v1, authenticated by their signatures.
         .routes(routes!(inbound::receive_hook))
 }

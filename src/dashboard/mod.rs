@@ -34,6 +34,7 @@ mod sync_runs_page;
 mod webhook_actions;
 mod webhooks_page;
 mod workers_page;
+mod workspace_overview;
 
 use std::sync::Arc;
 
@@ -74,6 +75,9 @@ pub fn routes(api: ApiState, redis: Option<RedisConfig>) -> Router {
         .route("/alerts/{id}/ack", post(actions::ack))
         .route("/dead-letters", get(dead_letters_page::dead_letters))
         .route("/schedules", get(schedules_page::schedules))
+        .route("/schedules/{id}/enable", post(schedules_page::enable))
+        .route("/schedules/{id}/disable", post(schedules_page::disable))
+        .route("/schedules/{id}/run", post(schedules_page::run))
         .route("/workers", get(workers_page::workers))
         .route("/queues/pause", post(workers_page::pause))
         .route("/queues/resume", post(workers_page::resume))

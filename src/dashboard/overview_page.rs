@@ -1,7 +1,8 @@
 //! The overview page: per queue the jobs in each state, lag, throughput and failure rate
 //! over the last five minutes, and charts of jobs completed and failed per minute over the
 //! last hour (or per 15 minutes over the last day, `?window=day`); open alerts; the
-//! dead-letter count.
+//! dead-letter count. A workspace token's session sees its own workspace's queues, failures
+//! and webhook endpoints instead (`workspace_overview.rs`).
 
 use std::time::Duration;
 
@@ -63,6 +64,10 @@ pub async fn overview(
             ..AlertFilter::default()
         })
         .await?;
+    let own = match (&session.caller.workspace, global) {
+        (Some(ws), false) => Some(super::workspace_overview::section(&state, ws, now).await?),
+        _ => None,
+    };
     let (dead, queues) = if global {
         (
             Some(dead_letter_count(&state).await),
@@ -91,13 +96,9 @@ pub async fn overview(
         @if let Some((queues, charts)) = queues {
             (queues)
             (charts)
-        } @else {
-            p.note {
-                "Queue totals span every workspace, so they are shown only to tokens valid \
-                 for every workspace. "
-                a href="/jobs" { "Your workspace's jobs" }
-                "."
-            }
+        }
+        @if let Some(own) = own {
+            (own)
         }
     };
     Ok(Page {

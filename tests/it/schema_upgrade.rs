@@ -69,13 +69,13 @@ async fn legacy_database(db: &TestDb, backend: Backend) -> Store {
 /// webhook replays; 18: inbound retention; 20: the leases index by expiry; 23: queue pauses
 /// and processes; 26: per-minute queue counters; 3001: the integrations; 35NN: the sync
 /// engine's tables).
-const NEW_VERSIONS: [i64; 24] = [
-    1, 2, 5, 6, 7, 8, 9, 10, 12, 13, 14, 16, 17, 18, 20, 23, 26, 1001, 2001, 2002, 3001, 3501,
-    3502, 3503,
+const NEW_VERSIONS: [i64; 26] = [
+    1, 2, 5, 6, 7, 8, 9, 10, 12, 13, 14, 16, 17, 18, 20, 23, 26, 29, 1001, 1002, 2001, 2002, 3001,
+    3501, 3502, 3503,
 ];
 
 /// The migrations that came after the single set (new tables, not renumbered ones).
-const LATER: [&str; 14] = [
+const LATER: [&str; 16] = [
     "0009_idempotency_key_order",
     "0012_webhooks",
     "0013_inbound_hooks",
@@ -86,6 +86,8 @@ const LATER: [&str; 14] = [
     "0020_leases_index_by_expiry",
     "0023_queue_pauses_and_processes",
     "0026_queue_minutes",
+    "0029_jobs_by_workspace",
+    "1002_schedule_operator",
     "3001_integrations",
     "3501_sync_engine",
     "3502_sync_outbox",
