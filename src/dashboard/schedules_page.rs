@@ -49,9 +49,7 @@ pub async fn schedules(
         th { "name" }
         th { "source" }
         th { "spec" }
-        th { "kind" }
-        th { "queue" }
-        th { "workspace" }
+        th { "kind · queue" }
         th { "enabled" }
         th { "next run" }
         th { "last slot" }
@@ -65,12 +63,17 @@ pub async fn schedules(
         .map(|s| {
             html! {
                 tr data-schedule=(s.name) {
-                    td.mono { (clip(&s.name)) }
+                    td {
+                        span.mono { (clip(&s.name)) }
+                        @if let Some(ws) = &s.workspace_id { br; small.mono { (clip(ws)) } }
+                    }
                     td { (source(s)) }
                     td.mono { (clip(&s.spec)) }
-                    td.mono { (clip(&s.kind)) }
-                    td.mono { (clip(s.queue.as_deref().unwrap_or("(kind's pool)"))) }
-                    td.mono { (clip(s.workspace_id.as_deref().unwrap_or("–"))) }
+                    td {
+                        span.mono { (clip(&s.kind)) }
+                        br;
+                        small.mono { (clip(s.queue.as_deref().unwrap_or("(kind's pool)"))) }
+                    }
                     td {
                         @if s.enabled { span.ok { "yes" } } @else { span.mut { "no" } }
                         @if s.operator_enabled.is_some() { " " small { "(operator)" } }

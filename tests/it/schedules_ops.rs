@@ -605,3 +605,93 @@ async fn a_workspace_overview_shows_only_its_own_queues_and_failures_postgres() 
 async fn a_workspace_overview_shows_only_its_own_queues_and_failures_sqlite() {
     workspace_overview(Backend::Sqlite).await;
 }
+
+/// Signs `browser` in with `token` and opens the schedules page.
+async fn open_schedules(browser: &mut crate::cdp::Browser, base: &str, token: &str) {
+    browser.goto(&format!("{base}/login")).await;
+    browser
+        .eval(&format!(
+            "document.getElementById('token').value = {}; document.querySelector('form').submit(); true",
+            json!(token)
+        ))
+        .await;
+    browser
+        .wait_until(
+            "the overview",
+            "document.querySelector('h1') && document.querySelector('h1').textContent === 'Overview'",
+            Duration::from_secs(10),
+        )
+        .await;
+    browser.goto(&format!("{base}/schedules")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_browser_an_operator_disables_a_schedule_and_a_viewer_sees_no_buttons() {
+    let dash = Dash::start_on(Backend::Sqlite, false).await;
+    let store = dash.db.store().await;
+    api_schedule(&store, "ws_a:quickbooks:payments", "ws_a").await;
+    let operator = dash.token(&["--role", "operator"]);
+    let viewer = dash.token(&["--role", "viewer"]);
+    let shots = crate::dashboard::screenshots();
+
+    let mut browser = crate::cdp::Browser::start().await;
+    browser.viewport(1280, 800, false).await;
+    open_schedules(&mut browser, &dash.base, &operator).await;
+    let buttons = browser
+        .eval("[...document.querySelectorAll('main button')].map(b => b.textContent).join(',')")
+        .await;
+    assert_eq!(buttons, "Disable,Run now", "the operator's buttons");
+    let scrolls = browser
+        .eval("[...document.querySelectorAll('.scroll')].filter(b => b.scrollWidth > b.clientWidth + 1).length")
+        .await;
+    assert_eq!(scrolls, 0, "the table fits at 1280 px");
+    browser
+        .screenshot(&shots.join("schedules-operator-1280.png"))
+        .await;
+    browser
+        .eval("[...document.querySelectorAll('main button')].find(b => b.textContent === 'Disable').click(); true")
+        .await;
+    browser
+        .wait_until(
+            "the disabled note",
+            "location.search === '?done=disabled'",
+            Duration::from_secs(10),
+        )
+        .await;
+    let text = browser
+        .eval("document.querySelector('main').innerText")
+        .await;
+    let text = text.as_str().unwrap();
+    assert!(text.contains("Disabled: no planner enqueues it"), "{text}");
+    assert!(text.contains("(operator)"), "{text}");
+    let row = Schedules::new(store.clone())
+        .get("ws_a:quickbooks:payments")
+        .await
+        .unwrap();
+    assert!(!row.enabled && row.operator_enabled == Some(false));
+
+    let mut as_viewer = crate::cdp::Browser::start().await;
+    as_viewer.viewport(1280, 800, false).await;
+    open_schedules(&mut as_viewer, &dash.base, &viewer).await;
+    as_viewer
+        .wait_until(
+            "the schedules page",
+            "document.querySelector('h1') && document.querySelector('h1').textContent === 'Schedules'",
+            Duration::from_secs(10),
+        )
+        .await;
+    let text = as_viewer
+        .eval("document.querySelector('main').innerText")
+        .await;
+    assert!(
+        text.as_str().unwrap().contains("ws_a:quickbooks:payments"),
+        "{text}"
+    );
+    let buttons = as_viewer
+        .eval("document.querySelectorAll('main button, main form').length")
+        .await;
+    assert_eq!(buttons, 0, "no buttons for a viewer");
+    as_viewer
+        .screenshot(&shots.join("schedules-viewer-1280.png"))
+        .await;
+}

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use hangar_schedules::{NewSchedule, Schedules};
+use hangar_schedules::Schedules;
 use hangar_workers::client::Client;
 use hangar_workers::db::Pool;
 use hangar_workers::store::Store;
@@ -132,15 +132,28 @@ async fn legacy_database_keeps_working(backend: Backend) {
         .job("noop", serde_json::json!({}))
         .expect("noop job");
     let job = store.enqueue(&job).await.expect("enqueue").id;
-    let schedules = Schedules::new(store.clone());
-    schedules
-        .upsert(&NewSchedule::new(
-            "legacy-every-second",
-            "* * * * * *",
-            "noop",
-        ))
+    // The schedule row as the old layout has it: today's upsert writes columns that later
+    // planner migrations added.
+    match store.database().pool() {
+        Pool::Postgres(pool) => sqlx::query(
+            "INSERT INTO hangar_schedules (name, source, spec, kind, next_run_at) \
+             VALUES ('legacy-every-second', 'api', '* * * * * *', 'noop', now())",
+        )
+        .execute(pool)
         .await
-        .expect("schedule");
+        .map(|_| ()),
+        Pool::Sqlite(pool) => sqlx::query(
+            "INSERT INTO hangar_schedules (name, source, spec, kind, next_run_at, created_at, \
+                 updated_at) \
+             VALUES ('legacy-every-second', 'api', '* * * * * *', 'noop', ?1, ?1, ?1)",
+        )
+        .bind(chrono::Utc::now().timestamp_millis())
+        .execute(pool)
+        .await
+        .map(|_| ()),
+    }
+    .expect("schedule");
+    let schedules = Schedules::new(store.clone());
 
     // The new migrate takes the old rows over (nothing is created again) and applies only
     // what came after the single set.
