@@ -560,6 +560,31 @@ pub enum SchedulesCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Disable a schedule (an operator's choice: it holds across re-syncs of the schedule
+    /// files until the file changes that schedule, or until enabled again).
+    Disable {
+        /// The schedule's name.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Enable a schedule again; it runs from its next slot (missed slots are not run).
+    Enable {
+        /// The schedule's name.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Enqueue one job of the schedule now, outside its slots; prints the job id.
+    Run {
+        /// The schedule's name.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Upsert the schedule files into the database (as every planner does at start); with
     /// --prune also delete the file schedules that are not in these files.
     Sync {

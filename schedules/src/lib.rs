@@ -13,6 +13,7 @@ pub mod store;
 pub use file::{FileSchedule, ScheduleFileError};
 pub use planner::{Planner, PlannerConfig};
 pub use spec::{Frequency, Spec};
+pub use store::operator::run_now_key;
 pub use store::{
     MIGRATIONS, NewSchedule, Prune, ScheduleError, ScheduleFilter, ScheduleRow, Schedules, Source,
     SyncCounts,

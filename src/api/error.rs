@@ -196,7 +196,9 @@ fn schedule(error: &ScheduleError) -> Underneath {
         ScheduleError::InvalidName(_) | ScheduleError::InvalidSpec { .. } => {
             Underneath::Caller(StatusCode::UNPROCESSABLE_ENTITY, "invalid_schedule")
         }
-        ScheduleError::NameTaken { .. } => Underneath::Caller(StatusCode::CONFLICT, "conflict"),
+        ScheduleError::NameTaken { .. } | ScheduleError::RunActive { .. } => {
+            Underneath::Caller(StatusCode::CONFLICT, "conflict")
+        }
         ScheduleError::Database(error) => database(error),
         ScheduleError::Store(error) => store(error),
         ScheduleError::Corrupt(_) => Underneath::Internal,

@@ -22,6 +22,7 @@ mod jobs;
 mod jobs_bulk;
 mod publish;
 mod queues;
+mod schedules;
 pub(crate) mod sync_runs;
 pub(crate) mod webhook_bodies;
 mod webhook_deliveries;
@@ -196,6 +197,11 @@ fn documented() -> OpenApiRouter<ApiState> {
         ))
         .routes(routes!(dead_letters::replay_dead_letters))
         .routes(routes!(dead_letters::trim_dead_letters))
+        .routes(routes!(schedules::list_schedules))
+        .routes(routes!(schedules::get_schedule))
+        .routes(routes!(schedules::enable_schedule))
+        .routes(routes!(schedules::disable_schedule))
+        .routes(routes!(schedules::run_schedule))
         // The providers' pushes: outside /api/v1, authenticated by their signatures.
         .routes(routes!(inbound::receive_hook))
 }

@@ -37,6 +37,7 @@ mod timeline;
 mod webhook_actions;
 mod webhooks_page;
 mod workers_page;
+mod workspace_overview;
 
 use std::sync::Arc;
 
@@ -86,6 +87,9 @@ pub fn routes(api: ApiState, redis: Option<RedisConfig>) -> Router {
         .route("/events", get(events_page::events))
         .route("/events/{id}", get(events_page::event))
         .route("/schedules", get(schedules_page::schedules))
+        .route("/schedules/{id}/enable", post(schedules_page::enable))
+        .route("/schedules/{id}/disable", post(schedules_page::disable))
+        .route("/schedules/{id}/run", post(schedules_page::run))
         .route("/workers", get(workers_page::workers))
         .route("/queues/pause", post(workers_page::pause))
         .route("/queues/resume", post(workers_page::resume))

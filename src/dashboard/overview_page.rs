@@ -2,7 +2,8 @@
 //! over the last five minutes, and charts of jobs completed and failed per minute over the
 //! last hour (or per 15 minutes over the last day, `?window=day`) with the queue's depth,
 //! lag and attempt duration percentiles over the same window; open alerts; the dead-letter
-//! count.
+//! count. A workspace token's session sees its own workspace's queues, failures and webhook
+//! endpoints instead (`workspace_overview.rs`).
 
 use std::time::Duration;
 
@@ -64,6 +65,10 @@ pub async fn overview(
             ..AlertFilter::default()
         })
         .await?;
+    let own = match (&session.caller.workspace, global) {
+        (Some(ws), false) => Some(super::workspace_overview::section(&state, ws, now).await?),
+        _ => None,
+    };
     let (dead, queues) = if global {
         (
             Some(dead_letter_count(&state).await),
@@ -92,13 +97,9 @@ pub async fn overview(
         @if let Some((queues, charts)) = queues {
             (queues)
             (charts)
-        } @else {
-            p.note {
-                "Queue totals span every workspace, so they are shown only to tokens valid \
-                 for every workspace. "
-                a href="/jobs" { "Your workspace's jobs" }
-                "."
-            }
+        }
+        @if let Some(own) = own {
+            (own)
         }
     };
     Ok(Page {

@@ -98,6 +98,7 @@ mod salesforce_serve;
 mod salesforce_sim;
 mod salesforce_sync;
 mod schedule_sync;
+mod schedules_ops;
 mod schema_upgrade;
 mod slack_sim;
 mod slack_sync;

@@ -304,7 +304,8 @@ pub(crate) async fn sync_with_a_planner(db: &TestDb, expected: usize) -> Vec<ser
     let mut planner = db.spawn("planner", &["planner", "--bind", "127.0.0.1:0"]);
     let rows = wait_for("the file schedules", Duration::from_secs(20), || async {
         let rows = list_json(db);
-        (rows.len() == expected).then_some(rows)
+        // Until the planner has stored them, the files' schedules are listed unsynced.
+        (rows.len() == expected && rows.iter().all(|r| r["synced"] == true)).then_some(rows)
     })
     .await;
     assert!(planner.terminate().success(), "{}", planner.log());

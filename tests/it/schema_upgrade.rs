@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use hangar_schedules::{NewSchedule, Schedules};
+use hangar_schedules::Schedules;
 use hangar_workers::client::Client;
 use hangar_workers::db::Pool;
 use hangar_workers::store::Store;
@@ -68,15 +68,16 @@ async fn legacy_database(db: &TestDb, backend: Backend) -> Store {
 /// dashboard sessions; 13: inbound hooks; 14: event subscriptions; 16: webhook limits; 17:
 /// webhook replays; 18: inbound retention; 20: the leases index by expiry; 23: queue pauses
 /// and processes; 26: per-minute queue counters; 27: operators' job actions; 28: the
-/// events' lookups; 30: the counters' duration histogram and the depth and lag samples;
-/// 3001: the integrations; 35NN: the sync engine's tables).
-const NEW_VERSIONS: [i64; 28] = [
-    1, 2, 5, 6, 7, 8, 9, 10, 12, 13, 14, 16, 17, 18, 20, 23, 26, 27, 28, 30, 1001, 2001, 2002,
-    3001, 3501, 3502, 3503, 3504,
+/// events' lookups; 29: jobs by workspace; 30: the counters' duration histogram and the
+/// depth and lag samples; 1002: the schedules' operator columns; 3001: the integrations;
+/// 35NN: the sync engine's tables).
+const NEW_VERSIONS: [i64; 30] = [
+    1, 2, 5, 6, 7, 8, 9, 10, 12, 13, 14, 16, 17, 18, 20, 23, 26, 27, 28, 29, 30, 1001, 1002, 2001,
+    2002, 3001, 3501, 3502, 3503, 3504,
 ];
 
 /// The migrations that came after the single set (new tables, not renumbered ones).
-const LATER: [&str; 18] = [
+const LATER: [&str; 20] = [
     "0009_idempotency_key_order",
     "0012_webhooks",
     "0013_inbound_hooks",
@@ -89,7 +90,9 @@ const LATER: [&str; 18] = [
     "0026_queue_minutes",
     "0027_job_actions",
     "0028_events_lookups",
+    "0029_jobs_by_workspace",
     "0030_queue_durations_and_samples",
+    "1002_schedule_operator",
     "3001_integrations",
     "3501_sync_engine",
     "3502_sync_outbox",
@@ -135,15 +138,28 @@ async fn legacy_database_keeps_working(backend: Backend) {
         .job("noop", serde_json::json!({}))
         .expect("noop job");
     let job = store.enqueue(&job).await.expect("enqueue").id;
-    let schedules = Schedules::new(store.clone());
-    schedules
-        .upsert(&NewSchedule::new(
-            "legacy-every-second",
-            "* * * * * *",
-            "noop",
-        ))
+    // The schedule row as the old layout has it: today's upsert writes columns that later
+    // planner migrations added.
+    match store.database().pool() {
+        Pool::Postgres(pool) => sqlx::query(
+            "INSERT INTO hangar_schedules (name, source, spec, kind, next_run_at) \
+             VALUES ('legacy-every-second', 'api', '* * * * * *', 'noop', now())",
+        )
+        .execute(pool)
         .await
-        .expect("schedule");
+        .map(|_| ()),
+        Pool::Sqlite(pool) => sqlx::query(
+            "INSERT INTO hangar_schedules (name, source, spec, kind, next_run_at, created_at, \
+                 updated_at) \
+             VALUES ('legacy-every-second', 'api', '* * * * * *', 'noop', ?1, ?1, ?1)",
+        )
+        .bind(chrono::Utc::now().timestamp_millis())
+        .execute(pool)
+        .await
+        .map(|_| ()),
+    }
+    .expect("schedule");
+    let schedules = Schedules::new(store.clone());
 
     // The new migrate takes the old rows over (nothing is created again) and applies only
     // what came after the single set.

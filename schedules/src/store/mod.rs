@@ -17,6 +17,7 @@
 //! milliseconds from this process's clock, and JSON text.
 
 mod bench;
+pub mod operator;
 mod plan;
 mod rows;
 mod upsert;
@@ -65,6 +66,18 @@ pub enum ScheduleError {
     /// No schedule with this name.
     #[error("schedule '{0}' not found")]
     NotFound(String),
+    /// "Run now" while a run of the schedule is still active (one run at a time).
+    #[error(
+        "schedule '{name}': a run is still active (job {job} is {state}); wait for it or cancel it"
+    )]
+    RunActive {
+        /// The schedule.
+        name: String,
+        /// The active job.
+        job: JobId,
+        /// Its state.
+        state: JobState,
+    },
     /// The name belongs to a schedule of the other source (a file schedule cannot be replaced
     /// through the API, nor an API schedule by a file).
     #[error("schedule '{name}': name: already used by a schedule from {owner}")]
@@ -86,7 +99,7 @@ pub enum ScheduleError {
 }
 
 /// Where a schedule comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     /// A schedule file, synced at planner start.
@@ -144,6 +157,8 @@ pub struct NewSchedule {
     pub integration: Option<String>,
     /// The data type it syncs (informational, for lookups).
     pub data_type: Option<String>,
+    /// The schedule file it comes from (file schedules only).
+    pub source_file: Option<String>,
 }
 
 impl NewSchedule {
@@ -160,7 +175,29 @@ impl NewSchedule {
             workspace_id: None,
             integration: None,
             data_type: None,
+            source_file: None,
         }
+    }
+
+    /// A digest of what the schedule's owner declares (spec, kind, args, queue, priority,
+    /// enabled, workspace, integration, data type): an unchanged digest on a re-sync keeps
+    /// an operator's enable or disable, a changed one ends it.
+    fn digest(&self) -> String {
+        let definition = serde_json::json!([
+            self.spec,
+            self.kind,
+            self.args,
+            self.queue,
+            self.priority,
+            self.enabled,
+            self.workspace_id,
+            self.integration,
+            self.data_type,
+        ]);
+        format!(
+            "{:016x}",
+            crate::spec::fnv1a64(definition.to_string().as_bytes())
+        )
     }
 }
 
@@ -177,12 +214,13 @@ impl From<&FileSchedule> for NewSchedule {
             workspace_id: None,
             integration: None,
             data_type: None,
+            source_file: Some(f.file.clone()),
         }
     }
 }
 
-/// A stored schedule, as `hangar schedules list --json` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A stored schedule, as `hangar schedules list --json` and `GET /api/v1/schedules` show it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ScheduleRow {
     /// Row id.
     pub id: i64,
@@ -190,6 +228,8 @@ pub struct ScheduleRow {
     pub name: String,
     /// `file` or `api`.
     pub source: Source,
+    /// The schedule file it was last synced from (file schedules; `null` for API ones).
+    pub source_file: Option<String>,
     /// The workspace its jobs belong to.
     pub workspace_id: Option<String>,
     /// The integration it syncs.
@@ -208,15 +248,21 @@ pub struct ScheduleRow {
     pub priority: i16,
     /// Whether it is planned.
     pub enabled: bool,
+    /// An operator's enable (`true`) or disable (`false`), which holds across re-syncs until
+    /// the schedule's file (or API owner) changes its definition; `null`: the definition's.
+    pub operator_enabled: Option<bool>,
+    /// When an operator last enabled or disabled it.
+    pub operator_changed_at: Option<DateTime<Utc>>,
     /// Due time = slot + this.
     pub offset_ms: i64,
     /// The next due time.
     pub next_run_at: Option<DateTime<Utc>>,
     /// The slot of the last job enqueued.
     pub last_slot_at: Option<DateTime<Utc>>,
-    /// The last job enqueued.
+    /// The job of the last slot.
+    #[schema(value_type = Option<i64>)]
     pub last_job_id: Option<JobId>,
-    /// That job's state now (`None` once it was pruned): the last outcome.
+    /// That job's state now (`None` once it was pruned): the last slot's outcome.
     pub last_job_state: Option<JobState>,
     /// When the last job was enqueued.
     pub last_enqueued_at: Option<DateTime<Utc>>,
@@ -224,6 +270,13 @@ pub struct ScheduleRow {
     pub skipped_count: i64,
     /// When a slot was last skipped.
     pub last_skipped_at: Option<DateTime<Utc>>,
+    /// The last job an operator started with "run now" (outside the slots).
+    #[schema(value_type = Option<i64>)]
+    pub run_now_job_id: Option<JobId>,
+    /// That job's state now (`None` once it was pruned).
+    pub run_now_job_state: Option<JobState>,
+    /// When an operator last ran it now.
+    pub run_now_at: Option<DateTime<Utc>>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When its definition last changed.
@@ -293,6 +346,7 @@ struct Prepared {
     row: NewSchedule,
     offset_ms: i64,
     next_run_at: Option<DateTime<Utc>>,
+    digest: String,
 }
 
 fn prepare(row: &NewSchedule, now: DateTime<Utc>) -> Result<Prepared, ScheduleError> {
@@ -311,10 +365,12 @@ fn prepare(row: &NewSchedule, now: DateTime<Utc>) -> Result<Prepared, ScheduleEr
     };
     let mut row = row.clone();
     row.spec = spec.as_str().to_owned();
+    let digest = row.digest();
     Ok(Prepared {
         row,
         offset_ms,
         next_run_at,
+        digest,
     })
 }
 

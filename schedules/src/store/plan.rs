@@ -11,11 +11,15 @@
 use chrono::{DateTime, Utc};
 use hangar_workers::client::Conn;
 use hangar_workers::db::Pool;
-use hangar_workers::job::JobId;
+use std::collections::HashMap;
+
+use hangar_workers::job::{JobId, JobState};
 use hangar_workers::routes::Routes;
 use sqlx::Row;
 
-use super::rows::{begin_immediate, json_args, last_job_states, ms, opt_time, to_time};
+use super::rows::{
+    begin_immediate, json_args, last_job_states, listed_job_ids, ms, opt_time, to_time,
+};
 use super::{BatchReport, ScheduleError, Schedules};
 use crate::batch::{self, DueRow, Planned, SpecCache};
 
@@ -39,7 +43,7 @@ impl Schedules {
                 // WHERE clause and is not returned).
                 let rows = sqlx::query(
                     "SELECT s.id, s.name, s.spec, s.kind, s.args, s.queue, s.priority, s.workspace_id, \
-                         s.offset_ms, s.next_run_at, s.last_slot_at, s.last_job_id, \
+                         s.offset_ms, s.next_run_at, s.last_slot_at, s.last_job_id, s.run_now_job_id, \
                          COALESCE($2, now()) AS db_now \
                      FROM hangar_schedules s \
                      WHERE s.enabled AND s.next_run_at <= COALESCE($2, now()) \
@@ -55,10 +59,7 @@ impl Schedules {
                     return Ok(BatchReport::default());
                 };
                 let now: DateTime<Utc> = first.try_get("db_now")?;
-                let ids = rows
-                    .iter()
-                    .map(|r| r.try_get("last_job_id"))
-                    .collect::<Result<Vec<Option<i64>>, _>>()?;
+                let ids = listed_job_ids(&rows)?;
                 let states = last_job_states(&mut *tx, ids).await?;
                 let due = rows
                     .iter()
@@ -75,10 +76,11 @@ impl Schedules {
                             offset_ms: row.try_get("offset_ms")?,
                             next_run_at: row.try_get("next_run_at")?,
                             last_slot_at: row.try_get("last_slot_at")?,
-                            last_job_state: row
-                                .try_get::<Option<i64>, _>("last_job_id")?
-                                .and_then(|id| states.get(&JobId(id)))
-                                .map(|state| state.as_str().to_owned()),
+                            last_job_state: run_state(
+                                &states,
+                                row.try_get("last_job_id")?,
+                                row.try_get("run_now_job_id")?,
+                            ),
                         })
                     })
                     .collect::<Result<Vec<_>, sqlx::Error>>()?;
@@ -114,7 +116,7 @@ impl Schedules {
                 let now = at.unwrap_or_else(Utc::now);
                 let rows = sqlx::query(
                     "SELECT s.id, s.name, s.spec, s.kind, s.args, s.queue, s.priority, s.workspace_id, \
-                         s.offset_ms, s.next_run_at, s.last_slot_at, s.last_job_id \
+                         s.offset_ms, s.next_run_at, s.last_slot_at, s.last_job_id, s.run_now_job_id \
                      FROM hangar_schedules s \
                      WHERE s.enabled AND s.next_run_at <= ?1 \
                      ORDER BY s.next_run_at LIMIT ?2",
@@ -127,10 +129,7 @@ impl Schedules {
                     tx.commit().await?;
                     return Ok(BatchReport::default());
                 }
-                let ids = rows
-                    .iter()
-                    .map(|r| r.try_get("last_job_id"))
-                    .collect::<Result<Vec<Option<i64>>, _>>()?;
+                let ids = listed_job_ids(&rows)?;
                 let states = last_job_states(&mut *tx, ids).await?;
                 let due = rows
                     .iter()
@@ -147,10 +146,11 @@ impl Schedules {
                             offset_ms: row.try_get("offset_ms")?,
                             next_run_at: to_time(row.try_get("next_run_at")?),
                             last_slot_at: opt_time(row.try_get("last_slot_at")?),
-                            last_job_state: row
-                                .try_get::<Option<i64>, _>("last_job_id")?
-                                .and_then(|id| states.get(&JobId(id)))
-                                .map(|state| state.as_str().to_owned()),
+                            last_job_state: run_state(
+                                &states,
+                                row.try_get("last_job_id")?,
+                                row.try_get("run_now_job_id")?,
+                            ),
                         })
                     })
                     .collect::<Result<Vec<_>, ScheduleError>>()?;
@@ -213,6 +213,20 @@ impl Schedules {
                 Ok((opt_time(next), Utc::now()))
             }
         }
+    }
+}
+
+/// The state the planner's one-run-at-a-time rule looks at: an operator's run-now job while
+/// it is active, else the last slot's job.
+fn run_state(
+    states: &HashMap<JobId, JobState>,
+    last_job_id: Option<i64>,
+    run_now_job_id: Option<i64>,
+) -> Option<String> {
+    let state = |id: Option<i64>| id.and_then(|id| states.get(&JobId(id)).copied());
+    match state(run_now_job_id) {
+        Some(active) if !active.is_final() => Some(active.as_str().to_owned()),
+        _ => state(last_job_id).map(|s| s.as_str().to_owned()),
     }
 }
 

@@ -17,7 +17,23 @@ use super::{ScheduleError, ScheduleRow, Source};
 pub(super) const ROW_COLUMNS: &str = "s.id, s.name, s.source, s.workspace_id, s.integration, \
      s.data_type, s.spec, s.kind, s.args, s.queue, s.priority, s.enabled, s.offset_ms, \
      s.next_run_at, s.last_slot_at, s.last_job_id, s.last_enqueued_at, \
-     s.skipped_count, s.last_skipped_at, s.created_at, s.updated_at";
+     s.skipped_count, s.last_skipped_at, s.created_at, s.updated_at, s.source_file, \
+     s.operator_enabled, s.operator_changed_at, s.run_now_job_id, s.run_now_at";
+
+/// The job ids whose states a listing asks of the engine: each row's last slot's job and
+/// its last "run now" job.
+pub(super) fn listed_job_ids<R: Row>(rows: &[R]) -> Result<Vec<Option<i64>>, sqlx::Error>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    Option<i64>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let mut ids = Vec::with_capacity(rows.len() * 2);
+    for row in rows {
+        ids.push(row.try_get("last_job_id")?);
+        ids.push(row.try_get("run_now_job_id")?);
+    }
+    Ok(ids)
+}
 
 /// A time as SQLite stores it: integer Unix milliseconds.
 pub(super) fn ms(t: DateTime<Utc>) -> i64 {
@@ -60,10 +76,15 @@ pub(super) fn row_from_pg(
     states: &HashMap<JobId, JobState>,
 ) -> Result<ScheduleRow, ScheduleError> {
     let last_job_id = row.try_get::<Option<i64>, _>("last_job_id")?.map(JobId);
+    let run_now_job_id = row.try_get::<Option<i64>, _>("run_now_job_id")?.map(JobId);
     Ok(ScheduleRow {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
         source: Source::parse(row.try_get("source")?)?,
+        source_file: row.try_get("source_file")?,
+        operator_enabled: row.try_get("operator_enabled")?,
+        run_now_job_id,
+        run_now_job_state: run_now_job_id.and_then(|id| states.get(&id).copied()),
         workspace_id: row.try_get("workspace_id")?,
         integration: row.try_get("integration")?,
         data_type: row.try_get("data_type")?,
@@ -81,6 +102,8 @@ pub(super) fn row_from_pg(
         last_enqueued_at: row.try_get("last_enqueued_at")?,
         skipped_count: row.try_get("skipped_count")?,
         last_skipped_at: row.try_get("last_skipped_at")?,
+        operator_changed_at: row.try_get("operator_changed_at")?,
+        run_now_at: row.try_get("run_now_at")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -91,10 +114,15 @@ pub(super) fn row_from_sqlite(
     states: &HashMap<JobId, JobState>,
 ) -> Result<ScheduleRow, ScheduleError> {
     let last_job_id = row.try_get::<Option<i64>, _>("last_job_id")?.map(JobId);
+    let run_now_job_id = row.try_get::<Option<i64>, _>("run_now_job_id")?.map(JobId);
     Ok(ScheduleRow {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
         source: Source::parse(row.try_get("source")?)?,
+        source_file: row.try_get("source_file")?,
+        operator_enabled: row.try_get("operator_enabled")?,
+        run_now_job_id,
+        run_now_job_state: run_now_job_id.and_then(|id| states.get(&id).copied()),
         workspace_id: row.try_get("workspace_id")?,
         integration: row.try_get("integration")?,
         data_type: row.try_get("data_type")?,
@@ -112,6 +140,8 @@ pub(super) fn row_from_sqlite(
         last_enqueued_at: opt_time(row.try_get("last_enqueued_at")?),
         skipped_count: row.try_get("skipped_count")?,
         last_skipped_at: opt_time(row.try_get("last_skipped_at")?),
+        operator_changed_at: opt_time(row.try_get("operator_changed_at")?),
+        run_now_at: opt_time(row.try_get("run_now_at")?),
         created_at: to_time(row.try_get("created_at")?),
         updated_at: to_time(row.try_get("updated_at")?),
     })

@@ -1,15 +1,15 @@
 //! The schedules API: upsert by name (one statement for many rows, also behind the file
-//! sync, whose pruning is here too), enable/disable, change the spec, delete, get and list.
+//! sync, whose pruning is here too), change the spec, delete, get and list (an operator's
+//! enable, disable and run now are in `operator.rs`).
 //! Both dialects side by side: batches travel as `UNNEST` arrays on PostgreSQL and as one
 //! JSON array read with `json_each` on SQLite; PostgreSQL takes `now()` where SQLite binds
 //! this process's clock in integer Unix milliseconds.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use hangar_workers::db::Pool;
-use sqlx::Row;
 
 use super::rows::{
-    ROW_COLUMNS, begin_immediate, last_job_states, ms, row_from_pg, row_from_sqlite,
+    ROW_COLUMNS, begin_immediate, last_job_states, listed_job_ids, ms, row_from_pg, row_from_sqlite,
 };
 use super::{
     NewSchedule, Prepared, Prune, ScheduleError, ScheduleFilter, ScheduleRow, Schedules, Source,
@@ -97,21 +97,40 @@ impl Schedules {
                         |f: fn(&Prepared) -> Option<&str>| rows.iter().map(f).collect::<Vec<_>>();
                     sqlx::query(
                         "INSERT INTO hangar_schedules (name, source, workspace_id, integration, data_type, \
-                             spec, kind, args, queue, priority, enabled, offset_ms, next_run_at) \
+                             spec, kind, args, queue, priority, enabled, offset_ms, next_run_at, \
+                             source_file, definition_digest) \
                          SELECT name, $2, workspace_id, integration, data_type, spec, kind, args, queue, \
-                             priority, enabled, offset_ms, next_run_at \
+                             priority, enabled, offset_ms, next_run_at, source_file, definition_digest \
                          FROM UNNEST($1::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
                              $8::jsonb[], $9::text[], $10::smallint[], $11::bool[], $12::bigint[], \
-                             $13::timestamptz[]) \
+                             $13::timestamptz[], $14::text[], $15::text[]) \
                              AS t(name, workspace_id, integration, data_type, spec, kind, args, queue, \
-                                  priority, enabled, offset_ms, next_run_at) \
+                                  priority, enabled, offset_ms, next_run_at, source_file, definition_digest) \
                          ORDER BY name \
                          ON CONFLICT (name) DO UPDATE SET \
                              workspace_id = EXCLUDED.workspace_id, integration = EXCLUDED.integration, \
                              data_type = EXCLUDED.data_type, kind = EXCLUDED.kind, args = EXCLUDED.args, \
                              queue = EXCLUDED.queue, priority = EXCLUDED.priority, \
-                             enabled = EXCLUDED.enabled, \
+                             source_file = EXCLUDED.source_file, \
+                             definition_digest = EXCLUDED.definition_digest, \
+                             enabled = CASE WHEN hangar_schedules.operator_enabled IS NOT NULL \
+                                 AND COALESCE(hangar_schedules.definition_digest, EXCLUDED.definition_digest) \
+                                     = EXCLUDED.definition_digest \
+                                 THEN hangar_schedules.enabled ELSE EXCLUDED.enabled END, \
+                             operator_enabled = CASE \
+                                 WHEN COALESCE(hangar_schedules.definition_digest, EXCLUDED.definition_digest) \
+                                     = EXCLUDED.definition_digest \
+                                 THEN hangar_schedules.operator_enabled END, \
+                             operator_changed_at = CASE \
+                                 WHEN COALESCE(hangar_schedules.definition_digest, EXCLUDED.definition_digest) \
+                                     = EXCLUDED.definition_digest \
+                                 THEN hangar_schedules.operator_changed_at END, \
                              next_run_at = CASE \
+                                 WHEN hangar_schedules.operator_enabled IS NOT NULL \
+                                   AND COALESCE(hangar_schedules.definition_digest, EXCLUDED.definition_digest) \
+                                       = EXCLUDED.definition_digest \
+                                   AND hangar_schedules.spec = EXCLUDED.spec \
+                                 THEN hangar_schedules.next_run_at \
                                  WHEN EXCLUDED.next_run_at IS NULL THEN NULL \
                                  WHEN hangar_schedules.next_run_at IS NULL \
                                    OR hangar_schedules.spec <> EXCLUDED.spec \
@@ -134,6 +153,8 @@ impl Schedules {
                     .bind(rows.iter().map(|p| p.row.enabled).collect::<Vec<_>>())
                     .bind(rows.iter().map(|p| p.offset_ms).collect::<Vec<_>>())
                     .bind(rows.iter().map(|p| p.next_run_at).collect::<Vec<_>>())
+                    .bind(col(|p| p.row.source_file.as_deref()))
+                    .bind(rows.iter().map(|p| p.digest.as_str()).collect::<Vec<_>>())
                     .execute(&mut *tx)
                     .await?
                     .rows_affected()
@@ -203,6 +224,8 @@ impl Schedules {
                             i32::from(p.row.enabled),
                             p.offset_ms,
                             p.next_run_at.map(ms),
+                            p.row.source_file,
+                            p.digest,
                         ])
                     })
                     .collect();
@@ -212,17 +235,35 @@ impl Schedules {
                     sqlx::query(
                         "INSERT INTO hangar_schedules (name, source, workspace_id, integration, data_type, \
                              spec, kind, args, queue, priority, enabled, offset_ms, next_run_at, \
-                             created_at, updated_at) \
+                             source_file, definition_digest, created_at, updated_at) \
                          SELECT value ->> 0, ?2, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
                              value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9, \
-                             value ->> 10, value ->> 11, ?3, ?3 \
+                             value ->> 10, value ->> 11, value ->> 12, value ->> 13, ?3, ?3 \
                          FROM json_each(?1) WHERE true \
                          ON CONFLICT (name) DO UPDATE SET \
                              workspace_id = excluded.workspace_id, integration = excluded.integration, \
                              data_type = excluded.data_type, kind = excluded.kind, args = excluded.args, \
                              queue = excluded.queue, priority = excluded.priority, \
-                             enabled = excluded.enabled, \
+                             source_file = excluded.source_file, \
+                             definition_digest = excluded.definition_digest, \
+                             enabled = CASE WHEN hangar_schedules.operator_enabled IS NOT NULL \
+                                 AND COALESCE(hangar_schedules.definition_digest, excluded.definition_digest) \
+                                     = excluded.definition_digest \
+                                 THEN hangar_schedules.enabled ELSE excluded.enabled END, \
+                             operator_enabled = CASE \
+                                 WHEN COALESCE(hangar_schedules.definition_digest, excluded.definition_digest) \
+                                     = excluded.definition_digest \
+                                 THEN hangar_schedules.operator_enabled END, \
+                             operator_changed_at = CASE \
+                                 WHEN COALESCE(hangar_schedules.definition_digest, excluded.definition_digest) \
+                                     = excluded.definition_digest \
+                                 THEN hangar_schedules.operator_changed_at END, \
                              next_run_at = CASE \
+                                 WHEN hangar_schedules.operator_enabled IS NOT NULL \
+                                   AND COALESCE(hangar_schedules.definition_digest, excluded.definition_digest) \
+                                       = excluded.definition_digest \
+                                   AND hangar_schedules.spec = excluded.spec \
+                                 THEN hangar_schedules.next_run_at \
                                  WHEN excluded.next_run_at IS NULL THEN NULL \
                                  WHEN hangar_schedules.next_run_at IS NULL \
                                    OR hangar_schedules.spec <> excluded.spec \
@@ -272,84 +313,6 @@ impl Schedules {
                 })
             }
         }
-    }
-
-    /// Enables or disables a schedule. Enabling plans it from its next due time after now
-    /// (the slots it missed while disabled are not run); disabling clears its next run.
-    pub async fn set_enabled(
-        &self,
-        name: &str,
-        enabled: bool,
-    ) -> Result<ScheduleRow, ScheduleError> {
-        let now = Utc::now();
-        let next_after = |spec: &str, offset_ms: i64| -> Option<DateTime<Utc>> {
-            if enabled {
-                Spec::parse(spec)
-                    .ok()
-                    .and_then(|s| s.next_due_after(offset_ms, now))
-            } else {
-                None
-            }
-        };
-        let found = match self.db.pool() {
-            Pool::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let row: Option<(String, i64, bool)> = sqlx::query_as(
-                    "SELECT spec, offset_ms, enabled FROM hangar_schedules WHERE name = $1 FOR UPDATE",
-                )
-                .bind(name)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if let Some((spec, offset_ms, was_enabled)) = row {
-                    if was_enabled != enabled {
-                        sqlx::query(
-                            "UPDATE hangar_schedules SET enabled = $2, next_run_at = $3, updated_at = now() \
-                             WHERE name = $1",
-                        )
-                        .bind(name)
-                        .bind(enabled)
-                        .bind(next_after(&spec, offset_ms))
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    tx.commit().await?;
-                    true
-                } else {
-                    false
-                }
-            }
-            Pool::Sqlite(pool) => {
-                let mut tx = begin_immediate(pool).await?;
-                let row: Option<(String, i64, bool)> = sqlx::query_as(
-                    "SELECT spec, offset_ms, enabled FROM hangar_schedules WHERE name = ?1",
-                )
-                .bind(name)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if let Some((spec, offset_ms, was_enabled)) = row {
-                    if was_enabled != enabled {
-                        sqlx::query(
-                            "UPDATE hangar_schedules SET enabled = ?2, next_run_at = ?3, updated_at = ?4 \
-                             WHERE name = ?1",
-                        )
-                        .bind(name)
-                        .bind(enabled)
-                        .bind(next_after(&spec, offset_ms).map(ms))
-                        .bind(ms(now))
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    tx.commit().await?;
-                    true
-                } else {
-                    false
-                }
-            }
-        };
-        if !found {
-            return Err(ScheduleError::NotFound(name.to_owned()));
-        }
-        self.get(name).await
     }
 
     /// Changes a schedule's spec (and so its offset and next due time).
@@ -427,7 +390,7 @@ impl Schedules {
             workspace_id: None,
             limit: 1,
         };
-        self.list_named(&filter, Some(name))
+        self.list_named(&filter, Some(name), None)
             .await?
             .pop()
             .ok_or_else(|| ScheduleError::NotFound(name.to_owned()))
@@ -435,30 +398,42 @@ impl Schedules {
 
     /// Schedules by name, with their last job's state.
     pub async fn list(&self, filter: &ScheduleFilter) -> Result<Vec<ScheduleRow>, ScheduleError> {
-        self.list_named(filter, None).await
+        self.list_named(filter, None, None).await
     }
 
-    async fn list_named(
+    /// One schedule by its row id, with its jobs' states.
+    pub async fn get_by_id(&self, id: i64) -> Result<ScheduleRow, ScheduleError> {
+        let filter = ScheduleFilter {
+            workspace_id: None,
+            limit: 1,
+        };
+        self.list_named(&filter, None, Some(id))
+            .await?
+            .pop()
+            .ok_or_else(|| ScheduleError::NotFound(format!("#{id}")))
+    }
+
+    pub(super) async fn list_named(
         &self,
         filter: &ScheduleFilter,
         name: Option<&str>,
+        id: Option<i64>,
     ) -> Result<Vec<ScheduleRow>, ScheduleError> {
         match self.db.pool() {
             Pool::Postgres(pool) => {
                 let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "SELECT {ROW_COLUMNS} FROM hangar_schedules s \
                      WHERE ($1::text IS NULL OR s.name = $1) AND ($2::text IS NULL OR s.workspace_id = $2) \
+                       AND ($4::bigint IS NULL OR s.id = $4) \
                      ORDER BY s.name LIMIT $3"
                 )))
                 .bind(name)
                 .bind(&filter.workspace_id)
                 .bind(filter.limit)
+                .bind(id)
                 .fetch_all(pool)
                 .await?;
-                let ids = rows
-                    .iter()
-                    .map(|r| r.try_get("last_job_id"))
-                    .collect::<Result<Vec<Option<i64>>, _>>()?;
+                let ids = listed_job_ids(&rows)?;
                 let states = last_job_states(&mut *pool.acquire().await?, ids).await?;
                 rows.iter().map(|row| row_from_pg(row, &states)).collect()
             }
@@ -466,17 +441,16 @@ impl Schedules {
                 let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "SELECT {ROW_COLUMNS} FROM hangar_schedules s \
                      WHERE (?1 IS NULL OR s.name = ?1) AND (?2 IS NULL OR s.workspace_id = ?2) \
+                       AND (?4 IS NULL OR s.id = ?4) \
                      ORDER BY s.name LIMIT ?3"
                 )))
                 .bind(name)
                 .bind(&filter.workspace_id)
                 .bind(filter.limit)
+                .bind(id)
                 .fetch_all(pool)
                 .await?;
-                let ids = rows
-                    .iter()
-                    .map(|r| r.try_get("last_job_id"))
-                    .collect::<Result<Vec<Option<i64>>, _>>()?;
+                let ids = listed_job_ids(&rows)?;
                 let states = last_job_states(&mut *pool.acquire().await?, ids).await?;
                 rows.iter()
                     .map(|row| row_from_sqlite(row, &states))

@@ -67,6 +67,20 @@ impl Store {
 
     /// Depth and lag per queue.
     pub async fn queue_stats(&self) -> Result<Vec<QueueStats>, StoreError> {
+        self.queue_stats_of(None).await
+    }
+
+    /// Depth and lag per queue of one workspace's jobs (a workspace token's overview): the
+    /// partial index `hangar_jobs_workspace_open` (migration 0029) holds exactly the rows it
+    /// counts.
+    pub async fn workspace_queue_stats(
+        &self,
+        workspace: &str,
+    ) -> Result<Vec<QueueStats>, StoreError> {
+        self.queue_stats_of(Some(workspace)).await
+    }
+
+    async fn queue_stats_of(&self, workspace: Option<&str>) -> Result<Vec<QueueStats>, StoreError> {
         let rows = match self.pool() {
             Pool::Postgres(pool) => {
                 let rows = sqlx::query(
@@ -76,8 +90,10 @@ impl Store {
                                  AND run_at <= now()))::float8, 0) AS lag \
                      FROM hangar_jobs \
                      WHERE state IN ('available', 'scheduled', 'running', 'retryable', 'failed') \
+                       AND ($1::text IS NULL OR workspace_id = $1) \
                      GROUP BY queue, state ORDER BY queue",
                 )
+                .bind(workspace)
                 .fetch_all(pool)
                 .await?;
                 rows.iter()
@@ -99,9 +115,11 @@ impl Store {
                                            AND run_at <= ?1 THEN ?1 - run_at END), 0) AS lag_ms \
                      FROM hangar_jobs \
                      WHERE state IN ('available', 'scheduled', 'running', 'retryable', 'failed') \
+                       AND (?2 IS NULL OR workspace_id = ?2) \
                      GROUP BY queue, state ORDER BY queue",
                 )
                 .bind(now_ms())
+                .bind(workspace)
                 .fetch_all(pool)
                 .await?;
                 rows.iter()
