@@ -237,13 +237,19 @@ async fn run_now(backend: Backend) {
     );
 
     // Finished, it may run again, and the slots go on beside it.
-    store.cancel_job(id).await.expect("cancel");
+    store
+        .cancel_job(id, &crate::support::test_actor())
+        .await
+        .expect("cancel");
     let second: i64 = stdout_ok(&db.run(&["schedules", "run", "tick"]))
         .trim()
         .parse()
         .expect("the job id");
     assert_ne!(second, id.0);
-    store.cancel_job(JobId(second)).await.expect("cancel");
+    store
+        .cancel_job(JobId(second), &crate::support::test_actor())
+        .await
+        .expect("cancel");
     let report = planner_at(&store, Utc::now() + chrono::Duration::seconds(10))
         .run_once()
         .await
