@@ -93,3 +93,59 @@ async fn history_completions_go_by_primary_key_postgres() {
         200
     );
 }
+
+/// Sequential scans of `table` as the statistics show them now.
+async fn seq_scans(db: &TestDb, table: &str) -> i64 {
+    db.query_i64(&format!(
+        "SELECT COALESCE(sum(seq_scan), 0)::bigint FROM pg_stat_user_tables \
+         WHERE relname = '{table}'"
+    ))
+    .await
+}
+
+/// Every sync run's start closes the runs its job left `running` (`WHERE job_id = …`): with
+/// a month of runs kept, that read every run once per start until the runs got an index by
+/// job (integrations migration 3505).
+#[tokio::test]
+async fn a_sync_run_start_finds_its_jobs_runs_by_index_postgres() {
+    use hangar_integrations::store::SyncStore;
+    use hangar_integrations::store::sync_runs::NewRun;
+
+    let db = TestDb::new(Backend::Postgres).await;
+    stdout_ok(&db.run(&["migrate"]));
+    let store = Store::connect(&db.url, 1).await.expect("connect");
+    db.sql(
+        "INSERT INTO hangar_sync_runs (id, integration_id, workspace_id, provider, data_type, \
+             direction, trigger, status, job_id, started_at, finished_at) \
+         SELECT 'run_' || n, 'int_' || (n % 50), 'ws_' || (n % 50), 'quickbooks', 'customers', \
+             'in', 'schedule', 'succeeded', n, now(), now() \
+         FROM generate_series(1, 20000) AS n; \
+         ANALYZE hangar_sync_runs;",
+    )
+    .await;
+    let runs = SyncStore::new(store.database().clone());
+    flush_stats(&store).await;
+    let before = seq_scans(&db, "hangar_sync_runs").await;
+    for n in 0..3 {
+        runs.start_run(&NewRun {
+            id: format!("run_new_{n}"),
+            integration_id: "int_1".into(),
+            workspace_id: "ws_1".into(),
+            provider: "quickbooks".into(),
+            data_type: "customers".into(),
+            direction: "in".into(),
+            trigger: "schedule".into(),
+            job_id: Some(30_000 + n),
+            credential_version: None,
+            cursor_before: None,
+        })
+        .await
+        .expect("start");
+    }
+    flush_stats(&store).await;
+    assert_eq!(
+        seq_scans(&db, "hangar_sync_runs").await - before,
+        0,
+        "starting 3 runs beside 20 000 kept ones read the whole table"
+    );
+}

@@ -71,13 +71,13 @@ async fn legacy_database(db: &TestDb, backend: Backend) -> Store {
 /// events' lookups; 29: jobs by workspace; 30: the counters' duration histogram and the
 /// depth and lag samples; 1002: the schedules' operator columns; 3001: the integrations;
 /// 35NN: the sync engine's tables).
-const NEW_VERSIONS: [i64; 30] = [
+const NEW_VERSIONS: [i64; 31] = [
     1, 2, 5, 6, 7, 8, 9, 10, 12, 13, 14, 16, 17, 18, 20, 23, 26, 27, 28, 29, 30, 1001, 1002, 2001,
-    2002, 3001, 3501, 3502, 3503, 3504,
+    2002, 3001, 3501, 3502, 3503, 3504, 3505,
 ];
 
 /// The migrations that came after the single set (new tables, not renumbered ones).
-const LATER: [&str; 20] = [
+const LATER: [&str; 21] = [
     "0009_idempotency_key_order",
     "0012_webhooks",
     "0013_inbound_hooks",
@@ -98,6 +98,7 @@ const LATER: [&str; 20] = [
     "3502_sync_outbox",
     "3503_paced_rate_budget",
     "3504_sync_runs_started",
+    "3505_sync_runs_by_job",
 ];
 
 /// Whether `migrate`'s output ran none of the old set's migrations again (only those added
