@@ -13,7 +13,8 @@
 #   memory:     peak RSS of draining 1 000 000 jobs (PostgreSQL), and `hangar serve` idle;
 #   compare:    graphile-worker and BullMQ with the same protocol (benches/compare), when
 #               Node is installed, in the same run.
-# Prints a Markdown report on stdout. Usage: benches/run.sh [--quick] > report.md
+# Prints a Markdown report on stdout and plots it (benches/engines-plots.sh: per-engine latency
+# and drain rate in benches/plots/). Usage: benches/run.sh [--quick] > report.md
 # (SKIP_COMPARE=1 leaves out the other engines.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +36,9 @@ measured() {
     /usr/bin/time -f "%M" -o "$WORK/rss" "$@" 2>"$WORK/err" | tail -1
     echo "rss_mib=$(awk '{printf "%.1f", $1/1024}' "$WORK/rss")"
 }
+
+# The whole report, printed and kept for the plots at the end.
+report() {
 
 echo "# Hangar benchmark run"
 echo
@@ -124,3 +128,6 @@ sleep 5
 echo "- \`hangar serve\` idle on SQLite after 5 s: RSS $(awk '/VmRSS/ {printf "%.1f", $2/1024}' /proc/$pid/status) MiB"
 kill "$pid"
 psql "$PG_ADMIN" -qAtc "DROP DATABASE IF EXISTS hangar_bench" >/dev/null
+}
+report | tee "$WORK/report.md"
+benches/engines-plots.sh "$WORK/report.md" >&2

@@ -3,19 +3,22 @@
 //! after; `hangar bench planner` measures the cron planner (`bench/planner.rs`), `hangar
 //! bench webhooks` outbound webhook deliveries (`bench/webhooks.rs`), `hangar bench http` the
 //! HTTP API under load (`bench/http_load.rs`), `hangar bench faults` draining while workers
-//! are killed (`bench/faults.rs`). The last line
+//! are killed (`bench/faults.rs`), `hangar bench tenants` planner lag and claim latency
+//! beside many workspaces, schedules and endpoints (`bench/tenants.rs`). The last line
 //! printed is the machine-readable result.
 
 mod faults;
 mod http_load;
 mod planner;
 mod redis_ingress;
+mod tenants;
 mod webhooks;
 
 pub use faults::{FaultsRun, faults};
 pub use http_load::http;
 pub use planner::planner;
 pub use redis_ingress::ingress;
+pub use tenants::{TenantsRun, tenants};
 pub use webhooks::webhooks;
 
 use std::sync::Arc;

@@ -722,4 +722,29 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Many tenants: S schedules (each due once a minute) and E webhook endpoints over W
+    /// workspaces; planner lag, probe claim latency and event delivery latency while they run.
+    Tenants {
+        /// Workspaces the schedules and endpoints are spread over.
+        #[arg(long, default_value_t = 10_000)]
+        workspaces: usize,
+        /// Schedules, each due once a minute.
+        #[arg(long, default_value_t = 100_000)]
+        schedules: usize,
+        /// Webhook endpoints.
+        #[arg(long, default_value_t = 1_000)]
+        endpoints: usize,
+        /// How long the measurement lasts, in seconds (after every schedule's first slot).
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Pause between probe jobs, in milliseconds.
+        #[arg(long, default_value_t = 100)]
+        probe_interval_ms: u64,
+        /// Events published per second during the measurement.
+        #[arg(long, default_value_t = 10)]
+        events_per_sec: u64,
+        /// Print JSON as well.
+        #[arg(long)]
+        json: bool,
+    },
 }

@@ -291,6 +291,25 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
                 BenchCommand::Planner { schedules, json } => {
                     bench::planner(&config, schedules, json).await
                 }
+                BenchCommand::Tenants {
+                    workspaces,
+                    schedules,
+                    endpoints,
+                    seconds,
+                    probe_interval_ms,
+                    events_per_sec,
+                    json,
+                } => {
+                    let run = bench::TenantsRun {
+                        workspaces,
+                        schedules,
+                        endpoints,
+                        seconds,
+                        probe_interval_ms,
+                        events_per_sec,
+                    };
+                    bench::tenants(&config, run, json).await
+                }
                 BenchCommand::Webhooks {
                     events,
                     endpoints,

@@ -38,10 +38,10 @@ use crate::config::Config;
 use crate::exit::Fatal;
 
 /// Arrivals at the receiver: (event id, when).
-type Arrivals = Arc<Mutex<Vec<(String, Instant)>>>;
+pub(super) type Arrivals = Arc<Mutex<Vec<(String, Instant)>>>;
 
 /// The receiver: `/ok/{n}` answers 200 and notes the arrival; `/dead` never answers in time.
-async fn receiver(arrivals: Arrivals) -> Result<String, Fatal> {
+pub(super) async fn receiver(arrivals: Arrivals) -> Result<String, Fatal> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| Fatal::runtime(format!("bench: receiver: {e}")))?;
@@ -83,7 +83,7 @@ async fn receiver(arrivals: Arrivals) -> Result<String, Fatal> {
     Ok(base)
 }
 
-fn event(ws: &str, id: &str) -> Result<EventEnvelope, Fatal> {
+pub(super) fn event(ws: &str, id: &str) -> Result<EventEnvelope, Fatal> {
     let body = serde_json::json!({"id": id, "type": "trip.created", "workspace_id": ws,
         "timestamp": "2026-11-22T10:00:00Z", "data": {"trip_id": id, "tail": "N123HG"}});
     parse_event_body(body.to_string().as_bytes())

@@ -24,25 +24,36 @@ async fn index_scans(db: &TestDb, index: &str) -> i64 {
     .await
 }
 
-/// Makes the store's one connection publish its pending statistics now.
+/// Makes every connection of the store's pool (two on PostgreSQL: `Store::connect` keeps at
+/// least two, so one flush could land on the connection that did not complete) publish its
+/// pending statistics now.
 async fn flush_stats(store: &Store) {
     let Pool::Postgres(pg) = store.database().pool() else {
         unreachable!("PostgreSQL only")
     };
-    sqlx::query("SELECT pg_stat_force_next_flush()")
-        .execute(pg)
-        .await
-        .expect("flush");
-    // The flush happens as the backend goes idle after that statement; a second one makes
-    // sure it has.
-    sqlx::query("SELECT 1").execute(pg).await.expect("select");
+    // Held at once, so each statement runs on another connection.
+    let mut held = Vec::new();
+    for _ in 0..pg.options().get_max_connections() {
+        let mut conn = pg.acquire().await.expect("connection");
+        sqlx::query("SELECT pg_stat_force_next_flush()")
+            .execute(&mut *conn)
+            .await
+            .expect("flush");
+        // The flush happens as the backend goes idle after that statement; a second one
+        // makes sure it has.
+        sqlx::query("SELECT 1")
+            .execute(&mut *conn)
+            .await
+            .expect("select");
+        held.push(conn);
+    }
 }
 
 #[tokio::test]
 async fn history_completions_go_by_primary_key_postgres() {
     let db = TestDb::new(Backend::Postgres).await;
     stdout_ok(&db.run(&["migrate"]));
-    // One connection, so the statistics flushed below are the completer's own.
+    // A pool of its own, so the statistics flushed below are the completer's.
     let store = Store::connect(&db.url, 1).await.expect("connect");
     db.sql(
         "INSERT INTO hangar_jobs (kind, queue, args, state, attempt, max_attempts, run_at, \

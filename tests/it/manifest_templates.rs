@@ -168,7 +168,7 @@ fn manifest_load_errors_name_file_field_and_line() {
 }
 
 /// Random edits of a valid manifest and random bytes through the decoders: errors, never a
-/// panic (small here; the proof suite runs it 10⁶ times).
+/// panic (small here; `prop_manifest.rs` runs the same edits at volume under `scripts/proptest`).
 #[test]
 fn manifest_garbage_never_panics() {
     let (table, _) = auth("session");

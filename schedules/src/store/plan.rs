@@ -87,7 +87,11 @@ impl Schedules {
                 let claimed = due.len();
                 let mut planned = batch::plan(due, now, routes, specs);
                 let enqueued = insert_jobs(&mut *tx, &mut planned).await?;
-                // Moves every claimed row on in one statement.
+                // Moves every claimed row on in one statement, by primary key: `s.id = ANY($1)`
+                // bounds the scan of the table to the batch's rows. Joined on `d.id` alone, the
+                // planner chose a hash join over a full scan of the table at up to ~100 000
+                // schedules, so each batch cost grew with the table, not with the batch
+                // (BENCHMARKS.md, "Issue 14: many tenants"; tests/it/schedule_plans.rs).
                 let u = &planned.updates;
                 sqlx::query(
                     "UPDATE hangar_schedules s SET next_run_at = d.next_run_at, \
@@ -98,7 +102,7 @@ impl Schedules {
                          last_skipped_at = CASE WHEN d.skipped THEN $6 ELSE s.last_skipped_at END \
                      FROM UNNEST($1::bigint[], $2::timestamptz[], $3::timestamptz[], $4::bigint[], $5::bool[]) \
                          AS d(id, next_run_at, slot, job_id, skipped) \
-                     WHERE s.id = d.id",
+                     WHERE s.id = d.id AND s.id = ANY($1)",
                 )
                 .bind(u.iter().map(|r| r.id).collect::<Vec<_>>())
                 .bind(u.iter().map(|r| r.next_run_at).collect::<Vec<_>>())
