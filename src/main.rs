@@ -287,6 +287,7 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
                     endpoints,
                     latency_events,
                     interval_ms,
+                    concurrency,
                     json,
                 } => {
                     bench::webhooks(
@@ -295,6 +296,7 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
                         endpoints,
                         latency_events,
                         interval_ms,
+                        concurrency,
                         json,
                     )
                     .await
