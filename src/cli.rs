@@ -708,6 +708,10 @@ pub enum BenchCommand {
         /// Pause between the latency events, in milliseconds.
         #[arg(long, default_value_t = 20)]
         interval_ms: u64,
+        /// Deliveries in flight: the webhooks pool's concurrency for the run, and the raw
+        /// client's (0: the built-in pool's own).
+        #[arg(long, default_value_t = 0)]
+        concurrency: usize,
         /// Print JSON as well.
         #[arg(long)]
         json: bool,

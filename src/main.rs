@@ -315,6 +315,7 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
                     endpoints,
                     latency_events,
                     interval_ms,
+                    concurrency,
                     json,
                 } => {
                     bench::webhooks(
@@ -323,6 +324,7 @@ async fn run(cli: Cli) -> Result<(), Fatal> {
                         endpoints,
                         latency_events,
                         interval_ms,
+                        concurrency,
                         json,
                     )
                     .await

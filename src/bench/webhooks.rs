@@ -232,6 +232,7 @@ pub async fn webhooks(
     endpoints: usize,
     latency_events: usize,
     interval_ms: u64,
+    concurrency: usize,
     json: bool,
 ) -> Result<(), Fatal> {
     if events == 0 || endpoints == 0 {
@@ -248,6 +249,10 @@ pub async fn webhooks(
         .ok_or_else(|| Fatal::runtime("bench: no built-in webhooks pool"))?;
     spec.name = "bench-webhooks".to_owned();
     spec.queue = BENCH_QUEUE.to_owned();
+    if concurrency > 0 {
+        spec.concurrency = concurrency;
+        spec.prefetch = concurrency;
+    }
     let concurrency = spec.concurrency;
     let per_endpoint = i32::try_from((concurrency / endpoints).max(1))
         .unwrap_or(10)
@@ -376,12 +381,14 @@ pub async fn webhooks(
             "{}",
             serde_json::json!({"backend": store.backend_name(), "deliveries": deliveries,
                 "deliveries_per_sec": rate, "raw_per_sec": raw, "ingress_p50_ms": l50,
-                "ingress_p99_ms": l99, "healthy_p99_ms": h99, "beside_dead_p99_ms": d99})
+                "ingress_p99_ms": l99, "healthy_p99_ms": h99, "beside_dead_p99_ms": d99,
+                "in_flight": in_flight})
         );
     }
     println!(
         "deliveries_per_sec={rate:.0} raw_per_sec={raw:.0} ratio={:.2} ingress_p50_ms={l50:.1} \
-         ingress_p99_ms={l99:.1} healthy_p99_ms={h99:.1} beside_dead_p99_ms={d99:.1}",
+         ingress_p99_ms={l99:.1} healthy_p99_ms={h99:.1} beside_dead_p99_ms={d99:.1} \
+         in_flight={in_flight}",
         rate / raw
     );
     Ok(())

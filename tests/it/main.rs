@@ -126,6 +126,7 @@ mod sync_outbound;
 mod sync_removals;
 mod sync_retention;
 mod sync_support;
+mod webhooks_completion;
 mod webhooks_delivery;
 mod webhooks_endpoints;
 mod webhooks_fanout;

@@ -48,7 +48,7 @@ pub mod pruner;
 mod rescuer;
 mod shutdown;
 
-use completer::Completer;
+use completer::{Completer, Finished};
 use heartbeat::Heartbeat;
 use producer::{Producer, Ready};
 use pruner::Pruner;
@@ -160,7 +160,7 @@ impl Pool {
 
     /// Runs until `shutdown` is cancelled, then drains as the module doc says.
     pub async fn run(self, shutdown: CancellationToken) {
-        let (done_tx, done_rx) = mpsc::channel::<Completion>(self.spec.batch_size * 4);
+        let (done_tx, done_rx) = mpsc::channel::<Finished>(self.spec.batch_size * 4);
         let stop_background = CancellationToken::new();
         let completer = Completer::new(
             self.deps.store.clone(),
@@ -258,7 +258,7 @@ impl Pool {
         &self,
         attempts: &mut JoinSet<()>,
         mut ready: mpsc::UnboundedReceiver<Ready>,
-        done_tx: mpsc::Sender<Completion>,
+        done_tx: mpsc::Sender<Finished>,
         shutdown: &CancellationToken,
     ) {
         let slots = Arc::new(Semaphore::new(self.spec.concurrency));
@@ -319,7 +319,7 @@ struct Attempt {
     spec: Arc<PoolSpec>,
     deps: PoolDeps,
     running: Running,
-    done_tx: mpsc::Sender<Completion>,
+    done_tx: mpsc::Sender<Finished>,
 }
 
 enum Outcome {
@@ -349,10 +349,15 @@ impl Attempt {
                     attempt: job.attempt,
                     finished_at: Utc::now(),
                 };
+                let write = self
+                    .deps
+                    .registry
+                    .get(&job.kind)
+                    .and_then(|handler| handler.take_completion_write(job.id));
                 // The completer only stops after every sender is gone, so this cannot fail
                 // while the attempt runs; if it did, the lease expires and the job reruns.
                 // The completer takes the job out of hand once it is written.
-                let _ = self.done_tx.send(completion).await;
+                let _ = self.done_tx.send(Finished { completion, write }).await;
             }
             Outcome::Failed(failure) => {
                 self.fail(&job, failure).await;

@@ -87,6 +87,15 @@ pub trait Handler: Send + Sync + 'static {
         let _ = job;
         None
     }
+
+    /// Asked once after a run of `job` succeeded: what the handler left to be written with
+    /// the job's completion, in the completer's transaction and only if the completion passes
+    /// its lease fence (the webhook delivery's attempt record: one commit for both). Default:
+    /// nothing.
+    fn take_completion_write(&self, job: JobId) -> Option<crate::store::CompletionWrite> {
+        let _ = job;
+        None
+    }
 }
 
 /// Replaces the secrets in a job's arguments by `"<redacted>"`, for every place that shows a

@@ -2,27 +2,51 @@
 //! On both backends one transaction marks the jobs completed and resolves the open alerts of
 //! the jobs that succeeded after earlier failures, so a crash between the two cannot leave a
 //! completed job with an open "failing" alert. The same transaction adds the batch to the
-//! per-minute counters of its queues (one statement, `queue_minutes`).
+//! per-minute counters of its queues (one statement, `queue_minutes`), and writes what the
+//! handlers left to write with their successes ([`CompletionWrite`]: a webhook delivery's
+//! attempt record) for the jobs whose completion passed the fence, so such a success costs
+//! one commit, not two. On PostgreSQL the webhook endpoints those records move are locked
+//! first, before the jobs' rows, in the order every other transaction locks them.
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, SqlitePool};
 
 use super::queue_minutes::{Outcome, fold_adds, pg_add_minutes, sqlite_add_minutes};
 use super::rows::opt_time;
-use super::{Completion, Store, StoreError, rejected};
+use super::webhook_record::{lock_counters_pg, record_completed_pg, record_completed_sqlite};
+use super::{AttemptRow, Completion, CompletionWrite, Store, StoreError, rejected};
 use crate::db::Pool;
 use crate::job::JobId;
 
 impl Store {
     /// Marks jobs completed; returns the ids whose result was rejected (lease taken over).
     pub async fn complete(&self, done: &[Completion]) -> Result<Vec<JobId>, StoreError> {
+        self.complete_writing(done, &[]).await
+    }
+
+    /// Marks jobs completed and, in the same transaction, writes `writes` of the jobs whose
+    /// completion was accepted; returns the ids whose result was rejected (lease taken
+    /// over), whose writes are dropped.
+    pub async fn complete_writing(
+        &self,
+        done: &[Completion],
+        writes: &[CompletionWrite],
+    ) -> Result<Vec<JobId>, StoreError> {
         if done.is_empty() {
             return Ok(Vec::new());
         }
-        match self.pool() {
-            Pool::Postgres(pool) => postgres(pool, done).await,
-            Pool::Sqlite(pool) => sqlite(pool, done).await,
-        }
+        let attempts: Vec<AttemptRow> = writes
+            .iter()
+            .map(|w| match w {
+                CompletionWrite::WebhookAttempt(a) => (**a).clone(),
+            })
+            .collect();
+        let (rejected, woken) = match self.pool() {
+            Pool::Postgres(pool) => postgres(pool, done, &attempts).await?,
+            Pool::Sqlite(pool) => sqlite(pool, done, &attempts).await?,
+        };
+        self.wake_woken(&woken);
+        Ok(rejected)
     }
 }
 
@@ -45,11 +69,23 @@ fn counted(row: &Completed) -> (&str, DateTime<Utc>, Option<i64>, Outcome) {
     (queue.as_str(), *finished, duration, Outcome::Completed)
 }
 
-async fn postgres(pool: &PgPool, done: &[Completion]) -> Result<Vec<JobId>, StoreError> {
+/// The rejected jobs, and the queues whose jobs the records woke.
+type Written = (Vec<JobId>, Vec<String>);
+
+async fn postgres(
+    pool: &PgPool,
+    done: &[Completion],
+    attempts: &[AttemptRow],
+) -> Result<Written, StoreError> {
     let ids: Vec<i64> = done.iter().map(|c| c.id.0).collect();
     let tokens: Vec<i64> = done.iter().map(|c| c.lease_token).collect();
     let finished: Vec<DateTime<Utc>> = done.iter().map(|c| c.finished_at).collect();
     let mut tx = pool.begin().await?;
+    let locked = if attempts.is_empty() {
+        None
+    } else {
+        Some(lock_counters_pg(&mut tx, attempts).await?)
+    };
     let rows: Vec<Completed> = sqlx::query_as(
         "UPDATE hangar_jobs j SET state = 'completed', finalized_at = d.finished_at, \
              updated_at = now(), lease_token = NULL, lease_expires_at = NULL \
@@ -74,11 +110,19 @@ async fn postgres(pool: &PgPool, done: &[Completion]) -> Result<Vec<JobId>, Stor
         .execute(&mut *tx)
         .await?;
     }
+    let woken = match locked {
+        Some(locked) => record_completed_pg(&mut tx, attempts, locked, &accepted).await?,
+        None => Vec::new(),
+    };
     tx.commit().await?;
-    Ok(rejected(done, &accepted))
+    Ok((rejected(done, &accepted), woken))
 }
 
-async fn sqlite(pool: &SqlitePool, done: &[Completion]) -> Result<Vec<JobId>, StoreError> {
+async fn sqlite(
+    pool: &SqlitePool,
+    done: &[Completion],
+    attempts: &[AttemptRow],
+) -> Result<Written, StoreError> {
     let batch: Vec<[i64; 3]> = done
         .iter()
         .map(|c| [c.id.0, c.lease_token, c.finished_at.timestamp_millis()])
@@ -123,6 +167,11 @@ async fn sqlite(pool: &SqlitePool, done: &[Completion]) -> Result<Vec<JobId>, St
         .execute(&mut *tx)
         .await?;
     }
+    let woken = if attempts.is_empty() {
+        Vec::new()
+    } else {
+        record_completed_sqlite(&mut tx, attempts, &accepted).await?
+    };
     tx.commit().await?;
-    Ok(rejected(done, &accepted))
+    Ok((rejected(done, &accepted), woken))
 }

@@ -182,6 +182,15 @@ pub struct Completion {
     pub finished_at: DateTime<Utc>,
 }
 
+/// What a handler leaves to be written with its job's completion
+/// ([`crate::kinds::Handler::take_completion_write`]): in the completer's transaction, and
+/// only if the completion passes its lease fence (a fenced-out attempt writes nothing).
+#[derive(Debug, Clone)]
+pub enum CompletionWrite {
+    /// A successful webhook delivery attempt's record (`store/webhook_record.rs`).
+    WebhookAttempt(Box<AttemptRow>),
+}
+
 /// What to do with a job after a failed attempt: the retry decision, made durable.
 #[derive(Debug, Clone)]
 pub struct FailureRecord {

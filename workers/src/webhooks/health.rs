@@ -25,6 +25,12 @@ fn incident(id: &str, what: &str) -> String {
     format!("webhook:{id}:{what}")
 }
 
+/// The incident key of endpoint `id`'s degraded alert (a success recorded with its job's
+/// completion resolves it in that transaction: `store/webhook_record.rs`).
+pub(crate) fn degraded_incident(id: &str) -> String {
+    incident(id, "degraded")
+}
+
 fn alert(endpoint_id: &str, workspace: &str, kind: AlertKind, message: String) -> NewAlert {
     let (what, severity) = match kind {
         AlertKind::WebhookDegraded => ("degraded", Severity::Warning),
