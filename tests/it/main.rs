@@ -30,6 +30,7 @@ mod dashboard_layout;
 mod dashboard_sessions;
 mod dashboard_webhooks;
 mod dashboard_workers;
+mod dead_letter_actions;
 mod deploy;
 mod disk_full;
 mod durability;
