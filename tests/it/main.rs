@@ -138,3 +138,4 @@ mod webhooks_outage;
 mod webhooks_replay;
 mod webhooks_retention;
 mod webhooks_support;
+mod workspace_overview;

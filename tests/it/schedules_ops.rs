@@ -3,16 +3,15 @@
 //! source, last slot and its outcome; an operator's disable stops a running planner and
 //! holds across re-syncs of the files until the file changes that schedule; enabling does
 //! not run the slots missed meanwhile; run now enqueues one job outside the slots; the API
-//! routes with their roles and workspaces; the dashboard page's buttons; and a workspace
-//! token's overview, which shows its own workspace's numbers and nobody else's.
+//! routes with their roles and workspaces; the dashboard page's buttons. (A workspace
+//! token's overview: `workspace_overview.rs`.)
 
 use std::time::Duration;
 
 use chrono::Utc;
 use hangar_schedules::{NewSchedule, Planner, PlannerConfig, Schedules};
 use hangar_workers::clock::ManualClock;
-use hangar_workers::db::Pool;
-use hangar_workers::job::{JobFilter, JobId, JobState, NewJob};
+use hangar_workers::job::{JobFilter, JobId, JobState};
 use hangar_workers::routes::Routes;
 use hangar_workers::store::Store;
 use reqwest::StatusCode;
@@ -527,89 +526,6 @@ async fn schedules_page_buttons_are_for_operators_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schedules_page_buttons_are_for_operators_sqlite() {
     schedules_page_actions(Backend::Sqlite).await;
-}
-
-/// A job of `workspace` in `queue`, marked failed with `error`.
-async fn failed_job(store: &Store, workspace: &str, queue: &str, error: &str) -> JobId {
-    let mut job = NewJob::new("noop", json!({}));
-    job.workspace_id = Some(workspace.to_owned());
-    job.queue = queue.to_owned();
-    job.run_at = Some(Utc::now() + chrono::Duration::days(1));
-    let id = store.enqueue(&job).await.expect("enqueue").id;
-    let updated = match store.database().pool() {
-        Pool::Postgres(pool) => {
-            sqlx::query("UPDATE hangar_jobs SET state = 'failed', last_error = $2 WHERE id = $1")
-                .bind(id.0)
-                .bind(error)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        }
-        Pool::Sqlite(pool) => {
-            sqlx::query("UPDATE hangar_jobs SET state = 'failed', last_error = ?2 WHERE id = ?1")
-                .bind(id.0)
-                .bind(error)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        }
-    };
-    assert_eq!(updated.expect("mark failed"), 1);
-    id
-}
-
-async fn workspace_overview(backend: Backend) {
-    let dash = Dash::start_on(backend, false).await;
-    let store = dash.db.store().await;
-    failed_job(&store, "ws_a", "alpha-queue", "alpha-broke").await;
-    failed_job(&store, "ws_b", "bravo-queue", "bravo-broke").await;
-    let mut parked = NewJob::new("noop", json!({}));
-    parked.workspace_id = Some("ws_a".to_owned());
-    parked.queue = "alpha-waiting".to_owned();
-    parked.run_at = Some(Utc::now() + chrono::Duration::days(1));
-    store.enqueue(&parked).await.expect("enqueue");
-    let a = dash
-        .session(&["--role", "viewer", "--workspace", "ws_a"])
-        .await;
-    let b = dash
-        .session(&["--role", "viewer", "--workspace", "ws_b"])
-        .await;
-    let (status, _, page_a) = dash.get("/", Some(&a)).await;
-    assert_eq!(status, StatusCode::OK);
-    let (_, _, page_b) = dash.get("/", Some(&b)).await;
-    for (page, own, other) in [
-        (
-            &page_a,
-            ["alpha-queue", "alpha-broke"],
-            ["bravo-queue", "bravo-broke"],
-        ),
-        (
-            &page_b,
-            ["bravo-queue", "bravo-broke"],
-            ["alpha-queue", "alpha-broke"],
-        ),
-    ] {
-        assert!(page.contains("Your workspace's queues"), "{page}");
-        assert!(page.contains("Recent failures"), "{page}");
-        for shown in own {
-            assert!(page.contains(shown), "{shown} on its own overview: {page}");
-        }
-        for hidden in other {
-            assert!(!page.contains(hidden), "{hidden} leaked: {page}");
-        }
-    }
-    assert!(page_a.contains("alpha-waiting"));
-    assert!(!page_b.contains("alpha-waiting"));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_workspace_overview_shows_only_its_own_queues_and_failures_postgres() {
-    workspace_overview(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_workspace_overview_shows_only_its_own_queues_and_failures_sqlite() {
-    workspace_overview(Backend::Sqlite).await;
 }
 
 /// Signs `browser` in with `token` and opens the schedules page.
