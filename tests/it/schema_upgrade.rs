@@ -69,15 +69,15 @@ async fn legacy_database(db: &TestDb, backend: Backend) -> Store {
 /// webhook replays; 18: inbound retention; 20: the leases index by expiry; 23: queue pauses
 /// and processes; 26: per-minute queue counters; 27: operators' job actions; 28: the
 /// events' lookups; 29: jobs by workspace; 30: the counters' duration histogram and the
-/// depth and lag samples; 1002: the schedules' operator columns; 3001: the integrations;
+/// depth and lag samples; 31: the webhook slots updated in place; 1002: the schedules' operator columns; 3001: the integrations;
 /// 35NN: the sync engine's tables).
-const NEW_VERSIONS: [i64; 31] = [
-    1, 2, 5, 6, 7, 8, 9, 10, 12, 13, 14, 16, 17, 18, 20, 23, 26, 27, 28, 29, 30, 1001, 1002, 2001,
-    2002, 3001, 3501, 3502, 3503, 3504, 3505,
+const NEW_VERSIONS: [i64; 32] = [
+    1, 2, 5, 6, 7, 8, 9, 10, 12, 13, 14, 16, 17, 18, 20, 23, 26, 27, 28, 29, 30, 31, 1001, 1002,
+    2001, 2002, 3001, 3501, 3502, 3503, 3504, 3505,
 ];
 
 /// The migrations that came after the single set (new tables, not renumbered ones).
-const LATER: [&str; 21] = [
+const LATER: [&str; 22] = [
     "0009_idempotency_key_order",
     "0012_webhooks",
     "0013_inbound_hooks",
@@ -92,6 +92,7 @@ const LATER: [&str; 21] = [
     "0028_events_lookups",
     "0029_jobs_by_workspace",
     "0030_queue_durations_and_samples",
+    "0031_webhook_slots",
     "1002_schedule_operator",
     "3001_integrations",
     "3501_sync_engine",

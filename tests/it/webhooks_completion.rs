@@ -133,7 +133,7 @@ async fn recorded_with_the_completion(backend: Backend) {
         "SELECT count(*) FROM hangar_webhook_deliveries WHERE id = '{delivery}' AND state = 'pending'"
     );
     let slots =
-        format!("SELECT count(*) FROM hangar_webhook_inflight WHERE delivery_id = '{delivery}'");
+        format!("SELECT count(*) FROM hangar_webhook_slots WHERE delivery_id = '{delivery}'");
     let open = format!(
         "SELECT count(*) FROM hangar_alerts WHERE incident_key = '{incident}' AND resolved_at IS NULL"
     );

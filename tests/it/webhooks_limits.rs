@@ -153,7 +153,7 @@ async fn settings_concurrency_and_rate(backend: Backend) {
     }
     // And no slot is left taken.
     assert_eq!(
-        db.query_i64("SELECT count(*) FROM hangar_webhook_inflight")
+        db.query_i64("SELECT count(*) FROM hangar_webhook_slots WHERE delivery_id IS NOT NULL")
             .await,
         0
     );

@@ -59,16 +59,19 @@ impl Clock {
         )
     }
 
+    /// Ms to the next `run_at` of a waiting job: 0 when one is already due (it became due
+    /// after the last settle), -1 when no job waits at all.
     fn next_ms(&self) -> &'static str {
         match self.backend {
             Backend::Postgres => {
-                "SELECT COALESCE((extract(epoch FROM min(run_at) - now()) * 1000)::bigint, -1) \
+                "SELECT CASE WHEN min(run_at) IS NULL THEN -1 \
+                     ELSE GREATEST((extract(epoch FROM min(run_at) - now()) * 1000)::bigint, 0) END \
                  FROM hangar_jobs WHERE kind = 'webhook_delivery' \
                  AND state IN ('available', 'scheduled', 'retryable')"
             }
             Backend::Sqlite => {
-                "SELECT COALESCE(min(run_at) - \
-                     CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), -1) \
+                "SELECT COALESCE(max(min(run_at) - \
+                     CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), 0), -1) \
                  FROM hangar_jobs WHERE kind = 'webhook_delivery' \
                  AND state IN ('available', 'scheduled', 'retryable')"
             }

@@ -1,6 +1,8 @@
 //! The gate of delivery attempts: whether each may send now under its endpoint's limits,
-//! counted in the database so every worker process shares them (`hangar_webhook_inflight`,
-//! one row per request out, with an expiry that frees the slot of a process that died).
+//! counted in the database so every worker process shares them (`hangar_webhook_slots`: a
+//! numbered slot row per request an endpoint may have out, held by one delivery with an
+//! expiry that frees the slot of a process that died; see `slots.rs` for why rows are
+//! updated in place rather than inserted and deleted).
 //!
 //! One transaction per batch of asks (`webhooks/batch.rs` gathers the asks of this process's
 //! attempts), holding the rows of their endpoints (PostgreSQL `FOR NO KEY UPDATE`, in id
@@ -26,11 +28,13 @@ use sqlx::Row;
 
 mod release;
 mod rules;
+mod slots;
 
 pub(super) use release::{release_pg, release_sqlite};
 pub use rules::ordering_paths;
 pub(crate) use rules::{CircuitState, circuit_after_attempt};
 use rules::{Facts, apply, decide};
+use slots::Tally;
 
 use super::rows::{millis, now_ms};
 use super::{Store, StoreError};
@@ -85,25 +89,35 @@ macro_rules! facts_from_row {
             circuit: row.try_get("circuit_state")?,
             open_until: row.try_get("open_until")?,
             rate_next_at: row.try_get("rate_next_at")?,
-            endpoint_slots: row.try_get("endpoint_slots")?,
-            probes: row.try_get("probes")?,
+            endpoint_slots: 0,
+            probes: 0,
             workspace_slots: row.try_get("workspace_slots")?,
             retry_slots: row.try_get("retry_slots")?,
-            next_free: row.try_get("next_free")?,
+            next_free: None,
         }
     }};
 }
 
-/// The counts of an endpoint `ep`'s facts; `$2` is now (expired slots of other endpoints
-/// are not counted).
-const COUNTS: &str = "(SELECT count(*) FROM hangar_webhook_inflight s \
-         WHERE s.endpoint_id = ep.id) AS endpoint_slots, \
-     (SELECT count(*) FROM hangar_webhook_inflight s \
-         WHERE s.endpoint_id = ep.id AND s.probe) AS probes, \
-     (SELECT count(*) FROM hangar_webhook_inflight s \
-         WHERE s.workspace_id = ep.workspace_id AND s.expires_at >= $2) AS workspace_slots, \
-     (SELECT count(*) FROM hangar_webhook_inflight s \
-         WHERE s.retry AND s.expires_at >= $2) AS retry_slots";
+/// Reads one endpoint's facts and its slots' tally from a row of the facts' statement.
+fn facts_and_tally(facts: Facts, slots_json: Option<&str>, now: i64) -> (Facts, Tally) {
+    let tally = slots::tally(&slots::parse(slots_json), facts.max_in_flight, now);
+    let facts = Facts {
+        endpoint_slots: tally.held,
+        probes: tally.probes,
+        next_free: tally.next_free,
+        ..facts
+    };
+    (facts, tally)
+}
+
+/// The shares' counts of an endpoint `ep`'s facts, `$2` being now (a re-asking delivery's own
+/// slot is freed before). The retry lane's is the same for every row: PostgreSQL and SQLite
+/// run it once.
+const SHARE_COUNTS: &str = "(SELECT count(*) FROM hangar_webhook_slots s \
+         WHERE s.workspace_id = ep.workspace_id AND s.delivery_id IS NOT NULL \
+           AND s.expires_at >= $2) AS workspace_slots, \
+     (SELECT count(*) FROM hangar_webhook_slots s \
+         WHERE s.retry AND s.delivery_id IS NOT NULL AND s.expires_at >= $2) AS retry_slots";
 
 /// An earlier delivery of the same endpoint, still open, whose event has the same value at
 /// the ordering path (`$3`) as this delivery's event (`$2` its row): its job's `run_at`.
@@ -119,8 +133,8 @@ const PREDECESSOR: &str = "SELECT {run_at} AS run_at FROM hangar_webhook_deliver
 #[derive(Default)]
 struct Outcome {
     gates: Vec<Gate>,
-    /// (delivery, retry, probe, expires ms) of the slots taken.
-    slots: Vec<(String, bool, bool, i64)>,
+    /// (endpoint, workspace, delivery, retry, probe, expires ms) of the asks that go.
+    gos: Vec<(String, String, String, bool, bool, i64)>,
     /// (delivery, reason) of every ask: `None` once it goes.
     waiting: Vec<(String, Option<String>)>,
     /// (job, lease token, ms) of the jobs put back.
@@ -148,8 +162,14 @@ fn decide_all(
         apply(facts, at, ask, &d, expires);
         match &d.gate {
             Gate::Go { probe } => {
-                out.slots
-                    .push((ask.delivery_id.clone(), ask.retry, *probe, expires));
+                out.gos.push((
+                    ask.endpoint_id.clone(),
+                    facts[at].workspace_id.clone(),
+                    ask.delivery_id.clone(),
+                    ask.retry,
+                    *probe,
+                    expires,
+                ));
                 out.waiting.push((ask.delivery_id.clone(), None));
             }
             Gate::Wait { after, reason } => {
@@ -190,6 +210,7 @@ impl Store {
         let ids: Vec<String> = asks.iter().map(|a| a.delivery_id.clone()).collect();
         let mut facts = Vec::with_capacity(endpoints.len());
         let mut index = HashMap::new();
+        let mut tallies: HashMap<String, Tally> = HashMap::new();
         let mut predecessors = vec![None; asks.len()];
         match self.pool() {
             Pool::Postgres(pool) => {
@@ -205,24 +226,20 @@ impl Store {
                 .bind(&endpoints)
                 .fetch_all(&mut *tx)
                 .await?;
-                sqlx::query(
-                    "DELETE FROM hangar_webhook_inflight \
-                     WHERE (endpoint_id = ANY($1) AND expires_at < $2) OR delivery_id = ANY($3)",
-                )
-                .bind(&endpoints)
-                .bind(at)
-                .bind(&ids)
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query(slots::FREE_ASKING_PG)
+                    .bind(&endpoints)
+                    .bind(&ids)
+                    .execute(&mut *tx)
+                    .await?;
                 let sql = format!(
                     "SELECT ep.id, ep.workspace_id, ep.max_in_flight, ep.rate_limit_per_s, \
                          ep.ordering_key_path, ep.circuit_state, \
                          (extract(epoch FROM ep.circuit_open_until) * 1000)::bigint AS open_until, \
                          (extract(epoch FROM ep.rate_next_at) * 1000)::bigint AS rate_next_at, \
-                         (SELECT (extract(epoch FROM min(s.expires_at)) * 1000)::bigint \
-                             FROM hangar_webhook_inflight s WHERE s.endpoint_id = ep.id) \
-                             AS next_free, \
-                         {COUNTS} \
+                         (SELECT json_agg(json_build_array(s.slot, s.delivery_id IS NOT NULL, \
+                             s.probe, (extract(epoch FROM s.expires_at) * 1000)::bigint))::text \
+                             FROM hangar_webhook_slots s WHERE s.endpoint_id = ep.id) AS slots, \
+                         {SHARE_COUNTS} \
                      FROM hangar_webhook_endpoints ep WHERE ep.id = ANY($1)"
                 );
                 for row in sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -231,8 +248,12 @@ impl Store {
                     .fetch_all(&mut *tx)
                     .await?
                 {
-                    index.insert(row.try_get::<String, _>("id")?, facts.len());
-                    facts.push(facts_from_row!(&row));
+                    let id: String = row.try_get("id")?;
+                    let slots: Option<String> = row.try_get("slots")?;
+                    let (f, tally) = facts_and_tally(facts_from_row!(&row), slots.as_deref(), now);
+                    index.insert(id.clone(), facts.len());
+                    facts.push(f);
+                    tallies.insert(id, tally);
                 }
                 if facts.iter().any(|f| f.ordering_path.is_some()) {
                     let rows: Vec<(String, i64)> = sqlx::query_as(
@@ -281,29 +302,23 @@ impl Store {
                         .await?;
                     }
                 }
-                if !out.slots.is_empty() {
-                    let slot_ids: Vec<String> = out.slots.iter().map(|s| s.0.clone()).collect();
-                    let retry: Vec<bool> = out.slots.iter().map(|s| s.1).collect();
-                    let probe: Vec<bool> = out.slots.iter().map(|s| s.2).collect();
-                    let expires: Vec<DateTime<Utc>> = out
-                        .slots
-                        .iter()
-                        .map(|s| ms_time(s.3).unwrap_or(at))
-                        .collect();
-                    sqlx::query(
-                        "INSERT INTO hangar_webhook_inflight (delivery_id, endpoint_id, \
-                             workspace_id, retry, probe, expires_at) \
-                         SELECT d.id, d.endpoint_id, d.workspace_id, x.retry, x.probe, x.expires \
-                         FROM unnest($1::text[], $2::bool[], $3::bool[], $4::timestamptz[]) \
-                             AS x(id, retry, probe, expires) \
-                         JOIN hangar_webhook_deliveries d ON d.id = x.id",
-                    )
-                    .bind(&slot_ids)
-                    .bind(&retry)
-                    .bind(&probe)
-                    .bind(&expires)
-                    .execute(&mut *tx)
-                    .await?;
+                let taken = slots::assign(&out.gos, &mut tallies);
+                if !taken.is_empty() {
+                    macro_rules! column {
+                        ($f:expr) => {
+                            taken.iter().map($f).collect::<Vec<_>>()
+                        };
+                    }
+                    sqlx::query(slots::TAKE_PG)
+                        .bind(column!(|t| t.endpoint_id.clone()))
+                        .bind(column!(|t| t.number))
+                        .bind(column!(|t| t.workspace_id.clone()))
+                        .bind(column!(|t| t.delivery_id.clone()))
+                        .bind(column!(|t| t.retry))
+                        .bind(column!(|t| t.probe))
+                        .bind(column!(|t| ms_time(t.expires).unwrap_or(at)))
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 let (wait_ids, reasons): (Vec<String>, Vec<Option<String>>) =
                     out.waiting.iter().cloned().unzip();
@@ -344,23 +359,19 @@ impl Store {
                 let endpoints_json = serde_json::to_string(&endpoints).unwrap_or_default();
                 let ids_json = serde_json::to_string(&ids).unwrap_or_default();
                 // The first statement writes: the transaction holds the write lock from here.
-                sqlx::query(
-                    "DELETE FROM hangar_webhook_inflight \
-                     WHERE (endpoint_id IN (SELECT value FROM json_each($1)) AND expires_at < $2) \
-                        OR delivery_id IN (SELECT value FROM json_each($3))",
-                )
-                .bind(&endpoints_json)
-                .bind(now)
-                .bind(&ids_json)
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query(slots::FREE_ASKING_SQLITE)
+                    .bind(&endpoints_json)
+                    .bind(&ids_json)
+                    .execute(&mut *tx)
+                    .await?;
                 let sql = format!(
                     "SELECT ep.id, ep.workspace_id, ep.max_in_flight, ep.rate_limit_per_s, \
                          ep.ordering_key_path, ep.circuit_state, \
                          ep.circuit_open_until AS open_until, ep.rate_next_at, \
-                         (SELECT min(s.expires_at) FROM hangar_webhook_inflight s \
-                             WHERE s.endpoint_id = ep.id) AS next_free, \
-                         {COUNTS} \
+                         (SELECT json_group_array(json_array(s.slot, s.delivery_id IS NOT NULL, \
+                             s.probe, s.expires_at)) \
+                             FROM hangar_webhook_slots s WHERE s.endpoint_id = ep.id) AS slots, \
+                         {SHARE_COUNTS} \
                      FROM hangar_webhook_endpoints ep \
                      WHERE ep.id IN (SELECT value FROM json_each($1))"
                 );
@@ -370,8 +381,12 @@ impl Store {
                     .fetch_all(&mut *tx)
                     .await?
                 {
-                    index.insert(row.try_get::<String, _>("id")?, facts.len());
-                    facts.push(facts_from_row!(&row));
+                    let id: String = row.try_get("id")?;
+                    let slots: Option<String> = row.try_get("slots")?;
+                    let (f, tally) = facts_and_tally(facts_from_row!(&row), slots.as_deref(), now);
+                    index.insert(id.clone(), facts.len());
+                    facts.push(f);
+                    tallies.insert(id, tally);
                 }
                 for (i, ask) in asks.iter().enumerate() {
                     let Some(path) = index
@@ -415,19 +430,17 @@ impl Store {
                         .await?;
                     }
                 }
-                for (id, retry, probe, expires) in &out.slots {
-                    sqlx::query(
-                        "INSERT INTO hangar_webhook_inflight (delivery_id, endpoint_id, \
-                             workspace_id, retry, probe, expires_at) \
-                         SELECT $1, endpoint_id, workspace_id, $2, $3, $4 \
-                         FROM hangar_webhook_deliveries WHERE id = $1",
-                    )
-                    .bind(id)
-                    .bind(*retry)
-                    .bind(*probe)
-                    .bind(*expires)
-                    .execute(&mut *tx)
-                    .await?;
+                for t in slots::assign(&out.gos, &mut tallies) {
+                    sqlx::query(slots::TAKE_SQLITE)
+                        .bind(&t.endpoint_id)
+                        .bind(t.number)
+                        .bind(&t.workspace_id)
+                        .bind(&t.delivery_id)
+                        .bind(t.retry)
+                        .bind(t.probe)
+                        .bind(t.expires)
+                        .execute(&mut *tx)
+                        .await?;
                 }
                 for (id, reason) in &out.waiting {
                     sqlx::query(
@@ -470,14 +483,15 @@ impl Store {
             Pool::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
                 let woken =
-                    release_pg(&mut tx, &[delivery_id.to_owned()], &[(endpoint_id, 1)]).await?;
+                    release_pg(&mut tx, &[(endpoint_id, delivery_id)], &[(endpoint_id, 1)]).await?;
                 tx.commit().await?;
                 woken
             }
             Pool::Sqlite(pool) => {
                 let mut tx = pool.begin().await?;
                 let woken =
-                    release_sqlite(&mut tx, &[delivery_id.to_owned()], &[(endpoint_id, 1)]).await?;
+                    release_sqlite(&mut tx, &[(endpoint_id, delivery_id)], &[(endpoint_id, 1)])
+                        .await?;
                 tx.commit().await?;
                 woken
             }

@@ -280,7 +280,11 @@ pub(super) async fn write_attempts_pg(
         .iter()
         .map(|(id, c)| (id.as_str(), c.wake))
         .collect();
-    let woken = release_pg(tx, &deliveries, &wakes).await?;
+    let held: Vec<(&str, &str)> = attempts
+        .iter()
+        .map(|a| (a.endpoint_id.as_str(), a.delivery_id.as_str()))
+        .collect();
+    let woken = release_pg(tx, &held, &wakes).await?;
     if !failed.is_empty() {
         sqlx::query(RETRY_LANE_PG)
             .bind(&failed)
@@ -298,7 +302,6 @@ pub(super) async fn write_attempts_sqlite(
     attempts: &[AttemptRow],
 ) -> Result<(Vec<HealthMove>, Vec<String>), StoreError> {
     let endpoint_ids = endpoints_of(attempts);
-    let deliveries: Vec<String> = attempts.iter().map(|a| a.delivery_id.clone()).collect();
     let failed = failed_jobs(attempts);
     let now = now_ms();
     for a in attempts {
@@ -382,7 +385,11 @@ pub(super) async fn write_attempts_sqlite(
         .iter()
         .map(|(id, c)| (id.as_str(), c.wake))
         .collect();
-    let woken = release_sqlite(tx, &deliveries, &wakes).await?;
+    let held: Vec<(&str, &str)> = attempts
+        .iter()
+        .map(|a| (a.endpoint_id.as_str(), a.delivery_id.as_str()))
+        .collect();
+    let woken = release_sqlite(tx, &held, &wakes).await?;
     for job in &failed {
         sqlx::query("UPDATE hangar_jobs SET priority = 1 WHERE id = $1 AND priority < 1")
             .bind(job)

@@ -8,7 +8,15 @@
 use super::super::StoreError;
 use super::super::rows::now_ms;
 
-const FREE_PG: &str = "DELETE FROM hangar_webhook_inflight WHERE delivery_id = ANY($1)";
+/// Frees the slots of (endpoint, delivery) pairs, in place (`slots.rs`).
+const FREE_PG: &str = "UPDATE hangar_webhook_slots s SET delivery_id = NULL, expires_at = NULL, \
+         retry = false, probe = false \
+     FROM unnest($1::text[], $2::text[]) AS x(ep, id) \
+     WHERE s.endpoint_id = x.ep AND s.delivery_id = x.id";
+
+const FREE_SQLITE: &str = "UPDATE hangar_webhook_slots SET delivery_id = NULL, \
+         expires_at = NULL, retry = 0, probe = 0 \
+     WHERE endpoint_id = $1 AND delivery_id = $2";
 
 const WAKE_PG: &str = "UPDATE hangar_jobs j SET state = 'available', run_at = now(), \
          updated_at = now() \
@@ -34,15 +42,18 @@ fn distinct(mut queues: Vec<String>) -> Vec<String> {
     queues
 }
 
-/// Frees the slots of `deliveries` and wakes, per endpoint, `n` waiting deliveries
-/// (PostgreSQL); returns the queues woken.
+/// Frees the slots of `held` (endpoint, delivery) and wakes, per endpoint, `n` waiting
+/// deliveries (PostgreSQL); returns the queues woken.
 pub(crate) async fn release_pg(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    deliveries: &[String],
+    held: &[(&str, &str)],
     wakes: &[(&str, i64)],
 ) -> Result<Vec<String>, StoreError> {
+    let endpoints: Vec<&str> = held.iter().map(|(ep, _)| *ep).collect();
+    let deliveries: Vec<&str> = held.iter().map(|(_, id)| *id).collect();
     sqlx::query(FREE_PG)
-        .bind(deliveries)
+        .bind(&endpoints)
+        .bind(&deliveries)
         .execute(&mut **tx)
         .await?;
     let wakes: Vec<&(&str, i64)> = wakes.iter().filter(|(_, n)| *n > 0).collect();
@@ -62,12 +73,13 @@ pub(crate) async fn release_pg(
 /// [`release_pg`] on SQLite.
 pub(crate) async fn release_sqlite(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    deliveries: &[String],
+    held: &[(&str, &str)],
     wakes: &[(&str, i64)],
 ) -> Result<Vec<String>, StoreError> {
-    for id in deliveries {
-        sqlx::query("DELETE FROM hangar_webhook_inflight WHERE delivery_id = $1")
-            .bind(id)
+    for (endpoint, delivery) in held {
+        sqlx::query(FREE_SQLITE)
+            .bind(endpoint)
+            .bind(delivery)
             .execute(&mut **tx)
             .await?;
     }
