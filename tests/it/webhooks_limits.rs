@@ -157,6 +157,15 @@ async fn settings_concurrency_and_rate(backend: Backend) {
             .await,
         0
     );
+    // The slots are the endpoint's two rows, taken and freed in place eight times (not a
+    // row per delivery).
+    assert_eq!(
+        db.query_i64(&format!(
+            "SELECT count(*) FROM hangar_webhook_slots WHERE endpoint_id = '{slow_id}'"
+        ))
+        .await,
+        2
+    );
 }
 
 #[tokio::test]

@@ -29,3 +29,12 @@ FROM hangar_webhook_inflight i
 JOIN hangar_webhook_endpoints ep ON ep.id = i.endpoint_id;
 
 DROP TABLE hangar_webhook_inflight;
+
+-- An endpoint whose deliveries were put back to wait for its limits since its waiters were
+-- last all woken: a release looks for waiters to wake only then (most releases have none,
+-- and that search's plan depends on the deliveries' statistics). Endpoints with deliveries
+-- waiting at the upgrade start flagged.
+ALTER TABLE hangar_webhook_endpoints ADD COLUMN waiters_since timestamptz;
+
+UPDATE hangar_webhook_endpoints SET waiters_since = now()
+WHERE id IN (SELECT endpoint_id FROM hangar_webhook_deliveries WHERE waiting IS NOT NULL);

@@ -139,6 +139,9 @@ struct Outcome {
     waiting: Vec<(String, Option<String>)>,
     /// (job, lease token, ms) of the jobs put back.
     put_back: Vec<(i64, i64, i64)>,
+    /// The endpoints of the asks put back: flagged with waiters (`waiters_since`), so their
+    /// next releases look for them.
+    waited: Vec<String>,
 }
 
 /// Decides every ask in order over `facts` (by endpoint), `predecessor` giving the ordering
@@ -177,6 +180,9 @@ fn decide_all(
                     .push((ask.delivery_id.clone(), Some((*reason).to_owned())));
                 out.put_back
                     .push((ask.job_id, ask.lease_token, millis(*after)));
+                if !out.waited.contains(&ask.endpoint_id) {
+                    out.waited.push(ask.endpoint_id.clone());
+                }
             }
         }
         out.gates.push(d.gate);
@@ -350,6 +356,14 @@ impl Store {
                     .bind(&secs)
                     .execute(&mut *tx)
                     .await?;
+                    sqlx::query(
+                        "UPDATE hangar_webhook_endpoints SET waiters_since = $2 \
+                         WHERE id = ANY($1) AND waiters_since IS NULL",
+                    )
+                    .bind(&out.waited)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
                 }
                 tx.commit().await?;
                 Ok(out.gates)
@@ -466,6 +480,16 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 }
+                for endpoint in &out.waited {
+                    sqlx::query(
+                        "UPDATE hangar_webhook_endpoints SET waiters_since = $2 \
+                         WHERE id = $1 AND waiters_since IS NULL",
+                    )
+                    .bind(endpoint)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 tx.commit().await?;
                 Ok(out.gates)
             }
@@ -482,8 +506,20 @@ impl Store {
         let woken = match self.pool() {
             Pool::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                let woken =
-                    release_pg(&mut tx, &[(endpoint_id, delivery_id)], &[(endpoint_id, 1)]).await?;
+                // Under the endpoint's lock, as the gate's put-backs: none is missed.
+                let waiters: Option<bool> = sqlx::query_scalar(
+                    "SELECT waiters_since IS NOT NULL FROM hangar_webhook_endpoints \
+                     WHERE id = $1 FOR NO KEY UPDATE",
+                )
+                .bind(endpoint_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let wakes: &[(&str, i64)] = if waiters == Some(true) {
+                    &[(endpoint_id, 1)]
+                } else {
+                    &[]
+                };
+                let woken = release_pg(&mut tx, &[(endpoint_id, delivery_id)], wakes).await?;
                 tx.commit().await?;
                 woken
             }

@@ -41,6 +41,9 @@ pub(super) struct Counters {
     circuit: CircuitState,
     max_in_flight: i32,
     wake: i64,
+    /// Whether deliveries of the endpoint were put back to wait since its queue of waiters
+    /// was last found empty (`waiters_since`): only then does a release look for them.
+    waiters: bool,
 }
 
 type EndpointRow = (
@@ -51,12 +54,13 @@ type EndpointRow = (
     Option<i64>,
     Option<i64>,
     i32,
+    bool,
 );
 
 fn counters(rows: Vec<EndpointRow>) -> HashMap<String, Counters> {
     rows.into_iter()
         .map(
-            |(id, streak, failing_since, state, opened_at, open_until, max)| {
+            |(id, streak, failing_since, state, opened_at, open_until, max, waiters)| {
                 (
                     id,
                     Counters {
@@ -71,6 +75,7 @@ fn counters(rows: Vec<EndpointRow>) -> HashMap<String, Counters> {
                         },
                         max_in_flight: max,
                         wake: 0,
+                        waiters,
                     },
                 )
             },
@@ -146,7 +151,8 @@ pub(super) async fn lock_counters_pg(
     // NO KEY UPDATE: an ingress batch that inserts deliveries of these endpoints
     // (a key-share lock through the foreign key) is not held up by it.
     let sql = format!(
-        "SELECT id, failure_streak, {}, circuit_state, {}, {}, max_in_flight \
+        "SELECT id, failure_streak, {}, circuit_state, {}, {}, max_in_flight, \
+             waiters_since IS NOT NULL \
          FROM hangar_webhook_endpoints WHERE id = ANY($1) ORDER BY id \
          FOR NO KEY UPDATE",
         ms("failing_since"),
@@ -278,6 +284,7 @@ pub(super) async fn write_attempts_pg(
     .await?;
     let wakes: Vec<(&str, i64)> = endpoints
         .iter()
+        .filter(|(_, c)| c.waiters)
         .map(|(id, c)| (id.as_str(), c.wake))
         .collect();
     let held: Vec<(&str, &str)> = attempts
@@ -350,7 +357,8 @@ pub(super) async fn write_attempts_sqlite(
     for id in &endpoint_ids {
         let row: Option<EndpointRow> = sqlx::query_as(
             "SELECT id, failure_streak, failing_since, circuit_state, \
-                 circuit_opened_at, circuit_open_until, max_in_flight \
+                 circuit_opened_at, circuit_open_until, max_in_flight, \
+                 waiters_since IS NOT NULL \
              FROM hangar_webhook_endpoints WHERE id = $1",
         )
         .bind(id)
@@ -383,6 +391,7 @@ pub(super) async fn write_attempts_sqlite(
     }
     let wakes: Vec<(&str, i64)> = endpoints
         .iter()
+        .filter(|(_, c)| c.waiters)
         .map(|(id, c)| (id.as_str(), c.wake))
         .collect();
     let held: Vec<(&str, &str)> = attempts
