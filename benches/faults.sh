@@ -54,6 +54,7 @@ kill9)
     line=$(HANGAR_DATABASE_URL="$PG_BASE/hangar_proof_faults" "$BIN" bench faults --jobs "$JOBS" --workers 3 \
         --kill-every-ms 3000 --log-dir "$WORK/kill9" 2>"$WORK/kill9.err" | tail -1)
     echo "- **kill -9**: $(cat "$WORK/kill9.err" | tail -1)"
+    grep "ran twice without a lease expiry" "$WORK/kill9.err" | sed 's/^/  - /' || true
     echo "  - \`$line\`"
     psql "$PG_ADMIN" -qAtc "DROP DATABASE IF EXISTS hangar_proof_faults" >/dev/null 2>&1
     ;;
@@ -75,6 +76,7 @@ pg)
     lost_listen=$(cat "$WORK"/pglogs/worker-*.log | grep -c "LISTEN connection lost\|LISTEN connection failed" || true)
     echo "- **PostgreSQL restarts** under enqueue ($rate jobs/s) and drain by 3 workers: \`pg_ctl restart -m fast\` (took $fast_ms ms) after 15 s, \`-m immediate\` (took $immediate_ms ms) 15 s later; LISTEN lost/failed warnings in the workers' logs: $lost_listen"
     echo "  - $(tail -1 "$WORK/pg.err")"
+    grep "ran twice without a lease expiry" "$WORK/pg.err" | sed 's/^/  - /' || true
     echo "  - \`$(tail -1 "$WORK/pg.out")\`"
     pgctl -m fast stop
     ;;

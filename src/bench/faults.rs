@@ -238,6 +238,7 @@ pub async fn faults(config: &Config, run: FaultsRun) -> Result<(), Fatal> {
         .iter()
         .for_each(|&n| *histogram.entry(n).or_default() += 1);
     let (mut twice, mut explained) = (0, 0);
+    let mut unexplained: Vec<String> = Vec::new();
     for (seq, _) in counts.iter().enumerate().filter(|(_, n)| **n >= 2) {
         twice += 1;
         // The same idempotency key answers with the existing job.
@@ -249,6 +250,21 @@ pub async fn faults(config: &Config, run: FaultsRun) -> Result<(), Fatal> {
                 .is_some_and(|e| e.contains("lease expired"))
         });
         explained += usize::from(lease_expired);
+        if !lease_expired && unexplained.len() < 5 {
+            // What the other runs' attempts say, for the report to attribute them.
+            let errors: Vec<String> = job
+                .attempts
+                .iter()
+                .map(|a| format!("{}: {}", a.attempt, a.error.as_deref().unwrap_or("ok")))
+                .collect();
+            unexplained.push(format!("job {} ({})", job.id.0, errors.join("; ")));
+        }
+    }
+    if !unexplained.is_empty() {
+        eprintln!(
+            "ran twice without a lease expiry: {}",
+            unexplained.join(" | ")
+        );
     }
     let lost = (run.jobs - completed.min(run.jobs)) + never_ran;
     store.delete_queue(QUEUE).await?;
