@@ -98,6 +98,20 @@ macro_rules! facts_from_row {
     }};
 }
 
+/// Keeps one row of the facts' statement (either dialect's row): the endpoint's facts, its
+/// place in `$index` and its slots' tally.
+macro_rules! keep_facts {
+    ($row:expr, $now:expr, $facts:ident, $index:ident, $tallies:ident) => {{
+        let row = $row;
+        let id: String = row.try_get("id")?;
+        let slots: Option<String> = row.try_get("slots")?;
+        let (f, tally) = facts_and_tally(facts_from_row!(row), slots.as_deref(), $now);
+        $index.insert(id.clone(), $facts.len());
+        $facts.push(f);
+        $tallies.insert(id, tally);
+    }};
+}
+
 /// Reads one endpoint's facts and its slots' tally from a row of the facts' statement.
 fn facts_and_tally(facts: Facts, slots_json: Option<&str>, now: i64) -> (Facts, Tally) {
     let tally = slots::tally(&slots::parse(slots_json), facts.max_in_flight, now);
@@ -254,12 +268,7 @@ impl Store {
                     .fetch_all(&mut *tx)
                     .await?
                 {
-                    let id: String = row.try_get("id")?;
-                    let slots: Option<String> = row.try_get("slots")?;
-                    let (f, tally) = facts_and_tally(facts_from_row!(&row), slots.as_deref(), now);
-                    index.insert(id.clone(), facts.len());
-                    facts.push(f);
-                    tallies.insert(id, tally);
+                    keep_facts!(&row, now, facts, index, tallies);
                 }
                 if facts.iter().any(|f| f.ordering_path.is_some()) {
                     let rows: Vec<(String, i64)> = sqlx::query_as(
@@ -395,12 +404,7 @@ impl Store {
                     .fetch_all(&mut *tx)
                     .await?
                 {
-                    let id: String = row.try_get("id")?;
-                    let slots: Option<String> = row.try_get("slots")?;
-                    let (f, tally) = facts_and_tally(facts_from_row!(&row), slots.as_deref(), now);
-                    index.insert(id.clone(), facts.len());
-                    facts.push(f);
-                    tallies.insert(id, tally);
+                    keep_facts!(&row, now, facts, index, tallies);
                 }
                 for (i, ask) in asks.iter().enumerate() {
                     let Some(path) = index
