@@ -34,7 +34,7 @@ pub(super) use release::{release_pg, release_sqlite};
 pub use rules::ordering_paths;
 pub(crate) use rules::{CircuitState, circuit_after_attempt};
 use rules::{Facts, apply, decide};
-use slots::Tally;
+use slots::{Taken, Tally};
 
 use super::rows::{millis, now_ms};
 use super::{Store, StoreError};
@@ -147,8 +147,8 @@ const PREDECESSOR: &str = "SELECT {run_at} AS run_at FROM hangar_webhook_deliver
 #[derive(Default)]
 struct Outcome {
     gates: Vec<Gate>,
-    /// (endpoint, workspace, delivery, retry, probe, expires ms) of the asks that go.
-    gos: Vec<(String, String, String, bool, bool, i64)>,
+    /// The slots the asks that go take, numbered by [`slots::assign`].
+    gos: Vec<Taken>,
     /// (delivery, reason) of every ask: `None` once it goes.
     waiting: Vec<(String, Option<String>)>,
     /// (job, lease token, ms) of the jobs put back.
@@ -179,14 +179,15 @@ fn decide_all(
         apply(facts, at, ask, &d, expires);
         match &d.gate {
             Gate::Go { probe } => {
-                out.gos.push((
-                    ask.endpoint_id.clone(),
-                    facts[at].workspace_id.clone(),
-                    ask.delivery_id.clone(),
-                    ask.retry,
-                    *probe,
+                out.gos.push(Taken {
+                    endpoint_id: ask.endpoint_id.clone(),
+                    number: 0,
+                    workspace_id: facts[at].workspace_id.clone(),
+                    delivery_id: ask.delivery_id.clone(),
+                    retry: ask.retry,
+                    probe: *probe,
                     expires,
-                ));
+                });
                 out.waiting.push((ask.delivery_id.clone(), None));
             }
             Gate::Wait { after, reason } => {

@@ -70,17 +70,14 @@ pub(super) fn tally(slots: &[Slot], max_in_flight: i32, now: i64) -> Tally {
     let mut tally = Tally::default();
     let mut held_numbers = Vec::new();
     for slot in slots {
-        let live = slot.held && slot.expires_at.is_some_and(|at| at >= now);
-        if !live {
+        let Some(at) = slot.expires_at.filter(|at| slot.held && *at >= now) else {
             continue;
-        }
+        };
         tally.held += 1;
         if slot.probe {
             tally.probes += 1;
         }
-        tally.next_free = Some(tally.next_free.map_or(slot.expires_at.unwrap_or(now), |n| {
-            n.min(slot.expires_at.unwrap_or(now))
-        }));
+        tally.next_free = Some(tally.next_free.map_or(at, |n| n.min(at)));
         held_numbers.push(slot.number);
     }
     tally.free = (0..max_in_flight.max(1))
@@ -89,7 +86,8 @@ pub(super) fn tally(slots: &[Slot], max_in_flight: i32, now: i64) -> Tally {
     tally
 }
 
-/// A slot to write: given to `delivery` until `expires` (ms).
+/// A slot to write: given to `delivery` until `expires` (ms). The gate's decisions make one
+/// per go with `number` unset (0); [`assign`] numbers them.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Taken {
     pub(super) endpoint_id: String,
@@ -103,30 +101,16 @@ pub(super) struct Taken {
 
 /// Gives each go of the batch, in order, the lowest free slot of its endpoint; a go whose
 /// endpoint has none left (the rules never allow it) gets none and holds nothing.
-pub(super) fn assign(
-    gos: &[(String, String, String, bool, bool, i64)],
-    tallies: &mut HashMap<String, Tally>,
-) -> Vec<Taken> {
-    let mut taken = Vec::with_capacity(gos.len());
-    for (endpoint_id, workspace_id, delivery_id, retry, probe, expires) in gos {
-        let Some(tally) = tallies.get_mut(endpoint_id) else {
-            continue;
-        };
-        if tally.free.is_empty() {
-            continue;
-        }
-        let number = tally.free.remove(0);
-        taken.push(Taken {
-            endpoint_id: endpoint_id.clone(),
-            number,
-            workspace_id: workspace_id.clone(),
-            delivery_id: delivery_id.clone(),
-            retry: *retry,
-            probe: *probe,
-            expires: *expires,
-        });
-    }
-    taken
+pub(super) fn assign(gos: &[Taken], tallies: &mut HashMap<String, Tally>) -> Vec<Taken> {
+    gos.iter()
+        .filter_map(|go| {
+            let free = &mut tallies.get_mut(&go.endpoint_id)?.free;
+            (!free.is_empty()).then(|| Taken {
+                number: free.remove(0),
+                ..go.clone()
+            })
+        })
+        .collect()
 }
 
 /// Frees the slots that the re-asking deliveries of a gate batch held (an earlier attempt of
@@ -198,15 +182,14 @@ mod tests {
         assert_eq!((t.held, t.probes, t.next_free), (3, 1, Some(now + 2)));
         assert_eq!(t.free, vec![2, 3, 4], "4 has no row yet");
         let mut tallies = HashMap::from([("ep_1".to_owned(), t)]);
-        let go = |d: &str| {
-            (
-                "ep_1".to_owned(),
-                "ws_1".to_owned(),
-                d.to_owned(),
-                false,
-                false,
-                now + 90_000,
-            )
+        let go = |d: &str| Taken {
+            endpoint_id: "ep_1".to_owned(),
+            number: 0,
+            workspace_id: "ws_1".to_owned(),
+            delivery_id: d.to_owned(),
+            retry: false,
+            probe: false,
+            expires: now + 90_000,
         };
         let taken = assign(&[go("d1"), go("d2"), go("d3"), go("d4")], &mut tallies);
         let numbers: Vec<i32> = taken.iter().map(|t| t.number).collect();
