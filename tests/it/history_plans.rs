@@ -27,7 +27,7 @@ async fn index_scans(db: &TestDb, index: &str) -> i64 {
 /// Makes every connection of the store's pool (two on PostgreSQL: `Store::connect` keeps at
 /// least two, so one flush could land on the connection that did not complete) publish its
 /// pending statistics now.
-async fn flush_stats(store: &Store) {
+pub async fn flush_stats(store: &Store) {
     let Pool::Postgres(pg) = store.database().pool() else {
         unreachable!("PostgreSQL only")
     };

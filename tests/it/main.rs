@@ -138,4 +138,5 @@ mod webhooks_outage;
 mod webhooks_replay;
 mod webhooks_retention;
 mod webhooks_support;
+mod webhooks_wake_plans;
 mod workspace_overview;
