@@ -182,3 +182,72 @@ async fn invoices_out_postgres() {
 async fn invoices_out_sqlite() {
     invoices_out(Backend::Sqlite).await;
 }
+
+/// The platform changes an invoice Hangar pushed (its `invoice.sent` waits in the outbox)
+/// while someone edits the same invoice in QuickBooks, and the inbound read comes first: a
+/// change on both sides of a financial record, held as a conflict for review, not applied over
+/// the platform's pending change; the push that follows meets the same open conflict.
+async fn a_pending_platform_change_meets_a_provider_edit(backend: Backend) {
+    let w = SyncWorld::new(backend, None).await;
+    let integrations: Vec<IntegrationInfo> = vec![w.access.info.clone()];
+    let connectors = Connectors::builtin();
+    let created = invoice_event("evt_1", "invoice.created", 1250.0);
+    accept_event(&w.store, &connectors, &integrations, &created)
+        .await
+        .unwrap();
+    push(&w, "evt_1").await.expect("pushed");
+    w.sync_payments().await.expect("payments in");
+    w.sync_payments()
+        .await
+        .expect("payments in, CDC: the echo skipped");
+
+    w.sim
+        .edit("Invoice", "1", |i| i["DueDate"] = json!("2027-01-15"));
+    let sent = invoice_event("evt_2", "invoice.sent", 1300.0);
+    accept_event(&w.store, &connectors, &integrations, &sent)
+        .await
+        .unwrap();
+    w.sync_payments().await.expect("the read before the push");
+    let run = w.last_run().await;
+    assert_eq!(
+        (run.records.conflicted, run.records.updated),
+        (1, 0),
+        "{run:?}"
+    );
+    let conflicts = w.store.conflicts(Some(WORKSPACE), true, 10).await.unwrap();
+    assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+    let conflict = &conflicts[0];
+    assert_eq!(
+        (conflict.object_type.as_str(), conflict.reason.as_str()),
+        ("Invoice", "changed_on_both_sides")
+    );
+    assert_eq!(conflict.ours.as_ref().unwrap()["Line"][0]["Amount"], 1300.0);
+    assert_eq!(conflict.theirs["DueDate"], "2027-01-15");
+
+    // The push goes over the token it knew: stale, the same conflict, nothing written.
+    push(&w, "evt_2")
+        .await
+        .expect("a conflict is not a failure");
+    assert_eq!(
+        w.store
+            .conflicts(Some(WORKSPACE), true, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        w.sim.object("Invoice", "1").unwrap()["Line"][0]["Amount"],
+        1250.0
+    );
+}
+
+#[tokio::test]
+async fn a_pending_platform_change_meets_a_provider_edit_postgres() {
+    a_pending_platform_change_meets_a_provider_edit(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_pending_platform_change_meets_a_provider_edit_sqlite() {
+    a_pending_platform_change_meets_a_provider_edit(Backend::Sqlite).await;
+}

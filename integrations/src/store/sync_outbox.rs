@@ -44,45 +44,89 @@ pub struct OutboxRow {
 
 impl SyncStore {
     /// Stores an outbound record once per (integration, event); false when it was there.
+    ///
+    /// In the same transaction, a record already mapped (pushed or read before) is marked as
+    /// changed on the platform's side at the event's time, with the body the event makes: an
+    /// inbound read of the provider's copy before this push then meets a change on both sides
+    /// (a financial record becomes a conflict for review; an ordinary one goes by the later
+    /// modification time) instead of overwriting the platform's pending change.
     pub async fn enqueue_outbound(&self, new: &NewOutbound) -> Result<bool, SyncStoreError> {
         let now = Utc::now();
         let inserted = match self.db.pool() {
-            Pool::Postgres(pool) => sqlx::query(
-                "INSERT INTO hangar_sync_outbox (integration_id, workspace_id, data_type, object_type, \
-                 internal_id, event_id, event_type, data, occurred_at, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
-            )
-            .bind(&new.integration_id)
-            .bind(&new.workspace_id)
-            .bind(&new.data_type)
-            .bind(&new.object_type)
-            .bind(&new.internal_id)
-            .bind(&new.event_id)
-            .bind(&new.event_type)
-            .bind(Json(&new.data))
-            .bind(new.occurred_at)
-            .bind(now)
-            .execute(pool)
-            .await?
-            .rows_affected(),
-            Pool::Sqlite(pool) => sqlx::query(
-                "INSERT INTO hangar_sync_outbox (integration_id, workspace_id, data_type, object_type, \
-                 internal_id, event_id, event_type, data, occurred_at, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
-            )
-            .bind(&new.integration_id)
-            .bind(&new.workspace_id)
-            .bind(&new.data_type)
-            .bind(&new.object_type)
-            .bind(&new.internal_id)
-            .bind(&new.event_id)
-            .bind(&new.event_type)
-            .bind(new.data.to_string())
-            .bind(ms(new.occurred_at))
-            .bind(ms(now))
-            .execute(pool)
-            .await?
-            .rows_affected(),
+            Pool::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO hangar_sync_outbox (integration_id, workspace_id, data_type, object_type, \
+                     internal_id, event_id, event_type, data, occurred_at, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+                )
+                .bind(&new.integration_id)
+                .bind(&new.workspace_id)
+                .bind(&new.data_type)
+                .bind(&new.object_type)
+                .bind(&new.internal_id)
+                .bind(&new.event_id)
+                .bind(&new.event_type)
+                .bind(Json(&new.data))
+                .bind(new.occurred_at)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if inserted == 1 {
+                    sqlx::query(
+                        "UPDATE hangar_sync_mappings SET ours = $4, ours_modified_at = $5 \
+                         WHERE integration_id = $1 AND object_type = $2 AND internal_id = $3 \
+                         AND (ours_modified_at IS NULL OR ours_modified_at < $5)",
+                    )
+                    .bind(&new.integration_id)
+                    .bind(&new.object_type)
+                    .bind(&new.internal_id)
+                    .bind(Json(&new.data))
+                    .bind(new.occurred_at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                inserted
+            }
+            Pool::Sqlite(pool) => {
+                let mut tx = begin_immediate(pool).await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO hangar_sync_outbox (integration_id, workspace_id, data_type, object_type, \
+                     internal_id, event_id, event_type, data, occurred_at, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
+                )
+                .bind(&new.integration_id)
+                .bind(&new.workspace_id)
+                .bind(&new.data_type)
+                .bind(&new.object_type)
+                .bind(&new.internal_id)
+                .bind(&new.event_id)
+                .bind(&new.event_type)
+                .bind(new.data.to_string())
+                .bind(ms(new.occurred_at))
+                .bind(ms(now))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if inserted == 1 {
+                    sqlx::query(
+                        "UPDATE hangar_sync_mappings SET ours = ?4, ours_modified_at = ?5 \
+                         WHERE integration_id = ?1 AND object_type = ?2 AND internal_id = ?3 \
+                         AND (ours_modified_at IS NULL OR ours_modified_at < ?5)",
+                    )
+                    .bind(&new.integration_id)
+                    .bind(&new.object_type)
+                    .bind(&new.internal_id)
+                    .bind(new.data.to_string())
+                    .bind(ms(new.occurred_at))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                inserted
+            }
         };
         Ok(inserted == 1)
     }
