@@ -390,3 +390,54 @@ async fn manifest_flight_times_out_postgres() {
 async fn manifest_flight_times_out_sqlite() {
     flight_times_out(Backend::Sqlite).await;
 }
+
+/// The vendor's error signals in a JSON answer still classify when the stream's own answers
+/// are CSV (a CSV decoder takes any text: the rules once read the JSON error as a header
+/// line without rows, so a 200 soft error was a success with no records and a quota 403 a
+/// client failure).
+async fn csv_stream_error_signals(backend: Backend) {
+    let w = ManifestWorld::new(backend).await;
+    let (table, token) = auth("api_key_header");
+    let text = manifest(
+        &table,
+        Style {
+            format: "csv",
+            pagination: "none",
+            cursor: "date_time",
+        },
+    );
+    let cases = [
+        ("soft_error_200.http", "failed", ErrorClass::Client, None),
+        (
+            "quota_403.http",
+            "rate_limited",
+            ErrorClass::RateLimit,
+            Some("11"),
+        ),
+        ("account_locked_403.http", "failed", ErrorClass::Auth, None),
+    ];
+    for (n, (fixture, status, class, wait)) in cases.into_iter().enumerate() {
+        let id = format!("int_csv_signal_{n}");
+        w.integrate(&id, &text, &token);
+        w.sim.replay(&[fixture]);
+        let failure = w.sync(&id, "due_items", None).await.expect_err(fixture);
+        let run = w.last_run(&id).await;
+        assert_eq!(run.status, status, "{fixture}: {run:?}");
+        assert_eq!(
+            (failure.class, failure.retry_after.as_deref()),
+            (class, wait),
+            "{fixture}: {failure:?}"
+        );
+        w.sim.clear_replay();
+    }
+}
+
+#[tokio::test]
+async fn manifest_csv_stream_error_signals_postgres() {
+    csv_stream_error_signals(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn manifest_csv_stream_error_signals_sqlite() {
+    csv_stream_error_signals(Backend::Sqlite).await;
+}
