@@ -215,7 +215,7 @@ fn fill_in(provider: &str, stream: &mut Table, n: usize) -> In {
     } else {
         Format::Json
     };
-    let cursor = if n % 2 == 0 {
+    let cursor = if n.is_multiple_of(2) {
         "date_time"
     } else {
         "incrementing"
@@ -321,7 +321,7 @@ fn fill_in(provider: &str, stream: &mut Table, n: usize) -> In {
 
 fn fill_out(provider: &str, stream: &mut Table, n: usize) -> Out {
     let data_type = stream["data_type"].as_str().expect("data_type").to_owned();
-    let method = if n % 2 == 0 { "POST" } else { "PUT" };
+    let method = if n.is_multiple_of(2) { "POST" } else { "PUT" };
     set(stream, "primary_key", "result.id");
     let request = sub(stream, "request");
     set(request, "method", method);
