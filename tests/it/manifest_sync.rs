@@ -390,3 +390,114 @@ async fn manifest_flight_times_out_postgres() {
 async fn manifest_flight_times_out_sqlite() {
     flight_times_out(Backend::Sqlite).await;
 }
+
+/// The vendor's error signals in a JSON answer still classify when the stream's own answers
+/// are CSV (a CSV decoder takes any text: the rules once read the JSON error as a header
+/// line without rows, so a 200 soft error was a success with no records and a quota 403 a
+/// client failure).
+async fn csv_stream_error_signals(backend: Backend) {
+    let w = ManifestWorld::new(backend).await;
+    let (table, token) = auth("api_key_header");
+    let text = manifest(
+        &table,
+        Style {
+            format: "csv",
+            pagination: "none",
+            cursor: "date_time",
+        },
+    );
+    let cases = [
+        ("soft_error_200.http", "failed", ErrorClass::Client, None),
+        (
+            "quota_403.http",
+            "rate_limited",
+            ErrorClass::RateLimit,
+            Some("11"),
+        ),
+        ("account_locked_403.http", "failed", ErrorClass::Auth, None),
+    ];
+    for (n, (fixture, status, class, wait)) in cases.into_iter().enumerate() {
+        let id = format!("int_csv_signal_{n}");
+        w.integrate(&id, &text, &token);
+        w.sim.replay(&[fixture]);
+        let failure = w.sync(&id, "due_items", None).await.expect_err(fixture);
+        let run = w.last_run(&id).await;
+        assert_eq!(run.status, status, "{fixture}: {run:?}");
+        assert_eq!(
+            (failure.class, failure.retry_after.as_deref()),
+            (class, wait),
+            "{fixture}: {failure:?}"
+        );
+        w.sim.clear_replay();
+    }
+}
+
+#[tokio::test]
+async fn manifest_csv_stream_error_signals_postgres() {
+    csv_stream_error_signals(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn manifest_csv_stream_error_signals_sqlite() {
+    csv_stream_error_signals(Backend::Sqlite).await;
+}
+
+/// A stream without an update request (as every shipped template is): the same trip
+/// completed again is sent as a new create and the vendor answers with a new record's id;
+/// the push succeeds and the platform's record keeps the id it got first (the engine holds
+/// one provider id per platform record: taking the new one failed the run on the mappings'
+/// unique key, and every retry with it).
+async fn changed_again_without_an_update(backend: Backend) {
+    let w = ManifestWorld::new(backend).await;
+    let (table, token) = auth("api_key_header");
+    let text = manifest(&table, JSON_PAGES).replace(
+        "[streams.update]\nmethod = \"PUT\"\npath = \"/flight-times/{{external_id}}\"\n",
+        "",
+    );
+    assert!(!text.contains("[streams.update]"));
+    w.integrate("int_no_update", &text, &token);
+    let integration = w.seam.integrations.lock().unwrap()["int_no_update"]
+        .0
+        .clone();
+    for (n, block_in) in ["11:00", "11:30"].into_iter().enumerate() {
+        let data = json!({"trip_id": "trp_9", "tail_number": "N9", "block_out": "09:00", "block_in": block_in});
+        let event = EventEnvelope {
+            id: format!("evt_again_{n}"),
+            event_type: "trip.completed".to_owned(),
+            workspace_id: WORKSPACE.to_owned(),
+            timestamp: chrono::Utc::now(),
+            data: data.as_object().unwrap().clone(),
+        };
+        accept_event(
+            &w.store,
+            &Connectors::builtin(),
+            std::slice::from_ref(&integration),
+            &event,
+        )
+        .await
+        .expect("accepted");
+        w.sync("int_no_update", "flight_times", None)
+            .await
+            .unwrap_or_else(|e| panic!("push {n}: {e:?}"));
+        let run = w.last_run("int_no_update").await;
+        assert_eq!(run.status, "succeeded", "push {n}: {run:?}");
+    }
+    let times = w.sim.flight_times();
+    assert_eq!(times.len(), 2, "two creates: {times:?}");
+    assert_eq!(
+        times["ft-1"]["times"]["block_in"], "11:00",
+        "the first kept"
+    );
+    assert_eq!(times["ft-2"]["times"]["block_in"], "11:30");
+    assert_eq!(w.sim.calls("update"), 0);
+}
+
+#[tokio::test]
+async fn manifest_changed_again_without_an_update_postgres() {
+    changed_again_without_an_update(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn manifest_changed_again_without_an_update_sqlite() {
+    changed_again_without_an_update(Backend::Sqlite).await;
+}

@@ -157,6 +157,21 @@ fn manifest_load_errors_name_file_field_and_line() {
             "unknown reference",
         ),
     ];
+    // A CSV answer is its rows: a next-page token could never be found in it (the scan
+    // would stop after its first page).
+    let csv_tokens = manifest(
+        &table,
+        crate::manifest_support::Style {
+            format: "csv",
+            pagination: "cursor_token",
+            cursor: "date_time",
+        },
+    );
+    let cases = cases.into_iter().chain([(
+        csv_tokens,
+        "streams[1].pagination.token_path",
+        "no next-page token",
+    )]);
     for (text, field, says) in cases {
         let e = Document::parse("t.toml", &text)
             .and_then(|d| d.manifest())

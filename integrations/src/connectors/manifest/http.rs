@@ -181,10 +181,7 @@ pub async fn exchange(
             .await
             .map_err(|e| ConnectorError::Failed(transport_failure(e.without_url())))?;
         let decoded = decode(format, &bytes);
-        let judged = match &decoded {
-            Ok(v) => v.clone(),
-            Err(_) => serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        };
+        let judged = judged(format, &headers, &bytes, &decoded);
         match classify(status, &headers, &judged, &env.manifest.rules) {
             Verdict::Success => {
                 let body = decoded.map_err(|e| {
@@ -208,6 +205,26 @@ pub async fn exchange(
             }
             Verdict::Fail(e) => return Err(e),
         }
+    }
+}
+
+/// What the response rules read of an answer: its decoded body; but a JSON answer (by its
+/// `Content-Type`) of a stream decoded otherwise is read as JSON, since a CSV decoder takes
+/// any text (a vendor's `{"errors": […]}` would be a header line without rows, and its
+/// rules' paths would never match), and a body that does not decode is tried as JSON.
+fn judged(
+    format: Format,
+    headers: &HeaderMap,
+    bytes: &[u8],
+    decoded: &Result<Value, String>,
+) -> Value {
+    let json_answer = headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.to_ascii_lowercase().contains("json"));
+    match decoded {
+        Ok(v) if format == Format::Json || !json_answer => v.clone(),
+        _ => serde_json::from_slice(bytes).unwrap_or(Value::Null),
     }
 }
 

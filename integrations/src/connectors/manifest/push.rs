@@ -1,8 +1,11 @@
 //! Pushing an outbound record: the event's data mapped to the provider's body by the
 //! stream's `map`, sent with the create request (or the update, with `{{external_id}}`, for
 //! a record pushed before), with the engine's idempotency key in `Idempotency-Key` (the same
-//! on every retry of the write). The provider's id is read from the answer at the stream's
-//! `primary_key` (an update may answer without it: the id stays).
+//! on every retry of the write). The provider's id is read from the answer to a create at
+//! the stream's `primary_key`; a record pushed before keeps the id it got first (an update
+//! may answer without it, and a stream without an update request sends a change as a new
+//! create, which the vendor may answer with a new record's id: the engine keeps one
+//! provider id per platform record).
 
 use chrono::Utc;
 use hangar_workers::error_class::ErrorClass;
@@ -37,8 +40,10 @@ pub async fn push(
         .ok()
         .and_then(|r| r.into_iter().next())
         .unwrap_or(answer.body);
-    let external_id = select::text(&held, &stream.primary_key)
-        .or_else(|| record.external_id.clone())
+    let external_id = record
+        .external_id
+        .clone()
+        .or_else(|| select::text(&held, &stream.primary_key))
         .ok_or_else(|| {
             ConnectorError::Failed(JobFailure::new(
                 ErrorClass::Server,

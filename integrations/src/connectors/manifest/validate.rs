@@ -172,6 +172,12 @@ fn check_stream(at: &str, s: &Stream) -> Result<(), Problem> {
                 } => {
                     not_empty(&field("pagination.param"), param)?;
                     not_empty(&field("pagination.token_path"), token_path)?;
+                    if s.decode.format == Format::Csv {
+                        return Err(problem(
+                            field("pagination.token_path"),
+                            "a CSV answer is its rows: it holds no next-page token (use page_number, offset or link_header)",
+                        ));
+                    }
                 }
                 Pagination::None | Pagination::LinkHeader { .. } => {}
             }
