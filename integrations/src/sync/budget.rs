@@ -5,8 +5,11 @@
 //! calls in flight end the run as `rate_limited` with the wait, so the job snoozes instead
 //! of sleeping in a worker slot. A 429 pauses the whole account for its `Retry-After`, and
 //! a 401 refreshes the token once (single-flight, through
-//! [`IntegrationAccess::refresh_after_unauthorized`]) and retries once, and a destination
-//! gone for good disables the integration ([`IntegrationAccess::disable`]).
+//! [`IntegrationAccess::refresh_after_unauthorized`]) and retries once; a 401 again, with the
+//! token the refresh gave, marks the connection `needs_reauth`
+//! ([`IntegrationAccess::unauthorized_after_refresh`]: unless another refresher moved the
+//! credential meanwhile, whose token is then tried). A destination gone for good disables the
+//! integration ([`IntegrationAccess::disable`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -30,6 +33,10 @@ pub const MAX_PACING_WAIT: Duration = Duration::from_secs(2);
 /// chain of runs, each well inside a pool's attempt timeout, none holding a worker slot for
 /// minutes of pacing).
 pub const PACING_PER_RUN: Duration = Duration::from_secs(15);
+
+/// The most tokens of other refreshers a run tries after its own refresh was refused too
+/// (each one a credential another process saved meanwhile); then the 401 is the job's.
+const MAX_RACED: u32 = 3;
 
 /// Why a run stops early.
 #[derive(Debug)]
@@ -87,6 +94,8 @@ pub struct Calls {
     pub made: i64,
     /// Whether the one refresh after a 401 was used.
     pub refreshed: bool,
+    /// Tokens saved by other refreshers tried after this run's refreshed token got a 401.
+    pub raced: u32,
     /// The time spent waiting for slots of the paced budget.
     pub paced: Duration,
 }
@@ -144,6 +153,24 @@ impl Calls {
                         .refresh_after_unauthorized(&self.integration.id, self.token.version)
                         .await
                         .map_err(access_failure)?;
+                }
+                Err(ConnectorError::Unauthorized(message)) if self.raced < MAX_RACED => {
+                    // Refused again with the token of this run's refresh: the credential is
+                    // dead, unless another refresher saved a newer one meanwhile (then its
+                    // token is tried, and the connection stays active).
+                    let reason = format!("401 again after a token refresh: {message}");
+                    self.token = self
+                        .access
+                        .unauthorized_after_refresh(
+                            &self.integration.id,
+                            self.token.version,
+                            &reason,
+                        )
+                        .await
+                        .map_err(access_failure)?;
+                    self.raced += 1;
+                    tracing::info!(integration = %self.integration.id, version = self.token.version,
+                        "401 after the refresh; another refresher's token is tried");
                 }
                 Err(ConnectorError::Throttled {
                     message,

@@ -214,6 +214,7 @@ impl Inner {
             limit,
             made: 0,
             refreshed: false,
+            raced: 0,
             paced: std::time::Duration::ZERO,
         };
         let mut outcome = Outcome::default();
