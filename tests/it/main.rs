@@ -117,6 +117,7 @@ mod support;
 mod support_sql;
 mod sync_api;
 mod sync_batches;
+mod sync_budget_waits;
 mod sync_cdc;
 mod sync_changes;
 mod sync_conflicts;

@@ -2,8 +2,10 @@
 //! manual sync, an event or a provider webhook). Args: `{"integration_id", "data_type",
 //! "trigger"}`. When it runs it reads the integration and its token through
 //! [`IntegrationAccess`] (never a copy taken at enqueue), writes one `hangar_sync_runs` row,
-//! runs the connector, and ends the row `succeeded`, `failed` or `rate_limited` (a spent
-//! budget or a 429 snoozes the job: it never sleeps in a worker slot). A disabled
+//! runs the connector, and ends the row `succeeded`, `failed` or `rate_limited` (it never
+//! sleeps in a worker slot: a provider's 429 snoozes the job, and a wait for Hangar's own
+//! paced budget puts it back for the wait without using an attempt or a snooze,
+//! [`Handler::take_wait`], as webhook deliveries wait for their endpoint's limits). A disabled
 //! integration, or a data type it does not enable, moves nothing and completes. An outbound
 //! run with `"trigger": "event"` and an `"event_id"` (enqueued by the engine's event
 //! subscription, see `crate::subscriptions`) first reads that event from the engine's store
@@ -12,11 +14,13 @@
 //! the engine's inbound store, enqueued by `hangar_workers::inbound::enqueue_sync`) of a data
 //! type whose records arrive by push only reads the records that push names.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use hangar_workers::error_class::ErrorClass;
-use hangar_workers::job::ClaimedJob;
-use hangar_workers::kinds::{ArgsError, BoxFuture, Handler, JobFailure};
+use hangar_workers::job::{ClaimedJob, JobId};
+use hangar_workers::kinds::{ArgsError, BoxFuture, Handler, JobFailure, Wait};
 use hangar_workers::store::Store;
 use hangar_workers::targets::{TargetPolicy, client_builder};
 
@@ -35,6 +39,9 @@ use crate::store::sync_runs::{NewRun, RunEnd};
 #[derive(Clone)]
 pub struct SyncHandler {
     inner: Arc<Inner>,
+    /// The runs that ended waiting for Hangar's own rate budget, with the wait, until the
+    /// pool asks ([`Handler::take_wait`]), and when they were noted.
+    waits: Arc<Mutex<HashMap<JobId, (Instant, Duration)>>>,
 }
 
 struct Inner {
@@ -46,6 +53,22 @@ struct Inner {
     changes: Changes,
     /// The engine's store, where an event-triggered run reads its event.
     events: Option<Store>,
+}
+
+/// How a run that did not succeed ended: its failure, and for a wait for Hangar's own rate
+/// budget, how long (the job then waits without using an attempt or a snooze).
+struct Ended {
+    failure: JobFailure,
+    wait: Option<Duration>,
+}
+
+impl From<JobFailure> for Ended {
+    fn from(failure: JobFailure) -> Self {
+        Ended {
+            failure,
+            wait: None,
+        }
+    }
 }
 
 impl SyncHandler {
@@ -69,6 +92,7 @@ impl SyncHandler {
                 changes,
                 events: None,
             }),
+            waits: Arc::default(),
         })
     }
 
@@ -83,7 +107,7 @@ impl SyncHandler {
 
     /// Runs one sync for `args` (what a job's attempt does), as job `job_id`.
     pub async fn sync(&self, args: &SyncArgs, job_id: Option<i64>) -> Result<(), JobFailure> {
-        self.inner.sync(args, job_id).await
+        self.inner.sync(args, job_id).await.map_err(|e| e.failure)
     }
 }
 
@@ -113,23 +137,48 @@ impl Handler for SyncHandler {
 
     fn run(&self, job: ClaimedJob) -> BoxFuture<'static, Result<(), JobFailure>> {
         let inner = self.inner.clone();
+        let waits = self.waits.clone();
         Box::pin(async move {
             let args = parse_args(&job.args)
                 .map_err(|e| JobFailure::new(ErrorClass::Internal, e.to_string()))?;
-            inner.sync(&args, Some(job.id.0)).await
+            match inner.sync(&args, Some(job.id.0)).await {
+                Ok(()) => Ok(()),
+                Err(Ended {
+                    failure,
+                    wait: Some(wait),
+                }) => {
+                    let mut waits = waits.lock().unwrap_or_else(|e| e.into_inner());
+                    // A run stopped before the pool asked (its lease ended meanwhile) leaves
+                    // its entry: such entries go after a minute.
+                    if waits.len() > 1_000 {
+                        waits.retain(|_, (at, _)| at.elapsed() < Duration::from_secs(60));
+                    }
+                    waits.insert(job.id, (Instant::now(), wait));
+                    Err(failure)
+                }
+                Err(ended) => Err(ended.failure),
+            }
         })
+    }
+
+    fn take_wait(&self, job: JobId) -> Option<Wait> {
+        self.waits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&job)
+            .map(|(_, wait)| Wait::After(wait))
     }
 }
 
 impl Inner {
-    async fn sync(&self, args: &SyncArgs, job_id: Option<i64>) -> Result<(), JobFailure> {
+    async fn sync(&self, args: &SyncArgs, job_id: Option<i64>) -> Result<(), Ended> {
         let integration = match self.access.integration(&args.integration_id).await {
             Ok(i) => i,
             Err(AccessError::NotActive { id, status }) => {
                 tracing::info!(integration = %id, %status, "sync: integration not active, nothing moves");
                 return Ok(());
             }
-            Err(e) => return Err(stop_failure(access_failure(e))),
+            Err(e) => return Err(stop_failure(access_failure(e)).into()),
         };
         // An event's job exists because the integration was subscribed when the event was
         // stored: its record waits in the outbox even if the integration needs
@@ -215,7 +264,7 @@ impl Inner {
             made: 0,
             refreshed: false,
             raced: 0,
-            paced: std::time::Duration::ZERO,
+            paced: Duration::ZERO,
         };
         let mut outcome = Outcome::default();
         let result = match spec.direction {
@@ -269,22 +318,27 @@ impl Inner {
                 .await
             }
         };
+        let mut own_wait = None;
         let (status, wait_ms, failure) = match result {
             Ok(()) => (RunStatus::Succeeded, 0, None),
             Err(Stop::RateLimited {
                 wait,
                 message,
                 retry_after,
-            }) => (
-                RunStatus::RateLimited,
-                i64::try_from(wait.as_millis()).unwrap_or(i64::MAX),
-                Some(JobFailure {
-                    class: ErrorClass::RateLimit,
-                    message,
-                    http_status: Some(429),
-                    retry_after,
-                }),
-            ),
+                throttled,
+            }) => {
+                own_wait = (!throttled).then_some(wait);
+                (
+                    RunStatus::RateLimited,
+                    i64::try_from(wait.as_millis()).unwrap_or(i64::MAX),
+                    Some(JobFailure {
+                        class: ErrorClass::RateLimit,
+                        message,
+                        http_status: throttled.then_some(429),
+                        retry_after,
+                    }),
+                )
+            }
             Err(stop) => (RunStatus::Failed, 0, Some(stop.into_failure())),
         };
         if spec.direction == Direction::Out
@@ -333,7 +387,10 @@ impl Inner {
             publish_ms = outcome.timings.publish.as_millis() as u64, "sync run finished");
         match failure {
             None => Ok(()),
-            Some(f) => Err(f),
+            Some(failure) => Err(Ended {
+                failure,
+                wait: own_wait,
+            }),
         }
     }
 }
