@@ -113,7 +113,8 @@ impl ContextWorld {
             &TargetPolicy::allow_all(),
             Changes::api_only(),
         )
-        .expect("handler");
+        .expect("handler")
+        .with_alerts(store.clone());
         ContextWorld {
             db,
             store,

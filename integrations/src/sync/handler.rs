@@ -5,7 +5,10 @@
 //! runs the connector, and ends the row `succeeded`, `failed` or `rate_limited` (it never
 //! sleeps in a worker slot: a provider's 429 snoozes the job, and a wait for Hangar's own
 //! paced budget puts it back for the wait without using an attempt or a snooze,
-//! [`Handler::take_wait`], as webhook deliveries wait for their endpoint's limits). A disabled
+//! [`Handler::take_wait`], as webhook deliveries wait for their endpoint's limits). A full
+//! reconciliation that would remove more than the set share stops with a critical
+//! `sync_removals_held` alert ([`removals_incident`]), resolved by the next one that
+//! completes. A disabled
 //! integration, or a data type it does not enable, moves nothing and completes. An outbound
 //! run with `"trigger": "event"` and an `"event_id"` (enqueued by the engine's event
 //! subscription, see `crate::subscriptions`) first reads that event from the engine's store
@@ -18,19 +21,20 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use hangar_workers::alerts::{AlertKind, Severity};
 use hangar_workers::error_class::ErrorClass;
 use hangar_workers::job::{ClaimedJob, JobId};
 use hangar_workers::kinds::{ArgsError, BoxFuture, Handler, JobFailure, Wait};
-use hangar_workers::store::Store;
+use hangar_workers::store::{NewAlert, Store};
 use hangar_workers::targets::{TargetPolicy, client_builder};
 
 use super::budget::{Calls, Stop, access_failure};
 use super::changes::Changes;
 use super::connector::Connectors;
-use super::inbound::{self, Outcome};
+use super::inbound::{self, HeldRemovals, Outcome};
 use super::outbound;
 use super::{Direction, RunStatus, SyncArgs, Trigger, new_id};
-use crate::access::{AccessError, IntegrationAccess};
+use crate::access::{AccessError, IntegrationAccess, IntegrationInfo};
 use crate::store::SyncStore;
 use crate::store::sync_pages::PageTarget;
 use crate::store::sync_runs::{NewRun, RunEnd};
@@ -53,6 +57,9 @@ struct Inner {
     changes: Changes,
     /// The engine's store, where an event-triggered run reads its event.
     events: Option<Store>,
+    /// The engine's store, where a run raises and resolves its alerts (none without it:
+    /// logged only).
+    alerts: Option<Store>,
 }
 
 /// How a run that did not succeed ended: its failure, and for a wait for Hangar's own rate
@@ -69,6 +76,12 @@ impl From<JobFailure> for Ended {
             wait: None,
         }
     }
+}
+
+/// The incident key of the alert of `integration_id`'s `data_type` whose removals were held
+/// (more than [`inbound::MAX_REMOVAL_SHARE`] gone in one full reconciliation).
+pub fn removals_incident(integration_id: &str, data_type: &str) -> String {
+    format!("integration:{integration_id}:{data_type}:removals")
 }
 
 impl SyncHandler {
@@ -91,9 +104,19 @@ impl SyncHandler {
                 targets: targets.clone(),
                 changes,
                 events: None,
+                alerts: None,
             }),
             waits: Arc::default(),
         })
+    }
+
+    /// The same, raising its alerts (removals held) in `alerts` (the engine's store). Call it
+    /// before cloning the handler.
+    pub fn with_alerts(mut self, alerts: Store) -> SyncHandler {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.alerts = Some(alerts);
+        }
+        self
     }
 
     /// The same, reading the events of event-triggered runs from `events` (the engine's
@@ -341,6 +364,8 @@ impl Inner {
             }
             Err(stop) => (RunStatus::Failed, 0, Some(stop.into_failure())),
         };
+        self.removals_alert(&calls.integration, &args.data_type, &outcome)
+            .await;
         if spec.direction == Direction::Out
             && let Err(e) = self.store.add_run_counts(&run_id, &outcome.counts).await
         {
@@ -391,6 +416,49 @@ impl Inner {
                 failure,
                 wait: own_wait,
             }),
+        }
+    }
+
+    /// Raises the critical alert of a full reconciliation whose removals were held (more than
+    /// the set share gone at the source), or resolves it when one completed.
+    async fn removals_alert(
+        &self,
+        integration: &IntegrationInfo,
+        data_type: &str,
+        outcome: &Outcome,
+    ) {
+        let Some(alerts) = &self.alerts else {
+            return;
+        };
+        let incident = removals_incident(&integration.id, data_type);
+        let provider = integration.provider.id();
+        if let Some(HeldRemovals { vanished, total }) = outcome.removals_held {
+            let alert = NewAlert {
+                workspace_id: Some(integration.workspace_id.clone()),
+                kind: AlertKind::SyncRemovalsHeld,
+                severity: Severity::Critical,
+                message: format!(
+                    "integration {provider} ({}): a full reconciliation of {data_type} found                      {vanished} of {total} records gone at the source, more than {} %: nothing                      was removed and the {data_type} runs stop here until an admin looks",
+                    integration.id,
+                    (inbound::MAX_REMOVAL_SHARE * 100.0) as i64
+                ),
+                incident_key: incident,
+                integration: Some(provider.to_owned()),
+            };
+            if let Err(error) = alerts.raise_alerts(&[alert]).await {
+                tracing::error!(integration = %integration.id, %data_type, %error, "could not raise the alert of held removals");
+            }
+        } else if outcome.reconciled {
+            let note = "recovered: a full reconciliation completed within the removal limit";
+            match alerts.resolve_incident(&incident, note).await {
+                Ok(true) => {
+                    tracing::info!(integration = %integration.id, %data_type, "held removals alert resolved")
+                }
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::error!(integration = %integration.id, %data_type, %error, "could not resolve the alert of held removals")
+                }
+            }
         }
     }
 }
