@@ -116,6 +116,7 @@ mod stripe_sync;
 mod support;
 mod support_sql;
 mod sync_api;
+mod sync_audit;
 mod sync_batches;
 mod sync_budget_waits;
 mod sync_cdc;

@@ -53,6 +53,7 @@ async fn a_second_401_marks_needs_reauth(backend: Backend) {
         (runs[0].status.as_str(), runs[0].error_class.as_deref()),
         ("failed", Some("auth"))
     );
+    assert_eq!(runs[0].credential_version, Some(2), "{:?}", runs[0]);
 }
 
 #[tokio::test]
@@ -114,6 +115,7 @@ async fn a_401_after_another_refresh_is_no_reauth(backend: Backend) {
     );
     let run = &w.runs().await[0];
     assert_eq!((run.status.as_str(), run.records.created), ("succeeded", 2));
+    assert_eq!(run.credential_version, Some(3), "{run:?}");
 
     // The same 401 with the newest token: now it is marked.
     w.sim.switch(|s| s.unauthorized_even_after_refresh = true);

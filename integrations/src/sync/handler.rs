@@ -5,10 +5,12 @@
 //! runs the connector, and ends the row `succeeded`, `failed` or `rate_limited` (it never
 //! sleeps in a worker slot: a provider's 429 snoozes the job, and a wait for Hangar's own
 //! paced budget puts it back for the wait without using an attempt or a snooze,
-//! [`Handler::take_wait`], as webhook deliveries wait for their endpoint's limits). A full
-//! reconciliation that would remove more than the set share stops with a critical
-//! `sync_removals_held` alert ([`removals_incident`]), resolved by the next one that
-//! completes. A disabled
+//! [`Handler::take_wait`], as webhook deliveries wait for their endpoint's limits). A credential
+//! that cannot be had before the run starts (the connection needs re-authorisation, the
+//! token endpoint is down) is a `failed` row too, with its class; the row's credential version
+//! is the one the run used last (after a refresh, the refreshed one). A full reconciliation
+//! that would remove more than the set share stops with a critical `sync_removals_held` alert
+//! ([`removals_incident`]), resolved by the next one that completes. A disabled
 //! integration, or a data type it does not enable, moves nothing and completes. An outbound
 //! run with `"trigger": "event"` and an `"event_id"` (enqueued by the engine's event
 //! subscription, see `crate::subscriptions`) first reads that event from the engine's store
@@ -239,20 +241,41 @@ impl Inner {
                 format!("provider {provider} has no data type `{}`", args.data_type),
             )
         })?;
-        let token = self
-            .access
-            .access_token(&integration.id)
-            .await
-            .map_err(|e| stop_failure(access_failure(e)))?;
-        let limit = connector.rate_limit(&integration, &token)?;
-        self.changes.publish_pending(&self.store).await;
-
         let before = self
             .store
             .position(&integration.id, &args.data_type)
             .await
             .map_err(|e| stop_failure(e.into()))?;
         let run_id = new_id("run");
+        let new_run = NewRun {
+            id: run_id.clone(),
+            integration_id: integration.id.clone(),
+            workspace_id: integration.workspace_id.clone(),
+            provider: provider.id().to_owned(),
+            data_type: args.data_type.clone(),
+            direction: spec.direction.as_str().to_owned(),
+            trigger: args.trigger.as_str().to_owned(),
+            job_id,
+            credential_version: None,
+            cursor_before: serde_json::to_value(&before).ok(),
+        };
+        let token = match self.access.access_token(&integration.id).await {
+            Ok(token) => token,
+            Err(e) => {
+                let failure = stop_failure(access_failure(e));
+                self.unstarted(&new_run, &failure).await;
+                return Err(failure.into());
+            }
+        };
+        let limit = match connector.rate_limit(&integration, &token) {
+            Ok(limit) => limit,
+            Err(failure) => {
+                self.unstarted(&new_run, &failure).await;
+                return Err(failure.into());
+            }
+        };
+        self.changes.publish_pending(&self.store).await;
+
         let target = PageTarget {
             run_id: run_id.clone(),
             integration_id: integration.id.clone(),
@@ -260,18 +283,11 @@ impl Inner {
             provider: provider.id().to_owned(),
             data_type: args.data_type.clone(),
         };
+        let started_version = token.version;
         self.store
             .start_run(&NewRun {
-                id: run_id.clone(),
-                integration_id: integration.id.clone(),
-                workspace_id: integration.workspace_id.clone(),
-                provider: provider.id().to_owned(),
-                data_type: args.data_type.clone(),
-                direction: spec.direction.as_str().to_owned(),
-                trigger: args.trigger.as_str().to_owned(),
-                job_id,
-                credential_version: Some(token.version),
-                cursor_before: serde_json::to_value(&before).ok(),
+                credential_version: Some(started_version),
+                ..new_run
             })
             .await
             .map_err(|e| stop_failure(e.into()))?;
@@ -364,6 +380,12 @@ impl Inner {
             }
             Err(stop) => (RunStatus::Failed, 0, Some(stop.into_failure())),
         };
+        if calls.token.version != started_version {
+            outcome.log.push(format!(
+                "the token was refreshed during the run: credential version {started_version} -> {}",
+                calls.token.version
+            ));
+        }
         self.removals_alert(&calls.integration, &args.data_type, &outcome)
             .await;
         if spec.direction == Direction::Out
@@ -385,6 +407,7 @@ impl Inner {
             error_class: failure.as_ref().map(|f| f.class.as_str().to_owned()),
             error: failure.as_ref().map(|f| f.message.clone()),
             log: outcome.log,
+            credential_version: Some(calls.token.version),
         };
         if let Err(e) = self.store.finish_run(&run_id, &end).await {
             tracing::warn!(run = %run_id, error = %e, "sync: could not finish the run's row");
@@ -417,6 +440,34 @@ impl Inner {
                 wait: own_wait,
             }),
         }
+    }
+
+    /// The audit row of a run that could not start (no credential to be had, settings the
+    /// connector refuses): `failed` at once, with the failure's class and message (never a
+    /// secret: credential errors name the integration and the provider's answer only).
+    async fn unstarted(&self, run: &NewRun, failure: &JobFailure) {
+        let end = RunEnd {
+            status: RunStatus::Failed.as_str().to_owned(),
+            cursor_after: run.cursor_before.clone(),
+            provider_calls: 0,
+            rate_wait_ms: 0,
+            error_class: Some(failure.class.as_str().to_owned()),
+            error: Some(failure.message.clone()),
+            log: vec![format!(
+                "the run did not start: {} failure before any call to the provider",
+                failure.class.as_str()
+            )],
+            credential_version: None,
+        };
+        let written = match self.store.start_run(run).await {
+            Ok(()) => self.store.finish_run(&run.id, &end).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            tracing::warn!(run = %run.id, error = %e, "sync: could not write the row of a run that did not start");
+        }
+        metrics::counter!("hangar_sync_runs_total", "provider" => run.provider.clone(), "outcome" => RunStatus::Failed.as_str())
+            .increment(1);
     }
 
     /// Raises the critical alert of a full reconciliation whose removals were held (more than
