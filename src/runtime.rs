@@ -270,7 +270,11 @@ fn sync_handler(
         &config.targets,
         changes,
     )
-    .map(|handler| handler.with_events(context.store.clone()))
+    .map(|handler| {
+        handler
+            .with_events(context.store.clone())
+            .with_alerts(context.store.clone())
+    })
     .map_err(|e| Fatal::runtime(format!("the sync engine's HTTP client: {e}")))
 }
 

@@ -79,6 +79,22 @@ pub trait IntegrationAccess: Send + Sync + 'static {
         seen_version: i64,
     ) -> BoxFuture<'a, Result<AccessToken, AccessError>>;
 
+    /// A 401 again with the token at `version`, the one the refresh after a first 401 gave:
+    /// mark the connection `needs_reauth` (stop its schedules, raise the critical alert) fenced
+    /// by that version, and fail with [`AccessError::NeedsReauth`]. If the version moved
+    /// meanwhile, another refresher saved newer tokens: nothing is marked and its token is
+    /// returned. The default (test seams without a store) marks nothing and reports the
+    /// refusal.
+    fn unauthorized_after_refresh<'a>(
+        &'a self,
+        id: &'a str,
+        version: i64,
+        reason: &'a str,
+    ) -> BoxFuture<'a, Result<AccessToken, AccessError>> {
+        let _ = version;
+        Box::pin(async move { Err(AccessError::NeedsReauth(id.to_owned(), reason.to_owned())) })
+    }
+
     /// The provider says the integration's destination is gone for good (`reason`): disable
     /// the integration, stop its schedules and subscriptions, and alert an admin. The
     /// default (test seams without a store) refuses, and the caller logs it.

@@ -149,13 +149,15 @@ impl TokenRefresher for IntegrationRefresher {
                     return false;
                 }
             };
-            // A credential saved after the attempt started: another refresher won, the
-            // next attempt (an operator's retry) has a new token.
-            if row.credential_saved_at.is_some_and(|s| s > job.started_at) {
-                return false;
-            }
+            // Marked already (by the run: a 401 again with the token its own refresh gave,
+            // or `invalid_grant`): its alert is the one.
             if row.integration.status == Status::NeedsReauth {
                 return true;
+            }
+            // A credential saved after the attempt started that the run did not mark: another
+            // refresher won, the next attempt (an operator's retry) has a new token.
+            if row.credential_saved_at.is_some_and(|s| s > job.started_at) {
+                return false;
             }
             matches!(
                 self.context.needs_reauth(&row.integration, reason).await,

@@ -82,6 +82,21 @@ impl IntegrationAccess for IntegrationContext {
         })
     }
 
+    fn unauthorized_after_refresh<'a>(
+        &'a self,
+        id: &'a str,
+        version: i64,
+        reason: &'a str,
+    ) -> BoxFuture<'a, Result<AccessToken, AccessError>> {
+        Box::pin(async move {
+            let mut integration = self.rows.get(id).await.map_err(read_error)?.integration;
+            // Fenced by the version the refresh gave, not by the one read now: a newer one is
+            // another refresher's, and a success.
+            integration.credential_version = version;
+            Ok(self.needs_reauth(&integration, reason).await?)
+        })
+    }
+
     fn disable<'a>(
         &'a self,
         id: &'a str,

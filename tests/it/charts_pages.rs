@@ -219,6 +219,7 @@ async fn sync_run_charts(backend: Backend) {
                 error_class: None,
                 error: None,
                 log: Vec::new(),
+                credential_version: None,
             },
         )
         .await

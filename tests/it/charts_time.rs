@@ -378,6 +378,7 @@ async fn charts_in_a_browser(backend: Backend) {
                 error_class: None,
                 error: None,
                 log: Vec::new(),
+                credential_version: None,
             },
         )
         .await

@@ -42,9 +42,14 @@ max_delay_ms = 2000
 /// The integrations' context over `db` (migrated), with the processes' master key and the
 /// routes of [`POOLS`].
 pub async fn context(db: &TestDb) -> (Store, IntegrationContext) {
-    db.pools(POOLS);
+    context_with(db, POOLS).await
+}
+
+/// The same with the pool file `pools` (its routes are the context's).
+pub async fn context_with(db: &TestDb, pools: &str) -> (Store, IntegrationContext) {
+    db.pools(pools);
     let store = db.store().await;
-    let pools = hangar_workers::pool_config::parse("pools.toml", POOLS).expect("pools");
+    let pools = hangar_workers::pool_config::parse("pools.toml", pools).expect("pools");
     let mut registry = Registry::builtin();
     hangar_integrations::reserve_kinds(&mut registry);
     let routes = Routes::new(&pools, &registry);

@@ -15,7 +15,8 @@
 //!   auth, `grant_type=refresh_token`, rotating refresh tokens, `invalid_grant`.
 //!
 //! Switches ([`Switches`], changed any time through [`QboSim::switch`]): expire every access
-//! token (401 Fault code 3200 with `WWW-Authenticate: Bearer error="invalid_token"`), rotate
+//! token (401 Fault code 3200 with `WWW-Authenticate: Bearer error="invalid_token"`), answer
+//! 401 even with a token the endpoint just issued (an app whose access was revoked), rotate
 //! refresh tokens, answer `invalid_grant`, throttle the next n calls (429 `ThrottleExceeded`
 //! + `Retry-After`), fail the next n calls with a 5xx, delay every answer, hang the n-th data
 //!   call, the page size, lose the answer of the next n invoice writes (made, answered 504),
@@ -46,6 +47,9 @@ pub const REALM: &str = "9130357766";
 pub struct Switches {
     /// Every access token is expired: data calls get 401 code 3200.
     pub expire_tokens: bool,
+    /// Data calls get 401 code 3200 even with a token the endpoint just issued (which goes on
+    /// issuing them): the connection's access is gone, a refresh does not bring it back.
+    pub unauthorized_even_after_refresh: bool,
     /// The token endpoint issues a new refresh token with each refresh.
     pub rotate_refresh_tokens: bool,
     /// The token endpoint answers 400 `invalid_grant`.
@@ -75,6 +79,7 @@ impl Default for Switches {
     fn default() -> Self {
         Switches {
             expire_tokens: false,
+            unauthorized_even_after_refresh: false,
             rotate_refresh_tokens: true,
             invalid_grant: false,
             throttle_next: 0,
@@ -298,7 +303,10 @@ pub(crate) async fn gate(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    if books.switches.expire_tokens || !books.access_tokens.contains(token) {
+    if books.switches.expire_tokens
+        || books.switches.unauthorized_even_after_refresh
+        || !books.access_tokens.contains(token)
+    {
         count(&mut books, "401");
         return Err((
             StatusCode::UNAUTHORIZED,

@@ -251,9 +251,10 @@ async fn an_expired_session_is_refreshed_once(backend: Backend) {
     assert_eq!(*w.access.refreshes.lock().unwrap(), 1);
     assert_eq!((w.sim.calls("401"), w.sim.calls("token")), (1, 1));
     let run = w.last_run().await;
+    // The credential version the run used last: the refreshed one.
     assert_eq!(
         (run.records.created, run.credential_version),
-        (3, Some(1)),
+        (3, Some(2)),
         "{run:?}"
     );
 

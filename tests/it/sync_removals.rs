@@ -1,8 +1,11 @@
 //! Removals, on both backends: a record is taken as gone only after a complete full
 //! reconciliation (here forced by a cursor older than QuickBooks' 30-day CDC window, said in
 //! the run's log); a vanished payment is held for review (financial), never dropped; when
-//! more than 20 % would vanish in one run, nothing is removed and the run stops.
+//! more than 20 % would vanish in one run, nothing is removed and the run stops with a
+//! critical `sync_removals_held` alert naming the integration, the data type and how many
+//! would vanish, resolved by the next full reconciliation that completes.
 
+use hangar_workers::alerts::{AlertKind, Severity};
 use hangar_workers::error_class::ErrorClass;
 
 use crate::support::Backend;
@@ -91,6 +94,49 @@ async fn removals_after_a_complete_scan_only(backend: Backend) {
             .await,
         0
     );
+    let alerts = w.engine.alerts(false).await.unwrap();
+    let held: Vec<_> = alerts
+        .iter()
+        .filter(|a| a.kind == AlertKind::SyncRemovalsHeld)
+        .collect();
+    assert_eq!(held.len(), 1, "{alerts:?}");
+    let alert = held[0];
+    assert_eq!(alert.severity, Severity::Critical);
+    assert_eq!(alert.workspace_id.as_deref(), Some(WORKSPACE));
+    assert_eq!(alert.integration.as_deref(), Some("quickbooks"));
+    for part in [INTEGRATION, "payments", "4 of 10"] {
+        assert!(alert.message.contains(part), "{part}: {}", alert.message);
+    }
+    // The next run stops the same way: the same incident, seen twice.
+    age_the_cursor(&w).await;
+    w.sync_payments()
+        .await
+        .expect_err("still too many removals");
+    let again = w.engine.alerts(false).await.unwrap();
+    let held: Vec<_> = again
+        .iter()
+        .filter(|a| a.kind == AlertKind::SyncRemovalsHeld)
+        .collect();
+    assert_eq!((held.len(), held[0].occurrences), (1, 2), "{again:?}");
+    // A complete scan resumes at its removals, held again each run. An admin has the
+    // reconciliation start over (the scan forgotten), and meanwhile fifteen new payments came
+    // at the source: 4 of 25 is under 20 %, it completes and resolves the alert.
+    w.db.sql(&format!(
+        "UPDATE hangar_sync_cursors SET scan_position = NULL, scan_started_at = NULL, \
+         scan_run_id = NULL WHERE integration_id = '{INTEGRATION}'"
+    ))
+    .await;
+    w.sim.add_payments(15, chrono::Duration::hours(1));
+    age_the_cursor(&w).await;
+    w.sync_payments().await.expect("a complete reconciliation");
+    let open = w.engine.alerts(false).await.unwrap();
+    assert!(
+        open.iter().all(|a| a.kind != AlertKind::SyncRemovalsHeld),
+        "{open:?}"
+    );
+    let all = w.engine.alerts(true).await.unwrap();
+    let resolved = all.iter().find(|a| a.id == alert.id).expect("the alert");
+    assert!(resolved.resolved_at.is_some(), "{resolved:?}");
 }
 
 #[tokio::test]

@@ -150,6 +150,8 @@ pub struct SyncWorld {
     pub store: SyncStore,
     pub access: Arc<FixedAccess>,
     pub handler: SyncHandler,
+    /// The engine's store, where the runs raise their alerts.
+    pub engine: hangar_workers::store::Store,
 }
 
 impl SyncWorld {
@@ -157,7 +159,7 @@ impl SyncWorld {
     /// to `changes` (API only when `None`).
     pub async fn new(backend: Backend, changes: Option<Changes>) -> SyncWorld {
         let db = TestDb::new(backend).await;
-        let _ = db.store().await;
+        let engine = db.store().await;
         let sim = QboSim::start().await;
         let store = SyncStore::new(Database::connect(&db.url).await.expect("connect"));
         let access = Arc::new(FixedAccess::quickbooks(&sim, &["payments", "invoices"]));
@@ -168,13 +170,15 @@ impl SyncWorld {
             &TargetPolicy::allow_all(),
             changes.unwrap_or_else(Changes::api_only),
         )
-        .expect("handler");
+        .expect("handler")
+        .with_alerts(engine.clone());
         SyncWorld {
             db,
             sim,
             store,
             access,
             handler,
+            engine,
         }
     }
 

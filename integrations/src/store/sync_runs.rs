@@ -58,6 +58,9 @@ pub struct RunEnd {
     pub error_class: Option<String>,
     pub error: Option<String>,
     pub log: Vec<String>,
+    /// The credential version the run used last (after a refresh mid-run, the refreshed
+    /// one); `None` keeps the one written at its start.
+    pub credential_version: Option<i64>,
 }
 
 /// A stored run.
@@ -175,8 +178,8 @@ impl SyncStore {
             Pool::Postgres(pool) => {
                 sqlx::query(
                     "UPDATE hangar_sync_runs SET status = $2, finished_at = $3, cursor_after = $4, \
-                     provider_calls = $5, rate_wait_ms = $6, error_class = $7, error = $8, log = $9 \
-                     WHERE id = $1",
+                     provider_calls = $5, rate_wait_ms = $6, error_class = $7, error = $8, log = $9, \
+                     credential_version = COALESCE($10, credential_version) WHERE id = $1",
                 )
                 .bind(id)
                 .bind(&end.status)
@@ -187,14 +190,15 @@ impl SyncStore {
                 .bind(&end.error_class)
                 .bind(&end.error)
                 .bind(Json(log))
+                .bind(end.credential_version)
                 .execute(pool)
                 .await?;
             }
             Pool::Sqlite(pool) => {
                 sqlx::query(
                     "UPDATE hangar_sync_runs SET status = ?2, finished_at = ?3, cursor_after = ?4, \
-                     provider_calls = ?5, rate_wait_ms = ?6, error_class = ?7, error = ?8, log = ?9 \
-                     WHERE id = ?1",
+                     provider_calls = ?5, rate_wait_ms = ?6, error_class = ?7, error = ?8, log = ?9, \
+                     credential_version = COALESCE(?10, credential_version) WHERE id = ?1",
                 )
                 .bind(id)
                 .bind(&end.status)
@@ -205,6 +209,7 @@ impl SyncStore {
                 .bind(&end.error_class)
                 .bind(&end.error)
                 .bind(log.to_string())
+                .bind(end.credential_version)
                 .execute(pool)
                 .await?;
             }

@@ -2,11 +2,15 @@
 //! paced budget first and calls at its slot (a fraction of a second off at most: QuickBooks
 //! paces one request every 126 ms). A slot further off than [`MAX_PACING_WAIT`], a run
 //! that has already waited [`PACING_PER_RUN`] for slots, a provider's pause or a full house of
-//! calls in flight end the run as `rate_limited` with the wait, so the job snoozes instead
-//! of sleeping in a worker slot. A 429 pauses the whole account for its `Retry-After`, and
-//! a 401 refreshes the token once (single-flight, through
-//! [`IntegrationAccess::refresh_after_unauthorized`]) and retries once, and a destination
-//! gone for good disables the integration ([`IntegrationAccess::disable`]).
+//! calls in flight end the run as `rate_limited` with the wait, so the job waits instead of
+//! sleeping in a worker slot (a wait for Hangar's own budget uses no attempt and no snooze:
+//! see [`Stop::RateLimited`]). A 429 pauses the whole account for its `Retry-After` (the job
+//! that got it snoozes), and a 401 refreshes the token once (single-flight, through
+//! [`IntegrationAccess::refresh_after_unauthorized`]) and retries once; a 401 again, with the
+//! token the refresh gave, marks the connection `needs_reauth`
+//! ([`IntegrationAccess::unauthorized_after_refresh`]: unless another refresher moved the
+//! credential meanwhile, whose token is then tried). A destination gone for good disables the
+//! integration ([`IntegrationAccess::disable`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -31,15 +35,24 @@ pub const MAX_PACING_WAIT: Duration = Duration::from_secs(2);
 /// minutes of pacing).
 pub const PACING_PER_RUN: Duration = Duration::from_secs(15);
 
+/// The most tokens of other refreshers a run tries after its own refresh was refused too
+/// (each one a credential another process saved meanwhile); then the 401 is the job's.
+const MAX_RACED: u32 = 3;
+
 /// Why a run stops early.
 #[derive(Debug)]
 pub enum Stop {
-    /// The budget is spent, or the provider throttled: snooze this long (the raw
+    /// The budget is spent, or the provider throttled: wait this long (the raw
     /// `Retry-After` when the provider gave one).
     RateLimited {
         wait: Duration,
         message: String,
         retry_after: Option<String>,
+        /// The provider answered 429: the job snoozes (counted against the pool's
+        /// `max_snoozes`). False: Hangar's own paced budget (no slot near enough, the run's
+        /// pacing spent, the account paused, a full house of calls in flight): the job waits
+        /// without using an attempt or a snooze, however long the backfill.
+        throttled: bool,
     },
     /// A write carried a concurrency token the provider no longer has (the provider's
     /// message): the caller holds the record as a conflict.
@@ -87,6 +100,8 @@ pub struct Calls {
     pub made: i64,
     /// Whether the one refresh after a 401 was used.
     pub refreshed: bool,
+    /// Tokens saved by other refreshers tried after this run's refreshed token got a 401.
+    pub raced: u32,
     /// The time spent waiting for slots of the paced budget.
     pub paced: Duration,
 }
@@ -122,6 +137,7 @@ impl Calls {
                             wait.as_millis()
                         ),
                         retry_after: Some(wait.as_secs().max(1).to_string()),
+                        throttled: false,
                     });
                 }
             }
@@ -145,6 +161,24 @@ impl Calls {
                         .await
                         .map_err(access_failure)?;
                 }
+                Err(ConnectorError::Unauthorized(message)) if self.raced < MAX_RACED => {
+                    // Refused again with the token of this run's refresh: the credential is
+                    // dead, unless another refresher saved a newer one meanwhile (then its
+                    // token is tried, and the connection stays active).
+                    let reason = format!("401 again after a token refresh: {message}");
+                    self.token = self
+                        .access
+                        .unauthorized_after_refresh(
+                            &self.integration.id,
+                            self.token.version,
+                            &reason,
+                        )
+                        .await
+                        .map_err(access_failure)?;
+                    self.raced += 1;
+                    tracing::info!(integration = %self.integration.id, version = self.token.version,
+                        "401 after the refresh; another refresher's token is tried");
+                }
                 Err(ConnectorError::Throttled {
                     message,
                     retry_after,
@@ -162,6 +196,7 @@ impl Calls {
                         wait,
                         message,
                         retry_after,
+                        throttled: true,
                     });
                 }
                 Err(ConnectorError::StaleToken(message)) => return Err(Stop::StaleToken(message)),

@@ -42,6 +42,20 @@ pub struct Outcome {
     pub cursor_after: Option<Position>,
     /// Where an inbound run's time went (logged with the run's end).
     pub timings: Timings,
+    /// A full reconciliation found more than [`MAX_REMOVAL_SHARE`] gone and removed nothing
+    /// (the run stops; the handler raises the alert).
+    pub removals_held: Option<HeldRemovals>,
+    /// A full reconciliation completed, its removals within the limit.
+    pub reconciled: bool,
+}
+
+/// How many records a held full reconciliation found gone, of how many mapped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeldRemovals {
+    /// Records gone at the source.
+    pub vanished: i64,
+    /// Records mapped before the scan.
+    pub total: i64,
 }
 
 /// The time an inbound run spent in each step, over all its pages.
@@ -394,6 +408,7 @@ async fn finish_scan(
                 scan.started_at.to_rfc3339()
             ));
             outcome.cursor_after = Some(next.clone());
+            outcome.reconciled = true;
             Ok(next)
         }
         ScanEnd::TooManyRemovals { vanished, total } => {
@@ -402,6 +417,7 @@ async fn finish_scan(
                 (MAX_REMOVAL_SHARE * 100.0) as i64
             );
             outcome.log.push(message.clone());
+            outcome.removals_held = Some(HeldRemovals { vanished, total });
             Err(Stop::Failed(JobFailure::new(ErrorClass::Client, message)))
         }
     }

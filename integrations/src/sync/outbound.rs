@@ -180,6 +180,7 @@ pub async fn run(
                     wait,
                     message,
                     retry_after,
+                    throttled,
                 }) if own_event.is_some() => {
                     // Not among a full batch: somewhere after it, still pending.
                     let ahead = rows[i..]
@@ -203,6 +204,7 @@ pub async fn run(
                             },
                             wait: turn,
                             message,
+                            throttled,
                         }),
                     };
                 }

@@ -30,17 +30,22 @@ pub enum AlertKind {
     WebhookDegraded,
     /// An operator paused a webhook endpoint (resolved when it resumes).
     WebhookPaused,
+    /// A sync's full reconciliation found more than the set share (20 %) of a data type's
+    /// records gone at the source: nothing was removed and the run stopped (resolved by the
+    /// next reconciliation that completes).
+    SyncRemovalsHeld,
 }
 
 impl AlertKind {
     /// Every kind.
-    pub const ALL: [AlertKind; 6] = [
+    pub const ALL: [AlertKind; 7] = [
         AlertKind::JobFailing,
         AlertKind::JobFailed,
         AlertKind::ReauthRequired,
         AlertKind::ChannelDisabled,
         AlertKind::WebhookDegraded,
         AlertKind::WebhookPaused,
+        AlertKind::SyncRemovalsHeld,
     ];
 
     /// Stable snake_case name, identical to the serde form.
@@ -52,6 +57,7 @@ impl AlertKind {
             AlertKind::ChannelDisabled => "channel_disabled",
             AlertKind::WebhookDegraded => "webhook_degraded",
             AlertKind::WebhookPaused => "webhook_paused",
+            AlertKind::SyncRemovalsHeld => "sync_removals_held",
         }
     }
 }
@@ -64,7 +70,10 @@ impl fmt::Display for AlertKind {
 
 /// An alert kind name that is not one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("'{0}' is not an alert kind (job_failing, job_failed, reauth_required, channel_disabled)")]
+#[error(
+    "'{0}' is not an alert kind (job_failing, job_failed, reauth_required, channel_disabled, \
+     webhook_degraded, webhook_paused, sync_removals_held)"
+)]
 pub struct UnknownAlertKind(pub String);
 
 impl FromStr for AlertKind {
@@ -270,7 +279,8 @@ mod tests {
                 "reauth_required",
                 "channel_disabled",
                 "webhook_degraded",
-                "webhook_paused"
+                "webhook_paused",
+                "sync_removals_held"
             ]
         );
         for kind in AlertKind::ALL {
