@@ -63,9 +63,15 @@ pub use inbound_secrets::manager as inbound_hook_manager;
 /// The longest a request may take before it is answered 503.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// What the API handlers need.
+/// What the API handlers need: shared, so that the clone axum makes for every request and
+/// every `State` extractor is one reference count, not a copy of the contexts' maps,
+/// strings and handles (they were a measurable part of a request's CPU under load).
 #[derive(Clone)]
-pub struct ApiState {
+pub struct ApiState(Arc<ApiShared>);
+
+/// The contents of [`ApiState`], read through it.
+#[derive(Clone)]
+pub struct ApiShared {
     /// The job store.
     pub store: Store,
     /// Turns job requests into jobs (kinds, pools).
@@ -84,10 +90,18 @@ pub struct ApiState {
     pub redis: Option<RedisConfig>,
 }
 
+impl std::ops::Deref for ApiState {
+    type Target = ApiShared;
+
+    fn deref(&self) -> &ApiShared {
+        &self.0
+    }
+}
+
 impl ApiState {
     /// The state over `store` and `client`.
     pub fn new(store: Store, client: Arc<Client>) -> ApiState {
-        ApiState {
+        ApiState(Arc::new(ApiShared {
             store,
             client,
             limiter: Arc::default(),
@@ -96,36 +110,40 @@ impl ApiState {
             integrations: None,
             inbound: None,
             redis: None,
-        }
+        }))
+    }
+
+    fn shared(&mut self) -> &mut ApiShared {
+        Arc::make_mut(&mut self.0)
     }
 
     /// The same, able to read and act on the Redis ingress's dead letters.
     pub fn with_redis(mut self, redis: Option<RedisConfig>) -> ApiState {
-        self.redis = redis;
+        self.shared().redis = redis;
         self
     }
 
     /// The same, able to take inbound provider webhooks and manage their material.
     pub fn with_inbound(mut self, inbound: Option<InboundContext>) -> ApiState {
-        self.inbound = inbound;
+        self.shared().inbound = inbound;
         self
     }
 
     /// The same, able to manage webhook endpoints.
     pub fn with_webhooks(mut self, webhooks: Option<WebhookContext>) -> ApiState {
-        self.webhooks = webhooks;
+        self.shared().webhooks = webhooks;
         self
     }
 
     /// The same, able to manage integrations.
     pub fn with_integrations(mut self, integrations: Option<IntegrationContext>) -> ApiState {
-        self.integrations = integrations;
+        self.shared().integrations = integrations;
         self
     }
 
     /// The same, able to manage alert channels.
     pub fn with_alerts(mut self, alerts: Option<AlertContext>) -> ApiState {
-        self.alerts = alerts;
+        self.shared().alerts = alerts;
         self
     }
 }
