@@ -489,7 +489,9 @@ impl Inner {
                 kind: AlertKind::SyncRemovalsHeld,
                 severity: Severity::Critical,
                 message: format!(
-                    "integration {provider} ({}): a full reconciliation of {data_type} found                      {vanished} of {total} records gone at the source, more than {} %: nothing                      was removed and the {data_type} runs stop here until an admin looks",
+                    "integration {provider} ({}): a full reconciliation of {data_type} found \
+                     {vanished} of {total} records gone at the source, more than {} %: nothing \
+                     was removed and the {data_type} runs stop here until an admin looks",
                     integration.id,
                     (inbound::MAX_REMOVAL_SHARE * 100.0) as i64
                 ),
