@@ -19,14 +19,13 @@
 //! the engine's inbound store, enqueued by `hangar_workers::inbound::enqueue_sync`) of a data
 //! type whose records arrive by push only reads the records that push names.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use hangar_workers::alerts::{AlertKind, Severity};
 use hangar_workers::error_class::ErrorClass;
 use hangar_workers::job::{ClaimedJob, JobId};
-use hangar_workers::kinds::{ArgsError, BoxFuture, Handler, JobFailure, Wait};
+use hangar_workers::kinds::{ArgsError, BoxFuture, Handler, JobFailure, JobNotes, Wait};
 use hangar_workers::store::{NewAlert, Store};
 use hangar_workers::targets::{TargetPolicy, client_builder};
 
@@ -46,8 +45,8 @@ use crate::store::sync_runs::{NewRun, RunEnd};
 pub struct SyncHandler {
     inner: Arc<Inner>,
     /// The runs that ended waiting for Hangar's own rate budget, with the wait, until the
-    /// pool asks ([`Handler::take_wait`]), and when they were noted.
-    waits: Arc<Mutex<HashMap<JobId, (Instant, Duration)>>>,
+    /// pool asks ([`Handler::take_wait`]).
+    waits: Arc<JobNotes<Duration>>,
 }
 
 struct Inner {
@@ -172,13 +171,7 @@ impl Handler for SyncHandler {
                     failure,
                     wait: Some(wait),
                 }) => {
-                    let mut waits = waits.lock().unwrap_or_else(|e| e.into_inner());
-                    // A run stopped before the pool asked (its lease ended meanwhile) leaves
-                    // its entry: such entries go after a minute.
-                    if waits.len() > 1_000 {
-                        waits.retain(|_, (at, _)| at.elapsed() < Duration::from_secs(60));
-                    }
-                    waits.insert(job.id, (Instant::now(), wait));
+                    waits.note(job.id, wait);
                     Err(failure)
                 }
                 Err(ended) => Err(ended.failure),
@@ -187,11 +180,7 @@ impl Handler for SyncHandler {
     }
 
     fn take_wait(&self, job: JobId) -> Option<Wait> {
-        self.waits
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&job)
-            .map(|(_, wait)| Wait::After(wait))
+        self.waits.take(job).map(Wait::After)
     }
 }
 

@@ -10,6 +10,7 @@
 mod args_error;
 mod http;
 mod noop;
+mod notes;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 pub use args_error::{ArgsError, HttpArgsError};
 pub use http::{HttpArgs, HttpHandler};
 pub use noop::NoopHandler;
+pub use notes::JobNotes;
 
 use crate::error_class::ErrorClass;
 use crate::job::{ClaimedJob, JobId};

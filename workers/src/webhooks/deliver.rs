@@ -20,8 +20,7 @@
 //! includes DNS, connect and TLS: reqwest does not expose them apart) and to the end of the
 //! body read (`total_ms`).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -30,7 +29,7 @@ use serde_json::{Map, Value};
 use super::{DeliveryArgs, WebhookContext, WebhookError, health};
 use crate::error_class::ErrorClass;
 use crate::job::{ClaimedJob, JobId};
-use crate::kinds::{ArgsError, BoxFuture, Handler, JobFailure, Wait};
+use crate::kinds::{ArgsError, BoxFuture, Handler, JobFailure, JobNotes, Wait};
 use crate::signing::{SignedRequest, signature_headers};
 use crate::store::{AttemptOutcome, AttemptRow, CompletionWrite, DeliveryTarget, Gate, GateAsk};
 use crate::transport_failure::transport_failure;
@@ -46,11 +45,11 @@ pub const RESPONSE_CAP: usize = 16 * 1024;
 pub struct DeliveryHandler {
     context: WebhookContext,
     /// The runs that ended waiting for the gate (put back by it), until the pool asks
-    /// ([`Handler::take_wait`]), with when they were noted.
-    waits: Arc<Mutex<HashMap<JobId, Instant>>>,
+    /// ([`Handler::take_wait`]).
+    waits: Arc<JobNotes<()>>,
     /// The records of the runs that succeeded, until the pool takes them
     /// ([`Handler::take_completion_write`]) to write with their completions.
-    records: Arc<Mutex<HashMap<JobId, (Instant, AttemptRow)>>>,
+    records: Arc<JobNotes<AttemptRow>>,
 }
 
 impl DeliveryHandler {
@@ -87,13 +86,7 @@ impl Handler for DeliveryHandler {
             metrics::counter!("hangar_webhook_deliveries_total", "outcome" => outcome).increment(1);
             match result {
                 Ok(Sent::Waiting(after, reason)) => {
-                    let mut waits = waits.lock().unwrap_or_else(|e| e.into_inner());
-                    // A run stopped before the pool asked (its lease ended meanwhile) leaves
-                    // its entry: such entries go after a minute.
-                    if waits.len() > 1_000 {
-                        waits.retain(|_, at| at.elapsed() < Duration::from_secs(60));
-                    }
-                    waits.insert(job.id, Instant::now());
+                    waits.note(job.id, ());
                     Err(JobFailure::new(
                         ErrorClass::RateLimit,
                         format!(
@@ -103,7 +96,7 @@ impl Handler for DeliveryHandler {
                     ))
                 }
                 Ok(Sent::Delivered(Some(record))) => {
-                    keep(&records, job.id, *record);
+                    records.note(job.id, *record);
                     Ok(())
                 }
                 other => other.map(|_| ()),
@@ -112,31 +105,14 @@ impl Handler for DeliveryHandler {
     }
 
     fn take_wait(&self, job: JobId) -> Option<Wait> {
-        self.waits
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&job)
-            .map(|_| Wait::PutBack)
+        self.waits.take(job).map(|()| Wait::PutBack)
     }
 
     fn take_completion_write(&self, job: JobId) -> Option<CompletionWrite> {
         self.records
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&job)
-            .map(|(_, record)| CompletionWrite::WebhookAttempt(Box::new(record)))
+            .take(job)
+            .map(|record| CompletionWrite::WebhookAttempt(Box::new(record)))
     }
-}
-
-/// Keeps a successful run's record until the pool takes it. A run stopped after it was kept
-/// (its lease ended, or the pool's timeout won the race) leaves its entry, never written:
-/// such entries go after a minute.
-fn keep(records: &Mutex<HashMap<JobId, (Instant, AttemptRow)>>, job: JobId, record: AttemptRow) {
-    let mut records = records.lock().unwrap_or_else(|e| e.into_inner());
-    if records.len() > 1_000 {
-        records.retain(|_, (at, _)| at.elapsed() < Duration::from_secs(60));
-    }
-    records.insert(job, (Instant::now(), record));
 }
 
 /// What an attempt did when it did not fail.
