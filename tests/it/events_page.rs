@@ -2,16 +2,13 @@
 //! dashboard), and the dead letters' replay, delete and trim over the API, the CLI and the
 //! dashboard (the store side of dead letters: `dead_letter_actions.rs`).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use hangar_integrations::store::SyncStore;
 use hangar_integrations::store::sync_runs::NewRun;
 use hangar_workers::client::Client;
-use hangar_workers::secrets::Keyring;
 use hangar_workers::store::{EventFilter, EventSubscription, Store};
-use hangar_workers::targets::TargetPolicy;
-use hangar_workers::webhooks::{NewEndpoint, WebhookContext, endpoint};
+use hangar_workers::webhooks::endpoint;
 use hangar_workers::wire::{EventEnvelope, parse_event_body};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -19,8 +16,9 @@ use serde_json::{Value, json};
 use crate::cdp::Browser;
 use crate::dashboard::screenshots;
 use crate::support::{
-    ANY_PORT, Backend, TEST_MASTER_KEY, TestDb, TestRedis, dashboard_session, stdout_ok, wait_for,
+    ANY_PORT, Backend, TestDb, TestRedis, dashboard_session, stdout_ok, wait_for,
 };
+use crate::webhooks_support::{trip_endpoint, webhook_context};
 
 fn envelope(id: &str, event_type: &str, ws: &str) -> EventEnvelope {
     parse_event_body(
@@ -37,22 +35,8 @@ fn envelope(id: &str, event_type: &str, ws: &str) -> EventEnvelope {
 /// trips, evt_2 and evt_4 invoices) and evt_1 in ws_2. Returns the ws_1 endpoints' URLs.
 async fn publish_fixture(store: &Store) -> Vec<String> {
     let client = Client::builtin();
-    let keyring = Keyring::parse(TEST_MASTER_KEY, "test").expect("key");
-    let context = WebhookContext::new(
-        store.clone(),
-        Arc::new(keyring),
-        TargetPolicy::allow_all(),
-        client.routes(),
-    );
-    let new = |ws: &str, url: &str| NewEndpoint {
-        workspace_id: ws.to_owned(),
-        url: url.to_owned(),
-        event_types: vec!["trip.created".to_owned()],
-        description: String::new(),
-        safety_allowed: false,
-        others_allowed: true,
-        limits: Default::default(),
-    };
+    let context = webhook_context(store);
+    let new = |ws: &str, url: &str| trip_endpoint(ws, url, Default::default());
     let urls = vec![
         "http://127.0.0.1:9/a".to_owned(),
         "http://127.0.0.1:9/b".to_owned(),

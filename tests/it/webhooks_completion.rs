@@ -4,45 +4,27 @@
 //! still held); the accepted one records the attempt, marks the delivery succeeded, frees the
 //! slot, resets the endpoint's failure streak and resolves its degraded alert, all at once.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use hangar_workers::alerts::{AlertKind, Severity};
-use hangar_workers::client::Client;
-use hangar_workers::secrets::Keyring;
 use hangar_workers::store::{
     AttemptOutcome, AttemptRow, Completion, CompletionWrite, Gate, GateAsk, NewAlert,
 };
-use hangar_workers::targets::TargetPolicy;
-use hangar_workers::webhooks::{NewEndpoint, WebhookContext, endpoint};
+use hangar_workers::webhooks::endpoint;
 use hangar_workers::wire::parse_event_body;
 use serde_json::json;
 
-use crate::support::{Backend, TEST_MASTER_KEY, TestDb};
+use crate::support::{Backend, TestDb};
+use crate::webhooks_support::{trip_endpoint, webhook_context};
 
 async fn recorded_with_the_completion(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = db.store().await;
-    let client = Client::builtin();
-    let keyring = Keyring::parse(TEST_MASTER_KEY, "test").expect("key");
-    let context = WebhookContext::new(
-        store.clone(),
-        Arc::new(keyring),
-        TargetPolicy::allow_all(),
-        client.routes(),
-    );
+    let context = webhook_context(&store);
     let (ep, _) = endpoint::create(
         &context,
-        &NewEndpoint {
-            workspace_id: "ws_1".to_owned(),
-            url: "http://127.0.0.1:9/hook".to_owned(),
-            event_types: vec!["trip.created".to_owned()],
-            description: String::new(),
-            safety_allowed: false,
-            others_allowed: true,
-            limits: Default::default(),
-        },
+        &trip_endpoint("ws_1", "http://127.0.0.1:9/hook", Default::default()),
     )
     .await
     .expect("endpoint");

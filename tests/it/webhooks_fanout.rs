@@ -3,17 +3,14 @@
 //! ingress's batch (`Store::ingest`) deduplicating a repeated event, held deliveries for a
 //! paused endpoint, and the "all" filter's safety rule in SQL.
 
-use std::sync::Arc;
-
 use hangar_workers::client::Client;
 use hangar_workers::db::Pool;
-use hangar_workers::secrets::Keyring;
-use hangar_workers::targets::TargetPolicy;
-use hangar_workers::webhooks::{NewEndpoint, WebhookContext, endpoint};
+use hangar_workers::webhooks::{NewEndpoint, endpoint};
 use hangar_workers::wire::{EventEnvelope, parse_event_body};
 use serde_json::json;
 
-use crate::support::{Backend, TEST_MASTER_KEY, TestDb};
+use crate::support::{Backend, TestDb};
+use crate::webhooks_support::webhook_context;
 
 fn envelope(id: &str, event_type: &str) -> EventEnvelope {
     parse_event_body(
@@ -33,13 +30,7 @@ async fn fan_out(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = db.store().await;
     let client = Client::builtin();
-    let keyring = Keyring::parse(TEST_MASTER_KEY, "test").expect("key");
-    let context = WebhookContext::new(
-        store.clone(),
-        Arc::new(keyring),
-        TargetPolicy::allow_all(),
-        client.routes(),
-    );
+    let context = webhook_context(&store);
     let new = |url: &str, types: &[&str], safety: bool, others: bool| NewEndpoint {
         workspace_id: "ws_1".to_owned(),
         url: url.to_owned(),

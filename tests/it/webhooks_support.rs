@@ -10,8 +10,13 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
+use hangar_workers::client::Client;
+use hangar_workers::secrets::Keyring;
+use hangar_workers::targets::TargetPolicy;
+use hangar_workers::webhooks::{Limits, NewEndpoint, WebhookContext};
+
 use crate::receiver::Hit;
-use crate::support::{Proc, TestDb, serve_http, stdout_ok, wait_for};
+use crate::support::{Proc, TEST_MASTER_KEY, TestDb, serve_http, stdout_ok, wait_for};
 
 /// The built-in default pool and a `webhooks` pool with retries in milliseconds.
 pub const POOLS: &str = r#"
@@ -225,4 +230,30 @@ pub fn plane_verifies(hit: &Hit, secret: &str) -> bool {
     hit.headers["x-planeconnection-signature"]
         .split(',')
         .any(|v| v == format!("v1={expected}"))
+}
+
+/// The webhook context of `store` as the store-level tests use it: the test master key, every
+/// target allowed, the built-in kinds' routes.
+pub fn webhook_context(store: &hangar_workers::store::Store) -> WebhookContext {
+    let keyring = Keyring::parse(TEST_MASTER_KEY, "test").expect("key");
+    WebhookContext::new(
+        store.clone(),
+        std::sync::Arc::new(keyring),
+        TargetPolicy::allow_all(),
+        Client::builtin().routes(),
+    )
+}
+
+/// An endpoint of `workspace` at `url` taking `trip.created`, created by an admin, with
+/// `limits`.
+pub fn trip_endpoint(workspace: &str, url: &str, limits: Limits) -> NewEndpoint {
+    NewEndpoint {
+        workspace_id: workspace.to_owned(),
+        url: url.to_owned(),
+        event_types: vec!["trip.created".to_owned()],
+        description: String::new(),
+        safety_allowed: false,
+        others_allowed: true,
+        limits,
+    }
 }

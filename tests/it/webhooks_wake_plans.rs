@@ -6,20 +6,17 @@
 //! back since the last search came up short (`waiters_since`), and the search reads the
 //! partial index of waiting deliveries before joining their jobs.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use hangar_workers::client::Client;
 use hangar_workers::job::JobState;
-use hangar_workers::secrets::Keyring;
 use hangar_workers::store::{Gate, GateAsk, Store};
-use hangar_workers::targets::TargetPolicy;
-use hangar_workers::webhooks::{Limits, NewEndpoint, WebhookContext, endpoint};
+use hangar_workers::webhooks::{Limits, endpoint};
 use hangar_workers::wire::parse_event_body;
 use serde_json::json;
 
 use crate::history_plans::flush_stats;
-use crate::support::{Backend, TEST_MASTER_KEY, TestDb};
+use crate::support::{Backend, TestDb};
+use crate::webhooks_support::{trip_endpoint, webhook_context};
 
 /// Rows of the deliveries and of the jobs read so far (sequential scans and fetches by
 /// index, bitmap scans included).
@@ -56,27 +53,14 @@ async fn a_release_reads_only_the_waiting_deliveries_postgres() {
     // Never analyzed while the test runs, as on a fresh install.
     db.sql("ALTER TABLE hangar_webhook_deliveries SET (autovacuum_enabled = false)")
         .await;
-    let keyring = Keyring::parse(TEST_MASTER_KEY, "test").expect("key");
-    let context = WebhookContext::new(
-        store.clone(),
-        Arc::new(keyring),
-        TargetPolicy::allow_all(),
-        Client::builtin().routes(),
-    );
+    let context = webhook_context(&store);
+    let limits = Limits {
+        max_in_flight: Some(1),
+        ..Limits::default()
+    };
     let (ep, _) = endpoint::create(
         &context,
-        &NewEndpoint {
-            workspace_id: "ws_1".to_owned(),
-            url: "http://127.0.0.1:9/hook".to_owned(),
-            event_types: vec!["trip.created".to_owned()],
-            description: String::new(),
-            safety_allowed: false,
-            others_allowed: true,
-            limits: Limits {
-                max_in_flight: Some(1),
-                ..Limits::default()
-            },
-        },
+        &trip_endpoint("ws_1", "http://127.0.0.1:9/hook", limits),
     )
     .await
     .expect("endpoint");
