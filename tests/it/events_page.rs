@@ -1,20 +1,17 @@
-//! Issue 15: the events a workspace published and where each went (store, API, CLI,
-//! dashboard), and the dead letters' replay, delete and trim over the API, the CLI and the
-//! dashboard (the store side of dead letters: `dead_letter_actions.rs`).
+//! Issue 15: the events a workspace published and where each went, and the dead letters'
+//! replay, delete and trim, over the API and the CLI (the store's listing:
+//! `events_listing.rs`; the dashboard: `events_browser.rs`; the store side of dead letters:
+//! `dead_letter_actions.rs`). The fixture and the server the other two use are here.
 
 use std::time::Duration;
 
-use hangar_integrations::store::SyncStore;
-use hangar_integrations::store::sync_runs::NewRun;
 use hangar_workers::client::Client;
-use hangar_workers::store::{EventFilter, EventSubscription, Store};
+use hangar_workers::store::{EventSubscription, Store};
 use hangar_workers::webhooks::endpoint;
 use hangar_workers::wire::{EventEnvelope, parse_event_body};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::cdp::Browser;
-use crate::dashboard::screenshots;
 use crate::support::{
     ANY_PORT, Backend, TestDb, TestRedis, dashboard_session, stdout_ok, wait_for,
 };
@@ -33,7 +30,7 @@ fn envelope(id: &str, event_type: &str, ws: &str) -> EventEnvelope {
 /// Two endpoints of ws_1 taking `trip.created`, one of ws_2; an integration-like
 /// subscription of ws_1 to `trip.created`; events evt_1..evt_5 in ws_1 (evt_1, evt_3, evt_5
 /// trips, evt_2 and evt_4 invoices) and evt_1 in ws_2. Returns the ws_1 endpoints' URLs.
-async fn publish_fixture(store: &Store) -> Vec<String> {
+pub async fn publish_fixture(store: &Store) -> Vec<String> {
     let client = Client::builtin();
     let context = webhook_context(store);
     let new = |ws: &str, url: &str| trip_endpoint(ws, url, Default::default());
@@ -88,166 +85,8 @@ async fn publish_fixture(store: &Store) -> Vec<String> {
     urls
 }
 
-fn ids(events: &[hangar_workers::store::EventSummary]) -> Vec<&str> {
-    events.iter().map(|e| e.id.as_str()).collect()
-}
-
-async fn events_are_listed_by_pages_filtered_and_show_where_they_went(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let store = db.store().await;
-    let urls = publish_fixture(&store).await;
-
-    // Newest first, two by two, with a cursor until the last page.
-    let mut filter = EventFilter {
-        workspace_id: Some("ws_1".to_owned()),
-        limit: 2,
-        ..EventFilter::default()
-    };
-    let mut pages = Vec::new();
-    loop {
-        let (page, next) = store.events_page(&filter).await.expect("page");
-        pages.push(ids(&page).join(","));
-        match next {
-            Some(cursor) => filter.before = Some(cursor),
-            None => break,
-        }
-    }
-    assert_eq!(pages, ["evt_5,evt_4", "evt_3,evt_2", "evt_1"]);
-
-    // Filters: type, workspace, time range.
-    let trips = EventFilter {
-        workspace_id: Some("ws_1".to_owned()),
-        event_type: Some("trip.created".to_owned()),
-        limit: 100,
-        ..EventFilter::default()
-    };
-    let (page, _) = store.events_page(&trips).await.expect("trips");
-    assert_eq!(ids(&page), ["evt_5", "evt_3", "evt_1"]);
-    // Where each went, in the list: both endpoints and the subscription's job for a trip,
-    // nothing for an invoice.
-    assert_eq!((page[2].deliveries, page[2].jobs), (2, 1));
-    let all = EventFilter {
-        limit: 100,
-        ..EventFilter::default()
-    };
-    let (page, _) = store.events_page(&all).await.expect("all");
-    assert_eq!(page.len(), 6);
-    assert_eq!(page[0].workspace_id, "ws_2");
-    assert_eq!((page[0].deliveries, page[0].jobs), (1, 0));
-    let invoices: Vec<_> = page
-        .iter()
-        .filter(|e| e.event_type == "invoice.paid")
-        .collect();
-    assert!(invoices.iter().all(|e| e.deliveries == 0 && e.jobs == 0));
-    let later = EventFilter {
-        since: Some(chrono::Utc::now() + chrono::Duration::minutes(1)),
-        limit: 100,
-        ..EventFilter::default()
-    };
-    assert!(store.events_page(&later).await.expect("later").0.is_empty());
-    let earlier = EventFilter {
-        until: Some(chrono::Utc::now() - chrono::Duration::hours(1)),
-        limit: 100,
-        ..EventFilter::default()
-    };
-    assert!(
-        store
-            .events_page(&earlier)
-            .await
-            .expect("earlier")
-            .0
-            .is_empty()
-    );
-
-    // One event: both deliveries (endpoint, state, attempts), the job its subscription
-    // made and that job's sync run.
-    let details = store
-        .event_details(Some("ws_1"), "evt_1")
-        .await
-        .expect("evt_1");
-    assert_eq!(details.len(), 1);
-    let first = &details[0];
-    assert_eq!(first.jobs.len(), 1);
-    let job = first.jobs[0].clone();
-    assert_eq!(job.kind, "noop");
-    let mut went: Vec<(&str, &str, i32)> = first
-        .deliveries
-        .iter()
-        .map(|d| (d.endpoint_url.as_str(), d.state.as_str(), d.attempts))
-        .collect();
-    went.sort();
-    assert_eq!(
-        went,
-        [
-            (urls[0].as_str(), "pending", 0),
-            (urls[1].as_str(), "pending", 0)
-        ]
-    );
-    assert!(first.deliveries.iter().all(|d| d.job_id.is_some()));
-    assert_eq!(first.data, json!({"trip_id": "trp_9"}));
-    let sync = SyncStore::new(store.database().clone());
-    sync.start_run(&NewRun {
-        id: "run_evt_1".to_owned(),
-        integration_id: "int_1".to_owned(),
-        workspace_id: "ws_1".to_owned(),
-        provider: "quickbooks".to_owned(),
-        data_type: "invoices".to_owned(),
-        direction: "out".to_owned(),
-        trigger: "event".to_owned(),
-        job_id: Some(job.id),
-        credential_version: None,
-        cursor_before: None,
-    })
-    .await
-    .expect("run");
-    let since = first.event.received_at - chrono::Duration::minutes(5);
-    let runs = sync
-        .runs_of_jobs("ws_1", &[job.id], since)
-        .await
-        .expect("runs");
-    let runs: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
-    assert_eq!(runs, ["run_evt_1"]);
-    // Another workspace's run of the same job id, or a run before the event, is not its.
-    assert!(
-        sync.runs_of_jobs("ws_2", &[job.id], since)
-            .await
-            .expect("runs")
-            .is_empty()
-    );
-    let after = chrono::Utc::now() + chrono::Duration::minutes(1);
-    assert!(
-        sync.runs_of_jobs("ws_1", &[job.id], after)
-            .await
-            .expect("runs")
-            .is_empty()
-    );
-
-    // evt_1 exists in two workspaces: one detail per workspace without a workspace.
-    let both = store.event_details(None, "evt_1").await.expect("both");
-    let mut workspaces: Vec<&str> = both.iter().map(|d| d.event.workspace_id.as_str()).collect();
-    workspaces.sort();
-    assert_eq!(workspaces, ["ws_1", "ws_2"]);
-    assert!(
-        store
-            .event_details(Some("ws_2"), "evt_3")
-            .await
-            .expect("none")
-            .is_empty()
-    );
-}
-
-#[tokio::test]
-async fn events_are_listed_by_pages_filtered_and_show_where_they_went_postgres() {
-    events_are_listed_by_pages_filtered_and_show_where_they_went(Backend::Postgres).await;
-}
-
-#[tokio::test]
-async fn events_are_listed_by_pages_filtered_and_show_where_they_went_sqlite() {
-    events_are_listed_by_pages_filtered_and_show_where_they_went(Backend::Sqlite).await;
-}
-
 /// `hangar serve` on `db` with this Redis.
-async fn serve(db: &TestDb, redis: &TestRedis) -> (crate::support::Proc, String) {
+pub async fn serve(db: &TestDb, redis: &TestRedis) -> (crate::support::Proc, String) {
     let mut command = db.command(&["serve", "--bind", ANY_PORT]);
     redis.env(&mut command);
     let serve = db.spawn_command("serve", command);
@@ -668,126 +507,4 @@ async fn events_and_dead_letters_over_the_api_and_the_cli_postgres() {
 #[tokio::test]
 async fn events_and_dead_letters_over_the_api_and_the_cli_sqlite() {
     events_and_dead_letters_over_the_api_and_the_cli(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn in_a_browser_an_operator_follows_an_event_and_replays_a_dead_letter() {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let store = db.store().await;
-    publish_fixture(&store).await;
-    let redis = TestRedis::new();
-    let (_serve, base) = serve(&db, &redis).await;
-    let token = stdout_ok(&db.run(&["tokens", "create", "--role", "operator"]))
-        .trim()
-        .to_owned();
-    let original = redis.xadd("{not json at all");
-    wait_for("a dead letter", Duration::from_secs(20), || async {
-        (redis.dead_letters().len() == 1).then_some(())
-    })
-    .await;
-    let shots = screenshots();
-
-    let mut browser = Browser::start().await;
-    browser.viewport(1280, 800, false).await;
-    browser.goto(&format!("{base}/login")).await;
-    browser
-        .eval(&format!(
-            "document.getElementById('token').value = {}; document.querySelector('form').submit(); true",
-            json!(token)
-        ))
-        .await;
-    browser
-        .wait_until(
-            "the overview",
-            "location.pathname === '/'",
-            Duration::from_secs(10),
-        )
-        .await;
-    browser
-        .goto(&format!("{base}/events?workspace=ws_1&type=trip.created"))
-        .await;
-    let listed = browser
-        .eval("Array.from(document.querySelectorAll('main tbody tr td:first-child')).map(td => td.innerText).join(',')")
-        .await;
-    assert_eq!(listed, "evt_5,evt_3,evt_1");
-    let nav = browser
-        .eval("document.querySelector('nav a[href=\"/events\"]') !== null")
-        .await;
-    assert_eq!(nav, true, "the navigation links the events");
-    browser.screenshot(&shots.join("events-1280.png")).await;
-    browser
-        .eval("document.querySelector('main tbody tr:last-child a').click(); true")
-        .await;
-    browser
-        .wait_until(
-            "the event page",
-            "location.pathname === '/events/evt_1'",
-            Duration::from_secs(10),
-        )
-        .await;
-    let text = browser
-        .eval("document.querySelector('main').innerText")
-        .await;
-    let text = text.as_str().unwrap();
-    assert!(
-        text.contains("http://127.0.0.1:9/a")
-            && text.contains("http://127.0.0.1:9/b")
-            && text.contains("noop"),
-        "{text}"
-    );
-    browser.screenshot(&shots.join("event-1280.png")).await;
-    browser.viewport(390, 844, true).await;
-    let overflow = browser
-        .eval("document.documentElement.scrollWidth <= window.innerWidth + 1")
-        .await;
-    assert_eq!(
-        overflow, true,
-        "the event page does not scroll sideways at 390"
-    );
-    browser.viewport(1280, 800, false).await;
-
-    browser.goto(&format!("{base}/dead-letters")).await;
-    browser
-        .eval("document.querySelector('main input[type=checkbox][name=id]').click(); document.querySelector('button[value=replay]').click(); true")
-        .await;
-    browser
-        .wait_until(
-            "the confirmation",
-            "document.body.innerText.includes('Replay 1 dead letter')",
-            Duration::from_secs(10),
-        )
-        .await;
-    browser
-        .screenshot(&shots.join("dead-letters-confirm-1280.png"))
-        .await;
-    browser
-        .eval("Array.from(document.querySelectorAll('button')).find(b => b.innerText === 'Confirm').click(); true")
-        .await;
-    browser
-        .wait_until(
-            "the replayed note",
-            "location.search.includes('done=replayed')",
-            Duration::from_secs(10),
-        )
-        .await;
-    let note = browser
-        .eval("document.querySelector('.note.done').innerText")
-        .await;
-    assert!(
-        note.as_str().unwrap().starts_with("Replayed 1 of 1"),
-        "{note}"
-    );
-    // Still bad: it comes back with its reason, as a new dead letter.
-    wait_for("dead again", Duration::from_secs(20), || async {
-        let dead = redis.dead_letters();
-        (dead.len() == 1
-            && dead[0]["msg"] == "{not json at all"
-            && dead[0]["source_id"] != original)
-            .then_some(())
-    })
-    .await;
-    browser.goto(&format!("{base}/dead-letters")).await;
-    browser
-        .screenshot(&shots.join("dead-letters-1280.png"))
-        .await;
 }

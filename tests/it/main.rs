@@ -35,6 +35,8 @@ mod deploy;
 mod disk_full;
 mod durability;
 mod email_sync;
+mod events_browser;
+mod events_listing;
 mod events_page;
 mod fault_proxy;
 mod fault_server;
